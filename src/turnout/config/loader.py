@@ -1,0 +1,134 @@
+"""Load ``turnout.yaml`` into :class:`~turnout.config.settings.Settings`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import ValidationError
+
+from turnout.config.schema import (
+    LocalProviderSchema,
+    ModelSchema,
+    OpenAIProviderSchema,
+    SettingsSchema,
+)
+from turnout.config.settings import (
+    ModelSpec,
+    PolicyConfig,
+    ProviderConfig,
+    Settings,
+    Timeouts,
+)
+from turnout.config.yamlio import first_error, read_yaml
+from turnout.errors import ConfigError
+from turnout.pricing import Price, lookup
+from turnout.types import Tier
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a ``turnout.yaml``. Every problem is one ConfigError line."""
+    p = Path(path)
+    raw = read_yaml(p)
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping with providers, models and policies", file=str(p))
+    return settings_from_dict(raw, source=p)
+
+
+def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) -> Settings:
+    file = str(source) if source else "turnout.yaml"
+    try:
+        schema = SettingsSchema.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise first_error(exc, file) from None
+
+    providers = {name: _provider(name, p) for name, p in schema.providers.items()}
+    models = {name: _model(name, m, providers, file) for name, m in schema.models.items()}
+    policies: dict[str, PolicyConfig] = {}
+    for name, pol in schema.policies.items():
+        options = pol.model_dump(exclude={"kind"})
+        for field, model in _model_refs(options):
+            if model not in models:
+                known = ", ".join(sorted(models)) or "none"
+                raise ConfigError(
+                    f"unknown model {model!r} (known: {known})",
+                    file=file,
+                    field=f"policies.{name}.{field}",
+                )
+        policies[name] = PolicyConfig(name, pol.kind, MappingProxyType(options))
+    return Settings(
+        providers=MappingProxyType(providers),
+        models=MappingProxyType(models),
+        policies=MappingProxyType(policies),
+        storage=schema.storage,
+        path=source,
+        gateway=MappingProxyType(dict(schema.gateway or {})),
+    )
+
+
+def _provider(name: str, p: OpenAIProviderSchema | LocalProviderSchema) -> ProviderConfig:
+    t = p.timeouts
+    options = p.model_dump(exclude={"kind", "timeouts"})
+    return ProviderConfig(
+        name, p.kind, Timeouts(t.connect, t.read, t.total), MappingProxyType(options)
+    )
+
+
+def _model(
+    name: str, m: ModelSchema, providers: Mapping[str, ProviderConfig], file: str
+) -> ModelSpec:
+    field = f"models.{name}"
+    if m.provider not in providers:
+        known = ", ".join(sorted(providers)) or "none"
+        raise ConfigError(
+            f"unknown provider {m.provider!r} (known: {known})", file=file, field=f"{field}.provider"
+        )
+    context_window = m.context_window
+    if m.price is not None and m.price_sheet is not None:
+        raise ConfigError("give either price or price_sheet, not both", file=file, field=field)
+    if m.price is not None:
+        price = Price.of(m.price.input, m.price.output, m.price.cached_input)
+    elif m.price_sheet is not None:
+        try:
+            entry = lookup(m.price_sheet)
+        except KeyError:
+            raise ConfigError(
+                f"{m.price_sheet!r} is not in the bundled price sheet (see `turnout prices`)",
+                file=file,
+                field=f"{field}.price_sheet",
+            ) from None
+        price = entry.price
+        context_window = context_window or entry.context_window
+    else:
+        raise ConfigError(
+            "needs a price {input, output[, cached_input]} or a price_sheet entry",
+            file=file,
+            field=field,
+        )
+    return ModelSpec(
+        name=name,
+        provider=m.provider,
+        id=m.id,
+        tier=Tier(m.tier),
+        price=price,
+        context_window=context_window,
+        max_concurrency=m.max_concurrency,
+        price_label=m.price_label,
+    )
+
+
+def _model_refs(options: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, model name) pairs that a policy's options refer to."""
+    refs: list[tuple[str, str]] = []
+    for key in ("model", "default"):
+        if isinstance(options.get(key), str):
+            refs.append((key, options[key]))
+    steps = options.get("steps")
+    if isinstance(steps, Mapping):
+        refs.extend((f"steps.{s}", m) for s, m in steps.items() if isinstance(m, str))
+    models = options.get("models")
+    if isinstance(models, list):
+        refs.extend((f"models[{i}]", m) for i, m in enumerate(models) if isinstance(m, str))
+    return refs

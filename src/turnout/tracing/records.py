@@ -1,0 +1,104 @@
+"""Trace records: run, then steps, then attempts (every call, failed ones too).
+
+Costs are Decimal (exact); times are epoch seconds (``started_at``) and
+durations in seconds. ``checks`` is a tuple of :class:`~turnout.types.CheckResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Literal
+
+from turnout.types import CheckResult
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+RunStatus = Literal["running", "succeeded", "failed"]
+StepStatus = Literal["succeeded", "failed", "skipped"]
+AttemptStatus = Literal["ok", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One call to one model: the unit that costs money."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    model: str
+    provider: str
+    tier: str | None
+    policy: str
+    reason: str
+    started_at: float
+    latency_s: float
+    status: AttemptStatus
+    ttft_s: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    error_class: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    run_id: str
+    step_id: str
+    kind: str
+    status: StepStatus
+    started_at: float
+    latency_s: float
+    model: str | None = None
+    tier: str | None = None
+    policy: str | None = None
+    reason: str | None = None
+    ttft_s: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    calls: int = 0
+    score: float | None = None
+    checks: tuple[CheckResult, ...] = ()
+    output: str | None = None
+    error_class: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    workflow: str
+    policy: str
+    status: RunStatus
+    started_at: float
+    ended_at: float | None = None
+    inputs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    tags: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    bench_id: str | None = None
+    variant: str | None = None
+    calls: int = 0
+    latency_s: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    score: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunTrace:
+    """A whole run as read back from a store."""
+
+    run: RunRecord
+    steps: tuple[StepRecord, ...]
+    attempts: tuple[AttemptRecord, ...]
+
+
+TraceRecord = RunRecord | StepRecord | AttemptRecord

@@ -1,0 +1,42 @@
+"""The trace store protocol, and opening a store from a URL or path.
+
+Stores are synchronous and are written from a background thread by
+:class:`~turnout.tracing.writer.TraceWriter`, so the request path never waits on
+disk or network. A store must accept the same run twice (``running``, then its
+final status): runs and steps are upserts, attempts are inserts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from turnout.tracing.records import AttemptRecord, RunRecord, RunTrace, StepRecord
+
+DEFAULT_SQLITE_PATH = Path(".turnout") / "traces.db"
+
+
+class TraceStore(Protocol):
+    def write_batch(
+        self,
+        runs: Sequence[RunRecord],
+        steps: Sequence[StepRecord],
+        attempts: Sequence[AttemptRecord],
+    ) -> None:
+        """Write one batch in one transaction."""
+
+    def list_runs(
+        self,
+        *,
+        limit: int = 20,
+        workflow: str | None = None,
+        bench_id: str | None = None,
+        since: float | None = None,
+    ) -> list[RunRecord]:
+        """Most recent runs first."""
+
+    def get_run(self, run_id: str) -> RunTrace | None:
+        """A run with its steps and attempts, or None. Accepts a unique id prefix."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,230 @@
+"""Core value types: messages, requests, responses, usage, tiers and decisions.
+
+Everything here is a frozen dataclass: cheap to build, safe to share between
+tasks, and free of validation logic (pydantic validates only at the edges:
+config files and wire schemas).
+
+Token accounting follows the OpenAI convention: ``input_tokens`` counts the
+whole prompt, and ``cached_input_tokens`` is the part of it served from the
+provider's prompt cache (billed at the cached-input price instead).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class Tier(enum.Enum):
+    """How capable (and expensive) a model is. Code steps have no tier."""
+
+    EFFICIENT = "efficient"
+    STANDARD = "standard"
+    FRONTIER = "frontier"
+
+    @property
+    def rank(self) -> int:
+        return _TIER_RANK[self]
+
+    def up(self) -> Tier:
+        """The next tier up ("when in doubt, route up"); frontier stays frontier."""
+        return _TIERS[min(self.rank + 1, len(_TIERS) - 1)]
+
+    @classmethod
+    def parse(cls, value: str) -> Tier:
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            names = ", ".join(t.value for t in cls)
+            raise ValueError(f"unknown tier {value!r} (expected one of: {names})") from None
+
+
+_TIERS = (Tier.EFFICIENT, Tier.STANDARD, Tier.FRONTIER)
+_TIER_RANK = {t: i for i, t in enumerate(_TIERS)}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call the model asked for; ``arguments`` is the raw JSON text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        return cls("system", content)
+
+    @classmethod
+    def user(cls, content: str) -> Message:
+        return cls("user", content)
+
+    @classmethod
+    def assistant(cls, content: str) -> Message:
+        return cls("assistant", content)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat completion request, independent of any provider's wire format.
+
+    ``model`` is the provider's model id; the executor fills it in from the pool.
+    ``tools``, ``tool_choice``, ``response_format`` and ``extra`` are passed
+    through to OpenAI-compatible providers untouched.
+    """
+
+    messages: tuple[Message, ...]
+    model: str = ""
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: Any = None
+    response_format: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    """A finished answer. ``latency_s`` is wall time of the call; ``ttft_s`` the
+    time to the first token when streamed (or measured by the provider)."""
+
+    content: str | None
+    usage: Usage
+    model: str
+    finish_reason: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+    response_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.content or ""
+
+
+# -- streaming -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The last event of a stream: how it finished and what it consumed."""
+
+    finish_reason: str | None
+    usage: Usage
+    model: str
+    response_id: str | None = None
+
+
+StreamEvent = TextDelta | ToolCallDelta | StreamEnd
+
+
+# -- routing ---------------------------------------------------------------------------
+
+Strategy = Literal["single", "fallback", "cascade", "ensemble"]
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """The written routing policy's vocabulary: ``[scope] [domain] [ambiguity]``."""
+
+    scope: str | None = None
+    domain: str | None = None
+    ambiguity: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.scope is not None:
+            out["scope"] = self.scope
+        if self.domain is not None:
+            out["domain"] = self.domain
+        if self.ambiguity is not None:
+            out["ambiguity"] = self.ambiguity
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a policy decided: which pool models, in what strategy, and why.
+
+    Decisions are data: a policy never calls the network, so a decision can be
+    replayed offline over recorded traces.
+    """
+
+    models: tuple[str, ...]
+    reason: str
+    policy: str
+    strategy: Strategy = "single"
+    variant: str | None = None
+
+    @property
+    def model(self) -> str:
+        """The first (or only) model of the decision."""
+        return self.models[0]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check's verdict on a step's output."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+    required: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "detail": self.detail,
+            "required": self.required,
+        }
