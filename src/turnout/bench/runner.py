@@ -1,0 +1,81 @@
+"""Run one workflow N times under several policies, on the same cases.
+
+Jobs are interleaved (run 1 of every case under every policy, then run 2, ...)
+so that an interrupted or slow bench still compares policies on the same work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from turnout.bench.cases import BenchCase
+from turnout.bench.summary import PolicySummary, summarize
+from turnout.routing.policy import Policy
+from turnout.workflows.results import RunResult
+from turnout.workflows.runner import Runner
+from turnout.workflows.spec import Workflow
+
+RunCallback = Callable[[RunResult], None]
+
+
+def new_bench_id() -> str:
+    return f"b{int(time.time()):x}{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(slots=True)
+class BenchResult:
+    bench_id: str
+    workflow: str
+    runs_per_case: int
+    cases: tuple[BenchCase, ...]
+    results: dict[str, list[RunResult]] = field(default_factory=dict)
+    wall_s: dict[str, float] = field(default_factory=dict)
+
+    def summaries(self) -> list[PolicySummary]:
+        return [summarize(p, rs, self.wall_s.get(p, 0.0)) for p, rs in self.results.items()]
+
+
+async def run_bench(
+    runner: Runner,
+    workflow: Workflow,
+    policies: Sequence[Policy],
+    cases: Sequence[BenchCase],
+    *,
+    runs: int = 1,
+    concurrency: int = 1,
+    bench_id: str | None = None,
+    on_run: RunCallback | None = None,
+) -> BenchResult:
+    if runs < 1:
+        raise ValueError("runs must be at least 1")
+    bench = BenchResult(bench_id or new_bench_id(), workflow.name, runs, tuple(cases))
+    for p in policies:
+        bench.results[p.name] = []
+    first_start: dict[str, float] = {}
+    last_end: dict[str, float] = {}
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def job(policy: Policy, case: BenchCase, n: int) -> None:
+        async with gate:
+            first_start.setdefault(policy.name, time.perf_counter())
+            result = await runner.run(
+                workflow,
+                case.inputs,
+                policy=policy,
+                bench_id=bench.bench_id,
+                tags={"case": case.id, "repeat": str(n)},
+            )
+            last_end[policy.name] = time.perf_counter()
+        bench.results[policy.name].append(result)
+        if on_run is not None:
+            on_run(result)
+
+    jobs = [job(p, c, n) for n in range(1, runs + 1) for c in cases for p in policies]
+    await asyncio.gather(*jobs)
+    for name, start in first_start.items():
+        bench.wall_s[name] = last_end.get(name, start) - start
+    return bench

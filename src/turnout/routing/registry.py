@@ -1,0 +1,49 @@
+"""Policy kinds register here; ``build_policy`` makes one from ``turnout.yaml``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from turnout.config.settings import Settings
+from turnout.errors import ConfigError
+from turnout.routing.policy import Policy
+from turnout.routing.workflow_default import NAME as WORKFLOW_POLICY
+from turnout.routing.workflow_default import WorkflowDefaultPolicy
+
+PolicyFactory = Callable[[str, Mapping[str, Any], Settings], Policy]
+
+_KINDS: dict[str, str | PolicyFactory] = {
+    "static": "turnout.routing.static:StaticPolicy.from_options",
+    "per_step": "turnout.routing.per_step:PerStepPolicy.from_options",
+}
+
+
+def register_policy(kind: str, factory: str | PolicyFactory) -> None:
+    _KINDS[kind] = factory
+
+
+def _factory(kind: str, field: str, file: str) -> PolicyFactory:
+    try:
+        factory = _KINDS[kind]
+    except KeyError:
+        known = ", ".join(sorted(_KINDS))
+        raise ConfigError(f"unknown policy kind {kind!r} (known: {known})", file=file, field=field) from None
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        factory = obj
+        _KINDS[kind] = obj
+    return factory
+
+
+def build_policy(name: str | None, settings: Settings) -> Policy:
+    """The policy called ``name`` in ``settings``; None (or ``workflow``) is the workflow's own routing."""
+    if name is None or (name == WORKFLOW_POLICY and name not in settings.policies):
+        return WorkflowDefaultPolicy(settings)
+    cfg = settings.policy(name)
+    factory = _factory(cfg.kind, f"policies.{name}.kind", settings.source)
+    return factory(name, cfg.options, settings)

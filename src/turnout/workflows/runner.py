@@ -1,0 +1,164 @@
+"""The async DAG runner: steps whose inputs are ready run concurrently.
+
+A step whose input failed hard (an error, so no output) is skipped; a step
+whose input merely failed its checks still runs, so every step is scored and a
+bench can say where quality was lost. Every record goes to the trace sink as
+it happens: the run as ``running``, each attempt, each step, the final run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from turnout.config.settings import Settings
+from turnout.providers.pool import ModelPool
+from turnout.routing.executor import Executor
+from turnout.routing.policy import Policy
+from turnout.routing.retry import RetryPolicy
+from turnout.tracing.records import RunRecord, TraceRecord
+from turnout.workflows.binding import bind_inputs, check_against_pool
+from turnout.workflows.handoff import step_context
+from turnout.workflows.results import RunResult, StepResult
+from turnout.workflows.spec import Workflow
+from turnout.workflows.step_exec import run_code_step, run_llm_step, skipped
+
+TraceSink = Callable[[TraceRecord], None]
+StepCallback = Callable[[StepResult], None]
+
+
+def new_run_id() -> str:
+    """Sortable by time (ms prefix), unique by a random suffix."""
+    return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:8]}"
+
+
+class Runner:
+    """Runs workflows on a pool under a policy. One runner may run many workflows
+    concurrently (that is what ``bench`` does)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pool: ModelPool | None = None,
+        sink: TraceSink | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool or ModelPool(settings)
+        self.sink = sink
+        self.executor = Executor(self.pool, retry=retry, on_attempt=sink)
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+    async def run(
+        self,
+        workflow: Workflow,
+        inputs: Mapping[str, Any],
+        *,
+        policy: Policy,
+        run_id: str | None = None,
+        bench_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        on_step: StepCallback | None = None,
+    ) -> RunResult:
+        check_against_pool(workflow, self.settings)
+        values = bind_inputs(workflow, inputs)
+        run_id = run_id or new_run_id()
+        tags = dict(tags or {})
+        started_at = time.time()
+        t0 = time.perf_counter()
+        self._emit(
+            RunRecord(
+                run_id=run_id, workflow=workflow.name, policy=policy.name, status="running",
+                started_at=started_at, inputs=values, tags=tags, bench_id=bench_id,
+            )
+        )
+        results = await self._schedule(workflow, values, policy, run_id, tags, on_step)
+        ordered = tuple(results[sid] for sid in workflow.order)
+        failed = [s for s in ordered if not s.ok]
+        error = None
+        if failed:
+            first = failed[0]
+            error = f"step {first.step_id!r}: " + (first.error or "checks failed")
+        result = RunResult(
+            run_id=run_id,
+            workflow=workflow.name,
+            policy=policy.name,
+            status="failed" if failed else "succeeded",
+            started_at=started_at,
+            wall_s=time.perf_counter() - t0,
+            steps=ordered,
+            inputs=values,
+            tags=tags,
+            bench_id=bench_id,
+            error=error,
+        )
+        self._emit(result.record())
+        return result
+
+    async def _schedule(
+        self,
+        workflow: Workflow,
+        values: Mapping[str, Any],
+        policy: Policy,
+        run_id: str,
+        tags: Mapping[str, str],
+        on_step: StepCallback | None,
+    ) -> dict[str, StepResult]:
+        results: dict[str, StepResult] = {}
+        outputs: dict[str, Any] = {}
+        waiting = {s.id: len(set(s.inputs)) for s in workflow.steps}
+        dependents = workflow.dependents()
+        running: dict[asyncio.Task[StepResult], str] = {}
+
+        def start(step_id: str) -> None:
+            step = workflow.step(step_id)
+            broken = next((d for d in step.inputs if not results[d].has_output), None)
+            if broken is not None:
+                finish(skipped(step, broken))
+                return
+            ctx = step_context(values, outputs, step.inputs)
+            coro = (
+                run_code_step(step, ctx)
+                if step.kind == "code"
+                else run_llm_step(
+                    step, workflow, ctx, policy=policy, executor=self.executor,
+                    run_id=run_id, tags=tags,
+                )
+            )
+            running[asyncio.ensure_future(coro)] = step_id
+
+        def finish(result: StepResult) -> None:
+            results[result.step_id] = result
+            if result.has_output:
+                outputs[result.step_id] = result.value
+            self._emit(result.record(run_id))
+            if on_step is not None:
+                on_step(result)
+            for dep in dict.fromkeys(dependents[result.step_id]):
+                waiting[dep] -= 1
+                if waiting[dep] == 0:
+                    start(dep)
+
+        for sid in workflow.order:
+            if waiting[sid] == 0:
+                start(sid)
+        try:
+            while running:
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    del running[task]
+                    finish(task.result())
+        finally:
+            for task in running:
+                task.cancel()
+        return results
+
+    def _emit(self, record: TraceRecord) -> None:
+        if self.sink is not None:
+            self.sink(record)

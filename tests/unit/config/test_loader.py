@@ -1,0 +1,90 @@
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from turnout.config import load_settings, settings_from_dict
+from turnout.errors import ConfigError
+from turnout.types import Tier
+
+
+def test_loads_the_documented_spelling(tmp_path: Path) -> None:
+    f = tmp_path / "turnout.yaml"
+    f.write_text(
+        """
+providers:
+  hosted: {kind: openai, base_url: "https://api.example.com/v1", api_key_env: EXAMPLE_API_KEY}
+  local:  {kind: local}
+models:
+  opus:  {provider: hosted, id: claude-opus-4-8, tier: frontier, price: {input: 5.00, output: 25.00, cached_input: 0.50}}
+  haiku: {provider: hosted, id: claude-haiku-4-5, tier: efficient, price_sheet: claude-haiku-4-5}
+  smol:  {provider: local, id: smollm2-135m-instruct, tier: efficient, price: {input: 1.00, output: 5.00}}
+policies:
+  all_frontier: {kind: static, model: opus}
+  mixed: {kind: per_step, default: opus, steps: {implementer: haiku}}
+"""
+    )
+    s = load_settings(f)
+    assert s.models["opus"].tier is Tier.FRONTIER
+    assert str(s.models["haiku"].price.input) == "1.0"
+    assert s.models["haiku"].context_window == 200000
+    assert s.providers["hosted"].options["api_key_env"] == "EXAMPLE_API_KEY"
+    assert s.policies["mixed"].options["steps"] == {"implementer": "haiku"}
+
+
+def _err(raw: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as info:
+        settings_from_dict(raw)
+    return str(info.value)
+
+
+def test_unknown_provider_is_named(pool_dict: dict[str, Any]) -> None:
+    pool_dict["models"]["opus"]["provider"] = "nowhere"
+    assert _err(pool_dict) == (
+        "turnout.yaml: models.opus.provider: unknown provider 'nowhere' (known: backup, hosted)"
+    )
+
+
+def test_unknown_model_in_policy_is_named(pool_dict: dict[str, Any]) -> None:
+    pool_dict["policies"]["mixed"]["steps"]["planner"] = "gpt-9"
+    assert "policies.mixed.steps.planner: unknown model 'gpt-9'" in _err(pool_dict)
+
+
+def test_unknown_policy_kind(pool_dict: dict[str, Any]) -> None:
+    pool_dict["policies"]["x"] = {"kind": "magic"}
+    assert "policies.x" in _err(pool_dict)
+
+
+def test_bad_tier(pool_dict: dict[str, Any]) -> None:
+    pool_dict["models"]["opus"]["tier"] = "huge"
+    assert "models.opus.tier" in _err(pool_dict)
+
+
+def test_missing_price(pool_dict: dict[str, Any]) -> None:
+    del pool_dict["models"]["opus"]["price"]
+    assert "models.opus: needs a price" in _err(pool_dict)
+
+
+def test_unknown_price_sheet_entry(pool_dict: dict[str, Any]) -> None:
+    pool_dict["models"]["haiku"]["price_sheet"] = "claude-haiku-9"
+    assert "models.haiku.price_sheet" in _err(pool_dict)
+
+
+def test_unknown_field_is_rejected(pool_dict: dict[str, Any]) -> None:
+    pool_dict["models"]["opus"]["tire"] = "frontier"
+    assert "models.opus.tire: unknown field" in _err(pool_dict)
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    f = tmp_path / "turnout.yaml"
+    f.write_text("providers:\n  a: {kind: openai\nmodels: {}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(f)
+    msg = str(info.value)
+    assert msg.startswith(f"{f}: line ") and "malformed YAML" in msg
+    assert "\n" not in msg
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(tmp_path / "nope.yaml")
