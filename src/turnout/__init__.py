@@ -1,3 +1,87 @@
-"""turnout: route every step of an agent workflow to the model it needs."""
+"""turnout: route every step of an agent workflow to the model it needs.
+
+The public API is listed in ``__all__``; names are imported on first use, so
+``import turnout`` stays fast and opens no connection, thread or file.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Annotation": "turnout.types",
+    "ChatRequest": "turnout.types",
+    "ChatResponse": "turnout.types",
+    "CheckResult": "turnout.types",
+    "Decision": "turnout.types",
+    "Message": "turnout.types",
+    "Tier": "turnout.types",
+    "Usage": "turnout.types",
+    "Settings": "turnout.config",
+    "load_settings": "turnout.config",
+    "settings_from_dict": "turnout.config",
+    "Price": "turnout.pricing",
+    "Provider": "turnout.providers",
+    "FunctionProvider": "turnout.providers",
+    "ModelPool": "turnout.providers.pool",
+    "Policy": "turnout.routing",
+    "PoolHealth": "turnout.routing",
+    "RequestContext": "turnout.routing",
+    "build_policy": "turnout.routing",
+    "register_policy": "turnout.routing",
+    "Executor": "turnout.routing.executor",
+    "RetryPolicy": "turnout.routing.retry",
+    "Workflow": "turnout.workflows.spec",
+    "Step": "turnout.workflows.spec",
+    "load_workflow": "turnout.workflows.loader",
+    "Runner": "turnout.workflows.runner",
+    "RunResult": "turnout.workflows.results",
+    "StepResult": "turnout.workflows.results",
+    "run_bench": "turnout.bench",
+    "load_cases": "turnout.bench",
+    "open_store": "turnout.tracing",
+    "TraceWriter": "turnout.tracing",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from turnout.bench import load_cases, run_bench
+    from turnout.config import Settings, load_settings, settings_from_dict
+    from turnout.pricing import Price
+    from turnout.providers import FunctionProvider, Provider
+    from turnout.providers.pool import ModelPool
+    from turnout.routing import Policy, PoolHealth, RequestContext, build_policy, register_policy
+    from turnout.routing.executor import Executor
+    from turnout.routing.retry import RetryPolicy
+    from turnout.tracing import TraceWriter, open_store
+    from turnout.types import (
+        Annotation,
+        ChatRequest,
+        ChatResponse,
+        CheckResult,
+        Decision,
+        Message,
+        Tier,
+        Usage,
+    )
+    from turnout.workflows.loader import load_workflow
+    from turnout.workflows.results import RunResult, StepResult
+    from turnout.workflows.runner import Runner
+    from turnout.workflows.spec import Step, Workflow
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'turnout' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return [*__all__, "__version__"]

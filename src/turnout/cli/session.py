@@ -1,0 +1,31 @@
+"""The pieces a run or bench needs, opened in the right order and closed once.
+
+Everything that can be validated without a model call (config, workflow,
+policies, inputs) is validated before the trace store is opened, so bad input
+never leaves anything behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from turnout.config.settings import Settings
+from turnout.tracing import TraceWriter, open_store
+
+
+@contextmanager
+def trace_writer(settings: Settings, store_url: str | None, *, enabled: bool = True) -> Iterator[TraceWriter | None]:
+    """A background trace writer for the chosen store; flushed and closed on exit."""
+    if not enabled:
+        yield None
+        return
+    store = open_store(store_url or settings.storage)
+    writer = TraceWriter(store)
+    try:
+        yield writer
+    finally:
+        try:
+            writer.close()
+        finally:
+            store.close()
