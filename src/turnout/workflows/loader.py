@@ -64,7 +64,9 @@ def _step_id(steps_raw: Any, index: int) -> str | None:
 
 def _step(s: StepSchema, file: str, base_dir: Path | None) -> Step:
     where = f"step {s.id!r}"
-    checks = build_checks(s.checks, where_prefix=where, file=file, base_dir=base_dir)
+    checks = build_checks(
+        s.checks, where_prefix=f"{where}: checks", file=file, base_dir=base_dir
+    )
     annotation = Annotation(**s.annotation.model_dump()) if s.annotation else None
     override = Override(**s.override.model_dump()) if s.override else None
     if s.model and s.tier:
