@@ -157,12 +157,16 @@ class ToolCallDelta:
 
 @dataclass(frozen=True, slots=True)
 class StreamEnd:
-    """The last event of a stream: how it finished and what it consumed."""
+    """The last event of a stream: how it finished and what it consumed.
+
+    ``ttft_s`` is the time from sending the request to the first delta, when the
+    provider measured it."""
 
     finish_reason: str | None
     usage: Usage
     model: str
     response_id: str | None = None
+    ttft_s: float | None = None
 
 
 StreamEvent = TextDelta | ToolCallDelta | StreamEnd
@@ -205,6 +209,10 @@ class Decision:
     policy: str
     strategy: Strategy = "single"
     variant: str | None = None
+    system_prompt: str | None = None
+    """A system prompt the policy wants sent with the request (``task_type``)."""
+    temperature: float | None = None
+    """A temperature the policy wants used (``task_type``)."""
 
     @property
     def model(self) -> str:

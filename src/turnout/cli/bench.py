@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from turnout.bench.cases import BenchCase, load_cases
 from turnout.bench.runner import BenchResult, run_bench
 from turnout.cli.common import config_option, input_option, parse_inputs
-from turnout.cli.output import bench_json, bench_table, print_notes, price_notes
+from turnout.cli.output import bench_json, bench_table, make_console, print_notes, price_notes
 from turnout.cli.session import trace_writer
 from turnout.config.loader import load_settings
 from turnout.errors import ConfigError
@@ -66,7 +65,7 @@ def bench_cmd(
             where = f"{cases_path}: case {case.id}" if cases_path else "--input"
             raise ConfigError(f"{where}: {exc}") from None
     to_stdout = json_out is not None and str(json_out) == "-"
-    console = Console(stderr=to_stdout, highlight=False)
+    console = make_console(stderr=to_stdout)
     total = len(cases) * runs
 
     async def go() -> BenchResult:

@@ -198,3 +198,12 @@ def print_notes(console: Console, notes: Sequence[str], extra: Mapping[str, str]
         console.print("[dim]Cost: " + "; ".join(notes) + "[/]")
     for k, v in (extra or {}).items():
         console.print(f"[dim]{k}: {v}[/]")
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console for CLI output; when not a terminal (CI logs, pipes, files) it is
+    wide enough that tables are never folded."""
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, width=max(console.width, 200))
+    return console

@@ -8,10 +8,16 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from turnout.cli.common import config_option, input_option, parse_inputs
-from turnout.cli.output import print_notes, price_notes, run_json, run_table, step_line
+from turnout.cli.output import (
+    make_console,
+    print_notes,
+    price_notes,
+    run_json,
+    run_table,
+    step_line,
+)
 from turnout.cli.session import trace_writer
 from turnout.config.loader import load_settings
 from turnout.routing.registry import build_policy
@@ -42,9 +48,9 @@ def run_cmd(
     settings = load_settings(config_path)
     workflow = load_workflow(workflow_path)
     policy = build_policy(policy_name, settings)
-    values = bind_inputs(workflow, parse_inputs(inputs))
     check_against_pool(workflow, settings)
-    console = Console(stderr=as_json, highlight=False)
+    values = bind_inputs(workflow, parse_inputs(inputs))
+    console = make_console(stderr=as_json)
 
     def on_step(step: StepResult) -> None:
         if not as_json:

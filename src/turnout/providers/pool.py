@@ -18,7 +18,9 @@ LOCAL_DEFAULT_CONCURRENCY = 1
 
 
 class ModelPool:
-    def __init__(self, settings: Settings, *, providers: Mapping[str, Provider] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, providers: Mapping[str, Provider] | None = None
+    ) -> None:
         """``providers`` injects ready providers by provider name (tests, embedding apps)."""
         self.settings = settings
         self._providers: dict[str, Provider] = dict(providers or {})

@@ -1,0 +1,323 @@
+"""``kind: openai``: any OpenAI-compatible chat-completions endpoint over HTTP.
+
+OpenAI, OpenRouter, vLLM, Ollama, LiteLLM, llama.cpp's server or a company
+gateway: one :class:`OpenAICompatProvider` per ``providers:`` entry, holding one
+pooled ``aiohttp.ClientSession`` (aiohttp was measured against httpx in
+``benchmarks/http_clients.py``). The session is made on the first call, inside
+the running event loop, and closed by :meth:`~OpenAICompatProvider.aclose`: call it
+before that loop ends (a provider serves one event loop at a time).
+
+The API key is read only from the environment variable named by ``api_key_env``,
+on the first call; if it is unset the call fails with AuthenticationError naming
+the variable. The key never appears in an error message or a ``repr()``.
+
+Every failure becomes one :mod:`turnout.errors` class (see
+:mod:`turnout.providers.openai_errors`); a stream that ends before ``[DONE]`` is a
+ProviderConnectionError, so fallbacks fire when a stream breaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, NoReturn
+
+import aiohttp
+from yarl import URL
+
+from turnout import __version__
+from turnout.config.settings import ModelSpec, ProviderConfig, Timeouts
+from turnout.errors import (
+    AuthenticationError,
+    BadRequest,
+    ConfigError,
+    ContentFiltered,
+    MalformedResponse,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeout,
+)
+from turnout.providers import openai_errors, openai_wire
+from turnout.providers.base import Provider
+from turnout.providers.redact import Secret, redact, truncate
+from turnout.providers.sse import SSEDecoder, SSEError
+from turnout.types import ChatRequest, ChatResponse, StreamEnd, StreamEvent
+
+
+class OpenAICompatProvider(Provider):
+    """Answers chat requests through ``POST {base_url}/chat/completions``."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        api_key_env: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: Timeouts | None = None,
+        max_connections: int = 100,
+        models: Sequence[ModelSpec] = (),
+    ) -> None:
+        url = URL(base_url.rstrip("/"))
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"base_url must be an http(s) URL, got {_safe_url(url)!r}")
+        self.name = name
+        self.base_url = str(url)
+        self.api_key_env = api_key_env
+        self.timeouts = timeouts or Timeouts()
+        self.max_connections = max_connections
+        self.models = tuple(models)
+        self._headers = dict(headers or {})
+        self._url = URL(self.base_url + "/chat/completions")
+        self._key: Secret | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAICompatProvider(name={self.name!r}, base_url={_safe_url(URL(self.base_url))!r}, "
+            f"api_key_env={self.api_key_env!r})"
+        )
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _model_id(self, request: ChatRequest) -> str:
+        if request.model:
+            return request.model
+        if len(self.models) == 1:
+            return self.models[0].id
+        raise BadRequest(f"no model id in the request to provider {self.name!r}")
+
+    def _read_key(self, model: str) -> Secret | None:
+        if self.api_key_env is None:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise AuthenticationError(
+                f"environment variable {self.api_key_env} is not set "
+                f"(provider {self.name!r} reads its API key from it)",
+                model=model,
+            )
+        return Secret(value)
+
+    async def _session_for(self, model: str) -> aiohttp.ClientSession:
+        session, loop = self._session, asyncio.get_running_loop()
+        if session is not None and self._loop is loop and not session.closed:
+            return session
+        return await self._open_session(model, loop)
+
+    async def _open_session(
+        self, model: str, loop: asyncio.AbstractEventLoop
+    ) -> aiohttp.ClientSession:
+        key = self._read_key(model)
+        old, old_loop = self._session, self._loop
+        if old is not None and not old.closed:
+            if old_loop is not None and not old_loop.is_closed():
+                raise RuntimeError(
+                    f"provider {self.name!r} is already in use by another event loop "
+                    "(use one provider per loop, and aclose() it before the loop ends)"
+                )
+            await old.close()  # its loop is closed: this only forgets its connections
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            "User-Agent": f"turnout/{__version__}",
+            **self._headers,
+        }
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key.reveal()}"
+        t = self.timeouts
+        self._key, self._loop = key, loop
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.read),
+        )
+        return self._session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    def _where(self) -> str:
+        return f"{self.name} ({_safe_url(URL(self.base_url))})"
+
+    def _secrets(self) -> tuple[Secret | None]:
+        return (self._key,)
+
+    def _malformed(self, problem: str, model: str) -> MalformedResponse:
+        said = truncate(redact(problem, self._secrets()), openai_errors.MESSAGE_LIMIT)
+        return MalformedResponse(f"malformed answer from {self._where()}: {said}", model=model)
+
+    async def _http_error(self, response: aiohttp.ClientResponse, model: str) -> NoReturn:
+        body = await response.read()
+        raise openai_errors.classify_http(
+            response.status,
+            body,
+            response.headers,
+            provider=self._where(),
+            model=model,
+            secrets=self._secrets(),
+        )
+
+    def _transport_error(self, exc: BaseException, model: str) -> ProviderError:
+        t, where = self.timeouts, self._where()
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return ProviderTimeout(f"connect timeout ({t.connect}s) to {where}", model=model)
+        if isinstance(exc, aiohttp.SocketTimeoutError):
+            return ProviderTimeout(
+                f"read timeout (no data for {t.read}s) from {where}", model=model
+            )
+        if isinstance(exc, TimeoutError):
+            return ProviderTimeout(f"total timeout ({t.total}s) calling {where}", model=model)
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = exc.os_error.strerror or str(exc.os_error)
+            what = f"cannot connect to {where}: {reason}"
+        elif isinstance(exc, aiohttp.ClientPayloadError):
+            what = f"connection to {where} closed before the answer was complete"
+        elif isinstance(exc, aiohttp.ServerDisconnectedError):
+            what = f"{where} disconnected before answering"
+        else:
+            what = f"connection to {where} failed: {type(exc).__name__}: {exc}"
+        return ProviderConnectionError(redact(what, self._secrets()), model=model)
+
+    # -- calls -------------------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        model = self._model_id(request)
+        session = await self._session_for(model)
+        body = openai_wire.encode(openai_wire.request_body(request, model=model, stream=False))
+        start = time.perf_counter()
+        try:
+            async with session.post(self._url, data=body, allow_redirects=False) as response:
+                if response.status >= 300:
+                    await self._http_error(response, model)
+                raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._transport_error(exc, model) from exc
+        latency = time.perf_counter() - start
+        try:
+            data = openai_wire.load_json(raw)
+            if isinstance(data, dict) and "error" in data and not data.get("choices"):
+                info = openai_errors.error_info_from(data)
+                raise self._classify_event(info, model)
+            answer = openai_wire.parse_completion(
+                data,
+                model=model,
+                latency_s=latency,
+                prompt_tokens=openai_wire.prompt_estimate(request),
+            )
+        except ValueError as exc:
+            raise self._malformed(str(exc), model) from None
+        if answer.finish_reason == "content_filter":
+            raise ContentFiltered(
+                f"the answer from {self._where()} was stopped by its content filter", model=model
+            )
+        return answer
+
+    def _classify_event(self, info: openai_errors.ErrorInfo, model: str) -> ProviderError:
+        status = int(info.code) if info.code and info.code.isdigit() else None
+        return openai_errors.classify(
+            status if status and status >= 400 else None,
+            info,
+            provider=self._where(),
+            model=model,
+            secrets=self._secrets(),
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        model = self._model_id(request)
+        session = await self._session_for(model)
+        body = openai_wire.encode(openai_wire.request_body(request, model=model, stream=True))
+        state = openai_wire.StreamState(model)
+        decoder = SSEDecoder()
+        done = False
+        ttft: float | None = None
+        start = time.perf_counter()
+        try:
+            async with session.post(self._url, data=body, allow_redirects=False) as response:
+                if response.status >= 300:
+                    await self._http_error(response, model)
+                async for chunk in response.content.iter_any():
+                    for data in decoder.feed(chunk):
+                        if done:
+                            continue
+                        if data == "[DONE]":
+                            done = True
+                            continue
+                        for delta in self._deltas(state, data, model):
+                            if ttft is None:
+                                ttft = time.perf_counter() - start
+                            yield delta
+                for data in decoder.close():
+                    if data == "[DONE]":
+                        done = True
+                    elif not done:
+                        for delta in self._deltas(state, data, model):
+                            if ttft is None:
+                                ttft = time.perf_counter() - start
+                            yield delta
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if not (done and isinstance(exc, aiohttp.ClientPayloadError)):
+                raise self._transport_error(exc, model) from exc
+            # cut after [DONE]: the answer is whole, only the body's end is missing
+        except SSEError as exc:
+            raise self._malformed(str(exc), model) from None
+        if not done and state.finish_reason is None:
+            raise ProviderConnectionError(
+                f"the stream from {self._where()} ended before [DONE]", model=model
+            )
+        if state.finish_reason == "content_filter":
+            raise ContentFiltered(
+                f"the answer from {self._where()} was stopped by its content filter", model=model
+            )
+        yield StreamEnd(
+            state.finish_reason,
+            state.final_usage(openai_wire.prompt_estimate(request)),
+            state.model,
+            state.response_id,
+            ttft,
+        )
+
+    def _deltas(
+        self, state: openai_wire.StreamState, data: str, model: str
+    ) -> list[openai_wire.Delta]:
+        try:
+            chunk: Any = openai_wire.load_json(data, what="stream chunk")
+            if isinstance(chunk, dict) and "error" in chunk and not chunk.get("choices"):
+                raise self._classify_event(openai_errors.error_info_from(chunk), model)
+            return state.feed(chunk)
+        except ValueError as exc:
+            raise self._malformed(str(exc), model) from None
+
+
+def _safe_url(url: URL) -> str:
+    """``url`` without user, password or query (they may hold credentials)."""
+    return str(url.with_user(None).with_query(None)) if url.host else str(url)
+
+
+def from_config(config: ProviderConfig, models: Sequence[ModelSpec]) -> Provider:
+    """Build the provider for a ``kind: openai`` entry of turnout.yaml."""
+    options = config.options
+    field = f"providers.{config.name}"
+    base_url = options.get("base_url")
+    if not isinstance(base_url, str) or not base_url:
+        raise ConfigError("needs a base_url (http or https)", field=f"{field}.base_url")
+    api_key_env = options.get("api_key_env")
+    if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env):
+        raise ConfigError("must name an environment variable", field=f"{field}.api_key_env")
+    try:
+        return OpenAICompatProvider(
+            name=config.name,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            headers={str(k): str(v) for k, v in (options.get("headers") or {}).items()},
+            timeouts=config.timeouts,
+            max_connections=int(options.get("max_connections") or 100),
+            models=models,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc), field=f"{field}.base_url") from None

@@ -1,0 +1,448 @@
+"""A fake OpenAI-compatible server on a real socket, with scriptable faults.
+
+In async tests::
+
+    async with FakeOpenAI(reply="hi") as server:
+        server.script(Fault.error(503), Fault.error(503))   # first 2 calls 503, then OK
+        ...  # point a client at server.base_url ("http://127.0.0.1:PORT/v1")
+        assert server.requests[0].authorization == "Bearer sk-test"
+
+From sync code (a background thread runs the event loop)::
+
+    with FakeOpenAI.start_in_thread(reply=echo_last_user) as handle:
+        handle.server.script(Fault.rate_limited(retry_after=1))
+        ...  # handle.base_url
+
+As a separate process (for benchmarks)::
+
+    python -m turnout.testing.fake_openai --port 0     # prints "listening on <base_url>"
+
+Which behaviour a request gets, first match wins: the ``x-fake-fault`` header, a
+model named ``fault:<spec>``, the next scripted fault, the server's default.
+See :mod:`turnout.testing.faults` for the spec strings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import itertools
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from turnout.testing import openai_bodies as bodies
+from turnout.testing.faults import Fault
+
+Reply = str | Callable[[Mapping[str, Any]], str]
+
+FAULT_HEADER = "x-fake-fault"
+_MALFORMED_BODY = b'{"id": "chatcmpl-fake", "choices": [{"index": 0, "message": '
+_MALFORMED_FRAME = b'data: {"id": "chatcmpl-fake", "choices": [{"delta": {"content": "oo\n\n'
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request the server received. Header names are lower-case."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: Any
+    fault: Fault
+
+    @property
+    def authorization(self) -> str | None:
+        return self.headers.get("authorization")
+
+    @property
+    def model(self) -> str | None:
+        return self.body.get("model") if isinstance(self.body, dict) else None
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream")) if isinstance(self.body, dict) else False
+
+
+class FakeOpenAI:
+    """An OpenAI-compatible chat-completions server for tests and benchmarks.
+
+    ``reply`` is the answer text or a function of the request body (see
+    :func:`~turnout.testing.openai_bodies.echo_last_user`); ``default`` the
+    behaviour when nothing else is scripted; ``latency`` a sleep before every
+    answer; ``chunk_delay`` a sleep between streamed chunks; ``cached_tokens``
+    what ``prompt_tokens_details.cached_tokens`` reports (capped at the prompt).
+    """
+
+    def __init__(
+        self,
+        *,
+        reply: Reply = bodies.DEFAULT_REPLY,
+        default: Fault | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        chunk_delay: float = 0.0,
+        cached_tokens: int = 0,
+        record: bool = True,
+    ) -> None:
+        self.reply = reply
+        self.default = default or Fault.ok()
+        self.host = host
+        self.port = port
+        self.latency = latency
+        self.chunk_delay = chunk_delay
+        self.cached_tokens = cached_tokens
+        self.record = record
+        self.requests: list[RecordedRequest] = []
+        self._script: collections.deque[Fault] = collections.deque()
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+
+    # -- scripting ---------------------------------------------------------------------
+
+    def script(self, *faults: Fault | str) -> None:
+        """Queue behaviours for the next requests, in order (strings are fault specs)."""
+        parsed = [f if isinstance(f, Fault) else Fault.parse(f) for f in faults]
+        with self._lock:
+            self._script.extend(parsed)
+
+    def reset(self) -> None:
+        """Forget recorded requests and scripted faults."""
+        with self._lock:
+            self._script.clear()
+            self.requests.clear()
+
+    @property
+    def pending(self) -> int:
+        """How many scripted faults are still waiting for a request."""
+        return len(self._script)
+
+    def _pick(self, headers: Mapping[str, str], body: Mapping[str, Any]) -> Fault:
+        spec = headers.get(FAULT_HEADER)
+        if spec:
+            return Fault.parse(spec)
+        model = body.get("model")
+        if isinstance(model, str) and model.startswith("fault:"):
+            return Fault.parse(model[len("fault:") :])
+        with self._lock:
+            if self._script:
+                return self._script.popleft()
+        return self.default
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        for server in runner.addresses:
+            self.port = int(server[1])
+            break
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> FakeOpenAI:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @classmethod
+    def start_in_thread(cls, **kwargs: Any) -> ServerThread:
+        """Start a server in a background thread (for sync code); ``.stop()`` ends it."""
+        handle = ServerThread(cls(**kwargs))
+        handle.start()
+        return handle
+
+    # -- handlers ----------------------------------------------------------------------
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [{"id": "fake-model", "object": "model", "owned_by": "fake"}],
+            }
+        )
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return _json(400, bodies.error_body(400, "Expected a JSON body with 'messages'."))
+        headers = request.headers  # case-insensitive
+        try:
+            fault = self._pick(headers, body)
+        except ValueError as exc:
+            return _json(400, bodies.error_body(400, str(exc)))
+        if self.record:
+            self.requests.append(
+                RecordedRequest(
+                    request.method,
+                    request.path,
+                    {k.lower(): v for k, v in headers.items()},
+                    body,
+                    fault,
+                )
+            )
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        stream = bool(body.get("stream"))
+        if fault.kind == "error":
+            return _error(fault, headers)
+        if fault.kind == "stall" and not (stream and fault.after_chunks):
+            await asyncio.sleep(fault.seconds)
+        if stream:
+            return await self._stream(request, body, fault)
+        if fault.kind == "malformed_json":
+            return web.Response(body=_MALFORMED_BODY, content_type="application/json")
+        payload = json.dumps(self._completion(body, fault)).encode()
+        if fault.kind == "cut":
+            return await _cut_body(request, payload)
+        return web.Response(body=payload, content_type="application/json")
+
+    def _answer(
+        self, body: Mapping[str, Any], fault: Fault, prefix: str
+    ) -> tuple[str | None, list[dict[str, Any]], str, dict[str, Any]]:
+        """(content, tool calls, finish reason, usage) for a request."""
+        tool_calls: list[dict[str, Any]] = []
+        if fault.kind == "tool_calls":
+            calls = fault.tool_calls or bodies.default_tool_calls(body)
+            content, finish = None, "tool_calls"
+            tool_calls = bodies.tool_call_objects(calls, prefix)
+        else:
+            content = self.reply(body) if callable(self.reply) else self.reply
+            finish = "stop"
+            if fault.kind == "content_filter":
+                content, finish = content.split(" ")[0], "content_filter"
+        answer_text = (content or "") + "".join(c["function"]["arguments"] for c in tool_calls)
+        prompt = bodies.estimate_tokens(bodies.prompt_text(body))
+        use = bodies.usage(
+            prompt, bodies.estimate_tokens(answer_text), min(self.cached_tokens, prompt)
+        )
+        return content, tool_calls, finish, use
+
+    def _completion(self, body: Mapping[str, Any], fault: Fault) -> dict[str, Any]:
+        n = next(self._ids)
+        content, calls, finish, use = self._answer(body, fault, str(n))
+        model = str(body.get("model") or "fake-model")
+        return bodies.completion(
+            f"chatcmpl-fake-{n}", model, int(time.time()), content, finish, calls, use
+        )
+
+    async def _stream(
+        self, request: web.Request, body: Mapping[str, Any], fault: Fault
+    ) -> web.StreamResponse:
+        n = next(self._ids)
+        rid, model = f"chatcmpl-fake-{n}", str(body.get("model") or "fake-model")
+        created = int(time.time())
+        content, calls, finish, use = self._answer(body, fault, str(n))
+        deltas = bodies.stream_deltas(content, calls)
+        chunks = [bodies.chunk(rid, model, created, d) for d in deltas]
+        chunks.append(bodies.chunk(rid, model, created, {}, finish))
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            chunks.append(bodies.chunk(rid, model, created, None, usage_body=use))
+        frames = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
+        frames.append(b"data: [DONE]\n\n")
+
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        for i, frame in enumerate(frames):
+            if i == fault.after_chunks:
+                if fault.kind == "cut":
+                    _close(request)
+                    return response
+                if fault.kind == "stall":
+                    await asyncio.sleep(fault.seconds)
+                if fault.kind in ("malformed_sse", "malformed_json"):
+                    frame = _MALFORMED_FRAME
+            await response.write(frame)
+            if self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+        if fault.kind == "cut":  # after every frame: only the end of the body is missing
+            _close(request)
+            return response
+        await response.write_eof()
+        return response
+
+
+def _json(status: int, body: Any, headers: Sequence[tuple[str, str]] = ()) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode(),
+        content_type="application/json",
+        headers=dict(headers),
+    )
+
+
+def _error(fault: Fault, headers: Mapping[str, str]) -> web.Response:
+    if fault.status == 502 and fault.message is None:
+        return web.Response(status=502, text=bodies.BAD_GATEWAY_HTML, content_type="text/html")
+    message = fault.message
+    if fault.echo_auth:
+        key = headers.get("authorization", "").removeprefix("Bearer ")
+        message = f"Incorrect API key provided: {key}. Find your API key in your account."
+    body = bodies.error_body(fault.status, message, fault.code, fault.error_type)
+    return _json(fault.status, body, fault.headers)
+
+
+def _close(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.close()
+
+
+async def _cut_body(request: web.Request, payload: bytes) -> web.StreamResponse:
+    """Promise the whole body, send half of it, then close the connection."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.content_length = len(payload)
+    await response.prepare(request)
+    await response.write(payload[: len(payload) // 2])
+    _close(request)
+    return response
+
+
+class ServerThread:
+    """A :class:`FakeOpenAI` running its own event loop in a daemon thread."""
+
+    def __init__(self, server: FakeOpenAI) -> None:
+        self.server = server
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="fake-openai", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self.server.requests
+
+    def script(self, *faults: Fault | str) -> None:
+        """Queue behaviours for the next requests (see :meth:`FakeOpenAI.script`)."""
+        self.server.script(*faults)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self.server.start())
+        except BaseException as exc:  # report to the starting thread
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self.server.stop())
+            loop.close()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+
+    def __enter__(self) -> ServerThread:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# -- command line ----------------------------------------------------------------------
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    server = FakeOpenAI(
+        reply=bodies.echo_last_user if args.echo else args.reply,
+        default=Fault.parse(args.fault),
+        host=args.host,
+        port=args.port,
+        latency=args.latency,
+        cached_tokens=args.cached_tokens,
+        record=False,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        print(f"listening on {server.base_url}", flush=True)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m turnout.testing.fake_openai",
+        description="A fake OpenAI-compatible server (prints 'listening on <base_url>').",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--reply", default=bodies.DEFAULT_REPLY, help="the answer text")
+    parser.add_argument("--echo", action="store_true", help="answer with the last user message")
+    parser.add_argument("--fault", default="ok", help="default behaviour, e.g. 503 or stall:2")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--cached-tokens", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        Fault.parse(args.fault)
+    except ValueError as exc:
+        parser.error(str(exc))
+    asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()
