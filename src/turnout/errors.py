@@ -16,8 +16,10 @@
     │   ├── ContentFiltered         the provider refused on content grounds
     │   ├── AuthenticationError     401 / 403, or the API key env var is unset
     │   ├── BadRequest              other 4xx
-    │   └── MalformedResponse       a body or SSE chunk that is not what the API promises
+    │   ├── MalformedResponse       a body or SSE chunk that is not what the API promises
+    │   └── CircuitOpen             the model's circuit breaker is open: not called at all
     ├── AllAttemptsFailed           every attempt of a decision failed; lists each attempt
+    ├── BudgetExceeded              the next call would pass a run or step cost cap (nothing spent)
     ├── CheckError                  a check that could not be evaluated (e.g. a python check raised)
     └── StoreError                  the trace store could not be opened, migrated or written
 
@@ -125,6 +127,13 @@ class MalformedResponse(ProviderError):
     error_class = "malformed_response"
 
 
+class CircuitOpen(ProviderError):
+    """The model's breaker is open (or its half-open probe is taken): skipped, not called."""
+
+    retryable = True
+    error_class = "circuit_open"
+
+
 class AllAttemptsFailed(TurnoutError):
     """Every attempt of a decision failed. ``errors`` holds one entry per attempt."""
 
@@ -134,6 +143,16 @@ class AllAttemptsFailed(TurnoutError):
         listed = "; ".join(f"[{i + 1}] {e.error_class}: {e}" for i, e in enumerate(self.errors))
         where = f"step {step!r}: " if step else ""
         super().__init__(f"{where}all {len(self.errors)} attempt(s) failed: {listed}")
+
+
+class BudgetExceeded(TurnoutError):
+    """A cost cap would be passed by the next call; raised before spending."""
+
+    error_class = "budget"
+
+    def __init__(self, message: str, *, scope: str = "run") -> None:
+        self.scope = scope
+        super().__init__(message)
 
 
 class CheckError(TurnoutError):
@@ -150,6 +169,8 @@ def error_class_of(exc: BaseException) -> str:
         return exc.error_class
     if isinstance(exc, AllAttemptsFailed):
         return "all_attempts_failed"
+    if isinstance(exc, BudgetExceeded):
+        return "budget"
     if isinstance(exc, TemplateError):
         return "template"
     if isinstance(exc, ConfigError):

@@ -1,0 +1,247 @@
+"""The PostgreSQL trace store: shared by gateway replicas, migrated on open.
+
+Same schema, SQL and behaviour as :class:`~turnout.tracing.sqlite.SQLiteStore`
+(see :mod:`turnout.tracing.migrations`). psycopg 3 is imported when a store is
+opened, never when this module is, so ``import turnout.tracing`` works without
+it. A batch is one transaction of ``executemany`` calls, which psycopg sends
+pipelined (one round trip per batch, not per row).
+
+One connection serves every thread behind a lock; a connection found broken
+(server restart, idle connection cut) is replaced and the call tried once more. Error messages are
+one line and never carry the password of the DSN.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import zlib
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from turnout.errors import StoreError
+from turnout.tracing import rows
+from turnout.tracing.migrations import Dialect, Execute, applied_migrations, apply_migrations
+from turnout.tracing.records import AttemptRecord, RunRecord, RunTrace, StepRecord
+
+if TYPE_CHECKING:
+    import psycopg
+
+_DIALECT = Dialect.POSTGRES
+_MIGRATION_LOCK = zlib.crc32(b"turnout.tracing.migrations")
+_DEFAULT_CONNECT_TIMEOUT_S = 10
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:\\.|[^'\\])*'|\S+)", re.IGNORECASE)
+
+_UPSERT_RUN = _DIALECT.sql(rows.UPSERT_RUN)
+_UPSERT_STEP = _DIALECT.sql(rows.UPSERT_STEP)
+_INSERT_ATTEMPT = _DIALECT.sql(rows.INSERT_ATTEMPT)
+_SELECT_RUN = _DIALECT.sql(rows.SELECT_RUN)
+_SELECT_RUN_IDS_BY_PREFIX = _DIALECT.sql(rows.SELECT_RUN_IDS_BY_PREFIX)
+_SELECT_STEPS = _DIALECT.sql(rows.SELECT_STEPS)
+_SELECT_ATTEMPTS = _DIALECT.sql(rows.SELECT_ATTEMPTS)
+
+INSTALL_HINT = "the PostgreSQL trace store needs psycopg: pip install 'turnout[postgres]'"
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its password replaced by ``***`` (URL or ``key=value`` form)."""
+    if "://" in dsn:
+        try:
+            parts = urlsplit(dsn)
+            if parts.password is not None:
+                host = parts.netloc.rpartition("@")[2]
+                user = parts.username or ""
+                parts = parts._replace(netloc=f"{user}:***@{host}")
+            query = [
+                (k, "***" if k.lower() == "password" else v)
+                for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            ]
+            return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
+        except ValueError:
+            return "<unparsable DSN>"
+    return _KV_PASSWORD.sub(r"\1***", dsn)
+
+
+def _password_of(dsn: str) -> str | None:
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        value = conninfo_to_dict(dsn).get("password")
+    except Exception:
+        return None
+    return str(value) if value else None
+
+
+class PostgresStore:
+    """A :class:`~turnout.tracing.store.TraceStore` in a PostgreSQL database."""
+
+    dialect = _DIALECT
+
+    def __init__(self, dsn: str, *, connect_timeout_s: float = _DEFAULT_CONNECT_TIMEOUT_S) -> None:
+        self._dsn = dsn
+        self.display = redact_dsn(dsn)
+        self._connect_timeout_s = connect_timeout_s
+        self._lock = threading.RLock()
+        self._closed = False
+        self._conn = self._connect()
+        try:
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                apply_migrations(_executor(self._conn), _DIALECT)
+        except Exception as exc:
+            self._conn.close()
+            raise self._error(f"cannot migrate trace store {self.display}", exc) from None
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.display!r})"
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _error(self, what: str, exc: BaseException) -> StoreError:
+        """A one-line StoreError, ``what`` then the cause, with any password removed."""
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        password = _password_of(self._dsn)
+        if password:
+            message = message.replace(password, "***")
+        return StoreError(f"{what}: {message}")
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        try:
+            import psycopg
+            from psycopg.conninfo import conninfo_to_dict
+        except ImportError:
+            raise StoreError(INSTALL_HINT) from None
+        try:
+            options: dict[str, Any] = {"autocommit": True}
+            params = conninfo_to_dict(self._dsn)
+            if "connect_timeout" not in params:
+                options["connect_timeout"] = max(1, round(self._connect_timeout_s))
+            if "application_name" not in params:
+                options["application_name"] = "turnout"
+            return psycopg.connect(self._dsn, **options)
+        except Exception as exc:
+            # `from None`: the chained exception could repeat the DSN.
+            raise self._error(f"cannot connect to trace store {self.display}", exc) from None
+
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """The live connection, reconnecting if the old one broke. Hold the lock."""
+        if self._closed:
+            raise StoreError(f"trace store {self.display} is closed")
+        if self._conn.closed or self._conn.broken:
+            self._conn.close()
+            self._conn = self._connect()
+        return self._conn
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            for retry in (True, False):
+                conn = self._connection()
+                try:
+                    return conn.execute(sql, params).fetchall()
+                except Exception as exc:
+                    if retry and conn.broken:
+                        continue  # a stale connection (server restarted): once more, anew
+                    raise self._error(f"trace store {self.display}: read failed", exc) from None
+        raise AssertionError("unreachable")
+
+    # -- TraceStore --------------------------------------------------------------------
+
+    def write_batch(
+        self,
+        runs: Sequence[RunRecord],
+        steps: Sequence[StepRecord],
+        attempts: Sequence[AttemptRecord],
+    ) -> None:
+        """Upsert runs and steps, insert attempts: one transaction, all or nothing."""
+        if not (runs or steps or attempts):
+            return
+        run_rows = [rows.run_row(r) for r in runs]
+        step_rows = [rows.step_row(s) for s in steps]
+        attempt_rows = [rows.attempt_row(a) for a in attempts]
+        with self._lock:
+            for retry in (True, False):
+                conn = self._connection()
+                try:
+                    with conn.transaction(), conn.cursor() as cur:
+                        if run_rows:
+                            cur.executemany(_UPSERT_RUN, run_rows)
+                        if step_rows:
+                            cur.executemany(_UPSERT_STEP, step_rows)
+                        if attempt_rows:
+                            cur.executemany(_INSERT_ATTEMPT, attempt_rows)
+                    return
+                except Exception as exc:
+                    # A connection found broken (server restarted, idle connection cut)
+                    # rolled the transaction back: write the batch once more on a new one.
+                    if retry and conn.broken:
+                        continue
+                    raise self._error(f"trace store {self.display}: write failed", exc) from None
+
+    def list_runs(
+        self,
+        *,
+        limit: int = 20,
+        workflow: str | None = None,
+        bench_id: str | None = None,
+        since: float | None = None,
+    ) -> list[RunRecord]:
+        sql, params = rows.list_runs_query(
+            limit=limit, workflow=workflow, bench_id=bench_id, since=since
+        )
+        return [rows.run_from_row(r) for r in self._query(_DIALECT.sql(sql), params)]
+
+    def get_run(self, run_id: str) -> RunTrace | None:
+        """The run with this id or, failing that, the one run whose id starts with it.
+
+        Raises :class:`~turnout.errors.StoreError` when the prefix fits several runs.
+        """
+        if not run_id:
+            return None
+        with self._lock:
+            found = self._query(_SELECT_RUN, (run_id,))
+            if not found:
+                ids = self._query(_SELECT_RUN_IDS_BY_PREFIX, (len(run_id), run_id))
+                full_id = rows.resolve_prefix(run_id, [r[0] for r in ids])
+                if full_id is None:
+                    return None
+                found = self._query(_SELECT_RUN, (full_id,))
+            run = rows.run_from_row(found[0])
+            steps = self._query(_SELECT_STEPS, (run.run_id,))
+            attempts = self._query(_SELECT_ATTEMPTS, (run.run_id,))
+        return RunTrace(
+            run=run,
+            steps=tuple(rows.step_from_row(s) for s in steps),
+            attempts=tuple(rows.attempt_from_row(a) for a in attempts),
+        )
+
+    def migrations(self) -> list[tuple[str, str]]:
+        """``(name, applied_at)`` of every applied migration."""
+        with self._lock:
+            return applied_migrations(_executor(self._connection()), _DIALECT)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _executor(conn: psycopg.Connection[tuple[Any, ...]]) -> Execute:
+    def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        cur = conn.execute(sql, params or None)
+        return cur.fetchall() if cur.description else []
+
+    return execute

@@ -1,0 +1,267 @@
+"""Trace records to and from SQL rows (shared by the SQLite and PostgreSQL stores).
+
+* Costs: :class:`~decimal.Decimal` USD <-> ``BIGINT`` pico-dollars (USD x 10^12),
+  see :func:`cost_to_pico` and :func:`pico_to_cost`.
+* ``inputs``, ``tags`` and ``checks`` are JSON text; values JSON cannot hold are
+  stored as their ``str()``.
+* Free text (reasons, errors, outputs) has NUL characters and lone surrogates
+  replaced, so one odd string never makes a whole batch fail (PostgreSQL
+  refuses NUL in text; UTF-8 has no lone surrogates).
+
+The SQL here is written once with ``?`` placeholders; stores adapt it with
+:meth:`~turnout.tracing.migrations.Dialect.sql`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from turnout.errors import StoreError
+from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
+from turnout.types import CheckResult
+
+PICO_EXPONENT = 12
+_ONE = Decimal(1)
+
+
+def cost_to_pico(cost: Decimal | int) -> int:
+    """USD as whole pico-dollars: exact for up to 12 decimals, else rounded half-even."""
+    scaled = Decimal(cost).scaleb(PICO_EXPONENT)
+    if scaled != scaled.to_integral_value():
+        scaled = scaled.quantize(_ONE, rounding=ROUND_HALF_EVEN)
+    return int(scaled)
+
+
+def pico_to_cost(pico: int | None) -> Decimal:
+    """Whole pico-dollars back to USD, without trailing zeros (``0.84``, ``1.5E-7``)."""
+    if not pico:
+        return Decimal(0)
+    cost = Decimal(int(pico)).scaleb(-PICO_EXPONENT).normalize()
+    exponent = cost.as_tuple().exponent
+    return cost.quantize(_ONE) if isinstance(exponent, int) and exponent > 0 else cost
+
+
+def clean_text(text: str | None) -> str | None:
+    """Text any database accepts: NUL and lone surrogates become U+FFFD."""
+    if text is None or (text.isascii() and "\x00" not in text):
+        return text
+    text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def _json(value: Any) -> str:
+    return clean_text(json.dumps(value, ensure_ascii=False, default=str)) or "null"
+
+
+def _checks_json(checks: Sequence[CheckResult]) -> str:
+    return _json([c.as_dict() for c in checks]) if checks else "[]"
+
+
+def _checks(text: str | None) -> tuple[CheckResult, ...]:
+    if not text:
+        return ()
+    return tuple(
+        CheckResult(
+            name=str(c["name"]),
+            passed=bool(c["passed"]),
+            detail=str(c.get("detail", "")),
+            required=bool(c.get("required", True)),
+        )
+        for c in json.loads(text)
+    )
+
+
+def _mapping(text: str | None) -> dict[str, Any]:
+    value = json.loads(text) if text else {}
+    return value if isinstance(value, dict) else {}
+
+
+# -- columns and SQL -------------------------------------------------------------------
+
+RUN_COLUMNS = (
+    "run_id", "workflow", "policy", "status", "started_at", "ended_at", "inputs", "tags",
+    "bench_id", "variant", "calls", "latency_s", "input_tokens", "output_tokens",
+    "cached_input_tokens", "cost_picousd", "score", "error",
+)  # fmt: skip
+STEP_COLUMNS = (
+    "run_id", "step_id", "kind", "status", "started_at", "latency_s", "model", "tier", "policy",
+    "reason", "ttft_s", "input_tokens", "output_tokens", "cached_input_tokens", "cost_picousd",
+    "calls", "score", "checks", "output", "error_class", "error",
+)  # fmt: skip
+ATTEMPT_COLUMNS = (
+    "run_id", "step_id", "attempt", "model", "provider", "tier", "policy", "reason",
+    "started_at", "latency_s", "status", "ttft_s", "input_tokens", "output_tokens",
+    "cached_input_tokens", "cost_picousd", "error_class", "error",
+)  # fmt: skip
+
+
+def column_of(field_name: str) -> str:
+    """The column holding a record field (only ``cost_usd`` is renamed)."""
+    return "cost_picousd" if field_name == "cost_usd" else field_name
+
+
+def _insert(table: str, columns: Sequence[str], conflict: Sequence[str] = ()) -> str:
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    if conflict:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in conflict)
+        sql += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
+    return sql
+
+
+UPSERT_RUN = _insert("runs", RUN_COLUMNS, ("run_id",))
+UPSERT_STEP = _insert("steps", STEP_COLUMNS, ("run_id", "step_id"))
+INSERT_ATTEMPT = _insert("attempts", ATTEMPT_COLUMNS)
+
+_RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+SELECT_RUN = f"{_RUN_SELECT} WHERE run_id = ?"
+_AMBIGUOUS_SHOWN = 5
+SELECT_RUN_IDS_BY_PREFIX = (
+    "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? "
+    f"ORDER BY run_id LIMIT {_AMBIGUOUS_SHOWN + 1}"
+)
+SELECT_STEPS = (
+    f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE run_id = ? ORDER BY started_at, step_id"
+)
+SELECT_ATTEMPTS = (
+    f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts WHERE run_id = ? ORDER BY started_at, id"
+)
+
+
+def list_runs_query(
+    *, limit: int, workflow: str | None, bench_id: str | None, since: float | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The ``list_runs`` query and its parameters, most recent first."""
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (("workflow = ?", workflow), ("bench_id = ?", bench_id)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    if since is not None:
+        where.append("started_at >= ?")
+        params.append(since)
+    sql = _RUN_SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+    sql += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
+    params.append(max(0, int(limit)))
+    return sql, tuple(params)
+
+
+def resolve_prefix(prefix: str, matches: Sequence[str]) -> str | None:
+    """The one id in ``matches`` (ids starting with ``prefix``, from
+    ``SELECT_RUN_IDS_BY_PREFIX``), or None if there is none.
+
+    Several matches raise :class:`~turnout.errors.StoreError` naming them.
+    """
+    if len(matches) <= 1:
+        return matches[0] if matches else None
+    shown = ", ".join(matches[:_AMBIGUOUS_SHOWN])
+    more = ", ..." if len(matches) > _AMBIGUOUS_SHOWN else ""
+    raise StoreError(
+        f"run id prefix {prefix!r} is ambiguous: it matches {shown}{more}; give more characters"
+    )
+
+
+# -- records to rows -------------------------------------------------------------------
+
+
+def run_row(r: RunRecord) -> tuple[Any, ...]:
+    return (
+        r.run_id, r.workflow, r.policy, r.status, r.started_at, r.ended_at,
+        _json(dict(r.inputs)), _json(dict(r.tags)), r.bench_id, r.variant, r.calls,
+        r.latency_s, r.input_tokens, r.output_tokens, r.cached_input_tokens,
+        cost_to_pico(r.cost_usd), r.score, clean_text(r.error),
+    )  # fmt: skip
+
+
+def step_row(s: StepRecord) -> tuple[Any, ...]:
+    return (
+        s.run_id, s.step_id, s.kind, s.status, s.started_at, s.latency_s, s.model, s.tier,
+        s.policy, clean_text(s.reason), s.ttft_s, s.input_tokens, s.output_tokens,
+        s.cached_input_tokens, cost_to_pico(s.cost_usd), s.calls, s.score,
+        _checks_json(s.checks), clean_text(s.output), s.error_class, clean_text(s.error),
+    )  # fmt: skip
+
+
+def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
+    return (
+        a.run_id, a.step_id, a.attempt, a.model, a.provider, a.tier, a.policy,
+        clean_text(a.reason), a.started_at, a.latency_s, a.status, a.ttft_s, a.input_tokens,
+        a.output_tokens, a.cached_input_tokens, cost_to_pico(a.cost_usd), a.error_class,
+        clean_text(a.error),
+    )  # fmt: skip
+
+
+# -- rows to records -------------------------------------------------------------------
+
+
+def _float(value: Any) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def run_from_row(row: Sequence[Any]) -> RunRecord:
+    v = dict(zip(RUN_COLUMNS, row, strict=True))
+    return RunRecord(
+        run_id=v["run_id"], workflow=v["workflow"], policy=v["policy"], status=v["status"],
+        started_at=_float(v["started_at"]), ended_at=_opt_float(v["ended_at"]),
+        inputs=_mapping(v["inputs"]), tags=_mapping(v["tags"]), bench_id=v["bench_id"],
+        variant=v["variant"], calls=int(v["calls"]), latency_s=_float(v["latency_s"]),
+        input_tokens=int(v["input_tokens"]), output_tokens=int(v["output_tokens"]),
+        cached_input_tokens=int(v["cached_input_tokens"]),
+        cost_usd=pico_to_cost(v["cost_picousd"]), score=_opt_float(v["score"]), error=v["error"],
+    )  # fmt: skip
+
+
+def step_from_row(row: Sequence[Any]) -> StepRecord:
+    v = dict(zip(STEP_COLUMNS, row, strict=True))
+    return StepRecord(
+        run_id=v["run_id"], step_id=v["step_id"], kind=v["kind"], status=v["status"],
+        started_at=_float(v["started_at"]), latency_s=_float(v["latency_s"]), model=v["model"],
+        tier=v["tier"], policy=v["policy"], reason=v["reason"], ttft_s=_opt_float(v["ttft_s"]),
+        input_tokens=int(v["input_tokens"]), output_tokens=int(v["output_tokens"]),
+        cached_input_tokens=int(v["cached_input_tokens"]),
+        cost_usd=pico_to_cost(v["cost_picousd"]), calls=int(v["calls"]),
+        score=_opt_float(v["score"]), checks=_checks(v["checks"]), output=v["output"],
+        error_class=v["error_class"], error=v["error"],
+    )  # fmt: skip
+
+
+def attempt_from_row(row: Sequence[Any]) -> AttemptRecord:
+    v = dict(zip(ATTEMPT_COLUMNS, row, strict=True))
+    return AttemptRecord(
+        run_id=v["run_id"], step_id=v["step_id"], attempt=int(v["attempt"]), model=v["model"],
+        provider=v["provider"], tier=v["tier"], policy=v["policy"], reason=v["reason"],
+        started_at=_float(v["started_at"]), latency_s=_float(v["latency_s"]),
+        status=v["status"], ttft_s=_opt_float(v["ttft_s"]), input_tokens=int(v["input_tokens"]),
+        output_tokens=int(v["output_tokens"]), cached_input_tokens=int(v["cached_input_tokens"]),
+        cost_usd=pico_to_cost(v["cost_picousd"]), error_class=v["error_class"], error=v["error"],
+    )  # fmt: skip
+
+
+# -- JSON output -----------------------------------------------------------------------
+
+
+def record_to_dict(record: RunRecord | StepRecord | AttemptRecord) -> dict[str, Any]:
+    """A record as plain JSON-ready values (costs as float USD, checks as dicts)."""
+    out: dict[str, Any] = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if isinstance(value, Decimal):
+            value = float(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        elif f.name == "checks":
+            value = [c.as_dict() for c in value]
+        out[f.name] = value
+    return out

@@ -1,0 +1,208 @@
+"""The SQLite trace store: one file, WAL mode, migrated on open.
+
+One connection serves every thread behind a lock: the
+:class:`~turnout.tracing.writer.TraceWriter` writes from its background thread
+while the CLI or a report reads from another. WAL mode lets other processes
+(a second gateway, ``turnout traces list``) read while this one writes;
+``synchronous=NORMAL`` makes a commit cost no fsync (a power cut may lose the
+last transactions, never corrupt the file).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from turnout.errors import StoreError
+from turnout.tracing import rows
+from turnout.tracing.migrations import Dialect, Execute, applied_migrations, apply_migrations
+from turnout.tracing.records import AttemptRecord, RunRecord, RunTrace, StepRecord
+from turnout.tracing.store import DEFAULT_SQLITE_PATH
+
+MEMORY = ":memory:"
+_ANALYSIS_LIMIT = 1000
+_DIALECT = Dialect.SQLITE
+
+
+class SQLiteStore:
+    """A :class:`~turnout.tracing.store.TraceStore` in one SQLite file.
+
+    ``path`` may be ``":memory:"`` (tests); otherwise its parent directory is
+    created. Opening runs any pending migration.
+    """
+
+    dialect = _DIALECT
+
+    def __init__(
+        self, path: str | os.PathLike[str] = DEFAULT_SQLITE_PATH, *, busy_timeout_s: float = 30.0
+    ) -> None:
+        self.path = Path(path) if str(path) != MEMORY else None
+        self.display = str(path)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._busy_timeout_ms = int(busy_timeout_s * 1000)
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                str(path),
+                timeout=busy_timeout_s,
+                isolation_level=None,  # autocommit; transactions are explicit
+                check_same_thread=False,  # guarded by self._lock
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open trace store {self.display}: {exc}") from exc
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            with self._transaction() as conn:
+                apply_migrations(_executor(conn), _DIALECT)
+            self._refresh_statistics()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreError(f"cannot open trace store {self.display}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.display!r})"
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"trace store {self.display} is closed")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, holding the database write lock from its start."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _refresh_statistics(self) -> None:
+        """Sampled planner statistics (a few ms even for millions of rows).
+
+        Without them SQLite cannot tell that a report over a period is better
+        served by the covering ``attempts_report`` index than by the time index.
+        Skipped, not failed, if another process holds the write lock.
+        """
+        try:
+            self._conn.execute(f"PRAGMA analysis_limit = {_ANALYSIS_LIMIT}")
+            self._conn.execute("PRAGMA busy_timeout = 0")
+            self._conn.execute("ANALYZE")
+        except sqlite3.OperationalError:
+            pass
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            with self._lock:
+                return self._connection().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"trace store {self.display}: read failed: {exc}") from exc
+
+    # -- TraceStore --------------------------------------------------------------------
+
+    def write_batch(
+        self,
+        runs: Sequence[RunRecord],
+        steps: Sequence[StepRecord],
+        attempts: Sequence[AttemptRecord],
+    ) -> None:
+        """Upsert runs and steps, insert attempts: one transaction, all or nothing."""
+        if not (runs or steps or attempts):
+            return
+        run_rows = [rows.run_row(r) for r in runs]
+        step_rows = [rows.step_row(s) for s in steps]
+        attempt_rows = [rows.attempt_row(a) for a in attempts]
+        try:
+            with self._transaction() as conn:
+                if run_rows:
+                    conn.executemany(rows.UPSERT_RUN, run_rows)
+                if step_rows:
+                    conn.executemany(rows.UPSERT_STEP, step_rows)
+                if attempt_rows:
+                    conn.executemany(rows.INSERT_ATTEMPT, attempt_rows)
+        except (sqlite3.Error, OverflowError, UnicodeError) as exc:
+            raise StoreError(f"trace store {self.display}: write failed: {exc}") from exc
+
+    def list_runs(
+        self,
+        *,
+        limit: int = 20,
+        workflow: str | None = None,
+        bench_id: str | None = None,
+        since: float | None = None,
+    ) -> list[RunRecord]:
+        sql, params = rows.list_runs_query(
+            limit=limit, workflow=workflow, bench_id=bench_id, since=since
+        )
+        return [rows.run_from_row(r) for r in self._query(sql, params)]
+
+    def get_run(self, run_id: str) -> RunTrace | None:
+        """The run with this id or, failing that, the one run whose id starts with it.
+
+        Raises :class:`~turnout.errors.StoreError` when the prefix fits several runs.
+        """
+        if not run_id:
+            return None
+        with self._lock:  # one consistent view of run, steps and attempts
+            found = self._query(rows.SELECT_RUN, (run_id,))
+            if not found:
+                ids = self._query(rows.SELECT_RUN_IDS_BY_PREFIX, (len(run_id), run_id))
+                full_id = rows.resolve_prefix(run_id, [r[0] for r in ids])
+                if full_id is None:
+                    return None
+                found = self._query(rows.SELECT_RUN, (full_id,))
+            run = rows.run_from_row(found[0])
+            steps = self._query(rows.SELECT_STEPS, (run.run_id,))
+            attempts = self._query(rows.SELECT_ATTEMPTS, (run.run_id,))
+        return RunTrace(
+            run=run,
+            steps=tuple(rows.step_from_row(s) for s in steps),
+            attempts=tuple(rows.attempt_from_row(a) for a in attempts),
+        )
+
+    def migrations(self) -> list[tuple[str, str]]:
+        """``(name, applied_at)`` of every applied migration."""
+        with self._lock:
+            return applied_migrations(_executor(self._connection()), _DIALECT)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _executor(conn: sqlite3.Connection) -> Execute:
+    def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return conn.execute(sql, params).fetchall()
+
+    return execute

@@ -1,0 +1,255 @@
+"""Background trace writing: the request path submits, one thread writes batches.
+
+:meth:`TraceWriter.submit` never blocks and never touches the disk or network,
+so it is safe from any thread and from the event loop. A background thread
+takes records off a queue, gathers up to ``max_batch`` of them (waiting at most
+``max_delay_s`` after the first), and writes them with one
+:meth:`~turnout.tracing.store.TraceStore.write_batch` call.
+
+Order is kept: records are written in the order submitted, and within one batch
+the last record of a run (or step) wins, so a run's final status replaces its
+``running`` row. A failed write never raises into the request path: the error
+is kept and raised as :class:`~turnout.errors.StoreError` by the next
+:meth:`~TraceWriter.flush` or :meth:`~TraceWriter.close`. So is a record
+dropped because more than ``max_pending`` were waiting (a store far slower than
+the traffic): memory stays bounded, and nothing is lost without a word.
+
+The writer does not close its store; whoever opened the store closes it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from turnout.errors import StoreError
+from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord, TraceRecord
+from turnout.tracing.store import TraceStore
+
+
+@dataclass(slots=True)
+class _Marker:
+    """Queued behind records: set once everything before it is written."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    stop: bool = False
+
+
+_Item = RunRecord | StepRecord | AttemptRecord | _Marker
+
+
+@dataclass(slots=True)
+class _Failures:
+    errors: list[str] = field(default_factory=list)
+    lost: int = 0
+    dropped: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.errors or self.dropped)
+
+    def message(self) -> str:
+        parts: list[str] = []
+        if self.errors:
+            first = self.errors[0]
+            more = (
+                f" (and {len(self.errors) - 1} more failed writes)" if len(self.errors) > 1 else ""
+            )
+            parts.append(f"{self.lost} trace record(s) not written: {first}{more}")
+        if self.dropped:
+            parts.append(
+                f"{self.dropped} trace record(s) dropped: the writer queue was full "
+                "(the trace store is slower than the traffic)"
+            )
+        return "; ".join(parts)
+
+
+class TraceWriter:
+    """Writes trace records to ``store`` from a background thread, in batches."""
+
+    def __init__(
+        self,
+        store: TraceStore,
+        *,
+        max_batch: int = 500,
+        max_delay_s: float = 0.05,
+        max_pending: int = 100_000,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        if max_delay_s < 0:
+            raise ValueError("max_delay_s must not be negative")
+        self.store = store
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self.max_pending = max_pending
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._failures = _Failures()
+        self._failures_lock = threading.Lock()
+        self._close_lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="turnout-trace-writer", daemon=True)
+        self._thread.start()
+
+    # -- request path ------------------------------------------------------------------
+
+    def submit(self, record: TraceRecord) -> None:
+        """Queue one record for writing. Never blocks; raises only if closed."""
+        if self._closed:
+            raise StoreError("trace writer is closed")
+        if not isinstance(record, RunRecord | StepRecord | AttemptRecord):
+            raise TypeError(f"not a trace record: {type(record).__name__}")
+        if self._queue.qsize() >= self.max_pending:
+            with self._failures_lock:
+                self._failures.dropped += 1
+            return
+        self._queue.put(record)
+
+    def submit_many(self, records: Sequence[TraceRecord]) -> None:
+        for record in records:
+            self.submit(record)
+
+    # -- waiting -----------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every record submitted so far is written (or has failed).
+
+        Raises :class:`~turnout.errors.StoreError` for writes that failed (or
+        records dropped) since the last flush, or if ``timeout`` seconds pass.
+        From async code use :meth:`aflush`.
+        """
+        if self._thread.is_alive():
+            marker = _Marker()
+            self._queue.put(marker)
+            if not marker.done.wait(timeout):
+                raise StoreError(f"trace writer: flush timed out after {timeout} s")
+        self._raise_failures()
+
+    async def aflush(self) -> None:
+        """:meth:`flush` without blocking the event loop."""
+        import asyncio
+
+        await asyncio.to_thread(self.flush)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write everything submitted, stop the thread, and raise any failure.
+
+        Later :meth:`submit` calls raise; closing twice is harmless.
+        """
+        with self._close_lock:
+            if not self._closed:
+                self._closed = True
+                marker = _Marker(stop=True)
+                self._queue.put(marker)
+                if not marker.done.wait(timeout):
+                    raise StoreError(f"trace writer: close timed out after {timeout} s")
+                self._thread.join(timeout)
+                self._count_late_records()
+        self._raise_failures()
+
+    async def aclose(self) -> None:
+        """:meth:`close` without blocking the event loop."""
+        import asyncio
+
+        await asyncio.to_thread(self.close)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.close()
+        except StoreError as store_error:
+            if exc is None:
+                raise
+            # Do not hide the body's own exception; tell of the lost traces beside it.
+            exc.add_note(f"also, {store_error}")
+
+    def _count_late_records(self) -> None:
+        """Records that raced :meth:`close` (queued behind the stop marker)."""
+        late = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            late += not isinstance(item, _Marker)
+        if late:
+            with self._failures_lock:
+                self._failures.errors.append("records were submitted while the writer closed")
+                self._failures.lost += late
+
+    def _raise_failures(self) -> None:
+        with self._failures_lock:
+            failures, self._failures = self._failures, _Failures()
+        if failures:
+            raise StoreError(failures.message())
+
+    # -- background thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch, markers = self._gather()
+            try:
+                self._write(batch)
+            finally:
+                for marker in markers:
+                    stop = stop or marker.stop
+                    marker.done.set()
+
+    def _gather(self) -> tuple[list[TraceRecord], list[_Marker]]:
+        """Records up to ``max_batch``, ending early at a marker or at the deadline."""
+        first = self._queue.get()
+        if isinstance(first, _Marker):
+            return [], [first]
+        batch: list[TraceRecord] = [first]
+        deadline = time.monotonic() + self.max_delay_s
+        while len(batch) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if isinstance(item, _Marker):
+                return batch, [item]
+            batch.append(item)
+        return batch, []
+
+    def _write(self, batch: list[TraceRecord]) -> None:
+        if not batch:
+            return
+        runs: dict[str, RunRecord] = {}
+        steps: dict[tuple[str, str], StepRecord] = {}
+        attempts: list[AttemptRecord] = []
+        for record in batch:
+            if isinstance(record, AttemptRecord):
+                attempts.append(record)
+            elif isinstance(record, StepRecord):
+                steps[(record.run_id, record.step_id)] = record  # the last one wins
+            else:
+                runs[record.run_id] = record
+        try:
+            self.store.write_batch(list(runs.values()), list(steps.values()), attempts)
+        except Exception as exc:
+            text = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+            with self._failures_lock:
+                self._failures.errors.append(text)
+                self._failures.lost += len(batch)
