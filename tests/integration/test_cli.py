@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from turnout.cli.main import main
 from turnout.testing.faults import Fault
 from turnout.tracing import open_store
-
 
 API_KEY = "sk-test-SECRET-0123456789"  # the same value conftest.py puts in FAKE_API_KEY
 
@@ -26,8 +24,18 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 def test_run_json_has_the_documented_keys(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(
-        capsys, "run", "workflow.yaml", "-c", "turnout.yaml", "--policy", "mixed",
-        "--input", "task=CSV export", "--json", "--store", str(project.store),
+        capsys,
+        "run",
+        "workflow.yaml",
+        "-c",
+        "turnout.yaml",
+        "--policy",
+        "mixed",
+        "--input",
+        "task=CSV export",
+        "--json",
+        "--store",
+        str(project.store),
     )
     assert code == 0
     data = json.loads(out)
@@ -35,8 +43,19 @@ def test_run_json_has_the_documented_keys(project: Any, capsys: pytest.CaptureFi
     assert {"run_id", "status", "steps", "totals"} <= data.keys()
     planner, implementer, words = data["steps"]
     for step in data["steps"]:
-        for key in ("id", "model", "tier", "status", "latency_s", "input_tokens", "output_tokens",
-                    "cost_usd", "score", "checks", "attempts"):
+        for key in (
+            "id",
+            "model",
+            "tier",
+            "status",
+            "latency_s",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+            "score",
+            "checks",
+            "attempts",
+        ):
             assert key in step
     assert (planner["model"], planner["tier"]) == ("opus", "frontier")
     assert implementer["model"] == "haiku" and implementer["attempts"][0]["status"] == "ok"
@@ -51,18 +70,39 @@ def test_run_json_has_the_documented_keys(project: Any, capsys: pytest.CaptureFi
 
 def test_run_prints_each_step(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(
-        capsys, "run", "workflow.yaml", "-c", "turnout.yaml", "--policy", "all_frontier",
-        "-i", "task=x", "--store", str(project.store),
+        capsys,
+        "run",
+        "workflow.yaml",
+        "-c",
+        "turnout.yaml",
+        "--policy",
+        "all_frontier",
+        "-i",
+        "task=x",
+        "--store",
+        str(project.store),
     )
     assert code == 0
     assert "planner" in out and "opus" in out and "static: every step -> opus" in out
 
 
-def test_failed_run_is_recorded_with_its_attempts(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_run_is_recorded_with_its_attempts(
+    project: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     project.server.server.script(*[Fault.error(503)] * 3)
     code, out, _ = cli(
-        capsys, "run", "workflow.yaml", "-c", "turnout.yaml", "--policy", "all_frontier",
-        "-i", "task=x", "--json", "--store", str(project.store),
+        capsys,
+        "run",
+        "workflow.yaml",
+        "-c",
+        "turnout.yaml",
+        "--policy",
+        "all_frontier",
+        "-i",
+        "task=x",
+        "--json",
+        "--store",
+        str(project.store),
     )
     assert code == 1
     data = json.loads(out)
@@ -77,9 +117,23 @@ def test_failed_run_is_recorded_with_its_attempts(project: Any, capsys: pytest.C
 def test_bench_with_cases_writes_json(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
     project.write("cases.jsonl", '{"task": "a"}\n{"task": "b"}\n{"id": "c", "task": "c"}\n')
     code, out, _ = cli(
-        capsys, "bench", "workflow.yaml", "-c", "turnout.yaml", "--policies", "all_frontier,mixed",
-        "--runs", "2", "--concurrency", "4", "--cases", "cases.jsonl", "--json", "out/bench.json",
-        "--store", str(project.store),
+        capsys,
+        "bench",
+        "workflow.yaml",
+        "-c",
+        "turnout.yaml",
+        "--policies",
+        "all_frontier,mixed",
+        "--runs",
+        "2",
+        "--concurrency",
+        "4",
+        "--cases",
+        "cases.jsonl",
+        "--json",
+        "out/bench.json",
+        "--store",
+        str(project.store),
     )
     assert code == 0
     for column in ("Route", "Calls", "Cost per successful run", "Latency per successful run"):
@@ -88,8 +142,18 @@ def test_bench_with_cases_writes_json(project: Any, capsys: pytest.CaptureFixtur
     assert set(data["policies"]) == {"all_frontier", "mixed"}
     p = data["policies"]["mixed"]
     assert p["runs"] == 6 and p["successes"] == 6 and p["calls"] == 12
-    for key in ("runs", "successes", "calls", "total_latency_s", "total_tokens", "output_tokens",
-                "cost_usd", "score", "cost_per_success_usd", "latency_per_success_s"):
+    for key in (
+        "runs",
+        "successes",
+        "calls",
+        "total_latency_s",
+        "total_tokens",
+        "output_tokens",
+        "cost_usd",
+        "score",
+        "cost_per_success_usd",
+        "latency_per_success_s",
+    ):
         assert key in p
     assert data["policies"]["all_frontier"]["cost_usd"] > p["cost_usd"]
     runs = open_store(str(project.store)).list_runs(limit=100, bench_id=data["bench_id"])
@@ -100,43 +164,101 @@ def test_bench_with_cases_writes_json(project: Any, capsys: pytest.CaptureFixtur
     ("args", "files", "message"),
     [
         (["--policy", "nope"], {}, "unknown policy 'nope'"),
-        (["--policy", "mixed"], {"turnout.yaml": "providers: {a: {kind: openai\n"}, "turnout.yaml: line"),
-        (["--policy", "mixed"], {"workflow.yaml": "name: w\nsteps:\n  - id: a\n    prompt: '{{ tsk }}'\n"},
-         "step 'a': prompt uses {{ tsk }}"),
-        (["--policy", "mixed"], {"workflow.yaml": "name: w\nsteps:\n  - {id: a, prompt: x, inputs: [b]}\n  - {id: b, prompt: y, inputs: [a]}\n"},
-         "cycle"),
-        (["--policy", "mixed"], {"workflow.yaml": "name: w\nsteps:\n  - {id: a, prompt: x, inputs: [zz]}\n"},
-         "input 'zz' is not a step"),
-        (["--policy", "mixed"], {"workflow.yaml": "name: w\nsteps:\n  - {id: a, prompt: x, model: gpt-9}\n"},
-         "step 'a': model: unknown model 'gpt-9'"),
+        (
+            ["--policy", "mixed"],
+            {"turnout.yaml": "providers: {a: {kind: openai\n"},
+            "turnout.yaml: line",
+        ),
+        (
+            ["--policy", "mixed"],
+            {"workflow.yaml": "name: w\nsteps:\n  - id: a\n    prompt: '{{ tsk }}'\n"},
+            "step 'a': prompt uses {{ tsk }}",
+        ),
+        (
+            ["--policy", "mixed"],
+            {
+                "workflow.yaml": "name: w\nsteps:\n  - {id: a, prompt: x, inputs: [b]}\n  - {id: b, prompt: y, inputs: [a]}\n"
+            },
+            "cycle",
+        ),
+        (
+            ["--policy", "mixed"],
+            {"workflow.yaml": "name: w\nsteps:\n  - {id: a, prompt: x, inputs: [zz]}\n"},
+            "input 'zz' is not a step",
+        ),
+        (
+            ["--policy", "mixed"],
+            {"workflow.yaml": "name: w\nsteps:\n  - {id: a, prompt: x, model: gpt-9}\n"},
+            "step 'a': model: unknown model 'gpt-9'",
+        ),
         ([], {}, "missing workflow input(s) task"),
     ],
 )
 def test_bad_input_is_one_clear_line(
-    project: Any, capsys: pytest.CaptureFixture[str], args: list[str], files: dict[str, str], message: str
+    project: Any,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    files: dict[str, str],
+    message: str,
 ) -> None:
     for name, text in files.items():
         project.write(name, text)
     extra = ["-i", "task=x"] if args else []
-    code, out, err = cli(capsys, "run", "workflow.yaml", "-c", "turnout.yaml", *args, *extra,
-                         "--store", str(project.store))
+    code, _out, err = cli(
+        capsys,
+        "run",
+        "workflow.yaml",
+        "-c",
+        "turnout.yaml",
+        *args,
+        *extra,
+        "--store",
+        str(project.store),
+    )
     assert code == 2
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not project.store.exists()  # nothing half-written
 
 
-def test_unreachable_provider_fails_the_run_clearly(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = cli(capsys, "run", "workflow.yaml", "-c", "turnout.yaml", "--policy", "broken",
-                         "-i", "task=x", "--store", str(project.store))
+def test_unreachable_provider_fails_the_run_clearly(
+    project: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(
+        capsys,
+        "run",
+        "workflow.yaml",
+        "-c",
+        "turnout.yaml",
+        "--policy",
+        "broken",
+        "-i",
+        "task=x",
+        "--store",
+        str(project.store),
+    )
     assert code == 1
     assert "connection" in out.lower() and "Traceback" not in out + err
 
 
-def test_401_names_the_problem_and_never_the_key(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_401_names_the_problem_and_never_the_key(
+    project: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     project.server.server.script(Fault.error(401))
-    code, out, err = cli(capsys, "run", "workflow.yaml", "-c", "turnout.yaml", "--policy", "all_frontier",
-                         "-i", "task=x", "--json", "--store", str(project.store))
+    code, out, err = cli(
+        capsys,
+        "run",
+        "workflow.yaml",
+        "-c",
+        "turnout.yaml",
+        "--policy",
+        "all_frontier",
+        "-i",
+        "task=x",
+        "--json",
+        "--store",
+        str(project.store),
+    )
     assert code == 1
     data = json.loads(out)
     attempts = data["steps"][0]["attempts"]
@@ -147,8 +269,20 @@ def test_401_names_the_problem_and_never_the_key(project: Any, capsys: pytest.Ca
 
 
 def test_traces_list_and_show(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(capsys, "run", "workflow.yaml", "-c", "turnout.yaml", "--policy", "mixed",
-                       "-i", "task=x", "--json", "--store", str(project.store))
+    code, out, _ = cli(
+        capsys,
+        "run",
+        "workflow.yaml",
+        "-c",
+        "turnout.yaml",
+        "--policy",
+        "mixed",
+        "-i",
+        "task=x",
+        "--json",
+        "--store",
+        str(project.store),
+    )
     run_id = json.loads(out)["run_id"]
     code, out, _ = cli(capsys, "traces", "list", "--store", str(project.store))
     assert code == 0 and run_id[:8] in out
@@ -160,9 +294,27 @@ def test_traces_list_and_show(project: Any, capsys: pytest.CaptureFixture[str]) 
 
 def test_the_installed_command_runs_as_a_user_would(project: Any) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "turnout.cli.main", "run", "workflow.yaml", "-c", "turnout.yaml",
-         "--policy", "mixed", "-i", "task=x", "--json", "--store", str(project.store)],
-        capture_output=True, text=True, timeout=60, cwd=project.root, check=False,
+        [
+            sys.executable,
+            "-m",
+            "turnout.cli.main",
+            "run",
+            "workflow.yaml",
+            "-c",
+            "turnout.yaml",
+            "--policy",
+            "mixed",
+            "-i",
+            "task=x",
+            "--json",
+            "--store",
+            str(project.store),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=project.root,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "succeeded"

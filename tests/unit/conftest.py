@@ -15,12 +15,29 @@ POOL: dict[str, Any] = {
     },
     "models": {
         "opus": {
-            "provider": "hosted", "id": "claude-opus-4-8", "tier": "frontier",
+            "provider": "hosted",
+            "id": "claude-opus-4-8",
+            "tier": "frontier",
             "price": {"input": 5.0, "output": 25.0, "cached_input": 0.5},
         },
-        "sonnet": {"provider": "hosted", "id": "sonnet", "tier": "standard", "price_sheet": "claude-sonnet-4-5"},
-        "haiku": {"provider": "hosted", "id": "claude-haiku-4-5", "tier": "efficient", "price_sheet": "claude-haiku-4-5"},
-        "nano": {"provider": "backup", "id": "gpt-4.1-nano", "tier": "efficient", "price_sheet": "gpt-4.1-nano"},
+        "sonnet": {
+            "provider": "hosted",
+            "id": "sonnet",
+            "tier": "standard",
+            "price_sheet": "claude-sonnet-4-5",
+        },
+        "haiku": {
+            "provider": "hosted",
+            "id": "claude-haiku-4-5",
+            "tier": "efficient",
+            "price_sheet": "claude-haiku-4-5",
+        },
+        "nano": {
+            "provider": "backup",
+            "id": "gpt-4.1-nano",
+            "tier": "efficient",
+            "price_sheet": "gpt-4.1-nano",
+        },
     },
     "policies": {
         "all_frontier": {"kind": "static", "model": "opus"},

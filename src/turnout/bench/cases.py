@@ -50,9 +50,13 @@ def _jsonl(text: str, p: Path) -> list[tuple[int, dict[str, Any]]]:
         try:
             obj = json.loads(s)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"invalid JSON: {exc.msg}", file=str(p), field=f"line {lineno}") from None
+            raise ConfigError(
+                f"invalid JSON: {exc.msg}", file=str(p), field=f"line {lineno}"
+            ) from None
         if not isinstance(obj, dict):
-            raise ConfigError("each line must be a JSON object", file=str(p), field=f"line {lineno}")
+            raise ConfigError(
+                "each line must be a JSON object", file=str(p), field=f"line {lineno}"
+            )
         rows.append((lineno, obj))
     return rows
 
@@ -64,6 +68,8 @@ def _csv(text: str, p: Path) -> list[tuple[int, dict[str, Any]]]:
     rows = []
     for lineno, row in enumerate(reader, start=2):
         if None in row:
-            raise ConfigError("more values than header columns", file=str(p), field=f"line {lineno}")
+            raise ConfigError(
+                "more values than header columns", file=str(p), field=f"line {lineno}"
+            )
         rows.append((lineno, {k: v for k, v in row.items() if k}))
     return rows

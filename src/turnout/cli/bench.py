@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from turnout.bench.cases import BenchCase, load_cases
 from turnout.bench.runner import BenchResult, run_bench
 from turnout.cli.common import config_option, input_option, parse_inputs
-from turnout.cli.output import bench_json, bench_table, make_console, print_notes, price_notes
+from turnout.cli.output import bench_json, bench_table, make_console, price_notes, print_notes
 from turnout.cli.session import trace_writer
 from turnout.config.loader import load_settings
 from turnout.errors import ConfigError
@@ -27,11 +27,34 @@ from turnout.workflows.runner import Runner
 @click.argument("workflow_path", metavar="WORKFLOW.yaml", type=click.Path(path_type=Path))
 @config_option
 @click.option("--policies", "policy_list", required=True, help="Comma-separated policy names.")
-@click.option("--runs", "-n", type=click.IntRange(min=1), default=1, show_default=True, help="Runs per case and policy.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True, help="Runs in flight at once (per-model limits still apply).")
+@click.option(
+    "--runs",
+    "-n",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs per case and policy.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs in flight at once (per-model limits still apply).",
+)
 @input_option
-@click.option("--cases", "cases_path", type=click.Path(dir_okay=False, path_type=Path), help="JSONL or CSV file: one row of inputs per case.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the results as JSON to this file ('-' for stdout).")
+@click.option(
+    "--cases",
+    "cases_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSONL or CSV file: one row of inputs per case.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the results as JSON to this file ('-' for stdout).",
+)
 @click.option("--store", "store_url", help="Trace store: a SQLite path or postgresql://... URL.")
 @click.option("--no-trace", is_flag=True, help="Do not record the runs.")
 def bench_cmd(
@@ -57,7 +80,9 @@ def bench_cmd(
     policies = [build_policy(n, settings) for n in names]
     check_against_pool(workflow, settings)
     defaults = parse_inputs(inputs)
-    cases = load_cases(cases_path, defaults=defaults) if cases_path else [BenchCase("input", defaults)]
+    cases = (
+        load_cases(cases_path, defaults=defaults) if cases_path else [BenchCase("input", defaults)]
+    )
     for case in cases:
         try:
             bind_inputs(workflow, case.inputs)
@@ -69,11 +94,18 @@ def bench_cmd(
     total = len(cases) * runs
 
     async def go() -> BenchResult:
-        with trace_writer(settings, store_url, enabled=not no_trace) as writer, Progress(
-            TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console,
-            transient=False,
-        ) as progress:
+        with (
+            trace_writer(settings, store_url, enabled=not no_trace) as writer,
+            Progress(
+                TextColumn("{task.description:<16}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[last]}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            ) as progress,
+        ):
             tasks = {p.name: progress.add_task(p.name, total=total, last="") for p in policies}
 
             def on_run(r: RunResult) -> None:
@@ -83,15 +115,19 @@ def bench_cmd(
             runner = Runner(settings, sink=writer.submit if writer else None)
             try:
                 return await run_bench(
-                    runner, workflow, policies, cases, runs=runs, concurrency=concurrency,
+                    runner,
+                    workflow,
+                    policies,
+                    cases,
+                    runs=runs,
+                    concurrency=concurrency,
                     on_run=on_run,
                 )
             finally:
                 await runner.aclose()
 
-    console.print(
-        f"[bold]bench[/] {workflow.name}: {len(policies)} policies × {len(cases)} case(s) × {runs} run(s)"
-    )
+    shape = f"{len(policies)} policies × {len(cases)} case(s) × {runs} run(s)"
+    console.print(f"[bold]bench[/] {workflow.name}: {shape}")
     bench = asyncio.run(go())
     summaries = bench.summaries()
     console.print(bench_table(summaries, f"bench {bench.bench_id} · {workflow.name}"))

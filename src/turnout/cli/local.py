@@ -30,7 +30,11 @@ def list_cmd() -> None:
 
 @local_group.command("prepare")
 @click.option("--model", "models", multiple=True, help="Model id (default: all of them).")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Where assembled models live.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where assembled models live.",
+)
 def prepare_cmd(models: tuple[str, ...], cache_dir: Path | None) -> None:
     """Assemble and verify the local models' GGUF files (once; later runs reuse them)."""
     console = Console(highlight=False)

@@ -42,7 +42,10 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _register()
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("TURNOUT_DEBUG") == "1"
+    debug = (
+        "--debug" in (argv if argv is not None else sys.argv[1:])
+        or os.environ.get("TURNOUT_DEBUG") == "1"
+    )
     try:
         cli.main(args=argv, prog_name="turnout", standalone_mode=False)
     except click.exceptions.Exit as exc:

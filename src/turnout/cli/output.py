@@ -15,8 +15,16 @@ from turnout.config.settings import Settings
 from turnout.workflows.results import RunResult, StepResult
 
 BENCH_COLUMNS = (
-    "Route", "Calls", "Total latency", "Total tokens", "Output tokens", "Cost", "Score",
-    "Successful runs", "Cost per successful run", "Latency per successful run",
+    "Route",
+    "Calls",
+    "Total latency",
+    "Total tokens",
+    "Output tokens",
+    "Cost",
+    "Score",
+    "Successful runs",
+    "Cost per successful run",
+    "Latency per successful run",
 )
 
 
@@ -48,7 +56,9 @@ def checks_cell(step: StepResult) -> str:
 
 def step_line(step: StepResult) -> str:
     """One line of progress for a finished step."""
-    mark = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]"}[step.status]
+    mark = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]"}[
+        step.status
+    ]
     where = f"{step.model} ({step.tier})" if step.model else step.kind
     u = step.usage
     parts = [f"{mark} {step.step_id:<18} {where:<28} {seconds(step.latency_s):>8}"]
@@ -63,19 +73,45 @@ def step_line(step: StepResult) -> str:
 
 def run_table(result: RunResult) -> Table:
     t = Table(title=f"run {result.run_id} · {result.workflow} · policy {result.policy}")
-    for col in ("Step", "Model", "Tier", "Status", "Latency", "In", "Out", "Cost", "Score", "Checks"):
-        t.add_column(col, justify="right" if col in ("Latency", "In", "Out", "Cost", "Score") else "left")
+    for col in (
+        "Step",
+        "Model",
+        "Tier",
+        "Status",
+        "Latency",
+        "In",
+        "Out",
+        "Cost",
+        "Score",
+        "Checks",
+    ):
+        t.add_column(
+            col, justify="right" if col in ("Latency", "In", "Out", "Cost", "Score") else "left"
+        )
     for s in result.steps:
         t.add_row(
-            s.step_id, s.model or "code", s.tier or "—", s.status, seconds(s.latency_s),
-            str(s.usage.input_tokens), str(s.usage.output_tokens), money(s.cost),
-            "" if s.score is None else f"{s.score:.2f}", checks_cell(s),
+            s.step_id,
+            s.model or "code",
+            s.tier or "—",
+            s.status,
+            seconds(s.latency_s),
+            str(s.usage.input_tokens),
+            str(s.usage.output_tokens),
+            money(s.cost),
+            "" if s.score is None else f"{s.score:.2f}",
+            checks_cell(s),
         )
     u = result.usage
     t.add_section()
     t.add_row(
-        "total", "", "", result.status, seconds(result.latency_s), str(u.input_tokens),
-        str(u.output_tokens), money(result.cost),
+        "total",
+        "",
+        "",
+        result.status,
+        seconds(result.latency_s),
+        str(u.input_tokens),
+        str(u.output_tokens),
+        money(result.cost),
         "" if result.score is None else f"{result.score:.2f}",
         f"{result.checks_passed}/{result.checks_total}",
     )
@@ -193,7 +229,9 @@ def bench_json(bench: BenchResult, settings: Settings) -> dict[str, Any]:
     }
 
 
-def print_notes(console: Console, notes: Sequence[str], extra: Mapping[str, str] | None = None) -> None:
+def print_notes(
+    console: Console, notes: Sequence[str], extra: Mapping[str, str] | None = None
+) -> None:
     if notes:
         console.print("[dim]Cost: " + "; ".join(notes) + "[/]")
     for k, v in (extra or {}).items():

@@ -12,8 +12,8 @@ import click
 from turnout.cli.common import config_option, input_option, parse_inputs
 from turnout.cli.output import (
     make_console,
-    print_notes,
     price_notes,
+    print_notes,
     run_json,
     run_table,
     step_line,
@@ -30,7 +30,12 @@ from turnout.workflows.runner import Runner
 @click.command("run")
 @click.argument("workflow_path", metavar="WORKFLOW.yaml", type=click.Path(path_type=Path))
 @config_option
-@click.option("--policy", "-p", "policy_name", help="A policy from turnout.yaml (default: the workflow's own routing).")
+@click.option(
+    "--policy",
+    "-p",
+    "policy_name",
+    help="A policy from turnout.yaml (default: the workflow's own routing).",
+)
 @input_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--store", "store_url", help="Trace store: a SQLite path or postgresql://... URL.")

@@ -15,7 +15,9 @@ from turnout.tracing import TraceWriter, open_store
 
 
 @contextmanager
-def trace_writer(settings: Settings, store_url: str | None, *, enabled: bool = True) -> Iterator[TraceWriter | None]:
+def trace_writer(
+    settings: Settings, store_url: str | None, *, enabled: bool = True
+) -> Iterator[TraceWriter | None]:
     """A background trace writer for the chosen store; flushed and closed on exit."""
     if not enabled:
         yield None

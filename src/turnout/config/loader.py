@@ -49,7 +49,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
     policies: dict[str, PolicyConfig] = {}
     for name, pol in schema.policies.items():
         options = pol.model_dump(exclude={"kind"})
-        for field, model in _model_refs(options):
+        for field, model in _model_refs(options, pol.kind):
             if model not in models:
                 known = ", ".join(sorted(models)) or "none"
                 raise ConfigError(
@@ -83,7 +83,9 @@ def _model(
     if m.provider not in providers:
         known = ", ".join(sorted(providers)) or "none"
         raise ConfigError(
-            f"unknown provider {m.provider!r} (known: {known})", file=file, field=f"{field}.provider"
+            f"unknown provider {m.provider!r} (known: {known})",
+            file=file,
+            field=f"{field}.provider",
         )
     context_window = m.context_window
     if m.price is not None and m.price_sheet is not None:
@@ -119,10 +121,12 @@ def _model(
     )
 
 
-def _model_refs(options: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _model_refs(options: Mapping[str, Any], kind: str = "") -> list[tuple[str, str]]:
     """(field, model name) pairs that a policy's options refer to."""
     refs: list[tuple[str, str]] = []
     for key in ("model", "default"):
+        if key == "default" and kind == "rules":
+            continue  # a tier name there, not a model
         if isinstance(options.get(key), str):
             refs.append((key, options[key]))
     steps = options.get("steps")
@@ -131,4 +135,27 @@ def _model_refs(options: Mapping[str, Any]) -> list[tuple[str, str]]:
     models = options.get("models")
     if isinstance(models, list):
         refs.extend((f"models[{i}]", m) for i, m in enumerate(models) if isinstance(m, str))
+    elif isinstance(models, Mapping):  # complexity: {low: m, ...}
+        refs.extend((f"models.{k}", m) for k, m in models.items() if isinstance(m, str))
+    refs.extend(_within_tier_refs(options))
+    types = options.get("types")
+    if isinstance(types, Mapping):  # task_type: {code: {model: m, ...}, ...}
+        for t, target in types.items():
+            if isinstance(target, Mapping) and isinstance(target.get("model"), str):
+                refs.append((f"types.{t}.model", target["model"]))
+    default = options.get("default")
+    if isinstance(default, Mapping) and isinstance(default.get("model"), str):
+        refs.append(("default.model", default["model"]))
     return refs
+
+
+def _within_tier_refs(options: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``prefer: [m, ...]`` or ``within_tier: {prefer: [m, ...]}``."""
+    within = options.get("within_tier")
+    for field, prefer in (
+        ("prefer", options.get("prefer")),
+        ("within_tier.prefer", within.get("prefer") if isinstance(within, Mapping) else None),
+    ):
+        if isinstance(prefer, list):
+            return [(f"{field}[{i}]", m) for i, m in enumerate(prefer) if isinstance(m, str)]
+    return []

@@ -23,5 +23,5 @@ class RetryPolicy:
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return min(max(error.retry_after, 0.0), self.max_retry_after_s)
         base = min(self.base_delay_s * (2 ** (attempt - 1)), self.max_delay_s)
-        r = (rng or random).uniform(-self.jitter, self.jitter)
+        r = float((rng or random).uniform(-self.jitter, self.jitter))
         return max(0.0, base * (1 + r))

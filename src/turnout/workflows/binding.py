@@ -24,7 +24,10 @@ def check_against_pool(workflow: Workflow, settings: Settings) -> None:
             field="default_model",
         )
     for step in workflow.steps:
-        for model, what in ((step.model, "model"), (step.override.model if step.override else None, "override.model")):
+        for model, what in (
+            (step.model, "model"),
+            (step.override.model if step.override else None, "override.model"),
+        ):
             if model and model not in settings.models:
                 raise WorkflowError(
                     f"{what}: unknown model {model!r} (pool: {known})", file=file, step=step.id

@@ -40,7 +40,9 @@ def workflow_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> W
             if sid:
                 rest = ".".join(str(p) for p in loc[2:])
                 msg = str(err).split(": ")[-1]
-                raise WorkflowError(f"{rest}: {msg}" if rest else msg, file=file, step=sid) from None
+                raise WorkflowError(
+                    f"{rest}: {msg}" if rest else msg, file=file, step=sid
+                ) from None
         raise err from None
     base_dir = path.parent if path else None
     steps = tuple(_step(s, file, base_dir) for s in schema.steps)
@@ -58,15 +60,13 @@ def _step_id(steps_raw: Any, index: int) -> str | None:
     if isinstance(steps_raw, list) and index < len(steps_raw):
         item = steps_raw[index]
         if isinstance(item, dict) and isinstance(item.get("id"), str):
-            return item["id"]
+            return str(item["id"])
     return f"#{index + 1}"
 
 
 def _step(s: StepSchema, file: str, base_dir: Path | None) -> Step:
     where = f"step {s.id!r}"
-    checks = build_checks(
-        s.checks, where_prefix=f"{where}: checks", file=file, base_dir=base_dir
-    )
+    checks = build_checks(s.checks, where_prefix=f"{where}: checks", file=file, base_dir=base_dir)
     annotation = Annotation(**s.annotation.model_dump()) if s.annotation else None
     override = Override(**s.override.model_dump()) if s.override else None
     if s.model and s.tier:
@@ -81,7 +81,12 @@ def _step(s: StepSchema, file: str, base_dir: Path | None) -> Step:
         except ConfigError as exc:
             raise WorkflowError(str(exc).removeprefix(f"{where}: "), file=file, step=s.id) from None
         return Step(
-            id=s.id, kind="code", run=fn, run_ref=s.run, inputs=tuple(s.inputs), checks=checks,
+            id=s.id,
+            kind="code",
+            run=fn,
+            run_ref=s.run,
+            inputs=tuple(s.inputs),
+            checks=checks,
             annotation=annotation,
         )
     if s.run is not None:

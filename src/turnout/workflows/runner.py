@@ -74,8 +74,14 @@ class Runner:
         t0 = time.perf_counter()
         self._emit(
             RunRecord(
-                run_id=run_id, workflow=workflow.name, policy=policy.name, status="running",
-                started_at=started_at, inputs=values, tags=tags, bench_id=bench_id,
+                run_id=run_id,
+                workflow=workflow.name,
+                policy=policy.name,
+                status="running",
+                started_at=started_at,
+                inputs=values,
+                tags=tags,
+                bench_id=bench_id,
             )
         )
         results = await self._schedule(workflow, values, policy, run_id, tags, on_step)
@@ -127,8 +133,13 @@ class Runner:
                 run_code_step(step, ctx)
                 if step.kind == "code"
                 else run_llm_step(
-                    step, workflow, ctx, policy=policy, executor=self.executor,
-                    run_id=run_id, tags=tags,
+                    step,
+                    workflow,
+                    ctx,
+                    policy=policy,
+                    executor=self.executor,
+                    run_id=run_id,
+                    tags=tags,
                 )
             )
             running[asyncio.ensure_future(coro)] = step_id

@@ -159,7 +159,9 @@ def _validate(wf: Workflow) -> tuple[str, ...]:
     return _topological(wf.steps, file)
 
 
-def _validate_step(s: Step, ids: Mapping[str, Step], inputs: Sequence[str], file: str | None) -> None:
+def _validate_step(
+    s: Step, ids: Mapping[str, Step], inputs: Sequence[str], file: str | None
+) -> None:
     for dep in s.inputs:
         if dep == s.id:
             raise WorkflowError("a step cannot take its own output as input", file=file, step=s.id)

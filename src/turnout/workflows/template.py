@@ -53,7 +53,9 @@ class Template:
                 continue
             name, path, as_json = part
             if name not in values:
-                raise TemplateError(f"template needs {{{{ {name} }}}} but it was not given", step=step)
+                raise TemplateError(
+                    f"template needs {{{{ {name} }}}} but it was not given", step=step
+                )
             value = values[name]
             for key in path:
                 value = _get(value, key, name, step)

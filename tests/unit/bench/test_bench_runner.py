@@ -22,19 +22,31 @@ async def test_bench_compares_policies_on_the_same_cases(settings: Settings) -> 
             "name": "w",
             "inputs": ["task"],
             "steps": [
-                {"id": "planner", "prompt": "{{ task }}", "checks": [{"contains_all": ["rollback"]}]},
+                {
+                    "id": "planner",
+                    "prompt": "{{ task }}",
+                    "checks": [{"contains_all": ["rollback"]}],
+                },
                 {"id": "implementer", "prompt": "{{ planner }}", "inputs": ["planner"]},
             ],
         }
     )
     provider = FunctionProvider(answer)
-    runner = Runner(settings, pool=ModelPool(settings, providers={"hosted": provider, "backup": provider}))
+    runner = Runner(
+        settings, pool=ModelPool(settings, providers={"hosted": provider, "backup": provider})
+    )
     cheap = build_policy("mixed", settings)  # implementer on haiku: passes (no check there)
     strong = build_policy("all_frontier", settings)
     cases = [BenchCase("a", {"task": "x"}), BenchCase("b", {"task": "y"})]
     seen: list[str] = []
     bench = await run_bench(
-        runner, wf, [strong, cheap], cases, runs=3, concurrency=4, on_run=lambda r: seen.append(r.policy)
+        runner,
+        wf,
+        [strong, cheap],
+        cases,
+        runs=3,
+        concurrency=4,
+        on_run=lambda r: seen.append(r.policy),
     )
     assert len(seen) == 12
     by = {s.policy: s for s in bench.summaries()}
@@ -46,8 +58,18 @@ async def test_bench_compares_policies_on_the_same_cases(settings: Settings) -> 
     assert by["mixed"].cost_per_success == by["mixed"].cost_usd / 6
     assert by["mixed"].score == 1.0
     d = by["mixed"].as_dict()
-    for key in ("runs", "successes", "calls", "total_latency_s", "total_tokens", "output_tokens",
-                "cost_usd", "score", "cost_per_success_usd", "latency_per_success_s"):
+    for key in (
+        "runs",
+        "successes",
+        "calls",
+        "total_latency_s",
+        "total_tokens",
+        "output_tokens",
+        "cost_usd",
+        "score",
+        "cost_per_success_usd",
+        "latency_per_success_s",
+    ):
         assert key in d
     run_ids = {r.run_id for rs in bench.results.values() for r in rs}
     assert len(run_ids) == 12

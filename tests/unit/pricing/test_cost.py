@@ -38,8 +38,16 @@ def test_price_of_avoids_binary_float_noise() -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5", "gpt-4.1", "gpt-4.1-mini",
-        "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "gemini-2.5-pro", "gemini-2.5-flash",
+        "claude-opus-4-5",
+        "claude-sonnet-4-5",
+        "claude-haiku-4-5",
+        "gpt-4.1",
+        "gpt-4.1-mini",
+        "gpt-4.1-nano",
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gemini-2.5-pro",
+        "gemini-2.5-flash",
         "deepseek-v3",
     ],
 )

@@ -33,18 +33,24 @@ def script(*outcomes: object) -> FunctionProvider:
 REQ = ChatRequest((Message.user("hello there"),))
 
 
-def executor(settings: Settings, hosted: FunctionProvider, backup: FunctionProvider | None = None) -> tuple[Executor, list[float]]:
+def executor(
+    settings: Settings, hosted: FunctionProvider, backup: FunctionProvider | None = None
+) -> tuple[Executor, list[float]]:
     pool = ModelPool(settings, providers={"hosted": hosted, "backup": backup or hosted})
     slept: list[float] = []
 
     async def sleep(s: float) -> None:
         slept.append(s)
 
-    return Executor(pool, retry=RetryPolicy(max_attempts=3), sleep=sleep, rng=random.Random(1)), slept
+    return Executor(
+        pool, retry=RetryPolicy(max_attempts=3), sleep=sleep, rng=random.Random(1)
+    ), slept
 
 
 async def test_retries_then_succeeds_and_honours_retry_after(settings: Settings) -> None:
-    ex, slept = executor(settings, script(RateLimited("429", retry_after=2.5), ServerError("500"), "ok"))
+    ex, slept = executor(
+        settings, script(RateLimited("429", retry_after=2.5), ServerError("500"), "ok")
+    )
     out = await ex.execute(Decision(("opus",), "r", "p"), REQ, run_id="r", step_id="s")
     assert out.ok and out.response is not None and out.response.text == "ok"
     assert [a.status for a in out.attempts] == ["error", "error", "ok"]
@@ -96,7 +102,9 @@ async def test_concurrency_limit_per_model(pool_dict: dict) -> None:  # type: ig
         active -= 1
         return "ok"
 
-    ex = Executor(ModelPool(s, providers={"hosted": FunctionProvider(slow), "backup": FunctionProvider(slow)}))
+    ex = Executor(
+        ModelPool(s, providers={"hosted": FunctionProvider(slow), "backup": FunctionProvider(slow)})
+    )
     d = Decision(("opus",), "r", "p")
     outs = await asyncio.gather(*[ex.execute(d, REQ, run_id="r", step_id=str(i)) for i in range(4)])
     assert peak == 1 and all(o.ok for o in outs)

@@ -17,7 +17,9 @@ from turnout.types import Tier
         ("mixed", None, "opus", "per_step: request -> default opus"),
     ],
 )
-def test_decisions(settings: Settings, policy: str, step: str | None, model: str, reason: str) -> None:
+def test_decisions(
+    settings: Settings, policy: str, step: str | None, model: str, reason: str
+) -> None:
     d = build_policy(policy, settings).decide(RequestContext(step_id=step))
     assert d.models == (model,)
     assert d.reason == reason

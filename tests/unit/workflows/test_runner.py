@@ -20,9 +20,17 @@ WF: dict[str, Any] = {
     "name": "csv-export",
     "inputs": ["task"],
     "steps": [
-        {"id": "planner", "prompt": "Plan: {{ task }}", "checks": [{"contains_all": ["risks", "tests"]}]},
+        {
+            "id": "planner",
+            "prompt": "Plan: {{ task }}",
+            "checks": [{"contains_all": ["risks", "tests"]}],
+        },
         {"id": "implementer", "inputs": ["planner"], "prompt": "Implement:\n{{ planner }}"},
-        {"id": "reviewer", "inputs": ["planner", "implementer"], "prompt": "Review {{ implementer }} vs {{ planner }}"},
+        {
+            "id": "reviewer",
+            "inputs": ["planner", "implementer"],
+            "prompt": "Review {{ implementer }} vs {{ planner }}",
+        },
         {"id": "count", "kind": "code", "inputs": ["reviewer"], "run": "helpers:count_words"},
     ],
 }
@@ -41,7 +49,9 @@ def wf(tmp_path: Path) -> Any:
     return workflow_from_dict(WF, path=tmp_path / "wf.yaml")
 
 
-def make_runner(settings: Settings, fn: Any = reply, sink: Any = None) -> tuple[Runner, FunctionProvider]:
+def make_runner(
+    settings: Settings, fn: Any = reply, sink: Any = None
+) -> tuple[Runner, FunctionProvider]:
     provider = FunctionProvider(fn)
     pool = ModelPool(settings, providers={"hosted": provider, "backup": provider})
     return Runner(settings, pool=pool, sink=sink, retry=RetryPolicy(base_delay_s=0.001)), provider
@@ -54,7 +64,11 @@ async def test_run_routes_each_step_and_traces_everything(settings: Settings, wf
     assert result.ok, result.error
     models = {s.step_id: s.model for s in result.steps}
     assert models == {"planner": "opus", "implementer": "haiku", "reviewer": "opus", "count": None}
-    assert [r.model for r in provider.calls] == ["claude-opus-4-8", "claude-haiku-4-5", "claude-opus-4-8"]
+    assert [r.model for r in provider.calls] == [
+        "claude-opus-4-8",
+        "claude-haiku-4-5",
+        "claude-opus-4-8",
+    ]
     # cost: opus 800*5 + 200*0.5 + 100*25 per million; haiku 800*1 + 200*0.1 + 100*5
     opus = Decimal("0.0066")
     haiku = Decimal("0.00132")
@@ -66,7 +80,11 @@ async def test_run_routes_each_step_and_traces_everything(settings: Settings, wf
     assert kinds[0] == "RunRecord" and kinds[-1] == "RunRecord"
     assert kinds.count("AttemptRecord") == 3 and kinds.count("StepRecord") == 4
     final = records[-1]
-    assert isinstance(final, RunRecord) and final.status == "succeeded" and final.cost_usd == result.cost
+    assert (
+        isinstance(final, RunRecord)
+        and final.status == "succeeded"
+        and final.cost_usd == result.cost
+    )
 
 
 async def test_context_passes_only_through_declared_inputs(settings: Settings, wf: Any) -> None:
@@ -103,7 +121,9 @@ async def test_independent_steps_run_concurrently(settings: Settings, tmp_path: 
     assert result.ok and peak == 2
 
 
-async def test_failed_check_still_runs_downstream_but_fails_the_run(settings: Settings, wf: Any) -> None:
+async def test_failed_check_still_runs_downstream_but_fails_the_run(
+    settings: Settings, wf: Any
+) -> None:
     runner, _ = make_runner(settings, lambda req: "nothing useful")
     result = await runner.run(wf, {"task": "T"}, policy=build_policy("all_frontier", settings))
     assert result.status == "failed"
@@ -112,7 +132,9 @@ async def test_failed_check_still_runs_downstream_but_fails_the_run(settings: Se
     assert "step 'planner'" in (result.error or "")
 
 
-async def test_provider_failure_skips_dependents_and_records_attempts(settings: Settings, wf: Any) -> None:
+async def test_provider_failure_skips_dependents_and_records_attempts(
+    settings: Settings, wf: Any
+) -> None:
     records: list[TraceRecord] = []
 
     def boom(req: ChatRequest) -> str:
@@ -130,7 +152,9 @@ async def test_provider_failure_skips_dependents_and_records_attempts(settings: 
     assert steps[0].calls == 3 and "all 3 attempt(s) failed" in (steps[0].error or "")
 
 
-async def test_code_step_exception_is_recorded_not_raised(settings: Settings, tmp_path: Path) -> None:
+async def test_code_step_exception_is_recorded_not_raised(
+    settings: Settings, tmp_path: Path
+) -> None:
     (tmp_path / "bad.py").write_text("def explode(inputs):\n    raise KeyError('customer')\n")
     wf = workflow_from_dict(
         {"name": "w", "steps": [{"id": "x", "kind": "code", "run": "bad:explode"}]},
@@ -142,7 +166,9 @@ async def test_code_step_exception_is_recorded_not_raised(settings: Settings, tm
     assert "bad:explode raised KeyError" in (result.steps[0].error or "")
 
 
-async def test_missing_and_unknown_inputs_fail_before_any_record(settings: Settings, wf: Any) -> None:
+async def test_missing_and_unknown_inputs_fail_before_any_record(
+    settings: Settings, wf: Any
+) -> None:
     records: list[TraceRecord] = []
     runner, provider = make_runner(settings, sink=records.append)
     with pytest.raises(ConfigError, match="missing workflow input"):
@@ -170,7 +196,9 @@ async def test_json_output_is_parsed_for_downstream_steps(settings: Settings) ->
 
 
 async def test_unparseable_json_output_fails_the_step(settings: Settings) -> None:
-    wf = workflow_from_dict({"name": "w", "steps": [{"id": "extract", "prompt": "x", "output": "json"}]})
+    wf = workflow_from_dict(
+        {"name": "w", "steps": [{"id": "extract", "prompt": "x", "output": "json"}]}
+    )
     runner, _ = make_runner(settings, lambda req: "no json here")
     result = await runner.run(wf, {}, policy=build_policy("all_frontier", settings))
     assert result.steps[0].status == "failed"
@@ -192,7 +220,9 @@ async def test_workflow_policy_uses_step_model_tier_and_default(settings: Settin
     runner, _ = make_runner(settings)
     result = await runner.run(wf, {}, policy=build_policy(None, settings))
     assert [s.model for s in result.steps] == ["opus", "nano", "sonnet"]
-    assert "cheapest in efficient" in (result.steps[1].decision.reason if result.steps[1].decision else "")
+    assert "cheapest in efficient" in (
+        result.steps[1].decision.reason if result.steps[1].decision else ""
+    )
 
 
 async def test_override_is_recorded_with_who_and_why(settings: Settings) -> None:
@@ -200,7 +230,11 @@ async def test_override_is_recorded_with_who_and_why(settings: Settings) -> None
         {
             "name": "w",
             "steps": [
-                {"id": "a", "prompt": "a", "override": {"model": "haiku", "by": "ana", "why": "cost"}},
+                {
+                    "id": "a",
+                    "prompt": "a",
+                    "override": {"model": "haiku", "by": "ana", "why": "cost"},
+                },
             ],
         }
     )

@@ -24,7 +24,10 @@ def test_topological_order_and_dependents() -> None:
 
 def test_cycle_is_reported_with_its_path() -> None:
     with pytest.raises(WorkflowError, match=r"cycle: (a -> b -> a|b -> a -> b)"):
-        Workflow(name="w", steps=(Step.code("a", _code, inputs=("b",)), Step.code("b", _code, inputs=("a",))))
+        Workflow(
+            name="w",
+            steps=(Step.code("a", _code, inputs=("b",)), Step.code("b", _code, inputs=("a",))),
+        )
 
 
 def test_unknown_input_names_the_step() -> None:
