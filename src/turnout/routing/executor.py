@@ -87,8 +87,12 @@ class Executor:
                 queued += waited
                 if response is not None:
                     return Execution(
-                        decision, tuple(attempts), response, model,
-                        latency_s=time.perf_counter() - start - queued, queued_s=queued,
+                        decision,
+                        tuple(attempts),
+                        response,
+                        model,
+                        latency_s=time.perf_counter() - start - queued,
+                        queued_s=queued,
                     )
                 assert error is not None
                 errors.append(error)
@@ -100,8 +104,13 @@ class Executor:
                 break  # a non-retryable failure (auth, bad request, ...) ends the chain
         final: TurnoutError = errors[0] if len(errors) == 1 else AllAttemptsFailed(step_id, errors)
         return Execution(
-            decision, tuple(attempts), None, None, final,
-            latency_s=time.perf_counter() - start - queued, queued_s=queued,
+            decision,
+            tuple(attempts),
+            None,
+            None,
+            final,
+            latency_s=time.perf_counter() - start - queued,
+            queued_s=queued,
         )
 
     async def _attempt(
@@ -128,10 +137,18 @@ class Executor:
                 exc.model = model
             latency = time.perf_counter() - t0
             record = AttemptRecord(
-                run_id=ctx.run_id, step_id=ctx.step_id, attempt=len(attempts) + 1,
-                model=model, provider=spec.provider, tier=spec.tier.value,
-                policy=decision.policy, reason=decision.reason, started_at=started_at,
-                latency_s=latency, status="error", error_class=exc.error_class,
+                run_id=ctx.run_id,
+                step_id=ctx.step_id,
+                attempt=len(attempts) + 1,
+                model=model,
+                provider=spec.provider,
+                tier=spec.tier.value,
+                policy=decision.policy,
+                reason=decision.reason,
+                started_at=started_at,
+                latency_s=latency,
+                status="error",
+                error_class=exc.error_class,
                 error=str(exc)[:500],
             )
             self._record(attempts, record)
@@ -141,10 +158,18 @@ class Executor:
                 limiter.release()
         latency = time.perf_counter() - t0
         record = AttemptRecord(
-            run_id=ctx.run_id, step_id=ctx.step_id, attempt=len(attempts) + 1,
-            model=model, provider=spec.provider, tier=spec.tier.value,
-            policy=decision.policy, reason=decision.reason, started_at=started_at,
-            latency_s=latency, status="ok", ttft_s=response.ttft_s,
+            run_id=ctx.run_id,
+            step_id=ctx.step_id,
+            attempt=len(attempts) + 1,
+            model=model,
+            provider=spec.provider,
+            tier=spec.tier.value,
+            policy=decision.policy,
+            reason=decision.reason,
+            started_at=started_at,
+            latency_s=latency,
+            status="ok",
+            ttft_s=response.ttft_s,
             input_tokens=response.usage.input_tokens,
             output_tokens=response.usage.output_tokens,
             cached_input_tokens=response.usage.cached_input_tokens,
