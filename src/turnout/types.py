@@ -196,6 +196,42 @@ class Annotation:
         return out
 
 
+DEFAULT_REFUSALS = (
+    "i don't know",
+    "i do not know",
+    "i'm not sure",
+    "i am not sure",
+    "i cannot help",
+    "i can't help",
+    "i cannot assist",
+    "i can't assist",
+    "as an ai",
+    "i'm unable to",
+    "i am unable to",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QualitySpec:
+    """Answer-quality checks a cascade applies on top of the step's own checks."""
+
+    min_chars: int = 0
+    refusal_phrases: tuple[str, ...] = DEFAULT_REFUSALS
+    code_block_when_asked: bool = True
+
+
+EnsembleMode = Literal["auto", "vote", "first_passing", "judge"]
+
+
+@dataclass(frozen=True, slots=True)
+class EnsembleSpec:
+    """How an ensemble picks one answer. ``auto`` votes when every answer is short
+    (classification-like) and otherwise takes the first answer that passes the checks."""
+
+    mode: EnsembleMode = "auto"
+    judge: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What a policy decided: which pool models, in what strategy, and why.
@@ -213,6 +249,12 @@ class Decision:
     """A system prompt the policy wants sent with the request (``task_type``)."""
     temperature: float | None = None
     """A temperature the policy wants used (``task_type``)."""
+    quality: QualitySpec | None = None
+    """``cascade``: extra answer-quality checks before accepting a rung's answer."""
+    ensemble: EnsembleSpec | None = None
+    """``ensemble``: how one answer is chosen."""
+    on_content_filter: str | None = None
+    """``fallback``: the model to try when a provider refuses on content grounds."""
 
     @property
     def model(self) -> str:

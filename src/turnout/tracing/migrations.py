@@ -182,7 +182,18 @@ _CREATE_INDEXES = sql_migration(
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_CREATE_TABLES, _CREATE_INDEXES)
+# Cache hits (an attempt answered from the cache costs nothing and records what it
+# saved) and human overrides of a step's decision (who and why, for `turnout audit`).
+_CACHE_AND_OVERRIDES = sql_migration(
+    "m003_attempt_cache_step_overrides",
+    "ALTER TABLE attempts ADD COLUMN cache TEXT",
+    "ALTER TABLE attempts ADD COLUMN saved_picousd BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE steps ADD COLUMN override_by TEXT",
+    "ALTER TABLE steps ADD COLUMN override_why TEXT",
+    "CREATE INDEX steps_override_by ON steps (override_by)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_CREATE_TABLES, _CREATE_INDEXES, _CACHE_AND_OVERRIDES)
 """Every migration, oldest first. Append only: never rename or edit a shipped one."""
 
 _CREATE_MIGRATIONS_TABLE = (

@@ -18,7 +18,8 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 RunStatus = Literal["running", "succeeded", "failed"]
 StepStatus = Literal["succeeded", "failed", "skipped"]
-AttemptStatus = Literal["ok", "error"]
+AttemptStatus = Literal["ok", "error", "rejected"]
+"""``rejected``: the call succeeded (and cost money) but a cascade did not accept its answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,10 @@ class AttemptRecord:
     cost_usd: Decimal = Decimal(0)
     error_class: str | None = None
     error: str | None = None
+    cache: str | None = None
+    """``exact`` or ``semantic`` when the answer came from the cache (cost 0)."""
+    saved_usd: Decimal = Decimal(0)
+    """What a cache hit would have cost: the original call's cost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,9 @@ class StepRecord:
     output: str | None = None
     error_class: str | None = None
     error: str | None = None
+    override_by: str | None = None
+    """Who overrode the policy's decision for this step (with ``override_why``)."""
+    override_why: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

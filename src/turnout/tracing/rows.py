@@ -94,18 +94,18 @@ RUN_COLUMNS = (
 STEP_COLUMNS = (
     "run_id", "step_id", "kind", "status", "started_at", "latency_s", "model", "tier", "policy",
     "reason", "ttft_s", "input_tokens", "output_tokens", "cached_input_tokens", "cost_picousd",
-    "calls", "score", "checks", "output", "error_class", "error",
+    "calls", "score", "checks", "output", "error_class", "error", "override_by", "override_why",
 )  # fmt: skip
 ATTEMPT_COLUMNS = (
     "run_id", "step_id", "attempt", "model", "provider", "tier", "policy", "reason",
     "started_at", "latency_s", "status", "ttft_s", "input_tokens", "output_tokens",
-    "cached_input_tokens", "cost_picousd", "error_class", "error",
+    "cached_input_tokens", "cost_picousd", "error_class", "error", "cache", "saved_picousd",
 )  # fmt: skip
 
 
 def column_of(field_name: str) -> str:
-    """The column holding a record field (only ``cost_usd`` is renamed)."""
-    return "cost_picousd" if field_name == "cost_usd" else field_name
+    """The column holding a record field (costs are renamed to pico-dollar columns)."""
+    return {"cost_usd": "cost_picousd", "saved_usd": "saved_picousd"}.get(field_name, field_name)
 
 
 def _insert(table: str, columns: Sequence[str], conflict: Sequence[str] = ()) -> str:
@@ -187,6 +187,7 @@ def step_row(s: StepRecord) -> tuple[Any, ...]:
         s.policy, clean_text(s.reason), s.ttft_s, s.input_tokens, s.output_tokens,
         s.cached_input_tokens, cost_to_pico(s.cost_usd), s.calls, s.score,
         _checks_json(s.checks), clean_text(s.output), s.error_class, clean_text(s.error),
+        clean_text(s.override_by), clean_text(s.override_why),
     )  # fmt: skip
 
 
@@ -195,7 +196,7 @@ def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
         a.run_id, a.step_id, a.attempt, a.model, a.provider, a.tier, a.policy,
         clean_text(a.reason), a.started_at, a.latency_s, a.status, a.ttft_s, a.input_tokens,
         a.output_tokens, a.cached_input_tokens, cost_to_pico(a.cost_usd), a.error_class,
-        clean_text(a.error),
+        clean_text(a.error), a.cache, cost_to_pico(a.saved_usd),
     )  # fmt: skip
 
 
@@ -233,7 +234,8 @@ def step_from_row(row: Sequence[Any]) -> StepRecord:
         cached_input_tokens=int(v["cached_input_tokens"]),
         cost_usd=pico_to_cost(v["cost_picousd"]), calls=int(v["calls"]),
         score=_opt_float(v["score"]), checks=_checks(v["checks"]), output=v["output"],
-        error_class=v["error_class"], error=v["error"],
+        error_class=v["error_class"], error=v["error"], override_by=v["override_by"],
+        override_why=v["override_why"],
     )  # fmt: skip
 
 
@@ -246,6 +248,7 @@ def attempt_from_row(row: Sequence[Any]) -> AttemptRecord:
         status=v["status"], ttft_s=_opt_float(v["ttft_s"]), input_tokens=int(v["input_tokens"]),
         output_tokens=int(v["output_tokens"]), cached_input_tokens=int(v["cached_input_tokens"]),
         cost_usd=pico_to_cost(v["cost_picousd"]), error_class=v["error_class"], error=v["error"],
+        cache=v["cache"], saved_usd=pico_to_cost(v["saved_picousd"]),
     )  # fmt: skip
 
 

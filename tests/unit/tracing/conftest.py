@@ -63,6 +63,8 @@ def step(run_id: str = "run-0001", step_id: str = "classify", **changes: object)
         "output": "refund",
         "error_class": None,
         "error": None,
+        "override_by": "ana",
+        "override_why": "refund wording needs the frontier model",
     }
     fields.update(changes)
     return StepRecord(**fields)  # type: ignore[arg-type]
@@ -90,6 +92,8 @@ def attempt(
         "cost_usd": Decimal("0.000000001875"),
         "error_class": "rate_limited",
         "error": "429 Too Many Requests",
+        "cache": "semantic",
+        "saved_usd": Decimal("0.00042"),
     }
     fields.update(changes)
     return AttemptRecord(**fields)  # type: ignore[arg-type]
