@@ -40,9 +40,15 @@ class StepSchema(_Strict):
     override: OverrideSchema | None = None
 
 
+class BudgetSchema(_Strict):
+    run_usd: float | None = Field(default=None, gt=0)
+    step_usd: float | None = Field(default=None, gt=0)
+
+
 class WorkflowSchema(_Strict):
     name: str
     description: str | None = None
     default_model: str | None = None
     inputs: list[str] = Field(default_factory=list)
+    budget: BudgetSchema | None = None
     steps: list[StepSchema]

@@ -1,10 +1,23 @@
 """The executor: carries a decision out against the real providers.
 
-It owns everything a policy must not do: calling providers, timing, retries
-with backoff (honouring Retry-After), moving down a fallback chain, per-model
-concurrency limits, and recording every attempt (failed ones too) with its
-cost. It never raises for a provider failure: the outcome says what happened,
-so the caller can trace a failed step with all the attempts it made.
+It owns everything a policy must not do: calling providers, timeouts, retries
+with backoff that honour Retry-After, fallback chains, cascade escalation on
+failed checks, ensembles, circuit breakers, caches, budget caps and per-model
+concurrency limits. It records every attempt (failed ones too) with its cost,
+counted once. It never raises for a provider failure: the :class:`Execution`
+says what happened, so the caller can trace a failed step with all its attempts.
+
+Strategies (``Decision.strategy``):
+
+* ``single``: one model, up to ``RetryPolicy.max_attempts`` tries;
+* ``fallback``: down the chain; a retryable failure (429, 5xx, timeout, refused
+  connection, malformed response, open breaker) moves to the next model; context
+  length exceeded moves to a model with a larger window; a content-filter refusal
+  moves to ``Decision.on_content_filter`` when one is configured;
+* ``cascade``: cheap to expensive; each rung's answer must pass the step's checks
+  (``accept``) and the decision's quality checks, else the next rung is asked;
+* ``ensemble``: every model at once; a majority vote for short answers, else the
+  first answer that passes the checks (or a judge model's pick).
 """
 
 from __future__ import annotations
@@ -12,18 +25,41 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from turnout.errors import AllAttemptsFailed, ProviderError, TurnoutError
+from turnout.errors import (
+    AllAttemptsFailed,
+    ContentFiltered,
+    ContextLengthExceeded,
+    ProviderTimeout,
+    TurnoutError,
+)
 from turnout.providers.pool import ModelPool
+from turnout.routing.attempts import (
+    AttemptRunner,
+    Breakers,
+    Ledger,
+    ResponseCache,
+    Sleep,
+    Timeouts,
+)
+from turnout.routing.budget import Budget
+from turnout.routing.policy import HEALTHY, PoolHealth
+from turnout.routing.quality import QualityCheck
 from turnout.routing.retry import RetryPolicy
+from turnout.routing.vote import Ballot, classification_like, majority
 from turnout.tracing.records import AttemptRecord
-from turnout.types import ChatRequest, ChatResponse, Decision
+from turnout.types import ChatRequest, ChatResponse, Decision, Message
+
+if TYPE_CHECKING:
+    from turnout.routing.streaming import StreamExecution
 
 AttemptSink = Callable[[AttemptRecord], None]
-Sleep = Callable[[float], Awaitable[None]]
+Acceptor = Callable[[ChatResponse], str | None]
+"""Judges an answer: None to accept it, or why it is not good enough."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +73,8 @@ class Execution:
     error: TurnoutError | None = None
     latency_s: float = 0.0
     queued_s: float = 0.0
+    note: str | None = None
+    """What the strategy did, e.g. ``cascade: smol rejected (...) -> qwen accepted``."""
 
     @property
     def ok(self) -> bool:
@@ -47,10 +85,15 @@ class Execution:
         return sum((a.cost_usd for a in self.attempts), Decimal(0))
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptContext:
-    run_id: str
-    step_id: str
+def apply_decision(decision: Decision, request: ChatRequest) -> ChatRequest:
+    """A policy's system prompt (prepended) and temperature (``task_type``)."""
+    if decision.system_prompt:
+        request = replace(
+            request, messages=(Message.system(decision.system_prompt), *request.messages)
+        )
+    if decision.temperature is not None and request.temperature is None:
+        request = replace(request, temperature=decision.temperature)
+    return request
 
 
 class Executor:
@@ -59,126 +102,260 @@ class Executor:
         pool: ModelPool,
         *,
         retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
         on_attempt: AttemptSink | None = None,
+        breakers: Breakers | None = None,
+        caches: Sequence[ResponseCache] = (),
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
         self.pool = pool
         self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
         self.on_attempt = on_attempt
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self.breakers = breakers
+        self.runner = AttemptRunner(
+            pool, retry=self.retry, timeouts=self.timeouts, breakers=breakers,
+            caches=tuple(caches), sleep=sleep, rng=rng,
+        )  # fmt: skip
+
+    async def health(self) -> PoolHealth:
+        """What policies may know of the pool now: models whose breaker is open."""
+        if self.breakers is None:
+            return HEALTHY
+        return PoolHealth(await self.breakers.unavailable())
 
     async def execute(
-        self, decision: Decision, request: ChatRequest, *, run_id: str, step_id: str
-    ) -> Execution:
-        ctx = AttemptContext(run_id, step_id)
-        attempts: list[AttemptRecord] = []
-        errors: list[ProviderError] = []
-        start = time.perf_counter()
-        queued = 0.0
-        chain = decision.models if decision.strategy == "fallback" else decision.models[:1]
-        per_model = 1 if len(chain) > 1 else self.retry.max_attempts
-        for model in chain:
-            for n in range(1, per_model + 1):
-                response, error, waited = await self._attempt(
-                    decision, model, request, ctx, attempts
-                )
-                queued += waited
-                if response is not None:
-                    return Execution(
-                        decision,
-                        tuple(attempts),
-                        response,
-                        model,
-                        latency_s=time.perf_counter() - start - queued,
-                        queued_s=queued,
-                    )
-                assert error is not None
-                errors.append(error)
-                if not error.retryable:
-                    break
-                if n < per_model:
-                    await self._sleep(self.retry.delay(n, error, self._rng))
-            if not errors[-1].retryable:
-                break  # a non-retryable failure (auth, bad request, ...) ends the chain
-        final: TurnoutError = errors[0] if len(errors) == 1 else AllAttemptsFailed(step_id, errors)
-        return Execution(
-            decision,
-            tuple(attempts),
-            None,
-            None,
-            final,
-            latency_s=time.perf_counter() - start - queued,
-            queued_s=queued,
-        )
-
-    async def _attempt(
         self,
         decision: Decision,
-        model: str,
         request: ChatRequest,
-        ctx: AttemptContext,
-        attempts: list[AttemptRecord],
-    ) -> tuple[ChatResponse | None, ProviderError | None, float]:
-        spec = self.pool.spec(model)
-        provider = self.pool.provider_for(model)
-        limiter = self.pool.limiter(model)
-        wait_start = time.perf_counter()
-        if limiter is not None:
-            await limiter.acquire()
-        waited = time.perf_counter() - wait_start
-        started_at = time.time()
-        t0 = time.perf_counter()
+        *,
+        run_id: str,
+        step_id: str,
+        accept: Acceptor | None = None,
+        budget: Budget | None = None,
+    ) -> Execution:
+        request = apply_decision(decision, request)
+        ledger = Ledger(run_id, step_id, decision, budget)
+        start = time.perf_counter()
+        response: ChatResponse | None = None
+        model: str | None = None
+        note: str | None = None
         try:
-            response = await provider.complete(replace(request, model=spec.id))
-        except ProviderError as exc:
-            if exc.model is None:
-                exc.model = model
-            latency = time.perf_counter() - t0
-            record = AttemptRecord(
-                run_id=ctx.run_id,
-                step_id=ctx.step_id,
-                attempt=len(attempts) + 1,
-                model=model,
-                provider=spec.provider,
-                tier=spec.tier.value,
-                policy=decision.policy,
-                reason=decision.reason,
-                started_at=started_at,
-                latency_s=latency,
-                status="error",
-                error_class=exc.error_class,
-                error=str(exc)[:500],
+            coro = self._strategy(ledger, request, accept)
+            if self.timeouts.total_s is None:
+                response, model, note = await coro
+            else:
+                async with asyncio.timeout(self.timeouts.total_s):
+                    response, model, note = await coro
+        except TimeoutError:
+            ledger.errors.append(
+                ProviderTimeout(f"no answer within the total timeout of {self.timeouts.total_s:g}s")
             )
-            self._record(attempts, record)
-            return None, exc, waited
         finally:
-            if limiter is not None:
-                limiter.release()
-        latency = time.perf_counter() - t0
-        record = AttemptRecord(
-            run_id=ctx.run_id,
-            step_id=ctx.step_id,
-            attempt=len(attempts) + 1,
-            model=model,
-            provider=spec.provider,
-            tier=spec.tier.value,
-            policy=decision.policy,
-            reason=decision.reason,
-            started_at=started_at,
-            latency_s=latency,
-            status="ok",
-            ttft_s=response.ttft_s,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
-            cached_input_tokens=response.usage.cached_input_tokens,
-            cost_usd=spec.price.cost(response.usage),
-        )
-        self._record(attempts, record)
-        return response, None, waited
+            if self.on_attempt is not None:
+                for a in ledger.attempts:
+                    self.on_attempt(a)
+        error: TurnoutError | None = None
+        if response is None:
+            if ledger.fatal is not None:
+                error = ledger.fatal
+            elif len(ledger.errors) == 1:
+                error = ledger.errors[0]
+            else:
+                error = AllAttemptsFailed(step_id, ledger.errors)
+        return Execution(
+            decision, tuple(ledger.attempts), response, model, error,
+            latency_s=time.perf_counter() - start - ledger.queued_s,
+            queued_s=ledger.queued_s, note=note,
+        )  # fmt: skip
 
-    def _record(self, attempts: list[AttemptRecord], record: AttemptRecord) -> None:
-        attempts.append(record)
-        if self.on_attempt is not None:
-            self.on_attempt(record)
+    async def _strategy(
+        self, ledger: Ledger, request: ChatRequest, accept: Acceptor | None
+    ) -> tuple[ChatResponse | None, str | None, str | None]:
+        d = ledger.decision
+        if d.strategy == "cascade":
+            return await self._cascade(ledger, request, accept)
+        if d.strategy == "ensemble":
+            return await self._ensemble(ledger, request, accept)
+        if d.strategy == "fallback" and len(d.models) > 1:
+            return await self._fallback(ledger, request)
+        response = await self.runner.call(ledger, d.model, request)
+        return response, d.model if response else None, None
+
+    # -- fallback ------------------------------------------------------------------------
+
+    async def _fallback(
+        self, ledger: Ledger, request: ChatRequest
+    ) -> tuple[ChatResponse | None, str | None, str | None]:
+        chain = list(ledger.decision.models)
+        tried: list[str] = []
+        i = 0
+        while i < len(chain):
+            model = chain[i]
+            tried.append(model)
+            response = await self.runner.call(ledger, model, request, attempts=1)
+            if response is not None:
+                note = None if i == 0 else f"fallback: {' -> '.join(tried)}"
+                return response, model, note
+            if ledger.fatal is not None:
+                break
+            error = ledger.errors[-1]
+            nxt: str | None = None
+            if isinstance(error, ContextLengthExceeded):
+                nxt = self._larger_window(model, chain[i + 1 :], tried)
+                if nxt is None:
+                    break
+            elif isinstance(error, ContentFiltered):
+                alt = ledger.decision.on_content_filter
+                if alt is None or alt in tried:
+                    break
+                nxt = alt
+            elif not error.retryable:
+                break
+            if nxt is not None:
+                chain = [*chain[: i + 1], nxt, *(m for m in chain[i + 1 :] if m != nxt)]
+            i += 1
+        return None, None, f"fallback: {' -> '.join(tried)} all failed"
+
+    def _larger_window(self, model: str, rest: Sequence[str], tried: Sequence[str]) -> str | None:
+        """The next model with a larger context window: from the chain, else the pool
+        (same tier or higher, cheapest first)."""
+        spec = self.pool.spec(model)
+        window = spec.context_window or 0
+        for name in rest:
+            other = self.pool.spec(name).context_window
+            if other is None or other > window:
+                return name
+        candidates = [
+            m for m in self.pool.settings.models.values()
+            if m.name not in tried and (m.context_window or 0) > window
+            and m.tier.rank >= spec.tier.rank
+        ]  # fmt: skip
+        if not candidates:
+            return None
+        return min(
+            candidates, key=lambda m: (m.price.input + m.price.output, m.context_window)
+        ).name
+
+    # -- cascade -------------------------------------------------------------------------
+
+    async def _cascade(
+        self, ledger: Ledger, request: ChatRequest, accept: Acceptor | None
+    ) -> tuple[ChatResponse | None, str | None, str | None]:
+        d = ledger.decision
+        quality = QualityCheck.build(d.quality) if d.quality else None
+        steps: list[str] = []
+        last: tuple[ChatResponse, str] | None = None
+        for rung, model in enumerate(d.models):
+            response = await self.runner.call(ledger, model, request)
+            if response is None:
+                if ledger.fatal is not None:
+                    break
+                steps.append(f"{model} failed ({ledger.errors[-1].error_class})")
+                continue
+            last = (response, model)
+            why = (quality.verdict(request, response) if quality else None) or (
+                accept(response) if accept else None
+            )
+            if why is None:
+                steps.append(f"{model} accepted")
+                return response, model, "cascade: " + " -> ".join(steps)
+            steps.append(f"{model} rejected ({why})")
+            if rung < len(d.models) - 1:
+                ledger.reject(len(ledger.attempts) - 1, why)
+        note = "cascade: " + " -> ".join(steps)
+        if last is None:
+            return None, None, note
+        return last[0], last[1], note + "; kept the last answer"
+
+    # -- ensemble ------------------------------------------------------------------------
+
+    async def _ensemble(
+        self, ledger: Ledger, request: ChatRequest, accept: Acceptor | None
+    ) -> tuple[ChatResponse | None, str | None, str | None]:
+        d = ledger.decision
+        ledgers = [Ledger(ledger.run_id, ledger.step_id, d, ledger.budget) for _ in d.models]
+        answers = await asyncio.gather(
+            *(self.runner.call(sub, m, request) for sub, m in zip(ledgers, d.models, strict=True))
+        )
+        for sub in ledgers:
+            for a in sub.attempts:
+                ledger.attempts.append(replace(a, attempt=len(ledger.attempts) + 1))
+            ledger.errors.extend(sub.errors)
+            ledger.queued_s = max(ledger.queued_s, sub.queued_s)
+            ledger.fatal = ledger.fatal or sub.fatal
+        ballots = [
+            Ballot(m, self.pool.spec(m).tier, r)
+            for m, r in zip(d.models, answers, strict=True)
+            if r is not None
+        ]
+        if not ballots:
+            return None, None, "ensemble: every model failed"
+        spec = d.ensemble
+        mode = spec.mode if spec else "auto"
+        if mode == "auto":
+            mode = (
+                "vote"
+                if classification_like([b.response.text for b in ballots])
+                else "first_passing"
+            )
+        if mode == "vote":
+            v = majority(ballots)
+            note = f"ensemble vote: {v.votes}/{v.total} for {v.answer!r} -> {v.winner.model}"
+            return v.winner.response, v.winner.model, note
+        if mode == "judge" and spec is not None and spec.judge:
+            picked = await self._judge(ledger, request, ballots, spec.judge)
+            if picked is not None:
+                return (
+                    picked.response,
+                    picked.model,
+                    f"ensemble judge {spec.judge} chose {picked.model}",
+                )
+        for b in ballots:
+            if accept is None or accept(b.response) is None:
+                return b.response, b.model, f"ensemble: first passing answer from {b.model}"
+        best = max(ballots, key=lambda b: b.tier.rank)
+        return (
+            best.response,
+            best.model,
+            f"ensemble: no answer passed; kept {best.model} (highest tier)",
+        )
+
+    async def _judge(
+        self, ledger: Ledger, request: ChatRequest, ballots: Sequence[Ballot], judge: str
+    ) -> Ballot | None:
+        question = "\n".join(m.content or "" for m in request.messages if m.role == "user")
+        listed = "\n\n".join(f"Answer {i + 1}:\n{b.response.text}" for i, b in enumerate(ballots))
+        prompt = (
+            f"Question:\n{question}\n\n{listed}\n\n"
+            f"Which answer is best? Reply with the number only (1-{len(ballots)})."
+        )
+        ask = ChatRequest((Message.user(prompt),), max_tokens=8, temperature=0)
+        answer = await self.runner.call(ledger, judge, ask)
+        if answer is None:
+            return None
+        for token in answer.text.replace(".", " ").split():
+            if token.isdigit() and 1 <= int(token) <= len(ballots):
+                return ballots[int(token) - 1]
+        return None
+
+    # -- streaming -----------------------------------------------------------------------
+
+    def stream(
+        self,
+        decision: Decision,
+        request: ChatRequest,
+        *,
+        run_id: str,
+        step_id: str,
+        allow_restart: bool = False,
+        budget: Budget | None = None,
+    ) -> StreamExecution:
+        """Stream a decision's answer; see :class:`~turnout.routing.streaming.StreamExecution`."""
+        from turnout.routing.streaming import StreamExecution
+
+        return StreamExecution(
+            self, apply_decision(decision, request), decision, run_id=run_id,
+            step_id=step_id, allow_restart=allow_restart, budget=budget,
+        )  # fmt: skip

@@ -22,6 +22,6 @@ class RetryPolicy:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` starts at 1)."""
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return min(max(error.retry_after, 0.0), self.max_retry_after_s)
-        base = min(self.base_delay_s * (2 ** (attempt - 1)), self.max_delay_s)
+        base = min(self.base_delay_s * 2.0 ** (attempt - 1), self.max_delay_s)
         r = float((rng or random).uniform(-self.jitter, self.jitter))
         return max(0.0, base * (1 + r))

@@ -12,9 +12,10 @@ from turnout.checks.registry import build_checks
 from turnout.config.workflow_schema import StepSchema, WorkflowSchema
 from turnout.config.yamlio import first_error, read_yaml
 from turnout.errors import ConfigError, WorkflowError
+from turnout.pricing.cost import to_decimal
 from turnout.types import Annotation, Tier
 from turnout.workflows.callables import resolve_callable
-from turnout.workflows.spec import Override, Step, Workflow
+from turnout.workflows.spec import BudgetSpec, Override, Step, Workflow
 from turnout.workflows.template import Template
 
 
@@ -53,6 +54,14 @@ def workflow_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> W
         default_model=schema.default_model,
         description=schema.description,
         path=path,
+        budget=_budget(schema.budget.run_usd, schema.budget.step_usd) if schema.budget else None,
+    )
+
+
+def _budget(run_usd: float | None, step_usd: float | None) -> BudgetSpec:
+    return BudgetSpec(
+        run_usd=to_decimal(run_usd) if run_usd is not None else None,
+        step_usd=to_decimal(step_usd) if step_usd is not None else None,
     )
 
 

@@ -35,6 +35,7 @@ class StepResult:
     error_class: str | None = None
     error: str | None = None
     override_by: str | None = None
+    override_why: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -67,6 +68,8 @@ class StepResult:
             output=self.text,
             error_class=self.error_class,
             error=self.error,
+            override_by=self.override_by,
+            override_why=self.override_why,
         )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from turnout.config.settings import Settings
 from turnout.providers.pool import ModelPool
+from turnout.routing.budget import Budget
 from turnout.routing.executor import Executor
 from turnout.routing.policy import Policy
 from turnout.routing.retry import RetryPolicy
@@ -46,11 +47,18 @@ class Runner:
         pool: ModelPool | None = None,
         sink: TraceSink | None = None,
         retry: RetryPolicy | None = None,
+        executor: Executor | None = None,
     ) -> None:
+        """``executor`` (one built by :func:`turnout.routing.setup.build_executor`, with
+        breakers and caches) replaces the default one: retries, no breaker, no cache."""
         self.settings = settings
-        self.pool = pool or ModelPool(settings)
+        self.pool = executor.pool if executor is not None else (pool or ModelPool(settings))
         self.sink = sink
-        self.executor = Executor(self.pool, retry=retry, on_attempt=sink)
+        if executor is None:
+            executor = Executor(self.pool, retry=retry, on_attempt=sink)
+        elif sink is not None:
+            executor.on_attempt = sink
+        self.executor = executor
 
     async def aclose(self) -> None:
         await self.pool.aclose()
@@ -65,7 +73,9 @@ class Runner:
         bench_id: str | None = None,
         tags: Mapping[str, str] | None = None,
         on_step: StepCallback | None = None,
+        budget: Budget | None = None,
     ) -> RunResult:
+        """Run ``workflow`` once. ``budget`` caps spend (default: the workflow's ``budget:``)."""
         check_against_pool(workflow, self.settings)
         values = bind_inputs(workflow, inputs)
         run_id = run_id or new_run_id()
@@ -84,7 +94,9 @@ class Runner:
                 bench_id=bench_id,
             )
         )
-        results = await self._schedule(workflow, values, policy, run_id, tags, on_step)
+        if budget is None and workflow.budget is not None:
+            budget = workflow.budget.fresh()
+        results = await self._schedule(workflow, values, policy, run_id, tags, on_step, budget)
         ordered = tuple(results[sid] for sid in workflow.order)
         failed = [s for s in ordered if not s.ok]
         error = None
@@ -102,6 +114,9 @@ class Runner:
             inputs=values,
             tags=tags,
             bench_id=bench_id,
+            variant=next(
+                (s.decision.variant for s in ordered if s.decision and s.decision.variant), None
+            ),
             error=error,
         )
         self._emit(result.record())
@@ -115,6 +130,7 @@ class Runner:
         run_id: str,
         tags: Mapping[str, str],
         on_step: StepCallback | None,
+        budget: Budget | None,
     ) -> dict[str, StepResult]:
         results: dict[str, StepResult] = {}
         outputs: dict[str, Any] = {}
@@ -173,3 +189,11 @@ class Runner:
     def _emit(self, record: TraceRecord) -> None:
         if self.sink is not None:
             self.sink(record)
+
+
+def _variant(steps: tuple[StepResult, ...]) -> str | None:
+    """The A/B variant the run was assigned (the first step decision that names one)."""
+    for s in steps:
+        if s.decision is not None and s.decision.variant:
+            return s.decision.variant
+    return None

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from turnout.errors import WorkflowError
+from turnout.routing.budget import Budget
 from turnout.types import Annotation, Tier
 from turnout.workflows.template import Template
 
@@ -41,6 +43,17 @@ class Override:
     model: str
     by: str
     why: str
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSpec:
+    """Spend caps (USD) for each run of a workflow and for each of its steps."""
+
+    run_usd: Decimal | None = None
+    step_usd: Decimal | None = None
+
+    def fresh(self) -> Budget:
+        return Budget(run_usd=self.run_usd, step_usd=self.step_usd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,7 @@ class Workflow:
     default_model: str | None = None
     description: str | None = None
     path: Path | None = None
+    budget: BudgetSpec | None = None
     _order: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -6,15 +6,17 @@ import asyncio
 import inspect
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from turnout.checks.json_extract import extract_json
 from turnout.checks.scoring import evaluate
 from turnout.errors import TurnoutError, error_class_of
-from turnout.routing.executor import Executor
+from turnout.routing.budget import Budget
+from turnout.routing.executor import Acceptor, Executor
 from turnout.routing.policy import HEALTHY, Policy, PoolHealth, RequestContext
 from turnout.tracing.records import AttemptRecord
-from turnout.types import ChatRequest, CheckResult, Decision, Message, Usage
+from turnout.types import ChatRequest, ChatResponse, CheckResult, Decision, Message, Usage
 from turnout.workflows.handoff import serialize
 from turnout.workflows.results import StepResult
 from turnout.workflows.spec import Step, Workflow
@@ -46,6 +48,36 @@ def decide(
     return policy.decide(ctx, health)
 
 
+def parse_output(step: Step, text: str) -> tuple[Any, tuple[CheckResult, ...]]:
+    """The value a step passes on, and a failed check when ``output: json`` cannot parse."""
+    if step.output != "json":
+        return text, ()
+    try:
+        return extract_json(text), ()
+    except ValueError as exc:
+        return text, (CheckResult("output is JSON", False, str(exc)),)
+
+
+def judge(step: Step, text: str) -> tuple[Any, tuple[CheckResult, ...]]:
+    """Parse and check one answer: the value and every check's result."""
+    value, extra = parse_output(step, text)
+    results, _, _ = evaluate(step.checks, text, value)
+    return value, extra + results
+
+
+def acceptor(step: Step) -> Acceptor:
+    """For cascades and ensembles: None when an answer passes the step's required checks."""
+
+    def accept(response: ChatResponse) -> str | None:
+        _, results = judge(step, response.text)
+        failed = [c for c in results if c.required and not c.passed]
+        if not failed:
+            return None
+        return "failed " + ", ".join(c.name for c in failed)
+
+    return accept
+
+
 async def run_llm_step(
     step: Step,
     workflow: Workflow,
@@ -55,6 +87,7 @@ async def run_llm_step(
     executor: Executor,
     run_id: str,
     tags: Mapping[str, str],
+    budget: Budget | None = None,
 ) -> StepResult:
     started_at = time.time()
     t0 = time.perf_counter()
@@ -65,11 +98,17 @@ async def run_llm_step(
             messages.append(Message.system(step.system.render(values, step=step.id)))
         messages.append(Message.user(step.prompt.render(values, step=step.id)))
         msgs = tuple(messages)
-        decision = decide(step, workflow, policy, msgs, tags)
+        decision = decide(step, workflow, policy, msgs, tags, await executor.health())
+        for name in decision.models:
+            executor.pool.spec(name)
     except TurnoutError as exc:
         return _failed(step, started_at, time.perf_counter() - t0, exc)
     request = ChatRequest(msgs, max_tokens=step.max_tokens, temperature=step.temperature)
-    execution = await executor.execute(decision, request, run_id=run_id, step_id=step.id)
+    execution = await executor.execute(
+        decision, request, run_id=run_id, step_id=step.id, accept=acceptor(step), budget=budget
+    )
+    if execution.note:
+        decision = replace(decision, reason=f"{decision.reason}; {execution.note}")
     spec = executor.pool.spec(execution.model or decision.model)
     common: dict[str, Any] = {
         "step_id": step.id,
@@ -82,6 +121,7 @@ async def run_llm_step(
         "attempts": execution.attempts,
         "cost": execution.cost,
         "override_by": step.override.by if step.override else None,
+        "override_why": step.override.why if step.override else None,
     }
     usage = sum_usage(execution.attempts)
     if execution.response is None:
@@ -94,15 +134,7 @@ async def run_llm_step(
             **common,
         )
     text = execution.response.text
-    value: Any = text
-    extra: tuple[CheckResult, ...] = ()
-    if step.output == "json":
-        try:
-            value = extract_json(text)
-        except ValueError as exc:
-            extra = (CheckResult("output is JSON", False, str(exc)),)
-    results, _, _ = evaluate(step.checks, text, value)
-    results = extra + results
+    value, results = judge(step, text)
     passed_required = all(c.passed for c in results if c.required)
     return StepResult(
         status="succeeded" if passed_required else "failed",

@@ -1,0 +1,238 @@
+"""One model call, done properly: the unit every strategy is built from.
+
+:class:`AttemptRunner` makes a single call to one model (cache look-up,
+breaker, budget check, concurrency limit, per-attempt timeout) and records it
+as an :class:`~turnout.tracing.records.AttemptRecord`, whatever happened.
+:meth:`AttemptRunner.call` adds bounded retries with backoff on that model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Protocol
+
+from turnout.errors import (
+    BudgetExceeded,
+    CircuitOpen,
+    ProviderError,
+    ProviderTimeout,
+    TurnoutError,
+)
+from turnout.providers.pool import ModelPool
+from turnout.routing.budget import Budget, estimate_cost
+from turnout.routing.retry import RetryPolicy
+from turnout.tracing.records import AttemptRecord, AttemptStatus
+from turnout.types import ChatRequest, ChatResponse, Decision, Usage
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Breakers(Protocol):
+    """What the executor needs of a breaker board (see :mod:`turnout.routing.breaker`)."""
+
+    async def allow(self, model: str) -> bool: ...
+
+    async def record(self, model: str, ok: bool) -> object: ...
+
+    async def unavailable(self) -> frozenset[str]: ...
+
+
+class Cached(Protocol):
+    response: ChatResponse
+    cost_usd: Decimal
+    kind: str
+
+
+class ResponseCache(Protocol):
+    """What the executor needs of a cache (exact or semantic)."""
+
+    async def lookup(self, request: ChatRequest) -> Cached | None: ...
+
+    async def store(self, request: ChatRequest, response: ChatResponse, cost: Decimal) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """``attempt_s`` bounds one call; ``total_s`` bounds a whole decision, retries included."""
+
+    attempt_s: float | None = None
+    total_s: float | None = None
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Everything one decision's execution did: attempts (in order) and errors."""
+
+    run_id: str
+    step_id: str
+    decision: Decision
+    budget: Budget | None = None
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    errors: list[ProviderError] = field(default_factory=list)
+    queued_s: float = 0.0
+    fatal: TurnoutError | None = None
+
+    @property
+    def cost(self) -> Decimal:
+        return sum((a.cost_usd for a in self.attempts), Decimal(0))
+
+    def reject(self, index: int, why: str) -> None:
+        """Mark a successful attempt whose answer a cascade did not accept."""
+        a = self.attempts[index]
+        self.attempts[index] = replace(a, status="rejected", error_class="rejected", error=why)
+
+
+class AttemptRunner:
+    def __init__(
+        self,
+        pool: ModelPool,
+        *,
+        retry: RetryPolicy,
+        timeouts: Timeouts,
+        breakers: Breakers | None = None,
+        caches: tuple[ResponseCache, ...] = (),
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.pool = pool
+        self.retry = retry
+        self.timeouts = timeouts
+        self.breakers = breakers
+        self.caches = caches
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def call(
+        self, ledger: Ledger, model: str, request: ChatRequest, *, attempts: int | None = None
+    ) -> ChatResponse | None:
+        """Call ``model`` with up to ``attempts`` tries (retryable failures only)."""
+        limit = attempts or self.retry.max_attempts
+        for n in range(1, limit + 1):
+            response = await self.once(ledger, model, request)
+            if response is not None:
+                return response
+            if ledger.fatal is not None:
+                return None
+            error = ledger.errors[-1]
+            if not error.retryable or isinstance(error, CircuitOpen):
+                return None
+            if n < limit:
+                await self._sleep(self.retry.delay(n, error, self._rng))
+        return None
+
+    async def once(self, ledger: Ledger, model: str, request: ChatRequest) -> ChatResponse | None:
+        """One attempt. Returns the answer, or None with the error added to the ledger."""
+        spec = self.pool.spec(model)
+        request = replace(request, model=spec.id)
+        for cache in self.caches:
+            hit = await cache.lookup(request)
+            if hit is not None:
+                self.record(ledger, model, time.time(), 0.0, "ok", hit.response.usage, hit.response,
+                          cache=hit.kind, saved=hit.cost_usd)  # fmt: skip
+                return hit.response
+        if not await self.admit(ledger, model, request):
+            return None
+        provider = self.pool.provider_for(model)
+        limiter = self.pool.limiter(model)
+        if limiter is not None:
+            t_wait = time.perf_counter()
+            await limiter.acquire()
+            ledger.queued_s += time.perf_counter() - t_wait
+        started_at = time.time()
+        t0 = time.perf_counter()
+        try:
+            try:
+                if self.timeouts.attempt_s is None:
+                    response = await provider.complete(request)
+                else:
+                    async with asyncio.timeout(self.timeouts.attempt_s):
+                        response = await provider.complete(request)
+            except TimeoutError:
+                raise ProviderTimeout(
+                    f"no answer within the attempt timeout of {self.timeouts.attempt_s:g}s"
+                ) from None
+        except ProviderError as exc:
+            if exc.model is None:
+                exc.model = model
+            self.record(ledger, model, started_at, time.perf_counter() - t0, "error", Usage(),
+                      None, error=exc)  # fmt: skip
+            ledger.errors.append(exc)
+            if self.breakers is not None and exc.retryable:
+                await self.breakers.record(model, False)
+            return None
+        finally:
+            if limiter is not None:
+                limiter.release()
+        latency = time.perf_counter() - t0
+        cost = self.record(ledger, model, started_at, latency, "ok", response.usage, response)
+        if self.breakers is not None:
+            await self.breakers.record(model, True)
+        for cache in self.caches:
+            await cache.store(request, response, cost)
+        return response
+
+    async def admit(self, ledger: Ledger, model: str, request: ChatRequest) -> bool:
+        """May ``model`` be called now? Its breaker must allow it and the budget afford it."""
+        if self.breakers is not None and not await self.breakers.allow(model):
+            ledger.errors.append(CircuitOpen("circuit breaker is open", model=model))
+            return False
+        if ledger.budget is not None:
+            try:
+                ledger.budget.check(
+                    ledger.step_id, estimate_cost(self.pool.spec(model).price, request)
+                )
+            except BudgetExceeded as exc:
+                ledger.fatal = exc
+                return False
+        return True
+
+    def record(
+        self,
+        ledger: Ledger,
+        model: str,
+        started_at: float,
+        latency: float,
+        status: AttemptStatus,
+        usage: Usage,
+        response: ChatResponse | None,
+        *,
+        error: ProviderError | None = None,
+        cache: str | None = None,
+        saved: Decimal = Decimal(0),
+    ) -> Decimal:
+        """Append one attempt to the ledger (charging its cost to the budget); return its cost."""
+        spec = self.pool.spec(model)
+        cost = Decimal(0) if cache else spec.price.cost(usage)
+        if ledger.budget is not None:
+            ledger.budget.charge(ledger.step_id, cost)
+        d = ledger.decision
+        ledger.attempts.append(
+            AttemptRecord(
+                run_id=ledger.run_id,
+                step_id=ledger.step_id,
+                attempt=len(ledger.attempts) + 1,
+                model=model,
+                provider=spec.provider,
+                tier=spec.tier.value,
+                policy=d.policy,
+                reason=d.reason,
+                started_at=started_at,
+                latency_s=latency,
+                status=status,
+                ttft_s=response.ttft_s if response is not None else None,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_input_tokens=usage.cached_input_tokens,
+                cost_usd=cost,
+                error_class=error.error_class if error else None,
+                error=str(error)[:500] if error else None,
+                cache=cache,
+                saved_usd=saved,
+            )
+        )
+        return cost

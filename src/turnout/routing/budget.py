@@ -1,0 +1,59 @@
+"""Budget caps per run and per step, enforced *before* money is spent.
+
+Before each call the executor estimates its cost from the prompt size (about
+four characters a token) and ``max_tokens`` (or a default when the request
+sets none) and refuses with :class:`~turnout.errors.BudgetExceeded` when the
+run or the step would pass its cap. After the call the real cost is charged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from turnout.errors import BudgetExceeded
+from turnout.pricing.cost import Price
+from turnout.providers.function import estimate_tokens
+from turnout.types import ChatRequest
+
+DEFAULT_OUTPUT_ESTIMATE = 1024
+"""Output tokens assumed for a request without ``max_tokens``."""
+
+
+def estimate_cost(price: Price, request: ChatRequest) -> Decimal:
+    """An upper-bound guess at one call's cost, before making it."""
+    chars = sum(len(m.content or "") + 8 for m in request.messages)
+    prompt = estimate_tokens("x" * chars) if chars else 0
+    return price.estimate(prompt, request.max_tokens or DEFAULT_OUTPUT_ESTIMATE)
+
+
+@dataclass(slots=True)
+class Budget:
+    """Spend caps for one run (``run_usd``) and for each of its steps (``step_usd``)."""
+
+    run_usd: Decimal | None = None
+    step_usd: Decimal | None = None
+    spent: Decimal = Decimal(0)
+    by_step: dict[str, Decimal] = field(default_factory=dict)
+
+    def check(self, step_id: str, estimate: Decimal) -> None:
+        """Raise BudgetExceeded when ``estimate`` more would pass a cap."""
+        if self.step_usd is not None:
+            step_spent = self.by_step.get(step_id, Decimal(0))
+            if step_spent + estimate > self.step_usd:
+                raise BudgetExceeded(
+                    f"step {step_id!r}: estimated ${estimate:.6f} more would pass the step cap "
+                    f"of ${self.step_usd} (spent ${step_spent:.6f})",
+                    scope="step",
+                )
+        if self.run_usd is not None and self.spent + estimate > self.run_usd:
+            raise BudgetExceeded(
+                f"step {step_id!r}: estimated ${estimate:.6f} more would pass the run cap "
+                f"of ${self.run_usd} (spent ${self.spent:.6f})",
+                scope="run",
+            )
+
+    def charge(self, step_id: str, amount: Decimal) -> None:
+        if amount:
+            self.spent += amount
+            self.by_step[step_id] = self.by_step.get(step_id, Decimal(0)) + amount
