@@ -49,6 +49,14 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
     policies: dict[str, PolicyConfig] = {}
     for name, pol in schema.policies.items():
         options = pol.model_dump(exclude={"kind"})
+        if pol.kind == "ab":
+            for variant in options["variants"]:
+                if variant not in models and variant not in schema.policies:
+                    raise ConfigError(
+                        f"variant {variant!r} is neither a model nor a policy",
+                        file=file,
+                        field=f"policies.{name}.variants",
+                    )
         for field, model in _model_refs(options, pol.kind):
             if model not in models:
                 known = ", ".join(sorted(models)) or "none"
@@ -65,6 +73,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
         storage=schema.storage,
         path=source,
         gateway=MappingProxyType(dict(schema.gateway or {})),
+        executor=MappingProxyType(schema.executor.model_dump()),
     )
 
 
@@ -146,6 +155,9 @@ def _model_refs(options: Mapping[str, Any], kind: str = "") -> list[tuple[str, s
     default = options.get("default")
     if isinstance(default, Mapping) and isinstance(default.get("model"), str):
         refs.append(("default.model", default["model"]))
+    for key in ("judge", "on_content_filter"):  # ensemble, fallback
+        if isinstance(options.get(key), str):
+            refs.append((key, options[key]))
     return refs
 
 

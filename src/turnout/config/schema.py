@@ -6,9 +6,18 @@ Policy kinds are validated here too, each by its own schema, discriminated by ``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 
 class _Strict(BaseModel):
@@ -38,9 +47,7 @@ class LocalProviderSchema(_Strict):
     timeouts: TimeoutsSchema = Field(default_factory=TimeoutsSchema)
 
 
-ProviderSchema = Annotated[
-    OpenAIProviderSchema | LocalProviderSchema, Field(discriminator="kind")
-]
+ProviderSchema = Annotated[OpenAIProviderSchema | LocalProviderSchema, Field(discriminator="kind")]
 
 
 class PriceSchema(_Strict):
@@ -71,9 +78,342 @@ class PerStepPolicySchema(_Strict):
     steps: dict[str, str] = Field(default_factory=dict)
 
 
+# -- rules, complexity, task_type ---------------------------------------------------------
+
+TierName = Literal["efficient", "standard", "frontier"]
+
+ANNOTATION_VOCABULARY: Mapping[str, tuple[str, ...]] = {
+    "scope": ("single-file", "multi-file", "cross-service"),
+    "domain": ("docs", "config", "tests", "feature", "security", "schema", "refactor"),
+    "ambiguity": ("low", "medium", "high"),
+}
+"""The written routing policy's annotation vocabulary (``vocabulary:`` extends it per policy)."""
+
+
+class VocabularySchema(_Strict):
+    """Values a policy adds to the annotation vocabulary, per key."""
+
+    scope: list[str] = Field(default_factory=list)
+    domain: list[str] = Field(default_factory=list)
+    ambiguity: list[str] = Field(default_factory=list)
+
+    @field_validator("scope", "domain", "ambiguity", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return _lower_values(value)
+
+
+def _lower_values(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.strip().lower()
+    if isinstance(value, list):
+        return [v.strip().lower() if isinstance(v, str) else v for v in value]
+    return value
+
+
+class WhenSchema(_Strict):
+    """Annotation conditions: each key matches one value or any of a list."""
+
+    scope: str | list[str] | None = None
+    domain: str | list[str] | None = None
+    ambiguity: str | list[str] | None = None
+
+    @field_validator("scope", "domain", "ambiguity", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return _lower_values(value)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> WhenSchema:
+        given = self.model_dump(exclude_none=True)
+        if not given:
+            raise ValueError("needs at least one of scope, domain, ambiguity")
+        for key, value in given.items():
+            if value == []:
+                raise ValueError(f"{key}: an empty list never matches")
+        return self
+
+
+class RuleSchema(_Strict):
+    when: WhenSchema
+    tier: TierName
+
+
+class PreferSchema(_Strict):
+    prefer: list[str] = Field(min_length=1)
+
+
+class _WithinTierSchema(_Strict):
+    """How a model is chosen inside a tier: cheapest healthy, or a preference order."""
+
+    within_tier: Literal["cheapest", "prefer"] | PreferSchema | None = None
+    prefer: list[str] | None = None
+    fallback: bool = False
+
+    @field_validator("within_tier", mode="before")
+    @classmethod
+    def _within_tier(cls, value: Any) -> Any:
+        if value is None or value in ("cheapest", "prefer") or isinstance(value, dict):
+            return value
+        raise ValueError(f"expected cheapest, prefer or {{prefer: [model, ...]}}, got {value!r}")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> _WithinTierSchema:
+        w, prefer = self.within_tier, self.prefer
+        if isinstance(w, PreferSchema) and prefer is not None:
+            raise ValueError("give prefer either at the top or under within_tier, not both")
+        if w == "cheapest" and prefer:
+            raise ValueError("within_tier is cheapest but a prefer list is given")
+        if w == "prefer" and not prefer:
+            raise ValueError("within_tier is prefer but no prefer list is given")
+        return self
+
+
+class RulesPolicySchema(_WithinTierSchema):
+    kind: Literal["rules"]
+    must_stay_frontier: list[WhenSchema] = Field(default_factory=list)
+    rules: list[RuleSchema] = Field(default_factory=list)
+    default: TierName = "standard"
+    vocabulary: VocabularySchema = Field(default_factory=VocabularySchema)
+
+    @model_validator(mode="after")
+    def _known_values(self) -> RulesPolicySchema:
+        extra = self.vocabulary.model_dump()
+        known = {k: {*vs, *extra.get(k, [])} for k, vs in ANNOTATION_VOCABULARY.items()}
+        conditions = [
+            (f"must_stay_frontier[{i}]", w) for i, w in enumerate(self.must_stay_frontier)
+        ]
+        conditions += [(f"rules[{i}].when", r.when) for i, r in enumerate(self.rules)]
+        for where, when in conditions:
+            for key, value in when.model_dump(exclude_none=True).items():
+                for v in [value] if isinstance(value, str) else value:
+                    if v not in known[key]:
+                        names = ", ".join(sorted(known[key]))
+                        raise ValueError(
+                            f"{where}.{key}: unknown value {v!r} (known: {names}; "
+                            f"add it under vocabulary.{key} to extend)"
+                        )
+        return self
+
+
+class PerLevelTierSchema(_Strict):
+    low: TierName | None = None
+    medium: TierName | None = None
+    high: TierName | None = None
+
+
+class PerLevelModelSchema(_Strict):
+    low: str | None = None
+    medium: str | None = None
+    high: str | None = None
+
+
+class SignalSchema(_Strict):
+    """One complexity signal: it adds ``weight`` when its value reaches ``threshold``."""
+
+    threshold: int | None = Field(default=None, ge=0)
+    weight: int | None = None
+
+
+class ComplexitySignalsSchema(_Strict):
+    tokens: SignalSchema | None = None
+    long_tokens: SignalSchema | None = None
+    code_blocks: SignalSchema | None = None
+    questions: SignalSchema | None = None
+    lines: SignalSchema | None = None
+    conversation_tokens: SignalSchema | None = None
+
+
+class LevelsSchema(_Strict):
+    """Score thresholds: ``medium`` and above is medium, ``high`` and above is high."""
+
+    medium: int = 2
+    high: int = 5
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LevelsSchema:
+        if self.medium >= self.high:
+            raise ValueError("medium must be below high")
+        return self
+
+
+class ComplexityPolicySchema(_WithinTierSchema):
+    kind: Literal["complexity"]
+    signals: ComplexitySignalsSchema = Field(default_factory=ComplexitySignalsSchema)
+    keywords: list[str] | None = None
+    extra_keywords: list[str] = Field(default_factory=list)
+    low_keywords: list[str] | None = None
+    extra_low_keywords: list[str] = Field(default_factory=list)
+    keyword_weight: int = 2
+    max_keywords: int = Field(default=3, ge=0)
+    low_keyword_weight: int = -2
+    max_low_keywords: int = Field(default=2, ge=0)
+    levels: LevelsSchema = Field(default_factory=LevelsSchema)
+    tiers: PerLevelTierSchema = Field(default_factory=PerLevelTierSchema)
+    models: PerLevelModelSchema = Field(default_factory=PerLevelModelSchema)
+    scan_chars: int = Field(default=1200, ge=0)
+
+
+class TaskTargetSchema(_Strict):
+    """Where a task type goes (a model or a tier) and how it is asked."""
+
+    model: str | None = None
+    tier: TierName | None = None
+    system: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+    @model_validator(mode="after")
+    def _model_or_tier(self) -> TaskTargetSchema:
+        if self.model is not None and self.tier is not None:
+            raise ValueError("give either model or tier, not both")
+        return self
+
+
+class TaskTypesSchema(_Strict):
+    code: TaskTargetSchema | None = None
+    creative: TaskTargetSchema | None = None
+    analysis: TaskTargetSchema | None = None
+    translation: TaskTargetSchema | None = None
+    math: TaskTargetSchema | None = None
+    extraction: TaskTargetSchema | None = None
+    classification: TaskTargetSchema | None = None
+    chat: TaskTargetSchema | None = None
+
+
+class TaskKeywordsSchema(_Strict):
+    """More strong keywords per task type."""
+
+    code: list[str] = Field(default_factory=list)
+    creative: list[str] = Field(default_factory=list)
+    analysis: list[str] = Field(default_factory=list)
+    translation: list[str] = Field(default_factory=list)
+    math: list[str] = Field(default_factory=list)
+    extraction: list[str] = Field(default_factory=list)
+    classification: list[str] = Field(default_factory=list)
+    chat: list[str] = Field(default_factory=list)
+
+
+class TaskTypePolicySchema(_WithinTierSchema):
+    kind: Literal["task_type"]
+    types: TaskTypesSchema = Field(default_factory=TaskTypesSchema)
+    default: TaskTargetSchema = Field(default_factory=TaskTargetSchema)
+    keywords: TaskKeywordsSchema = Field(default_factory=TaskKeywordsSchema)
+    min_score: int = Field(default=3, ge=1)
+    scan_chars: int = Field(default=1200, ge=0)
+
+
+# -- cascade, fallback, ensemble, ab --------------------------------------------------------
+
+
+class QualitySchema(_Strict):
+    min_chars: int = Field(default=0, ge=0)
+    refusal_phrases: list[str] | None = None
+    code_block_when_asked: bool = True
+
+
+class CascadePolicySchema(_Strict):
+    kind: Literal["cascade"]
+    models: list[str] = Field(min_length=2)
+    quality: QualitySchema = Field(default_factory=QualitySchema)
+
+
+class FallbackPolicySchema(_Strict):
+    kind: Literal["fallback"]
+    models: list[str] = Field(min_length=1)
+    on_content_filter: str | None = None
+
+
+class EnsemblePolicySchema(_Strict):
+    kind: Literal["ensemble"]
+    models: list[str] = Field(min_length=2)
+    mode: Literal["auto", "vote", "first_passing", "judge"] = "auto"
+    judge: str | None = None
+
+    @model_validator(mode="after")
+    def _judge_named(self) -> EnsemblePolicySchema:
+        if self.mode == "judge" and not self.judge:
+            raise ValueError("mode judge needs a judge model")
+        return self
+
+
+class ABPolicySchema(_Strict):
+    kind: Literal["ab"]
+    key: str = "user"
+    variants: dict[str, float] = Field(min_length=1)
+    salt: str | None = None
+
+    @field_validator("variants")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
+            raise ValueError("weights must be non-negative and add up to more than 0")
+        return value
+
+
 PolicySchema = Annotated[
-    StaticPolicySchema | PerStepPolicySchema, Field(discriminator="kind")
+    StaticPolicySchema
+    | PerStepPolicySchema
+    | RulesPolicySchema
+    | ComplexityPolicySchema
+    | TaskTypePolicySchema
+    | CascadePolicySchema
+    | FallbackPolicySchema
+    | EnsemblePolicySchema
+    | ABPolicySchema,
+    Field(discriminator="kind"),
 ]
+
+
+# -- executor: retries, timeouts, breaker, cache -------------------------------------------
+
+
+class RetrySchema(_Strict):
+    max_attempts: PositiveInt = 3
+    base_delay_s: float = Field(default=0.25, ge=0)
+    max_delay_s: float = Field(default=8.0, ge=0)
+    jitter: float = Field(default=0.25, ge=0, le=1)
+    max_retry_after_s: float = Field(default=30.0, ge=0)
+
+
+class ExecTimeoutsSchema(_Strict):
+    attempt_s: PositiveFloat | None = None
+    total_s: PositiveFloat | None = None
+
+
+class BreakerSchema(_Strict):
+    enabled: bool = True
+    window_s: PositiveFloat = 30.0
+    min_requests: PositiveInt = 5
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    cooldown_s: PositiveFloat = 30.0
+    max_cooldown_s: PositiveFloat = 300.0
+
+
+class ExactCacheSchema(_Strict):
+    enabled: bool = True
+    ttl_s: PositiveFloat = 3600.0
+    max_entries: PositiveInt = 10_000
+
+
+class SemanticCacheSchema(_Strict):
+    enabled: bool = False
+    threshold: float = Field(default=0.92, gt=0, le=1)
+    ttl_s: PositiveFloat = 3600.0
+
+
+class CacheSchema(_Strict):
+    exact: ExactCacheSchema = Field(default_factory=ExactCacheSchema)
+    semantic: SemanticCacheSchema = Field(default_factory=SemanticCacheSchema)
+
+
+class ExecutorSchema(_Strict):
+    retries: RetrySchema = Field(default_factory=RetrySchema)
+    timeouts: ExecTimeoutsSchema = Field(default_factory=ExecTimeoutsSchema)
+    breaker: BreakerSchema = Field(default_factory=BreakerSchema)
+    cache: CacheSchema | None = None
+    state: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "turnout"
 
 
 class SettingsSchema(_Strict):
@@ -81,4 +421,5 @@ class SettingsSchema(_Strict):
     models: dict[str, ModelSchema]
     policies: dict[str, PolicySchema] = Field(default_factory=dict)
     storage: str | None = None
+    executor: ExecutorSchema = Field(default_factory=ExecutorSchema)
     gateway: dict[str, Any] | None = None

@@ -65,6 +65,8 @@ class Settings:
     storage: str | None = None
     path: Path | None = None
     gateway: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    executor: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    """The validated ``executor:`` section (retries, timeouts, breaker, cache, state)."""
 
     @property
     def source(self) -> str:

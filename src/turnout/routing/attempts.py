@@ -25,6 +25,7 @@ from turnout.errors import (
 )
 from turnout.providers.pool import ModelPool
 from turnout.routing.budget import Budget, estimate_cost
+from turnout.routing.cache.answer import CachedAnswer
 from turnout.routing.retry import RetryPolicy
 from turnout.tracing.records import AttemptRecord, AttemptStatus
 from turnout.types import ChatRequest, ChatResponse, Decision, Usage
@@ -42,16 +43,10 @@ class Breakers(Protocol):
     async def unavailable(self) -> frozenset[str]: ...
 
 
-class Cached(Protocol):
-    response: ChatResponse
-    cost_usd: Decimal
-    kind: str
-
-
 class ResponseCache(Protocol):
     """What the executor needs of a cache (exact or semantic)."""
 
-    async def lookup(self, request: ChatRequest) -> Cached | None: ...
+    async def lookup(self, request: ChatRequest) -> CachedAnswer | None: ...
 
     async def store(self, request: ChatRequest, response: ChatResponse, cost: Decimal) -> bool: ...
 

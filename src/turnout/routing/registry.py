@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from turnout.config.settings import Settings
@@ -17,7 +18,16 @@ PolicyFactory = Callable[[str, Mapping[str, Any], Settings], Policy]
 _KINDS: dict[str, str | PolicyFactory] = {
     "static": "turnout.routing.static:StaticPolicy.from_options",
     "per_step": "turnout.routing.per_step:PerStepPolicy.from_options",
+    "rules": "turnout.routing.rules:RulesPolicy.from_options",
+    "complexity": "turnout.routing.complexity:ComplexityPolicy.from_options",
+    "task_type": "turnout.routing.task_type:TaskTypePolicy.from_options",
+    "cascade": "turnout.routing.cascade:CascadePolicy.from_options",
+    "fallback": "turnout.routing.fallback:FallbackPolicy.from_options",
+    "ensemble": "turnout.routing.ensemble:EnsemblePolicy.from_options",
+    "ab": "turnout.routing.ab:ABPolicy.from_options",
 }
+
+_BUILDING: ContextVar[tuple[str, ...]] = ContextVar("turnout_building_policies", default=())
 
 
 def register_policy(kind: str, factory: str | PolicyFactory) -> None:
@@ -29,7 +39,9 @@ def _factory(kind: str, field: str, file: str) -> PolicyFactory:
         factory = _KINDS[kind]
     except KeyError:
         known = ", ".join(sorted(_KINDS))
-        raise ConfigError(f"unknown policy kind {kind!r} (known: {known})", file=file, field=field) from None
+        raise ConfigError(
+            f"unknown policy kind {kind!r} (known: {known})", file=file, field=field
+        ) from None
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
         obj: Any = importlib.import_module(module)
@@ -41,9 +53,19 @@ def _factory(kind: str, field: str, file: str) -> PolicyFactory:
 
 
 def build_policy(name: str | None, settings: Settings) -> Policy:
-    """The policy called ``name`` in ``settings``; None (or ``workflow``) is the workflow's own routing."""
+    """The policy called ``name`` in ``settings``; None (or ``workflow``) is the
+    workflow's own routing. A policy may build others it names (composition); a
+    cycle of policies naming each other is a ConfigError."""
     if name is None or (name == WORKFLOW_POLICY and name not in settings.policies):
         return WorkflowDefaultPolicy(settings)
+    stack = _BUILDING.get()
+    if name in stack:
+        cycle = " -> ".join((*stack[stack.index(name) :], name))
+        raise ConfigError(f"policies name each other in a cycle: {cycle}", file=settings.source)
     cfg = settings.policy(name)
     factory = _factory(cfg.kind, f"policies.{name}.kind", settings.source)
-    return factory(name, cfg.options, settings)
+    token = _BUILDING.set((*stack, name))
+    try:
+        return factory(name, cfg.options, settings)
+    finally:
+        _BUILDING.reset(token)

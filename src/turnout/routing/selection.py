@@ -39,7 +39,11 @@ def pick_in_tier(
         healthy = [m for m in members if health.healthy(m.name)] or list(members)
         if not healthy:
             continue
-        moved = "" if candidate_tier is tier else f" ({tier.value} has no model, routed to {candidate_tier.value})"
+        moved = (
+            ""
+            if candidate_tier is tier
+            else f" ({tier.value} has no model, routed to {candidate_tier.value})"
+        )
         for name in prefer:
             for m in healthy:
                 if m.name == name:

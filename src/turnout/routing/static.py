@@ -16,7 +16,9 @@ class StaticPolicy:
         self.model = model
 
     @classmethod
-    def from_options(cls, name: str, options: Mapping[str, Any], settings: Settings) -> StaticPolicy:
+    def from_options(
+        cls, name: str, options: Mapping[str, Any], settings: Settings
+    ) -> StaticPolicy:
         return cls(name, str(options["model"]))
 
     def decide(self, ctx: RequestContext, health: PoolHealth = HEALTHY) -> Decision:

@@ -24,11 +24,14 @@ class WorkflowDefaultPolicy:
     def decide(self, ctx: RequestContext, health: PoolHealth = HEALTHY) -> Decision:
         step = ctx.step_id or "request"
         if ctx.step_model:
-            return Decision((ctx.step_model,), f"workflow: {step} names {ctx.step_model}", self.name)
+            return Decision(
+                (ctx.step_model,), f"workflow: {step} names {ctx.step_model}", self.name
+            )
         if ctx.step_tier is not None:
             m, _, why = pick_in_tier(self.settings, ctx.step_tier, health=health)
             return Decision(
-                (m.name,), f"workflow: {step} asks tier {ctx.step_tier.value} -> {m.name} ({why})",
+                (m.name,),
+                f"workflow: {step} asks tier {ctx.step_tier.value} -> {m.name} ({why})",
                 self.name,
             )
         if ctx.default_model:
@@ -36,4 +39,6 @@ class WorkflowDefaultPolicy:
                 (ctx.default_model,), f"workflow: default model {ctx.default_model}", self.name
             )
         m, _, why = pick_in_tier(self.settings, Tier.FRONTIER, health=health)
-        return Decision((m.name,), f"workflow: no model given, route up -> {m.name} ({why})", self.name)
+        return Decision(
+            (m.name,), f"workflow: no model given, route up -> {m.name} ({why})", self.name
+        )

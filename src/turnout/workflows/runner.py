@@ -16,6 +16,7 @@ from typing import Any
 
 from turnout.config.settings import Settings
 from turnout.providers.pool import ModelPool
+from turnout.routing.ab import RUN_TAG
 from turnout.routing.budget import Budget
 from turnout.routing.executor import Executor
 from turnout.routing.policy import Policy
@@ -79,7 +80,7 @@ class Runner:
         check_against_pool(workflow, self.settings)
         values = bind_inputs(workflow, inputs)
         run_id = run_id or new_run_id()
-        tags = dict(tags or {})
+        tags = {**(tags or {}), RUN_TAG: run_id}
         started_at = time.time()
         t0 = time.perf_counter()
         self._emit(

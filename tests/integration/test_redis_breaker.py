@@ -1,0 +1,257 @@
+"""Breaker state shared through the real Redis at 127.0.0.1:6379.
+
+Each test uses a random key prefix and deletes its keys afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from turnout.routing.breaker import BreakerBoard, BreakerConfig
+from turnout.routing.breaker_redis import RedisBreakerStore
+
+redis_asyncio = pytest.importorskip("redis.asyncio", reason="redis-py is not installed")
+redis_exceptions = pytest.importorskip("redis.exceptions")
+
+CFG = BreakerConfig(
+    window_s=30, bucket_s=1, min_requests=5, failure_rate=0.5, cooldown_s=30, probe_timeout_s=60
+)
+
+
+class FakeClock:
+    def __init__(self, t: float = 1_700_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, dt: float) -> None:
+        self.t += dt
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[redis_asyncio.Redis]:
+    c = redis_asyncio.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2)
+    try:
+        await c.ping()
+    except (OSError, redis_exceptions.ConnectionError) as exc:
+        await c.aclose()
+        pytest.skip(f"Redis is not reachable at 127.0.0.1:6379 ({exc})")
+    yield c
+    await c.aclose()
+
+
+@pytest.fixture
+async def prefix(client: redis_asyncio.Redis) -> AsyncIterator[str]:
+    p = f"turnout-test:{uuid.uuid4().hex}:breaker"
+    yield p
+    keys = [k async for k in client.scan_iter(match=f"{p}:*")]
+    if keys:
+        await client.delete(*keys)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def make_board(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock | None, cfg: BreakerConfig = CFG
+) -> BreakerBoard:
+    return BreakerBoard(cfg, RedisBreakerStore(client, prefix=prefix, clock=clock))
+
+
+async def fail(board: BreakerBoard, model: str, n: int) -> str:
+    state = "closed"
+    for _ in range(n):
+        state = await board.record(model, False)
+    return state
+
+
+async def test_transitions(client: redis_asyncio.Redis, prefix: str, clock: FakeClock) -> None:
+    board = make_board(client, prefix, clock)
+    assert await board.state("opus") == "closed"
+    for _ in range(3):
+        await board.record("opus", True)
+    assert await fail(board, "opus", 2) == "closed"  # 2/5
+    assert await board.record("opus", False) == "open"  # 3/6
+    assert not await board.allow("opus")
+    assert await board.unavailable() == frozenset({"opus"})
+
+    clock.advance(30)
+    assert await board.state("opus") == "half_open"
+    assert await board.unavailable() == frozenset()
+    assert await board.allow("opus")
+    assert not await board.allow("opus")
+    assert await board.unavailable() == frozenset({"opus"})
+
+    clock.advance(5)
+    assert await board.record("opus", False) == "open"  # a fresh cooldown from now
+    clock.advance(29.9)
+    assert not await board.allow("opus")
+    clock.advance(0.1)
+    assert await board.allow("opus")
+    assert await board.record("opus", True) == "closed"
+    snap = (await board.snapshot())["opus"]
+    assert (snap.state, snap.requests, snap.failures) == ("closed", 0, 0)
+    assert await fail(board, "opus", 4) == "closed"  # the window was reset
+
+
+async def test_two_replicas_share_state_and_only_one_gets_the_probe(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    a = make_board(client, prefix, clock)
+    b = make_board(client, prefix, clock)
+    await fail(a, "opus", 2)
+    assert await fail(b, "opus", 3) == "open"  # failures from both replicas add up
+    assert not await a.allow("opus")
+    assert await a.unavailable() == await b.unavailable() == frozenset({"opus"})
+
+    clock.advance(31)
+    results = await asyncio.gather(*(board.allow("opus") for board in [a, b] * 10))
+    assert sum(results) == 1
+    assert await a.state("opus") == await b.state("opus") == "half_open"
+    assert await b.record("opus", True) == "closed"
+    assert await a.allow("opus")
+
+
+async def test_probe_is_single_across_separate_connections(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    clients = [redis_asyncio.Redis(host="127.0.0.1", port=6379) for _ in range(4)]
+    try:
+        boards = [make_board(c, prefix, clock) for c in clients]
+        await fail(boards[0], "opus", 5)
+        clock.advance(30)
+        results = await asyncio.gather(*(b.allow("opus") for b in boards * 5))
+        assert sum(results) == 1
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def test_rolling_window_forgets(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    board = make_board(client, prefix, clock)
+    assert await fail(board, "opus", 4) == "closed"
+    clock.advance(31)
+    assert await fail(board, "opus", 4) == "closed"
+    snap = (await board.snapshot())["opus"]
+    assert (snap.requests, snap.failures) == (4, 4)
+    # old buckets were pruned from the hash, and the hash expires on its own
+    fields = await client.hkeys(f"{prefix}:opus:w")
+    assert len(fields) == 1
+    assert 0 < await client.pttl(f"{prefix}:opus:w") <= 60_000
+    assert await board.record("opus", False) == "open"
+
+
+async def test_abandoned_probe_and_growing_cooldown(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    cfg = BreakerConfig(
+        min_requests=1, cooldown_s=10, cooldown_multiplier=2, max_cooldown_s=25, probe_timeout_s=5
+    )
+    board = make_board(client, prefix, clock, cfg)
+    assert await board.record("m", False) == "open"
+    clock.advance(10)
+    assert await board.allow("m")
+    clock.advance(4.9)
+    assert not await board.allow("m")
+    clock.advance(0.1)
+    assert await board.allow("m")  # the first probe was given up
+    await board.record("m", False)
+    assert (await board.snapshot())["m"].cooldown_s == 20
+    clock.advance(20)
+    assert await board.allow("m")
+    await board.record("m", False)
+    assert (await board.snapshot())["m"].cooldown_s == 25
+
+
+async def test_results_while_open_are_ignored(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    board = make_board(client, prefix, clock)
+    await fail(board, "opus", 5)
+    assert await board.record("opus", True) == "open"
+    assert not await board.allow("opus")
+
+
+async def test_server_clock(client: redis_asyncio.Redis, prefix: str) -> None:
+    cfg = BreakerConfig(window_s=5, min_requests=2, cooldown_s=0.2, probe_timeout_s=1)
+    board = make_board(client, prefix, None, cfg)
+    await board.record("opus", False)
+    assert await board.record("opus", False) == "open"
+    assert not await board.allow("opus")
+    snap = (await board.snapshot())["opus"]
+    assert snap.retry_in_s is not None
+    assert 0 < snap.retry_in_s <= 0.2
+    await asyncio.sleep(0.25)
+    assert await board.allow("opus")
+    assert not await board.allow("opus")
+
+
+async def test_reset_and_model_names_with_colons(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    board = make_board(client, prefix, clock)
+    await fail(board, "org:model:w", 5)
+    await fail(board, "org", 5)
+    assert await board.unavailable() == frozenset({"org", "org:model:w"})
+    await board.reset("org")
+    assert await board.unavailable() == frozenset({"org:model:w"})
+    await board.reset()
+    assert await board.unavailable() == frozenset()
+    assert [k async for k in client.scan_iter(match=f"{prefix}:*")] == []
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_fails_open_when_redis_is_down(caplog: pytest.LogCaptureFixture) -> None:
+    # no retries: redis-py's default retries with backoff take ~4 s a call
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    down = redis_asyncio.Redis(
+        host="127.0.0.1", port=closed_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        store = RedisBreakerStore(down, prefix="turnout-test:down", retry_after_s=0.0)
+        board = BreakerBoard(CFG, store)
+        with caplog.at_level("INFO", logger="turnout.breaker"):
+            for _ in range(10):
+                assert await board.record("opus", False) == "closed"
+                assert await board.allow("opus")
+            assert await board.unavailable() == frozenset()
+        assert store.last_error is not None
+        warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1  # logged once, not once per call
+        resting = RedisBreakerStore(down, prefix="turnout-test:down")
+        tried = 0
+        run = resting._run
+
+        async def counting_run(*args: object) -> object:
+            nonlocal tried
+            tried += 1
+            return await run(*args)  # type: ignore[arg-type]
+
+        resting._run = counting_run  # type: ignore[method-assign]
+        for _ in range(5):
+            assert await resting.allow("opus", CFG)
+            assert await resting.record("opus", False, CFG) == "closed"
+        assert tried == 1  # after the first failure Redis is left alone for a second
+        strict = BreakerBoard(CFG, RedisBreakerStore(down, prefix="x", fail_open=False))
+        with pytest.raises(redis_exceptions.ConnectionError):
+            await strict.allow("opus")
+    finally:
+        await down.aclose()
