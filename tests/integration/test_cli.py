@@ -318,3 +318,104 @@ def test_the_installed_command_runs_as_a_user_would(project: Any) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "succeeded"
+
+
+def test_override_is_recorded_and_listed_by_audit(
+    project: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(
+        capsys,
+        "run",
+        "workflow.yaml",
+        "-c",
+        "turnout.yaml",
+        "--policy",
+        "all_frontier",
+        "-i",
+        "task=x",
+        "--json",
+        "--store",
+        str(project.store),
+        "--override",
+        "implementer=haiku",
+        "--by",
+        "ana",
+        "--why",
+        "mechanical step",
+    )
+    assert code == 0
+    steps = {s["id"]: s for s in json.loads(out)["steps"]}
+    assert steps["implementer"]["model"] == "haiku"
+    assert steps["implementer"]["reason"].startswith("override by ana: mechanical step")
+    assert steps["planner"]["model"] == "opus"
+    code, out, _ = cli(capsys, "audit", "--store", str(project.store), "--json")
+    assert code == 0
+    (item,) = json.loads(out)
+    assert (item["step_id"], item["model"], item["by"], item["why"]) == (
+        "implementer",
+        "haiku",
+        "ana",
+        "mechanical step",
+    )
+    code, out, _ = cli(capsys, "audit", "--store", str(project.store), "--by", "bob", "--json")
+    assert json.loads(out) == []
+
+
+def test_override_needs_who_and_why(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(
+        capsys,
+        "run",
+        "workflow.yaml",
+        "-c",
+        "turnout.yaml",
+        "-i",
+        "task=x",
+        "--override",
+        "implementer=haiku",
+        "--store",
+        str(project.store),
+    )
+    assert code == 2 and "--override needs --by NAME and --why TEXT" in err
+    code, _, err = cli(
+        capsys,
+        "run",
+        "workflow.yaml",
+        "-c",
+        "turnout.yaml",
+        "-i",
+        "task=x",
+        "--override",
+        "nope=haiku",
+        "--by",
+        "a",
+        "--why",
+        "b",
+        "--store",
+        str(project.store),
+    )
+    assert code == 2 and "no step 'nope'" in err
+
+
+def test_run_budget_refuses_before_spending(
+    project: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(
+        capsys,
+        "run",
+        "workflow.yaml",
+        "-c",
+        "turnout.yaml",
+        "--policy",
+        "all_frontier",
+        "-i",
+        "task=x",
+        "--json",
+        "--max-cost",
+        "0.000001",
+        "--store",
+        str(project.store),
+    )
+    assert code == 1
+    planner = json.loads(out)["steps"][0]
+    assert planner["attempts"] == [] and "run cap" in planner["error"]
+    assert project.server.server.requests == []

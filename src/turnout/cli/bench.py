@@ -17,6 +17,7 @@ from turnout.cli.session import trace_writer
 from turnout.config.loader import load_settings
 from turnout.errors import ConfigError
 from turnout.routing.registry import build_policy
+from turnout.routing.setup import build_executor
 from turnout.workflows.binding import bind_inputs, check_against_pool
 from turnout.workflows.loader import load_workflow
 from turnout.workflows.results import RunResult
@@ -57,6 +58,11 @@ from turnout.workflows.runner import Runner
 )
 @click.option("--store", "store_url", help="Trace store: a SQLite path or postgresql://... URL.")
 @click.option("--no-trace", is_flag=True, help="Do not record the runs.")
+@click.option(
+    "--use-cache",
+    is_flag=True,
+    help="Let the configured caches answer (off by default: repeats would measure the cache).",
+)
 def bench_cmd(
     workflow_path: Path,
     config_path: Path,
@@ -68,6 +74,7 @@ def bench_cmd(
     json_out: Path | None,
     store_url: str | None,
     no_trace: bool,
+    use_cache: bool,
 ) -> None:
     """Run WORKFLOW.yaml N times under each policy and compare them."""
     settings = load_settings(config_path)
@@ -112,7 +119,8 @@ def bench_cmd(
                 mark = "✓" if r.ok else "✗"
                 progress.update(tasks[r.policy], advance=1, last=f"{mark} {r.latency_s:.1f}s")
 
-            runner = Runner(settings, sink=writer.submit if writer else None)
+            executor, resources = build_executor(settings, use_cache=use_cache)
+            runner = Runner(settings, executor=executor, sink=writer.submit if writer else None)
             try:
                 return await run_bench(
                     runner,
@@ -125,6 +133,7 @@ def bench_cmd(
                 )
             finally:
                 await runner.aclose()
+                await resources.aclose()
 
     shape = f"{len(policies)} policies × {len(cases)} case(s) × {runs} run(s)"
     console.print(f"[bold]bench[/] {workflow.name}: {shape}")

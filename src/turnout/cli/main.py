@@ -30,13 +30,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
+    from turnout.cli.audit import audit_cmd
     from turnout.cli.bench import bench_cmd
     from turnout.cli.local import local_group
     from turnout.cli.prices import prices_cmd
     from turnout.cli.run import run_cmd
     from turnout.cli.traces import traces
 
-    for command in (run_cmd, bench_cmd, traces, prices_cmd, local_group):
+    for command in (run_cmd, bench_cmd, traces, audit_cmd, prices_cmd, local_group):
         cli.add_command(command)
 
 

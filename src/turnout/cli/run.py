@@ -20,9 +20,13 @@ from turnout.cli.output import (
 )
 from turnout.cli.session import trace_writer
 from turnout.config.loader import load_settings
+from turnout.pricing.cost import to_decimal
+from turnout.routing.budget import Budget
 from turnout.routing.registry import build_policy
+from turnout.routing.setup import build_executor
 from turnout.workflows.binding import bind_inputs, check_against_pool
 from turnout.workflows.loader import load_workflow
+from turnout.workflows.overrides import apply_overrides, parse_overrides
 from turnout.workflows.results import RunResult, StepResult
 from turnout.workflows.runner import Runner
 
@@ -40,6 +44,28 @@ from turnout.workflows.runner import Runner
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--store", "store_url", help="Trace store: a SQLite path or postgresql://... URL.")
 @click.option("--no-trace", is_flag=True, help="Do not record the run.")
+@click.option(
+    "--override",
+    "overrides",
+    multiple=True,
+    metavar="STEP=MODEL",
+    help="Take STEP's model out of the policy's hands (repeatable; needs --by and --why).",
+)
+@click.option("--by", "override_by", metavar="NAME", help="Who made the override.")
+@click.option("--why", "override_why", metavar="TEXT", help="Why (recorded in the audit trail).")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A tag for policies (e.g. user=42 for ab).",
+)
+@click.option(
+    "--max-cost",
+    "max_cost",
+    type=float,
+    help="Refuse calls that would take the run past this many USD.",
+)
 def run_cmd(
     workflow_path: Path,
     config_path: Path,
@@ -48,10 +74,18 @@ def run_cmd(
     as_json: bool,
     store_url: str | None,
     no_trace: bool,
+    overrides: tuple[str, ...],
+    override_by: str | None,
+    override_why: str | None,
+    tags: tuple[str, ...],
+    max_cost: float | None,
 ) -> None:
     """Run WORKFLOW.yaml once under a policy and show each step."""
     settings = load_settings(config_path)
     workflow = load_workflow(workflow_path)
+    workflow = apply_overrides(workflow, parse_overrides(overrides, override_by, override_why))
+    run_tags = {k: str(v) for k, v in parse_inputs(tags).items()}
+    budget = Budget(run_usd=to_decimal(max_cost)) if max_cost is not None else None
     policy = build_policy(policy_name, settings)
     check_against_pool(workflow, settings)
     values = bind_inputs(workflow, parse_inputs(inputs))
@@ -63,11 +97,15 @@ def run_cmd(
 
     async def go() -> RunResult:
         with trace_writer(settings, store_url, enabled=not no_trace) as writer:
-            runner = Runner(settings, sink=writer.submit if writer else None)
+            executor, resources = build_executor(settings)
+            runner = Runner(settings, executor=executor, sink=writer.submit if writer else None)
             try:
-                return await runner.run(workflow, values, policy=policy, on_step=on_step)
+                return await runner.run(
+                    workflow, values, policy=policy, on_step=on_step, tags=run_tags, budget=budget
+                )
             finally:
                 await runner.aclose()
+                await resources.aclose()
 
     if not as_json:
         console.print(f"[bold]{workflow.name}[/] under policy [bold]{policy.name}[/]")

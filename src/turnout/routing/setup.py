@@ -48,7 +48,10 @@ def build_executor(
     *,
     pool: ModelPool | None = None,
     on_attempt: AttemptSink | None = None,
+    use_cache: bool = True,
 ) -> tuple[Executor, Resources]:
+    """The executor the config describes. ``use_cache=False`` leaves the caches out
+    (``turnout bench`` does, so repeated runs measure the models, not the cache)."""
     cfg: Mapping[str, Any] = settings.executor
     pool = pool or ModelPool(settings)
     resources = Resources()
@@ -65,7 +68,7 @@ def build_executor(
     t = cfg.get("timeouts") or {}
     timeouts = Timeouts(attempt_s=t.get("attempt_s"), total_s=t.get("total_s"))
     breakers = _breakers(cfg.get("breaker") or {}, redis, prefix)
-    caches = _caches(cfg.get("cache"), redis, prefix)
+    caches = _caches(cfg.get("cache"), redis, prefix) if use_cache else ()
     executor = Executor(
         pool, retry=retry, timeouts=timeouts, on_attempt=on_attempt, breakers=breakers,
         caches=caches,

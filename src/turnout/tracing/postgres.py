@@ -146,6 +146,10 @@ class PostgresStore:
                     raise self._error(f"trace store {self.display}: read failed", exc) from None
         raise AssertionError("unreachable")
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Read-only SQL in the shared dialect (``?`` placeholders): reports use this."""
+        return self._query(Dialect.POSTGRES.sql(sql), params)
+
     # -- TraceStore --------------------------------------------------------------------
 
     def write_batch(

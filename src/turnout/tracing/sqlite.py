@@ -116,6 +116,10 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"trace store {self.display}: read failed: {exc}") from exc
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Read-only SQL in the shared dialect (``?`` placeholders): reports use this."""
+        return [tuple(r) for r in self._query(sql, params)]
+
     # -- TraceStore --------------------------------------------------------------------
 
     def write_batch(

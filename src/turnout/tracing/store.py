@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from turnout.tracing.records import AttemptRecord, RunRecord, RunTrace, StepRecord
 
@@ -35,6 +35,10 @@ class TraceStore(Protocol):
         since: float | None = None,
     ) -> list[RunRecord]:
         """Most recent runs first."""
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Read-only SQL written once for both databases (``?`` placeholders);
+        the store adapts it to its dialect. Reports are built on this."""
 
     def get_run(self, run_id: str) -> RunTrace | None:
         """A run with its steps and attempts, or None. Accepts a unique id prefix."""

@@ -157,6 +157,7 @@ class Runner:
                     executor=self.executor,
                     run_id=run_id,
                     tags=tags,
+                    budget=budget,
                 )
             )
             running[asyncio.ensure_future(coro)] = step_id
