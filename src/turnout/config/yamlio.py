@@ -30,12 +30,33 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"malformed YAML: {exc}", file=str(path)) from None
 
 
-def first_error(exc: ValidationError, file: str, prefix: str = "") -> ConfigError:
-    """Turn pydantic's report into one line naming the first bad field."""
+def first_error(exc: ValidationError, file: str, prefix: str = "", raw: Any = None) -> ConfigError:
+    """Turn pydantic's report into one line naming the first bad field.
+
+    With ``raw`` (the validated input), the tags pydantic adds for discriminated
+    unions (``policies.p.cascade.models``) are dropped: ``policies.p.models``.
+    """
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+    parts: list[str] = []
+    node = raw
+    tagged: Any = None
+    for p in err["loc"]:
+        key = str(p)
+        if key.startswith("function-"):
+            continue
+        if isinstance(node, dict) and node.get("kind") == key and tagged is not node:
+            tagged = node
+            continue  # a discriminator tag, not a field of the input
+        parts.append(key)
+        if isinstance(node, dict):
+            node = node.get(p)
+        elif isinstance(node, list) and isinstance(p, int) and p < len(node):
+            node = node[p]
+        else:
+            node = None
+    loc = ".".join(parts)
     field = ".".join(p for p in (prefix, loc) if p)
-    msg = str(err["msg"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown field"
     elif err["type"] == "missing":

@@ -3,7 +3,10 @@
 Before each call the executor estimates its cost from the prompt size (about
 four characters a token) and ``max_tokens`` (or a default when the request
 sets none) and refuses with :class:`~turnout.errors.BudgetExceeded` when the
-run or the step would pass its cap. After the call the real cost is charged.
+run or the step would pass its cap. An admitted call *holds* its estimate until
+it is recorded, so calls in flight together (ensemble members, parallel steps)
+count each other and cannot jointly pass a cap. After the call the hold is
+released and the real cost is charged.
 """
 
 from __future__ import annotations
@@ -29,31 +32,55 @@ def estimate_cost(price: Price, request: ChatRequest) -> Decimal:
 
 @dataclass(slots=True)
 class Budget:
-    """Spend caps for one run (``run_usd``) and for each of its steps (``step_usd``)."""
+    """Spend caps for one run (``run_usd``) and for each of its steps (``step_usd``).
+
+    ``spent`` / ``by_step`` are what calls cost; ``held`` / ``held_by_step`` the
+    estimates of calls admitted and not yet recorded.
+    """
 
     run_usd: Decimal | None = None
     step_usd: Decimal | None = None
     spent: Decimal = Decimal(0)
     by_step: dict[str, Decimal] = field(default_factory=dict)
+    held: Decimal = Decimal(0)
+    held_by_step: dict[str, Decimal] = field(default_factory=dict)
 
     def check(self, step_id: str, estimate: Decimal) -> None:
         """Raise BudgetExceeded when ``estimate`` more would pass a cap."""
         if self.step_usd is not None:
             step_spent = self.by_step.get(step_id, Decimal(0))
-            if step_spent + estimate > self.step_usd:
+            step_held = self.held_by_step.get(step_id, Decimal(0))
+            if step_spent + step_held + estimate > self.step_usd:
                 raise BudgetExceeded(
                     f"step {step_id!r}: estimated ${estimate:.6f} more would pass the step cap "
-                    f"of ${self.step_usd} (spent ${step_spent:.6f})",
+                    f"of ${self.step_usd} ({_so_far(step_spent, step_held)})",
                     scope="step",
                 )
-        if self.run_usd is not None and self.spent + estimate > self.run_usd:
+        if self.run_usd is not None and self.spent + self.held + estimate > self.run_usd:
             raise BudgetExceeded(
                 f"step {step_id!r}: estimated ${estimate:.6f} more would pass the run cap "
-                f"of ${self.run_usd} (spent ${self.spent:.6f})",
+                f"of ${self.run_usd} ({_so_far(self.spent, self.held)})",
                 scope="run",
             )
+
+    def hold(self, step_id: str, estimate: Decimal) -> None:
+        """Check, then hold ``estimate`` for a call about to be made (see :meth:`release`)."""
+        self.check(step_id, estimate)
+        self.held += estimate
+        self.held_by_step[step_id] = self.held_by_step.get(step_id, Decimal(0)) + estimate
+
+    def release(self, step_id: str, estimate: Decimal) -> None:
+        """Give back a hold once its call is recorded (and charged)."""
+        self.held -= estimate
+        self.held_by_step[step_id] = self.held_by_step.get(step_id, Decimal(0)) - estimate
 
     def charge(self, step_id: str, amount: Decimal) -> None:
         if amount:
             self.spent += amount
             self.by_step[step_id] = self.by_step.get(step_id, Decimal(0)) + amount
+
+
+def _so_far(spent: Decimal, held: Decimal) -> str:
+    if held:
+        return f"spent ${spent:.6f}, ${held:.6f} held by calls in flight"
+    return f"spent ${spent:.6f}"

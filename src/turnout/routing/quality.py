@@ -12,8 +12,19 @@ from dataclasses import dataclass
 
 from turnout.types import ChatRequest, ChatResponse, QualitySpec
 
+_CODE_NOUN = (
+    r"(?:code|function|method|class|script|program|snippet|patch|diff|regex|sql|query"
+    r"|unit tests?|module)"
+)
 _CODE_ASK = re.compile(
-    r"\b(write|implement|code|function|class|script|snippet|patch|refactor)\b|```", re.IGNORECASE
+    r"```"  # code in the question
+    r"|\b(?:implement|refactor)\b"
+    # a verb asking for a code noun, in one clause: "write a Python function", not
+    # "write a reply" nor "classify this ticket"
+    r"|\b(?:write|create|add|fix|generate|give me|show me)\b[^.?!\n]{0,40}?\b" + _CODE_NOUN + r"\b"
+    r"|\bin (?:python|javascript|typescript|rust|go|java|kotlin|swift|ruby|php|bash|c\+\+|c#|sql)"
+    r"(?![\w+#])",
+    re.IGNORECASE,
 )
 _CODE_BLOCK = re.compile(r"```|^( {4}|\t)\S", re.MULTILINE)
 

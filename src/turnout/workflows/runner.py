@@ -95,8 +95,8 @@ class Runner:
                 bench_id=bench_id,
             )
         )
-        if budget is None and workflow.budget is not None:
-            budget = workflow.budget.fresh()
+        if workflow.budget is not None:
+            budget = workflow.budget.fresh(run_usd=budget.run_usd if budget else None)
         results = await self._schedule(workflow, values, policy, run_id, tags, on_step, budget)
         ordered = tuple(results[sid] for sid in workflow.order)
         failed = [s for s in ordered if not s.ok]
@@ -115,9 +115,7 @@ class Runner:
             inputs=values,
             tags=tags,
             bench_id=bench_id,
-            variant=next(
-                (s.decision.variant for s in ordered if s.decision and s.decision.variant), None
-            ),
+            variant=_variant(ordered),
             error=error,
         )
         self._emit(result.record())

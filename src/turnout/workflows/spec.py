@@ -52,8 +52,12 @@ class BudgetSpec:
     run_usd: Decimal | None = None
     step_usd: Decimal | None = None
 
-    def fresh(self) -> Budget:
-        return Budget(run_usd=self.run_usd, step_usd=self.step_usd)
+    def fresh(self, *, run_usd: Decimal | None = None) -> Budget:
+        """A new budget for one run; ``run_usd`` (e.g. ``--max-cost``) tightens the run cap."""
+        cap = self.run_usd
+        if run_usd is not None:
+            cap = run_usd if cap is None else min(cap, run_usd)
+        return Budget(run_usd=cap, step_usd=self.step_usd)
 
 
 @dataclass(frozen=True, slots=True)
