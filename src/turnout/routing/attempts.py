@@ -71,10 +71,19 @@ class Ledger:
     errors: list[ProviderError] = field(default_factory=list)
     queued_s: float = 0.0
     fatal: TurnoutError | None = None
+    held: Decimal = Decimal(0)
+    """The budget hold of the call in flight (one at a time per ledger), released when
+    the call is recorded."""
 
     @property
     def cost(self) -> Decimal:
         return sum((a.cost_usd for a in self.attempts), Decimal(0))
+
+    def release_hold(self) -> None:
+        """Give back the budget hold of the call in flight (recorded, or never made)."""
+        if self.held and self.budget is not None:
+            self.budget.release(self.step_id, self.held)
+        self.held = Decimal(0)
 
     def reject(self, index: int, why: str) -> None:
         """Mark a successful attempt whose answer a cascade did not accept."""
@@ -136,7 +145,11 @@ class AttemptRunner:
         limiter = self.pool.limiter(model)
         if limiter is not None:
             t_wait = time.perf_counter()
-            await limiter.acquire()
+            try:
+                await limiter.acquire()
+            except asyncio.CancelledError:  # cut short while queued: no call was made
+                ledger.release_hold()
+                raise
             ledger.queued_s += time.perf_counter() - t_wait
         started_at = time.time()
         t0 = time.perf_counter()
@@ -147,18 +160,31 @@ class AttemptRunner:
                 else:
                     async with asyncio.timeout(self.timeouts.attempt_s):
                         response = await provider.complete(request)
-            except TimeoutError:
-                raise ProviderTimeout(
-                    f"no answer within the attempt timeout of {self.timeouts.attempt_s:g}s"
-                ) from None
+            except TimeoutError as exc:
+                limit = self.timeouts.attempt_s
+                if limit is None:  # the provider's own TimeoutError
+                    why = f"timed out ({exc})" if str(exc) else "timed out"
+                else:
+                    why = f"no answer within the attempt timeout of {limit:g}s"
+                raise ProviderTimeout(why, model=model) from None
+        except asyncio.CancelledError:
+            # Cut short from outside (the decision's total timeout, or its caller): the call
+            # was made, so it is recorded; whoever cancelled it reports the error.
+            cut = ProviderTimeout("cancelled before it answered", model=model)
+            self.record(ledger, model, started_at, time.perf_counter() - t0, "error", Usage(),
+                        None, error=cut)  # fmt: skip
+            raise
         except ProviderError as exc:
             if exc.model is None:
                 exc.model = model
             self.record(ledger, model, started_at, time.perf_counter() - t0, "error", Usage(),
                       None, error=exc)  # fmt: skip
             ledger.errors.append(exc)
-            if self.breakers is not None and exc.retryable:
-                await self.breakers.record(model, False)
+            if self.breakers is not None:
+                # A refusal or a bad request is an answer: nothing against the model's health. It
+                # must still be recorded, or a half-open probe would stay in flight (the model
+                # refused to everyone) until probe_timeout_s.
+                await self.breakers.record(model, not exc.retryable)
             return None
         finally:
             if limiter is not None:
@@ -177,13 +203,13 @@ class AttemptRunner:
             ledger.errors.append(CircuitOpen("circuit breaker is open", model=model))
             return False
         if ledger.budget is not None:
+            estimate = estimate_cost(self.pool.spec(model).price, request)
             try:
-                ledger.budget.check(
-                    ledger.step_id, estimate_cost(self.pool.spec(model).price, request)
-                )
+                ledger.budget.hold(ledger.step_id, estimate)
             except BudgetExceeded as exc:
                 ledger.fatal = exc
                 return False
+            ledger.held = estimate
         return True
 
     def record(
@@ -200,9 +226,11 @@ class AttemptRunner:
         cache: str | None = None,
         saved: Decimal = Decimal(0),
     ) -> Decimal:
-        """Append one attempt to the ledger (charging its cost to the budget); return its cost."""
+        """Append one attempt to the ledger (charging its cost to the budget, releasing the
+        call's hold); return its cost."""
         spec = self.pool.spec(model)
         cost = Decimal(0) if cache else spec.price.cost(usage)
+        ledger.release_hold()
         if ledger.budget is not None:
             ledger.budget.charge(ledger.step_id, cost)
         d = ledger.decision

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -34,8 +35,10 @@ from turnout.errors import (
     AllAttemptsFailed,
     ContentFiltered,
     ContextLengthExceeded,
+    ProviderError,
     ProviderTimeout,
     TurnoutError,
+    error_class_of,
 )
 from turnout.providers.pool import ModelPool
 from turnout.routing.attempts import (
@@ -60,6 +63,9 @@ if TYPE_CHECKING:
 AttemptSink = Callable[[AttemptRecord], None]
 Acceptor = Callable[[ChatResponse], str | None]
 """Judges an answer: None to accept it, or why it is not good enough."""
+
+_NUMBER = re.compile(r"(?<![\d.])\d{1,3}(?![\d.]?\d)")
+"""A whole number in a judge's reply (not part of a decimal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,23 +206,42 @@ class Executor:
                 return response, model, note
             if ledger.fatal is not None:
                 break
-            error = ledger.errors[-1]
-            nxt: str | None = None
-            if isinstance(error, ContextLengthExceeded):
-                nxt = self._larger_window(model, chain[i + 1 :], tried)
-                if nxt is None:
-                    break
-            elif isinstance(error, ContentFiltered):
-                alt = ledger.decision.on_content_filter
-                if alt is None or alt in tried:
-                    break
-                nxt = alt
-            elif not error.retryable:
+            rest = self.reroute(ledger.decision, chain, i, tried, ledger.errors[-1])
+            if rest is None:
                 break
-            if nxt is not None:
-                chain = [*chain[: i + 1], nxt, *(m for m in chain[i + 1 :] if m != nxt)]
+            chain = rest
             i += 1
         return None, None, f"fallback: {' -> '.join(tried)} all failed"
+
+    def reroute(
+        self,
+        decision: Decision,
+        chain: Sequence[str],
+        i: int,
+        tried: Sequence[str],
+        error: ProviderError,
+    ) -> list[str] | None:
+        """The fallback chain to go on with after ``chain[i]`` failed, or None to stop.
+
+        Context length exceeded brings a model with a larger window next; a
+        content-filter refusal brings ``on_content_filter``; any other retryable
+        failure goes on down the chain; anything else stops it.
+        """
+        nxt: str | None = None
+        if isinstance(error, ContextLengthExceeded):
+            nxt = self._larger_window(chain[i], chain[i + 1 :], tried)
+            if nxt is None:
+                return None
+        elif isinstance(error, ContentFiltered):
+            alt = decision.on_content_filter
+            if alt is None or alt in tried:
+                return None
+            nxt = alt
+        elif not error.retryable:
+            return None
+        if nxt is None:
+            return list(chain)
+        return [*chain[: i + 1], nxt, *(m for m in chain[i + 1 :] if m != nxt)]
 
     def _larger_window(self, model: str, rest: Sequence[str], tried: Sequence[str]) -> str | None:
         """The next model with a larger context window: from the chain, else the pool
@@ -247,13 +272,17 @@ class Executor:
         quality = QualityCheck.build(d.quality) if d.quality else None
         steps: list[str] = []
         last: tuple[ChatResponse, str] | None = None
-        for rung, model in enumerate(d.models):
+        pending: tuple[int, str] | None = None  # the last answer's attempt, until superseded
+        for model in d.models:
             response = await self.runner.call(ledger, model, request)
             if response is None:
-                if ledger.fatal is not None:
+                if ledger.fatal is not None:  # a budget cap: nothing more may be spent
+                    steps.append(f"{model} not called ({error_class_of(ledger.fatal)})")
                     break
                 steps.append(f"{model} failed ({ledger.errors[-1].error_class})")
                 continue
+            if pending is not None:
+                ledger.reject(*pending)
             last = (response, model)
             why = (quality.verdict(request, response) if quality else None) or (
                 accept(response) if accept else None
@@ -262,8 +291,7 @@ class Executor:
                 steps.append(f"{model} accepted")
                 return response, model, "cascade: " + " -> ".join(steps)
             steps.append(f"{model} rejected ({why})")
-            if rung < len(d.models) - 1:
-                ledger.reject(len(ledger.attempts) - 1, why)
+            pending = (len(ledger.attempts) - 1, why)
         note = "cascade: " + " -> ".join(steps)
         if last is None:
             return None, None, note
@@ -276,15 +304,18 @@ class Executor:
     ) -> tuple[ChatResponse | None, str | None, str | None]:
         d = ledger.decision
         ledgers = [Ledger(ledger.run_id, ledger.step_id, d, ledger.budget) for _ in d.models]
-        answers = await asyncio.gather(
-            *(self.runner.call(sub, m, request) for sub, m in zip(ledgers, d.models, strict=True))
-        )
-        for sub in ledgers:
-            for a in sub.attempts:
-                ledger.attempts.append(replace(a, attempt=len(ledger.attempts) + 1))
-            ledger.errors.extend(sub.errors)
-            ledger.queued_s = max(ledger.queued_s, sub.queued_s)
-            ledger.fatal = ledger.fatal or sub.fatal
+        try:
+            calls = (
+                self.runner.call(s, m, request) for s, m in zip(ledgers, d.models, strict=True)
+            )
+            answers = await asyncio.gather(*calls)
+        finally:  # also when the total timeout cuts the ensemble: no attempt (or cost) is lost
+            for sub in ledgers:
+                for a in sub.attempts:
+                    ledger.attempts.append(replace(a, attempt=len(ledger.attempts) + 1))
+                ledger.errors.extend(sub.errors)
+                ledger.queued_s = max(ledger.queued_s, sub.queued_s)
+                ledger.fatal = ledger.fatal or sub.fatal
         ballots = [
             Ballot(m, self.pool.spec(m).tier, r)
             for m, r in zip(d.models, answers, strict=True)
@@ -335,9 +366,9 @@ class Executor:
         answer = await self.runner.call(ledger, judge, ask)
         if answer is None:
             return None
-        for token in answer.text.replace(".", " ").split():
-            if token.isdigit() and 1 <= int(token) <= len(ballots):
-                return ballots[int(token) - 1]
+        for number in _NUMBER.findall(answer.text):  # "2", "Answer 2.", "**2**"
+            if 1 <= int(number) <= len(ballots):
+                return ballots[int(number) - 1]
         return None
 
     # -- streaming -----------------------------------------------------------------------

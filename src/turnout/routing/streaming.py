@@ -4,14 +4,18 @@ A failure *before* the first token falls back to the next model of the chain
 transparently: the caller never sees it (but the trace does). A failure
 *after* the first token is recorded and raised, unless the caller allowed a
 restart, in which case a :class:`Restart` event says so and the next model
-streams its answer from the beginning. A cut stream's tokens are estimated
-and charged, so no cost is lost.
+streams its answer from the beginning. A ``fallback`` decision's chain moves as
+:meth:`~turnout.routing.executor.Executor.reroute` says (a larger window after
+context length exceeded, ``on_content_filter`` after a refusal; other
+non-retryable failures stop it). A cut stream's tokens are estimated and
+charged, so no cost is lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -42,8 +46,19 @@ class Restart:
     error: str
 
 
+class StreamAbandoned(ProviderError):
+    """The caller stopped reading a stream before it ended (closed it, or was cancelled).
+
+    Only recorded, never raised: the attempt is charged for what was streamed so far."""
+
+    error_class = "abandoned"
+
+
 class StreamExecution:
-    """Iterate it for events; afterwards ``execution`` holds the outcome and attempts."""
+    """Iterate it for events; afterwards ``execution`` holds the outcome and attempts.
+
+    A caller that stops early should close the iterator (``contextlib.aclosing``) so
+    the attempt in flight is recorded, and charged, at once."""
 
     def __init__(
         self,
@@ -63,36 +78,52 @@ class StreamExecution:
         self.ledger = Ledger(run_id, step_id, decision, budget)
         self.execution: Execution | None = None
 
-    def __aiter__(self) -> AsyncIterator[StreamEvent | Restart]:
+    def __aiter__(self) -> AsyncGenerator[StreamEvent | Restart, None]:
         return self._run()
 
-    async def _run(self) -> AsyncIterator[StreamEvent | Restart]:
+    async def _run(self) -> AsyncGenerator[StreamEvent | Restart, None]:
         from turnout.routing.executor import Execution
 
         d = self.decision
         chain = list(d.models) if d.strategy in ("fallback", "cascade") else [d.model]
+        reroutes = d.strategy == "fallback" and len(d.models) > 1  # as Executor.execute does
+        tried: list[str] = []
         start = time.perf_counter()
         response: ChatResponse | None = None
         model_used: str | None = None
         error: TurnoutError | None = None
         try:
-            for i, model in enumerate(chain):
-                nxt = chain[i + 1] if i + 1 < len(chain) else None
+            i = 0
+            while i < len(chain):
+                model = chain[i]
+                tried.append(model)
                 outcome = self._one(model)
-                async for event in outcome:
-                    yield event
+                events = aiter(outcome)
+                try:
+                    async for event in events:
+                        yield event
+                finally:  # the caller may stop reading: close it now, so it records its attempt
+                    await events.aclose()
                 if outcome.response is not None:
                     response, model_used = outcome.response, model
                     break
                 if self.ledger.fatal is not None:
                     break
                 last = self.ledger.errors[-1]
+                rest: list[str] | None = None
+                if reroutes:
+                    rest = self.executor.reroute(d, chain, i, tried, last)
+                elif last.retryable or outcome.started:
+                    rest = chain
                 if outcome.started:
+                    nxt = rest[i + 1] if rest is not None and i + 1 < len(rest) else None
                     if not self.allow_restart or nxt is None:
                         raise last
                     yield Restart(model, nxt, str(last))
-                elif not last.retryable:
+                if rest is None:
                     break
+                chain = rest
+                i += 1
             if response is None:
                 if self.ledger.fatal is not None:
                     error = self.ledger.fatal
@@ -103,6 +134,9 @@ class StreamExecution:
                 raise error
         except TurnoutError as exc:
             error = exc
+            raise
+        except (GeneratorExit, asyncio.CancelledError):
+            error = StreamAbandoned("the caller stopped reading the stream")
             raise
         finally:
             sink = self.executor.on_attempt
@@ -129,10 +163,10 @@ class _OneStream:
         self.started = False
         self.response: ChatResponse | None = None
 
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+    def __aiter__(self) -> AsyncGenerator[StreamEvent, None]:
         return self._events()
 
-    async def _events(self) -> AsyncIterator[StreamEvent]:
+    async def _events(self) -> AsyncGenerator[StreamEvent, None]:
         p = self.parent
         runner = p.executor.runner
         ledger = p.ledger
@@ -149,9 +183,10 @@ class _OneStream:
         t0 = time.perf_counter()
         parts: list[str] = []
         ttft: float | None = None
+        stream = runner.pool.provider_for(self.model).stream(request)
         try:
             end: StreamEnd | None = None
-            async for event in runner.pool.provider_for(self.model).stream(request):
+            async for event in stream:
                 if isinstance(event, StreamEnd):
                     end = event
                     continue
@@ -181,9 +216,28 @@ class _OneStream:
             runner.record(ledger, self.model, started_at, time.perf_counter() - t0, "error",
                           usage, partial, error=exc)  # fmt: skip
             ledger.errors.append(exc)
-            if runner.breakers is not None and exc.retryable:
-                await runner.breakers.record(self.model, False)
+            if runner.breakers is not None:
+                # A refusal or a bad request is an answer: nothing against the model's health. It
+                # must still be recorded, or a half-open probe would stay in flight (the model
+                # refused to everyone) until probe_timeout_s.
+                await runner.breakers.record(self.model, not exc.retryable)
+        except (GeneratorExit, asyncio.CancelledError):
+            if self.response is None:  # cut short by the caller: charge what was streamed
+                usage = self._estimate(parts) if self.started else Usage()
+                partial = ChatResponse("".join(parts), usage, spec.id, None, ttft_s=ttft)
+                cut = StreamAbandoned(
+                    f"the caller stopped reading after {len(''.join(parts))} characters",
+                    model=self.model,
+                )
+                runner.record(ledger, self.model, started_at, time.perf_counter() - t0,
+                              "error", usage, partial, error=cut)  # fmt: skip
+                if self.started and runner.breakers is not None:
+                    await runner.breakers.record(self.model, True)  # it was answering
+            raise
         finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:  # a stream left early: release its connection now
+                await close()
             if limiter is not None:
                 limiter.release()
 

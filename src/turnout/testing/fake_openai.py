@@ -127,6 +127,13 @@ class FakeOpenAI:
         """How many scripted faults are still waiting for a request."""
         return len(self._script)
 
+    def reported_usage(self, request: RecordedRequest) -> dict[str, Any]:
+        """The ``usage`` object this server reports (or would) for a recorded request:
+        ``prompt_tokens``, ``completion_tokens``, ``total_tokens`` and
+        ``prompt_tokens_details.cached_tokens``. Tests price it to check costs."""
+        body = request.body if isinstance(request.body, dict) else {}
+        return self._answer(body, request.fault, "0")[3]
+
     def _pick(self, headers: Mapping[str, str], body: Mapping[str, Any]) -> Fault:
         spec = headers.get(FAULT_HEADER)
         if spec:

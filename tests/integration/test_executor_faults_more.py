@@ -1,0 +1,592 @@
+"""Executor fault scenarios, continued: streams, circuit breakers (in process and
+shared through the real Redis), cascades and ensembles.
+
+Same set-up as ``test_executor_faults.py``: two fake OpenAI-compatible servers on
+real sockets (``alpha`` serves ``small`` and ``big``, ``beta`` serves
+``backup``), the real OpenAICompatProvider, an executor built from the
+``executor:`` section of the settings. Every scenario checks the outcome, the
+recorded attempts and their error classes, and that the cost is exactly the
+priced usage of what the servers answered (a cut stream's partial answer is
+charged as an estimate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from turnout.config.loader import settings_from_dict
+from turnout.config.settings import Settings
+from turnout.errors import (
+    AllAttemptsFailed,
+    CircuitOpen,
+    ContentFiltered,
+    ProviderConnectionError,
+    ProviderTimeout,
+    TurnoutError,
+)
+from turnout.providers.function import estimate_tokens
+from turnout.routing.breaker import BreakerBoard
+from turnout.routing.budget import Budget
+from turnout.routing.executor import Execution, Executor
+from turnout.routing.fallback import FallbackPolicy
+from turnout.routing.policy import RequestContext
+from turnout.routing.registry import build_policy
+from turnout.routing.setup import Resources, build_executor
+from turnout.routing.streaming import Restart, StreamExecution
+from turnout.testing import FakeOpenAI, RecordedRequest
+from turnout.tracing.records import AttemptRecord
+from turnout.tracing.sqlite import SQLiteStore
+from turnout.tracing.writer import TraceWriter
+from turnout.types import ChatRequest, ChatResponse, Decision, Message, StreamEnd, TextDelta, Usage
+from turnout.workflows.loader import workflow_from_dict
+from turnout.workflows.runner import Runner
+
+KEY_ENV = "TURNOUT_FAULTS_KEY"
+ALPHA_REPLY = "alpha: all good here"
+BETA_REPLY = "beta: all good here"
+PROMPT = ChatRequest((Message.user("Summarise the incident report in one line."),))
+FAST: dict[str, Any] = {
+    "retries": {"max_attempts": 3, "base_delay_s": 0.01, "max_delay_s": 0.05},
+    "breaker": {"enabled": False},
+}
+COOLDOWN = 0.5
+BREAKER: dict[str, Any] = {
+    "retries": {"max_attempts": 1},
+    "breaker": {"enabled": True, "window_s": 10, "min_requests": 3, "failure_rate": 0.5,
+                "cooldown_s": COOLDOWN, "max_cooldown_s": 1},
+}  # fmt: skip
+
+
+def merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merged(out[k], v) if isinstance(v, Mapping) and k in out else v
+    return out
+
+
+@dataclass
+class Rig:
+    alpha: FakeOpenAI
+    beta: FakeOpenAI
+    opened: list[tuple[Executor, Resources]] = field(default_factory=list)
+
+    def settings(
+        self, executor: Mapping[str, Any] | None = None, policies: Mapping[str, Any] | None = None
+    ) -> Settings:
+        key = {"api_key_env": KEY_ENV}
+        raw = {
+            "providers": {
+                "alpha": {"kind": "openai", "base_url": self.alpha.base_url, **key,
+                          "timeouts": {"connect": 1, "read": 0.4, "total": 5}},
+                "beta": {"kind": "openai", "base_url": self.beta.base_url, **key,
+                         "timeouts": {"connect": 1, "read": 2, "total": 5}},
+            },
+            "models": {
+                "small": {"provider": "alpha", "id": "alpha-small", "tier": "efficient",
+                          "price": {"input": 1.0, "output": 2.0}, "context_window": 1000},
+                "big": {"provider": "alpha", "id": "alpha-big", "tier": "frontier",
+                        "price": {"input": 3.0, "output": 15.0}, "context_window": 200000},
+                "backup": {"provider": "beta", "id": "beta-main", "tier": "standard",
+                           "price": {"input": 0.5, "output": 1.5}, "context_window": 1000},
+            },
+            "policies": dict(policies or {}),
+            "executor": merged(FAST, executor or {}),
+        }  # fmt: skip
+        return settings_from_dict(raw)
+
+    def executor(self, settings: Settings) -> Executor:
+        ex, resources = build_executor(settings)
+        self.opened.append((ex, resources))
+        return ex
+
+    def served_cost(self, settings: Settings, requests: Iterable[RecordedRequest]) -> Decimal:
+        """The priced usage the fake servers reported for ``requests``."""
+        by_id = {m.id: m for m in settings.models.values()}
+        total = Decimal(0)
+        for r in requests:
+            spec = by_id[str(r.model)]
+            server = self.alpha if spec.provider == "alpha" else self.beta
+            u = server.reported_usage(r)
+            usage = Usage(u["prompt_tokens"], u["completion_tokens"])
+            total += spec.price.cost(usage)
+        return total
+
+    def answered(self, *kinds: str) -> list[RecordedRequest]:
+        """Requests the servers answered in full (``ok``, plus ``kinds``)."""
+        wanted = ("ok", *kinds)
+        return [r for s in (self.alpha, self.beta) for r in s.requests if r.fault.kind in wanted]
+
+
+@pytest.fixture
+async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+    monkeypatch.setenv(KEY_ENV, "sk-faults-0123456789SECRET")
+    async with FakeOpenAI(reply=ALPHA_REPLY) as alpha, FakeOpenAI(reply=BETA_REPLY) as beta:
+        r = Rig(alpha, beta)
+        yield r
+        for ex, resources in r.opened:
+            await ex.pool.aclose()
+            await resources.aclose()
+
+
+def decision(*models: str, strategy: str = "fallback") -> Decision:
+    return Decision(tuple(models), "test", "test", strategy=strategy)  # type: ignore[arg-type]
+
+
+async def run(ex: Executor, d: Decision, **kw: Any) -> Execution:
+    return await ex.execute(d, PROMPT, run_id="run-1", step_id="step-1", **kw)
+
+
+def classes(out: Execution) -> list[str | None]:
+    return [a.error_class for a in out.attempts]
+
+
+def attempt_sum(out: Execution) -> Decimal:
+    return sum((a.cost_usd for a in out.attempts), Decimal(0))
+
+
+# -- streams --------------------------------------------------------------------------------
+
+Event = Any  # StreamEvent | Restart
+
+
+async def consume(stream: StreamExecution) -> tuple[list[Event], TurnoutError | None]:
+    events: list[Event] = []
+    try:
+        async for event in stream:
+            events.append(event)
+    except TurnoutError as exc:
+        return events, exc
+    return events, None
+
+
+def text(events: Iterable[Event]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def stream(ex: Executor, *models: str, allow_restart: bool = False, budget: Budget | None = None
+           ) -> StreamExecution:  # fmt: skip
+    return ex.stream(decision(*models), PROMPT, run_id="run-1", step_id="step-1",
+                     allow_restart=allow_restart, budget=budget)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("spec", "error_class"),
+    [
+        ("cut:after=1", "connection"),  # the role chunk only, then the connection closes
+        ("malformed_sse:after=1", "malformed_response"),
+        ("503", "server_error"),
+        ("429", "rate_limited"),
+        ("stall:3", "timeout"),  # alpha's read timeout is 0.4 s
+    ],
+)
+async def test_stream_failure_before_the_first_token_falls_back_transparently(
+    rig: Rig, spec: str, error_class: str
+) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    rig.alpha.script(spec)
+    budget = Budget()
+    s = stream(ex, "small", "backup", budget=budget)
+    events, error = await consume(s)
+    assert error is None
+    assert not any(isinstance(e, Restart) for e in events)
+    assert text(events) == BETA_REPLY and isinstance(events[-1], StreamEnd)
+    out = s.execution
+    assert out is not None and out.ok and out.model == "backup"
+    assert classes(out) == [error_class, None]
+    assert out.attempts[0].cost_usd == 0 and out.attempts[0].output_tokens == 0
+    assert attempt_sum(out) == out.cost == budget.spent == rig.served_cost(settings, rig.answered())
+    assert out.cost > 0
+
+
+def partial_charge(settings: Settings, out: Execution, partial: str) -> Decimal:
+    """The cut attempt's estimated usage, priced: checks it was charged, not lost."""
+    cut = out.attempts[0]
+    assert cut.status == "error" and cut.output_tokens == estimate_tokens(partial) > 0
+    assert cut.input_tokens >= estimate_tokens(PROMPT.messages[0].content or "")
+    cost = settings.model(cut.model).price.cost(Usage(cut.input_tokens, cut.output_tokens))
+    assert cut.cost_usd == cost > 0
+    return cost
+
+
+async def test_stream_cut_after_the_first_token_is_recorded_and_raised(rig: Rig) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    rig.alpha.script("cut:after=3")  # role, "alpha: ", "all ", then the connection closes
+    budget = Budget()
+    s = stream(ex, "small", "backup", budget=budget)
+    events, error = await consume(s)
+    assert isinstance(error, ProviderConnectionError)
+    assert text(events) == "alpha: all "
+    out = s.execution
+    assert out is not None and not out.ok and out.error is error
+    assert classes(out) == ["connection"]
+    cost = partial_charge(settings, out, "alpha: all ")
+    assert attempt_sum(out) == out.cost == budget.spent == cost
+    assert rig.beta.requests == []  # no silent fallback after tokens were shown
+
+
+@pytest.mark.parametrize(
+    ("spec", "error_class"),
+    [
+        ("cut:after=3", "connection"),
+        ("malformed_sse:after=3", "malformed_response"),
+        ("stall:3:after=3", "timeout"),
+    ],
+)
+async def test_stream_broken_after_the_first_token_restarts_on_the_next_model(
+    rig: Rig, spec: str, error_class: str
+) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    rig.alpha.script(spec)
+    budget = Budget()
+    s = stream(ex, "small", "backup", allow_restart=True, budget=budget)
+    events, error = await consume(s)
+    assert error is None
+    restarts = [i for i, e in enumerate(events) if isinstance(e, Restart)]
+    assert len(restarts) == 1
+    restart = events[restarts[0]]
+    assert (restart.failed, restart.next) == ("small", "backup")
+    assert text(events[: restarts[0]]) == "alpha: all "
+    assert text(events[restarts[0] :]) == BETA_REPLY
+    out = s.execution
+    assert out is not None and out.ok and out.model == "backup"
+    assert classes(out) == [error_class, None]
+    cost = partial_charge(settings, out, "alpha: all ")
+    served = rig.served_cost(settings, rig.answered())
+    assert attempt_sum(out) == out.cost == budget.spent == cost + served
+
+
+@pytest.mark.parametrize(
+    ("spec", "models", "on_filter", "answered_by"),
+    [
+        ("context_length", ("small", "backup", "big"), None, "big"),  # the larger window
+        ("context_length", ("small", "backup"), None, "big"),  # from the pool
+        ("content_filter_error", ("small", "big"), "backup", "backup"),
+    ],
+)
+async def test_stream_reroutes_like_the_executor(
+    rig: Rig, spec: str, models: tuple[str, ...], on_filter: str | None, answered_by: str
+) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    rig.alpha.script(spec)
+    d = Decision(models, "test", "test", strategy="fallback", on_content_filter=on_filter)
+    s = ex.stream(d, PROMPT, run_id="run-1", step_id="step-1")
+    events, error = await consume(s)
+    out = s.execution
+    assert error is None and out is not None and out.ok and out.model == answered_by
+    assert not any(isinstance(e, Restart) for e in events)
+    assert text(events) == (ALPHA_REPLY if answered_by == "big" else BETA_REPLY)
+    assert classes(out) == [spec.removesuffix("_error"), None]
+    alpha_asked = ["alpha-small", "alpha-big"] if answered_by == "big" else ["alpha-small"]
+    assert [r.model for r in rig.alpha.requests] == alpha_asked
+    assert len(rig.beta.requests) == (answered_by == "backup")
+    assert attempt_sum(out) == out.cost == rig.served_cost(settings, rig.answered())
+
+
+@pytest.mark.parametrize("allow_restart", [False, True])
+async def test_stream_refused_mid_answer(rig: Rig, allow_restart: bool) -> None:
+    """A 200 stream stopped by the content filter after its first word: raised, or
+    restarted on ``on_content_filter`` (not the next model of the chain)."""
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    rig.alpha.script("content_filter")
+    d = Decision(("small", "big"), "t", "t", strategy="fallback", on_content_filter="backup")
+    s = ex.stream(d, PROMPT, run_id="run-1", step_id="step-1", allow_restart=allow_restart)
+    events, error = await consume(s)
+    out = s.execution
+    assert out is not None and out.attempts[0].error_class == "content_filter"
+    partial_charge(settings, out, "alpha:")
+    assert [r.model for r in rig.alpha.requests] == ["alpha-small"]
+    if not allow_restart:
+        assert isinstance(error, ContentFiltered) and out.error is error
+        assert text(events) == "alpha:" and rig.beta.requests == []
+        assert out.cost == out.attempts[0].cost_usd
+        return
+    assert error is None and out.model == "backup"
+    restart = next(e for e in events if isinstance(e, Restart))
+    assert (restart.failed, restart.next) == ("small", "backup")
+    assert text(events) == "alpha:" + BETA_REPLY
+    served = rig.served_cost(settings, rig.answered())
+    assert attempt_sum(out) == out.cost == out.attempts[0].cost_usd + served
+
+
+async def test_stream_left_early_by_its_caller_is_recorded_and_charged(rig: Rig) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    sunk: list[AttemptRecord] = []
+    ex.on_attempt = sunk.append
+    budget = Budget()
+    s = stream(ex, "small", "backup", budget=budget)
+    got: list[Event] = []
+    async with contextlib.aclosing(aiter(s)) as events:
+        async for event in events:
+            got.append(event)
+            if text(got):
+                break  # the caller has seen enough (a gateway client hung up)
+    out = s.execution
+    assert out is not None and not out.ok and out.error is not None
+    assert classes(out) == ["abandoned"]
+    cost = partial_charge(settings, out, text(got))
+    assert out.cost == budget.spent == cost and sunk == list(out.attempts)
+    assert rig.beta.requests == []
+
+
+async def test_stream_with_every_model_down_raises_one_error(rig: Rig) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    rig.alpha.script("500")
+    rig.beta.script("cut:after=1")
+    s = stream(ex, "small", "backup", allow_restart=True)
+    events, error = await consume(s)
+    assert isinstance(error, AllAttemptsFailed) and text(events) == ""
+    assert "[1] server_error: alpha-small" in str(error)
+    assert "[2] connection: beta-main" in str(error)
+    out = s.execution
+    assert out is not None and out.error is error
+    assert classes(out) == ["server_error", "connection"] and out.cost == 0
+
+
+# -- circuit breakers -----------------------------------------------------------------------
+
+
+async def breaker_state(ex: Executor, model: str = "small") -> str:
+    assert isinstance(ex.breakers, BreakerBoard)
+    return await ex.breakers.state(model)
+
+
+async def trip(rig: Rig, ex: Executor) -> None:
+    """Three failures (min_requests) open small's breaker; two do not."""
+    rig.alpha.script("503", "503", "503")
+    for n in (1, 2, 3):
+        out = await run(ex, decision("small", strategy="single"))
+        assert classes(out) == ["server_error"]
+        assert await breaker_state(ex) == ("open" if n == 3 else "closed")
+
+
+async def assert_refused(rig: Rig, ex: Executor) -> None:
+    """small is not called: no attempt, and the server's request count does not grow."""
+    before = len(rig.alpha.requests)
+    out = await run(ex, decision("small", strategy="single"))
+    assert isinstance(out.error, CircuitOpen) and out.attempts == () and out.cost == 0
+    assert len(rig.alpha.requests) == before
+
+
+async def test_breaker_opens_stays_open_and_recovers_through_one_probe(rig: Rig) -> None:
+    settings = rig.settings(BREAKER)
+    ex = rig.executor(settings)
+    await trip(rig, ex)
+    for _ in range(3):
+        await assert_refused(rig, ex)
+    assert (await ex.health()).unavailable == {"small"}
+    # a fallback policy moves it to the end of its chain; the executor skips it unasked
+    chain = FallbackPolicy("resilient", ("small", "backup"), None)
+    d = chain.decide(RequestContext(), await ex.health())
+    assert d.models == ("backup", "small") and "small breaker open" in d.reason
+    out = await run(ex, decision("small", "backup"))
+    assert out.ok and out.model == "backup" and classes(out) == [None]
+    assert len(rig.alpha.requests) == 3
+
+    await asyncio.sleep(COOLDOWN + 0.05)
+    assert await breaker_state(ex) == "half_open"
+    rig.alpha.script("stall:0.15")  # the probe is slow, then answers
+    a, b = await asyncio.gather(*(run(ex, decision("small", strategy="single")) for _ in "ab"))
+    probe, refused = (a, b) if a.ok else (b, a)
+    assert probe.ok and classes(probe) == [None]
+    assert isinstance(refused.error, CircuitOpen) and refused.attempts == ()
+    assert len(rig.alpha.requests) == 4  # a single probe
+    assert await breaker_state(ex) == "closed"
+    assert (await ex.health()).unavailable == frozenset()
+    out = await run(ex, decision("small", strategy="single"))
+    assert out.ok and len(rig.alpha.requests) == 5
+
+    total = sum((o.cost for o in (probe, out)), Decimal(0)) + rig.served_cost(
+        settings, rig.beta.requests
+    )
+    assert total == rig.served_cost(settings, rig.answered("stall"))
+
+
+async def test_failed_probe_reopens_with_a_fresh_cooldown(rig: Rig) -> None:
+    settings = rig.settings(BREAKER)
+    ex = rig.executor(settings)
+    await trip(rig, ex)
+    await asyncio.sleep(COOLDOWN + 0.05)
+    rig.alpha.script("503")
+    probe = await run(ex, decision("small", strategy="single"))
+    reopened = time.monotonic()
+    assert classes(probe) == ["server_error"] and len(rig.alpha.requests) == 4
+    assert await breaker_state(ex) == "open"
+    # the first cooldown is long over; the fresh one still refuses
+    await asyncio.sleep(0.1)
+    await assert_refused(rig, ex)
+    await asyncio.sleep(max(0.0, reopened + COOLDOWN + 0.05 - time.monotonic()))
+    out = await run(ex, decision("small", strategy="single"))
+    assert out.ok and len(rig.alpha.requests) == 5
+    assert await breaker_state(ex) == "closed"
+    assert out.cost == rig.served_cost(settings, rig.answered()) > 0
+
+
+async def test_a_probe_answered_with_a_client_error_does_not_block_the_model(rig: Rig) -> None:
+    """A refusal says nothing against the model's health: the probe must not stay in
+    flight (refusing every call until probe_timeout_s, 60 s by default)."""
+    settings = rig.settings(BREAKER)
+    ex = rig.executor(settings)
+    await trip(rig, ex)
+    await asyncio.sleep(COOLDOWN + 0.05)
+    rig.alpha.script("context_length")
+    probe = await run(ex, decision("small", strategy="single"))
+    assert classes(probe) == ["context_length"]
+    assert await breaker_state(ex) == "closed"
+    out = await run(ex, decision("small", strategy="single"))
+    assert out.ok and len(rig.alpha.requests) == 5
+
+
+async def test_runner_routes_around_an_open_breaker(rig: Rig, tmp_path: Path) -> None:
+    policies = {"resilient": {"kind": "fallback", "models": ["small", "backup"]}}
+    settings = rig.settings(BREAKER, policies)
+    ex = rig.executor(settings)
+    workflow = workflow_from_dict(
+        {"name": "triage", "steps": [{"id": "answer", "prompt": "Triage the alert."}]}
+    )
+    policy = build_policy("resilient", settings)
+    rig.alpha.script("503", "503", "503")
+    store = SQLiteStore(tmp_path / "traces.db")
+    try:
+        with TraceWriter(store) as writer:
+            runner = Runner(settings, sink=writer.submit, executor=ex)
+            results = [await runner.run(workflow, {}, policy=policy) for _ in range(5)]
+        traces = [store.get_run(r.run_id) for r in results]
+    finally:
+        store.close()
+    assert all(r.ok for r in results)
+    trail = [[(a.model, a.error_class) for a in t.attempts] for t in traces if t is not None]
+    assert trail == [[("small", "server_error"), ("backup", None)]] * 3 + [[("backup", None)]] * 2
+    assert len(rig.alpha.requests) == 3  # not called once its breaker opened
+    reasons = [t.steps[0].reason or "" for t in traces if t is not None]
+    assert all("breaker open" not in r for r in reasons[:3])
+    assert all(
+        "fallback: backup -> small (small breaker open, tried last)" in r for r in reasons[3:]
+    )
+    for t in traces:
+        assert t is not None
+        attempts_cost = sum((a.cost_usd for a in t.attempts), Decimal(0))
+        assert t.run.cost_usd == t.steps[0].cost_usd == attempts_cost > 0
+    total = sum((r.cost for r in results), Decimal(0))
+    assert total == rig.served_cost(settings, rig.answered()) and len(rig.answered()) == 5
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    redis_asyncio = pytest.importorskip("redis.asyncio", reason="redis-py is not installed")
+    client = redis_asyncio.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except OSError as exc:
+        await client.aclose()
+        pytest.skip(f"Redis is not reachable at 127.0.0.1:6379 ({exc})")
+    except Exception as exc:  # redis.exceptions.ConnectionError
+        await client.aclose()
+        pytest.skip(f"Redis is not reachable at 127.0.0.1:6379 ({exc})")
+    prefix = f"turnout-test-{uuid.uuid4().hex}"
+    try:
+        yield prefix
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_breaker_state_is_shared_through_redis(rig: Rig, redis_prefix: str) -> None:
+    shared = {"state": "redis", "redis_url": "redis://127.0.0.1:6379/0",
+              "redis_prefix": redis_prefix}  # fmt: skip
+    settings = rig.settings(merged(BREAKER, shared))
+    one, two = rig.executor(settings), rig.executor(settings)
+    assert one.pool is not two.pool  # two replicas: separate pools and HTTP sessions
+    await trip(rig, one)
+    await assert_refused(rig, two)  # one's failures opened the breaker for two
+    assert (await two.health()).unavailable == {"small"}
+
+    await asyncio.sleep(COOLDOWN + 0.05)
+    rig.alpha.script("stall:0.15")
+    a, b = await asyncio.gather(
+        run(one, decision("small", strategy="single")),
+        run(two, decision("small", strategy="single")),
+    )
+    assert sorted([a.ok, b.ok]) == [False, True]  # one probe between the two replicas
+    refused = b if a.ok else a
+    assert isinstance(refused.error, CircuitOpen) and refused.attempts == ()
+    assert len(rig.alpha.requests) == 4
+    assert await breaker_state(two) == "closed"
+    out = await run(one, decision("small", strategy="single"))
+    assert out.ok and len(rig.alpha.requests) == 5
+    probe = a if a.ok else b
+    assert probe.cost + out.cost == rig.served_cost(settings, rig.answered("stall"))
+
+
+# -- cascades and ensembles -----------------------------------------------------------------
+
+
+async def test_cascade_escalates_past_a_failing_rung(rig: Rig) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    rig.alpha.script("500", "502", "503")
+    out = await run(ex, decision("small", "backup", strategy="cascade"))
+    assert out.ok and out.model == "backup"
+    assert classes(out) == ["server_error"] * 3 + [None]
+    assert out.note == "cascade: small failed (server_error) -> backup accepted"
+    assert attempt_sum(out) == out.cost == rig.served_cost(settings, rig.answered())
+
+
+async def test_cascade_charges_a_rejected_answer(rig: Rig) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+
+    def accept(response: ChatResponse) -> str | None:
+        return "names alpha" if response.text.startswith("alpha") else None
+
+    out = await run(ex, decision("small", "backup", strategy="cascade"), accept=accept)
+    assert out.ok and out.model == "backup"
+    assert [a.status for a in out.attempts] == ["rejected", "ok"]
+    assert classes(out) == ["rejected", None]
+    served = rig.served_cost(settings, rig.answered())
+    assert len(rig.answered()) == 2
+    assert attempt_sum(out) == out.cost == served and out.attempts[0].cost_usd > 0
+
+
+async def test_ensemble_with_a_member_down(rig: Rig) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    rig.beta.script("503", "503", "503")
+    out = await run(ex, decision("small", "backup", strategy="ensemble"))
+    assert out.ok and out.model == "small"
+    assert sorted(classes(out), key=str) == [None] + ["server_error"] * 3
+    assert [a.attempt for a in out.attempts] == [1, 2, 3, 4]
+    assert attempt_sum(out) == out.cost == rig.served_cost(settings, rig.answered())
+
+
+async def test_ensemble_cut_by_the_total_timeout_keeps_every_attempt(rig: Rig) -> None:
+    settings = rig.settings({"timeouts": {"total_s": 0.3}})
+    ex = rig.executor(settings)
+    rig.beta.script("stall:5")
+    budget = Budget()
+    out = await run(ex, decision("small", "backup", strategy="ensemble"), budget=budget)
+    assert not out.ok and isinstance(out.error, ProviderTimeout)
+    assert sorted((a.model, a.error_class or "") for a in out.attempts) == [
+        ("backup", "timeout"), ("small", "")
+    ]  # fmt: skip
+    # small answered and was paid for before the cut: the cost is in the record
+    served = rig.served_cost(settings, rig.answered())
+    assert attempt_sum(out) == out.cost == budget.spent == served > 0
