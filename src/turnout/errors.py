@@ -29,6 +29,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from turnout.types import Usage
 
 
 class TurnoutError(Exception):
@@ -66,6 +70,9 @@ class ProviderError(TurnoutError):
 
     retryable: bool = False
     error_class: str = "provider_error"
+    usage: Usage | None = None
+    """What the failed call consumed, when the provider said (e.g. an answer stopped by
+    its content filter still bills its tokens); the executor charges it."""
 
     def __init__(
         self, message: str, *, model: str | None = None, status: int | None = None

@@ -390,11 +390,6 @@ async def test_content_filtered_answer_refuses_and_falls_over(rig: Rig) -> None:
     assert "content filter" in str(out.attempts[0].error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 200 answer stopped by the content filter reports usage that the provider "
-    "drops (ContentFiltered carries no usage), so its cost is not charged",
-)
 async def test_content_filtered_answer_is_charged(rig: Rig) -> None:
     settings = rig.settings()
     ex = rig.executor(settings)

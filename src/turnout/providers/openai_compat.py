@@ -213,9 +213,11 @@ class OpenAICompatProvider(Provider):
         except ValueError as exc:
             raise self._malformed(str(exc), model) from None
         if answer.finish_reason == "content_filter":
-            raise ContentFiltered(
+            filtered = ContentFiltered(
                 f"the answer from {self._where()} was stopped by its content filter", model=model
             )
+            filtered.usage = answer.usage
+            raise filtered
         return answer
 
     def _classify_event(self, info: openai_errors.ErrorInfo, model: str) -> ProviderError:
@@ -271,9 +273,11 @@ class OpenAICompatProvider(Provider):
                 f"the stream from {self._where()} ended before [DONE]", model=model
             )
         if state.finish_reason == "content_filter":
-            raise ContentFiltered(
+            filtered = ContentFiltered(
                 f"the answer from {self._where()} was stopped by its content filter", model=model
             )
+            filtered.usage = state.final_usage(openai_wire.prompt_estimate(request))
+            raise filtered
         yield StreamEnd(
             state.finish_reason,
             state.final_usage(openai_wire.prompt_estimate(request)),

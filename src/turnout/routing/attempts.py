@@ -177,8 +177,8 @@ class AttemptRunner:
         except ProviderError as exc:
             if exc.model is None:
                 exc.model = model
-            self.record(ledger, model, started_at, time.perf_counter() - t0, "error", Usage(),
-                      None, error=exc)  # fmt: skip
+            self.record(ledger, model, started_at, time.perf_counter() - t0, "error",
+                        exc.usage or Usage(), None, error=exc)  # fmt: skip
             ledger.errors.append(exc)
             if self.breakers is not None:
                 # A refusal or a bad request is an answer: nothing against the model's health. It
