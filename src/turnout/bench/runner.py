@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from turnout.bench.cases import BenchCase
+from turnout.bench.data import sample_of
 from turnout.bench.summary import PolicySummary, summarize
 from turnout.routing.policy import Policy
 from turnout.workflows.results import RunResult
@@ -36,7 +37,10 @@ class BenchResult:
     wall_s: dict[str, float] = field(default_factory=dict)
 
     def summaries(self) -> list[PolicySummary]:
-        return [summarize(p, rs, self.wall_s.get(p, 0.0)) for p, rs in self.results.items()]
+        return [
+            summarize(p, [sample_of(r) for r in rs], self.wall_s.get(p, 0.0))
+            for p, rs in self.results.items()
+        ]
 
 
 async def run_bench(
@@ -49,7 +53,9 @@ async def run_bench(
     concurrency: int = 1,
     bench_id: str | None = None,
     on_run: RunCallback | None = None,
+    skip: Collection[tuple[str, str, int]] = (),
 ) -> BenchResult:
+    """Run every (policy, case, repeat) not in ``skip`` (jobs a resumed bench already has)."""
     if runs < 1:
         raise ValueError("runs must be at least 1")
     bench = BenchResult(bench_id or new_bench_id(), workflow.name, runs, tuple(cases))
@@ -74,7 +80,14 @@ async def run_bench(
         if on_run is not None:
             on_run(result)
 
-    jobs = [job(p, c, n) for n in range(1, runs + 1) for c in cases for p in policies]
+    done = set(skip)
+    jobs = [
+        job(p, c, n)
+        for n in range(1, runs + 1)
+        for c in cases
+        for p in policies
+        if (p.name, c.id, n) not in done
+    ]
     await asyncio.gather(*jobs)
     for name, start in first_start.items():
         bench.wall_s[name] = last_end.get(name, start) - start

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from turnout.workflows.results import RunResult
+from turnout.bench.data import RunSample
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +69,24 @@ class PolicySummary:
         }
 
 
-def summarize(policy: str, results: Sequence[RunResult], wall_s: float = 0.0) -> PolicySummary:
+def summarize(policy: str, runs: Sequence[RunSample], wall_s: float | None = None) -> PolicySummary:
+    """Totals over a policy's finished runs. ``wall_s`` defaults to first start to last end."""
+    if wall_s is None:
+        wall_s = (
+            max(r.started_at + r.wall_s for r in runs) - min(r.started_at for r in runs)
+            if runs
+            else 0.0
+        )
     return PolicySummary(
         policy=policy,
-        runs=len(results),
-        successes=sum(1 for r in results if r.ok),
-        calls=sum(r.calls for r in results),
-        total_latency_s=sum(r.latency_s for r in results),
+        runs=len(runs),
+        successes=sum(1 for r in runs if r.ok),
+        calls=sum(r.calls for r in runs),
+        total_latency_s=sum(r.latency_s for r in runs),
         wall_s=wall_s,
-        input_tokens=sum(r.usage.input_tokens for r in results),
-        output_tokens=sum(r.usage.output_tokens for r in results),
-        cost_usd=sum((r.cost for r in results), Decimal(0)),
-        checks_passed=sum(r.checks_passed for r in results),
-        checks_total=sum(r.checks_total for r in results),
+        input_tokens=sum(r.input_tokens for r in runs),
+        output_tokens=sum(r.output_tokens for r in runs),
+        cost_usd=sum((r.cost for r in runs), Decimal(0)),
+        checks_passed=sum(r.checks_passed for r in runs),
+        checks_total=sum(r.checks_total for r in runs),
     )

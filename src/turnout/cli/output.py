@@ -9,8 +9,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from turnout.bench.runner import BenchResult
-from turnout.bench.summary import PolicySummary
 from turnout.config.settings import Settings
 from turnout.workflows.results import RunResult, StepResult
 
@@ -192,40 +190,6 @@ def _labels(settings: Settings, models: Sequence[str]) -> dict[str, str]:
         m: settings.models[m].price_label or ""
         for m in dict.fromkeys(models)
         if m in settings.models and settings.models[m].price_label
-    }
-
-
-def bench_table(summaries: Sequence[PolicySummary], title: str) -> Table:
-    t = Table(title=title)
-    for col in BENCH_COLUMNS:
-        t.add_column(col, justify="left" if col == "Route" else "right")
-    for s in summaries:
-        t.add_row(
-            s.policy,
-            str(s.calls),
-            seconds(s.total_latency_s),
-            f"{s.total_tokens:,}",
-            f"{s.output_tokens:,}",
-            money(s.cost_usd),
-            f"{s.checks_passed}/{s.checks_total}" if s.checks_total else "—",
-            f"{s.successes}/{s.runs}",
-            money(s.cost_per_success),
-            seconds(s.latency_per_success),
-        )
-    return t
-
-
-def bench_json(bench: BenchResult, settings: Settings) -> dict[str, Any]:
-    summaries = bench.summaries()
-    models = [s.model for rs in bench.results.values() for r in rs for s in r.steps if s.model]
-    return {
-        "bench_id": bench.bench_id,
-        "workflow": bench.workflow,
-        "runs_per_case": bench.runs_per_case,
-        "cases": [c.id for c in bench.cases],
-        "policies": {s.policy: s.as_dict() for s in summaries},
-        "run_ids": {p: [r.run_id for r in rs] for p, rs in bench.results.items()},
-        "price_labels": _labels(settings, models),
     }
 
 

@@ -193,7 +193,45 @@ _CACHE_AND_OVERRIDES = sql_migration(
     "CREATE INDEX steps_override_by ON steps (override_by)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_CREATE_TABLES, _CREATE_INDEXES, _CACHE_AND_OVERRIDES)
+# Evidence: what a step's policy saw (annotation, prompt) so `turnout whatif` can re-decide
+# it offline; the session a run belongs to (weekly cost per session); benches (so a bench
+# can be reported on and resumed); and after-the-fact judgments of routing decisions.
+_EVIDENCE = sql_migration(
+    "m004_evidence_benches_flags",
+    "ALTER TABLE steps ADD COLUMN annotation TEXT",
+    "ALTER TABLE steps ADD COLUMN prompt TEXT",
+    "ALTER TABLE runs ADD COLUMN session TEXT",
+    "CREATE INDEX runs_session ON runs (session)",
+    """
+    CREATE TABLE benches (
+        bench_id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        status TEXT NOT NULL,
+        spec TEXT NOT NULL DEFAULT '{}'
+    )
+    """,
+    """
+    CREATE TABLE flags (
+        id {serial_pk},
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        flagged_by TEXT NOT NULL,
+        why TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL
+    )
+    """,
+    "CREATE INDEX flags_run_step ON flags (run_id, step_id)",
+    "CREATE INDEX flags_created_at ON flags (created_at)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _CREATE_TABLES,
+    _CREATE_INDEXES,
+    _CACHE_AND_OVERRIDES,
+    _EVIDENCE,
+)
 """Every migration, oldest first. Append only: never rename or edit a shipped one."""
 
 _CREATE_MIGRATIONS_TABLE = (

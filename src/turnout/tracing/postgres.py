@@ -150,6 +150,20 @@ class PostgresStore:
         """Read-only SQL in the shared dialect (``?`` placeholders): reports use this."""
         return self._query(Dialect.POSTGRES.sql(sql), params)
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One write statement in the shared dialect, in its own transaction."""
+        with self._lock:
+            for retry in (True, False):
+                conn = self._connection()
+                try:
+                    with conn.transaction():
+                        conn.execute(Dialect.POSTGRES.sql(sql), params)
+                    return
+                except Exception as exc:
+                    if retry and conn.broken:
+                        continue
+                    raise self._error(f"trace store {self.display}: write failed", exc) from None
+
     # -- TraceStore --------------------------------------------------------------------
 
     def write_batch(

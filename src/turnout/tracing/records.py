@@ -76,6 +76,10 @@ class StepRecord:
     override_by: str | None = None
     """Who overrode the policy's decision for this step (with ``override_why``)."""
     override_why: str | None = None
+    annotation: Mapping[str, str] | None = None
+    """The step's ``scope`` / ``domain`` / ``ambiguity``, as the policy saw them."""
+    prompt: tuple[Mapping[str, str], ...] = ()
+    """The messages sent (``role``, ``content``), so a policy can be replayed offline."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,13 @@ def _checks(text: str | None) -> tuple[CheckResult, ...]:
     )
 
 
+def _messages(text: str | None) -> tuple[dict[str, str], ...]:
+    if not text:
+        return ()
+    value = json.loads(text)
+    return tuple(m for m in value if isinstance(m, dict)) if isinstance(value, list) else ()
+
+
 def _mapping(text: str | None) -> dict[str, Any]:
     value = json.loads(text) if text else {}
     return value if isinstance(value, dict) else {}
@@ -89,12 +96,13 @@ def _mapping(text: str | None) -> dict[str, Any]:
 RUN_COLUMNS = (
     "run_id", "workflow", "policy", "status", "started_at", "ended_at", "inputs", "tags",
     "bench_id", "variant", "calls", "latency_s", "input_tokens", "output_tokens",
-    "cached_input_tokens", "cost_picousd", "score", "error",
+    "cached_input_tokens", "cost_picousd", "score", "error", "session",
 )  # fmt: skip
 STEP_COLUMNS = (
     "run_id", "step_id", "kind", "status", "started_at", "latency_s", "model", "tier", "policy",
     "reason", "ttft_s", "input_tokens", "output_tokens", "cached_input_tokens", "cost_picousd",
     "calls", "score", "checks", "output", "error_class", "error", "override_by", "override_why",
+    "annotation", "prompt",
 )  # fmt: skip
 ATTEMPT_COLUMNS = (
     "run_id", "step_id", "attempt", "model", "provider", "tier", "policy", "reason",
@@ -177,7 +185,7 @@ def run_row(r: RunRecord) -> tuple[Any, ...]:
         r.run_id, r.workflow, r.policy, r.status, r.started_at, r.ended_at,
         _json(dict(r.inputs)), _json(dict(r.tags)), r.bench_id, r.variant, r.calls,
         r.latency_s, r.input_tokens, r.output_tokens, r.cached_input_tokens,
-        cost_to_pico(r.cost_usd), r.score, clean_text(r.error),
+        cost_to_pico(r.cost_usd), r.score, clean_text(r.error), clean_text(r.tags.get("session")),
     )  # fmt: skip
 
 
@@ -188,6 +196,8 @@ def step_row(s: StepRecord) -> tuple[Any, ...]:
         s.cached_input_tokens, cost_to_pico(s.cost_usd), s.calls, s.score,
         _checks_json(s.checks), clean_text(s.output), s.error_class, clean_text(s.error),
         clean_text(s.override_by), clean_text(s.override_why),
+        _json(dict(s.annotation)) if s.annotation is not None else None,
+        _json([dict(m) for m in s.prompt]) if s.prompt else None,
     )  # fmt: skip
 
 
@@ -236,6 +246,8 @@ def step_from_row(row: Sequence[Any]) -> StepRecord:
         score=_opt_float(v["score"]), checks=_checks(v["checks"]), output=v["output"],
         error_class=v["error_class"], error=v["error"], override_by=v["override_by"],
         override_why=v["override_why"],
+        annotation=_mapping(v["annotation"]) if v["annotation"] else None,
+        prompt=_messages(v["prompt"]),
     )  # fmt: skip
 
 
@@ -266,5 +278,7 @@ def record_to_dict(record: RunRecord | StepRecord | AttemptRecord) -> dict[str, 
             value = dict(value)
         elif f.name == "checks":
             value = [c.as_dict() for c in value]
+        elif f.name == "prompt":
+            value = [dict(m) for m in value]
         out[f.name] = value
     return out

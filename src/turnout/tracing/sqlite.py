@@ -120,6 +120,14 @@ class SQLiteStore:
         """Read-only SQL in the shared dialect (``?`` placeholders): reports use this."""
         return [tuple(r) for r in self._query(sql, params)]
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One write statement in the shared dialect, in its own transaction."""
+        try:
+            with self._transaction() as conn:
+                conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"trace store {self.display}: write failed: {exc}") from exc
+
     # -- TraceStore --------------------------------------------------------------------
 
     def write_batch(

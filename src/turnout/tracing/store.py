@@ -40,6 +40,9 @@ class TraceStore(Protocol):
         """Read-only SQL written once for both databases (``?`` placeholders);
         the store adapts it to its dialect. Reports are built on this."""
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One write statement in the shared dialect (benches, flags), in its own transaction."""
+
     def get_run(self, run_id: str) -> RunTrace | None:
         """A run with its steps and attempts, or None. Accepts a unique id prefix."""
 

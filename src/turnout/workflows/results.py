@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from turnout.tracing.records import AttemptRecord, RunRecord, RunStatus, StepRecord, StepStatus
-from turnout.types import CheckResult, Decision, Usage
+from turnout.types import Annotation, CheckResult, Decision, Message, Usage
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -36,6 +36,8 @@ class StepResult:
     error: str | None = None
     override_by: str | None = None
     override_why: str | None = None
+    annotation: Annotation | None = None
+    messages: tuple[Message, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -70,6 +72,8 @@ class StepResult:
             error=self.error,
             override_by=self.override_by,
             override_why=self.override_why,
+            annotation=self.annotation.as_dict() if self.annotation else None,
+            prompt=tuple({"role": m.role, "content": m.content or ""} for m in self.messages),
         )
 
 

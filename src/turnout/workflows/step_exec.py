@@ -122,6 +122,8 @@ async def run_llm_step(
         "cost": execution.cost,
         "override_by": step.override.by if step.override else None,
         "override_why": step.override.why if step.override else None,
+        "annotation": step.annotation,
+        "messages": msgs,
     }
     usage = sum_usage(execution.attempts)
     if execution.response is None:
