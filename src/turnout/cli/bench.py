@@ -55,6 +55,8 @@ USE_CACHE_HELP = "Let the configured caches answer (off by default: repeats meas
 @click.option("--cases", "cases_path", type=click.Path(dir_okay=False, path_type=Path),
               help="JSONL or CSV file: one row of inputs per case.")  # fmt: skip
 @click.option("--baseline", help="Compare every policy with this one (default: the first).")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+              show_default=True, help="Confidence level of the intervals and tests.")  # fmt: skip
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the results as JSON to this file ('-' for stdout).")  # fmt: skip
 @click.option("--resume", "resume_id", metavar="BENCH_ID",
@@ -71,6 +73,7 @@ def bench_cmd(
     inputs: tuple[str, ...],
     cases_path: Path | None,
     baseline: str | None,
+    level: float,
     json_out: Path | None,
     resume_id: str | None,
     store_url: str | None,
@@ -110,7 +113,7 @@ def bench_cmd(
         with tracing(settings, store_url) as t:
             data = _traced(plan, settings, workflow, policies, bench_id, console, t, use_cache,
                            resume=resume_id is not None, store_url=store_url)  # fmt: skip
-    report = bench_report(data, settings, baseline=plan.baseline)
+    report = bench_report(data, settings, baseline=plan.baseline, level=level)
     report.print(console)
     if json_out is not None:
         _write_json(report.as_json(), json_out, to_stdout, console)
