@@ -24,13 +24,20 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: setup
-	@mkdir -p $(DEMO_OUT)
+	@rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
 	$(VENV)/bin/turnout bench examples/csv_export/workflow.yaml \
 		-c examples/csv_export/turnout.yaml \
-		--policies all_strong,all_cheap,mixed --runs 1 --concurrency 3 \
+		--policies all_strong,all_cheap,mixed,rules,cascade --baseline all_strong \
+		--runs 1 --concurrency 5 \
 		--input task="$(DEMO_TASK)" \
 		--store $(DEMO_OUT)/traces.db \
 		--json $(DEMO_OUT)/csv-export-bench.json
+	@BENCH=$$($(PY) -c "import json; print(json.load(open('$(DEMO_OUT)/csv-export-bench.json'))['bench_id'])"); \
+	$(VENV)/bin/turnout suggest $$BENCH -c examples/csv_export/turnout.yaml --store $(DEMO_OUT)/traces.db \
+		| tee $(DEMO_OUT)/suggested-policies.yaml && \
+	$(VENV)/bin/turnout report bench $$BENCH --html $(DEMO_OUT)/report.html --store $(DEMO_OUT)/traces.db && \
+	echo && echo "Report: $$(pwd)/$(DEMO_OUT)/report.html" && \
+	echo "Results: $(DEMO_OUT)/csv-export-bench.json  Suggested policy: $(DEMO_OUT)/suggested-policies.yaml"
 
 test: setup
 	$(PY) -m pytest
