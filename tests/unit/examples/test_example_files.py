@@ -143,7 +143,7 @@ def test_turnout_config_loads_and_policies_name_llm_steps(path: Path) -> None:
     wf = _load(path.parent / "workflow.yaml")
     llm_steps = {s["id"] for s in wf["steps"] if s.get("kind", "llm") == "llm"}
     expected = (
-        {"all_strong", "all_cheap", "mixed"}
+        {"all_strong", "all_cheap", "mixed", "rules", "cascade"}
         if path.parent.name == "csv_export"
         else {"all_strong", "all_cheap", "by_tier"}
     )
