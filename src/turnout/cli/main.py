@@ -34,10 +34,19 @@ def _register() -> None:
     from turnout.cli.bench import bench_cmd
     from turnout.cli.local import local_group
     from turnout.cli.prices import prices_cmd
+    from turnout.cli.report import report_group
     from turnout.cli.run import run_cmd
     from turnout.cli.traces import traces
 
-    for command in (run_cmd, bench_cmd, traces, audit_cmd, prices_cmd, local_group):
+    for command in (
+        run_cmd,
+        bench_cmd,
+        traces,
+        report_group,
+        audit_cmd,
+        prices_cmd,
+        local_group,
+    ):
         cli.add_command(command)
 
 
