@@ -21,9 +21,10 @@ runs are reproducible (greedy at ``temperature: 0``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,11 +139,11 @@ class LocalProvider(Provider):
         return self.load_times
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        start = time.perf_counter()
+        began: list[float] = []
         text: list[str] = []
         calls: dict[int, list[str]] = {}
         end: StreamEnd | None = None
-        async for event in self.stream(request):
+        async for event in self._generate(request, began):
             if isinstance(event, TextDelta):
                 text.append(event.text)
             elif isinstance(event, ToolCallDelta):
@@ -159,19 +160,30 @@ class LocalProvider(Provider):
             model=end.model,
             finish_reason=end.finish_reason,
             tool_calls=tuple(ToolCall(c[0], c[1], c[2]) for _, c in sorted(calls.items())),
-            latency_s=time.perf_counter() - start,
+            latency_s=time.perf_counter() - began[0],
             ttft_s=end.ttft_s,
             response_id=end.response_id,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        start = time.perf_counter()
+        async with contextlib.aclosing(self._generate(request, [])) as events:
+            async for event in events:
+                yield event
+
+    async def _generate(
+        self, request: ChatRequest, began: list[float]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Stream one generation. Latency and time to first token are measured from when
+        the model starts on this request: loading the model and waiting for the model
+        (one generation at a time) are not the request's latency."""
         ttft: float | None = None
         key = self._key(request.model)
         engine = await self._engine(request.model)
         busy, cpu = self._busy[key], self._cpu
         assert cpu is not None
         async with busy, cpu:
+            start = time.perf_counter()
+            began.append(start)
             generation = engine.start(request, self._pool(), asyncio.get_running_loop())
             self._running.add(generation)
             try:

@@ -190,6 +190,11 @@ class AttemptRunner:
             if limiter is not None:
                 limiter.release()
         latency = time.perf_counter() - t0
+        if 0 < response.latency_s < latency:
+            # The provider measured the call itself, without time spent waiting inside it
+            # (a local model busy with another request): that wait is queueing, not latency.
+            ledger.queued_s += latency - response.latency_s
+            latency = response.latency_s
         cost = self.record(ledger, model, started_at, latency, "ok", response.usage, response)
         if self.breakers is not None:
             await self.breakers.record(model, True)

@@ -111,7 +111,8 @@ def test_csv_export_has_one_keyword_per_check() -> None:
             if kind == "contains_all":
                 assert len(check[kind]) == 1, f"{sid}: contains_all must name one keyword"
             # Every heading the prompt asks for is matched by its own check.
-        headings = re.findall(r"^## (.+)$", step["prompt"], re.M)
+        headings = re.findall(r"^(?:## (.+)|(\w+): <.*>)$", step["prompt"], re.M)
+        headings = [a or b for a, b in headings]
         assert len(headings) == counts[sid], sid
         for heading, check in zip(headings, step["checks"], strict=True):
             words = check.get("contains_any") or check["contains_all"]
