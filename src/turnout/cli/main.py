@@ -32,17 +32,23 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def _register() -> None:
     from turnout.cli.audit import audit_cmd
     from turnout.cli.bench import bench_cmd
+    from turnout.cli.flag import flag_cmd
     from turnout.cli.local import local_group
     from turnout.cli.prices import prices_cmd
     from turnout.cli.report import report_group
     from turnout.cli.run import run_cmd
+    from turnout.cli.suggest import suggest_cmd
     from turnout.cli.traces import traces
+    from turnout.cli.whatif import whatif_cmd
 
     for command in (
         run_cmd,
         bench_cmd,
         traces,
         report_group,
+        suggest_cmd,
+        whatif_cmd,
+        flag_cmd,
         audit_cmd,
         prices_cmd,
         local_group,

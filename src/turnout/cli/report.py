@@ -82,6 +82,7 @@ def report_weekly(
     and the routing-efficiency ratio from `turnout flag` (default: the last 7 days)."""
     import json
 
+    from turnout.cli.flag import existing_store
     from turnout.cli.output import make_console
     from turnout.cli.when import parse_since
     from turnout.reports.weekly import weekly_report
@@ -90,6 +91,7 @@ def report_weekly(
     end = parse_since(until) if until else None
     if start is not None and end is not None and start >= end:
         raise click.UsageError("--since must be before --until")
+    existing_store(store_url)
     with opened_store(store_url) as store:
         result = weekly_report(store, since=start, until=end)
     if as_json:

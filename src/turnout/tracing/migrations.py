@@ -226,11 +226,32 @@ _EVIDENCE = sql_migration(
     "CREATE INDEX flags_created_at ON flags (created_at)",
 )
 
+# Two indexes for the weekly report (`turnout report weekly`, under 5 s over a million
+# attempts):
+# * steps_report: the period's LLM steps grouped by step id, read from the index alone
+#   in group order (no table reads, no sort); without it SQLite reads every step row of
+#   the period (prompts and outputs included) and sorts them: 2-3 s instead of 0.2 s.
+# * attempts_cache_hits: a partial index of the attempts answered from the cache, for
+#   the period's cache savings. `cache` and `saved_picousd` are not in the covering
+#   `attempts_report`, so without it the count reads every attempt row of the period;
+#   it holds only cache hits, so it costs the other attempt writes nothing.
+_REPORT_INDEXES = sql_migration(
+    "m005_weekly_report_indexes",
+    """
+    CREATE INDEX steps_report ON steps (
+        kind, step_id, started_at, run_id, calls, cost_picousd, input_tokens, output_tokens
+    )
+    """,
+    "CREATE INDEX attempts_cache_hits ON attempts (started_at, saved_picousd) "
+    "WHERE cache IS NOT NULL",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _CREATE_TABLES,
     _CREATE_INDEXES,
     _CACHE_AND_OVERRIDES,
     _EVIDENCE,
+    _REPORT_INDEXES,
 )
 """Every migration, oldest first. Append only: never rename or edit a shipped one."""
 

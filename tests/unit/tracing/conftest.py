@@ -66,7 +66,10 @@ def step(run_id: str = "run-0001", step_id: str = "classify", **changes: object)
         "override_by": "ana",
         "override_why": "refund wording needs the frontier model",
         "annotation": {"scope": "single-file", "domain": "docs", "ambiguity": "low"},
-        "prompt": ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is this a refund? {\"a\": 1}"}),
+        "prompt": (
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": 'Is this a refund? {"a": 1}'},
+        ),
     }
     fields.update(changes)
     return StepRecord(**fields)  # type: ignore[arg-type]

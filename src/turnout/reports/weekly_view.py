@@ -1,0 +1,96 @@
+"""The weekly report for people: rich text and tables (see :mod:`turnout.reports.weekly`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from rich.console import Console
+from rich.table import Table
+
+from turnout.reports.weekly import EFFICIENCY_RULE, SpendLine, WeeklyReport
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _money(value: Decimal | None) -> str:
+    """Dollars, with more decimals for the small sums of cheap models."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "$0"
+    digits = 2 if abs(value) >= 1 else 4 if abs(value) >= Decimal("0.01") else 6
+    return f"${value:,.{digits}f}"
+
+
+def _table(title: str, first: Iterable[str]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in first:
+        t.add_column(col, justify="right" if col == "Runs" else "left")
+    for col in ("Calls", "Spend", "Share", "Tokens in", "Tokens out"):
+        t.add_column(col, justify="right")
+    return t
+
+
+def _row(line: SpendLine) -> list[str]:
+    return [
+        f"{line.calls:,}", _money(line.cost), f"{line.share:.1%}",
+        f"{line.input_tokens:,}", f"{line.output_tokens:,}",
+    ]  # fmt: skip
+
+
+def print_weekly(r: WeeklyReport, console: Console) -> None:
+    """The report for people: a summary, the efficiency ratio with its counts, then spend
+    by tier, by model and by workflow step."""
+    console.print(f"[bold]Weekly report[/] {_when(r.since)} → {_when(r.until)} UTC")
+    console.print(
+        f"Total spend [bold]{_money(r.total_cost)}[/] over {r.calls:,} model calls "
+        f"({r.failed_calls:,} failed or rejected); tokens {r.input_tokens:,} in "
+        f"({r.cached_input_tokens:,} cached) / {r.output_tokens:,} out"
+    )
+    console.print(
+        f"Runs {r.runs:,} ({r.succeeded_runs:,} succeeded), costing {_money(r.runs_cost)}: "
+        f"average {_money(r.cost_per_run)} per run, "
+        f"{_money(r.cost_per_successful_run)} per successful run"
+    )
+    lone = (
+        f"; {r.runs_without_session:,} runs had no session and count as a session each"
+        if r.runs_without_session
+        else ""
+    )
+    console.print(
+        f"Sessions {r.sessions:,}: average {_money(r.cost_per_session)} per session{lone}"
+    )
+    if r.cache_hits:
+        console.print(f"Cache {r.cache_hits:,} hits saved {_money(r.cache_saved)}")
+    e = r.efficiency
+    ratio = "n/a (no LLM step)" if e.ratio is None else f"{e.ratio:.1%}"
+    console.print(
+        f"Routing efficiency [bold]{ratio}[/] = 1 - ({e.could_be_cheaper:,} could be cheaper "
+        f"+ {e.needed_frontier:,} needed frontier) / {e.llm_steps:,} LLM steps"
+    )
+    if e.flagged:
+        console.print(
+            f"  steps flagged could-be-cheaper cost {_money(e.could_be_cheaper_cost)}; "
+            f"needed-frontier {_money(e.needed_frontier_cost)}"
+        )
+    console.print(f"[dim]{EFFICIENCY_RULE}[/]")
+    for title, lines in (("Spend by tier", r.by_tier), ("Spend by model", r.by_model)):
+        if lines:
+            t = _table(title, ["Tier" if "tier" in title else "Model"])
+            for line in lines:
+                t.add_row(line.name, *_row(line))
+            console.print(t)
+    if r.by_step:
+        t = _table("Spend by step (LLM steps)", ["Workflow", "Step", "Runs"])
+        for line in r.by_step:
+            t.add_row(line.workflow or "", line.name, f"{line.steps or 0:,}", *_row(line))
+        console.print(t)
+    if r.unattributed_cost:
+        console.print(
+            f"[dim]{_money(r.unattributed_cost)} of the spend belongs to no LLM step started "
+            "in the period (gateway requests, or steps that began before it)[/]"
+        )
