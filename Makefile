@@ -33,7 +33,7 @@ demo: setup
 		--store $(DEMO_OUT)/traces.db \
 		--json $(DEMO_OUT)/csv-export-bench.json
 	@BENCH=$$($(PY) -c "import json; print(json.load(open('$(DEMO_OUT)/csv-export-bench.json'))['bench_id'])"); \
-	$(VENV)/bin/turnout suggest $$BENCH -c examples/csv_export/turnout.yaml --store $(DEMO_OUT)/traces.db \
+	$(VENV)/bin/turnout suggest $$BENCH -c examples/csv_export/turnout.yaml --store $(DEMO_OUT)/traces.db --min-runs 1 \
 		| tee $(DEMO_OUT)/suggested-policies.yaml && \
 	$(VENV)/bin/turnout report bench $$BENCH --html $(DEMO_OUT)/report.html --store $(DEMO_OUT)/traces.db && \
 	echo && echo "Report: $$(pwd)/$(DEMO_OUT)/report.html" && \

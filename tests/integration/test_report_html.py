@@ -129,7 +129,6 @@ steps:
 
 
 def report(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    cli.add_command(report_group)  # what cli/main.py's _register does once it is wired in
     code = main(["report", *args])
     out, err = capsys.readouterr()
     return code, out, err

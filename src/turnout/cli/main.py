@@ -6,6 +6,7 @@ exit; ``--debug`` (or ``TURNOUT_DEBUG=1``) shows the traceback instead.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -18,7 +19,46 @@ from turnout.errors import TurnoutError
 EXIT_ERROR = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands are imported when used, so `turnout run` does not pay for the report code.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("turnout.cli.run:run_cmd", "Run WORKFLOW.yaml once under a policy and show each step."),
+    "bench": ("turnout.cli.bench:bench_cmd", "Run a workflow N times under each policy, compare."),
+    "traces": ("turnout.cli.traces:traces", "Inspect recorded runs, their steps and every call."),
+    "report": ("turnout.cli.report:report_group", "Bench HTML report; weekly spend report."),
+    "suggest": ("turnout.cli.suggest:suggest_cmd", "Propose a per_step policy from a bench."),
+    "whatif": ("turnout.cli.whatif:whatif_cmd", "Estimate recorded steps' cost under a policy."),
+    "flag": ("turnout.cli.flag:flag_cmd", "Judge a step's routing after the fact."),
+    "audit": ("turnout.cli.audit:audit_cmd", "List overridden routing decisions."),
+    "prices": ("turnout.cli.prices:prices_cmd", "The bundled price sheet, dated and sourced."),
+    "local": ("turnout.cli.local:local_group", "The embedded local models."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target[0].partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        self.commands[cmd_name] = command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="turnout")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
@@ -29,35 +69,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
         os.environ["TURNOUT_DEBUG"] = "1"
 
 
-def _register() -> None:
-    from turnout.cli.audit import audit_cmd
-    from turnout.cli.bench import bench_cmd
-    from turnout.cli.flag import flag_cmd
-    from turnout.cli.local import local_group
-    from turnout.cli.prices import prices_cmd
-    from turnout.cli.report import report_group
-    from turnout.cli.run import run_cmd
-    from turnout.cli.suggest import suggest_cmd
-    from turnout.cli.traces import traces
-    from turnout.cli.whatif import whatif_cmd
-
-    for command in (
-        run_cmd,
-        bench_cmd,
-        traces,
-        report_group,
-        suggest_cmd,
-        whatif_cmd,
-        flag_cmd,
-        audit_cmd,
-        prices_cmd,
-        local_group,
-    ):
-        cli.add_command(command)
-
-
 def main(argv: list[str] | None = None) -> int:
-    _register()
     debug = (
         "--debug" in (argv if argv is not None else sys.argv[1:])
         or os.environ.get("TURNOUT_DEBUG") == "1"
