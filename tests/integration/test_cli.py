@@ -16,6 +16,13 @@ from turnout.tracing import open_store
 API_KEY = "sk-test-SECRET-0123456789"  # the same value conftest.py puts in FAKE_API_KEY
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], project: Any, *args: str) -> tuple[int, str, str]:
+    """``turnout run workflow.yaml -c turnout.yaml ARGS --store <project store>``."""
+    return cli(
+        capsys, "run", "workflow.yaml", "-c", "turnout.yaml", *args, "--store", str(project.store)
+    )
+
+
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out, err = capsys.readouterr()
@@ -23,19 +30,8 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def test_run_json_has_the_documented_keys(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(
-        capsys,
-        "run",
-        "workflow.yaml",
-        "-c",
-        "turnout.yaml",
-        "--policy",
-        "mixed",
-        "--input",
-        "task=CSV export",
-        "--json",
-        "--store",
-        str(project.store),
+    code, out, _ = run_cli(
+        capsys, project, "--policy", "mixed", "--input", "task=CSV export", "--json"
     )
     assert code == 0
     data = json.loads(out)
@@ -69,19 +65,7 @@ def test_run_json_has_the_documented_keys(project: Any, capsys: pytest.CaptureFi
 
 
 def test_run_prints_each_step(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(
-        capsys,
-        "run",
-        "workflow.yaml",
-        "-c",
-        "turnout.yaml",
-        "--policy",
-        "all_frontier",
-        "-i",
-        "task=x",
-        "--store",
-        str(project.store),
-    )
+    code, out, _ = run_cli(capsys, project, "--policy", "all_frontier", "-i", "task=x")
     assert code == 0
     assert "planner" in out and "opus" in out and "static: every step -> opus" in out
 
@@ -90,20 +74,7 @@ def test_failed_run_is_recorded_with_its_attempts(
     project: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project.server.server.script(*[Fault.error(503)] * 3)
-    code, out, _ = cli(
-        capsys,
-        "run",
-        "workflow.yaml",
-        "-c",
-        "turnout.yaml",
-        "--policy",
-        "all_frontier",
-        "-i",
-        "task=x",
-        "--json",
-        "--store",
-        str(project.store),
-    )
+    code, out, _ = run_cli(capsys, project, "--policy", "all_frontier", "-i", "task=x", "--json")
     assert code == 1
     data = json.loads(out)
     assert data["status"] == "failed"
@@ -204,17 +175,7 @@ def test_bad_input_is_one_clear_line(
     for name, text in files.items():
         project.write(name, text)
     extra = ["-i", "task=x"] if args else []
-    code, _out, err = cli(
-        capsys,
-        "run",
-        "workflow.yaml",
-        "-c",
-        "turnout.yaml",
-        *args,
-        *extra,
-        "--store",
-        str(project.store),
-    )
+    code, _out, err = run_cli(capsys, project, *args, *extra)
     assert code == 2
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -224,19 +185,7 @@ def test_bad_input_is_one_clear_line(
 def test_unreachable_provider_fails_the_run_clearly(
     project: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = cli(
-        capsys,
-        "run",
-        "workflow.yaml",
-        "-c",
-        "turnout.yaml",
-        "--policy",
-        "broken",
-        "-i",
-        "task=x",
-        "--store",
-        str(project.store),
-    )
+    code, out, err = run_cli(capsys, project, "--policy", "broken", "-i", "task=x")
     assert code == 1
     assert "connection" in out.lower() and "Traceback" not in out + err
 
@@ -245,20 +194,7 @@ def test_401_names_the_problem_and_never_the_key(
     project: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project.server.server.script(Fault.error(401))
-    code, out, err = cli(
-        capsys,
-        "run",
-        "workflow.yaml",
-        "-c",
-        "turnout.yaml",
-        "--policy",
-        "all_frontier",
-        "-i",
-        "task=x",
-        "--json",
-        "--store",
-        str(project.store),
-    )
+    code, out, err = run_cli(capsys, project, "--policy", "all_frontier", "-i", "task=x", "--json")
     assert code == 1
     data = json.loads(out)
     attempts = data["steps"][0]["attempts"]
@@ -269,20 +205,7 @@ def test_401_names_the_problem_and_never_the_key(
 
 
 def test_traces_list_and_show(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(
-        capsys,
-        "run",
-        "workflow.yaml",
-        "-c",
-        "turnout.yaml",
-        "--policy",
-        "mixed",
-        "-i",
-        "task=x",
-        "--json",
-        "--store",
-        str(project.store),
-    )
+    code, out, _ = run_cli(capsys, project, "--policy", "mixed", "-i", "task=x", "--json")
     run_id = json.loads(out)["run_id"]
     code, out, _ = cli(capsys, "traces", "list", "--store", str(project.store))
     assert code == 0 and run_id[:8] in out
@@ -362,36 +285,10 @@ def test_override_is_recorded_and_listed_by_audit(
 
 
 def test_override_needs_who_and_why(project: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = cli(
-        capsys,
-        "run",
-        "workflow.yaml",
-        "-c",
-        "turnout.yaml",
-        "-i",
-        "task=x",
-        "--override",
-        "implementer=haiku",
-        "--store",
-        str(project.store),
-    )
+    code, _, err = run_cli(capsys, project, "-i", "task=x", "--override", "implementer=haiku")
     assert code == 2 and "--override needs --by NAME and --why TEXT" in err
-    code, _, err = cli(
-        capsys,
-        "run",
-        "workflow.yaml",
-        "-c",
-        "turnout.yaml",
-        "-i",
-        "task=x",
-        "--override",
-        "nope=haiku",
-        "--by",
-        "a",
-        "--why",
-        "b",
-        "--store",
-        str(project.store),
+    code, _, err = run_cli(
+        capsys, project, "-i", "task=x", "--override", "nope=haiku", "--by", "a", "--why", "b"
     )
     assert code == 2 and "no step 'nope'" in err
 
@@ -399,12 +296,9 @@ def test_override_needs_who_and_why(project: Any, capsys: pytest.CaptureFixture[
 def test_run_budget_refuses_before_spending(
     project: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = cli(
+    code, out, _ = run_cli(
         capsys,
-        "run",
-        "workflow.yaml",
-        "-c",
-        "turnout.yaml",
+        project,
         "--policy",
         "all_frontier",
         "-i",
@@ -412,8 +306,6 @@ def test_run_budget_refuses_before_spending(
         "--json",
         "--max-cost",
         "0.000001",
-        "--store",
-        str(project.store),
     )
     assert code == 1
     planner = json.loads(out)["steps"][0]
