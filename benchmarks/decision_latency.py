@@ -30,6 +30,7 @@ import yaml
 from turnout.config import Settings, settings_from_dict
 from turnout.routing import PoolHealth, RequestContext, build_policy
 from turnout.routing.policy import HEALTHY
+from turnout.routing.textscan import TextMemo
 from turnout.types import Annotation, Message
 
 POLICIES = ("static", "per_step", "rules", "complexity", "task_type")
@@ -202,10 +203,17 @@ def _pin(cpu: int | None) -> int | None:
     return chosen
 
 
-def measure(settings: Settings, name: str, ctxs: list[Any], decisions: int) -> dict[str, float]:
+def measure(
+    settings: Settings, name: str, ctxs: list[Any], decisions: int, *, memo: bool = True
+) -> dict[str, float]:
     """Every decision timed; also each context's fastest decision (its cost without
-    preemption by other processes, which a shared machine adds to the raw figures)."""
+    preemption by other processes, which a shared machine adds to the raw figures).
+
+    ``memo=False`` turns off the prompt-reading policies' memo of verdicts by text, so
+    every decision reads its prompt as if it had never been seen (the cold cost)."""
     policy = build_policy(name, settings)
+    if not memo and isinstance(getattr(policy, "_memo", None), TextMemo):
+        policy._memo = TextMemo(0)
     decide = policy.decide
     clock = time.perf_counter_ns
     for ctx, health in ctxs:  # warm up (memos, caches)
@@ -241,6 +249,9 @@ def main() -> None:
     ap.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--no-memo", action="store_true", help="cold decisions: no memo of verdicts by prompt text"
+    )
     args = ap.parse_args()
 
     cpu = _pin(args.cpu)
@@ -262,7 +273,7 @@ def main() -> None:
     )
     results: dict[str, dict[str, float]] = {}
     for name in args.policies.split(","):
-        r = measure(settings, name, ctxs, args.decisions)
+        r = measure(settings, name, ctxs, args.decisions, memo=not args.no_memo)
         results[name] = r
         ok = "yes" if r["p99_us"] < TARGET_P99_US else "NO "
         print(

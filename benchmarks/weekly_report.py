@@ -223,14 +223,17 @@ def time_library(store: TraceStore, repeats: int = 3) -> tuple[float, dict[str, 
 
 
 def cli_command(store_url: str) -> list[str]:
-    """``turnout report weekly`` (the group in ``turnout.cli.report`` if main lacks it yet)."""
-    code = (
-        "import sys, click, turnout.cli.report as r; from turnout.cli.main import main, _register, "
-        "cli; _register(); sys.exit(main(sys.argv[1:]) if 'report' in cli.commands else next("
-        "g for g in vars(r).values() if isinstance(g, click.Group)).main(args=sys.argv[2:], "
-        "prog_name='turnout report'))"
-    )
-    return [sys.executable, "-c", code, "report", "weekly", "--store", store_url, "--json"]
+    """``turnout report weekly`` as a user runs it: a fresh process."""
+    return [
+        sys.executable,
+        "-m",
+        "turnout.cli.main",
+        "report",
+        "weekly",
+        "--store",
+        store_url,
+        "--json",
+    ]
 
 
 def time_cli(store_url: str) -> tuple[float, dict[str, Any]]:

@@ -50,6 +50,7 @@ from turnout.routing.policy import HEALTHY, PoolHealth, RequestContext
 from turnout.routing.textscan import (
     SCAN_CHARS,
     KeywordSet,
+    TextMemo,
     conversation_chars,
     last_user_text,
     window,
@@ -156,6 +157,7 @@ class ComplexityPolicy:
         self._tiers = {**DEFAULT_TIERS, **(tiers or {})}
         self._models = {level: settings.model(m).name for level, m in (models or {}).items()}
         self._scan = scan_chars
+        self._memo = TextMemo()
         self._chooser = TierChooser(settings, prefer=prefer, fallback=fallback)
 
     @classmethod
@@ -200,8 +202,18 @@ class ComplexityPolicy:
         )
 
     def score(self, ctx: RequestContext) -> Score:
-        """Score the last user message (pure; no routing)."""
+        """Score the last user message (pure; no routing). Memoised by the text (and
+        the conversation's length when that is a signal)."""
         text = last_user_text(ctx.messages)
+        key: Any = (text, conversation_chars(ctx.messages)) if self._conv[1] else text
+        known = self._memo.get(key)
+        if known is not None:
+            return known  # type: ignore[no-any-return]
+        verdict = self._score(text, ctx)
+        self._memo.put(key, verdict)
+        return verdict
+
+    def _score(self, text: str, ctx: RequestContext) -> Score:
         total = 0
         fired: list[str] = []
         tokens = _approx_tokens(len(text))

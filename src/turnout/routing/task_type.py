@@ -42,7 +42,13 @@ from typing import Any
 
 from turnout.config.settings import Settings
 from turnout.routing.policy import HEALTHY, PoolHealth, RequestContext
-from turnout.routing.textscan import SCAN_CHARS, KeywordSet, last_user_text, window
+from turnout.routing.textscan import (
+    SCAN_CHARS,
+    KeywordSet,
+    TextMemo,
+    last_user_text,
+    window,
+)
 from turnout.routing.tier_choice import Choice, TierChooser, prefer_list
 from turnout.types import Decision, Tier
 
@@ -232,6 +238,7 @@ class TaskTypePolicy:
         self._kw_rank = {kw: i for i, kw in enumerate(weights)}
         self._min = min_score
         self._scan = scan_chars
+        self._memo = TextMemo()
         self._chooser = TierChooser(settings, prefer=prefer, fallback=fallback)
 
     @classmethod
@@ -253,8 +260,17 @@ class TaskTypePolicy:
         )
 
     def detect(self, ctx: RequestContext) -> Detection:
-        """Which task type the last user message is (pure; no routing)."""
-        text = window(last_user_text(ctx.messages), self._scan)
+        """Which task type the last user message is (pure; no routing; memoised by text)."""
+        message = last_user_text(ctx.messages)
+        known = self._memo.get(message)
+        if known is not None:
+            return known  # type: ignore[no-any-return]
+        found = self._detect(message)
+        self._memo.put(message, found)
+        return found
+
+    def _detect(self, message: str) -> Detection:
+        text = window(message, self._scan)
         if not text:
             return _CHAT
         scores = [0] * len(ALL_TYPES)

@@ -175,3 +175,28 @@ class KeywordSet:
         if ordered and len(found) > 1:
             found.sort(key=self._order.__getitem__)
         return tuple(found)
+
+
+class TextMemo:
+    """A bounded memo of verdicts by prompt text (oldest entry evicted first).
+
+    Identical prompts (retries, fallbacks, a bench's repeats, fan-out) are then
+    scored once; a new prompt costs one hash of its text (C speed) more.
+    """
+
+    __slots__ = ("_data", "_size")
+
+    def __init__(self, size: int = 4096) -> None:
+        self._data: dict[Any, Any] = {}
+        self._size = size
+
+    def get(self, key: Any) -> Any:
+        return self._data.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        data = self._data
+        if self._size <= 0:
+            return
+        if len(data) >= self._size:
+            del data[next(iter(data))]
+        data[key] = value
