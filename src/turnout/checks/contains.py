@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from turnout.checks.base import NAME_LIMIT, join_words, shorten
 from turnout.types import CheckResult
@@ -57,8 +58,8 @@ def _default_name(kind: str, keywords: Iterable[str]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ContainsAll:
-    """Passes when every keyword occurs; the detail lists the missing ones."""
+class _Contains:
+    """Keywords matched case-insensitively (or not), as substrings (or whole words)."""
 
     keywords: tuple[str, ...]
     case_sensitive: bool = False
@@ -67,13 +68,22 @@ class ContainsAll:
     name: str = ""
     _matcher: KeywordMatcher = field(init=False, repr=False, compare=False)
 
+    kind: ClassVar[str] = "contains"
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "keywords", tuple(self.keywords))
         object.__setattr__(
             self, "_matcher", KeywordMatcher(self.keywords, self.case_sensitive, self.word)
         )
         if not self.name:
-            object.__setattr__(self, "name", _default_name("contains_all", self.keywords))
+            object.__setattr__(self, "name", _default_name(self.kind, self.keywords))
+
+
+@dataclass(frozen=True, slots=True)
+class ContainsAll(_Contains):
+    """Passes when every keyword occurs; the detail lists the missing ones."""
+
+    kind: ClassVar[str] = "contains_all"
 
     def run(self, text: str, value: object) -> CheckResult:
         found = self._matcher.found(text)
@@ -85,23 +95,10 @@ class ContainsAll:
 
 
 @dataclass(frozen=True, slots=True)
-class ContainsAny:
+class ContainsAny(_Contains):
     """Passes when at least one keyword occurs; the detail lists those that matched."""
 
-    keywords: tuple[str, ...]
-    case_sensitive: bool = False
-    word: bool = False
-    required: bool = True
-    name: str = ""
-    _matcher: KeywordMatcher = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "keywords", tuple(self.keywords))
-        object.__setattr__(
-            self, "_matcher", KeywordMatcher(self.keywords, self.case_sensitive, self.word)
-        )
-        if not self.name:
-            object.__setattr__(self, "name", _default_name("contains_any", self.keywords))
+    kind: ClassVar[str] = "contains_any"
 
     def run(self, text: str, value: object) -> CheckResult:
         found = self._matcher.found(text)
