@@ -4,12 +4,13 @@ project directory with a turnout.yaml pointing at it."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from support.fault_rig import KEY, KEY_ENV, Rig, open_rig
 from turnout.testing.fake_openai import FakeOpenAI, ServerThread
 
 API_KEY = "sk-test-SECRET-0123456789"
@@ -93,3 +94,11 @@ steps:
         "steps.py", "def count_words(inputs):\n    return len(inputs['implementer'].split())\n"
     )
     return proj
+
+
+@pytest.fixture
+async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+    """Two fake OpenAI-compatible servers and a dead port (see tests/support/fault_rig.py)."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    async with open_rig() as r:
+        yield r

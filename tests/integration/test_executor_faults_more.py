@@ -16,15 +16,23 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from turnout.config.loader import settings_from_dict
+from support.fault_rig import (
+    ALPHA_REPLY,
+    BETA_REPLY,
+    PROMPT,
+    Rig,
+    classes,
+    decision,
+    merged,
+    run,
+)
 from turnout.config.settings import Settings
 from turnout.errors import (
     AllAttemptsFailed,
@@ -41,113 +49,20 @@ from turnout.routing.executor import Execution, Executor
 from turnout.routing.fallback import FallbackPolicy
 from turnout.routing.policy import RequestContext
 from turnout.routing.registry import build_policy
-from turnout.routing.setup import Resources, build_executor
 from turnout.routing.streaming import Restart, StreamExecution
-from turnout.testing import FakeOpenAI, RecordedRequest
 from turnout.tracing.records import AttemptRecord
 from turnout.tracing.sqlite import SQLiteStore
 from turnout.tracing.writer import TraceWriter
-from turnout.types import ChatRequest, ChatResponse, Decision, Message, StreamEnd, TextDelta, Usage
+from turnout.types import ChatResponse, Decision, StreamEnd, TextDelta, Usage
 from turnout.workflows.loader import workflow_from_dict
 from turnout.workflows.runner import Runner
 
-KEY_ENV = "TURNOUT_FAULTS_KEY"
-ALPHA_REPLY = "alpha: all good here"
-BETA_REPLY = "beta: all good here"
-PROMPT = ChatRequest((Message.user("Summarise the incident report in one line."),))
-FAST: dict[str, Any] = {
-    "retries": {"max_attempts": 3, "base_delay_s": 0.01, "max_delay_s": 0.05},
-    "breaker": {"enabled": False},
-}
 COOLDOWN = 0.5
 BREAKER: dict[str, Any] = {
     "retries": {"max_attempts": 1},
     "breaker": {"enabled": True, "window_s": 10, "min_requests": 3, "failure_rate": 0.5,
                 "cooldown_s": COOLDOWN, "max_cooldown_s": 1},
 }  # fmt: skip
-
-
-def merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = merged(out[k], v) if isinstance(v, Mapping) and k in out else v
-    return out
-
-
-@dataclass
-class Rig:
-    alpha: FakeOpenAI
-    beta: FakeOpenAI
-    opened: list[tuple[Executor, Resources]] = field(default_factory=list)
-
-    def settings(
-        self, executor: Mapping[str, Any] | None = None, policies: Mapping[str, Any] | None = None
-    ) -> Settings:
-        key = {"api_key_env": KEY_ENV}
-        raw = {
-            "providers": {
-                "alpha": {"kind": "openai", "base_url": self.alpha.base_url, **key,
-                          "timeouts": {"connect": 1, "read": 0.4, "total": 5}},
-                "beta": {"kind": "openai", "base_url": self.beta.base_url, **key,
-                         "timeouts": {"connect": 1, "read": 2, "total": 5}},
-            },
-            "models": {
-                "small": {"provider": "alpha", "id": "alpha-small", "tier": "efficient",
-                          "price": {"input": 1.0, "output": 2.0}, "context_window": 1000},
-                "big": {"provider": "alpha", "id": "alpha-big", "tier": "frontier",
-                        "price": {"input": 3.0, "output": 15.0}, "context_window": 200000},
-                "backup": {"provider": "beta", "id": "beta-main", "tier": "standard",
-                           "price": {"input": 0.5, "output": 1.5}, "context_window": 1000},
-            },
-            "policies": dict(policies or {}),
-            "executor": merged(FAST, executor or {}),
-        }  # fmt: skip
-        return settings_from_dict(raw)
-
-    def executor(self, settings: Settings) -> Executor:
-        ex, resources = build_executor(settings)
-        self.opened.append((ex, resources))
-        return ex
-
-    def served_cost(self, settings: Settings, requests: Iterable[RecordedRequest]) -> Decimal:
-        """The priced usage the fake servers reported for ``requests``."""
-        by_id = {m.id: m for m in settings.models.values()}
-        total = Decimal(0)
-        for r in requests:
-            spec = by_id[str(r.model)]
-            server = self.alpha if spec.provider == "alpha" else self.beta
-            u = server.reported_usage(r)
-            usage = Usage(u["prompt_tokens"], u["completion_tokens"])
-            total += spec.price.cost(usage)
-        return total
-
-    def answered(self, *kinds: str) -> list[RecordedRequest]:
-        """Requests the servers answered in full (``ok``, plus ``kinds``)."""
-        wanted = ("ok", *kinds)
-        return [r for s in (self.alpha, self.beta) for r in s.requests if r.fault.kind in wanted]
-
-
-@pytest.fixture
-async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
-    monkeypatch.setenv(KEY_ENV, "sk-faults-0123456789SECRET")
-    async with FakeOpenAI(reply=ALPHA_REPLY) as alpha, FakeOpenAI(reply=BETA_REPLY) as beta:
-        r = Rig(alpha, beta)
-        yield r
-        for ex, resources in r.opened:
-            await ex.pool.aclose()
-            await resources.aclose()
-
-
-def decision(*models: str, strategy: str = "fallback") -> Decision:
-    return Decision(tuple(models), "test", "test", strategy=strategy)  # type: ignore[arg-type]
-
-
-async def run(ex: Executor, d: Decision, **kw: Any) -> Execution:
-    return await ex.execute(d, PROMPT, run_id="run-1", step_id="step-1", **kw)
-
-
-def classes(out: Execution) -> list[str | None]:
-    return [a.error_class for a in out.attempts]
 
 
 def attempt_sum(out: Execution) -> Decimal:
