@@ -124,6 +124,30 @@ async def test_stream_failure_before_the_first_token_falls_back_transparently(
     assert out.cost > 0
 
 
+async def test_single_model_stream_retries_before_the_first_token(rig: Rig) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    rig.alpha.script("503", "429:retry-after-ms=200")
+    s = ex.stream(decision("small", strategy="single"), PROMPT, run_id="run-1", step_id="step-1")
+    t0 = time.perf_counter()
+    events, error = await consume(s)
+    assert error is None and text(events) == ALPHA_REPLY
+    assert time.perf_counter() - t0 >= 0.2  # Retry-After honoured
+    out = s.execution
+    assert out is not None and out.ok
+    assert classes(out) == ["server_error", "rate_limited", None]
+    assert out.cost == rig.served_cost(settings, rig.answered()) > 0
+
+
+async def test_single_model_stream_gives_up_after_max_attempts(rig: Rig) -> None:
+    ex = rig.executor(rig.settings())
+    rig.alpha.script("503", "503", "503", "503")
+    s = ex.stream(decision("small", strategy="single"), PROMPT, run_id="run-1", step_id="step-1")
+    events, error = await consume(s)
+    assert isinstance(error, AllAttemptsFailed) and events == []
+    assert s.execution is not None and classes(s.execution) == ["server_error"] * 3
+
+
 def partial_charge(settings: Settings, out: Execution, partial: str) -> Decimal:
     """The cut attempt's estimated usage, priced: checks it was charged, not lost."""
     cut = out.attempts[0]

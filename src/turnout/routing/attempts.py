@@ -202,6 +202,10 @@ class AttemptRunner:
             await cache.store(request, response, cost)
         return response
 
+    async def pause(self, attempt: int, error: ProviderError) -> None:
+        """Wait before retrying the same model (backoff with jitter, or Retry-After)."""
+        await self._sleep(self.retry.delay(attempt, error, self._rng))
+
     async def admit(self, ledger: Ledger, model: str, request: ChatRequest) -> bool:
         """May ``model`` be called now? Its breaker must allow it and the budget afford it."""
         if self.breakers is not None and not await self.breakers.allow(model):

@@ -85,7 +85,10 @@ class StreamExecution:
         from turnout.routing.executor import Execution
 
         d = self.decision
-        chain = list(d.models) if d.strategy in ("fallback", "cascade") else [d.model]
+        if d.strategy in ("fallback", "cascade"):
+            chain = list(d.models)
+        else:  # one model: retried (with backoff) like Executor.execute, before its first token
+            chain = [d.model] * self.executor.retry.max_attempts
         reroutes = d.strategy == "fallback" and len(d.models) > 1  # as Executor.execute does
         tried: list[str] = []
         start = time.perf_counter()
@@ -123,6 +126,8 @@ class StreamExecution:
                 if rest is None:
                     break
                 chain = rest
+                if not outcome.started and i + 1 < len(chain) and chain[i + 1] == model:
+                    await self.executor.runner.pause(tried.count(model), last)
                 i += 1
             if response is None:
                 if self.ledger.fatal is not None:
