@@ -311,3 +311,17 @@ def test_run_budget_refuses_before_spending(
     planner = json.loads(out)["steps"][0]
     assert planner["attempts"] == [] and "run cap" in planner["error"]
     assert project.server.server.requests == []
+
+
+def test_turnout_store_env_var_names_the_store(
+    project: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TURNOUT_STORE", str(project.store))
+    code, out, _ = cli(
+        capsys, "run", "workflow.yaml", "-c", "turnout.yaml", "-i", "task=x", "--json"
+    )
+    assert code == 0
+    run_id = json.loads(out)["run_id"]
+    code, out, _ = cli(capsys, "traces", "show", run_id, "--json")
+    assert code == 0 and run_id in out
+    assert not (project.root / ".turnout").exists()

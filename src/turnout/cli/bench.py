@@ -24,6 +24,7 @@ from turnout.cli.bench_output import bench_report
 from turnout.cli.common import config_option, input_option, parse_inputs
 from turnout.cli.output import make_console
 from turnout.cli.session import Tracing, tracing
+from turnout.cli.traces import STORE_HELP
 from turnout.config.loader import load_settings
 from turnout.config.settings import Settings
 from turnout.errors import ConfigError, StoreError
@@ -61,7 +62,7 @@ USE_CACHE_HELP = "Let the configured caches answer (off by default: repeats meas
               help="Also write the results as JSON to this file ('-' for stdout).")  # fmt: skip
 @click.option("--resume", "resume_id", metavar="BENCH_ID",
               help="Finish an interrupted bench: run only what it is missing.")  # fmt: skip
-@click.option("--store", "store_url", help="Trace store: a SQLite path or postgresql://... URL.")
+@click.option("--store", "store_url", envvar="TURNOUT_STORE", help=STORE_HELP)
 @click.option("--no-trace", is_flag=True, help="Do not record the runs (no resume, no report).")
 @click.option("--use-cache", is_flag=True, help=USE_CACHE_HELP)
 def bench_cmd(

@@ -19,6 +19,7 @@ from turnout.cli.output import (
     step_line,
 )
 from turnout.cli.session import trace_writer
+from turnout.cli.traces import STORE_HELP
 from turnout.config.loader import load_settings
 from turnout.pricing.cost import to_decimal
 from turnout.routing.budget import Budget
@@ -42,7 +43,7 @@ from turnout.workflows.runner import Runner
 )
 @input_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-@click.option("--store", "store_url", help="Trace store: a SQLite path or postgresql://... URL.")
+@click.option("--store", "store_url", envvar="TURNOUT_STORE", help=STORE_HELP)
 @click.option("--no-trace", is_flag=True, help="Do not record the run.")
 @click.option(
     "--override",

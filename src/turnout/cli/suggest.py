@@ -45,7 +45,7 @@ from turnout.reports.suggest import suggest
     help="Runs of a step a model needs before its pass rate counts as evidence.",
 )
 @click.option("--name", default="suggested", show_default=True, help="The policy's name.")
-@click.option("--store", "store_url", metavar="URL", default=None, help=STORE_HELP)
+@click.option("--store", "store_url", metavar="URL", envvar="TURNOUT_STORE", help=STORE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the snippet included).")
 def suggest_cmd(
     bench_id: str,

@@ -43,7 +43,9 @@ STORE_HELP = (
 
 def store_option(fn: F) -> F:
     """``--store URL``, passed to the command as ``store_url`` (None: the default)."""
-    return click.option("--store", "store_url", metavar="URL", default=None, help=STORE_HELP)(fn)
+    return click.option(
+        "--store", "store_url", metavar="URL", envvar="TURNOUT_STORE", help=STORE_HELP
+    )(fn)
 
 
 @contextmanager

@@ -35,7 +35,7 @@ METHOD = (
 @config_option
 @click.option("--since", metavar="DATE", help="ISO date or age such as 7d [default: 7d].")
 @click.option("--workflow", "-w", metavar="NAME", help="Only steps of this workflow.")
-@click.option("--store", "store_url", metavar="URL", default=None, help=STORE_HELP)
+@click.option("--store", "store_url", metavar="URL", envvar="TURNOUT_STORE", help=STORE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def whatif_cmd(
     policy: str,
