@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,18 @@ async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
     monkeypatch.setenv(KEY_ENV, KEY)
     async with open_rig() as r:
         yield r
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Any]:
+    """The real Redis on 127.0.0.1:6379 (tests skip, saying why, when it is not there)."""
+    redis_asyncio = pytest.importorskip("redis.asyncio")
+    redis_exceptions = pytest.importorskip("redis.exceptions")
+    c = redis_asyncio.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2)
+    try:
+        await c.ping()
+    except (OSError, redis_exceptions.ConnectionError) as exc:
+        await c.aclose()
+        pytest.skip(f"Redis is not reachable at 127.0.0.1:6379 ({exc})")
+    yield c
+    await c.aclose()

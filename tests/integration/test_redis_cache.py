@@ -29,18 +29,6 @@ def ask(text: str, **kw: object) -> ChatRequest:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[redis_asyncio.Redis]:
-    c = redis_asyncio.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2)
-    try:
-        await c.ping()
-    except (OSError, redis_exceptions.ConnectionError) as exc:
-        await c.aclose()
-        pytest.skip(f"Redis is not reachable at 127.0.0.1:6379 ({exc})")
-    yield c
-    await c.aclose()
-
-
-@pytest.fixture
 async def prefix(client: redis_asyncio.Redis) -> AsyncIterator[str]:
     p = f"turnout-test:{uuid.uuid4().hex}"
     yield p

@@ -22,7 +22,6 @@ from rich.table import Table
 from turnout.bench.analysis import BenchAnalysis, Comparison, PolicyStats, StepStats, analyze
 from turnout.bench.data import BenchData
 from turnout.bench.stats import Interval
-from turnout.bench.summary import PolicySummary, summarize
 from turnout.cli.output import money, price_notes, print_notes, seconds
 from turnout.config.settings import Settings
 
@@ -38,7 +37,6 @@ STEP_COLUMNS = ("Step", "Model", "Share of spend", "Share of latency", "Pass rat
 class BenchReport:
     data: BenchData
     settings: Settings
-    summaries: list[PolicySummary]
     baseline: str | None = None
     analysis: BenchAnalysis | None = None
 
@@ -134,7 +132,6 @@ class BenchReport:
             if m in self.settings.models and self.settings.models[m].price_label
         }
         a = self.result
-        by_name = {s.policy: s for s in self.summaries}
         return {
             "bench_id": self.data.bench.bench_id,
             "workflow": self.data.bench.workflow,
@@ -143,10 +140,7 @@ class BenchReport:
             "cases": [c.get("id") for c in self.data.bench.spec.get("cases", [])],
             "baseline": a.baseline,
             "level": a.level,
-            "policies": {
-                p.policy: _policy_json(by_name.get(p.policy), p, a.steps.get(p.policy, ()))
-                for p in a.policies
-            },
+            "policies": {p.policy: _policy_json(p, a.steps.get(p.policy, ())) for p in a.policies},
             "comparisons": [_comparison_json(c) for c in a.comparisons],
             "price_labels": labels,
         }
@@ -161,9 +155,8 @@ def bench_report(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> BenchReport:
-    summaries = [summarize(p, data.runs_of(p)) for p in data.policies]
     analysis = analyze(data, baseline=baseline, level=level, n_boot=n_boot, seed=seed)
-    return BenchReport(data, settings, summaries, analysis.baseline, analysis)
+    return BenchReport(data, settings, analysis.baseline, analysis)
 
 
 # -- JSON ---------------------------------------------------------------------------
@@ -173,34 +166,31 @@ def _ci(iv: Interval | None) -> list[float] | None:
     return None if iv is None else iv.as_list()
 
 
-def _policy_json(
-    summary: PolicySummary | None, p: PolicyStats, steps: Sequence[StepStats]
-) -> dict[str, Any]:
-    out = summary.as_dict() if summary is not None else {}
+def _policy_json(p: PolicyStats, steps: Sequence[StepStats]) -> dict[str, Any]:
     cps = p.cost_per_success
-    out.update(
-        {
-            "runs": p.runs,
-            "successes": p.successes,
-            "success_rate": p.success_rate,
-            "success_ci": _ci(p.success_ci),
-            "calls": p.calls,
-            "total_latency_s": round(p.total_latency_s, 6),
-            "wall_s": round(p.wall_s, 6),
-            "total_tokens": p.total_tokens,
-            "output_tokens": p.output_tokens,
-            "cost_usd": float(p.cost_usd),
-            "score": p.score,
-            "cost_per_success_usd": None if cps is None else float(cps),
-            "cost_per_success_ci": _ci(p.cost_per_success_ci),
-            "latency_per_success_s": p.latency_per_success_s,
-            "latency_per_success_ci": _ci(p.latency_per_success_ci),
-            "latency_p50_s": p.latency_p50_s,
-            "latency_p95_s": p.latency_p95_s,
-            "steps": {s.step_id: _step_json(s) for s in steps},
-        }
-    )
-    return out
+    return {
+        "runs": p.runs,
+        "successes": p.successes,
+        "success_rate": p.success_rate,
+        "success_ci": _ci(p.success_ci),
+        "calls": p.calls,
+        "total_latency_s": round(p.total_latency_s, 6),
+        "wall_s": round(p.wall_s, 6),
+        "total_tokens": p.total_tokens,
+        "output_tokens": p.output_tokens,
+        "cost_usd": float(p.cost_usd),
+        "score": p.score,
+        "cost_per_success_usd": None if cps is None else float(cps),
+        "cost_per_success_ci": _ci(p.cost_per_success_ci),
+        "latency_per_success_s": p.latency_per_success_s,
+        "latency_per_success_ci": _ci(p.latency_per_success_ci),
+        "latency_p50_s": p.latency_p50_s,
+        "latency_p95_s": p.latency_p95_s,
+        "input_tokens": p.total_tokens - p.output_tokens,
+        "checks_passed": p.checks_passed,
+        "checks_total": p.checks_total,
+        "steps": {s.step_id: _step_json(s) for s in steps},
+    }
 
 
 def _step_json(s: StepStats) -> dict[str, Any]:

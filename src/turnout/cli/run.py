@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from turnout.cli.output import (
     run_table,
     step_line,
 )
-from turnout.cli.session import trace_writer
+from turnout.cli.session import tracing
 from turnout.cli.traces import STORE_HELP
 from turnout.config.loader import load_settings
 from turnout.pricing.cost import to_decimal
@@ -97,9 +98,10 @@ def run_cmd(
             console.print(step_line(step))
 
     async def go() -> RunResult:
-        with trace_writer(settings, store_url, enabled=not no_trace) as writer:
+        with contextlib.ExitStack() as stack:
+            t = None if no_trace else stack.enter_context(tracing(settings, store_url))
             executor, resources = build_executor(settings)
-            runner = Runner(settings, executor=executor, sink=writer.submit if writer else None)
+            runner = Runner(settings, executor=executor, sink=t.writer.submit if t else None)
             try:
                 return await runner.run(
                     workflow, values, policy=policy, on_step=on_step, tags=run_tags, budget=budget

@@ -15,25 +15,6 @@ from turnout.config.settings import Settings
 from turnout.tracing import TraceStore, TraceWriter, open_store
 
 
-@contextmanager
-def trace_writer(
-    settings: Settings, store_url: str | None, *, enabled: bool = True
-) -> Iterator[TraceWriter | None]:
-    """A background trace writer for the chosen store; flushed and closed on exit."""
-    if not enabled:
-        yield None
-        return
-    store = open_store(store_url or settings.storage)
-    writer = TraceWriter(store)
-    try:
-        yield writer
-    finally:
-        try:
-            writer.close()
-        finally:
-            store.close()
-
-
 @dataclass(slots=True)
 class Tracing:
     """An open trace store and its background writer."""

@@ -62,12 +62,7 @@ class ExactCache:
             return None
         self.stats.ok("exact")
         answer = None if raw is None else decode_answer(raw, kind="exact", key=key)
-        if answer is None:
-            self.stats.misses += 1
-            return None
-        self.stats.hits += 1
-        self.stats.saved_usd += answer.cost_usd
-        return answer
+        return self.stats.looked_up(answer)
 
     async def store(self, request: ChatRequest, response: ChatResponse, cost: Decimal) -> bool:
         """Store an answer; returns False when the request or answer is not cacheable."""
@@ -79,6 +74,5 @@ class ExactCache:
         except Exception as exc:
             self.stats.failed("exact", "set", exc)
             return False
-        self.stats.ok("exact")
-        self.stats.stores += 1
+        self.stats.stored("exact")
         return True

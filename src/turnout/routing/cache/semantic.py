@@ -108,12 +108,7 @@ class SemanticCache:
             answer = decode_answer(
                 match.payload, kind="semantic", key=scope, similarity=match.similarity
             )
-        if answer is None:
-            self.stats.misses += 1
-            return None
-        self.stats.hits += 1
-        self.stats.saved_usd += answer.cost_usd
-        return answer
+        return self.stats.looked_up(answer)
 
     async def store(self, request: ChatRequest, response: ChatResponse, cost: Decimal) -> bool:
         """Store an answer; returns False when the request or answer is not cacheable."""
@@ -128,8 +123,7 @@ class SemanticCache:
         except Exception as exc:
             self.stats.failed("semantic", "add", exc)
             return False
-        self.stats.ok("semantic")
-        self.stats.stores += 1
+        self.stats.stored("semantic")
         return True
 
     async def embed(self, text: str) -> F32:

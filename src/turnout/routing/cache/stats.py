@@ -14,9 +14,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 log = logging.getLogger("turnout.cache")
 RETRY_AFTER_S = 1.0
+
+
+if TYPE_CHECKING:
+    from turnout.routing.cache.answer import CachedAnswer
 
 
 @dataclass(slots=True)
@@ -48,3 +53,17 @@ class CacheStats:
         if self.last_error is not None:
             log.info("%s cache: backend is answering again", cache)
             self.last_error = None
+
+    def looked_up(self, answer: CachedAnswer | None) -> CachedAnswer | None:
+        """Count one look-up's outcome (a hit adds what it saved) and pass it on."""
+        if answer is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+            self.saved_usd += answer.cost_usd
+        return answer
+
+    def stored(self, cache: str) -> None:
+        """Count one answer written to ``cache``'s backend."""
+        self.ok(cache)
+        self.stores += 1
