@@ -399,6 +399,9 @@ class SemanticCacheSchema(_Strict):
     enabled: bool = False
     threshold: float = Field(default=0.92, gt=0, le=1)
     ttl_s: PositiveFloat = 3600.0
+    # what runs the embedding model: onnxruntime (fast), numpy (reference), or auto
+    engine: Literal["auto", "onnxruntime", "numpy"] = "auto"
+    threads: PositiveInt = 1
 
 
 class CacheSchema(_Strict):

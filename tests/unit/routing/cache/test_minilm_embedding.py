@@ -1,4 +1,5 @@
-"""The numpy all-MiniLM-L6-v2 against reference embeddings from sentence-transformers.
+"""all-MiniLM-L6-v2, on both engines (onnxruntime and numpy), against reference
+embeddings from sentence-transformers.
 
 fixtures/minilm_reference.json was computed with sentence-transformers 6.2 and
 torch 2.13 (CPU) from the same model files (see fixtures/make_minilm_reference.py).
@@ -27,10 +28,11 @@ needs_model = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def embedder() -> MiniLMEmbedder:
-    e = MiniLMEmbedder()
+@pytest.fixture(scope="module", params=["onnxruntime", "numpy"])
+def embedder(request: pytest.FixtureRequest) -> MiniLMEmbedder:
+    e = MiniLMEmbedder(engine=request.param)
     e.load()
+    assert e.engine == request.param
     return e
 
 
@@ -108,6 +110,34 @@ async def test_semantic_cache_with_the_real_model(embedder: MiniLMEmbedder) -> N
     assert hit is not None
     assert hit.similarity > 0.95
     assert await cache.lookup(ask("What is the capital of France?")) is None
+
+
+@needs_model
+def test_engines_agree_and_auto_prefers_onnxruntime() -> None:
+    import numpy as np
+
+    auto = MiniLMEmbedder()
+    assert auto.engine == "auto"
+    texts = [*REFERENCE["sentences"], "", "a", "Ünïcödé and emoji 🚀 survive tokenization"]
+    fast = auto.embed(texts)
+    assert auto.engine == "onnxruntime"
+    reference = MiniLMEmbedder(engine="numpy", threads=None).embed(texts)
+    np.testing.assert_allclose(fast, reference, atol=2e-6)
+
+
+def test_unknown_engine_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"engine must be one of auto, onnxruntime, numpy.*'torch'"):
+        MiniLMEmbedder(engine="torch")  # type: ignore[arg-type]
+
+
+@needs_model
+def test_auto_falls_back_to_numpy_without_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedding, "onnx_available", lambda: False)
+    e = MiniLMEmbedder()
+    e.load()
+    assert e.engine == "numpy"
+    with pytest.raises(ModelPackageMissing, match=r"needs onnxruntime and onnx.*engine: numpy"):
+        MiniLMEmbedder(engine="onnxruntime").load()
 
 
 def test_missing_model_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
