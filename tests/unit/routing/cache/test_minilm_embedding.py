@@ -126,7 +126,9 @@ def test_engines_agree_and_auto_prefers_onnxruntime() -> None:
 
 
 def test_unknown_engine_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"engine must be one of auto, onnxruntime, numpy.*'torch'"):
+    with pytest.raises(
+        ValueError, match=r"engine must be one of auto, onnxruntime, numpy.*'torch'"
+    ):
         MiniLMEmbedder(engine="torch")  # type: ignore[arg-type]
 
 
