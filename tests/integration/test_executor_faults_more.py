@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,14 @@ from support.fault_rig import (
     ALPHA_REPLY,
     BETA_REPLY,
     PROMPT,
+    Event,
     Rig,
     classes,
+    consume,
     decision,
     merged,
     run,
+    text,
 )
 from turnout.config.settings import Settings
 from turnout.errors import (
@@ -40,7 +43,6 @@ from turnout.errors import (
     ContentFiltered,
     ProviderConnectionError,
     ProviderTimeout,
-    TurnoutError,
 )
 from turnout.providers.function import estimate_tokens
 from turnout.routing.breaker import BreakerBoard
@@ -53,7 +55,7 @@ from turnout.routing.streaming import Restart, StreamExecution
 from turnout.tracing.records import AttemptRecord
 from turnout.tracing.sqlite import SQLiteStore
 from turnout.tracing.writer import TraceWriter
-from turnout.types import ChatResponse, Decision, StreamEnd, TextDelta, Usage
+from turnout.types import ChatResponse, Decision, StreamEnd, Usage
 from turnout.workflows.loader import workflow_from_dict
 from turnout.workflows.runner import Runner
 
@@ -70,22 +72,6 @@ def attempt_sum(out: Execution) -> Decimal:
 
 
 # -- streams --------------------------------------------------------------------------------
-
-Event = Any  # StreamEvent | Restart
-
-
-async def consume(stream: StreamExecution) -> tuple[list[Event], TurnoutError | None]:
-    events: list[Event] = []
-    try:
-        async for event in stream:
-            events.append(event)
-    except TurnoutError as exc:
-        return events, exc
-    return events, None
-
-
-def text(events: Iterable[Event]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
 def stream(ex: Executor, *models: str, allow_restart: bool = False, budget: Budget | None = None

@@ -3,6 +3,7 @@ servers (alpha, beta) on real sockets, a dead port, and a pool over them."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -12,10 +13,12 @@ from typing import Any
 
 from turnout.config.loader import settings_from_dict
 from turnout.config.settings import Settings
+from turnout.errors import TurnoutError
 from turnout.routing.executor import Execution, Executor
 from turnout.routing.setup import Resources, build_executor
+from turnout.routing.streaming import StreamExecution
 from turnout.testing import FakeOpenAI, RecordedRequest
-from turnout.types import ChatRequest, Decision, Message, Usage
+from turnout.types import ChatRequest, Decision, Message, TextDelta, Usage
 
 KEY_ENV = "TURNOUT_FAULTS_KEY"
 KEY = "sk-faults-0123456789SECRET"
@@ -126,3 +129,26 @@ async def run(ex: Executor, d: Decision, **kw: Any) -> Execution:
 
 def classes(out: Execution) -> list[str | None]:
     return [a.error_class for a in out.attempts]
+
+
+Event = Any  # StreamEvent | Restart
+
+
+async def consume(
+    s: StreamExecution, *, dwell: float = 0.0
+) -> tuple[list[Event], TurnoutError | None]:
+    """Read the whole stream (sleeping ``dwell`` after the first token, like a slow
+    client): the events, and the error that ended it, if any."""
+    events: list[Event] = []
+    try:
+        async for event in s:
+            events.append(event)
+            if dwell and len(events) == 1:
+                await asyncio.sleep(dwell)
+    except TurnoutError as exc:
+        return events, exc
+    return events, None
+
+
+def text(events: Iterable[Event]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))

@@ -53,7 +53,11 @@ class ResponseCache(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """``attempt_s`` bounds one call; ``total_s`` bounds a whole decision, retries included."""
+    """``attempt_s`` bounds one call; ``total_s`` bounds a whole decision, retries included.
+
+    For a streamed decision ``attempt_s`` bounds the wait for the first token and each
+    silence between two chunks, not the whole answer (see :mod:`turnout.routing.streaming`).
+    """
 
     attempt_s: float | None = None
     total_s: float | None = None

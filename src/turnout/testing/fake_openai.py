@@ -103,6 +103,9 @@ class FakeOpenAI:
         self.cached_tokens = cached_tokens
         self.record = record
         self.requests: list[RecordedRequest] = []
+        self.hangups = 0
+        """Requests whose client closed the connection before the answer was complete (a
+        client timeout, a caller that stopped reading): how tests see a connection released."""
         self._script: collections.deque[Fault] = collections.deque()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -117,10 +120,11 @@ class FakeOpenAI:
             self._script.extend(parsed)
 
     def reset(self) -> None:
-        """Forget recorded requests and scripted faults."""
+        """Forget recorded requests, hang-ups and scripted faults."""
         with self._lock:
             self._script.clear()
             self.requests.clear()
+            self.hangups = 0
 
     @property
     def pending(self) -> int:
@@ -228,6 +232,15 @@ class FakeOpenAI:
                     fault,
                 )
             )
+        try:
+            return await self._respond(request, headers, body, fault)
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.hangups += 1  # the client closed the connection before the answer ended
+            raise
+
+    async def _respond(
+        self, request: web.Request, headers: Mapping[str, str], body: dict[str, Any], fault: Fault
+    ) -> web.StreamResponse:
         if self.latency:
             await asyncio.sleep(self.latency)
         stream = bool(body.get("stream"))

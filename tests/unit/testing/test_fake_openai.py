@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -179,6 +180,28 @@ async def test_bad_request_bodies_get_a_400() -> None:
         status, _, raw = await post(server, CHAT, {"x-fake-fault": "nonsense"})
         assert status == 400
         assert "unknown fault" in json.loads(raw)["error"]["message"]
+
+
+async def wait_for_hangups(server: FakeOpenAI, n: int) -> None:
+    for _ in range(200):  # 2 s at most
+        if server.hangups >= n:
+            return
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("spec", ["stall:5", "stall:5:after=2"])
+async def test_a_client_hanging_up_is_counted(spec: str) -> None:
+    async with FakeOpenAI() as server, aiohttp.ClientSession() as session:
+        await post(server, CHAT)  # answered in full: not a hang-up
+        server.script(spec)
+        url = server.base_url + "/chat/completions"
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1), session.post(url, json={**CHAT, "stream": True}) as r:
+                await r.read()
+        await wait_for_hangups(server, 1)  # long before the 5 s stall ends
+        assert server.hangups == 1
+        server.reset()
+        assert server.hangups == 0
 
 
 # -- from sync code and from the command line ------------------------------------------
