@@ -49,13 +49,14 @@ from turnout.routing.breaker import BreakerBoard
 from turnout.routing.budget import Budget
 from turnout.routing.executor import Execution, Executor
 from turnout.routing.fallback import FallbackPolicy
+from turnout.routing.judged_stream import JudgedStream
 from turnout.routing.policy import RequestContext
 from turnout.routing.registry import build_policy
 from turnout.routing.streaming import Restart, StreamExecution
 from turnout.tracing.records import AttemptRecord
 from turnout.tracing.sqlite import SQLiteStore
 from turnout.tracing.writer import TraceWriter
-from turnout.types import ChatResponse, Decision, StreamEnd, Usage
+from turnout.types import ChatResponse, Decision, QualitySpec, StreamEnd, TextDelta, Usage
 from turnout.workflows.loader import workflow_from_dict
 from turnout.workflows.runner import Runner
 
@@ -515,3 +516,66 @@ async def test_ensemble_cut_by_the_total_timeout_keeps_every_attempt(rig: Rig) -
     # small answered and was paid for before the cut: the cost is in the record
     served = rig.served_cost(settings, rig.answered())
     assert attempt_sum(out) == out.cost == budget.spent == served > 0
+
+
+# -- streamed decisions that are judged before they are shown --------------------------------
+
+
+def judged(ex: Executor, d: Decision, budget: Budget | None = None) -> Any:
+    return ex.stream(d, PROMPT, run_id="run-1", step_id="step-1", budget=budget)
+
+
+async def test_streamed_ensemble_asks_every_member_then_streams_the_chosen_answer(
+    rig: Rig,
+) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    rig.beta.script("503", "503", "503")
+    budget = Budget()
+    s = judged(ex, decision("small", "backup", strategy="ensemble"), budget)
+    assert isinstance(s, JudgedStream)
+    events, error = await consume(s)
+    assert error is None
+    assert [type(e) for e in events] == [TextDelta, StreamEnd]
+    assert text(events) == ALPHA_REPLY
+    out = s.execution
+    assert out is not None and out.ok and out.model == "small"
+    assert len(rig.beta.requests) == 3  # every member was asked, not only the first
+    assert sorted(classes(out), key=str) == [None] + ["server_error"] * 3
+    assert events[-1].usage == out.response.usage and events[-1].ttft_s == out.latency_s
+    assert attempt_sum(out) == out.cost == budget.spent == rig.served_cost(settings, rig.answered())
+
+
+async def test_streamed_cascade_with_quality_checks_escalates_before_showing_anything(
+    rig: Rig,
+) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    quality = QualitySpec(refusal_phrases=("alpha:",))  # small's answer fails the checks
+    s = judged(ex, decision("small", "backup", strategy="cascade", quality=quality))
+    events, error = await consume(s)
+    assert error is None and text(events) == BETA_REPLY  # small's answer never reached the caller
+    out = s.execution
+    assert out is not None and out.model == "backup"
+    assert [a.status for a in out.attempts] == ["rejected", "ok"]
+    assert attempt_sum(out) == out.cost == rig.served_cost(settings, rig.answered())
+    assert out.attempts[0].cost_usd > 0  # the rejected answer is paid for
+
+
+async def test_streamed_ensemble_with_every_member_down_raises_after_recording(rig: Rig) -> None:
+    settings = rig.settings({"retries": {"max_attempts": 1}})
+    ex = rig.executor(settings)
+    rig.alpha.script("500")
+    rig.beta.script("502")
+    s = judged(ex, decision("small", "backup", strategy="ensemble"))
+    events, error = await consume(s)
+    assert events == [] and isinstance(error, AllAttemptsFailed)
+    out = s.execution
+    assert out is not None and not out.ok and out.error is error
+    assert sorted(classes(out), key=str) == ["server_error", "server_error"]
+
+
+def test_plain_cascades_and_fallbacks_stream_token_by_token(rig: Rig) -> None:
+    ex = rig.executor(rig.settings())
+    for d in (decision("small", "backup", strategy="cascade"), decision("small", "backup")):
+        assert isinstance(judged(ex, d), StreamExecution)

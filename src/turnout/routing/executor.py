@@ -58,6 +58,7 @@ from turnout.tracing.records import AttemptRecord
 from turnout.types import ChatRequest, ChatResponse, Decision, Message
 
 if TYPE_CHECKING:
+    from turnout.routing.judged_stream import JudgedStream
     from turnout.routing.streaming import StreamExecution
 
 AttemptSink = Callable[[AttemptRecord], None]
@@ -382,10 +383,18 @@ class Executor:
         step_id: str,
         allow_restart: bool = False,
         budget: Budget | None = None,
-    ) -> StreamExecution:
-        """Stream a decision's answer; see :class:`~turnout.routing.streaming.StreamExecution`."""
+    ) -> StreamExecution | JudgedStream:
+        """Stream a decision's answer, token by token
+        (:class:`~turnout.routing.streaming.StreamExecution`), or, for an ensemble or a
+        cascade with quality checks, once it has been judged
+        (:class:`~turnout.routing.judged_stream.JudgedStream`)."""
+        from turnout.routing.judged_stream import JudgedStream, is_judged
         from turnout.routing.streaming import StreamExecution
 
+        if is_judged(decision):
+            return JudgedStream(
+                self, request, decision, run_id=run_id, step_id=step_id, budget=budget
+            )
         return StreamExecution(
             self, apply_decision(decision, request), decision, run_id=run_id,
             step_id=step_id, allow_restart=allow_restart, budget=budget,
