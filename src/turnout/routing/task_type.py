@@ -145,6 +145,46 @@ _ARITHMETIC = re.compile(
 _LEFT_OPERAND = re.compile(r"[\d.,]*\d[a-zA-Z]?\s?$")
 
 
+def _class_table() -> bytes:
+    """Latin-1 byte -> class: ``0`` a digit (or ``?``, which also stands for any
+    character beyond Latin-1, possibly a digit), ``+`` an operator, ``(`` the first
+    character of code punctuation, ``=`` both; anything else a space."""
+    table = bytearray(b" " * 256)
+    for group, cls in ((b"0123456789?", b"0"), ("-+*/^×÷".encode("latin-1"), b"+")):
+        for c in group:
+            table[c] = cls[0]
+    for c in b"(}<#!&|":
+        table[c] = ord("(")
+    table[ord("=")] = ord("=")
+    return bytes(table)
+
+
+_CLASSES = _class_table()
+_PREFILTER_CHARS = 160
+"""Below this length the two regexes cost less than finding where they can start."""
+
+
+def _first(classes: bytes, a: bytes, b: bytes, start: int) -> int:
+    i, j = classes.find(a, start), classes.find(b, start)
+    return i if j < 0 or 0 <= i < j else j
+
+
+def _structure_starts(text: str) -> tuple[int, int]:
+    """Where a match of ``_CODE_SYNTAX`` and of ``_ARITHMETIC`` can start at the
+    earliest (-1: nowhere) in the first 600 characters, from one ``bytes.translate``
+    and a few ``memchr``: the regex engine tests each character against a class in
+    about 5 ns, and prose has long runs with neither code punctuation nor digits.
+
+    Code punctuation starts with one of ``= ( } < # ! & |``; an arithmetic match
+    starts with an operator that comes after a digit (its look-behinds need one).
+    Searching from there finds what a search from 0 finds: a look-behind still sees
+    the characters before the start position.
+    """
+    classes = text[:_STRUCTURE_SCAN].encode("latin-1", "replace").translate(_CLASSES)
+    digit = classes.find(b"0")
+    return _first(classes, b"(", b"=", 0), -1 if digit < 0 else _first(classes, b"+", b"=", digit)
+
+
 def _expression(text: str, m: re.Match[str]) -> str:
     """The matched operator with its operands, for the reason."""
     left = _LEFT_OPERAND.search(text, max(0, m.start() - 16), m.start())
@@ -235,7 +275,17 @@ class TaskTypePolicy:
                 per_type[i] = max(w, per_type.get(i, 0))
         self._weights = {kw: tuple(ws.items()) for kw, ws in weights.items()}
         self._keywords = KeywordSet(weights)
-        self._kw_rank = {kw: i for i, kw in enumerate(weights)}
+        # per type: keyword -> its sort key and label in the reason, looked up in C
+        self._labels = [
+            {
+                kw: (-ws[i], rank, f"'{kw}'")
+                for rank, (kw, ws) in enumerate(weights.items())
+                if i in ws
+            }
+            for i in range(len(ALL_TYPES))
+        ]
+        self._rank_after = len(weights)  # structural signals sort after keywords of their weight
+        self._suffixes = {t: self._suffix(t, target) for t, target in self._targets.items()}
         self._min = min_score
         self._scan = scan_chars
         self._memo = TextMemo()
@@ -270,6 +320,10 @@ class TaskTypePolicy:
         return found
 
     def _detect(self, message: str) -> Detection:
+        """The verdict for ``message``. Most of its cost is :meth:`KeywordSet.find` over
+        the window; the structural regexes start where a match can start (see
+        :func:`_structure_starts`); labels and their order come from per-type dicts
+        built once."""
         text = window(message, self._scan)
         if not text:
             return _CHAT
@@ -280,26 +334,41 @@ class TaskTypePolicy:
             for i, w in weights[kw]:
                 scores[i] += w
         structural: list[tuple[int, int, str]] = []
-        if "```" in text:
+        if "`" in text and "```" in text:  # memchr first
             structural.append((_CODE, 3, "code fence"))
         else:
-            syntax = _CODE_SYNTAX.search(text, 0, _STRUCTURE_SCAN)
-            if syntax is not None:
-                structural.append((_CODE, 2, f"code syntax {syntax.group(0)!r}"))
+            code_at, arithmetic_at = (
+                _structure_starts(text) if len(text) > _PREFILTER_CHARS else (0, 0)
+            )
+            if code_at >= 0:
+                syntax = _CODE_SYNTAX.search(text, code_at, _STRUCTURE_SCAN)
+                if syntax is not None:
+                    structural.append((_CODE, 2, f"code syntax {syntax.group(0)!r}"))
             # not in code (full of operators); near the start, where a question's sum is
-            m = _ARITHMETIC.search(text, 0, _STRUCTURE_SCAN)
-            if m is not None:
-                structural.append((_MATH, 3, f"arithmetic {_expression(text, m)!r}"))
+            if arithmetic_at >= 0:
+                m = _ARITHMETIC.search(text, arithmetic_at, _STRUCTURE_SCAN)
+                if m is not None:
+                    structural.append((_MATH, 3, f"arithmetic {_expression(text, m)!r}"))
         for i, w, _ in structural:
             scores[i] += w
-        best = max(range(len(scores)), key=scores.__getitem__)  # ties: the earlier type
-        if scores[best] < self._min:
+        top = max(scores)
+        if top < self._min:
             return _CHAT
-        rank = self._kw_rank
-        labels = [(-w, rank[kw], f"'{kw}'") for kw in found for i, w in weights[kw] if i == best]
-        labels += [(-w, len(rank), label) for i, w, label in structural if i == best]
+        best = scores.index(top)  # ties: the earlier type
+        labels = [*filter(None, map(self._labels[best].get, found))]
+        labels += [(-w, self._rank_after, label) for i, w, label in structural if i == best]
         labels.sort()
-        return Detection(ALL_TYPES[best], scores[best], tuple(lb for _, _, lb in labels[:3]))
+        return Detection(ALL_TYPES[best], top, tuple([lb[2] for lb in labels[:3]]))
+
+    def _suffix(self, task: str, target: Target) -> tuple[str, str]:
+        """What the reason says after the detection and after the model, for ``task``."""
+        route = "" if task in self._configured else " -> default"
+        extras = ""
+        if target.temperature is not None:
+            extras += f", temperature {target.temperature:g}"
+        if target.system is not None:
+            extras += ", with system prompt"
+        return route, extras
 
     def decide(self, ctx: RequestContext, health: PoolHealth = HEALTHY) -> Decision:
         found = self.detect(ctx)
@@ -309,15 +378,10 @@ class TaskTypePolicy:
             choice = self._chooser.named(target.model, health)
         else:
             choice = self._chooser.choose(target.tier or Tier.STANDARD, health)
-        route = "" if found.task in self._configured else " -> default"
-        extras = ""
-        if target.temperature is not None:
-            extras += f", temperature {target.temperature:g}"
-        if target.system is not None:
-            extras += ", with system prompt"
+        route, extras = self._suffixes[found.task]
         return Decision(
             choice.models,
-            f"task_type: {found.describe()}{route} -> {choice.describe()}{extras}",
+            f"task_type: {found.describe()}{route} -> {choice.text}{extras}",
             self.name,
             choice.strategy,
             system_prompt=target.system,

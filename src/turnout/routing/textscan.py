@@ -10,13 +10,15 @@ a **function**:", ``yes or no`` matches "yes, or no?" and ``console.log``
 matches "console.log(x)". A keyword of several words matches those words in
 that order, one separator apart.
 
-Speed: Python's regex engine costs on the order of 100 ns per character for an
-alternation of keywords, far too slow for a decision budget of 50 µs. Instead
-the text is normalised by one ``bytes.translate`` (ASCII text; other text goes
-through one precompiled ``[^\W_]+`` pattern), split, and intersected with a
-precomputed set; a multi-word keyword is only searched for (a substring search
-in C) when its least common word occurs. Long messages are scanned in a bounded
-window: the first three quarters and the last quarter of ``scan_chars``
+Speed (a decision's budget is 50 µs, and a gateway reads most prompts for the
+first time): Python's regex engine costs several nanoseconds per character for
+a character class and tens for an alternation of keywords, and ``str.lower`` or
+``str.translate`` on text beyond ASCII as much. Instead the text becomes UTF-8
+bytes by one ``bytes.translate`` (see :func:`normalise` for text beyond ASCII),
+which are split and intersected with a precomputed set of words (about 40 ns a
+word, the bulk of a decision); a multi-word keyword is only searched for (a
+substring search in C) when its words occur. Long messages are scanned in a
+bounded window: the first three quarters and the last quarter of ``scan_chars``
 characters (where instructions usually sit; the middle of a long prompt is
 mostly pasted material), so a decision's cost does not grow with the prompt.
 """
@@ -24,6 +26,7 @@ mostly pasted material), so a decision's cost does not grow with the prompt.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -32,23 +35,26 @@ from turnout.types import Message
 _DROPPED = "'\"`*,.;:!?"
 """Dropped rather than turned into a word break (they sit at the edges of words)."""
 _DROPPED_UNICODE = "\u2018\u2019\u201c\u201d\u00ab\u00bb"  # curly quotes, guillemets
-_WORD = re.compile(r"[^\W_]+")
+_BREAKS_NON_ASCII = re.compile(r"[^\x00-\x7f\w]")
+"""Characters beyond ASCII that are neither letters nor digits (``\\w`` is ``str.isalnum``
+or ``_`` in a ``str`` pattern)."""
 
 SCAN_CHARS = 1200
 """Default scan window: the first 900 and the last 300 characters of a message."""
 
 
-def _ascii_table() -> bytes:
-    table = bytearray(b" " * 256)
+def _byte_table() -> bytes:
+    """ASCII letters and digits to lower case, other ASCII to a space; bytes of
+    multi-byte UTF-8 characters (0x80 and up) are kept."""
+    table = bytearray(b" " * 128) + bytearray(range(128, 256))
     for c in range(128):
         if chr(c).isalnum():
             table[c] = ord(chr(c).lower())
     return bytes(table)
 
 
-_TABLE = _ascii_table()
+_TABLE = _byte_table()
 _DELETE = _DROPPED.encode()
-_DELETE_MAP = {ord(c): None for c in _DROPPED + _DROPPED_UNICODE}
 
 _COMMON = frozenset((
     "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from",
@@ -59,15 +65,68 @@ _COMMON = frozenset((
 """Words too common to index a phrase by (a phrase is looked for when its key word occurs)."""
 
 
-def _normalise_ascii(text: str) -> bytes:
-    return text.encode("ascii").translate(_TABLE, _DELETE)
+_ASCII = bytes(range(128))
+_LOWERS_TO_ASCII = "\u0130\u212a"
+"""The letters beyond ASCII whose lower case holds ASCII (İ -> i + a combining dot, the
+Kelvin sign -> k); every other letter or digit lowers to letters and digits beyond
+ASCII, and nothing else lowers to a letter or a digit (a unit test checks it)."""
+_MATTERS_UNCASED = re.compile(rf"[^\x00-\x7f\w]|[{_LOWERS_TO_ASCII}]")
+"""What changes the words of a text for keywords all in ASCII: characters beyond ASCII
+that are neither letters nor digits, and the letters that lower to ASCII."""
+_forms: dict[str, str] = {}
+_FORMS_MAX = 4096
+
+
+def _form(ch: str) -> str:
+    """How ``ch`` reads in normalised text: lower case, a dropped character deleted,
+    any other one that is neither a letter nor a digit a space (memoised)."""
+    form = _forms.get(ch)
+    if form is None:
+        form = "".join(
+            c if c.isalnum() else "" if c in _DROPPED or c in _DROPPED_UNICODE else " "
+            for c in ch.lower()
+        )
+        if len(_forms) >= _FORMS_MAX:
+            _forms.clear()
+        _forms[ch] = form
+    return form
+
+
+def normalise(text: str, *, cased: bool = True) -> bytes:
+    """``text`` as normalised UTF-8 bytes: its words separated by spaces (one or more),
+    the words of ``[^\\W_]+`` over the lower-cased text with the dropped characters
+    deleted.
+
+    ASCII text costs one ``bytes.translate``. Other text is lower-cased as a whole
+    and its distinct characters beyond ASCII that are neither letters nor digits,
+    found by one regex, are deleted or replaced by a space before the translation:
+    ``str.lower`` and the regex cost about 4 ns a character each.
+
+    ``cased=False`` is for matching keywords that are all ASCII: then a word beyond
+    ASCII never matches whatever its case, and only word boundaries matter (see
+    ``_LOWERS_TO_ASCII``), so nothing is lower-cased but ASCII, and the regex only
+    reads the characters beyond ASCII, taken from the UTF-8 bytes with one
+    ``translate`` that deletes ASCII (a typical prompt has a few curly quotes and dashes,
+    or a sentence in another script); each distinct one found is replaced in the
+    ``str`` (``str.replace`` of one character by one costs about 0.2 µs on 1200
+    characters, a deletion about 0.8 µs).
+    """
+    if text.isascii():
+        return text.encode("ascii").translate(_TABLE, _DELETE)
+    if not cased:
+        beyond = text.encode("utf-8", "surrogatepass").translate(None, _ASCII)
+        for ch in set(_MATTERS_UNCASED.findall(beyond.decode("utf-8", "surrogatepass"))):
+            text = text.replace(ch, _form(ch))  # one character by one: a fast path in C
+        return text.encode("utf-8").translate(_TABLE, _DELETE)
+    low = text.lower()
+    for ch in set(_BREAKS_NON_ASCII.findall(low)):  # also lone surrogates: no encode error
+        low = low.replace(ch, "" if ch in _DROPPED_UNICODE else " ")
+    return low.encode("utf-8").translate(_TABLE, _DELETE)
 
 
 def words_of(text: str) -> list[str]:
     """The normalised words of ``text`` (the same words for ASCII and other text)."""
-    if text.isascii():
-        return _normalise_ascii(text).decode("ascii").split()
-    return _WORD.findall(text.lower().translate(_DELETE_MAP))
+    return [w.decode("utf-8") for w in normalise(text).split()]
 
 
 def window(text: str, scan_chars: int) -> str:
@@ -88,35 +147,11 @@ def last_user_text(messages: Sequence[Message]) -> str:
 
 def conversation_chars(messages: Sequence[Message]) -> int:
     """Characters of content over the whole conversation (system prompt included)."""
-    return sum(len(m.content) for m in messages if m.content)
+    return sum([len(m.content) for m in messages if m.content])
 
 
-_Phrase = tuple[Any, str]
-"""(padded normalised phrase, keyword), in bytes or str."""
-_Entry = tuple[tuple[str, ...], tuple[_Phrase, ...]]
-"""(single-word keywords, phrases indexed by this word)."""
-
-
-class _Index:
-    """word -> entry, for bytes (ASCII text) or str words."""
-
-    __slots__ = ("entries", "keys")
-
-    def __init__(self, entries: dict[Any, _Entry]) -> None:
-        self.entries = entries
-        self.keys = frozenset(entries)
-
-    def find(self, words: list[Any], padded: Any) -> list[str]:
-        """``padded`` is the normalised text between two spaces, or None to join ``words``."""
-        found: list[str] = []
-        for word in self.keys.intersection(words):  # no set of the text's words is built
-            singles, phrases = self.entries[word]
-            found += singles
-            if phrases:
-                if padded is None:
-                    padded = " " + " ".join(words) + " "
-                found += [kw for phrase, kw in phrases if phrase in padded]
-        return found
+_Phrase = tuple[bytes, int, str, frozenset[bytes]]
+"""(normalised phrase between two spaces, offset of `` key `` in it, keyword, its words)."""
 
 
 class KeywordSet:
@@ -128,36 +163,50 @@ class KeywordSet:
 
     A phrase is indexed by its least common word (not a stop word, then the
     longest, then the last) and only searched for, as a substring of the
-    normalised text, when that word occurs.
+    normalised text, when that word and its other words that are not stop words
+    all occur (they are in the index too, so the one set intersection tells); with
+    two phrases or more on one word, only between the word's first and last
+    occurrence. A substring search costs 0.5-1 µs over a 1200-character window, a
+    look-up in the index a few tens of nanoseconds. In text beyond ASCII a
+    phrase's words match whatever separates them (the text's words are joined by
+    one space before the search), in ASCII text one separator apart.
+
+    When every keyword is ASCII, text beyond ASCII is normalised with
+    ``cased=False`` (see :func:`normalise`).
     """
 
-    __slots__ = ("_ascii", "_order", "_unicode")
+    __slots__ = ("_cased", "_keys", "_order", "_phrased", "_phrases", "_singles")
 
     def __init__(self, keywords: Iterable[str]) -> None:
-        singles: dict[str, list[str]] = {}
-        phrases: dict[str, list[_Phrase]] = {}
+        singles: dict[bytes, list[str]] = {}
+        phrases: dict[bytes, list[_Phrase]] = {}
         order: dict[str, int] = {}
         for kw in keywords:
-            words = words_of(kw)
+            words = normalise(kw).split()
             if not words or kw in order:
                 continue
             order[kw] = len(order)
             if len(words) == 1:
                 singles.setdefault(words[0], []).append(kw)
                 continue
-            key = max(enumerate(words), key=lambda iw: (iw[1] not in _COMMON, len(iw[1]), iw[0]))[1]
-            phrases.setdefault(key, []).append((f" {' '.join(words)} ", kw))
+            key = max(
+                enumerate(words),
+                key=lambda iw: (iw[1].decode() not in _COMMON, len(iw[1].decode()), iw[0]),
+            )[1]
+            phrase = b" " + b" ".join(words) + b" "
+            at = phrase.find(b" " + key + b" ")
+            rare = frozenset(w for w in words if w.decode() not in _COMMON)
+            phrases.setdefault(key, []).append((phrase, at, kw, rare | {key}))
         self._order = order
-        uni: dict[Any, _Entry] = {}
-        asc: dict[Any, _Entry] = {}
-        for word in {*singles, *phrases}:
-            entry = (tuple(singles.get(word, ())), tuple(phrases.get(word, ())))
-            uni[word] = entry
-            if word.isascii():
-                ascii_phrases = tuple((p.encode(), kw) for p, kw in entry[1] if p.isascii())
-                asc[word.encode()] = (entry[0], ascii_phrases)
-        self._unicode = _Index(uni)
-        self._ascii = _Index(asc)
+        keys = {*singles, *(w for ps in phrases.values() for p in ps for w in p[3])}
+        self._keys = frozenset(keys)
+        self._cased = not all(w.isascii() for w in keys)
+        """Whether a word beyond ASCII may match (then text is lower-cased in full)."""
+        self._singles = {word: tuple(singles.get(word, ())) for word in keys}
+        """word -> the one-word keywords it is (maybe none: a word of a phrase only)."""
+        self._phrased = frozenset(phrases)
+        self._phrases = {w: (tuple(ps), b" " + w + b" ") for w, ps in phrases.items()}
+        """word -> (the phrases indexed by it, `` word ``)."""
 
     def __len__(self) -> int:
         return len(self._order)
@@ -167,36 +216,84 @@ class KeywordSet:
         false (the caller bounds the text's length with :func:`window`)."""
         if not text:
             return ()
-        if text.isascii():
-            padded = b" " + _normalise_ascii(text) + b" "
-            found = self._ascii.find(padded.split(), padded)
-        else:
-            found = self._unicode.find(words_of(text), None)
+        norm = normalise(text, cased=self._cased)
+        words = norm.split()
+        hits = self._keys.intersection(words)  # no set of the text's words is built
+        if not hits:
+            return ()
+        found: list[str] = []
+        singles = self._singles
+        for word in hits:
+            found += singles[word]
+        padded = b""
+        for word in self._phrased.intersection(hits):
+            phrases, key = self._phrases[word]
+            live = [p for p in phrases if p[3] <= hits]  # every word of the phrase occurs
+            if not live:
+                continue
+            if not padded:  # text that is not ASCII: its words one space apart
+                padded = b" " + (norm if text.isascii() else b" ".join(words)) + b" "
+            if len(live) == 1:
+                if live[0][0] in padded:
+                    found.append(live[0][2])
+                continue
+            # every occurrence of a phrase holds one of its key word: search in between
+            first, last = padded.find(key), padded.rfind(key)
+            for phrase, at, kw, _ in live:
+                if padded.find(phrase, max(first - at, 0), last - at + len(phrase)) >= 0:
+                    found.append(kw)
         if ordered and len(found) > 1:
             found.sort(key=self._order.__getitem__)
         return tuple(found)
+
+
+_WHOLE_KEY_CHARS = 2048
+"""Texts up to this length are their own memo key (hashing them costs under 0.5 µs)."""
+_EDGE_CHARS = 48
 
 
 class TextMemo:
     """A bounded memo of verdicts by prompt text (oldest entry evicted first).
 
     Identical prompts (retries, fallbacks, a bench's repeats, fan-out) are then
-    scored once; a new prompt costs one hash of its text (C speed) more.
+    scored once. A new prompt costs a look-up that does not grow with its length:
+    a long text is keyed by its length and its first and last 48 characters (a new
+    ``str`` has no cached hash, and hashing 8 KB costs about 2 µs), and a hit is
+    only taken when the whole text is equal (a ``memcmp``), so texts that share
+    that key merely displace each other. ``extra`` is part of the key (the
+    ``complexity`` policy's conversation length). The insertion order is kept in a
+    deque, so evicting costs O(1) (finding a dict's oldest key with ``next(iter(d))``
+    walks over every slot deleted before it). A memo of size 0 remembers nothing
+    but still pays the look-up.
     """
 
-    __slots__ = ("_data", "_size")
+    __slots__ = ("_data", "_order", "_size")
 
     def __init__(self, size: int = 4096) -> None:
-        self._data: dict[Any, Any] = {}
+        self._data: dict[Any, tuple[str, Any]] = {}
+        self._order: deque[Any] = deque()
         self._size = size
 
-    def get(self, key: Any) -> Any:
-        return self._data.get(key)
+    @staticmethod
+    def _key(text: str, extra: int) -> Any:
+        if len(text) <= _WHOLE_KEY_CHARS:
+            return (text, extra) if extra else text
+        return (len(text), text[:_EDGE_CHARS], text[-_EDGE_CHARS:], extra)
 
-    def put(self, key: Any, value: Any) -> None:
-        data = self._data
+    def get(self, text: str, extra: int = 0) -> Any:
+        """The value stored for ``text`` (and ``extra``), or None."""
+        entry = self._data.get(self._key(text, extra))
+        if entry is None or (entry[0] is not text and entry[0] != text):
+            return None
+        return entry[1]
+
+    def put(self, text: str, value: Any, extra: int = 0) -> None:
         if self._size <= 0:
             return
-        if len(data) >= self._size:
-            del data[next(iter(data))]
-        data[key] = value
+        key = self._key(text, extra)
+        data = self._data
+        if key not in data:
+            if len(data) >= self._size:
+                del data[self._order.popleft()]
+            self._order.append(key)
+        data[key] = (text, value)

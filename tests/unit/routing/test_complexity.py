@@ -194,3 +194,34 @@ def test_score_is_separate_from_the_decision(settings: Settings) -> None:
     policy = ComplexityPolicy("cx", settings, medium=1, high=2)
     verdict = policy.score(_ctx("Design it"))
     assert (verdict.level, verdict.score, verdict.fired) == ("high", 2, ("keyword:design",))
+
+
+def test_code_fences_count_as_str_count() -> None:
+    import random
+
+    from turnout.routing.complexity import code_fences
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        text = "".join(rng.choice("``` `x\n’é") for _ in range(rng.randint(0, 60)))
+        assert code_fences(text) == text.count("```"), text
+
+
+def test_text_beyond_ascii_reads_as_ascii_does(pool_dict: dict[str, Any]) -> None:
+    typeset = "We should “design” the cache — and weigh the trade‑offs’ costs… naïvely?"
+    plain = 'We should "design" the cache - and weigh the trade-offs\' costs... naively?'
+    assert "keyword:design" in _decide(pool_dict, typeset).reason
+    assert _decide(pool_dict, plain).reason.replace("naively", "") == _decide(
+        pool_dict, typeset
+    ).reason.replace("naïvely", "")
+    d = _decide(pool_dict, "Переведи и ANALYZE — «Trade-Offs» İ DESIGN")
+    assert "(score 6: keyword:analyze, keyword:design, keyword:trade-offs)" in d.reason
+
+
+def test_a_long_prompt_is_memoised_by_its_whole_text(pool_dict: dict[str, Any]) -> None:
+    policy = _policy(pool_dict)
+    filler = "plain words here " * 300
+    one = policy.decide(_ctx("design " + filler + "x" + filler))
+    two = policy.decide(_ctx("design " + filler + "y\n" * 40 + filler[80:]))
+    assert "lines=" not in one.reason
+    assert "lines=41" in two.reason  # the same length and edges, another verdict

@@ -188,3 +188,51 @@ def test_long_prompts_are_scanned_in_head_and_tail(pool_dict: dict[str, Any]) ->
     assert _decide(pool_dict, filler + " Write a poem. " + filler).reason.startswith(
         "task_type: chat"
     )
+
+
+def test_structure_is_searched_from_where_it_can_start() -> None:
+    """Skipping to the first possible start finds what a search from 0 finds."""
+    import random
+
+    from turnout.routing.task_type import (
+        _ARITHMETIC,
+        _CODE_SYNTAX,
+        _STRUCTURE_SCAN,
+        _structure_starts,
+    )
+
+    pieces = [*"0123456789 \nab-+*/^=()};<#!&|?.,×÷é٣", "==", "=>", "();", "</", "#include"]
+    pieces += ["!=", "&&", "||", " - ", " / ", "2 ", "3x", "x ", "\u0660", "\u2003", "\ud800"]
+    rng = random.Random(5)
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.choice([5, 60, 400])))
+        code_at, arithmetic_at = _structure_starts(text)
+        for pattern, at in ((_CODE_SYNTAX, code_at), (_ARITHMETIC, arithmetic_at)):
+            full = pattern.search(text, 0, _STRUCTURE_SCAN)
+            skipped = pattern.search(text, at, _STRUCTURE_SCAN) if at >= 0 else None
+            assert (full and full.span()) == (skipped and skipped.span()), text
+
+
+FILLER = "The report covers the quarter in some detail. " * 4  # past the regex prefilter's cut
+
+
+@pytest.mark.parametrize(
+    ("task", "text", "signal"),
+    [
+        ("math", FILLER + "What is 17 * 23?", "arithmetic '17 * 23'"),
+        ("code", FILLER + "In python: if (a == b) {}", "code syntax '=='"),
+        ("chat", FILLER + "It is dated 2024-03-01 - final (v2).", "no clear signal"),
+        (
+            "translation",
+            "Bitte: “Translate the following paragraph into German” — ok?",
+            "into german",
+        ),
+        ("code", "Schreib „einen Test“ — write a Python function that adds 2 numbers", "function"),
+    ],
+)
+def test_long_and_typeset_prompts(
+    pool_dict: dict[str, Any], task: str, text: str, signal: str
+) -> None:
+    reason = _decide(pool_dict, text).reason
+    assert reason.startswith(f"task_type: {task} ("), reason
+    assert signal in reason

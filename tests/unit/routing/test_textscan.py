@@ -1,0 +1,176 @@
+"""Text signals: normalisation, keyword matching and the memo, against plain reference
+implementations of the documented rules (slow, obviously right) on generated text."""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+
+import pytest
+
+from turnout.routing.textscan import (
+    _LOWERS_TO_ASCII,
+    KeywordSet,
+    TextMemo,
+    normalise,
+    window,
+)
+
+DROPPED = "'\"`*,.;:!?\u2018\u2019\u201c\u201d\u00ab\u00bb"
+BEYOND = "Σσςİ\u212aǅßẞ\u0307’‘“”«»—–…\u00a0\u2003é€™①²Ⅻ٣ﬁ🙏\ud800\udfffКлиентыЕС先月、。ÀÉÎÕÜ"
+
+
+def reference_words(text: str) -> list[str]:
+    """The rule as first written: ``[^\\W_]+`` over the lower-cased text, dropped
+    characters deleted."""
+    low = text.lower().translate({ord(c): None for c in DROPPED})
+    return re.findall(r"[^\W_]+", low)
+
+
+def reference_spaced(text: str) -> str:
+    """The normalised text with its separators (one space for each), ASCII only."""
+    assert text.isascii()
+    return "".join(c.lower() if c.isalnum() else "" if c in DROPPED else " " for c in text)
+
+
+def generated(rng: random.Random, n: int, beyond: float) -> str:
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        if r < beyond / 2:
+            out.append(rng.choice(BEYOND))
+        elif r < beyond:
+            out.append(chr(rng.randint(128, sys.maxunicode)))
+        else:
+            out.append(rng.choice("abcXYZ 019\n\t-_/'\".,;:!?*`=()"))
+    return "".join(out)
+
+
+def words(data: bytes) -> list[str]:
+    return [w.decode("utf-8") for w in data.split()]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_normalise_gives_the_words_of_the_rule(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(500):
+        text = generated(rng, rng.choice([3, 20, 200, 1300]), rng.choice([0.0, 0.05, 0.6]))
+        assert words(normalise(text)) == reference_words(text), text
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_uncased_normalise_keeps_every_ascii_word_and_boundary(seed: int) -> None:
+    """``cased=False`` may leave letters beyond ASCII in upper case, nothing else."""
+    rng = random.Random(seed)
+    for _ in range(500):
+        text = generated(rng, rng.choice([3, 20, 200, 1300]), rng.choice([0.05, 0.6]))
+        exact = [w if w.isascii() else None for w in words(normalise(text))]
+        uncased = [w if w.isascii() else None for w in words(normalise(text, cased=False))]
+        assert uncased == exact, text
+
+
+def test_only_the_listed_letters_lower_to_ascii() -> None:
+    """What ``cased=False`` relies on, for the Unicode data of this Python."""
+    for c in map(chr, range(128, sys.maxunicode + 1)):
+        low = c.lower()
+        if low == c:
+            continue
+        if c.isalnum():
+            beyond_only = all(x.isalnum() and not x.isascii() for x in low)
+            assert beyond_only or c in _LOWERS_TO_ASCII, hex(ord(c))
+        else:
+            assert not any(x.isalnum() for x in low), hex(ord(c))
+
+
+def reference_find(keywords: list[str], text: str) -> list[str]:
+    """Each keyword whose words occur in that order: one separator apart in ASCII
+    text, whatever separates them in other text."""
+    if text.isascii():
+        spaced = f" {reference_spaced(text)} "
+    else:
+        spaced = f" {' '.join(reference_words(text))} "
+    found: list[str] = []
+    for kw in keywords:
+        kw_words = reference_words(kw)
+        if not kw_words or kw in found:
+            continue
+        if len(kw_words) == 1:
+            hit = kw_words[0] in reference_words(text)
+        else:
+            hit = f" {' '.join(kw_words)} " in spaced
+        if hit:
+            found.append(kw)
+    return found
+
+
+VOCABULARY = [
+    "design", "trade-off", "trade off", "yes or no", "step by step", "into german",
+    "in german", "to german", "write a function", "function", "function that", "a b",
+    "b a", "x", "1 + 1", "c++", "from the text", "text", "the", "Design", "ünïcode",
+    "straße", "σας", "i", "how do i say", "", "!!",
+]  # fmt: skip
+TEXT_WORDS = [
+    "design", "trade", "off", "yes", "or", "no", "step", "by", "into", "in", "to", "german",
+    "write", "a", "function", "that", "b", "x", "1", "c", "from", "the", "text", "DESIGN",
+    "ünïcode", "STRASSE", "straße", "ΣΑΣ", "I", "how", "do", "say",
+]  # fmt: skip
+SEPARATORS = [" ", "  ", ", ", " - ", "-", "\n", "’", "—", "“", "**", "'", "/", "\u00a0", ". "]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_find_matches_the_reference(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(800):
+        keywords = rng.sample(VOCABULARY, rng.randint(1, 12))
+        if rng.random() < 0.5:
+            keywords = [k for k in keywords if k.isascii()]  # the uncased path
+        parts = []
+        for _ in range(rng.randint(0, 40)):
+            parts += [rng.choice(TEXT_WORDS), rng.choice(SEPARATORS)]
+        text = "".join(parts)
+        kws = KeywordSet(keywords)
+        expected = reference_find(keywords, text)
+        assert list(kws.find(text)) == expected, (keywords, text)
+        assert sorted(kws.find(text, ordered=False)) == sorted(expected)
+
+
+def test_phrases_in_text_beyond_ascii() -> None:
+    kws = KeywordSet(["trade-offs", "into german"])
+    assert kws.find("Weigh the “trade—offs” and translate it into — German") == (
+        "trade-offs",
+        "into german",
+    )
+    assert kws.find("Weigh the trade - offs, into - German") == ()  # ASCII: one separator
+
+
+def test_window_is_head_and_tail() -> None:
+    text = "a" * 1000 + "b" * 1000
+    assert window(text, 1200) == "a" * 900 + "\n" + "b" * 300
+    assert window(text, 0) is text
+    assert window("short", 1200) == "short"
+
+
+def test_memo_tells_long_texts_with_the_same_edges_apart() -> None:
+    memo = TextMemo(8)
+    head, tail = "h" * 100, "t" * 100
+    one, two = head + "x" * 3000 + tail, head + "y" * 3000 + tail
+    memo.put(one, 1)
+    assert memo.get(one) == 1
+    assert memo.get(two) is None  # same length and edges, other text
+    assert memo.get("".join([head, "x" * 3000, tail])) == 1  # an equal copy
+    memo.put(two, 2)
+    assert (memo.get(one), memo.get(two)) == (None, 2)  # they share a slot
+    memo.put(one, 3, extra=7)
+    assert (memo.get(one, 7), memo.get(one), memo.get(two)) == (3, None, 2)
+
+
+def test_memo_evicts_in_insertion_order_and_updates_in_place() -> None:
+    memo = TextMemo(3)
+    for i, text in enumerate(["a", "b", "c"]):
+        memo.put(text, i)
+    memo.put("a", 9)  # an update keeps its place
+    memo.put("d", 3)
+    assert [memo.get(t) for t in "abcd"] == [None, 1, 2, 3]
+    memo.put("e", 4)
+    assert [memo.get(t) for t in "bcde"] == [None, 2, 3, 4]
