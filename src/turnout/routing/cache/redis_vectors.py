@@ -71,8 +71,15 @@ class RedisVectorIndex:
     def _stream(self, scope: str) -> str:
         return f"{self.prefix}:s:{scope}"
 
-    async def search(self, scope: str, vector: F32, min_similarity: float) -> Match | None:
-        mirror = await self._sync(scope)
+    async def sync(self, scope: str) -> None:
+        await self._sync(scope)
+
+    async def search(
+        self, scope: str, vector: F32, min_similarity: float, *, synced: bool = False
+    ) -> Match | None:
+        mirror = self._mirrors.get(scope) if synced else None
+        if mirror is None:
+            mirror = await self._sync(scope)
         best = mirror.entries.best(vector, self._clock())
         if best is None or best[0] < min_similarity:
             return None

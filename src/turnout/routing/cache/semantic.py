@@ -18,9 +18,10 @@ truncated embedding would match any text with the same beginning.
 
 Embedding is CPU work (a few ms for a short question); by default it runs in a
 worker thread (``asyncio.to_thread``) so the event loop keeps serving other
-requests. The last few hundred embeddings are remembered, so the ``store``
-after a missed ``lookup`` does not embed the same text again. A failing index
-(Redis down) is a miss, never an error.
+requests, and meanwhile a shared index (Redis) fetches the scope's new entries.
+The last few hundred embeddings are remembered, so the ``store`` after a missed
+``lookup`` does not embed the same text again. A failing index (Redis down) is
+a miss, never an error.
 """
 
 from __future__ import annotations
@@ -96,9 +97,12 @@ class SemanticCache:
             self.stats.misses += 1
             return None
         scope, text = split
-        vector = await self.embed(text)
+        if self.in_thread:  # the index's round trip overlaps the embedding (in a thread)
+            vector, synced = await asyncio.gather(self.embed(text), self._sync(scope))
+        else:
+            vector, synced = await self.embed(text), False
         try:
-            match = await self.index.search(scope, vector, self.threshold)
+            match = await self.index.search(scope, vector, self.threshold, synced=synced)
         except Exception as exc:  # a cache outage must not fail the request
             self.stats.failed("semantic", "search", exc)
             return None
@@ -124,6 +128,13 @@ class SemanticCache:
             self.stats.failed("semantic", "add", exc)
             return False
         self.stats.stored("semantic")
+        return True
+
+    async def _sync(self, scope: str) -> bool:
+        try:
+            await self.index.sync(scope)
+        except Exception:
+            return False  # the search syncs again, and counts the failure if it persists
         return True
 
     async def embed(self, text: str) -> F32:

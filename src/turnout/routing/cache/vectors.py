@@ -38,9 +38,17 @@ class Match:
 
 
 class VectorIndex(Protocol):
-    async def search(self, scope: str, vector: F32, min_similarity: float) -> Match | None:
+    async def sync(self, scope: str) -> None:
+        """Bring this process's view of ``scope`` up to date (a round trip for a shared
+        index, nothing in process): the semantic cache does it while the question is
+        being embedded, then searches with ``synced=True``."""
+        ...
+
+    async def search(
+        self, scope: str, vector: F32, min_similarity: float, *, synced: bool = False
+    ) -> Match | None:
         """The most similar live entry of ``scope`` if its similarity is at least
-        ``min_similarity``."""
+        ``min_similarity``; ``synced``: :meth:`sync` has just been done."""
         ...
 
     async def add(self, scope: str, vector: F32, payload: bytes, ttl_s: float) -> None: ...
@@ -139,7 +147,12 @@ class MemoryVectorIndex:
     def __len__(self) -> int:
         return self._count
 
-    async def search(self, scope: str, vector: F32, min_similarity: float) -> Match | None:
+    async def sync(self, scope: str) -> None:
+        return None  # always up to date
+
+    async def search(
+        self, scope: str, vector: F32, min_similarity: float, *, synced: bool = False
+    ) -> Match | None:
         entries = self._scopes.get(scope)
         if entries is None:
             return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -221,3 +222,41 @@ async def test_index_compacts_expired_entries_and_grows() -> None:
     assert await index.search("missing", vec(1, 0, 0), 0.0) is None
     await index.clear()
     assert len(index) == 0
+
+
+class SyncRecorder(MemoryVectorIndex):
+    """An in-process index that records sync/search calls (and can fail its sync)."""
+
+    def __init__(self, *, sync_fails: bool = False) -> None:
+        super().__init__(3, clock=FakeClock())
+        self.calls: list[str] = []
+        self.sync_fails = sync_fails
+
+    async def sync(self, scope: str) -> None:
+        self.calls.append("sync")
+        if self.sync_fails:
+            raise ConnectionError("index unreachable")
+
+    async def search(
+        self, scope: str, vector: Any, min_similarity: float, *, synced: bool = False
+    ) -> Any:
+        self.calls.append(f"search(synced={synced})")
+        return await super().search(scope, vector, min_similarity, synced=synced)
+
+
+@pytest.mark.parametrize(
+    ("in_thread", "sync_fails", "calls"),
+    [
+        (True, False, ["sync", "search(synced=True)"]),  # the sync overlaps the embedding
+        (True, True, ["sync", "search(synced=False)"]),  # a failed sync: search syncs itself
+        (False, False, ["search(synced=False)"]),
+    ],
+)
+async def test_lookup_syncs_the_index_while_embedding(
+    in_thread: bool, sync_fails: bool, calls: list[str]
+) -> None:
+    index = SyncRecorder(sync_fails=sync_fails)
+    cache = SemanticCache(TableEmbedder(TABLE), index, in_thread=in_thread)  # type: ignore[arg-type]
+    assert await cache.lookup(request("How do I reset my password?")) is None
+    assert index.calls == calls
+    assert cache.stats.misses == 1 and not cache.stats.errors
