@@ -35,7 +35,9 @@ def is_judged(decision: Decision) -> bool:
 
 class JudgedStream:
     """Iterate it for events; afterwards ``execution`` holds the outcome and attempts
-    (as :class:`~turnout.routing.streaming.StreamExecution` does). Never restarts."""
+    (as :class:`~turnout.routing.streaming.StreamExecution` does). Never restarts.
+    A caller that stops before the decision is judged leaves ``execution`` None; the
+    attempts made so far still reach the executor's trace sink."""
 
     def __init__(
         self,

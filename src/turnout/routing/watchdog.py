@@ -8,6 +8,7 @@ it only when it goes off early, so a chunk costs a clock read.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -51,6 +52,10 @@ class Watchdog:
         total = self._deadline is not None and self._deadline <= ends
         if self._deadline is not None and total:
             ends = self._deadline
+        if ends <= self._loop.time():  # already past (the caller took its time): no wait
+            if inspect.iscoroutine(aw):
+                aw.close()
+            raise Expired(total)
         task = asyncio.current_task()
         assert task is not None
         cancelling = task.cancelling()

@@ -55,3 +55,18 @@ def uncancelled() -> bool:
     """No cancellation of the current task is pending (the watchdog withdrew its own)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() == 0
+
+
+async def test_watchdog_refuses_a_wait_that_starts_past_the_deadline() -> None:
+    """A caller that took its time past the total deadline gets Expired at once, even
+    when the awaited step would not have paused (buffered events)."""
+    loop = asyncio.get_running_loop()
+    watch = Watchdog(10.0, loop.time() - 0.001)
+
+    async def ready() -> str:
+        return "buffered"
+
+    with pytest.raises(Expired) as expired:
+        await watch.wait(ready())  # closed, not left un-awaited (warnings are errors here)
+    assert expired.value.total
+    watch.close()

@@ -62,6 +62,8 @@ class OnnxEncoder:
         self._session = ort.InferenceSession(
             model.SerializeToString(), options, providers=["CPUExecutionProvider"]
         )
+        # onnxruntime copies them (1.31); older releases may not: they live as long as this
+        self._weights = weights_by_name
 
     def encode(self, ids: list[int]) -> F32:
         """The mean of the last layer's token vectors, shape ``(hidden,)``."""
