@@ -17,14 +17,14 @@ import re
 import threading
 import zlib
 from collections.abc import Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from turnout.errors import StoreError
 from turnout.tracing import rows
-from turnout.tracing.migrations import Dialect, Execute, applied_migrations, apply_migrations
-from turnout.tracing.records import AttemptRecord, RunRecord, RunTrace, StepRecord
+from turnout.tracing.migrations import Dialect, Execute, apply_migrations
+from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
+from turnout.tracing.sql_store import SQLStore
 
 if TYPE_CHECKING:
     import psycopg
@@ -37,10 +37,6 @@ _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:\\.|[^'\\])*'|\S+)", re.IGNORE
 _UPSERT_RUN = _DIALECT.sql(rows.UPSERT_RUN)
 _UPSERT_STEP = _DIALECT.sql(rows.UPSERT_STEP)
 _INSERT_ATTEMPT = _DIALECT.sql(rows.INSERT_ATTEMPT)
-_SELECT_RUN = _DIALECT.sql(rows.SELECT_RUN)
-_SELECT_RUN_IDS_BY_PREFIX = _DIALECT.sql(rows.SELECT_RUN_IDS_BY_PREFIX)
-_SELECT_STEPS = _DIALECT.sql(rows.SELECT_STEPS)
-_SELECT_ATTEMPTS = _DIALECT.sql(rows.SELECT_ATTEMPTS)
 
 INSTALL_HINT = "the PostgreSQL trace store needs psycopg: pip install 'turnout[postgres]'"
 
@@ -74,10 +70,11 @@ def _password_of(dsn: str) -> str | None:
     return str(value) if value else None
 
 
-class PostgresStore:
+class PostgresStore(SQLStore):
     """A :class:`~turnout.tracing.store.TraceStore` in a PostgreSQL database."""
 
     dialect = _DIALECT
+    _conn: psycopg.Connection[tuple[Any, ...]]
 
     def __init__(self, dsn: str, *, connect_timeout_s: float = _DEFAULT_CONNECT_TIMEOUT_S) -> None:
         self._dsn = dsn
@@ -89,7 +86,7 @@ class PostgresStore:
         try:
             with self._conn.transaction():
                 self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                apply_migrations(_executor(self._conn), _DIALECT)
+                apply_migrations(self._executor(self._conn), _DIALECT)
         except Exception as exc:
             self._conn.close()
             raise self._error(f"cannot migrate trace store {self.display}", exc) from None
@@ -197,69 +194,9 @@ class PostgresStore:
                         continue
                     raise self._error(f"trace store {self.display}: write failed", exc) from None
 
-    def list_runs(
-        self,
-        *,
-        limit: int = 20,
-        workflow: str | None = None,
-        bench_id: str | None = None,
-        since: float | None = None,
-    ) -> list[RunRecord]:
-        sql, params = rows.list_runs_query(
-            limit=limit, workflow=workflow, bench_id=bench_id, since=since
-        )
-        return [rows.run_from_row(r) for r in self._query(_DIALECT.sql(sql), params)]
+    def _executor(self, conn: psycopg.Connection[tuple[Any, ...]]) -> Execute:
+        def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            cur = conn.execute(sql, params or None)
+            return cur.fetchall() if cur.description else []
 
-    def get_run(self, run_id: str) -> RunTrace | None:
-        """The run with this id or, failing that, the one run whose id starts with it.
-
-        Raises :class:`~turnout.errors.StoreError` when the prefix fits several runs.
-        """
-        if not run_id:
-            return None
-        with self._lock:
-            found = self._query(_SELECT_RUN, (run_id,))
-            if not found:
-                ids = self._query(_SELECT_RUN_IDS_BY_PREFIX, (len(run_id), run_id))
-                full_id = rows.resolve_prefix(run_id, [r[0] for r in ids])
-                if full_id is None:
-                    return None
-                found = self._query(_SELECT_RUN, (full_id,))
-            run = rows.run_from_row(found[0])
-            steps = self._query(_SELECT_STEPS, (run.run_id,))
-            attempts = self._query(_SELECT_ATTEMPTS, (run.run_id,))
-        return RunTrace(
-            run=run,
-            steps=tuple(rows.step_from_row(s) for s in steps),
-            attempts=tuple(rows.attempt_from_row(a) for a in attempts),
-        )
-
-    def migrations(self) -> list[tuple[str, str]]:
-        """``(name, applied_at)`` of every applied migration."""
-        with self._lock:
-            return applied_migrations(_executor(self._connection()), _DIALECT)
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def _executor(conn: psycopg.Connection[tuple[Any, ...]]) -> Execute:
-    def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        cur = conn.execute(sql, params or None)
-        return cur.fetchall() if cur.description else []
-
-    return execute
+        return execute

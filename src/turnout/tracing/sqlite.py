@@ -16,13 +16,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from turnout.errors import StoreError
 from turnout.tracing import rows
-from turnout.tracing.migrations import Dialect, Execute, applied_migrations, apply_migrations
-from turnout.tracing.records import AttemptRecord, RunRecord, RunTrace, StepRecord
+from turnout.tracing.migrations import Dialect, Execute, apply_migrations
+from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
+from turnout.tracing.sql_store import SQLStore
 from turnout.tracing.store import DEFAULT_SQLITE_PATH
 
 MEMORY = ":memory:"
@@ -30,7 +30,7 @@ _ANALYSIS_LIMIT = 1000
 _DIALECT = Dialect.SQLITE
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     """A :class:`~turnout.tracing.store.TraceStore` in one SQLite file.
 
     ``path`` may be ``":memory:"`` (tests); otherwise its parent directory is
@@ -38,6 +38,7 @@ class SQLiteStore:
     """
 
     dialect = _DIALECT
+    _conn: sqlite3.Connection
 
     def __init__(
         self, path: str | os.PathLike[str] = DEFAULT_SQLITE_PATH, *, busy_timeout_s: float = 30.0
@@ -63,7 +64,7 @@ class SQLiteStore:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             with self._transaction() as conn:
-                apply_migrations(_executor(conn), _DIALECT)
+                apply_migrations(self._executor(conn), _DIALECT)
             self._refresh_statistics()
         except sqlite3.Error as exc:
             self._conn.close()
@@ -153,68 +154,8 @@ class SQLiteStore:
         except (sqlite3.Error, OverflowError, UnicodeError) as exc:
             raise StoreError(f"trace store {self.display}: write failed: {exc}") from exc
 
-    def list_runs(
-        self,
-        *,
-        limit: int = 20,
-        workflow: str | None = None,
-        bench_id: str | None = None,
-        since: float | None = None,
-    ) -> list[RunRecord]:
-        sql, params = rows.list_runs_query(
-            limit=limit, workflow=workflow, bench_id=bench_id, since=since
-        )
-        return [rows.run_from_row(r) for r in self._query(sql, params)]
+    def _executor(self, conn: sqlite3.Connection) -> Execute:
+        def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            return conn.execute(sql, params).fetchall()
 
-    def get_run(self, run_id: str) -> RunTrace | None:
-        """The run with this id or, failing that, the one run whose id starts with it.
-
-        Raises :class:`~turnout.errors.StoreError` when the prefix fits several runs.
-        """
-        if not run_id:
-            return None
-        with self._lock:  # one consistent view of run, steps and attempts
-            found = self._query(rows.SELECT_RUN, (run_id,))
-            if not found:
-                ids = self._query(rows.SELECT_RUN_IDS_BY_PREFIX, (len(run_id), run_id))
-                full_id = rows.resolve_prefix(run_id, [r[0] for r in ids])
-                if full_id is None:
-                    return None
-                found = self._query(rows.SELECT_RUN, (full_id,))
-            run = rows.run_from_row(found[0])
-            steps = self._query(rows.SELECT_STEPS, (run.run_id,))
-            attempts = self._query(rows.SELECT_ATTEMPTS, (run.run_id,))
-        return RunTrace(
-            run=run,
-            steps=tuple(rows.step_from_row(s) for s in steps),
-            attempts=tuple(rows.attempt_from_row(a) for a in attempts),
-        )
-
-    def migrations(self) -> list[tuple[str, str]]:
-        """``(name, applied_at)`` of every applied migration."""
-        with self._lock:
-            return applied_migrations(_executor(self._connection()), _DIALECT)
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
-
-    def __enter__(self) -> SQLiteStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def _executor(conn: sqlite3.Connection) -> Execute:
-    def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return conn.execute(sql, params).fetchall()
-
-    return execute
+        return execute
