@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -111,9 +111,7 @@ class RedisBackend:
 
     async def get(self, key: str) -> bytes | None:
         value = await self._client.get(self._k(key))
-        if value is None:
-            return None
-        return value if isinstance(value, bytes) else str(value).encode("utf-8")
+        return None if value is None else as_bytes(value)
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         ms = int(ttl_s * 1000)
@@ -124,14 +122,24 @@ class RedisBackend:
         await self._client.delete(self._k(key))
 
     async def clear(self) -> None:
-        batch: list[bytes | str] = []
-        async for k in self._client.scan_iter(match=f"{_glob_escape(self.prefix)}:*", count=500):
-            batch.append(k)
-            if len(batch) >= 500:
-                await self._client.unlink(*batch)
-                batch = []
-        if batch:
-            await self._client.unlink(*batch)
+        await unlink_under(self._client, self.prefix)
+
+
+async def unlink_under(client: Redis, prefix: str) -> None:
+    """Delete every key under ``prefix:`` (SCAN and UNLINK, 500 at a time)."""
+    batch: list[bytes | str] = []
+    async for k in client.scan_iter(match=f"{_glob_escape(prefix)}:*", count=500):
+        batch.append(k)
+        if len(batch) >= 500:
+            await client.unlink(*batch)
+            batch = []
+    if batch:
+        await client.unlink(*batch)
+
+
+def as_bytes(value: Any) -> bytes:
+    """A Redis reply as bytes (a client made with ``decode_responses`` gives str)."""
+    return value if isinstance(value, bytes) else str(value).encode("utf-8")
 
 
 def _glob_escape(text: str) -> str:

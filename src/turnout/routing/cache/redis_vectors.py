@@ -28,6 +28,7 @@ import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from turnout.routing.cache.backends import as_bytes, unlink_under
 from turnout.routing.cache.vectors import Clock, Match, ScopeEntries
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class RedisVectorIndex:
         payload = await self._client.get(best[1].decode())
         if payload is None:
             return None  # expired or evicted in Redis
-        return Match(best[0], payload if isinstance(payload, bytes) else str(payload).encode())
+        return Match(best[0], as_bytes(payload))
 
     async def add(self, scope: str, vector: F32, payload: bytes, ttl_s: float) -> None:
         import numpy as np
@@ -110,14 +111,7 @@ class RedisVectorIndex:
     async def clear(self) -> None:
         """Delete every stream and payload under the prefix, and the local mirrors."""
         self._mirrors.clear()
-        batch: list[Any] = []
-        async for k in self._client.scan_iter(match=f"{_glob_escape(self.prefix)}:*", count=500):
-            batch.append(k)
-            if len(batch) >= 500:
-                await self._client.unlink(*batch)
-                batch = []
-        if batch:
-            await self._client.unlink(*batch)
+        await unlink_under(self._client, self.prefix)
 
     async def _sync(self, scope: str) -> _Mirror:
         import numpy as np
@@ -139,20 +133,12 @@ class RedisVectorIndex:
             new = await self._client.xrange(stream, min="-", max="+")
         now = self._clock()
         for entry_id, fields in new:
-            f = {_b(k): v for k, v in fields.items()}
+            f = {as_bytes(k): v for k, v in fields.items()}
             vec = np.frombuffer(f[b"v"], dtype=np.float32)
             if vec.shape != (self.dim,):
                 continue  # written by a different model: ignore
             mirror.entries.append(
-                vec, float(_b(f[b"e"])), _b(f[b"k"]), self.max_entries_per_scope, now
+                vec, float(as_bytes(f[b"e"])), as_bytes(f[b"k"]), self.max_entries_per_scope, now
             )
-            mirror.last_id = _b(entry_id)
+            mirror.last_id = as_bytes(entry_id)
         return mirror
-
-
-def _b(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
