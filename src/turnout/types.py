@@ -37,6 +37,12 @@ class Tier(enum.Enum):
         """The next tier up ("when in doubt, route up"); frontier stays frontier."""
         return _TIERS[min(self.rank + 1, len(_TIERS) - 1)]
 
+    def route_order(self) -> tuple[Tier, ...]:
+        """Where to look for a model of this tier: the tier, the tiers above it (route
+        up), then the ones below it from the top down."""
+        above = _TIERS[self.rank :]
+        return (*above, *reversed(_TIERS[: self.rank]))
+
     @classmethod
     def parse(cls, value: str) -> Tier:
         try:

@@ -28,13 +28,7 @@ def pick_in_tier(
     exists either, route down. Returns the model, the tier actually used and a
     short reason.
     """
-    order = [tier]
-    t = tier
-    while t.up() is not t:
-        t = t.up()
-        order.append(t)
-    order += [x for x in sorted(Tier, key=lambda x: -x.rank) if x not in order]
-    for candidate_tier in order:
+    for candidate_tier in tier.route_order():
         members = settings.models_in_tier(candidate_tier)
         healthy = [m for m in members if health.healthy(m.name)] or list(members)
         if not healthy:

@@ -59,17 +59,6 @@ class Choice:
         return self.text
 
 
-def _order(tier: Tier) -> tuple[Tier, ...]:
-    """The tier, the tiers above it, then the ones below from the top down."""
-    order = [tier]
-    t = tier
-    while t.up() is not t:
-        t = t.up()
-        order.append(t)
-    order += [x for x in sorted(Tier, key=lambda x: -x.rank) if x not in order]
-    return tuple(order)
-
-
 _MEMO_MAX = 1024
 
 
@@ -96,7 +85,7 @@ class TierChooser:
                 key=lambda m: m.price.input + m.price.output,
             )
             self._candidates[tier] = tuple(m.name for m in preferred + rest)
-        self._order = {tier: _order(tier) for tier in Tier}
+        self._order = {tier: tier.route_order() for tier in Tier}
         self._model_tier = {m.name: m.tier for m in pool}
         self._memo: dict[tuple[Tier | str, frozenset[str]], Choice] = {}
 
