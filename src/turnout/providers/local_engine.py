@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,9 @@ from turnout.errors import (
     ProviderError,
     ServerError,
 )
+from turnout.providers import openai_wire
 from turnout.providers.local_models import LocalModel
-from turnout.types import ChatRequest, Message, StreamEvent, TextDelta, ToolCallDelta, Usage
+from turnout.types import ChatRequest, StreamEvent, TextDelta, ToolCallDelta, Usage
 
 DEFAULT_SEED = 42
 """Seed sent when a request has none, so sampled runs repeat too."""
@@ -120,44 +121,18 @@ def _verbosity() -> int:
 
 
 def chat_body(request: ChatRequest) -> dict[str, Any]:
-    """The OpenAI chat body llama.cpp gets for ``request`` (always streamed)."""
-    body: dict[str, Any] = {
-        "messages": [_message(m) for m in request.messages],
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "max_tokens": request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS,
-        "seed": request.seed if request.seed is not None else DEFAULT_SEED,
-    }
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop"] = list(request.stop)
-    if request.tools:
-        body["tools"] = [dict(t) for t in request.tools]
-    if request.tool_choice is not None:
-        body["tool_choice"] = request.tool_choice
-    if request.response_format is not None:
-        body["response_format"] = dict(request.response_format)
-    for key, value in request.extra.items():
-        if key not in _RESERVED:
-            body[key] = value
+    """The OpenAI chat body llama.cpp gets for ``request`` (always streamed): the wire
+    body of the ``openai`` provider, without a model (a server holds one), with
+    turnout's defaults for ``max_tokens`` and ``seed``, and no extra field that would
+    replace what the engine owns."""
+    extra = {k: v for k, v in request.extra.items() if k not in _RESERVED}
+    if len(extra) != len(request.extra):
+        request = replace(request, extra=extra)
+    body = openai_wire.request_body(request, model="", stream=True)
+    del body["model"]
+    body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    body.setdefault("seed", DEFAULT_SEED)
     return body
-
-
-def _message(message: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.tool_calls:
-        out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in message.tool_calls
-        ]
-    if message.tool_call_id is not None:
-        out["tool_call_id"] = message.tool_call_id
-    if message.name is not None:
-        out["name"] = message.name
-    return out
 
 
 # -- response --------------------------------------------------------------------------
