@@ -10,13 +10,15 @@ emoji), pins the process to one CPU and times every
 ``policy.decide(ctx, health)`` with ``time.perf_counter_ns``.
 
     .venv/bin/python benchmarks/decision_latency.py [--decisions 100000] [--cpu N] [--json OUT]
-        [--no-memo] [--non-ascii 0.2]
+        [--no-memo] [--non-ascii 0.2] [--scanner compiled|python]
 
 ``--no-memo`` measures cold decisions: the prompt-reading policies remember no
 verdict, and before every pass over the contexts their texts are copied into new
 ``str`` objects (as a gateway parses each request anew), so no hash or other
 per-object cache of an earlier decision is reused. ``--non-ascii 0`` gives the
-ASCII-only corpus of earlier versions of this benchmark.
+ASCII-only corpus of earlier versions of this benchmark. ``--scanner python``
+measures the pure-Python keyword scanner that turnout falls back to when it was
+installed without a C compiler.
 
 The first line of the table times a fixed pure-Python workload (no allocation)
 the same way: on a shared or virtualised machine its p99 is well above its p50,
@@ -43,7 +45,7 @@ import yaml
 from turnout.config import Settings, settings_from_dict
 from turnout.routing import PoolHealth, RequestContext, build_policy
 from turnout.routing.policy import HEALTHY
-from turnout.routing.textscan import TextMemo
+from turnout.routing.textscan import COMPILED, TextMemo
 from turnout.types import Annotation, Message
 
 POLICIES = ("static", "per_step", "rules", "complexity", "task_type")
@@ -348,7 +350,17 @@ def main() -> None:
     ap.add_argument(
         "--non-ascii", type=float, default=0.2, help="share of prompts with text beyond ASCII"
     )
+    ap.add_argument(
+        "--scanner",
+        choices=("compiled", "python"),
+        default="compiled",
+        help="keyword scanner of complexity and task_type (python: the fallback engine)",
+    )
     args = ap.parse_args()
+    if args.scanner == "python":
+        os.environ["TURNOUT_SCANNER"] = "python"  # read when a policy builds its KeywordSet
+    elif not COMPILED:
+        ap.error("the compiled scanner is not built (no C compiler at install): --scanner python")
 
     cpu = _pin(args.cpu)
     settings = settings_from_dict(CONFIG)
@@ -362,6 +374,7 @@ def main() -> None:
         f"{chars[len(chars) // 2]} chars, max {chars[-1]}; {beyond} beyond ASCII); "
         f"{args.decisions} decisions per policy; "
         f"{'cold (no memo, texts copied anew)' if args.no_memo else 'memo on'}; "
+        f"{args.scanner} keyword scanner; "
         f"timer overhead ~{overhead} ns (not subtracted)"
     )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

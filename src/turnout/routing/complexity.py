@@ -53,6 +53,7 @@ from turnout.routing.textscan import (
     KeywordSet,
     TextMemo,
     conversation_chars,
+    count_newlines,
     last_user_text,
     window,
 )
@@ -251,7 +252,7 @@ class ComplexityPolicy:
                 total += weight
                 fired.append(f"questions={questions}")
             threshold, weight = self._lines
-            lines = text.count("\n") + 1
+            lines = count_newlines(text) + 1
             if lines >= threshold:
                 total += weight
                 fired.append(f"lines={lines}")

@@ -11,26 +11,40 @@ matches "console.log(x)". A keyword of several words matches those words in
 that order, one separator apart.
 
 Speed (a decision's budget is 50 µs, and a gateway reads most prompts for the
-first time): Python's regex engine costs several nanoseconds per character for
-a character class and tens for an alternation of keywords, and ``str.lower`` or
-``str.translate`` on text beyond ASCII as much. Instead the text becomes UTF-8
-bytes by one ``bytes.translate`` (see :func:`normalise` for text beyond ASCII),
-which are split and intersected with a precomputed set of words (about 40 ns a
-word, the bulk of a decision); a multi-word keyword is only searched for (a
-substring search in C) when its words occur. Long messages are scanned in a
-bounded window: the first three quarters and the last quarter of ``scan_chars``
+first time): keywords are matched by a small compiled scanner,
+``turnout.routing._wordscan`` (C, built when turnout is installed; about 2 µs
+over a 1200-character window), which reads the text once, word by word, and
+looks each word up in a hash table of the keywords' words, without making a
+Python object per word. Where it was not built (no C compiler at install time),
+where a keyword has letters beyond ASCII, or with ``TURNOUT_SCANNER=python`` in
+the environment, the pure-Python engine below gives the same results about five
+times slower: the text becomes UTF-8 bytes by one ``bytes.translate`` (see
+:func:`normalise` for text beyond ASCII), which are split and intersected with a
+precomputed set of words (about 40 ns a word); a multi-word keyword is only
+searched for (a substring search in C) when its words occur. Python's regex
+engine would cost several nanoseconds per character for a character class and
+tens for an alternation of keywords. Long messages are scanned in a bounded
+window: the first three quarters and the last quarter of ``scan_chars``
 characters (where instructions usually sit; the middle of a long prompt is
 mostly pasted material), so a decision's cost does not grow with the prompt.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from turnout.types import Message
+
+try:
+    from turnout.routing import _wordscan
+except ImportError:  # installed without a C compiler: the pure-Python engine
+    COMPILED = False
+else:
+    COMPILED = True
 
 _DROPPED = "'\"`*,.;:!?"
 """Dropped rather than turned into a word break (they sit at the edges of words)."""
@@ -145,9 +159,23 @@ def last_user_text(messages: Sequence[Message]) -> str:
     return ""
 
 
+def _count_newlines(text: str) -> int:
+    return text.count("\n")
+
+
+count_newlines: Callable[[str], int] = _wordscan.count_newlines if COMPILED else _count_newlines
+"""``text.count("\\n")``; compiled, about ten times faster on long text (0.3 µs for 8 KB)."""
+
+
 def conversation_chars(messages: Sequence[Message]) -> int:
     """Characters of content over the whole conversation (system prompt included)."""
     return sum([len(m.content) for m in messages if m.content])
+
+
+def _fits_compiled(words: tuple[bytes, ...]) -> bool:
+    """Whether the compiled scanner takes a keyword of these words (at most 32 words of
+    at most 255 bytes each; longer ones go to the pure-Python engine)."""
+    return len(words) <= 32 and max(map(len, words)) <= 255
 
 
 _Phrase = tuple[bytes, int, str, frozenset[bytes]]
@@ -172,12 +200,14 @@ class KeywordSet:
     one space before the search), in ASCII text one separator apart.
 
     When every keyword is ASCII, text beyond ASCII is normalised with
-    ``cased=False`` (see :func:`normalise`).
+    ``cased=False`` (see :func:`normalise`), and the compiled scanner does the
+    whole search when it is there (``compiled``: None uses it where it can, False
+    never, True insists; see the module's notes).
     """
 
-    __slots__ = ("_cased", "_keys", "_order", "_phrased", "_phrases", "_singles")
+    __slots__ = ("_cased", "_keys", "_matcher", "_order", "_phrased", "_phrases", "_singles")
 
-    def __init__(self, keywords: Iterable[str]) -> None:
+    def __init__(self, keywords: Iterable[str], *, compiled: bool | None = None) -> None:
         singles: dict[bytes, list[str]] = {}
         phrases: dict[bytes, list[_Phrase]] = {}
         order: dict[str, int] = {}
@@ -207,6 +237,20 @@ class KeywordSet:
         self._phrased = frozenset(phrases)
         self._phrases = {w: (tuple(ps), b" " + w + b" ") for w, ps in phrases.items()}
         """word -> (the phrases indexed by it, `` word ``)."""
+        self._matcher: _wordscan.Matcher[str] | None = None
+        if compiled is None:
+            compiled = COMPILED and os.environ.get("TURNOUT_SCANNER", "") != "python"
+        if compiled:
+            if not COMPILED:
+                raise RuntimeError("turnout's compiled scanner was not built (no C compiler)")
+            patterns = [tuple(normalise(kw).split()) for kw in order]
+            if not self._cased and all(map(_fits_compiled, patterns)):
+                self._matcher = _wordscan.Matcher(patterns, list(order))
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the compiled scanner does the matching."""
+        return self._matcher is not None
 
     def __len__(self) -> int:
         return len(self._order)
@@ -216,6 +260,8 @@ class KeywordSet:
         false (the caller bounds the text's length with :func:`window`)."""
         if not text:
             return ()
+        if self._matcher is not None:
+            return self._matcher.find(text)  # always in the configured order
         norm = normalise(text, cased=self._cased)
         words = norm.split()
         hits = self._keys.intersection(words)  # no set of the text's words is built

@@ -9,10 +9,13 @@ import sys
 
 import pytest
 
+from turnout.routing import _wordscan
 from turnout.routing.textscan import (
     _LOWERS_TO_ASCII,
+    COMPILED,
     KeywordSet,
     TextMemo,
+    count_newlines,
     normalise,
     window,
 )
@@ -118,8 +121,9 @@ TEXT_WORDS = [
 SEPARATORS = [" ", "  ", ", ", " - ", "-", "\n", "’", "—", "“", "**", "'", "/", "\u00a0", ". "]
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
 @pytest.mark.parametrize("seed", range(2))
-def test_find_matches_the_reference(seed: int) -> None:
+def test_find_matches_the_reference(seed: int, compiled: bool) -> None:
     rng = random.Random(seed)
     for _ in range(800):
         keywords = rng.sample(VOCABULARY, rng.randint(1, 12))
@@ -129,19 +133,96 @@ def test_find_matches_the_reference(seed: int) -> None:
         for _ in range(rng.randint(0, 40)):
             parts += [rng.choice(TEXT_WORDS), rng.choice(SEPARATORS)]
         text = "".join(parts)
-        kws = KeywordSet(keywords)
+        kws = KeywordSet(keywords, compiled=compiled)
+        assert kws.compiled == (compiled and all(k.isascii() for k in keywords))
         expected = reference_find(keywords, text)
         assert list(kws.find(text)) == expected, (keywords, text)
         assert sorted(kws.find(text, ordered=False)) == sorted(expected)
 
 
-def test_phrases_in_text_beyond_ascii() -> None:
-    kws = KeywordSet(["trade-offs", "into german"])
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
+def test_phrases_in_text_beyond_ascii(compiled: bool) -> None:
+    kws = KeywordSet(["trade-offs", "into german"], compiled=compiled)
     assert kws.find("Weigh the “trade—offs” and translate it into — German") == (
         "trade-offs",
         "into german",
     )
     assert kws.find("Weigh the trade - offs, into - German") == ()  # ASCII: one separator
+
+
+def test_the_compiled_scanner_is_built() -> None:
+    """The development install (``make setup``) builds it; without a C compiler turnout
+    runs on the pure-Python engine, and this test says so."""
+    assert COMPILED, "turnout.routing._wordscan was not built: install gcc, then make setup"
+    assert KeywordSet(["design"]).compiled
+    assert not KeywordSet(["straße"]).compiled  # a keyword beyond ASCII: the Python engine
+
+
+def test_the_environment_can_turn_the_compiled_scanner_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TURNOUT_SCANNER", "python")
+    kws = KeywordSet(["design", "trade-off"])
+    assert not kws.compiled
+    assert kws.find("Design the trade-off") == ("design", "trade-off")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_and_python_engines_agree_on_any_text(seed: int) -> None:
+    """Random text of every width (Latin-1, two-byte and four-byte strings, lone
+    surrogates, the letters that lower to ASCII) with keywords planted in it."""
+    rng = random.Random(seed)
+    keywords = [k for k in VOCABULARY if k.isascii()] + ["k", "i", "dot i", "ok", "it"]
+    compiled, python = KeywordSet(keywords), KeywordSet(keywords, compiled=False)
+    assert compiled.compiled
+    assert not python.compiled
+    for _ in range(1500):
+        parts = []
+        for _ in range(rng.randint(0, 30)):
+            if rng.random() < 0.6:
+                parts.append(rng.choice([*TEXT_WORDS, "\u0130t", "o\u212a", "dot \u0130"]))
+            parts.append(
+                generated(rng, rng.randint(1, 3), rng.choice([0.0, 0.3]))
+                if rng.random() < 0.3
+                else rng.choice(SEPARATORS)
+            )
+        text = "".join(parts)
+        assert compiled.find(text) == python.find(text), text
+        assert compiled.find(text) == tuple(reference_find(keywords, text)), text
+
+
+def test_compiled_scanner_reads_long_words_and_many_keywords() -> None:
+    """Words longer than its buffer never match; more than 256 keywords (a heap table
+    of hits); a keyword's words at the start and the end of the text."""
+    keywords = [f"w{i}" for i in range(400)] + ["x y", "y x z"]
+    kws = KeywordSet(keywords)
+    assert kws.compiled
+    text = "x y " + "a" * 600 + " w399 w7 " + "b" * 300 + " w1 " + "y x z"
+    assert kws.find(text) == ("w1", "w7", "w399", "x y", "y x z")
+    assert kws.find("w" + "1" * 400) == ()
+
+
+def test_compiled_matcher_refuses_what_it_cannot_match() -> None:
+    with pytest.raises(ValueError, match="lower-case ASCII"):
+        _wordscan.Matcher([(b"Design",)], ["Design"])
+    with pytest.raises(ValueError, match="1 to 32 words"):
+        _wordscan.Matcher([()], ["nothing"])
+    with pytest.raises(ValueError, match="more than 255 bytes"):
+        _wordscan.Matcher([(b"a" * 256,)], ["long"])
+    with pytest.raises(ValueError, match="one label per pattern"):
+        _wordscan.Matcher([(b"a",)], [])
+    with pytest.raises(TypeError):
+        _wordscan.Matcher([(b"a",)], ["a"]).find(b"a")  # type: ignore[arg-type]
+    # what the compiled scanner refuses, the Python engine takes
+    assert not KeywordSet(["a " * 33]).compiled
+    assert KeywordSet(["a " * 33]).find("a " * 40) == ("a " * 33,)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "\n", "a\nb", "x" * 9000 + "\n" * 300, "é\n" * 700, "€\n" * 700, "🙏\n" * 700]
+)
+def test_count_newlines(text: str) -> None:
+    assert count_newlines(text) == text.count("\n")
 
 
 def test_window_is_head_and_tail() -> None:
