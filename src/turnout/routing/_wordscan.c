@@ -46,6 +46,7 @@ init_classes(void)
 typedef struct {
     PyObject_HEAD
     Py_ssize_t npatterns;
+    PyObject *patterns;  /* tuple of tuples of bytes, as given (for pickling) */
     PyObject *labels;    /* tuple: what find() returns for each pattern */
     Py_ssize_t nwords;   /* distinct words of every pattern */
     char *arena;         /* the words' bytes, one after another */
@@ -58,7 +59,8 @@ typedef struct {
     Py_ssize_t *single_at;
     int32_t *singles;
     Py_ssize_t *ending_at;
-    int32_t *endings;
+    int32_t *endings;     /* sorted by their next-to-last word */
+    int32_t *ending_prev; /* that word, for each of endings */
     /* per pattern: its words as ids */
     Py_ssize_t *pattern_at;
     int32_t *pattern_words;
@@ -91,10 +93,27 @@ lookup(const Matcher *m, const char *s, Py_ssize_t n, uint32_t h)
     }
 }
 
+static int
+Matcher_traverse(Matcher *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->patterns);
+    Py_VISIT(self->labels);
+    return 0;
+}
+
+static int
+Matcher_clear(Matcher *self)
+{
+    Py_CLEAR(self->patterns);
+    Py_CLEAR(self->labels);
+    return 0;
+}
+
 static void
 Matcher_dealloc(Matcher *self)
 {
-    Py_XDECREF(self->labels);
+    PyObject_GC_UnTrack(self);
+    Matcher_clear(self);
     PyMem_Free(self->arena);
     PyMem_Free(self->word_at);
     PyMem_Free(self->word_hash);
@@ -103,6 +122,7 @@ Matcher_dealloc(Matcher *self)
     PyMem_Free(self->singles);
     PyMem_Free(self->ending_at);
     PyMem_Free(self->endings);
+    PyMem_Free(self->ending_prev);
     PyMem_Free(self->pattern_at);
     PyMem_Free(self->pattern_words);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -119,10 +139,6 @@ Matcher_init(Matcher *self, PyObject *args, PyObject *kwds)
                                      &labels_arg)) {
         return -1;
     }
-    if (self->arena != NULL || self->labels != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Matcher is already initialised");
-        return -1;
-    }
     PyObject *patterns = PySequence_Tuple(patterns_arg);
     if (patterns == NULL) {
         return -1;
@@ -131,6 +147,11 @@ Matcher_init(Matcher *self, PyObject *args, PyObject *kwds)
     if (labels == NULL) {
         Py_DECREF(patterns);
         return -1;
+    }
+    /* checked after the conversions, which may run Python code (that could init self) */
+    if (self->arena != NULL || self->labels != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Matcher is already initialised");
+        goto fail;
     }
     Py_ssize_t np = PyTuple_GET_SIZE(patterns);
     if (PyTuple_GET_SIZE(labels) != np) {
@@ -156,7 +177,7 @@ Matcher_init(Matcher *self, PyObject *args, PyObject *kwds)
             const char *s = PyBytes_AS_STRING(w);
             for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(w); i++) {
                 unsigned char c = (unsigned char)s[i];
-                if (c >= 128 || ascii_class[c] != c) {
+                if (c == 0 || c >= 128 || ascii_class[c] != c) {
                     PyErr_Format(PyExc_ValueError,
                                  "pattern %zd: words are lower-case ASCII letters and digits",
                                  p);
@@ -228,7 +249,9 @@ Matcher_init(Matcher *self, PyObject *args, PyObject *kwds)
     self->ending_at = PyMem_Calloc((size_t)words + 1, sizeof(Py_ssize_t));
     self->singles = PyMem_Malloc(sizeof(int32_t) * (size_t)(np + 1));
     self->endings = PyMem_Malloc(sizeof(int32_t) * (size_t)(np + 1));
-    if (!self->single_at || !self->ending_at || !self->singles || !self->endings) {
+    self->ending_prev = PyMem_Malloc(sizeof(int32_t) * (size_t)(np + 1));
+    if (!self->single_at || !self->ending_at || !self->singles || !self->endings ||
+        !self->ending_prev) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -263,8 +286,25 @@ Matcher_init(Matcher *self, PyObject *args, PyObject *kwds)
     }
     PyMem_Free(single_fill);
     PyMem_Free(ending_fill);
+    /* each word's phrases by their next-to-last word, for a binary search when the
+     * word is read (with many phrases on one word, only those that can match are tried) */
+    for (Py_ssize_t w = 0; w < words; w++) {
+        Py_ssize_t lo = self->ending_at[w], hi = self->ending_at[w + 1];
+        for (Py_ssize_t i = lo; i < hi; i++) { /* insertion sort: slices are short */
+            int32_t p = self->endings[i];
+            int32_t prev = self->pattern_words[self->pattern_at[p + 1] - 2];
+            Py_ssize_t j = i;
+            while (j > lo && self->ending_prev[j - 1] > prev) {
+                self->endings[j] = self->endings[j - 1];
+                self->ending_prev[j] = self->ending_prev[j - 1];
+                j--;
+            }
+            self->endings[j] = p;
+            self->ending_prev[j] = prev;
+        }
+    }
+    self->patterns = patterns;
     self->labels = labels;
-    Py_DECREF(patterns);
     return 0;
 fail:
     Py_DECREF(patterns);
@@ -317,7 +357,24 @@ end_word(Scan *st)
     for (Py_ssize_t i = m->single_at[id]; i < m->single_at[id + 1]; i++) {
         mark(st, m->singles[i]);
     }
-    for (Py_ssize_t i = m->ending_at[id]; i < m->ending_at[id + 1]; i++) {
+    Py_ssize_t lo = m->ending_at[id], hi = m->ending_at[id + 1];
+    if (lo == hi || st->seen < 2 || !(st->any_gap || st->ring_one_sep[slot])) {
+        return;
+    }
+    int32_t prev = st->ring_id[(st->seen - 2) % MAX_PHRASE];
+    if (prev < 0) {
+        return;
+    }
+    while (lo < hi) { /* the first phrase whose next-to-last word is prev */
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (m->ending_prev[mid] < prev) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    for (Py_ssize_t i = lo; i < m->ending_at[id + 1] && m->ending_prev[i] == prev; i++) {
         int32_t p = m->endings[i];
         if (st->found[p]) {
             continue;
@@ -328,7 +385,7 @@ end_word(Scan *st)
             continue;
         }
         int ok = 1;
-        for (Py_ssize_t k = 1; k < len && ok; k++) {
+        for (Py_ssize_t k = 2; k < len && ok; k++) { /* k = 1 (prev) matched above */
             /* words[len-1-k] must be the word k before this one, and the word after it
              * one separator away (in ASCII text) */
             Py_ssize_t at = (st->seen - 1 - k) % MAX_PHRASE;
@@ -488,8 +545,19 @@ Matcher_find(Matcher *self, PyObject *text)
     return out;
 }
 
+static PyObject *
+Matcher_reduce(Matcher *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->patterns == NULL || self->labels == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Matcher is not initialised");
+        return NULL;
+    }
+    return Py_BuildValue("O(OO)", (PyObject *)Py_TYPE(self), self->patterns, self->labels);
+}
+
 static PyMethodDef Matcher_methods[] = {
     {"find", (PyCFunction)Matcher_find, METH_O, Matcher_find_doc},
+    {"__reduce__", (PyCFunction)Matcher_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -503,7 +571,9 @@ static PyTypeObject MatcherType = {
     .tp_name = "turnout.routing._wordscan.Matcher",
     .tp_basicsize = sizeof(Matcher),
     .tp_dealloc = (destructor)Matcher_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Matcher_traverse,
+    .tp_clear = (inquiry)Matcher_clear,
     .tp_doc = Matcher_doc,
     .tp_methods = Matcher_methods,
     .tp_init = (initproc)Matcher_init,

@@ -17,20 +17,23 @@ over a 1200-character window), which reads the text once, word by word, and
 looks each word up in a hash table of the keywords' words, without making a
 Python object per word. Where it was not built (no C compiler at install time),
 where a keyword has letters beyond ASCII, or with ``TURNOUT_SCANNER=python`` in
-the environment, the pure-Python engine below gives the same results about five
-times slower: the text becomes UTF-8 bytes by one ``bytes.translate`` (see
-:func:`normalise` for text beyond ASCII), which are split and intersected with a
-precomputed set of words (about 40 ns a word); a multi-word keyword is only
-searched for (a substring search in C) when its words occur. Python's regex
-engine would cost several nanoseconds per character for a character class and
-tens for an alternation of keywords. Long messages are scanned in a bounded
-window: the first three quarters and the last quarter of ``scan_chars``
-characters (where instructions usually sit; the middle of a long prompt is
-mostly pasted material), so a decision's cost does not grow with the prompt.
+the environment, the pure-Python engine below gives the same results, its
+keyword matching about five times slower (a decision about twice as slow): the
+text becomes UTF-8 bytes by one ``bytes.translate`` (see :func:`normalise` for
+text beyond ASCII), which are split and intersected with a precomputed set of
+words (about 40 ns a word); a multi-word keyword is only searched for (a
+substring search in C) when its words occur. Python's regex engine would cost
+several nanoseconds per character for a character class and tens for an
+alternation of keywords. Long messages are scanned in a bounded window: the
+first three quarters and the last quarter of ``scan_chars`` characters (where
+instructions usually sit; the middle of a long prompt is mostly pasted
+material), so a decision's cost does not grow with the prompt.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import re
 from collections import deque
@@ -172,6 +175,14 @@ def conversation_chars(messages: Sequence[Message]) -> int:
     return sum([len(m.content) for m in messages if m.content])
 
 
+@functools.cache
+def _warn_not_compiled() -> None:
+    logging.getLogger(__name__).warning(
+        "turnout's compiled keyword scanner was not built (no C compiler when turnout was "
+        "installed): complexity and task_type use the pure-Python one, about twice as slow"
+    )
+
+
 def _fits_compiled(words: tuple[bytes, ...]) -> bool:
     """Whether the compiled scanner takes a keyword of these words (at most 32 words of
     at most 255 bytes each; longer ones go to the pure-Python engine)."""
@@ -201,8 +212,10 @@ class KeywordSet:
 
     When every keyword is ASCII, text beyond ASCII is normalised with
     ``cased=False`` (see :func:`normalise`), and the compiled scanner does the
-    whole search when it is there (``compiled``: None uses it where it can, False
-    never, True insists; see the module's notes).
+    whole search when it is there (see the module's notes). ``compiled``: None uses
+    it where it can (and logs a warning once per process where it was not built);
+    False never; True raises RuntimeError where it was not built. Either way a
+    keyword beyond ASCII (or of more than 32 words) is matched in Python.
     """
 
     __slots__ = ("_cased", "_keys", "_matcher", "_order", "_phrased", "_phrases", "_singles")
@@ -239,7 +252,10 @@ class KeywordSet:
         """word -> (the phrases indexed by it, `` word ``)."""
         self._matcher: _wordscan.Matcher[str] | None = None
         if compiled is None:
-            compiled = COMPILED and os.environ.get("TURNOUT_SCANNER", "") != "python"
+            compiled = os.environ.get("TURNOUT_SCANNER", "") != "python"
+            if compiled and not COMPILED:
+                _warn_not_compiled()
+                compiled = False
         if compiled:
             if not COMPILED:
                 raise RuntimeError("turnout's compiled scanner was not built (no C compiler)")

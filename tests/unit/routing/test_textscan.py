@@ -3,13 +3,17 @@ implementations of the documented rules (slow, obviously right) on generated tex
 
 from __future__ import annotations
 
+import copy
+import importlib
+import logging
+import pickle
 import random
 import re
 import sys
 
 import pytest
 
-from turnout.routing import _wordscan
+from turnout.routing import textscan
 from turnout.routing.textscan import (
     _LOWERS_TO_ASCII,
     COMPILED,
@@ -48,6 +52,15 @@ def generated(rng: random.Random, n: int, beyond: float) -> str:
         else:
             out.append(rng.choice("abcXYZ 019\n\t-_/'\".,;:!?*`=()"))
     return "".join(out)
+
+
+needs_compiled = pytest.mark.skipif(
+    not COMPILED, reason="the compiled scanner was not built (test_the_compiled_scanner_is_built)"
+)
+ENGINES = [
+    pytest.param(True, id="compiled", marks=needs_compiled),
+    pytest.param(False, id="python"),
+]
 
 
 def words(data: bytes) -> list[str]:
@@ -121,7 +134,7 @@ TEXT_WORDS = [
 SEPARATORS = [" ", "  ", ", ", " - ", "-", "\n", "’", "—", "“", "**", "'", "/", "\u00a0", ". "]
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
+@pytest.mark.parametrize("compiled", ENGINES)
 @pytest.mark.parametrize("seed", range(2))
 def test_find_matches_the_reference(seed: int, compiled: bool) -> None:
     rng = random.Random(seed)
@@ -140,7 +153,7 @@ def test_find_matches_the_reference(seed: int, compiled: bool) -> None:
         assert sorted(kws.find(text, ordered=False)) == sorted(expected)
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
+@pytest.mark.parametrize("compiled", ENGINES)
 def test_phrases_in_text_beyond_ascii(compiled: bool) -> None:
     kws = KeywordSet(["trade-offs", "into german"], compiled=compiled)
     assert kws.find("Weigh the “trade—offs” and translate it into — German") == (
@@ -158,6 +171,25 @@ def test_the_compiled_scanner_is_built() -> None:
     assert not KeywordSet(["straße"]).compiled  # a keyword beyond ASCII: the Python engine
 
 
+def test_without_the_compiled_scanner_the_python_one_runs_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(textscan, "COMPILED", False)
+    textscan._warn_not_compiled.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="turnout.routing.textscan"):
+        first, second = KeywordSet(["design"]), KeywordSet(["plan"])
+    assert not first.compiled
+    assert not second.compiled
+    assert first.find("DESIGN it") == ("design",)
+    assert [r.getMessage() for r in caplog.records] == [  # once per process
+        "turnout's compiled keyword scanner was not built (no C compiler when turnout was "
+        "installed): complexity and task_type use the pure-Python one, about twice as slow"
+    ]
+    with pytest.raises(RuntimeError, match="not built"):
+        KeywordSet(["design"], compiled=True)
+    textscan._warn_not_compiled.cache_clear()
+
+
 def test_the_environment_can_turn_the_compiled_scanner_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -167,6 +199,7 @@ def test_the_environment_can_turn_the_compiled_scanner_off(
     assert kws.find("Design the trade-off") == ("design", "trade-off")
 
 
+@needs_compiled
 @pytest.mark.parametrize("seed", range(3))
 def test_compiled_and_python_engines_agree_on_any_text(seed: int) -> None:
     """Random text of every width (Latin-1, two-byte and four-byte strings, lone
@@ -191,6 +224,7 @@ def test_compiled_and_python_engines_agree_on_any_text(seed: int) -> None:
         assert compiled.find(text) == tuple(reference_find(keywords, text)), text
 
 
+@needs_compiled
 def test_compiled_scanner_reads_long_words_and_many_keywords() -> None:
     """Words longer than its buffer never match; more than 256 keywords (a heap table
     of hits); a keyword's words at the start and the end of the text."""
@@ -202,9 +236,35 @@ def test_compiled_scanner_reads_long_words_and_many_keywords() -> None:
     assert kws.find("w" + "1" * 400) == ()
 
 
+@needs_compiled
+def test_compiled_scanner_with_many_phrases_on_one_word() -> None:
+    """Phrases are looked up by their last two words, so 2000 phrases ending in "the"
+    cost nothing where "the" follows none of their other words."""
+    keywords = [f"w{i} the" for i in range(2000)] + ["a w7 the", "the the"]
+    kws = KeywordSet(keywords)
+    text = "the " * 50 + "w1999 the, w5 - the w7 the a w7 the"
+    expected = ("w7 the", "w1999 the", "a w7 the", "the the")
+    assert kws.find(text) == expected
+    assert KeywordSet(keywords, compiled=False).find(text) == expected
+
+
+@pytest.mark.parametrize("compiled", ENGINES)
+def test_keyword_sets_copy_and_pickle(compiled: bool) -> None:
+    """Policies holding them can be deep-copied or sent to another process."""
+    kws = KeywordSet(["trade-off", "design", "yes or no"], compiled=compiled)
+    text = "Design: yes, or no? A trade off."
+    for other in (copy.deepcopy(kws), pickle.loads(pickle.dumps(kws))):
+        assert other.compiled == compiled
+        assert other.find(text) == kws.find(text) == ("trade-off", "design", "yes or no")
+
+
+@needs_compiled
 def test_compiled_matcher_refuses_what_it_cannot_match() -> None:
+    _wordscan = importlib.import_module("turnout.routing._wordscan")
     with pytest.raises(ValueError, match="lower-case ASCII"):
         _wordscan.Matcher([(b"Design",)], ["Design"])
+    with pytest.raises(ValueError, match="lower-case ASCII"):
+        _wordscan.Matcher([(b"a\x00b",)], ["nul"])
     with pytest.raises(ValueError, match="1 to 32 words"):
         _wordscan.Matcher([()], ["nothing"])
     with pytest.raises(ValueError, match="more than 255 bytes"):
@@ -212,7 +272,12 @@ def test_compiled_matcher_refuses_what_it_cannot_match() -> None:
     with pytest.raises(ValueError, match="one label per pattern"):
         _wordscan.Matcher([(b"a",)], [])
     with pytest.raises(TypeError):
-        _wordscan.Matcher([(b"a",)], ["a"]).find(b"a")  # type: ignore[arg-type]
+        _wordscan.Matcher([(b"a",)], ["a"]).find(b"a")
+    matcher = _wordscan.Matcher([(b"a",)], ["a"])
+    with pytest.raises(RuntimeError, match="already initialised"):
+        matcher.__init__([(b"b",)], ["b"])
+    with pytest.raises(RuntimeError, match="not initialised"):
+        _wordscan.Matcher.__new__(_wordscan.Matcher).find("a")
     # what the compiled scanner refuses, the Python engine takes
     assert not KeywordSet(["a " * 33]).compiled
     assert KeywordSet(["a " * 33]).find("a " * 40) == ("a " * 33,)
