@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -21,21 +22,27 @@ def dialect_sql(dialect: Dialect, text: str) -> str:
     return dialect.sql(text)
 
 
-class SQLStore:
+class SQLStore(ABC):
+    """The shared half of a SQL trace store; a subclass supplies the three methods
+    below for its driver."""
+
     dialect: Dialect
     display: str
     _lock: threading.RLock
     _closed: bool
     _conn: Any
 
+    @abstractmethod
     def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        raise NotImplementedError
+        """Rows of ``sql``; driver errors become :class:`~turnout.errors.StoreError`."""
 
+    @abstractmethod
     def _connection(self) -> Any:
-        raise NotImplementedError
+        """A live connection (StoreError once the store is closed)."""
 
+    @abstractmethod
     def _executor(self, conn: Any) -> Execute:
-        raise NotImplementedError
+        """How the migration reader runs a statement on ``conn``."""
 
     def _sql(self, text: str) -> str:
         return dialect_sql(self.dialect, text)
