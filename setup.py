@@ -1,4 +1,4 @@
-"""The compiled keyword scanner (``turnout.routing._wordscan``); the rest of the build
+"""The compiled keyword scanner (``turnout.policies._wordscan``); the rest of the build
 is declared in pyproject.toml.
 
 The extension is optional: where no C compiler is found the install goes on, and
@@ -11,8 +11,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "turnout.routing._wordscan",
-            ["src/turnout/routing/_wordscan.c"],
+            "turnout.policies._wordscan",
+            ["src/turnout/policies/_wordscan.c"],
             extra_compile_args=["-O3"],
             optional=True,
         )

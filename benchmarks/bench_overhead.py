@@ -38,10 +38,10 @@ from turnout.bench.data import load_bench_data
 from turnout.bench.runner import run_bench
 from turnout.cli.bench_output import bench_report
 from turnout.config import Settings, load_settings
+from turnout.policies import build_policy
+from turnout.policies.base import Policy
 from turnout.providers import FunctionProvider
 from turnout.providers.pool import ModelPool
-from turnout.routing import build_policy
-from turnout.routing.policy import Policy
 from turnout.tracing import TraceWriter, open_store
 from turnout.tracing.meta import BenchRecord, save_bench
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord

@@ -43,9 +43,9 @@ from typing import Any
 import yaml
 
 from turnout.config import Settings, settings_from_dict
-from turnout.routing import PoolHealth, RequestContext, build_policy
-from turnout.routing.policy import HEALTHY
-from turnout.routing.textscan import COMPILED, TextMemo
+from turnout.policies import PoolHealth, RequestContext, build_policy
+from turnout.policies.base import HEALTHY
+from turnout.policies.textscan import COMPILED, TextMemo
 from turnout.types import Annotation, Message
 
 POLICIES = ("static", "per_step", "rules", "complexity", "task_type")

@@ -31,11 +31,11 @@ from decimal import Decimal
 from typing import Any
 
 from turnout.config import Settings, settings_from_dict
+from turnout.execution.budget import Budget
+from turnout.execution.executor import Executor
+from turnout.execution.setup import build_executor
 from turnout.providers import FunctionProvider
 from turnout.providers.pool import ModelPool
-from turnout.routing.budget import Budget
-from turnout.routing.executor import Executor
-from turnout.routing.setup import build_executor
 from turnout.types import ChatRequest, ChatResponse, Decision, Message, Usage
 
 CONFIG: dict[str, Any] = {

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from turnout.config import load_settings
+from turnout.policies import build_policy
 from turnout.providers import FunctionProvider
 from turnout.providers.pool import ModelPool
-from turnout.routing import build_policy
 from turnout.tracing import TraceWriter, open_store
 from turnout.types import ChatRequest
 from turnout.workflows.loader import load_workflow

@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from turnout.routing.cache import MemoryVectorIndex, MiniLMEmbedder, SemanticCache
-from turnout.routing.cache.answer import encode_answer
-from turnout.routing.cache.keys import semantic_split
+from turnout.execution.cache import MemoryVectorIndex, MiniLMEmbedder, SemanticCache
+from turnout.execution.cache.answer import encode_answer
+from turnout.execution.cache.keys import semantic_split
 from turnout.types import ChatRequest, ChatResponse, Message, Usage
 
 QUESTIONS = [
@@ -206,7 +206,7 @@ async def main() -> None:
     if not args.no_redis:
         from redis.asyncio import Redis
 
-        from turnout.routing.cache import RedisVectorIndex
+        from turnout.execution.cache import RedisVectorIndex
 
         client = Redis.from_url(args.redis_url)
         index = RedisVectorIndex(

@@ -27,13 +27,13 @@ _EXPORTS = {
     "Provider": "turnout.providers",
     "FunctionProvider": "turnout.providers",
     "ModelPool": "turnout.providers.pool",
-    "Policy": "turnout.routing",
-    "PoolHealth": "turnout.routing",
-    "RequestContext": "turnout.routing",
-    "build_policy": "turnout.routing",
-    "register_policy": "turnout.routing",
-    "Executor": "turnout.routing.executor",
-    "RetryPolicy": "turnout.routing.retry",
+    "Policy": "turnout.policies",
+    "PoolHealth": "turnout.policies",
+    "RequestContext": "turnout.policies",
+    "build_policy": "turnout.policies",
+    "register_policy": "turnout.policies",
+    "Executor": "turnout.execution.executor",
+    "RetryPolicy": "turnout.execution.retry",
     "Workflow": "turnout.workflows.spec",
     "Step": "turnout.workflows.spec",
     "load_workflow": "turnout.workflows.loader",
@@ -84,12 +84,12 @@ __all__ = [
 if TYPE_CHECKING:
     from turnout.bench import load_cases, run_bench
     from turnout.config import Settings, load_settings, settings_from_dict
+    from turnout.execution.executor import Executor
+    from turnout.execution.retry import RetryPolicy
+    from turnout.policies import Policy, PoolHealth, RequestContext, build_policy, register_policy
     from turnout.pricing import Price
     from turnout.providers import FunctionProvider, Provider
     from turnout.providers.pool import ModelPool
-    from turnout.routing import Policy, PoolHealth, RequestContext, build_policy, register_policy
-    from turnout.routing.executor import Executor
-    from turnout.routing.retry import RetryPolicy
     from turnout.tracing import TraceWriter, open_store
     from turnout.types import (
         Annotation,

@@ -3,7 +3,7 @@
 Two :class:`~turnout.testing.FakeOpenAI` servers are two providers (``alpha``
 serves ``small`` and ``big``, ``beta`` serves ``backup``); ``ghost`` points at a
 closed port. The executor is built from the ``executor:`` section of the
-settings (:func:`~turnout.routing.setup.build_executor`) and calls the real
+settings (:func:`~turnout.execution.setup.build_executor`) and calls the real
 :class:`~turnout.providers.openai_compat.OpenAICompatProvider` over HTTP.
 
 Every scenario checks the outcome, that each failed attempt is recorded with
@@ -39,9 +39,9 @@ from turnout.errors import (
     ContentFiltered,
     ProviderTimeout,
 )
-from turnout.routing.breaker import BreakerBoard
-from turnout.routing.executor import Execution
-from turnout.routing.registry import build_policy
+from turnout.execution.breaker import BreakerBoard
+from turnout.execution.executor import Execution
+from turnout.policies.registry import build_policy
 from turnout.testing import RecordedRequest
 from turnout.tracing.sqlite import SQLiteStore
 from turnout.tracing.writer import TraceWriter

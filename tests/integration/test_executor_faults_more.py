@@ -44,15 +44,15 @@ from turnout.errors import (
     ProviderConnectionError,
     ProviderTimeout,
 )
+from turnout.execution.breaker import BreakerBoard
+from turnout.execution.budget import Budget
+from turnout.execution.executor import Execution, Executor
+from turnout.execution.judged_stream import JudgedStream
+from turnout.execution.streaming import Restart, StreamExecution
+from turnout.policies.base import RequestContext
+from turnout.policies.fallback import FallbackPolicy
+from turnout.policies.registry import build_policy
 from turnout.providers.function import estimate_tokens
-from turnout.routing.breaker import BreakerBoard
-from turnout.routing.budget import Budget
-from turnout.routing.executor import Execution, Executor
-from turnout.routing.fallback import FallbackPolicy
-from turnout.routing.judged_stream import JudgedStream
-from turnout.routing.policy import RequestContext
-from turnout.routing.registry import build_policy
-from turnout.routing.streaming import Restart, StreamExecution
 from turnout.tracing.records import AttemptRecord
 from turnout.tracing.sqlite import SQLiteStore
 from turnout.tracing.writer import TraceWriter

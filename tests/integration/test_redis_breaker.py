@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from turnout.routing.breaker import BreakerBoard, BreakerConfig
-from turnout.routing.breaker_redis import RedisBreakerStore
+from turnout.execution.breaker import BreakerBoard, BreakerConfig
+from turnout.execution.breaker_redis import RedisBreakerStore
 
 redis_asyncio = pytest.importorskip("redis.asyncio", reason="redis-py is not installed")
 redis_exceptions = pytest.importorskip("redis.exceptions")

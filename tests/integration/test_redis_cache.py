@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from turnout.routing.cache import ExactCache, RedisBackend
+from turnout.execution.cache import ExactCache, RedisBackend
 from turnout.types import ChatRequest, ChatResponse, Message, Usage
 
 redis_asyncio = pytest.importorskip("redis.asyncio", reason="redis-py is not installed")
@@ -99,7 +99,7 @@ def vec(*xs: float) -> object:
 async def test_vector_index_is_shared_and_synced_incrementally(
     client: redis_asyncio.Redis, prefix: str
 ) -> None:
-    from turnout.routing.cache import RedisVectorIndex
+    from turnout.execution.cache import RedisVectorIndex
 
     a = RedisVectorIndex(client, 3, prefix=f"{prefix}:sem")
     b = RedisVectorIndex(client, 3, prefix=f"{prefix}:sem")
@@ -120,7 +120,7 @@ async def test_vector_index_is_shared_and_synced_incrementally(
 async def test_vector_index_expiry_clear_and_bounds(
     client: redis_asyncio.Redis, prefix: str
 ) -> None:
-    from turnout.routing.cache import RedisVectorIndex
+    from turnout.execution.cache import RedisVectorIndex
 
     a = RedisVectorIndex(client, 3, prefix=f"{prefix}:sem", max_entries_per_scope=5)
     b = RedisVectorIndex(client, 3, prefix=f"{prefix}:sem", max_entries_per_scope=5)
@@ -144,8 +144,8 @@ async def test_vector_index_expiry_clear_and_bounds(
 
 
 async def test_semantic_cache_on_redis(client: redis_asyncio.Redis, prefix: str) -> None:
-    from turnout.routing.cache import MiniLMEmbedder, RedisVectorIndex, SemanticCache
-    from turnout.routing.cache.embedding import semantic_available
+    from turnout.execution.cache import MiniLMEmbedder, RedisVectorIndex, SemanticCache
+    from turnout.execution.cache.embedding import semantic_available
 
     if not semantic_available():
         pytest.skip(
@@ -178,7 +178,7 @@ def closed_port() -> int:
 
 
 async def test_caches_serve_misses_when_redis_is_down() -> None:
-    from turnout.routing.cache import RedisVectorIndex, SemanticCache
+    from turnout.execution.cache import RedisVectorIndex, SemanticCache
 
     class Embedder:
         dim = 3

@@ -31,10 +31,10 @@ from support.fault_rig import (
 )
 from turnout.config.settings import Settings
 from turnout.errors import AllAttemptsFailed, ProviderTimeout
+from turnout.execution.budget import Budget
+from turnout.execution.executor import Execution, Executor
+from turnout.execution.streaming import Restart, StreamExecution
 from turnout.providers.function import estimate_tokens
-from turnout.routing.budget import Budget
-from turnout.routing.executor import Execution, Executor
-from turnout.routing.streaming import Restart, StreamExecution
 from turnout.testing import FakeOpenAI
 from turnout.tracing.records import AttemptRecord
 from turnout.types import StreamEnd, Usage

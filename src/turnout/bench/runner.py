@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from turnout.bench.cases import BenchCase
 from turnout.bench.data import sample_of
 from turnout.bench.summary import PolicySummary, summarize
-from turnout.routing.policy import Policy
+from turnout.policies.base import Policy
 from turnout.workflows.results import RunResult
 from turnout.workflows.runner import Runner
 from turnout.workflows.spec import Workflow

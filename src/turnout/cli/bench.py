@@ -28,9 +28,9 @@ from turnout.cli.traces import STORE_HELP
 from turnout.config.loader import load_settings
 from turnout.config.settings import Settings
 from turnout.errors import ConfigError, StoreError
-from turnout.routing.policy import Policy
-from turnout.routing.registry import build_policy
-from turnout.routing.setup import build_executor
+from turnout.execution.setup import build_executor
+from turnout.policies.base import Policy
+from turnout.policies.registry import build_policy
 from turnout.tracing.meta import BenchRecord, get_bench, save_bench, set_bench_status
 from turnout.tracing.store import TraceStore
 from turnout.workflows.binding import bind_inputs, check_against_pool

@@ -22,10 +22,10 @@ from turnout.cli.output import (
 from turnout.cli.session import tracing
 from turnout.cli.traces import STORE_HELP
 from turnout.config.loader import load_settings
+from turnout.execution.budget import Budget
+from turnout.execution.setup import build_executor
+from turnout.policies.registry import build_policy
 from turnout.pricing.cost import to_decimal
-from turnout.routing.budget import Budget
-from turnout.routing.registry import build_policy
-from turnout.routing.setup import build_executor
 from turnout.workflows.binding import bind_inputs, check_against_pool
 from turnout.workflows.loader import load_workflow
 from turnout.workflows.overrides import apply_overrides, parse_overrides

@@ -1,7 +1,7 @@
 """``turnout whatif``: what recorded steps would have cost under another policy (an ESTIMATE).
 
 Policies are pure decisions, so a recorded LLM step can be decided again offline
-with no model call: the :class:`~turnout.routing.policy.RequestContext` is rebuilt
+with no model call: the :class:`~turnout.policies.base.RequestContext` is rebuilt
 from what the step recorded (its messages, its annotation, its step id, its run's
 workflow and tags). Steps recorded before turnout kept the messages and annotation
 (migration m004) are decided anyway, on what is left, and counted. A step's own
@@ -35,10 +35,10 @@ from typing import Any, cast
 
 from turnout.config.settings import Settings
 from turnout.errors import TurnoutError
+from turnout.policies.base import RequestContext
+from turnout.policies.registry import build_policy
 from turnout.reports.reprice import OutputRatio, Ratios, bench_output_means, price_decision
 from turnout.reports.weekly import WEEK_S
-from turnout.routing.policy import RequestContext
-from turnout.routing.registry import build_policy
 from turnout.tracing.rows import pico_to_cost
 from turnout.tracing.store import TraceStore
 from turnout.types import Annotation, Decision, Message, Role

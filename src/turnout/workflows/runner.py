@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from turnout.config.settings import Settings
+from turnout.execution.budget import Budget
+from turnout.execution.executor import Executor
+from turnout.execution.retry import RetryPolicy
+from turnout.policies.ab import RUN_TAG
+from turnout.policies.base import Policy
 from turnout.providers.pool import ModelPool
-from turnout.routing.ab import RUN_TAG
-from turnout.routing.budget import Budget
-from turnout.routing.executor import Executor
-from turnout.routing.policy import Policy
-from turnout.routing.retry import RetryPolicy
 from turnout.tracing.records import RunRecord, TraceRecord
 from turnout.workflows.binding import bind_inputs, check_against_pool
 from turnout.workflows.handoff import step_context
@@ -50,7 +50,7 @@ class Runner:
         retry: RetryPolicy | None = None,
         executor: Executor | None = None,
     ) -> None:
-        """``executor`` (one built by :func:`turnout.routing.setup.build_executor`, with
+        """``executor`` (one built by :func:`turnout.execution.setup.build_executor`, with
         breakers and caches) replaces the default one: retries, no breaker, no cache."""
         self.settings = settings
         self.pool = executor.pool if executor is not None else (pool or ModelPool(settings))

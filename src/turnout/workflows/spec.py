@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from turnout.errors import WorkflowError
-from turnout.routing.budget import Budget
+from turnout.execution.budget import Budget
 from turnout.types import Annotation, Tier
 from turnout.workflows.template import Template
 

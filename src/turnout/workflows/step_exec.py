@@ -12,9 +12,9 @@ from typing import Any
 from turnout.checks.json_extract import extract_json
 from turnout.checks.scoring import evaluate
 from turnout.errors import TurnoutError, error_class_of
-from turnout.routing.budget import Budget
-from turnout.routing.executor import Acceptor, Executor
-from turnout.routing.policy import HEALTHY, Policy, PoolHealth, RequestContext
+from turnout.execution.budget import Budget
+from turnout.execution.executor import Acceptor, Executor
+from turnout.policies.base import HEALTHY, Policy, PoolHealth, RequestContext
 from turnout.tracing.records import AttemptRecord
 from turnout.types import ChatRequest, ChatResponse, CheckResult, Decision, Message, Usage
 from turnout.workflows.handoff import serialize

@@ -2,9 +2,9 @@ from decimal import Decimal
 
 from turnout.bench import BenchCase, run_bench
 from turnout.config import Settings
+from turnout.policies import build_policy
 from turnout.providers import FunctionProvider
 from turnout.providers.pool import ModelPool
-from turnout.routing import build_policy
 from turnout.types import ChatRequest, ChatResponse, Usage
 from turnout.workflows.loader import workflow_from_dict
 from turnout.workflows.runner import Runner

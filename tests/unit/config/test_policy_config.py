@@ -9,7 +9,7 @@ import pytest
 
 from turnout.config import load_settings, settings_from_dict
 from turnout.errors import ConfigError
-from turnout.routing import RequestContext, build_policy
+from turnout.policies import RequestContext, build_policy
 from turnout.types import Annotation, Message
 
 

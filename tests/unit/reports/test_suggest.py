@@ -19,9 +19,9 @@ from turnout.bench.data import BenchData, RunSample, StepSample, load_bench_data
 from turnout.bench.stats import wilson
 from turnout.cli.suggest import suggest_cmd
 from turnout.config import Settings, load_settings, settings_from_dict
+from turnout.policies.base import RequestContext
+from turnout.policies.registry import build_policy
 from turnout.reports.suggest import Suggestion, suggest
-from turnout.routing.policy import RequestContext
-from turnout.routing.registry import build_policy
 from turnout.tracing import RunRecord, SQLiteStore, StepRecord
 from turnout.tracing.meta import BenchRecord, save_bench
 

@@ -24,9 +24,9 @@ from click.testing import CliRunner
 from turnout.cli.whatif import whatif_cmd
 from turnout.config import Settings, settings_from_dict
 from turnout.config.settings import PolicyConfig
+from turnout.policies.base import HEALTHY, PoolHealth, RequestContext
+from turnout.policies.registry import register_policy
 from turnout.reports.whatif import WhatIfReport, whatif
-from turnout.routing.policy import HEALTHY, PoolHealth, RequestContext
-from turnout.routing.registry import register_policy
 from turnout.tracing import RunRecord, SQLiteStore, StepRecord
 from turnout.types import Annotation, Decision, Message
 

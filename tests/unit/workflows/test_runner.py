@@ -7,10 +7,10 @@ import pytest
 
 from turnout.config import Settings
 from turnout.errors import ConfigError, ServerError
+from turnout.execution.retry import RetryPolicy
+from turnout.policies import build_policy
 from turnout.providers import FunctionProvider
 from turnout.providers.pool import ModelPool
-from turnout.routing import build_policy
-from turnout.routing.retry import RetryPolicy
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord, TraceRecord
 from turnout.types import ChatRequest, ChatResponse, Usage
 from turnout.workflows.loader import workflow_from_dict

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from turnout.config import Settings, settings_from_dict
+from turnout.execution.budget import estimate_cost
+from turnout.execution.retry import RetryPolicy
+from turnout.policies import build_policy
 from turnout.providers import FunctionProvider
 from turnout.providers.pool import ModelPool
-from turnout.routing import build_policy
-from turnout.routing.budget import estimate_cost
-from turnout.routing.retry import RetryPolicy
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord, TraceRecord
 from turnout.types import ChatRequest, ChatResponse, Message, Usage
 from turnout.workflows.loader import workflow_from_dict
@@ -286,7 +286,7 @@ async def test_workflow_budget_is_fresh_for_every_run(routed: Settings) -> None:
 
 
 async def test_a_budget_given_to_run_replaces_the_workflows(routed: Settings) -> None:
-    from turnout.routing.budget import Budget
+    from turnout.execution.budget import Budget
 
     t = Traced(routed, {"opus": "done"})
     budget = Budget(run_usd=Decimal("0.000001"))

@@ -1,0 +1,147 @@
+"""Building an :class:`~turnout.execution.executor.Executor` from ``turnout.yaml``.
+
+::
+
+    executor:
+      retries:  {max_attempts: 3, base_delay_s: 0.25, max_delay_s: 8, max_retry_after_s: 30}
+      timeouts: {attempt_s: 120, total_s: 600}
+      breaker:  {enabled: true, window_s: 30, min_requests: 5, failure_rate: 0.5, cooldown_s: 30}
+      cache:
+        exact:    {enabled: true, ttl_s: 3600, max_entries: 10000}
+        semantic: {enabled: false, threshold: 0.92, ttl_s: 3600, engine: auto, threads: 1}
+      state: memory            # or redis: breaker state and caches shared by every replica
+      redis_url: redis://127.0.0.1:6379/0
+      redis_prefix: turnout
+
+With ``state: redis`` one Redis connection pool serves the breakers and the
+caches; :meth:`Resources.aclose` closes it with the providers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from turnout.config.settings import Settings
+from turnout.execution.attempts import ResponseCache, Timeouts
+from turnout.execution.breaker import BreakerBoard, BreakerConfig
+from turnout.execution.executor import AttemptSink, Executor
+from turnout.execution.retry import RetryPolicy
+from turnout.providers.pool import ModelPool
+
+
+@dataclass(slots=True)
+class Resources:
+    """What an executor holds open besides its providers (a Redis client)."""
+
+    closers: list[Any] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for c in self.closers:
+            await c.aclose()
+        self.closers.clear()
+
+
+def build_executor(
+    settings: Settings,
+    *,
+    pool: ModelPool | None = None,
+    on_attempt: AttemptSink | None = None,
+    use_cache: bool = True,
+) -> tuple[Executor, Resources]:
+    """The executor the config describes. ``use_cache=False`` leaves the caches out
+    (``turnout bench`` does, so repeated runs measure the models, not the cache)."""
+    cfg: Mapping[str, Any] = settings.executor
+    pool = pool or ModelPool(settings)
+    resources = Resources()
+    redis = _redis(cfg, resources) if cfg.get("state") == "redis" else None
+    prefix = str(cfg.get("redis_prefix", "turnout"))
+    r = cfg.get("retries") or {}
+    retry = RetryPolicy(
+        max_attempts=int(r.get("max_attempts", 3)),
+        base_delay_s=float(r.get("base_delay_s", 0.25)),
+        max_delay_s=float(r.get("max_delay_s", 8.0)),
+        jitter=float(r.get("jitter", 0.25)),
+        max_retry_after_s=float(r.get("max_retry_after_s", 30.0)),
+    )
+    t = cfg.get("timeouts") or {}
+    timeouts = Timeouts(attempt_s=t.get("attempt_s"), total_s=t.get("total_s"))
+    breakers = _breakers(cfg.get("breaker") or {}, redis, prefix)
+    caches = _caches(cfg.get("cache"), redis, prefix) if use_cache else ()
+    executor = Executor(
+        pool, retry=retry, timeouts=timeouts, on_attempt=on_attempt, breakers=breakers,
+        caches=caches,
+    )  # fmt: skip
+    return executor, resources
+
+
+def _redis(cfg: Mapping[str, Any], resources: Resources) -> Any:
+    from redis.asyncio import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = Redis.from_url(
+        str(cfg.get("redis_url", "redis://127.0.0.1:6379/0")),
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        retry=Retry(NoBackoff(), 0),
+    )
+    resources.closers.append(client)
+    return client
+
+
+def _breakers(b: Mapping[str, Any], redis: Any, prefix: str) -> BreakerBoard | None:
+    if not b.get("enabled", True):
+        return None
+    config = BreakerConfig(
+        window_s=float(b.get("window_s", 30.0)),
+        min_requests=int(b.get("min_requests", 5)),
+        failure_rate=float(b.get("failure_rate", 0.5)),
+        cooldown_s=float(b.get("cooldown_s", 30.0)),
+        max_cooldown_s=float(b.get("max_cooldown_s", 300.0)),
+    )
+    if redis is None:
+        return BreakerBoard(config)
+    from turnout.execution.breaker_redis import RedisBreakerStore
+
+    return BreakerBoard(config, RedisBreakerStore(redis, prefix=f"{prefix}:breaker"))
+
+
+def _caches(c: Mapping[str, Any] | None, redis: Any, prefix: str) -> tuple[ResponseCache, ...]:
+    if not c:
+        return ()
+    from turnout.execution.cache import ExactCache, MemoryBackend, RedisBackend
+
+    out: list[ResponseCache] = []
+    exact = c.get("exact") or {}
+    if exact.get("enabled", True):
+        backend = (
+            RedisBackend(redis, prefix=f"{prefix}:cache")
+            if redis is not None
+            else MemoryBackend(max_entries=int(exact.get("max_entries", 10_000)))
+        )
+        out.append(ExactCache(backend, float(exact.get("ttl_s", 3600.0))))
+    semantic = c.get("semantic") or {}
+    if semantic.get("enabled", False):
+        from turnout.execution.cache import MemoryVectorIndex, MiniLMEmbedder, SemanticCache
+        from turnout.execution.cache.redis_vectors import RedisVectorIndex
+
+        embedder = MiniLMEmbedder(
+            engine=semantic.get("engine", "auto"), threads=int(semantic.get("threads", 1))
+        )
+        embedder.load()
+        index = (
+            RedisVectorIndex(redis, 384, prefix=f"{prefix}:semantic")
+            if redis is not None
+            else MemoryVectorIndex(384)
+        )
+        out.append(
+            SemanticCache(
+                embedder,
+                index,
+                threshold=float(semantic.get("threshold", 0.92)),
+                ttl_s=float(semantic.get("ttl_s", 3600.0)),
+            )
+        )
+    return tuple(out)

@@ -1,0 +1,10 @@
+"""Policies: pure decisions (no I/O) from a request context and the pool's health.
+
+One policy kind a module; :mod:`turnout.policies.registry` builds them from
+``turnout.yaml``. The executor (:mod:`turnout.execution`) carries decisions out.
+"""
+
+from turnout.policies.base import HEALTHY, Policy, PoolHealth, RequestContext
+from turnout.policies.registry import build_policy, register_policy
+
+__all__ = ["HEALTHY", "Policy", "PoolHealth", "RequestContext", "build_policy", "register_policy"]
