@@ -12,7 +12,7 @@ the bodies exactly as OpenAI sends them.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from turnout.providers.function import estimate_tokens
@@ -245,3 +245,28 @@ def chunk(
     if usage_body is not None:
         body["usage"] = usage_body
     return body
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+def sse(body: Mapping[str, Any]) -> bytes:
+    """One server-sent event carrying ``body``, as OpenAI frames its chunks."""
+    return (
+        b"data: " + json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    )
+
+
+def tool_call_delta(
+    index: int, call_id: str | None, name: str | None, arguments: str
+) -> dict[str, Any]:
+    """One entry of a chunk's ``delta.tool_calls``: id, type and name only when known."""
+    out: dict[str, Any] = {"index": index}
+    if call_id is not None:
+        out["id"] = call_id
+        out["type"] = "function"
+    function: dict[str, Any] = {"arguments": arguments}
+    if name is not None:
+        function["name"] = name
+    out["function"] = function
+    return out

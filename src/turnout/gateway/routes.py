@@ -1,0 +1,229 @@
+"""The HTTP endpoints: ``POST /v1/chat/completions`` (JSON and SSE), ``GET /v1/models``,
+``GET /health/live`` and ``GET /health/ready``.
+
+A stream's status and headers are sent with its first event, so a request whose
+every attempt fails before the first token gets a plain error reply (the same as
+unstreamed); after it, a failure the façade could not repair ends the stream with an
+in-band error event and no ``data: [DONE]``. A client that hangs up cancels the
+handler (``handler_cancellation``), which cancels the upstream call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from turnout.config.settings import Settings
+from turnout.errors import TurnoutError
+from turnout.gateway import failures
+from turnout.gateway.config import GatewayConfig
+from turnout.gateway.context import CallContext, ModelNotFound, Route, call_context, resolve
+from turnout.gateway.engine import Answer, Engine
+from turnout.gateway.failures import ErrorReply
+from turnout.gateway.replies import ChunkEncoder, answer_headers, completion_body
+from turnout.types import StreamEnd
+from turnout.wire.jsonio import encode, load_json
+from turnout.wire.requests import IncomingRequest, WireError, decode_request
+
+log = logging.getLogger("turnout.gateway")
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+CONFIG: web.AppKey[GatewayConfig] = web.AppKey("gateway_config", GatewayConfig)
+ENGINE: web.AppKey[Engine] = web.AppKey("engine", object)  # type: ignore[arg-type]
+READY: web.AppKey[asyncio.Event] = web.AppKey("ready", asyncio.Event)
+
+
+def json_response(
+    status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status, body=encode(body), content_type="application/json", headers=headers
+    )
+
+
+def error_response(reply: ErrorReply, run_id: str | None = None) -> web.Response:
+    headers = dict(reply.headers)
+    if run_id:
+        headers["x-request-id"] = run_id
+    return json_response(reply.status, reply.body, headers)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    settings, config = request.app[SETTINGS], request.app[CONFIG]
+    run_id = uuid.uuid4().hex
+    try:
+        raw = await _read_body(request, config.max_body_bytes)
+        incoming = decode_request(_parse(raw))
+        route = resolve(incoming.model, settings, config)
+        ctx = call_context(request.headers, incoming)
+    except WireError as exc:
+        return error_response(failures.bad_request(exc), run_id)
+    except ModelNotFound as exc:
+        known = [*settings.policies, *settings.models]
+        return error_response(failures.model_not_found(exc.name, known), run_id)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(failures.too_large(config.max_body_bytes), run_id)
+    options = _options(incoming, route, ctx, run_id)
+    engine = request.app[ENGINE]
+    if incoming.stream:
+        return await _stream(request, engine, incoming, route, options, run_id)
+    answer = await engine.chat(incoming.request.messages, **options)
+    if not answer.ok:
+        return _failed(answer, run_id)
+    body = completion_body(answer, f"chatcmpl-{run_id}")
+    return json_response(200, body, answer_headers(answer, run_id))
+
+
+async def _stream(
+    request: web.Request,
+    engine: Engine,
+    incoming: IncomingRequest,
+    route: Route,
+    options: dict[str, Any],
+    run_id: str,
+) -> web.StreamResponse:
+    stream = engine.stream(incoming.request.messages, **options)
+    encoder = ChunkEncoder(f"chatcmpl-{run_id}", route.label, include_usage=incoming.include_usage)
+    response: web.StreamResponse | None = None
+    events = aiter(stream)
+    try:
+        async for event in events:
+            if response is None:
+                response = await _start_stream(request, stream, run_id, encoder)
+            if isinstance(event, StreamEnd):
+                encoder.model = event.model or encoder.model
+                answer = stream.answer
+                cost = answer.cost if answer is not None else Decimal(0)
+                await response.write(encoder.end(event, cost))
+            else:
+                await response.write(encoder.delta(event))
+    except TurnoutError as exc:
+        reply = failures.from_failure(exc)
+        if response is None:
+            answer = stream.answer
+            headers = {**answer_headers(answer, run_id, cost=False), **reply.headers}
+            return json_response(reply.status, reply.body, headers)
+        await response.write(encoder.error(reply.body))
+    finally:
+        closer = getattr(events, "aclose", None)
+        if closer is not None:
+            await closer()  # a hang-up: stop the upstream call now
+    if response is None:  # an empty stream: nothing came, not even its end
+        return error_response(failures.from_failure(RuntimeError()), run_id)
+    await response.write_eof()
+    return response
+
+
+async def _start_stream(
+    request: web.Request, stream: Any, run_id: str, encoder: ChunkEncoder
+) -> web.StreamResponse:
+    headers = {"x-request-id": run_id, "cache-control": "no-cache"}
+    for name, attr in (("x-turnout-policy", "policy"), ("x-turnout-model", "model")):
+        value = getattr(stream, attr, None)
+        if isinstance(value, str) and value:
+            headers[name] = value
+    if "x-turnout-model" in headers:
+        encoder.model = headers["x-turnout-model"]
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_type = "text/event-stream"
+    await response.prepare(request)
+    return response
+
+
+def _failed(answer: Answer, run_id: str) -> web.Response:
+    reply = failures.from_failure(answer.error or RuntimeError())
+    headers = {**answer_headers(answer, run_id), **reply.headers}
+    return json_response(reply.status, reply.body, headers)
+
+
+def _options(
+    incoming: IncomingRequest, route: Route, ctx: CallContext, run_id: str
+) -> dict[str, Any]:
+    return {
+        "policy": route.policy,
+        "model": route.model,
+        "tags": dict(ctx.tags),
+        "step": ctx.step,
+        "workflow": ctx.workflow,
+        "session": ctx.session,
+        "annotation": ctx.annotation,
+        "latency": ctx.latency,
+        "request": incoming.request,
+        "run_id": run_id,
+    }
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    return await request.read()
+
+
+def _parse(raw: bytes) -> Any:
+    if not raw.strip():
+        raise WireError("the request body is empty: expected a JSON object")
+    try:
+        return load_json(raw, what="the request body")
+    except ValueError as exc:
+        raise WireError(str(exc)) from None
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """Pool models (``tier``) and policies (``policy_kind``), in OpenAI's list shape."""
+    settings = request.app[SETTINGS]
+    data: list[dict[str, Any]] = [
+        {
+            "id": p.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "turnout",
+            "policy_kind": p.kind,
+        }
+        for p in settings.policies.values()
+    ]
+    data += [
+        {
+            "id": m.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": m.provider,
+            "tier": m.tier.value,
+        }
+        for m in settings.models.values()
+    ]
+    return json_response(200, {"object": "list", "data": data})
+
+
+async def live(request: web.Request) -> web.Response:
+    return json_response(200, {"status": "live"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    if not request.app[READY].is_set():
+        return json_response(503, {"status": "starting"})
+    return json_response(200, {"status": "ready"})
+
+
+@web.middleware
+async def openai_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Unknown routes and wrong methods in OpenAI's error shape; no traceback ever."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        if exc.status in (404, 405):
+            return error_response(failures.not_route(request.method, request.path, exc.status))
+        if exc.status == 413:
+            return error_response(failures.too_large(request.app[CONFIG].max_body_bytes))
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("gateway: %s %s failed", request.method, request.path)
+        return error_response(failures.internal())
