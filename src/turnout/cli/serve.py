@@ -49,13 +49,7 @@ def serve_cmd(
         policy = config.default_policy or "none"
         click.echo(f"turnout serve: {where}, default policy {policy}; listening on {url}", err=True)
 
-    run(
-        settings,
-        host=host or config.host,
-        port=config.port if port is None else port,
-        store=store_url,
-        on_ready=ready,
-    )
+    run(settings, host=host, port=port, store=store_url, on_ready=ready)
 
 
 def _settings(config_path: Path | None) -> Settings:

@@ -1,7 +1,14 @@
 """Running the gateway: one process, one event loop (uvloop when installed), graceful
 stop. SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish
 (up to ``gateway.shutdown_timeout_s``), then closes the façade, which flushes the
-trace writer."""
+trace writer.
+
+:class:`Gateway` is the server as an async context manager (what ``turnout serve``
+runs, and what tests and benchmarks start on a free port)::
+
+    async with Gateway(settings, port=0) as gw:
+        client = AsyncOpenAI(base_url=gw.base_url, api_key="unused")
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,14 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
+from types import TracebackType
 
 from aiohttp import web
 
 from turnout.config.settings import Settings
 from turnout.gateway.app import create_app
 from turnout.gateway.config import GatewayConfig
+from turnout.gateway.engine import Engine
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -26,60 +35,91 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-async def serve(
-    settings: Settings,
-    *,
-    host: str,
-    port: int,
-    store: str | None = None,
-    on_ready: Callable[[str], None] | None = None,
-) -> None:
+class Gateway:
+    """The gateway listening on ``host:port`` (port 0: a free one) until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        store: str | None = None,
+        engine: Engine | None = None,
+    ) -> None:
+        self.config = GatewayConfig.from_settings(settings)
+        self.host = host or self.config.host
+        self.port = self.config.port if port is None else port
+        self.app = create_app(settings, store=store, engine=engine, config=self.config)
+        self._runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            handler_cancellation=True,  # a client that hangs up cancels the upstream call
+            shutdown_timeout=self.config.shutdown_timeout_s,
+        )
+
+    @property
+    def base_url(self) -> str:
+        port = next((a[1] for a in self._runner.addresses if isinstance(a, tuple)), self.port)
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{shown}:{port}/v1"
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        try:
+            await web.TCPSite(self._runner, self.host, self.port, backlog=1024).start()
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+
+    async def stop(self) -> None:
+        """Stop listening, drain in-flight requests, close the façade (flush traces)."""
+        await self._runner.cleanup()
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def serve(gateway: Gateway, *, on_ready: Callable[[str], None] | None = None) -> None:
     """Serve until SIGTERM / SIGINT; ``on_ready`` gets the base URL once listening."""
-    config = GatewayConfig.from_settings(settings)
-    app = create_app(settings, store=store, config=config)
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        access_log=None,
-        handler_cancellation=True,
-        shutdown_timeout=config.shutdown_timeout_s,
-    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
-        if on_ready is not None:
-            on_ready(base_url(runner, host))
-        await stop.wait()
+        async with gateway:
+            if on_ready is not None:
+                on_ready(gateway.base_url)
+            await stop.wait()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
-        await runner.cleanup()
-
-
-def base_url(runner: web.AppRunner, host: str) -> str:
-    port = next((a[1] for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2), 0)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    return f"http://{shown}:{port}/v1"
 
 
 def run(
     settings: Settings,
     *,
-    host: str,
-    port: int,
+    host: str | None = None,
+    port: int | None = None,
     store: str | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
+    """``turnout serve``: the gateway on uvloop until a signal stops it."""
     loop = new_event_loop()
+    asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(
-            serve(settings, host=host, port=port, store=store, on_ready=on_ready)
-        )
+        gateway = Gateway(settings, host=host, port=port, store=store)
+        loop.run_until_complete(serve(gateway, on_ready=on_ready))
     finally:
         loop.close()
