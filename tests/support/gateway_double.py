@@ -20,7 +20,7 @@ class FakeAnswer:
     policy: str | None = "rules"
     reason: str | None = "domain docs → efficient"
     attempts: Sequence[Any] = (object(),)
-    usage: Usage = Usage(12, 3)
+    usage: Usage = field(default_factory=lambda: Usage(12, 3))
     cost: Decimal = Decimal("0.0000270")
     run_id: str | None = None
     error: TurnoutError | None = None

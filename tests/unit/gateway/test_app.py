@@ -102,11 +102,15 @@ async def test_stream_cut_after_tokens_ends_with_an_error_event(
 ) -> None:
     engine.events = [TextDelta("Hel"), AllAttemptsFailed(None, [ServerError("cut", model="haiku")])]
     stream = await client.chat.completions.create(model="mixed", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
-    got = []
-    with pytest.raises(openai.APIError, match="attempt"):
+    got: list[object] = []
+
+    async def drain() -> None:
         async for chunk in stream:
             got.append(chunk)
-    assert "".join(c.choices[0].delta.content or "" for c in got if c.choices) == "Hel"
+
+    with pytest.raises(openai.APIError, match="attempt"):
+        await drain()
+    assert "".join(c.choices[0].delta.content or "" for c in got if c.choices) == "Hel"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
