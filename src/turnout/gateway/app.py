@@ -44,7 +44,7 @@ def create_app(
     app[routes.SETTINGS] = settings
     app[routes.CONFIG] = config
     app[routes.READY] = asyncio.Event()
-    app.cleanup_ctx.append(_engine_ctx(settings, store, engine))
+    app.cleanup_ctx.append(_engine_ctx(settings, config, store, engine))
     app.router.add_post("/v1/chat/completions", routes.chat_completions)
     app.router.add_post("/chat/completions", routes.chat_completions)
     app.router.add_get("/v1/models", routes.list_models)
@@ -53,7 +53,9 @@ def create_app(
     return app
 
 
-def _engine_ctx(settings: Settings, store: str | None, engine: Engine | None) -> Any:
+def _engine_ctx(
+    settings: Settings, config: GatewayConfig, store: str | None, engine: Engine | None
+) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if engine is not None:
             app[routes.ENGINE] = engine
@@ -62,7 +64,7 @@ def _engine_ctx(settings: Settings, store: str | None, engine: Engine | None) ->
             return
         from turnout.facade import Turnout  # the library façade the CLI also sits on
 
-        async with Turnout(settings, store=store) as turnout:
+        async with Turnout(settings, store=store, on_stream_cut=config.on_stream_cut) as turnout:
             app[routes.ENGINE] = turnout
             app[routes.READY].set()
             yield

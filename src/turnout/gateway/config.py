@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from turnout.config.settings import Settings
-
-StreamCut = Literal["continue", "restart", "fail"]
+from turnout.execution.run import StreamCutRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +27,9 @@ class GatewayConfig:
     default_policy: str | None = None
     unknown_models: Literal["reject", "default_policy"] = "reject"
     max_body_bytes: int = 4 * 1024 * 1024
-    on_stream_cut: StreamCut = "continue"
+    on_stream_cut: StreamCutRule | None = None
+    """None: ``executor.on_stream_cut``. ``restart`` cannot be honoured once text has
+    reached an SSE client: such a stream ends with an error event instead."""
     cors: CorsConfig | None = None
     shutdown_timeout_s: float = 30.0
 
@@ -43,7 +44,7 @@ class GatewayConfig:
             default_policy=default,
             unknown_models=raw.get("unknown_models", "reject"),
             max_body_bytes=raw.get("max_body_bytes", 4 * 1024 * 1024),
-            on_stream_cut=raw.get("on_stream_cut", "continue"),
+            on_stream_cut=raw.get("on_stream_cut"),
             cors=CorsConfig(
                 tuple(cors["allow_origins"]), tuple(cors["allow_headers"]), cors["max_age_s"]
             )

@@ -35,12 +35,14 @@ from turnout.errors import (
     BadRequest,
     BudgetExceeded,
     CircuitOpen,
+    ConfigError,
     ContentFiltered,
     ContextLengthExceeded,
     ProviderError,
     RateLimited,
     TurnoutError,
 )
+from turnout.execution.stream_cut import Restart
 from turnout.wire.errors import error_body
 from turnout.wire.requests import WireError
 
@@ -76,6 +78,21 @@ def too_large(limit: int) -> ErrorReply:
 def not_route(method: str, path: str, status: int) -> ErrorReply:
     message = f"No route for {method} {path}."
     return ErrorReply(status, error_body(status, message, "unknown_url", "invalid_request_error"))
+
+
+def unusable(exc: ConfigError) -> ErrorReply:
+    """A request the configuration cannot serve (a policy that cannot decide for it)."""
+    return ErrorReply(400, error_body(400, str(exc), "invalid_request"))
+
+
+def cannot_restart(event: Restart) -> ErrorReply:
+    """The in-band error of a stream cut under ``on_stream_cut: restart``: text already
+    sent cannot be taken back over SSE."""
+    message = (
+        f"{event.failed}: the stream broke after its first token ({event.error}); "
+        "on_stream_cut: restart cannot take back text already sent"
+    )
+    return _turnout_tried(502, message, "stream_cut", [])
 
 
 def internal() -> ErrorReply:

@@ -20,7 +20,8 @@ from typing import Any
 from aiohttp import web
 
 from turnout.config.settings import Settings
-from turnout.errors import TurnoutError
+from turnout.errors import ConfigError, TurnoutError
+from turnout.execution.stream_cut import Restart
 from turnout.gateway import failures
 from turnout.gateway.config import GatewayConfig
 from turnout.gateway.context import CallContext, ModelNotFound, Route, call_context, resolve
@@ -35,7 +36,7 @@ log = logging.getLogger("turnout.gateway")
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 CONFIG: web.AppKey[GatewayConfig] = web.AppKey("gateway_config", GatewayConfig)
-ENGINE: web.AppKey[Engine] = web.AppKey("engine", object)  # type: ignore[arg-type]
+ENGINE = web.AppKey[Engine]("engine")
 READY: web.AppKey[asyncio.Event] = web.AppKey("ready", asyncio.Event)
 
 
@@ -73,7 +74,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE]
     if incoming.stream:
         return await _stream(request, engine, incoming, route, options, run_id)
-    answer = await engine.chat(incoming.request.messages, **options)
+    try:
+        answer = await engine.chat(incoming.request.messages, **options)
+    except ConfigError as exc:  # a policy that cannot decide for this request
+        return error_response(failures.unusable(exc), run_id)
     if not answer.ok:
         return _failed(answer, run_id)
     body = completion_body(answer, f"chatcmpl-{run_id}")
@@ -94,8 +98,12 @@ async def _stream(
     events = aiter(stream)
     try:
         async for event in events:
+            if isinstance(event, Restart):  # the client already has text it cannot drop
+                assert response is not None
+                await response.write(encoder.error(failures.cannot_restart(event).body))
+                break
             if response is None:
-                response = await _start_stream(request, stream, run_id, encoder)
+                response = await _start_stream(request, route, run_id)
             if isinstance(event, StreamEnd):
                 encoder.model = event.model or encoder.model
                 answer = stream.answer
@@ -104,32 +112,29 @@ async def _stream(
             else:
                 await response.write(encoder.delta(event))
     except TurnoutError as exc:
-        reply = failures.from_failure(exc)
+        reply = (
+            failures.unusable(exc) if isinstance(exc, ConfigError) else failures.from_failure(exc)
+        )
         if response is None:
-            answer = stream.answer
-            headers = {**answer_headers(answer, run_id, cost=False), **reply.headers}
+            headers = {**answer_headers(stream.answer, run_id, cost=False), **reply.headers}
             return json_response(reply.status, reply.body, headers)
         await response.write(encoder.error(reply.body))
     finally:
-        closer = getattr(events, "aclose", None)
-        if closer is not None:
-            await closer()  # a hang-up: stop the upstream call now
+        await events.aclose()  # a hang-up or an abandoned stream: stop the upstream call now
     if response is None:  # an empty stream: nothing came, not even its end
         return error_response(failures.from_failure(RuntimeError()), run_id)
     await response.write_eof()
     return response
 
 
-async def _start_stream(
-    request: web.Request, stream: Any, run_id: str, encoder: ChunkEncoder
-) -> web.StreamResponse:
+async def _start_stream(request: web.Request, route: Route, run_id: str) -> web.StreamResponse:
+    """Status and headers, sent with the first event (what answers is not known yet:
+    ``model`` in the chunks and the usage chunk say it)."""
     headers = {"x-request-id": run_id, "cache-control": "no-cache"}
-    for name, attr in (("x-turnout-policy", "policy"), ("x-turnout-model", "model")):
-        value = getattr(stream, attr, None)
-        if isinstance(value, str) and value:
-            headers[name] = value
-    if "x-turnout-model" in headers:
-        encoder.model = headers["x-turnout-model"]
+    if route.policy:
+        headers["x-turnout-policy"] = route.policy
+    else:
+        headers["x-turnout-model"] = route.label
     response = web.StreamResponse(status=200, headers=headers)
     response.content_type = "text/event-stream"
     await response.prepare(request)
@@ -145,17 +150,29 @@ def _failed(answer: Answer, run_id: str) -> web.Response:
 def _options(
     incoming: IncomingRequest, route: Route, ctx: CallContext, run_id: str
 ) -> dict[str, Any]:
+    """The façade's options: routing context, run id and the request's own fields."""
+    tags = dict(ctx.tags)
+    if ctx.latency:
+        tags["latency"] = ctx.latency
+    r = incoming.request
     return {
         "policy": route.policy,
         "model": route.model,
-        "tags": dict(ctx.tags),
+        "tags": tags,
         "step": ctx.step,
         "workflow": ctx.workflow,
         "session": ctx.session,
         "annotation": ctx.annotation,
-        "latency": ctx.latency,
-        "request": incoming.request,
         "run_id": run_id,
+        "max_tokens": r.max_tokens,
+        "temperature": r.temperature,
+        "top_p": r.top_p,
+        "stop": r.stop,
+        "seed": r.seed,
+        "tools": r.tools,
+        "tool_choice": r.tool_choice,
+        "response_format": r.response_format,
+        "extra": r.extra,
     }
 
 

@@ -12,15 +12,11 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 
+from turnout.pricing.tokens import estimate_tokens
 from turnout.providers.base import Provider
 from turnout.types import ChatRequest, ChatResponse, Usage
 
 Responder = Callable[[ChatRequest], "str | ChatResponse | Awaitable[str | ChatResponse]"]
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count (about four characters a token) for offline estimates."""
-    return max(1, (len(text) + 3) // 4) if text else 0
 
 
 class FunctionProvider(Provider):

@@ -39,7 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
-from turnout.providers.function import estimate_tokens
+from turnout.pricing.tokens import estimate_tokens
 from turnout.testing import replies
 from turnout.testing.faults import Fault
 from turnout.wire import errors as wire_errors

@@ -246,12 +246,20 @@ _REPORT_INDEXES = sql_migration(
     "WHERE cache IS NOT NULL",
 )
 
+# Whether an attempt's tokens are the provider's count or turnout's estimate (a stream cut
+# before its usage chunk, a provider that reports no usage): cost from an estimate is marked.
+_USAGE_ESTIMATED = sql_migration(
+    "m006_attempt_usage_estimated",
+    "ALTER TABLE attempts ADD COLUMN usage_estimated SMALLINT NOT NULL DEFAULT 0",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _CREATE_TABLES,
     _CREATE_INDEXES,
     _CACHE_AND_OVERRIDES,
     _EVIDENCE,
     _REPORT_INDEXES,
+    _USAGE_ESTIMATED,
 )
 """Every migration, oldest first. Append only: never rename or edit a shipped one."""
 

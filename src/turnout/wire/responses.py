@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from turnout.providers.function import estimate_tokens
+from turnout.pricing.tokens import estimate_tokens
 from turnout.types import ChatResponse, TextDelta, ToolCall, ToolCallDelta, Usage
 
 Delta = TextDelta | ToolCallDelta
@@ -84,7 +84,7 @@ def parse_completion(
     used = parse_usage(data.get("usage"))
     if used is None:
         out = (content or "") + "".join(c.arguments for c in tool_calls)
-        used = Usage(prompt_tokens, estimate_tokens(out))
+        used = Usage(prompt_tokens, estimate_tokens(out), estimated=True)
     answered_by = data.get("model") if isinstance(data.get("model"), str) else model
     return ChatResponse(
         content=content,
@@ -172,8 +172,7 @@ class StreamState:
         """The usage the server reported, or an estimate if it sent none."""
         if self.usage is not None:
             return self.usage
-        n = self.output_chars
-        return Usage(prompt_tokens, max(1, (n + 3) // 4) if n else 0)
+        return Usage(prompt_tokens, estimate_tokens("x" * self.output_chars), estimated=True)
 
 
 # -- out -------------------------------------------------------------------------------

@@ -55,11 +55,7 @@ class Runner:
         self.settings = settings
         self.pool = executor.pool if executor is not None else (pool or ModelPool(settings))
         self.sink = sink
-        if executor is None:
-            executor = Executor(self.pool, retry=retry, on_attempt=sink)
-        elif sink is not None:
-            executor.on_attempt = sink
-        self.executor = executor
+        self.executor = executor or Executor(self.pool, retry=retry)
 
     async def aclose(self) -> None:
         await self.pool.aclose()
@@ -156,6 +152,7 @@ class Runner:
                     run_id=run_id,
                     tags=tags,
                     budget=budget,
+                    sink=self.sink,
                 )
             )
             running[asyncio.ensure_future(coro)] = step_id
