@@ -95,6 +95,7 @@ async def _stream(
     stream = engine.stream(incoming.request.messages, **options)
     encoder = ChunkEncoder(f"chatcmpl-{run_id}", route.label, include_usage=incoming.include_usage)
     response: web.StreamResponse | None = None
+    end: StreamEnd | None = None
     events = aiter(stream)
     try:
         async for event in events:
@@ -105,12 +106,16 @@ async def _stream(
             if response is None:
                 response = await _start_stream(request, route, run_id)
             if isinstance(event, StreamEnd):
-                encoder.model = event.model or encoder.model
-                answer = stream.answer
-                cost = answer.cost if answer is not None else Decimal(0)
-                await response.write(encoder.end(event, cost))
+                end = event  # written once the façade has the answer's cost
             else:
                 await response.write(encoder.delta(event))
+        else:
+            if end is not None and response is not None:
+                answer = stream.answer
+                if answer is not None:
+                    encoder.model = answer.model or encoder.model
+                cost = answer.cost if answer is not None else Decimal(0)
+                await response.write(encoder.end(end, cost))
     except TurnoutError as exc:
         reply = (
             failures.unusable(exc) if isinstance(exc, ConfigError) else failures.from_failure(exc)
