@@ -52,7 +52,8 @@ STREAM_BODY = json.dumps(
         "stream_options": {"include_usage": True},
     }
 ).encode()
-HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
+MASTER_KEY = "sk-bench-0123456789abcdef0123456789abcdef"  # LiteLLM refuses to start without one
+HEADERS = {"content-type": "application/json", "authorization": f"Bearer {MASTER_KEY}"}
 SENT: dict[str, int] = {}  # answered requests per URL (turnout's must all be traced)
 
 
@@ -177,6 +178,7 @@ class Servers:
                 f"      model: openai/bench-model\n      api_base: {upstream}\n"
                 "      api_key: sk-bench\n"
                 "litellm_settings: {drop_params: true, telemetry: false}\n"
+                f"general_settings: {{master_key: {MASTER_KEY}}}\n"
             )
             port = free_port()
             cmd = [self.litellm, "--config", str(lite), "--port", str(port), "--num_workers", "1"]
