@@ -237,8 +237,8 @@ async def test_client_disconnect_cancels_upstream(tmp_path: Path) -> None:
                 await asyncio.sleep(0.05)
             assert slow.hangups == 1  # the upstream stream was closed, long before its end
         with sqlite3.connect(tmp_path / "t.db") as conn:
-            (status,) = conn.execute("select status from attempts").fetchone()
-        assert status != "ok"
+            row = conn.execute("select status, error_class, output_tokens from attempts").fetchone()
+        assert row[:2] == ("error", "abandoned") and row[2] > 0  # charged for what it streamed
 
 
 # -- sync SDK and curl ----------------------------------------------------------------------------
