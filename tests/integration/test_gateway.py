@@ -163,6 +163,24 @@ async def test_stream_cut_is_continued_on_the_next_model(
     assert continuation[-2]["role"] == "assistant" and continuation[-1]["role"] == "user"
 
 
+async def test_ab_sticks_by_user_and_cascade_escalates(
+    client: openai.AsyncOpenAI, upstream: FakeOpenAI
+) -> None:
+    for user in ("u-1", "u-2", "u-3", "u-4"):
+        first = await client.chat.completions.create(model="split", messages=USER, user=user)  # type: ignore[arg-type]
+        again = await client.chat.completions.create(model="split", messages=USER, user=user)  # type: ignore[arg-type]
+        assert first.model == again.model
+    upstream.requests.clear()
+    ask: Any = [{"role": "user", "content": "escalate this"}]
+    raw = await client.chat.completions.with_raw_response.create(model="escalate", messages=ask)
+    assert raw.parse().model == "large" and raw.parse().choices[0].message.content == FULL
+    assert [r.model for r in upstream.requests] == ["small-1", "large-1"]
+    assert raw.headers["x-turnout-attempts"] == "2"
+    stream = await client.chat.completions.create(model="escalate", messages=ask, stream=True)
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == FULL  # the rejected cheap answer never reached the client
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 

@@ -23,8 +23,9 @@ def reply(body: Mapping[str, Any]) -> str:
     partial = next((m.get("content") or "" for m in messages if m.get("role") == "assistant"), None)
     if partial is not None and FULL.startswith(partial):
         return FULL[len(partial) :]
-    last = messages[-1].get("content") if messages else ""
-    return FULL if "echo" not in str(last) else str(last)
+    if body.get("model") == "small-1" and "escalate" in str(messages[-1].get("content")):
+        return "short"  # too short for the cascade's quality bar: escalated
+    return FULL
 
 
 def gateway_settings(base_url: str, **gateway: Any) -> Settings:
@@ -56,6 +57,8 @@ def gateway_settings(base_url: str, **gateway: Any) -> Settings:
         "throttled": {"kind": "static", "model": "limited"},
         "doomed": {"kind": "static", "model": "broken"},
         "cheap": {"kind": "static", "model": "small"},
+        "split": {"kind": "ab", "key": "user", "variants": {"small": 1, "large": 1}},
+        "escalate": {"kind": "cascade", "models": ["small", "large"], "quality": {"min_chars": 30}},
     }
     executor = {
         "retries": {"max_attempts": 1, "base_delay_s": 0.01, "max_delay_s": 0.02},
