@@ -15,7 +15,8 @@ Each server is one process, one worker. Figures, medians over ``--rounds``:
 * concurrency 1: JSON latency p50 / p99 and the added p50 / p99 over direct;
   a 32-chunk stream's total time and time to first byte (TTFB), added over direct;
 * concurrency 16: JSON requests/s and streams/s;
-* peak RSS of each server process (VmHWM) after the load;
+* peak RSS of each server process (VmHWM) after the load, and its CPU time per request
+  answered (JSON and streams together): the figure a loaded, shared machine bends least;
 * for turnout: trace rows (runs) against requests sent.
 
     .venv/bin/python benchmarks/gateway_overhead.py [--requests 1000] [--seconds 5]
@@ -128,6 +129,18 @@ def peak_rss_mb(pid: int) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process and its children so far."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -306,6 +319,8 @@ async def measure(servers: Servers, n: int, seconds: float, rounds: int) -> dict
         row["added_stream_p50_ms"] = row["stream_p50_ms"] - base["stream_p50_ms"]
         row["added_ttfb_p50_ms"] = row["ttfb_p50_ms"] - base["ttfb_p50_ms"]
         row["peak_rss_mb"] = peak_rss_mb(servers.procs[name].pid)
+        served = SENT.get(urls[name] + "/chat/completions", 0)
+        row["cpu_ms_per_request"] = cpu_seconds(servers.procs[name].pid) * 1000 / max(1, served)
         row["startup_s"] = servers.startup_s[name]
     return merged
 
@@ -338,6 +353,7 @@ def main() -> None:
     shutil.rmtree(servers.tmp, ignore_errors=True)
     cols = ["json_p50_ms", "added_json_p50_ms", "added_json_p99_ms", "added_stream_p50_ms"]
     cols += ["added_ttfb_p50_ms", "json_rps_c16", "streams_per_s_c16", "peak_rss_mb"]
+    cols += ["cpu_ms_per_request"]
     print(f"{'target':<12}" + "".join(f"{c:>20}" for c in cols))
     for name, row in results.items():
         print(f"{name:<12}" + "".join(f"{row[c]:20.3f}" for c in cols))
