@@ -26,6 +26,7 @@ from turnout.errors import (
 from turnout.execution.budget import Budget, estimate_cost
 from turnout.execution.cache.answer import CachedAnswer
 from turnout.execution.retry import RetryPolicy
+from turnout.execution.speed import SpeedBoard
 from turnout.providers.pool import ModelPool
 from turnout.tracing.records import AttemptRecord, AttemptStatus
 from turnout.types import ChatRequest, ChatResponse, Decision, Usage
@@ -114,6 +115,7 @@ class AttemptRunner:
         self.caches = caches
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self.speeds = SpeedBoard()  # observed speed per model (build_executor may share it)
 
     async def call(
         self, ledger: Ledger, model: str, request: ChatRequest, *, attempts: int | None = None
@@ -246,6 +248,9 @@ class AttemptRunner:
         ledger.release_hold()
         if ledger.budget is not None:
             ledger.budget.charge(ledger.step_id, cost)
+        if status == "ok" and cache is None:
+            self.speeds.observe(model, latency, response.ttft_s if response else None,
+                                usage.output_tokens, started_at + latency)  # fmt: skip
         d = ledger.decision
         ledger.attempts.append(
             AttemptRecord(

@@ -52,7 +52,7 @@ from turnout.execution.budget import Budget
 from turnout.execution.quality import QualityCheck
 from turnout.execution.retry import RetryPolicy
 from turnout.execution.vote import Ballot, classification_like, majority
-from turnout.policies.base import HEALTHY, PoolHealth
+from turnout.policies.base import PoolHealth
 from turnout.providers.pool import ModelPool
 from turnout.tracing.records import AttemptRecord
 from turnout.types import ChatRequest, ChatResponse, Decision, Message
@@ -127,10 +127,12 @@ class Executor:
         )  # fmt: skip
 
     async def health(self) -> PoolHealth:
-        """What policies may know of the pool now: models whose breaker is open."""
+        """What policies may know of the pool now: models whose breaker is open, and the
+        observed speed per model."""
+        speeds = self.runner.speeds.snapshot()
         if self.breakers is None:
-            return HEALTHY
-        return PoolHealth(await self.breakers.unavailable())
+            return PoolHealth(speeds=speeds)
+        return PoolHealth(await self.breakers.unavailable(), speeds)
 
     async def execute(
         self,

@@ -9,12 +9,15 @@
       cache:
         exact:    {enabled: true, ttl_s: 3600, max_entries: 10000}
         semantic: {enabled: false, threshold: 0.92, ttl_s: 3600, engine: auto, threads: 1}
-      state: memory            # or redis: breaker state and caches shared by every replica
+      speed:    {alpha: 0.2, seed_window_s: 86400, seed_limit: 2000, flush_s: 0.5}
+      state: memory            # or redis: breaker state, caches and speeds shared by every replica
       redis_url: redis://127.0.0.1:6379/0
       redis_prefix: turnout
 
-With ``state: redis`` one Redis connection pool serves the breakers and the
-caches; :meth:`Resources.aclose` closes it with the providers.
+With ``state: redis`` one Redis connection pool serves the breakers, the caches and
+the speed estimates; :meth:`Resources.aclose` flushes the estimates and closes it.
+Given the trace store, the speed estimates are seeded from its recent successful
+attempts (:func:`~turnout.execution.speed.seed_from_store`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from turnout.execution.attempts import ResponseCache, Timeouts
 from turnout.execution.breaker import BreakerBoard, BreakerConfig
 from turnout.execution.executor import AttemptSink, Executor
 from turnout.execution.retry import RetryPolicy
+from turnout.execution.speed import SpeedBoard, seed_from_store
 from turnout.providers.pool import ModelPool
+from turnout.tracing.store import TraceStore
 
 
 @dataclass(slots=True)
@@ -49,9 +54,11 @@ def build_executor(
     pool: ModelPool | None = None,
     on_attempt: AttemptSink | None = None,
     use_cache: bool = True,
+    store: TraceStore | None = None,
 ) -> tuple[Executor, Resources]:
     """The executor the config describes. ``use_cache=False`` leaves the caches out
-    (``turnout bench`` does, so repeated runs measure the models, not the cache)."""
+    (``turnout bench`` does, so repeated runs measure the models, not the cache);
+    ``store`` seeds the speed estimates."""
     cfg: Mapping[str, Any] = settings.executor
     pool = pool or ModelPool(settings)
     resources = Resources()
@@ -73,7 +80,30 @@ def build_executor(
         pool, retry=retry, timeouts=timeouts, on_attempt=on_attempt, breakers=breakers,
         caches=caches,
     )  # fmt: skip
+    executor.runner.speeds = _speeds(cfg.get("speed") or {}, redis, prefix, resources, store)
     return executor, resources
+
+
+def _speeds(
+    s: Mapping[str, Any], redis: Any, prefix: str, resources: Resources, store: TraceStore | None
+) -> SpeedBoard:
+    alpha = float(s.get("alpha", 0.2))
+    board: SpeedBoard
+    if redis is None:
+        board = SpeedBoard(alpha=alpha)
+    else:
+        from turnout.execution.speed_redis import RedisSpeedBoard
+
+        board = RedisSpeedBoard(
+            redis, prefix=f"{prefix}:speed", alpha=alpha, flush_s=float(s.get("flush_s", 0.5))
+        )
+        resources.closers.insert(0, board)  # flushed before the client closes
+    if store is not None:
+        seed_from_store(
+            board, store, window_s=float(s.get("seed_window_s", 86400.0)),
+            limit=int(s.get("seed_limit", 2000)),
+        )  # fmt: skip
+    return board
 
 
 def _redis(cfg: Mapping[str, Any], resources: Resources) -> Any:

@@ -48,6 +48,7 @@ from typing import Any
 
 from turnout.config.settings import Settings
 from turnout.policies.base import HEALTHY, PoolHealth, RequestContext
+from turnout.policies.speed import FastestRule
 from turnout.policies.textscan import (
     SCAN_CHARS,
     KeywordSet,
@@ -57,7 +58,6 @@ from turnout.policies.textscan import (
     last_user_text,
     window,
 )
-from turnout.policies.speed import FastestRule
 from turnout.policies.tiers import Choice, TierChooser, prefer_list, within_tier_speed
 from turnout.types import Decision, Tier
 

@@ -125,9 +125,7 @@ class TierChooser:
             return self._sensitive
         return None
 
-    def choose(
-        self, tier: Tier, health: PoolHealth, ctx: RequestContext | None = None
-    ) -> Choice:
+    def choose(self, tier: Tier, health: PoolHealth, ctx: RequestContext | None = None) -> Choice:
         """The model (or fallback chain) for ``tier`` under ``health``; ``ctx`` marks a
         latency-sensitive request (and keys the exploration draw)."""
         rule = self.speed_rule(ctx)
