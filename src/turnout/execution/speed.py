@@ -27,8 +27,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
+from typing import NamedTuple
 
 from turnout.errors import StoreError
 from turnout.policies.speed import NO_SPEEDS, SpeedEstimate, SpeedSnapshot
@@ -39,9 +39,9 @@ log = logging.getLogger("turnout.speed")
 DEFAULT_ALPHA = 0.2
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One successful attempt's timing, as recorded (and as shared through Redis)."""
+class Sample(NamedTuple):
+    """One successful attempt's timing, as recorded (and as shared through Redis). A named
+    tuple, not a dataclass: one is made per attempt, on the hot path."""
 
     model: str
     ttft_s: float
@@ -81,8 +81,7 @@ class SpeedBoard:
         self.alpha = alpha
         self._cells: dict[str, _Cell] = {}
         self._lock = threading.Lock()
-        self._version = 0
-        self._built = -1
+        self._dirty: set[str] = set()
         self._estimates: Mapping[str, SpeedEstimate] = NO_SPEEDS.estimates
 
     # -- recording (the hot path) ---------------------------------------------------------
@@ -91,23 +90,29 @@ class SpeedBoard:
         self, model: str, latency_s: float, ttft_s: float | None, output_tokens: int, at: float
     ) -> None:
         """Record one successful attempt (``at``: epoch seconds it ended)."""
-        self.add(sample_of(model, latency_s, ttft_s, output_tokens, at))
+        if ttft_s is None:
+            self.add(Sample(model, latency_s, None, at))
+        else:
+            per = (latency_s - ttft_s) / (output_tokens - 1) if output_tokens > 1 else None
+            self.add(Sample(model, ttft_s, None if per is None else max(per, 0.0), at))
 
     def add(self, s: Sample) -> None:
-        a = self.alpha
+        """Fold one sample into its model's estimate."""
+        model, ttft, per, at = s
         with self._lock:
-            cell = self._cells.get(s.model)
+            cell = self._cells.get(model)
             if cell is None:
-                self._cells[s.model] = _Cell(s.ttft_s, s.per_token_s, 1, s.at)
+                self._cells[model] = _Cell(ttft, per, 1, at)
             else:
-                cell.ttft += a * (s.ttft_s - cell.ttft)
-                if s.per_token_s is not None:
+                a = self.alpha
+                cell.ttft += a * (ttft - cell.ttft)
+                if per is not None:
                     p = cell.per_token
-                    cell.per_token = s.per_token_s if p is None else p + a * (s.per_token_s - p)
+                    cell.per_token = per if p is None else p + a * (per - p)
                 cell.samples += 1
-                if s.at > cell.updated_at:
-                    cell.updated_at = s.at
-            self._version += 1
+                if at > cell.updated_at:
+                    cell.updated_at = at
+            self._dirty.add(model)
 
     def seed(self, samples: Iterable[Sample]) -> int:
         """Replay samples (oldest first) into the local estimates; returns how many."""
@@ -122,21 +127,21 @@ class SpeedBoard:
         with self._lock:
             for model, e in estimates.items():
                 self._cells[model] = _Cell(e.ttft_s, e.per_token_s, e.samples, e.updated_at)
-            self._version += 1
+            self._dirty.update(estimates)
 
     # -- reading --------------------------------------------------------------------------
 
     def snapshot(self) -> SpeedSnapshot:
-        """Every model's estimate now, read-only."""
-        if self._built != self._version:
+        """Every model's estimate now, read-only; only the models that changed since the
+        last snapshot are copied anew."""
+        if self._dirty:
             with self._lock:
-                self._estimates = MappingProxyType(
-                    {
-                        m: SpeedEstimate(c.ttft, c.per_token, c.samples, c.updated_at)
-                        for m, c in self._cells.items()
-                    }
-                )
-                self._built = self._version
+                fresh = dict(self._estimates)
+                for m in self._dirty:
+                    c = self._cells[m]
+                    fresh[m] = SpeedEstimate(c.ttft, c.per_token, c.samples, c.updated_at)
+                self._dirty.clear()
+                self._estimates = MappingProxyType(fresh)
         return SpeedSnapshot(self._estimates, time.time())
 
     async def aclose(self) -> None:
