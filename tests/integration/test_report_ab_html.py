@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-
 from tests.integration.test_report_html import (
     colours,
     count_near,
@@ -16,6 +15,7 @@ from tests.integration.test_report_html import (
     render,
 )
 from tests.unit.reports.test_ab import seed
+
 from turnout.cli.main import cli
 from turnout.reports.svg import POLICY_COLORS
 from turnout.tracing.sqlite import SQLiteStore
