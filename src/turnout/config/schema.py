@@ -143,23 +143,41 @@ class PreferSchema(_Strict):
     prefer: list[str] = Field(min_length=1)
 
 
-class _WithinTierSchema(_Strict):
-    """How a model is chosen inside a tier: cheapest healthy, or a preference order."""
+class SpeedRuleSchema(_Strict):
+    """How ``fastest`` ranks by observed speed (see :mod:`turnout.policies.speed`)."""
 
-    within_tier: Literal["cheapest", "prefer"] | PreferSchema | None = None
+    metric: Literal["ttft", "per_token", "total"] = "ttft"
+    explore: float = Field(default=0.05, ge=0, le=1)
+    min_samples: int = Field(default=3, ge=0)
+    stale_s: PositiveFloat = 300.0
+    default_tokens: PositiveInt = 256
+
+
+class _WithinTierSchema(_Strict):
+    """How a model is chosen inside a tier: cheapest healthy, a preference order, or the
+    fastest by observed speed (tuned by ``fastest:``)."""
+
+    within_tier: Literal["cheapest", "prefer", "fastest"] | PreferSchema | None = None
     prefer: list[str] | None = None
     fallback: bool = False
+    fastest: SpeedRuleSchema | None = None
 
     @field_validator("within_tier", mode="before")
     @classmethod
     def _within_tier(cls, value: Any) -> Any:
-        if value is None or value in ("cheapest", "prefer") or isinstance(value, dict):
+        if value is None or value in ("cheapest", "prefer", "fastest") or isinstance(value, dict):
             return value
-        raise ValueError(f"expected cheapest, prefer or {{prefer: [model, ...]}}, got {value!r}")
+        raise ValueError(
+            f"expected cheapest, prefer, fastest or {{prefer: [model, ...]}}, got {value!r}"
+        )
 
     @model_validator(mode="after")
     def _one_rule(self) -> _WithinTierSchema:
         w, prefer = self.within_tier, self.prefer
+        if self.fastest is not None and w != "fastest":
+            raise ValueError("fastest: options are given but within_tier is not fastest")
+        if w == "fastest" and prefer:
+            raise ValueError("within_tier is fastest but a prefer list is given")
         if isinstance(w, PreferSchema) and prefer is not None:
             raise ValueError("give prefer either at the top or under within_tier, not both")
         if w == "cheapest" and prefer:
@@ -336,6 +354,25 @@ class EnsemblePolicySchema(_Strict):
         return self
 
 
+class FastestPolicySchema(SpeedRuleSchema):
+    kind: Literal["fastest"]
+    models: list[str] | None = Field(default=None, min_length=1)
+    tier: TierName | None = None
+    fallback: bool = False
+
+    @model_validator(mode="after")
+    def _models_or_tier(self) -> FastestPolicySchema:
+        if self.models is not None and self.tier is not None:
+            raise ValueError("give either models or tier, not both")
+        return self
+
+
+class WorkflowPolicySchema(_WithinTierSchema):
+    """``kind: workflow``: the workflow's own routing, with its in-tier rule."""
+
+    kind: Literal["workflow"]
+
+
 class ABPolicySchema(_Strict):
     kind: Literal["ab"]
     key: str = "user"
@@ -359,6 +396,8 @@ PolicySchema = Annotated[
     | CascadePolicySchema
     | FallbackPolicySchema
     | EnsemblePolicySchema
+    | FastestPolicySchema
+    | WorkflowPolicySchema
     | ABPolicySchema,
     Field(discriminator="kind"),
 ]
@@ -413,12 +452,22 @@ class CacheSchema(_Strict):
     semantic: SemanticCacheSchema = Field(default_factory=SemanticCacheSchema)
 
 
+class SpeedSchema(_Strict):
+    """Observed speed per model (:mod:`turnout.execution.speed`)."""
+
+    alpha: float = Field(default=0.2, gt=0, le=1)
+    seed_window_s: float = Field(default=86400.0, ge=0)
+    seed_limit: int = Field(default=2000, ge=0)
+    flush_s: PositiveFloat = 0.5
+
+
 class ExecutorSchema(_Strict):
     retries: RetrySchema = Field(default_factory=RetrySchema)
     timeouts: ExecTimeoutsSchema = Field(default_factory=ExecTimeoutsSchema)
     breaker: BreakerSchema = Field(default_factory=BreakerSchema)
     cache: CacheSchema | None = None
     state: Literal["memory", "redis"] = "memory"
+    speed: SpeedSchema = Field(default_factory=SpeedSchema)
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "turnout"
     # what a stream does when it breaks after tokens reached the caller
