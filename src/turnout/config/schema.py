@@ -1,13 +1,15 @@
 """Pydantic schemas for ``turnout.yaml``: validation at the edge, nothing else.
 
 The loader turns these into the frozen dataclasses of :mod:`turnout.config.settings`.
-Policy kinds are validated here too, each by its own schema, discriminated by ``kind``.
+A policy or provider entry is a ``kind`` and that kind's options: the loader looks the
+kind up in its registry (:mod:`turnout.config.kinds`, plugins' kinds included) and
+validates the options with the kind's own schema; the built-in kinds' schemas are here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -31,23 +33,34 @@ class TimeoutsSchema(_Strict):
 
 
 class OpenAIProviderSchema(_Strict):
-    kind: Literal["openai"]
+    """Options of ``kind: openai`` (``timeouts`` is read for every provider kind)."""
+
     base_url: str
     api_key_env: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    timeouts: TimeoutsSchema = Field(default_factory=TimeoutsSchema)
     max_connections: PositiveInt = 100
 
 
 class LocalProviderSchema(_Strict):
-    kind: Literal["local"]
     cache_dir: str | None = None
     context_size: PositiveInt = 4096
     threads: PositiveInt | None = None
+
+
+class KindEntrySchema(BaseModel):
+    """A policy entry: its ``kind`` and that kind's options (checked by the kind's schema)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ProviderEntrySchema(KindEntrySchema):
+    """A provider entry: its ``kind``, ``timeouts`` (every kind) and the kind's options."""
+
     timeouts: TimeoutsSchema = Field(default_factory=TimeoutsSchema)
-
-
-ProviderSchema = Annotated[OpenAIProviderSchema | LocalProviderSchema, Field(discriminator="kind")]
 
 
 class PriceSchema(_Strict):
@@ -68,12 +81,10 @@ class ModelSchema(_Strict):
 
 
 class StaticPolicySchema(_Strict):
-    kind: Literal["static"]
     model: str
 
 
 class PerStepPolicySchema(_Strict):
-    kind: Literal["per_step"]
     default: str
     steps: dict[str, str] = Field(default_factory=dict)
 
@@ -188,7 +199,6 @@ class _WithinTierSchema(_Strict):
 
 
 class RulesPolicySchema(_WithinTierSchema):
-    kind: Literal["rules"]
     must_stay_frontier: list[WhenSchema] = Field(default_factory=list)
     rules: list[RuleSchema] = Field(default_factory=list)
     default: TierName = "standard"
@@ -256,7 +266,6 @@ class LevelsSchema(_Strict):
 
 
 class ComplexityPolicySchema(_WithinTierSchema):
-    kind: Literal["complexity"]
     signals: ComplexitySignalsSchema = Field(default_factory=ComplexitySignalsSchema)
     keywords: list[str] | None = None
     extra_keywords: list[str] = Field(default_factory=list)
@@ -312,7 +321,6 @@ class TaskKeywordsSchema(_Strict):
 
 
 class TaskTypePolicySchema(_WithinTierSchema):
-    kind: Literal["task_type"]
     types: TaskTypesSchema = Field(default_factory=TaskTypesSchema)
     default: TaskTargetSchema = Field(default_factory=TaskTargetSchema)
     keywords: TaskKeywordsSchema = Field(default_factory=TaskKeywordsSchema)
@@ -330,19 +338,16 @@ class QualitySchema(_Strict):
 
 
 class CascadePolicySchema(_Strict):
-    kind: Literal["cascade"]
     models: list[str] = Field(min_length=2)
     quality: QualitySchema = Field(default_factory=QualitySchema)
 
 
 class FallbackPolicySchema(_Strict):
-    kind: Literal["fallback"]
     models: list[str] = Field(min_length=1)
     on_content_filter: str | None = None
 
 
 class EnsemblePolicySchema(_Strict):
-    kind: Literal["ensemble"]
     models: list[str] = Field(min_length=2)
     mode: Literal["auto", "vote", "first_passing", "judge"] = "auto"
     judge: str | None = None
@@ -355,7 +360,6 @@ class EnsemblePolicySchema(_Strict):
 
 
 class FastestPolicySchema(SpeedRuleSchema):
-    kind: Literal["fastest"]
     models: list[str] | None = Field(default=None, min_length=1)
     tier: TierName | None = None
     fallback: bool = False
@@ -370,11 +374,8 @@ class FastestPolicySchema(SpeedRuleSchema):
 class WorkflowPolicySchema(_WithinTierSchema):
     """``kind: workflow``: the workflow's own routing, with its in-tier rule."""
 
-    kind: Literal["workflow"]
-
 
 class ABPolicySchema(_Strict):
-    kind: Literal["ab"]
     key: str = "user"
     variants: dict[str, float] = Field(min_length=1)
     salt: str | None = None
@@ -385,22 +386,6 @@ class ABPolicySchema(_Strict):
         if any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
             raise ValueError("weights must be non-negative and add up to more than 0")
         return value
-
-
-PolicySchema = Annotated[
-    StaticPolicySchema
-    | PerStepPolicySchema
-    | RulesPolicySchema
-    | ComplexityPolicySchema
-    | TaskTypePolicySchema
-    | CascadePolicySchema
-    | FallbackPolicySchema
-    | EnsemblePolicySchema
-    | FastestPolicySchema
-    | WorkflowPolicySchema
-    | ABPolicySchema,
-    Field(discriminator="kind"),
-]
 
 
 # -- executor: retries, timeouts, breaker, cache -------------------------------------------
@@ -475,9 +460,9 @@ class ExecutorSchema(_Strict):
 
 
 class SettingsSchema(_Strict):
-    providers: dict[str, ProviderSchema]
+    providers: dict[str, ProviderEntrySchema]
     models: dict[str, ModelSchema]
-    policies: dict[str, PolicySchema] = Field(default_factory=dict)
+    policies: dict[str, KindEntrySchema] = Field(default_factory=dict)
     storage: str | None = None
     executor: ExecutorSchema = Field(default_factory=ExecutorSchema)
     gateway: dict[str, Any] | None = None
