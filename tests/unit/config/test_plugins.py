@@ -17,6 +17,7 @@ import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,7 @@ def plugin(plugin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     saved = [(r, dict(r._kinds), r._scanned) for r in (POLICIES, PROVIDERS, CHECKS)]
     monkeypatch.syspath_prepend(str(plugin_dir))
     for registry in (POLICIES, PROVIDERS, CHECKS):
-        registry._scanned = False  # entry points are read once per process
+        registry.rescan()  # entry points are read once per process: again, with the plugin
     yield plugin_dir
     for registry, kinds, scanned in saved:
         registry._kinds, registry._scanned = kinds, scanned
@@ -193,9 +194,9 @@ def test_plugin_check_from_workflow_yaml(plugin: Path) -> None:
         ),
     ],
 )
-def test_a_bad_plugin_check_is_one_line(plugin: Path, entry: object, expected: str) -> None:
+def test_a_bad_plugin_check_is_one_line(plugin: Path, entry: Any, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
-        build_checks([entry], where_prefix="step 'reply': checks", file="support.yaml")  # type: ignore[list-item]
+        build_checks([entry], where_prefix="step 'reply': checks", file="support.yaml")
     assert str(info.value).startswith(expected)
     assert "\n" not in str(info.value)
 
@@ -235,3 +236,41 @@ def test_turnout_run_uses_the_plugins_kinds(plugin_dir: Path, tmp_path: Path) ->
         ("starts_with[echo: dear]", True),
         ("starts_with[nope]", False),
     ]
+
+
+def test_entry_points_are_read_once_and_only_for_an_unknown_kind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from turnout.config import kinds
+
+    calls: list[str] = []
+
+    def entry_points(group: str) -> list[Any]:
+        calls.append(group)
+        return []
+
+    monkeypatch.setattr(kinds, "entry_points", entry_points)
+    registry = kinds.Registry("turnout.tests", "test", {"a": kinds.Kind("json:dumps")})
+    assert registry.get("a").factory()({"x": 1}) == '{"x": 1}'
+    assert calls == []
+    for _ in range(2):
+        with pytest.raises(ConfigError, match=r"unknown test kind 'b' \(known: a\)"):
+            registry.get("b", file="f.yaml", field="things.b.kind")
+    assert calls == ["turnout.tests"]
+
+
+def test_importing_turnout_reads_no_entry_points() -> None:
+    code = (  # (pydantic reads its own group when the first model is made)
+        "import importlib.metadata as m, sys\n"
+        "real = m.entry_points\n"
+        "def entry_points(group):\n"
+        "    if group.startswith('turnout'): sys.exit('entry points read: ' + group)\n"
+        "    return real(group=group)\n"
+        "m.entry_points = entry_points\n"
+        "import turnout, turnout.config, turnout.plugins, turnout.policies, turnout.checks\n"
+        "from turnout.config import settings_from_dict\n"
+        "settings_from_dict({'providers': {'h': {'kind': 'openai', 'base_url': 'http://x/v1'}},"
+        " 'models': {}, 'policies': {}})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
