@@ -50,6 +50,14 @@ Reply = str | Callable[[Mapping[str, Any]], str]
 
 FAULT_HEADER = "x-fake-fault"
 _MALFORMED_BODY = b'{"id": "chatcmpl-fake", "choices": [{"index": 0, "message": '
+_ERROR_IN_200 = {
+    "error": {
+        "message": "The server had an error while processing your request.",
+        "type": "server_error",
+        "param": None,
+        "code": "server_error",
+    }
+}
 _MALFORMED_FRAME = b'data: {"id": "chatcmpl-fake", "choices": [{"delta": {"content": "oo\n\n'
 
 
@@ -256,6 +264,8 @@ class FakeOpenAI:
             return await self._stream(request, body, fault)
         if fault.kind == "malformed_json":
             return web.Response(body=_MALFORMED_BODY, content_type="application/json")
+        if fault.kind == "error_in_200":
+            return _json(200, _ERROR_IN_200)
         payload = json.dumps(self._completion(body, fault)).encode()
         if fault.kind == "cut":
             return await _cut_body(request, payload)
@@ -317,6 +327,10 @@ class FakeOpenAI:
                     await asyncio.sleep(fault.seconds)
                 if fault.kind in ("malformed_sse", "malformed_json"):
                     frame = _MALFORMED_FRAME
+                if fault.kind == "error_in_200":
+                    await response.write(b"data: " + json.dumps(_ERROR_IN_200).encode() + b"\n\n")
+                    await response.write_eof()
+                    return response
             await response.write(frame)
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
