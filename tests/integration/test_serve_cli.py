@@ -82,6 +82,7 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
             time.sleep(0.4)  # the request is in flight (the upstream takes 1 s)
             proc.send_signal(signal.SIGTERM)
             worker.join(10)
+            client.close()
             assert answers == [FULL]
             _, err = proc.communicate(timeout=10)
             assert proc.returncode == 0

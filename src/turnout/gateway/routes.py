@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -31,6 +30,7 @@ from turnout.gateway.replies import ChunkEncoder, answer_headers, completion_bod
 from turnout.types import StreamEnd
 from turnout.wire.jsonio import encode, load_json
 from turnout.wire.requests import IncomingRequest, WireError, decode_request
+from turnout.workflows.runner import new_run_id
 
 log = logging.getLogger("turnout.gateway")
 
@@ -57,7 +57,7 @@ def error_response(reply: ErrorReply, run_id: str | None = None) -> web.Response
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     settings, config = request.app[SETTINGS], request.app[CONFIG]
-    run_id = uuid.uuid4().hex
+    run_id = new_run_id()  # the trace's run id, sortable by time
     try:
         raw = await _read_body(request, config.max_body_bytes)
         incoming = decode_request(_parse(raw))
