@@ -36,7 +36,7 @@ from turnout.execution.ledger import Execution
 from turnout.execution.run import StreamCutRule
 from turnout.execution.setup import Resources, build_executor
 from turnout.execution.stream_cut import Restart
-from turnout.policies.base import HEALTHY, Policy, PoolHealth, RequestContext
+from turnout.policies.base import HEALTHY, Latency, Policy, PoolHealth, RequestContext
 from turnout.policies.registry import build_policy
 from turnout.tracing.records import AttemptRecord, RunRecord, TraceRecord
 from turnout.tracing.store import TraceStore
@@ -222,7 +222,8 @@ class Turnout:
     async def chat(self, messages: Iterable[MessageLike], **options: Any) -> Answer:
         """One request, decided by ``policy`` (or exactly ``model``) and traced as a
         one-step run. Options: ``policy``, ``model``, ``tags``, ``step``, ``workflow``,
-        ``session``, ``annotation``, ``run_id``, ``budget`` and the request's own
+        ``session``, ``annotation``, ``latency`` (``sensitive``: the fastest model inside
+        a tier), ``run_id``, ``budget`` and the request's own
         ``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed``, ``tools``,
         ``tool_choice``, ``response_format``, ``extra``."""
         call, budget = await self._prepare(messages, options)
@@ -251,6 +252,7 @@ class Turnout:
         step = options.pop("step", None) or CHAT
         workflow = options.pop("workflow", None) or CHAT
         annotation = options.pop("annotation", None)
+        latency: Latency = "sensitive" if options.pop("latency", None) == "sensitive" else "normal"
         budget = options.pop("budget", None)
         model = options.pop("model", None)
         name = options.pop("policy", None)
@@ -268,7 +270,7 @@ class Turnout:
             policy = self.policy(name)
             ctx = RequestContext(
                 messages=msgs, step_id=step, workflow=workflow, annotation=annotation,
-                tags=tags, max_tokens=request.max_tokens,
+                tags=tags, max_tokens=request.max_tokens, latency=latency,
             )  # fmt: skip
             decision = policy.decide(ctx, await self.executor.health())
             for m in decision.models:

@@ -156,14 +156,12 @@ def _options(
     incoming: IncomingRequest, route: Route, ctx: CallContext, run_id: str
 ) -> dict[str, Any]:
     """The façade's options: routing context, run id and the request's own fields."""
-    tags = dict(ctx.tags)
-    if ctx.latency:
-        tags["latency"] = ctx.latency
     r = incoming.request
     return {
         "policy": route.policy,
         "model": route.model,
-        "tags": tags,
+        "tags": dict(ctx.tags),
+        "latency": ctx.latency,
         "step": ctx.step,
         "workflow": ctx.workflow,
         "session": ctx.session,
