@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,19 @@ import click
 from turnout.errors import ConfigError
 
 
-def parse_inputs(pairs: Iterable[str]) -> dict[str, Any]:
+class CLIError(click.ClickException):
+    """A one-line ``error: ...`` on stderr and exit 2: the one error style of every command
+    (also when a command is invoked on its own, as tests do)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+def parse_inputs(pairs: Iterable[str], option: str = "--input") -> dict[str, Any]:
     """``KEY=VALUE`` pairs; ``KEY=@file`` reads the value from a file;
-    ``KEY:=JSON`` parses the value as JSON."""
+    ``KEY:=JSON`` parses the value as JSON. Errors name ``option``."""
     out: dict[str, Any] = {}
     for pair in pairs:
         if ":=" in pair and pair.index(":=") < pair.index("=") + 1:
@@ -22,17 +33,17 @@ def parse_inputs(pairs: Iterable[str]) -> dict[str, Any]:
             try:
                 out[key.strip()] = json.loads(raw)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"--input {key}: invalid JSON ({exc.msg})") from None
+                raise ConfigError(f"{option} {key}: invalid JSON ({exc.msg})") from None
             continue
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--input {pair!r}: expected KEY=VALUE")
+            raise ConfigError(f"{option} {pair!r}: expected KEY=VALUE")
         if value.startswith("@"):
             path = Path(value[1:])
             try:
                 value = path.read_text("utf-8")
             except OSError:
-                raise ConfigError(f"--input {key}: cannot read {path}") from None
+                raise ConfigError(f"{option} {key}: cannot read {path}") from None
         out[key.strip()] = value
     return out
 
@@ -55,3 +66,26 @@ input_option = click.option(
     metavar="KEY=VALUE",
     help="A workflow input (repeatable). KEY=@file reads a file; KEY:=JSON parses JSON.",
 )
+
+
+class Money(click.ParamType):
+    """An amount of USD: a finite number, zero or more (``-1``, ``nan`` and ``inf`` are
+    usage errors, not caps)."""
+
+    name = "USD"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float) and math.isfinite(value) and value >= 0:
+            return value
+        try:
+            amount = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not an amount of USD", param, ctx)
+        if not math.isfinite(amount) or amount < 0:
+            self.fail(f"{value!r} is not an amount of USD (a finite number, 0 or more)", param, ctx)
+        return amount
+
+
+MONEY = Money()

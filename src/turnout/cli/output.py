@@ -44,12 +44,22 @@ def seconds(value: float | None) -> str:
 
 
 def checks_cell(step: StepResult) -> str:
+    """``3/5 ✗ contains_any[risk,pitfall] (none found of: risk, pitfall); ...``: each
+    failed check by what it looked for, and what was missing."""
     if not step.checks:
         return ""
     passed = sum(1 for c in step.checks if c.passed)
-    failed = [c.name for c in step.checks if not c.passed]
+    failed = [f"{c.name} ({c.detail})" if c.detail else c.name for c in step.checks if not c.passed]
     text = f"{passed}/{len(step.checks)}"
-    return text + (f" ✗ {', '.join(failed)}" if failed else " ✓")
+    return text + (f" ✗ {'; '.join(failed)}" if failed else " ✓")
+
+
+def model_cell(step: StepResult) -> str:
+    """The model a step ran on; ``code`` for a code step, ``skipped`` for a step that never
+    ran (an LLM step skipped because its input failed has no model)."""
+    if step.status == "skipped":
+        return "skipped"
+    return step.model or "code"
 
 
 def step_line(step: StepResult) -> str:
@@ -57,7 +67,7 @@ def step_line(step: StepResult) -> str:
     mark = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]"}[
         step.status
     ]
-    where = f"{step.model} ({step.tier})" if step.model else step.kind
+    where = f"{step.model} ({step.tier})" if step.model else model_cell(step)
     u = step.usage
     parts = [f"{mark} {step.step_id:<18} {where:<28} {seconds(step.latency_s):>8}"]
     if step.kind == "llm" and step.model:
@@ -89,7 +99,7 @@ def run_table(result: RunResult) -> Table:
     for s in result.steps:
         t.add_row(
             s.step_id,
-            s.model or "code",
+            model_cell(s),
             s.tier or "—",
             s.status,
             seconds(s.latency_s),

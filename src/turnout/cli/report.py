@@ -14,6 +14,7 @@ import click
 
 from turnout.bench.analysis import analyze
 from turnout.bench.data import load_bench_data
+from turnout.cli.common import CLIError
 from turnout.cli.traces import opened_store, store_option
 from turnout.errors import StoreError
 from turnout.reports import load_pricing, write_bench_report
@@ -49,9 +50,9 @@ def report_bench(
     try:
         db = sqlite_path_of(store_url)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CLIError(str(exc)) from None
     if db is not None and not db.exists():
-        raise click.ClickException(f"no bench {bench_id!r}: no trace store at {db}")
+        raise CLIError(f"no bench {bench_id!r}: no trace store at {db}")
     with opened_store(store_url) as store:
         data = load_bench_data(store, bench_id)
     analysis = analyze(data, baseline=baseline)
@@ -62,7 +63,7 @@ def report_bench(
     files = write_bench_report(analysis, pricing, html_out, bench=data.bench, png_dir=png_dir,
                                pngs=not no_png)  # fmt: skip
     if files.png_skipped and png_dir is not None:
-        raise click.ClickException(f"wrote {files.html}, but no PNGs: {files.png_skipped}")
+        raise CLIError(f"wrote {files.html}, but no PNGs: {files.png_skipped}")
     click.echo(f"report: {files.html}")
     for path in files.pngs:
         click.echo(f"chart:  {path}")

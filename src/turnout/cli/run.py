@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from turnout.cli.common import config_option, input_option, parse_inputs
+from turnout.cli.common import MONEY, config_option, input_option, parse_inputs
 from turnout.cli.output import (
     make_console,
     price_notes,
@@ -65,7 +65,7 @@ from turnout.workflows.runner import Runner
 @click.option(
     "--max-cost",
     "max_cost",
-    type=float,
+    type=MONEY,
     help="Refuse calls that would take the run past this many USD.",
 )
 def run_cmd(
@@ -86,7 +86,7 @@ def run_cmd(
     settings = load_settings(config_path)
     workflow = load_workflow(workflow_path)
     workflow = apply_overrides(workflow, parse_overrides(overrides, override_by, override_why))
-    run_tags = {k: str(v) for k, v in parse_inputs(tags).items()}
+    run_tags = {k: str(v) for k, v in parse_inputs(tags, "--tag").items()}
     budget = Budget(run_usd=to_decimal(max_cost)) if max_cost is not None else None
     policy = build_policy(policy_name, settings)
     check_against_pool(workflow, settings)

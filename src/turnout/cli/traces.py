@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from turnout.cli.common import CLIError
 from turnout.errors import StoreError
 from turnout.tracing import (
     AttemptRecord,
@@ -54,11 +55,11 @@ def opened_store(store_url: str | None) -> Iterator[TraceStore]:
     try:
         store = open_store(store_url)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CLIError(str(exc)) from None
     try:
         yield store
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CLIError(str(exc)) from None
     finally:
         store.close()
 
@@ -68,7 +69,7 @@ def _missing_sqlite_file(store_url: str | None) -> str | None:
     try:
         path = sqlite_path_of(store_url)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CLIError(str(exc)) from None
     return str(path) if path is not None and not path.exists() else None
 
 
@@ -121,11 +122,11 @@ def show_run(run_id: str, store_url: str | None, as_json: bool) -> None:
     """
     missing = _missing_sqlite_file(store_url)
     if missing is not None:
-        raise click.ClickException(f"no run {run_id!r}: no trace store at {missing}")
+        raise CLIError(f"no run {run_id!r}: no trace store at {missing}")
     with opened_store(store_url) as store:
         trace = store.get_run(run_id)
     if trace is None:
-        raise click.ClickException(f"no run {run_id!r} in the trace store")
+        raise CLIError(f"no run {run_id!r} in the trace store")
     if as_json:
         click.echo(json.dumps(trace_to_dict(trace), indent=2))
         return

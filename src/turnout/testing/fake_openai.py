@@ -250,6 +250,8 @@ class FakeOpenAI:
             await asyncio.sleep(fault.seconds)
         if stream:
             return await self._stream(request, body, fault)
+        if fault.kind == "error_in_answer":
+            return _json(200, _error_object(fault))
         if fault.kind == "malformed_json":
             return web.Response(body=_MALFORMED_BODY, content_type="application/json")
         payload = json.dumps(self._completion(body, fault)).encode()
@@ -315,6 +317,11 @@ class FakeOpenAI:
                     await asyncio.sleep(fault.seconds)
                 if fault.kind in ("malformed_sse", "malformed_json"):
                     frame = _MALFORMED_FRAME
+                if fault.kind == "error_in_answer":
+                    await response.write(b"data: " + json.dumps(_error_object(fault)).encode())
+                    await response.write(b"\n\n")
+                    await response.write_eof()
+                    return response
             await response.write(frame)
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
@@ -332,6 +339,10 @@ def _json(status: int, body: Any, headers: Sequence[tuple[str, str]] = ()) -> we
         content_type="application/json",
         headers=dict(headers),
     )
+
+
+def _error_object(fault: Fault) -> dict[str, Any]:
+    return {"error": {"message": fault.message, "type": fault.error_type, "code": fault.code}}
 
 
 def _error(fault: Fault, headers: Mapping[str, str]) -> web.Response:

@@ -26,6 +26,9 @@ spec                               behaviour
 ``malformed_sse:after=1``          a stream whose chunk number 2 is not JSON
 ``cut:after=2``                    close the connection after 2 chunks (or half a body)
 ``tool_calls``                     answer with a tool call (to the first tool offered)
+``error_in_answer:529``            HTTP 200 whose body is an error object with code 529
+                                   (when streaming: an error event after the chunks
+                                   ``after=N`` says, 0 by default)
 =================================  ==================================================
 """
 
@@ -43,6 +46,7 @@ FaultKind = Literal[
     "cut",
     "tool_calls",
     "content_filter",
+    "error_in_answer",
 ]
 
 _CODE_ERRORS: dict[str, tuple[str, str]] = {
@@ -65,7 +69,7 @@ _CODE_ERRORS: dict[str, tuple[str, str]] = {
 _KNOWN = (
     "ok, <status>, 401:echo, 429[:retry-after=S][:retry-after-ms=MS], context_length, "
     "content_filter, content_filter_error, content_policy, stall:S[:after=N], malformed_json, "
-    "malformed_sse[:after=N], cut[:after=N], tool_calls"
+    "malformed_sse[:after=N], cut[:after=N], tool_calls, error_in_answer[:CODE][:after=N]"
 )
 
 
@@ -157,6 +161,15 @@ class Fault:
         return cls("cut", after_chunks=after_chunks)
 
     @classmethod
+    def error_in_answer(
+        cls, code: str = "529", message: str = "Overloaded", *, after_chunks: int = 0
+    ) -> Fault:
+        """HTTP 200 carrying an error object (in the body, or as a stream event)."""
+        return cls(
+            "error_in_answer", 200, message, code, "overloaded_error", after_chunks=after_chunks
+        )
+
+    @classmethod
     def with_tool_calls(cls, *calls: tuple[str, str]) -> Fault:
         """Answer with tool calls ``(name, arguments_json)``; none given: call the first tool."""
         return cls("tool_calls", tool_calls=tuple(calls))
@@ -192,6 +205,8 @@ def _parse_head(head: str, positional: list[str], named: dict[str, str]) -> Faul
         if head == "context_length":
             return Fault.context_length()
         return Fault.content_policy_error(code)
+    if head == "error_in_answer":
+        return Fault.error_in_answer(positional[0] if positional else "529")
     if head == "stall":
         seconds = float(positional[0] if positional else named.get("seconds", "5"))
         return Fault.stall(seconds)

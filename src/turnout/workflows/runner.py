@@ -102,8 +102,7 @@ class Runner:
         failed = [s for s in ordered if not s.ok]
         error = None
         if failed:
-            first = failed[0]
-            error = f"step {first.step_id!r}: " + (first.error or "checks failed")
+            error = step_error(failed[0])
         result = RunResult(
             run_id=run_id,
             workflow=workflow.name,
@@ -189,6 +188,20 @@ class Runner:
     def _emit(self, record: TraceRecord) -> None:
         if self.sink is not None:
             self.sink(record)
+
+
+def step_error(step: StepResult) -> str:
+    """A failed step's error, naming the step once (some errors name it already)."""
+    where = f"step {step.step_id!r}: "
+    text = step.error or _failed_checks(step)
+    return text if text.startswith(where) else where + text
+
+
+def _failed_checks(step: StepResult) -> str:
+    failed = [c for c in step.checks if c.required and not c.passed]
+    if not failed:
+        return "checks failed"
+    return "failed " + "; ".join(f"{c.name} ({c.detail})" if c.detail else c.name for c in failed)
 
 
 def _variant(steps: tuple[StepResult, ...]) -> str | None:

@@ -221,15 +221,15 @@ def test_show_json(db: Path) -> None:
     assert [a["attempt"] for a in data["attempts"]] == [1, 2]
 
 
-def test_show_unknown_run_is_one_line_and_exit_1(db: Path) -> None:
+def test_show_unknown_run_is_one_line_and_exit_2(db: Path) -> None:
     result = _invoke("show", "ffff", "--store", str(db))
-    assert result.exit_code == 1
-    assert result.output.strip() == "Error: no run 'ffff' in the trace store"
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: no run 'ffff' in the trace store"
 
 
-def test_show_ambiguous_prefix_is_one_line_and_exit_1(db: Path) -> None:
+def test_show_ambiguous_prefix_is_one_line_and_exit_2(db: Path) -> None:
     result = _invoke("show", "0a1b", "--store", str(db))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
     assert "ambiguous" in lines[0]
@@ -238,7 +238,7 @@ def test_show_ambiguous_prefix_is_one_line_and_exit_1(db: Path) -> None:
 
 def test_show_with_no_store_file(tmp_path: Path) -> None:
     result = _invoke("show", "abc", "--store", str(tmp_path / "none.db"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no trace store at" in result.output
 
 
@@ -252,15 +252,15 @@ def test_default_store_is_in_the_working_directory(
     assert "0a1b2c3d4e5f" in result.output
 
 
-def test_bad_store_url_is_one_line_and_exit_1() -> None:
+def test_bad_store_url_is_one_line_and_exit_2() -> None:
     result = _invoke("list", "--store", "mongodb://x")
-    assert result.exit_code == 1
-    assert result.output.strip().startswith("Error: unknown trace store URL scheme mongodb://")
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error: unknown trace store URL scheme mongodb://")
 
 
 def test_unreachable_postgres_is_one_line_without_password() -> None:
     result = _invoke("list", "--store", "postgresql://u:topsecret@127.0.0.1:1/db")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1
     assert "topsecret" not in result.output
 

@@ -226,5 +226,5 @@ def test_cli_unknown_bench(clear_db: Path, tmp_path: Path) -> None:
     config = tmp_path / "turnout.yaml"
     config.write_text(CONFIG_TEXT)
     result = CliRunner().invoke(suggest_cmd, ["nope", "-c", str(config), "--store", str(clear_db)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no bench 'nope' in the trace store" in result.output
