@@ -212,6 +212,13 @@ def print_notes(
         console.print(f"[dim]{k}: {v}[/]")
 
 
+def identifier_column(table: Table, header: str, values: Sequence[str]) -> None:
+    """A column of names people type (model ids, price sheet entries): as wide as the
+    longest, never wrapped or cut with an ellipsis; the other columns give way."""
+    width = max([len(header), *(len(v) for v in values)])
+    table.add_column(header, no_wrap=True, min_width=width, overflow="ignore")
+
+
 def make_console(*, stderr: bool = False) -> Console:
     """A console for CLI output; when not a terminal (CI logs, pipes, files) it is
     wide enough that tables are never folded."""

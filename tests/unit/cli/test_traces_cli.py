@@ -283,3 +283,36 @@ def test_unreachable_postgres_is_one_line_without_password() -> None:
 )
 def test_costs_keep_enough_digits(cost: str, shown: str) -> None:
     assert format_cost(Decimal(cost)) == shown
+
+
+def test_list_shows_ids_long_enough_to_tell_runs_apart(tmp_path: Path) -> None:
+    """Two runs started in the same millisecond share their first 12 characters."""
+    db = tmp_path / "same-ms.db"
+    ids = ["01a2337bd98155aa0001", "01a2337bd981ffbb0002"]
+    with SQLiteStore(db) as store:
+        store.write_batch([RunRecord(i, "w", "p", "succeeded", T0) for i in ids], [], [])
+    result = _invoke("list", "--store", str(db))
+    assert result.exit_code == 0
+    shown = [line.split()[0] for line in result.output.splitlines() if line.startswith("01a2")]
+    assert sorted(shown) == ["01a2337bd9815", "01a2337bd981f"]  # 13 characters tell them apart
+    result = _invoke("show", "01a2337bd981", "--store", str(db))
+    assert result.exit_code == 2 and "ambiguous" in result.output
+    shown = "01a2337bd9815"
+    result = _invoke("show", shown, "--store", str(db))
+    assert result.exit_code == 0 and ids[0] in result.output
+
+
+def test_show_prints_step_outputs_cut_unless_full(tmp_path: Path) -> None:
+    db = tmp_path / "outputs.db"
+    long = "\n".join(f"line {i}: " + "x" * 40 for i in range(40))
+    with SQLiteStore(db) as store:
+        store.write_batch(
+            [RunRecord("feedc0de0001", "w", "p", "succeeded", T0)],
+            [StepRecord("feedc0de0001", "plan", "llm", "succeeded", T0, 1.0, output=long)],
+            [],
+        )
+    out = _invoke("show", "feedc0de0001", "--store", str(db)).output
+    assert "outputs" in out and "line 0: xxxx" in out and "line 39" not in out
+    assert f"{len(long) - 400:,} more characters (--full shows all)" in out
+    out = _invoke("show", "feedc0de0001", "--store", str(db), "--full").output
+    assert "line 39: " + "x" * 40 in out and "more characters" not in out
