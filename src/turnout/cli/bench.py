@@ -21,9 +21,9 @@ from turnout.bench.data import BenchData, load_bench_data, sample_of
 from turnout.bench.plan import BenchPlan, JobKey
 from turnout.bench.runner import BenchResult, new_bench_id, run_bench
 from turnout.cli.bench_output import bench_report
-from turnout.cli.common import config_option, input_option, parse_inputs
+from turnout.cli.common import CLIError, config_option, input_option, parse_inputs, writable_file
 from turnout.cli.output import make_console
-from turnout.cli.session import Tracing, tracing
+from turnout.cli.session import Tracing, run_async, tracing
 from turnout.cli.traces import STORE_HELP
 from turnout.config.loader import load_settings
 from turnout.config.settings import Settings
@@ -34,6 +34,7 @@ from turnout.policies.registry import build_policy
 from turnout.tracing.meta import BenchRecord, get_bench, save_bench, set_bench_status
 from turnout.tracing.store import TraceStore
 from turnout.workflows.binding import bind_inputs, check_against_pool
+from turnout.workflows.keys import models_in_reach, require_keys
 from turnout.workflows.loader import load_workflow
 from turnout.workflows.results import RunResult
 from turnout.workflows.runner import Runner
@@ -101,10 +102,13 @@ def bench_cmd(
             bind_inputs(workflow, case.inputs)
         except ConfigError as exc:
             raise ConfigError(f"case {case.id}: {exc}") from None
+    require_keys(settings, models_in_reach(settings, plan.policies, workflow))
     to_stdout = json_out is not None and str(json_out) == "-"
+    if json_out is not None and not to_stdout:
+        writable_file(json_out, "--json")  # before spending anything
     console = make_console(stderr=to_stdout)
     if no_trace:
-        result = asyncio.run(_execute(plan, settings, workflow, policies, bench_id, console,
+        result = run_async(_execute(plan, settings, workflow, policies, bench_id, console,
                                       None, use_cache, set()))  # fmt: skip
         data = BenchData(
             BenchRecord(bench_id, workflow.name, time.time(), "finished", plan.spec()),
@@ -117,7 +121,18 @@ def bench_cmd(
     report = bench_report(data, settings, baseline=plan.baseline, level=level)
     report.print(console)
     if json_out is not None:
-        _write_json(report.as_json(), json_out, to_stdout, console)
+        try:
+            _write_json(report.as_json(), json_out, to_stdout, console)
+        except OSError as exc:
+            again = f"turnout report bench {bench_id} --html OUT.html" + (
+                f" --store {store_url}" if store_url else ""
+            )
+            raise CLIError(
+                f"--json {json_out}: cannot write ({exc.strerror or exc}); the results are in "
+                f"the trace store: {again}"
+                if not no_trace
+                else f"--json {json_out}: cannot write ({exc.strerror or exc})"
+            ) from None
 
 
 def _traced(
@@ -141,7 +156,7 @@ def _traced(
         console.print(f"resuming bench {bench_id}: {len(done)} run(s) done, {left} to go")
     save_bench(t.store, BenchRecord(bench_id, workflow.name, time.time(), "running", plan.spec()))
     try:
-        asyncio.run(_execute(plan, settings, workflow, policies, bench_id, console, t,
+        run_async(_execute(plan, settings, workflow, policies, bench_id, console, t,
                              use_cache, done))  # fmt: skip
     except (KeyboardInterrupt, asyncio.CancelledError):
         t.writer.flush()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -68,7 +70,7 @@ input_option = click.option(
 )
 
 
-class Money(click.ParamType):
+class Money(click.ParamType):  # type: ignore[type-arg]
     """An amount of USD: a finite number, zero or more (``-1``, ``nan`` and ``inf`` are
     usage errors, not caps)."""
 
@@ -89,3 +91,25 @@ class Money(click.ParamType):
 
 
 MONEY = Money()
+
+
+def writable_file(path: Path, option: str) -> None:
+    """Refuse, before any work is done, an output file that cannot be written: its folder
+    cannot be made or written to, or the path is a folder. Makes the folder if needed."""
+    if path.is_dir():
+        raise CLIError(f"{option} {path}: is a folder, not a file")
+    writable_dir(path.parent, option, shown=path)
+
+
+def writable_dir(folder: Path, option: str, *, shown: Path | None = None) -> None:
+    """Refuse a folder that cannot be made or written to (checked by writing a file)."""
+    what = f"{option} {shown or folder}"
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"{what}: {folder} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".turnout-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CLIError(f"{what}: cannot write there ({exc.strerror or exc})") from None

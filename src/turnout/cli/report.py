@@ -14,7 +14,7 @@ import click
 
 from turnout.bench.analysis import analyze
 from turnout.bench.data import load_bench_data
-from turnout.cli.common import CLIError
+from turnout.cli.common import CLIError, writable_dir, writable_file
 from turnout.cli.traces import opened_store, store_option
 from turnout.errors import StoreError
 from turnout.reports import load_pricing, write_bench_report
@@ -47,6 +47,9 @@ def report_bench(
     store_url: str | None,
 ) -> None:
     """Write bench BENCH_ID (or a unique prefix) as one self-contained HTML page."""
+    writable_file(html_out, "--html")
+    if png_dir is not None and not no_png:
+        writable_dir(png_dir, "--png-dir")
     try:
         db = sqlite_path_of(store_url)
     except StoreError as exc:
@@ -60,8 +63,11 @@ def report_bench(
     config = config_path or (Path(planned) if isinstance(planned, str) else None)
     models = [m for steps in analysis.steps.values() for s in steps for m in s.models]
     pricing = load_pricing(config, models)
-    files = write_bench_report(analysis, pricing, html_out, bench=data.bench, png_dir=png_dir,
-                               pngs=not no_png)  # fmt: skip
+    try:
+        files = write_bench_report(analysis, pricing, html_out, bench=data.bench,
+                                   png_dir=png_dir, pngs=not no_png)  # fmt: skip
+    except OSError as exc:
+        raise CLIError(f"cannot write the report: {exc.strerror or exc} ({exc.filename})") from None
     if files.png_skipped and png_dir is not None:
         raise CLIError(f"wrote {files.html}, but no PNGs: {files.png_skipped}")
     click.echo(f"report: {files.html}")

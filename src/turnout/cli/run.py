@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sys
@@ -19,7 +18,7 @@ from turnout.cli.output import (
     run_table,
     step_line,
 )
-from turnout.cli.session import tracing
+from turnout.cli.session import run_async, tracing
 from turnout.cli.traces import STORE_HELP
 from turnout.config.loader import load_settings
 from turnout.execution.budget import Budget
@@ -27,6 +26,7 @@ from turnout.execution.setup import build_executor
 from turnout.policies.registry import build_policy
 from turnout.pricing.cost import to_decimal
 from turnout.workflows.binding import bind_inputs, check_against_pool
+from turnout.workflows.keys import models_in_reach, require_keys
 from turnout.workflows.loader import load_workflow
 from turnout.workflows.overrides import apply_overrides, parse_overrides
 from turnout.workflows.results import RunResult, StepResult
@@ -91,6 +91,7 @@ def run_cmd(
     policy = build_policy(policy_name, settings)
     check_against_pool(workflow, settings)
     values = bind_inputs(workflow, parse_inputs(inputs))
+    require_keys(settings, models_in_reach(settings, [policy_name], workflow))
     console = make_console(stderr=as_json)
 
     def on_step(step: StepResult) -> None:
@@ -112,7 +113,7 @@ def run_cmd(
 
     if not as_json:
         console.print(f"[bold]{workflow.name}[/] under policy [bold]{policy.name}[/]")
-    result = asyncio.run(go())
+    result = run_async(go())
     if as_json:
         sys.stdout.write(json.dumps(run_json(result, settings), indent=2) + "\n")
     else:

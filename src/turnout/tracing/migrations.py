@@ -246,12 +246,17 @@ _REPORT_INDEXES = sql_migration(
     "WHERE cache IS NOT NULL",
 )
 
+# Who writes a run while it is `running` (pid@host), so that a later reader can tell a run
+# in flight from one whose process died (shown `abandoned`, see tracing/liveness.py).
+_RUN_WRITER = sql_migration("m006_run_writer", "ALTER TABLE runs ADD COLUMN writer TEXT")
+
 MIGRATIONS: tuple[Migration, ...] = (
     _CREATE_TABLES,
     _CREATE_INDEXES,
     _CACHE_AND_OVERRIDES,
     _EVIDENCE,
     _REPORT_INDEXES,
+    _RUN_WRITER,
 )
 """Every migration, oldest first. Append only: never rename or edit a shipped one."""
 

@@ -3,7 +3,10 @@
 A step whose input failed hard (an error, so no output) is skipped; a step
 whose input merely failed its checks still runs, so every step is scored and a
 bench can say where quality was lost. Every record goes to the trace sink as
-it happens: the run as ``running``, each attempt, each step, the final run.
+it happens: the run as ``running`` (with its writer, ``pid@host``), each attempt,
+each step, the final run. A run cancelled (Ctrl-C, SIGTERM) is recorded
+``interrupted`` and one stopped by an unexpected error ``failed``, each charged
+for the calls it made: no run is left ``running`` by a process that goes on.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from turnout.config.settings import Settings
@@ -21,7 +26,8 @@ from turnout.execution.retry import RetryPolicy
 from turnout.policies.ab import RUN_TAG
 from turnout.policies.base import Policy
 from turnout.providers.pool import ModelPool
-from turnout.tracing.records import RunRecord, TraceRecord
+from turnout.tracing.liveness import this_writer
+from turnout.tracing.records import AttemptRecord, RunRecord, TraceRecord
 from turnout.workflows.binding import bind_inputs, check_against_pool
 from turnout.workflows.handoff import step_context
 from turnout.workflows.results import RunResult, StepResult
@@ -55,10 +61,12 @@ class Runner:
         self.settings = settings
         self.pool = executor.pool if executor is not None else (pool or ModelPool(settings))
         self.sink = sink
+        self._calls: dict[str, list[AttemptRecord]] = {}
+        """Attempts of the runs in flight, so an interrupted run is charged for them."""
         if executor is None:
-            executor = Executor(self.pool, retry=retry, on_attempt=sink)
-        elif sink is not None:
-            executor.on_attempt = sink
+            executor = Executor(self.pool, retry=retry, on_attempt=self._attempt)
+        else:
+            executor.on_attempt = self._attempt
         self.executor = executor
 
     async def aclose(self) -> None:
@@ -83,21 +91,30 @@ class Runner:
         tags = {**(tags or {}), RUN_TAG: run_id}
         started_at = time.time()
         t0 = time.perf_counter()
-        self._emit(
-            RunRecord(
-                run_id=run_id,
-                workflow=workflow.name,
-                policy=policy.name,
-                status="running",
-                started_at=started_at,
-                inputs=values,
-                tags=tags,
-                bench_id=bench_id,
-            )
+        running = RunRecord(
+            run_id=run_id,
+            workflow=workflow.name,
+            policy=policy.name,
+            status="running",
+            started_at=started_at,
+            inputs=values,
+            tags=tags,
+            bench_id=bench_id,
+            writer=this_writer(),
         )
+        self._emit(running)
         if workflow.budget is not None:
             budget = workflow.budget.fresh(run_usd=budget.run_usd if budget else None)
-        results = await self._schedule(workflow, values, policy, run_id, tags, on_step, budget)
+        results: dict[str, StepResult] = {}
+        self._calls[run_id] = []
+        try:
+            await self._schedule(workflow, values, policy, run_id, tags, on_step, budget, results)
+        except BaseException as exc:
+            # Ctrl-C / SIGTERM (cancelled) or a bug: never leave the run `running`.
+            self._emit(self._cut_short(running, exc, time.perf_counter() - t0))
+            raise
+        finally:
+            self._calls.pop(run_id, None)
         ordered = tuple(results[sid] for sid in workflow.order)
         failed = [s for s in ordered if not s.ok]
         error = None
@@ -129,8 +146,8 @@ class Runner:
         tags: Mapping[str, str],
         on_step: StepCallback | None,
         budget: Budget | None,
-    ) -> dict[str, StepResult]:
-        results: dict[str, StepResult] = {}
+        results: dict[str, StepResult],
+    ) -> None:
         outputs: dict[str, Any] = {}
         waiting = {s.id: len(set(s.inputs)) for s in workflow.steps}
         dependents = workflow.dependents()
@@ -183,11 +200,37 @@ class Runner:
         finally:
             for task in running:
                 task.cancel()
-        return results
+            if running:  # let cancelled steps record their calls before the run's last record
+                await asyncio.wait(running)
 
     def _emit(self, record: TraceRecord) -> None:
         if self.sink is not None:
             self.sink(record)
+
+    def _attempt(self, record: AttemptRecord) -> None:
+        calls = self._calls.get(record.run_id)
+        if calls is not None:
+            calls.append(record)
+        self._emit(record)
+
+    def _cut_short(self, running: RunRecord, exc: BaseException, wall_s: float) -> RunRecord:
+        """The final record of a run that did not finish: ``interrupted`` (cancelled,
+        Ctrl-C) or ``failed`` (an unexpected error), charged for every call it made."""
+        calls = self._calls.get(running.run_id, [])
+        interrupted = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit))
+        return replace(
+            running,
+            status="interrupted" if interrupted else "failed",
+            ended_at=running.started_at + wall_s,
+            calls=len(calls),
+            latency_s=sum(a.latency_s for a in calls),
+            input_tokens=sum(a.input_tokens for a in calls),
+            output_tokens=sum(a.output_tokens for a in calls),
+            cached_input_tokens=sum(a.cached_input_tokens for a in calls),
+            cost_usd=sum((a.cost_usd for a in calls), Decimal(0)),
+            error="interrupted" if interrupted else f"{type(exc).__name__}: {exc}",
+            writer=None,
+        )
 
 
 def step_error(step: StepResult) -> str:
