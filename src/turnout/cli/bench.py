@@ -14,13 +14,13 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from turnout.bench.cases import BenchCase, load_cases
 from turnout.bench.data import BenchData, load_bench_data, sample_of
 from turnout.bench.plan import BenchPlan, JobKey
 from turnout.bench.runner import BenchResult, new_bench_id, run_bench
 from turnout.cli.bench_output import bench_report
+from turnout.cli.bench_progress import BenchProgress, jobs_by_policy
 from turnout.cli.common import CLIError, config_option, input_option, parse_inputs, writable_file
 from turnout.cli.output import make_console
 from turnout.cli.session import Tracing, run_async, tracing
@@ -36,7 +36,6 @@ from turnout.tracing.store import TraceStore
 from turnout.workflows.binding import bind_inputs, check_against_pool
 from turnout.workflows.keys import models_in_reach, require_keys
 from turnout.workflows.loader import load_workflow
-from turnout.workflows.results import RunResult
 from turnout.workflows.runner import Runner
 from turnout.workflows.spec import Workflow
 
@@ -186,35 +185,24 @@ async def _execute(
     shape = f"{len(policies)} policies × {len(plan.cases)} case(s) × {plan.runs} run(s)"
     console.print(f"[bold]bench {bench_id}[/] {workflow.name}: {shape}")
     todo = [k for k in plan.jobs() if k not in done]
-    with Progress(
-        TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console,
-    ) as progress:  # fmt: skip
-        tasks = {
-            p.name: progress.add_task(
-                p.name, total=sum(1 for k in plan.jobs() if k[0] == p.name),
-                completed=sum(1 for k in done if k[0] == p.name), last="",
-            )
-            for p in policies
-        }  # fmt: skip
-
-        def on_run(r: RunResult) -> None:
-            mark = "✓" if r.ok else "✗"
-            progress.update(tasks[r.policy], advance=1, last=f"{mark} {r.latency_s:.1f}s")
-
-        executor, resources = build_executor(settings, use_cache=use_cache)
-        sink = t.writer.submit if t is not None else None
-        runner = Runner(settings, executor=executor, sink=sink)
-        try:
-            if not todo:
-                return BenchResult(bench_id, workflow.name, plan.runs, plan.cases)
+    tracker = BenchProgress(
+        console, jobs_by_policy([p.name for p in policies], plan.jobs(), done), len(workflow.steps)
+    )
+    executor, resources = build_executor(settings, use_cache=use_cache)
+    sink = t.writer.submit if t is not None else None
+    runner = Runner(settings, executor=executor, sink=sink)
+    try:
+        if not todo:
+            return BenchResult(bench_id, workflow.name, plan.runs, plan.cases)
+        async with tracker.ticking():
             return await run_bench(
                 runner, workflow, policies, plan.cases, runs=plan.runs,
-                concurrency=plan.concurrency, bench_id=bench_id, on_run=on_run, skip=done,
+                concurrency=plan.concurrency, bench_id=bench_id, on_run=tracker.run_finished,
+                skip=done, on_step_start=tracker.step_started, on_step=tracker.step_finished,
             )  # fmt: skip
-        finally:
-            await runner.aclose()
-            await resources.aclose()
+    finally:
+        await runner.aclose()
+        await resources.aclose()
 
 
 def _new_plan(

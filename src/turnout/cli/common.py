@@ -105,7 +105,7 @@ def writable_dir(folder: Path, option: str, *, shown: Path | None = None) -> Non
     """Refuse a folder that cannot be made or written to (checked by writing a file)."""
     what = f"{option} {shown or folder}"
     if folder.exists() and not folder.is_dir():
-        raise CLIError(f"{what}: {folder} is not a folder")
+        raise CLIError(f"{what}: cannot write there ({folder} is not a folder)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".turnout-probe-")

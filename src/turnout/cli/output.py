@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from turnout.config.settings import Settings
@@ -51,7 +52,8 @@ def checks_cell(step: StepResult) -> str:
     passed = sum(1 for c in step.checks if c.passed)
     failed = [f"{c.name} ({c.detail})" if c.detail else c.name for c in step.checks if not c.passed]
     text = f"{passed}/{len(step.checks)}"
-    return text + (f" ✗ {'; '.join(failed)}" if failed else " ✓")
+    # escaped: a check's name holds brackets (contains_any[a,b]) that rich reads as markup
+    return escape(text + (f" ✗ {'; '.join(failed)}" if failed else " ✓"))
 
 
 def model_cell(step: StepResult) -> str:
@@ -75,7 +77,7 @@ def step_line(step: StepResult) -> str:
     if step.checks:
         parts.append(f"checks {checks_cell(step)}")
     if step.error:
-        parts.append(f"[red]{step.error}[/]")
+        parts.append(f"[red]{escape(step.error)}[/]")
     return "  ".join(parts)
 
 

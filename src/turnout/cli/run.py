@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from turnout.cli.common import MONEY, config_option, input_option, parse_inputs
 from turnout.cli.output import (
@@ -120,9 +121,11 @@ def run_cmd(
         console.print(run_table(result))
         for s in result.steps:
             if s.decision is not None:
-                console.print(f"[dim]{s.step_id}: {s.decision.reason}[/]")
+                console.print(f"[dim]{s.step_id}: {escape(s.decision.reason)}[/]")
         print_notes(console, price_notes(settings, [s.model for s in result.steps if s.model]))
-        status = "[green]succeeded[/]" if result.ok else f"[red]failed[/]: {result.error}"
+        status = (
+            "[green]succeeded[/]" if result.ok else f"[red]failed[/]: {escape(result.error or '')}"
+        )
         console.print(f"run {result.run_id} {status}")
     if not result.ok:
         raise SystemExit(1)

@@ -36,6 +36,8 @@ from turnout.workflows.step_exec import run_code_step, run_llm_step, skipped
 
 TraceSink = Callable[[TraceRecord], None]
 StepCallback = Callable[[StepResult], None]
+StartCallback = Callable[[str, "str | None"], None]
+"""``(step_id, model)`` when a step starts (model None for a code step)."""
 
 
 def new_run_id() -> str:
@@ -83,6 +85,7 @@ class Runner:
         tags: Mapping[str, str] | None = None,
         on_step: StepCallback | None = None,
         budget: Budget | None = None,
+        on_start: StartCallback | None = None,
     ) -> RunResult:
         """Run ``workflow`` once. ``budget`` caps spend (default: the workflow's ``budget:``)."""
         check_against_pool(workflow, self.settings)
@@ -108,7 +111,9 @@ class Runner:
         results: dict[str, StepResult] = {}
         self._calls[run_id] = []
         try:
-            await self._schedule(workflow, values, policy, run_id, tags, on_step, budget, results)
+            await self._schedule(
+                workflow, values, policy, run_id, tags, on_step, budget, results, on_start
+            )
         except BaseException as exc:
             # Ctrl-C / SIGTERM (cancelled) or a bug: never leave the run `running`.
             self._emit(self._cut_short(running, exc, time.perf_counter() - t0))
@@ -147,6 +152,7 @@ class Runner:
         on_step: StepCallback | None,
         budget: Budget | None,
         results: dict[str, StepResult],
+        on_start: StartCallback | None = None,
     ) -> None:
         outputs: dict[str, Any] = {}
         waiting = {s.id: len(set(s.inputs)) for s in workflow.steps}
@@ -160,6 +166,8 @@ class Runner:
                 finish(skipped(step, broken))
                 return
             ctx = step_context(values, outputs, step.inputs)
+            if step.kind == "code" and on_start is not None:
+                on_start(step.id, None)
             coro = (
                 run_code_step(step, ctx)
                 if step.kind == "code"
@@ -172,6 +180,7 @@ class Runner:
                     run_id=run_id,
                     tags=tags,
                     budget=budget,
+                    on_start=on_start,
                 )
             )
             running[asyncio.ensure_future(coro)] = step_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -88,7 +88,9 @@ async def run_llm_step(
     run_id: str,
     tags: Mapping[str, str],
     budget: Budget | None = None,
+    on_start: Callable[[str, str | None], None] | None = None,
 ) -> StepResult:
+    """``on_start(step_id, model)`` is told once the policy has chosen the first model."""
     started_at = time.time()
     t0 = time.perf_counter()
     assert step.prompt is not None
@@ -103,6 +105,8 @@ async def run_llm_step(
             executor.pool.spec(name)
     except TurnoutError as exc:
         return _failed(step, started_at, time.perf_counter() - t0, exc)
+    if on_start is not None:
+        on_start(step.id, decision.model)
     request = ChatRequest(msgs, max_tokens=step.max_tokens, temperature=step.temperature)
     execution = await executor.execute(
         decision, request, run_id=run_id, step_id=step.id, accept=acceptor(step), budget=budget
