@@ -508,7 +508,7 @@ async def test_assistant_and_tool_messages_are_sent_verbatim(
 async def test_an_error_object_in_a_200_body_is_reported_as_such(
     server: FakeOpenAI, provider: OpenAICompatProvider
 ) -> None:
-    server.script(Fault.error_in_answer("502", "upstream overloaded"))
+    server.script(Fault.error_in_200(code="502", message="upstream overloaded"))
     with pytest.raises(ServerError) as caught:
         await provider.complete(ask())
     exc = caught.value
@@ -520,7 +520,7 @@ async def test_an_error_object_in_a_200_body_is_reported_as_such(
 async def test_an_error_event_mid_stream_is_reported_as_such(
     server: FakeOpenAI, provider: OpenAICompatProvider
 ) -> None:
-    server.script(Fault.error_in_answer("529", "Overloaded", after_chunks=2))
+    server.script(Fault.error_in_200(code="529", message="Overloaded", after_chunks=2))
     texts: list[str] = []
 
     async def read() -> None:

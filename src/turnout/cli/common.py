@@ -25,9 +25,9 @@ class CLIError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 
-def parse_inputs(pairs: Iterable[str], option: str = "--input") -> dict[str, Any]:
+def parse_inputs(pairs: Iterable[str], *, flag: str = "--input") -> dict[str, Any]:
     """``KEY=VALUE`` pairs; ``KEY=@file`` reads the value from a file;
-    ``KEY:=JSON`` parses the value as JSON. Errors name ``option``."""
+    ``KEY:=JSON`` parses the value as JSON. Errors name ``flag``."""
     out: dict[str, Any] = {}
     for pair in pairs:
         if ":=" in pair and pair.index(":=") < pair.index("=") + 1:
@@ -35,17 +35,17 @@ def parse_inputs(pairs: Iterable[str], option: str = "--input") -> dict[str, Any
             try:
                 out[key.strip()] = json.loads(raw)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"{option} {key}: invalid JSON ({exc.msg})") from None
+                raise ConfigError(f"{flag} {key}: invalid JSON ({exc.msg})") from None
             continue
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"{option} {pair!r}: expected KEY=VALUE")
+            raise ConfigError(f"{flag} {pair!r}: expected KEY=VALUE")
         if value.startswith("@"):
             path = Path(value[1:])
             try:
                 value = path.read_text("utf-8")
             except OSError:
-                raise ConfigError(f"{option} {key}: cannot read {path}") from None
+                raise ConfigError(f"{flag} {key}: cannot read {path}") from None
         out[key.strip()] = value
     return out
 

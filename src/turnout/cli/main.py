@@ -24,6 +24,10 @@ EXIT_ERROR = 2
 # Commands are imported when used, so `turnout run` does not pay for the report code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("turnout.cli.run:run_cmd", "Run WORKFLOW.yaml once under a policy and show each step."),
+    "chat": (
+        "turnout.cli.chat:chat_cmd",
+        "Send one prompt through a policy and show what happened.",
+    ),
     "bench": ("turnout.cli.bench:bench_cmd", "Run a workflow N times under each policy, compare."),
     "traces": ("turnout.cli.traces:traces", "Inspect recorded runs, their steps and every call."),
     "report": ("turnout.cli.report:report_group", "Bench HTML report; weekly spend report."),

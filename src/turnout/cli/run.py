@@ -87,7 +87,7 @@ def run_cmd(
     settings = load_settings(config_path)
     workflow = load_workflow(workflow_path)
     workflow = apply_overrides(workflow, parse_overrides(overrides, override_by, override_why))
-    run_tags = {k: str(v) for k, v in parse_inputs(tags, "--tag").items()}
+    run_tags = {k: str(v) for k, v in parse_inputs(tags, flag="--tag").items()}
     budget = Budget(run_usd=to_decimal(max_cost)) if max_cost is not None else None
     policy = build_policy(policy_name, settings)
     check_against_pool(workflow, settings)

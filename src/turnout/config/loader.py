@@ -73,7 +73,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
         storage=schema.storage,
         path=source,
         gateway=MappingProxyType(dict(schema.gateway or {})),
-        executor=MappingProxyType(schema.executor.model_dump()),
+        executor=MappingProxyType(schema.executor.model_dump(exclude_none=True)),
     )
 
 

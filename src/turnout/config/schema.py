@@ -367,12 +367,16 @@ PolicySchema = Annotated[
 # -- executor: retries, timeouts, breaker, cache -------------------------------------------
 
 
+# Defaults live in the dataclasses the executor is built from (RetryPolicy, Timeouts,
+# BreakerConfig): the config passes on only what it sets (``model_dump(exclude_unset=True)``).
+
+
 class RetrySchema(_Strict):
-    max_attempts: PositiveInt = 3
-    base_delay_s: float = Field(default=0.25, ge=0)
-    max_delay_s: float = Field(default=8.0, ge=0)
-    jitter: float = Field(default=0.25, ge=0, le=1)
-    max_retry_after_s: float = Field(default=30.0, ge=0)
+    max_attempts: PositiveInt | None = None
+    base_delay_s: float | None = Field(default=None, ge=0)
+    max_delay_s: float | None = Field(default=None, ge=0)
+    jitter: float | None = Field(default=None, ge=0, le=1)
+    max_retry_after_s: float | None = Field(default=None, ge=0)
 
 
 class ExecTimeoutsSchema(_Strict):
@@ -382,11 +386,11 @@ class ExecTimeoutsSchema(_Strict):
 
 class BreakerSchema(_Strict):
     enabled: bool = True
-    window_s: PositiveFloat = 30.0
-    min_requests: PositiveInt = 5
-    failure_rate: float = Field(default=0.5, gt=0, le=1)
-    cooldown_s: PositiveFloat = 30.0
-    max_cooldown_s: PositiveFloat = 300.0
+    window_s: PositiveFloat | None = None
+    min_requests: PositiveInt | None = None
+    failure_rate: float | None = Field(default=None, gt=0, le=1)
+    cooldown_s: PositiveFloat | None = None
+    max_cooldown_s: PositiveFloat | None = None
 
 
 class ExactCacheSchema(_Strict):
@@ -417,6 +421,8 @@ class ExecutorSchema(_Strict):
     state: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "turnout"
+    # what a stream does when it breaks after tokens reached the caller
+    on_stream_cut: Literal["continue", "restart", "fail"] = "continue"
 
 
 class SettingsSchema(_Strict):

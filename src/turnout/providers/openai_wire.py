@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from turnout.providers.function import estimate_tokens
+from turnout.pricing.tokens import estimate_prompt_tokens, estimate_tokens
 from turnout.types import (
     ChatRequest,
     ChatResponse,
@@ -102,7 +102,7 @@ def load_json(raw: bytes | str, *, what: str = "response body") -> Any:
 
 
 def prompt_estimate(request: ChatRequest) -> int:
-    return estimate_tokens("".join(m.content or "" for m in request.messages))
+    return estimate_prompt_tokens(request.messages)
 
 
 def parse_usage(data: Any) -> Usage | None:
@@ -165,7 +165,7 @@ def parse_completion(
     used = parse_usage(data.get("usage"))
     if used is None:
         out = (content or "") + "".join(c.arguments for c in tool_calls)
-        used = Usage(prompt_tokens, estimate_tokens(out))
+        used = Usage(prompt_tokens, estimate_tokens(out), estimated=True)
     answered_by = data.get("model") if isinstance(data.get("model"), str) else model
     return ChatResponse(
         content=content,
@@ -253,5 +253,4 @@ class StreamState:
         """The usage the server reported, or an estimate if it sent none."""
         if self.usage is not None:
             return self.usage
-        n = self.output_chars
-        return Usage(prompt_tokens, max(1, (n + 3) // 4) if n else 0)
+        return Usage(prompt_tokens, estimate_tokens("x" * self.output_chars), estimated=True)

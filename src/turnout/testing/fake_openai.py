@@ -46,6 +46,14 @@ Reply = str | Callable[[Mapping[str, Any]], str]
 
 FAULT_HEADER = "x-fake-fault"
 _MALFORMED_BODY = b'{"id": "chatcmpl-fake", "choices": [{"index": 0, "message": '
+_ERROR_IN_200 = {
+    "error": {
+        "message": "The server had an error while processing your request.",
+        "type": "server_error",
+        "param": None,
+        "code": "server_error",
+    }
+}
 _MALFORMED_FRAME = b'data: {"id": "chatcmpl-fake", "choices": [{"delta": {"content": "oo\n\n'
 
 
@@ -250,10 +258,10 @@ class FakeOpenAI:
             await asyncio.sleep(fault.seconds)
         if stream:
             return await self._stream(request, body, fault)
-        if fault.kind == "error_in_answer":
-            return _json(200, _error_object(fault))
         if fault.kind == "malformed_json":
             return web.Response(body=_MALFORMED_BODY, content_type="application/json")
+        if fault.kind == "error_in_200":
+            return _json(200, _error_in_200(fault))
         payload = json.dumps(self._completion(body, fault)).encode()
         if fault.kind == "cut":
             return await _cut_body(request, payload)
@@ -317,9 +325,9 @@ class FakeOpenAI:
                     await asyncio.sleep(fault.seconds)
                 if fault.kind in ("malformed_sse", "malformed_json"):
                     frame = _MALFORMED_FRAME
-                if fault.kind == "error_in_answer":
-                    await response.write(b"data: " + json.dumps(_error_object(fault)).encode())
-                    await response.write(b"\n\n")
+                if fault.kind == "error_in_200":
+                    event = json.dumps(_error_in_200(fault)).encode()
+                    await response.write(b"data: " + event + b"\n\n")
                     await response.write_eof()
                     return response
             await response.write(frame)
@@ -332,6 +340,15 @@ class FakeOpenAI:
         return response
 
 
+def _error_in_200(fault: Fault) -> dict[str, Any]:
+    error = dict(_ERROR_IN_200["error"])
+    if fault.code is not None:
+        error["code"] = fault.code
+    if fault.message is not None:
+        error["message"] = fault.message
+    return {"error": error}
+
+
 def _json(status: int, body: Any, headers: Sequence[tuple[str, str]] = ()) -> web.Response:
     return web.Response(
         status=status,
@@ -339,10 +356,6 @@ def _json(status: int, body: Any, headers: Sequence[tuple[str, str]] = ()) -> we
         content_type="application/json",
         headers=dict(headers),
     )
-
-
-def _error_object(fault: Fault) -> dict[str, Any]:
-    return {"error": {"message": fault.message, "type": fault.error_type, "code": fault.code}}
 
 
 def _error(fault: Fault, headers: Mapping[str, str]) -> web.Response:

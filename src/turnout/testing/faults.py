@@ -26,9 +26,8 @@ spec                               behaviour
 ``malformed_sse:after=1``          a stream whose chunk number 2 is not JSON
 ``cut:after=2``                    close the connection after 2 chunks (or half a body)
 ``tool_calls``                     answer with a tool call (to the first tool offered)
-``error_in_answer:529``            HTTP 200 whose body is an error object with code 529
-                                   (when streaming: an error event after the chunks
-                                   ``after=N`` says, 0 by default)
+``error_in_200:after=N``            status 200 with an error object for a body; streamed:
+                                   N chunks, then an error event (no ``[DONE]``)
 =================================  ==================================================
 """
 
@@ -46,7 +45,7 @@ FaultKind = Literal[
     "cut",
     "tool_calls",
     "content_filter",
-    "error_in_answer",
+    "error_in_200",
 ]
 
 _CODE_ERRORS: dict[str, tuple[str, str]] = {
@@ -69,7 +68,7 @@ _CODE_ERRORS: dict[str, tuple[str, str]] = {
 _KNOWN = (
     "ok, <status>, 401:echo, 429[:retry-after=S][:retry-after-ms=MS], context_length, "
     "content_filter, content_filter_error, content_policy, stall:S[:after=N], malformed_json, "
-    "malformed_sse[:after=N], cut[:after=N], tool_calls, error_in_answer[:CODE][:after=N]"
+    "malformed_sse[:after=N], cut[:after=N], tool_calls, error_in_200[:after=N]"
 )
 
 
@@ -161,13 +160,13 @@ class Fault:
         return cls("cut", after_chunks=after_chunks)
 
     @classmethod
-    def error_in_answer(
-        cls, code: str = "529", message: str = "Overloaded", *, after_chunks: int = 0
+    def error_in_200(
+        cls, *, after_chunks: int = 0, code: str | None = None, message: str | None = None
     ) -> Fault:
-        """HTTP 200 carrying an error object (in the body, or as a stream event)."""
-        return cls(
-            "error_in_answer", 200, message, code, "overloaded_error", after_chunks=after_chunks
-        )
+        """A 200 whose body (or, streamed, whose event after ``after_chunks`` chunks) is an
+        error object, as some providers and proxies send them. ``code`` / ``message``
+        replace the object's (e.g. ``"529"``, the code Anthropic gives "overloaded")."""
+        return cls("error_in_200", message=message, code=code, after_chunks=after_chunks)
 
     @classmethod
     def with_tool_calls(cls, *calls: tuple[str, str]) -> Fault:
@@ -205,8 +204,6 @@ def _parse_head(head: str, positional: list[str], named: dict[str, str]) -> Faul
         if head == "context_length":
             return Fault.context_length()
         return Fault.content_policy_error(code)
-    if head == "error_in_answer":
-        return Fault.error_in_answer(positional[0] if positional else "529")
     if head == "stall":
         seconds = float(positional[0] if positional else named.get("seconds", "5"))
         return Fault.stall(seconds)
@@ -217,6 +214,7 @@ def _parse_head(head: str, positional: list[str], named: dict[str, str]) -> Faul
         "malformed_sse": Fault.malformed_sse(),
         "cut": Fault.cut(),
         "tool_calls": Fault.with_tool_calls(),
+        "error_in_200": Fault.error_in_200(),
     }
     if head not in simple:
         raise ValueError(f"unknown fault {head!r} (known: {_KNOWN})")

@@ -53,6 +53,9 @@ class AttemptRecord:
     """``exact`` or ``semantic`` when the answer came from the cache (cost 0)."""
     saved_usd: Decimal = Decimal(0)
     """What a cache hit would have cost: the original call's cost."""
+    usage_estimated: bool = False
+    """The provider reported no usage (e.g. a stream cut before its usage chunk): the
+    tokens, and so the cost, are turnout's estimate."""
 
 
 @dataclass(frozen=True, slots=True)

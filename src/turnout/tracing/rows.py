@@ -109,6 +109,7 @@ ATTEMPT_COLUMNS = (
     "run_id", "step_id", "attempt", "model", "provider", "tier", "policy", "reason",
     "started_at", "latency_s", "status", "ttft_s", "input_tokens", "output_tokens",
     "cached_input_tokens", "cost_picousd", "error_class", "error", "cache", "saved_picousd",
+    "usage_estimated",
 )  # fmt: skip
 
 
@@ -208,7 +209,7 @@ def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
         a.run_id, a.step_id, a.attempt, a.model, a.provider, a.tier, a.policy,
         clean_text(a.reason), a.started_at, a.latency_s, a.status, a.ttft_s, a.input_tokens,
         a.output_tokens, a.cached_input_tokens, cost_to_pico(a.cost_usd), a.error_class,
-        clean_text(a.error), a.cache, cost_to_pico(a.saved_usd),
+        clean_text(a.error), a.cache, cost_to_pico(a.saved_usd), int(a.usage_estimated),
     )  # fmt: skip
 
 
@@ -265,6 +266,7 @@ def attempt_from_row(row: Sequence[Any]) -> AttemptRecord:
         output_tokens=int(v["output_tokens"]), cached_input_tokens=int(v["cached_input_tokens"]),
         cost_usd=pico_to_cost(v["cost_picousd"]), error_class=v["error_class"], error=v["error"],
         cache=v["cache"], saved_usd=pico_to_cost(v["saved_picousd"]),
+        usage_estimated=bool(v["usage_estimated"]),
     )  # fmt: skip
 
 

@@ -65,11 +65,7 @@ class Runner:
         self.sink = sink
         self._calls: dict[str, list[AttemptRecord]] = {}
         """Attempts of the runs in flight, so an interrupted run is charged for them."""
-        if executor is None:
-            executor = Executor(self.pool, retry=retry, on_attempt=self._attempt)
-        else:
-            executor.on_attempt = self._attempt
-        self.executor = executor
+        self.executor = executor or Executor(self.pool, retry=retry)
 
     async def aclose(self) -> None:
         await self.pool.aclose()
@@ -180,6 +176,7 @@ class Runner:
                     run_id=run_id,
                     tags=tags,
                     budget=budget,
+                    sink=self._attempt,
                     on_start=on_start,
                 )
             )

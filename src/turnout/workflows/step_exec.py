@@ -13,7 +13,7 @@ from turnout.checks.json_extract import extract_json
 from turnout.checks.scoring import evaluate
 from turnout.errors import TurnoutError, error_class_of
 from turnout.execution.budget import Budget
-from turnout.execution.executor import Acceptor, Executor
+from turnout.execution.executor import Acceptor, AttemptSink, Executor
 from turnout.policies.base import HEALTHY, Policy, PoolHealth, RequestContext
 from turnout.tracing.records import AttemptRecord
 from turnout.types import ChatRequest, ChatResponse, CheckResult, Decision, Message, Usage
@@ -88,6 +88,7 @@ async def run_llm_step(
     run_id: str,
     tags: Mapping[str, str],
     budget: Budget | None = None,
+    sink: AttemptSink | None = None,
     on_start: Callable[[str, str | None], None] | None = None,
 ) -> StepResult:
     """``on_start(step_id, model)`` is told once the policy has chosen the first model."""
@@ -109,8 +110,9 @@ async def run_llm_step(
         on_start(step.id, decision.model)
     request = ChatRequest(msgs, max_tokens=step.max_tokens, temperature=step.temperature)
     execution = await executor.execute(
-        decision, request, run_id=run_id, step_id=step.id, accept=acceptor(step), budget=budget
-    )
+        decision, request, run_id=run_id, step_id=step.id, accept=acceptor(step), budget=budget,
+        sink=sink,
+    )  # fmt: skip
     note = _note(decision, execution.note, execution.model, execution.attempts)
     if note:
         decision = replace(decision, reason=f"{decision.reason}; {note}")

@@ -143,7 +143,7 @@ def test_parse_completion_tool_calls_with_object_arguments() -> None:
 def test_missing_usage_is_estimated_not_zero() -> None:
     body = completion(usage=None)
     answer = openai_wire.parse_completion(body, model="m", latency_s=0, prompt_tokens=7)
-    assert answer.usage == Usage(7, 1, 0)
+    assert answer.usage == Usage(7, 1, 0, estimated=True)
 
 
 def test_deepseek_cache_hit_spelling() -> None:
@@ -218,7 +218,7 @@ def test_stream_state_text_tool_calls_and_usage() -> None:
 def test_stream_state_estimates_usage_when_none_came() -> None:
     state = openai_wire.StreamState("m")
     state.feed({"choices": [{"delta": {"content": "12345678"}, "finish_reason": "stop"}]})
-    assert state.final_usage(prompt_tokens=5) == Usage(5, 2, 0)
+    assert state.final_usage(prompt_tokens=5) == Usage(5, 2, 0, estimated=True)
 
 
 @pytest.mark.parametrize(
