@@ -138,12 +138,12 @@ class BenchProgress:
         finally:
             if task is not None:
                 task.cancel()
-                self.console.print(self.line(), markup=False, highlight=False)
+                self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.every_s)
-            self.console.print(self.line(), markup=False, highlight=False)
+            self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
 
     def _refresh(self, policy: str) -> None:
         row = self.rows[policy]
