@@ -95,19 +95,36 @@ def run_cmd(
     require_keys(settings, models_in_reach(settings, [policy_name], workflow))
     console = make_console(stderr=as_json)
 
+    in_flight: dict[str, str | None] = {}
+    spinner = console.status("") if console.is_terminal and not as_json else None
+
+    def show_in_flight() -> None:
+        if spinner is not None:
+            now = ", ".join(f"{sid} on {m}" if m else sid for sid, m in in_flight.items())
+            spinner.update(escape(now))
+
+    def on_start(step_id: str, model: str | None) -> None:
+        in_flight[step_id] = model
+        show_in_flight()
+
     def on_step(step: StepResult) -> None:
+        in_flight.pop(step.step_id, None)
+        show_in_flight()
         if not as_json:
             console.print(step_line(step))
 
     async def go() -> RunResult:
         with contextlib.ExitStack() as stack:
+            if spinner is not None:  # a terminal: the steps in flight and their models
+                stack.enter_context(spinner)
             t = None if no_trace else stack.enter_context(tracing(settings, store_url))
             executor, resources = build_executor(settings)
             runner = Runner(settings, executor=executor, sink=t.writer.submit if t else None)
             try:
                 return await runner.run(
-                    workflow, values, policy=policy, on_step=on_step, tags=run_tags, budget=budget
-                )
+                    workflow, values, policy=policy, on_step=on_step, tags=run_tags,
+                    budget=budget, on_start=on_start,
+                )  # fmt: skip
             finally:
                 await runner.aclose()
                 await resources.aclose()
