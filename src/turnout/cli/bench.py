@@ -188,7 +188,9 @@ async def _execute(
     tracker = BenchProgress(
         console, jobs_by_policy([p.name for p in policies], plan.jobs(), done), len(workflow.steps)
     )
-    executor, resources = build_executor(settings, use_cache=use_cache)
+    executor, resources = build_executor(
+        settings, use_cache=use_cache, store=t.store if t is not None else None
+    )
     sink = t.writer.submit if t is not None else None
     runner = Runner(settings, executor=executor, sink=sink)
     try:

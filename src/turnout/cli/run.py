@@ -118,7 +118,7 @@ def run_cmd(
             if spinner is not None:  # a terminal: the steps in flight and their models
                 stack.enter_context(spinner)
             t = None if no_trace else stack.enter_context(tracing(settings, store_url))
-            executor, resources = build_executor(settings)
+            executor, resources = build_executor(settings, store=t.store if t else None)
             runner = Runner(settings, executor=executor, sink=t.writer.submit if t else None)
             try:
                 return await runner.run(
