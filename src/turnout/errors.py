@@ -74,6 +74,9 @@ class ProviderError(TurnoutError):
     usage: Usage | None = None
     """What the failed call consumed, when the provider said (e.g. an answer stopped by
     its content filter still bills its tokens); the executor charges it."""
+    provider_code: str | None = None
+    """The provider's own error code when it sent one inside an answer (an error object
+    in a 200 body, an error event in a stream), kept apart from the HTTP ``status``."""
 
     def __init__(
         self, message: str, *, model: str | None = None, status: int | None = None

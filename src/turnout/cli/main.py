@@ -1,7 +1,9 @@
 """The ``turnout`` command: a thin shell over the library.
 
-Errors turnout raises on purpose print as one line on stderr with a non-zero
-exit; ``--debug`` (or ``TURNOUT_DEBUG=1``) shows the traceback instead.
+Every error prints as one line, ``error: ...``, on stderr. Exit codes: 2 for
+usage, configuration and other errors turnout raises on purpose (nothing was
+run, or nothing more could be), 1 for a run or bench that ran and failed, 130
+when interrupted. ``--debug`` (or ``TURNOUT_DEBUG=1``) also shows the traceback.
 """
 
 from __future__ import annotations
@@ -83,9 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="turnout", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:
+        hint = ""
+        if exc.ctx is not None:
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        return EXIT_ERROR
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return EXIT_ERROR
     except click.Abort:
         click.echo("aborted", err=True)
         return 130

@@ -17,6 +17,7 @@ import click
 
 from turnout.bench.analysis import analyze
 from turnout.bench.data import load_bench_data
+from turnout.cli.common import CLIError, writable_dir, writable_file
 from turnout.cli.traces import opened_store, store_option
 from turnout.errors import StoreError
 from turnout.reports import load_pricing, write_bench_report
@@ -49,12 +50,15 @@ def report_bench(
     store_url: str | None,
 ) -> None:
     """Write bench BENCH_ID (or a unique prefix) as one self-contained HTML page."""
+    writable_file(html_out, "--html")
+    if png_dir is not None and not no_png:
+        writable_dir(png_dir, "--png-dir")
     try:
         db = sqlite_path_of(store_url)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CLIError(str(exc)) from None
     if db is not None and not db.exists():
-        raise click.ClickException(f"no bench {bench_id!r}: no trace store at {db}")
+        raise CLIError(f"no bench {bench_id!r}: no trace store at {db}")
     with opened_store(store_url) as store:
         data = load_bench_data(store, bench_id)
     analysis = analyze(data, baseline=baseline)
@@ -62,10 +66,13 @@ def report_bench(
     config = config_path or (Path(planned) if isinstance(planned, str) else None)
     models = [m for steps in analysis.steps.values() for s in steps for m in s.models]
     pricing = load_pricing(config, models)
-    files = write_bench_report(analysis, pricing, html_out, bench=data.bench, png_dir=png_dir,
-                               pngs=not no_png)  # fmt: skip
+    try:
+        files = write_bench_report(analysis, pricing, html_out, bench=data.bench,
+                                   png_dir=png_dir, pngs=not no_png)  # fmt: skip
+    except OSError as exc:
+        raise CLIError(f"cannot write the report: {exc.strerror or exc} ({exc.filename})") from None
     if files.png_skipped and png_dir is not None:
-        raise click.ClickException(f"wrote {files.html}, but no PNGs: {files.png_skipped}")
+        raise CLIError(f"wrote {files.html}, but no PNGs: {files.png_skipped}")
     click.echo(f"report: {files.html}")
     for path in files.pngs:
         click.echo(f"chart:  {path}")

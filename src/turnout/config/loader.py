@@ -55,7 +55,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
                         file=file,
                         field=f"policies.{name}.variants",
                     )
-        for field, model in _model_refs(options, pol.kind):
+        for field, model in model_refs(options, pol.kind):
             if model not in models:
                 known = ", ".join(sorted(models)) or "none"
                 raise ConfigError(
@@ -138,7 +138,7 @@ def _model(
     )
 
 
-def _model_refs(options: Mapping[str, Any], kind: str = "") -> list[tuple[str, str]]:
+def model_refs(options: Mapping[str, Any], kind: str = "") -> list[tuple[str, str]]:
     """(field, model name) pairs that a policy's options refer to."""
     refs: list[tuple[str, str]] = []
     for key in ("model", "default"):

@@ -243,9 +243,9 @@ class Generation:
 
 
 def _usage(raw: Mapping[str, Any]) -> Usage:
-    details = raw.get("prompt_tokens_details") or {}
-    return Usage(
-        int(raw.get("prompt_tokens") or 0),
-        int(raw.get("completion_tokens") or 0),
-        int(details.get("cached_tokens") or 0),
-    )
+    """Tokens in and out. llama.cpp's ``cached_tokens`` counts its reuse of its own KV
+    cache (a prefix still in memory from the previous request on that slot): a speed-up
+    that depends on what ran before, not a provider's billed prompt cache. It is never
+    reported as cached input, so a local stand-in is priced as the hosted model it stands
+    in for would bill the same request, and the same request always costs the same."""
+    return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))

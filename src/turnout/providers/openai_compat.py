@@ -206,7 +206,7 @@ class OpenAICompatProvider(Provider):
             data = jsonio.load_json(raw)
             if isinstance(data, dict) and "error" in data and not data.get("choices"):
                 info = openai_errors.error_info_from(data)
-                raise self._classify_event(info, model)
+                raise self._classify_event(info, model, "body")
             answer = wire.parse_completion(
                 data,
                 model=model,
@@ -223,14 +223,11 @@ class OpenAICompatProvider(Provider):
             raise filtered
         return answer
 
-    def _classify_event(self, info: openai_errors.ErrorInfo, model: str) -> ProviderError:
-        status = int(info.code) if info.code and info.code.isdigit() else None
-        return openai_errors.classify(
-            status if status and status >= 400 else None,
-            info,
-            provider=self._where(),
-            model=model,
-            secrets=self._secrets(),
+    def _classify_event(
+        self, info: openai_errors.ErrorInfo, model: str, origin: str = "stream"
+    ) -> ProviderError:
+        return openai_errors.classify_embedded(
+            info, origin, provider=self._where(), model=model, secrets=self._secrets()
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:

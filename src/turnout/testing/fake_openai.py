@@ -265,7 +265,7 @@ class FakeOpenAI:
         if fault.kind == "malformed_json":
             return web.Response(body=_MALFORMED_BODY, content_type="application/json")
         if fault.kind == "error_in_200":
-            return _json(200, _ERROR_IN_200)
+            return _json(200, _error_in_200(fault))
         payload = json.dumps(self._completion(body, fault)).encode()
         if fault.kind == "cut":
             return await _cut_body(request, payload)
@@ -328,7 +328,8 @@ class FakeOpenAI:
                 if fault.kind in ("malformed_sse", "malformed_json"):
                     frame = _MALFORMED_FRAME
                 if fault.kind == "error_in_200":
-                    await response.write(b"data: " + json.dumps(_ERROR_IN_200).encode() + b"\n\n")
+                    event = json.dumps(_error_in_200(fault)).encode()
+                    await response.write(b"data: " + event + b"\n\n")
                     await response.write_eof()
                     return response
             await response.write(frame)
@@ -339,6 +340,15 @@ class FakeOpenAI:
             return response
         await response.write_eof()
         return response
+
+
+def _error_in_200(fault: Fault) -> dict[str, Any]:
+    error = dict(_ERROR_IN_200["error"])
+    if fault.code is not None:
+        error["code"] = fault.code
+    if fault.message is not None:
+        error["message"] = fault.message
+    return {"error": error}
 
 
 def _json(status: int, body: Any, headers: Sequence[tuple[str, str]] = ()) -> web.Response:

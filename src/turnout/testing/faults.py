@@ -160,10 +160,13 @@ class Fault:
         return cls("cut", after_chunks=after_chunks)
 
     @classmethod
-    def error_in_200(cls, *, after_chunks: int = 0) -> Fault:
+    def error_in_200(
+        cls, *, after_chunks: int = 0, code: str | None = None, message: str | None = None
+    ) -> Fault:
         """A 200 whose body (or, streamed, whose event after ``after_chunks`` chunks) is an
-        error object, as some providers and proxies send them."""
-        return cls("error_in_200", after_chunks=after_chunks)
+        error object, as some providers and proxies send them. ``code`` / ``message``
+        replace the object's (e.g. ``"529"``, the code Anthropic gives "overloaded")."""
+        return cls("error_in_200", message=message, code=code, after_chunks=after_chunks)
 
     @classmethod
     def with_tool_calls(cls, *calls: tuple[str, str]) -> Fault:

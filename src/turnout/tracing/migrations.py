@@ -253,6 +253,10 @@ _USAGE_ESTIMATED = sql_migration(
     "ALTER TABLE attempts ADD COLUMN usage_estimated SMALLINT NOT NULL DEFAULT 0",
 )
 
+# Who writes a run while it is `running` (pid@host), so that a later reader can tell a run
+# in flight from one whose process died (shown `abandoned`, see tracing/liveness.py).
+_RUN_WRITER = sql_migration("m007_run_writer", "ALTER TABLE runs ADD COLUMN writer TEXT")
+
 MIGRATIONS: tuple[Migration, ...] = (
     _CREATE_TABLES,
     _CREATE_INDEXES,
@@ -260,6 +264,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _EVIDENCE,
     _REPORT_INDEXES,
     _USAGE_ESTIMATED,
+    _RUN_WRITER,
 )
 """Every migration, oldest first. Append only: never rename or edit a shipped one."""
 
