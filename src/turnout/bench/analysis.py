@@ -41,6 +41,7 @@ from turnout.bench.stats import (
 )
 from turnout.bench.summary import summarize
 from turnout.errors import ConfigError
+from turnout.pricing.money import usd
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +336,7 @@ def _cost_part(c: Comparison, p: PolicyStats, b: PolicyStats) -> str:
     if c.cost_saving is None:  # the baseline costs nothing per successful run
         if p.cost_per_success == 0:
             return f"same cost per successful run as {base} ($0)"
-        return f"dearer per successful run than {base} ({_usd(p.cost_per_success)} vs $0)"
+        return f"dearer per successful run than {base} ({usd(p.cost_per_success)} vs $0)"
     s, ci = c.cost_saving, c.cost_saving_ci
     if round(s * 100) == 0:
         return f"same cost per successful run as {base} ({_ci_text(c, ci, c.cost_significant)})"
@@ -355,8 +356,3 @@ def _success_part(c: Comparison, p: PolicyStats, b: PolicyStats) -> str:
     n = f"n={p.runs}" if p.runs == b.runs else f"n={p.runs} vs {b.runs}"
     which = "a significant difference" if c.success_significant else "not a significant difference"
     return f"success {p.success_rate:.2f} vs {b.success_rate:.2f}, {which} at {n}"
-
-
-def _usd(value: Decimal) -> str:
-    v = float(value)
-    return f"${v:.4f}" if v >= 0.01 else f"${v:.6f}"

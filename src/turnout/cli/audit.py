@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import click
 from rich.table import Table
 
-from turnout.cli.output import make_console, money
+from turnout.cli.output import make_console
 from turnout.cli.traces import opened_store, store_option
 from turnout.cli.when import parse_since
+from turnout.pricing.money import usd
 from turnout.tracing.rows import pico_to_cost
 
 _SQL = (
@@ -65,6 +66,6 @@ def audit_cmd(
     for i in items:
         t.add_row(
             str(i["at"]), str(i["run_id"])[:12], str(i["step_id"]), str(i["model"]), str(i["tier"]),
-            str(i["status"]), money(i["cost_usd"]), str(i["by"]), str(i["why"]),
+            str(i["status"]), usd(i["cost_usd"]), str(i["by"]), str(i["why"]),
         )  # fmt: skip
     console.print(t)

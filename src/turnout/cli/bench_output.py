@@ -22,8 +22,9 @@ from rich.table import Table
 from turnout.bench.analysis import BenchAnalysis, Comparison, PolicyStats, StepStats, analyze
 from turnout.bench.data import BenchData
 from turnout.bench.stats import Interval
-from turnout.cli.output import money, price_notes, print_notes, seconds
+from turnout.cli.output import price_notes, print_notes, seconds
 from turnout.config.settings import Settings
+from turnout.pricing.money import usd
 
 BENCH_COLUMNS = (
     "Route", "Calls", "Total latency", "Total tokens", "Output tokens", "Cost", "Score",
@@ -63,11 +64,11 @@ class BenchReport:
                 seconds(p.total_latency_s),
                 f"{p.total_tokens:,}",
                 f"{p.output_tokens:,}",
-                money(p.cost_usd),
+                usd(p.cost_usd),
                 f"{p.checks_passed}/{p.checks_total}" if p.checks_total else "—",
                 f"{p.successes}/{p.runs}",
                 _with_ci(
-                    money(p.cost_per_success),
+                    usd(p.cost_per_success),
                     p.cost_per_success_ci,
                     _bare_money(p.cost_per_success),
                 ),
@@ -230,7 +231,7 @@ def _route(policy: str, baseline: str | None) -> str:
 
 
 def _bare_money(point: Decimal | None) -> Callable[[float], str]:
-    """Interval ends without ``$``, at the precision ``money`` gives the point value."""
+    """Interval ends without ``$``, at the precision ``usd`` gives the point value."""
     v = abs(float(point or 0))
     places = 2 if v >= 1 else 4 if v >= 0.01 else 6
     return lambda x: f"{x:,.{places}f}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -11,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from turnout.config.settings import Settings
+from turnout.pricing.money import usd
 from turnout.workflows.results import RunResult, StepResult
 
 BENCH_COLUMNS = (
@@ -25,19 +25,6 @@ BENCH_COLUMNS = (
     "Cost per successful run",
     "Latency per successful run",
 )
-
-
-def money(value: Decimal | float | None) -> str:
-    if value is None:
-        return "—"
-    v = float(value)
-    if v == 0:
-        return "$0"
-    if abs(v) >= 1:
-        return f"${v:,.2f}"
-    if abs(v) >= 0.01:
-        return f"${v:.4f}"
-    return f"${v:.6f}"
 
 
 def seconds(value: float | None) -> str:
@@ -73,7 +60,7 @@ def step_line(step: StepResult) -> str:
     u = step.usage
     parts = [f"{mark} {step.step_id:<18} {where:<28} {seconds(step.latency_s):>8}"]
     if step.kind == "llm" and step.model:
-        parts.append(f"{u.input_tokens:>5}→{u.output_tokens:<5} tok {money(step.cost):>10}")
+        parts.append(f"{u.input_tokens:>5}→{u.output_tokens:<5} tok {usd(step.cost):>10}")
     if step.checks:
         parts.append(f"checks {checks_cell(step)}")
     if step.error:
@@ -107,7 +94,7 @@ def run_table(result: RunResult) -> Table:
             seconds(s.latency_s),
             str(s.usage.input_tokens),
             str(s.usage.output_tokens),
-            money(s.cost),
+            usd(s.cost),
             "" if s.score is None else f"{s.score:.2f}",
             checks_cell(s),
         )
@@ -121,7 +108,7 @@ def run_table(result: RunResult) -> Table:
         seconds(result.latency_s),
         str(u.input_tokens),
         str(u.output_tokens),
-        money(result.cost),
+        usd(result.cost),
         "" if result.score is None else f"{result.score:.2f}",
         f"{result.checks_passed}/{result.checks_total}",
     )

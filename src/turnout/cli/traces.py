@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import click
@@ -22,6 +21,7 @@ from rich.text import Text
 
 from turnout.cli.common import CLIError
 from turnout.errors import StoreError
+from turnout.pricing.money import usd
 from turnout.tracing import (
     AttemptRecord,
     RunRecord,
@@ -168,21 +168,6 @@ def trace_to_dict(trace: RunTrace) -> dict[str, Any]:
 # -- formatting ------------------------------------------------------------------------
 
 
-def format_cost(cost: Decimal) -> str:
-    """Dollars with enough digits for tiny local costs: $0.84, $0.0315, $0.000123."""
-    if cost == 0:
-        return "$0"
-    sign = "-" if cost < 0 else ""
-    cost = abs(cost)
-    if cost >= 1:
-        return f"{sign}${cost:,.2f}"
-    # three significant digits, at least two decimals, no trailing zeros beyond those
-    digits = max(2, 2 - cost.adjusted())
-    text = f"{cost:.{digits}f}".rstrip("0")
-    whole, _, decimals = text.partition(".")
-    return f"{sign}${whole}.{decimals.ljust(2, '0')}"
-
-
 def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -242,7 +227,7 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
             _status(r.status),
             str(r.calls),
             f"{_tokens(r.input_tokens)}/{_tokens(r.output_tokens)}",
-            format_cost(r.cost_usd),
+            usd(r.cost_usd),
             format_seconds(r.latency_s),
         )
     return table
@@ -266,7 +251,7 @@ def run_header(run: RunRecord) -> Table:
             f"{_tokens(run.input_tokens)} in / {_tokens(run.output_tokens)} out / "
             f"{_tokens(run.cached_input_tokens)} cached",
         ),
-        ("cost", format_cost(run.cost_usd)),
+        ("cost", usd(run.cost_usd)),
         ("score", _score(run.score)),
     ]
     if run.bench_id:
@@ -322,7 +307,7 @@ def steps_table(steps: Sequence[StepRecord]) -> Table:
             _status(s.status),
             format_seconds(s.latency_s),
             _token_counts(s.input_tokens, s.output_tokens, s.cached_input_tokens),
-            format_cost(s.cost_usd),
+            usd(s.cost_usd),
             _score(s.score),
             checks if s.checks else "-",
         )
@@ -382,7 +367,7 @@ def attempts_table(attempts: Sequence[AttemptRecord]) -> Table:
             format_seconds(a.latency_s),
             format_seconds(a.ttft_s),
             _token_counts(a.input_tokens, a.output_tokens, a.cached_input_tokens),
-            format_cost(a.cost_usd),
+            usd(a.cost_usd),
         )
     return table
 

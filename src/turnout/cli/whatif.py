@@ -18,10 +18,11 @@ from rich.table import Table
 
 from turnout.cli.common import config_option
 from turnout.cli.flag import existing_store
-from turnout.cli.output import make_console, money
+from turnout.cli.output import make_console
 from turnout.cli.traces import STORE_HELP, opened_store
 from turnout.cli.when import parse_since
 from turnout.config.loader import load_settings
+from turnout.pricing.money import usd, usd_number
 from turnout.reports.whatif import WhatIfReport, whatif
 
 METHOD = (
@@ -59,10 +60,6 @@ def whatif_cmd(
     print_report(result, make_console())
 
 
-def _usd(value: Decimal) -> float:
-    return float(value)
-
-
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
@@ -76,8 +73,8 @@ def report_json(r: WhatIfReport) -> dict[str, Any]:
         "until": _iso(r.until),
         "workflow": r.workflow,
         "steps": r.steps,
-        "actual_usd": _usd(r.actual),
-        "projected_usd": _usd(r.projected),
+        "actual_usd": usd_number(r.actual),
+        "projected_usd": usd_number(r.projected),
         "saving": r.saving,
         "without_context": r.without_context,
         "cascades_priced_at_first_rung": r.cascades,
@@ -90,21 +87,25 @@ def report_json(r: WhatIfReport) -> dict[str, Any]:
                 "run_id": e.run_id, "workflow": e.workflow, "step_id": e.step_id,
                 "from_model": e.from_model, "from_tier": e.from_tier,
                 "to_models": list(e.to_models), "to_tier": e.to_tier, "reason": e.reason,
-                "actual_usd": _usd(e.actual), "projected_usd": _usd(e.projected),
+                "actual_usd": usd_number(e.actual), "projected_usd": usd_number(e.projected),
             }
             for e in r.examples
         ],
         "by_step": [
             {
                 "workflow": s.workflow, "step_id": s.step_id, "steps": s.steps,
-                "actual_usd": _usd(s.actual), "projected_usd": _usd(s.projected),
+                "actual_usd": usd_number(s.actual), "projected_usd": usd_number(s.projected),
                 "models_before": list(s.models_before), "models_after": list(s.models_after),
                 "tier_changes": s.tier_changes,
             }
             for s in r.by_step
         ],
         "by_tier": [
-            {"tier": t.tier, "actual_usd": _usd(t.actual), "projected_usd": _usd(t.projected)}
+            {
+                "tier": t.tier,
+                "actual_usd": usd_number(t.actual),
+                "projected_usd": usd_number(t.projected),
+            }
             for t in r.by_tier
         ],
         "output_ratios": [
@@ -117,7 +118,7 @@ def report_json(r: WhatIfReport) -> dict[str, Any]:
         ],
         "min_ratio_samples": r.min_ratio_samples,
         "skipped": [
-            {"reason": s.reason, "steps": s.steps, "actual_usd": _usd(s.actual)}
+            {"reason": s.reason, "steps": s.steps, "actual_usd": usd_number(s.actual)}
             for s in r.skipped
         ],
     }  # fmt: skip
@@ -147,7 +148,7 @@ def print_report(r: WhatIfReport, console: Console) -> None:
     else:
         verdict = f" ({-r.saving:.1%} dearer)"
     console.print(
-        f"Actual {money(r.actual)} → projected [bold]{money(r.projected)}[/]{verdict}  "
+        f"Actual {usd(r.actual)} → projected [bold]{usd(r.projected)}[/]{verdict}  "
         "[yellow](estimate)[/]"
     )
     moves = " · ".join(f"{a} → {b} {n:,}" for a, b, n in r.tier_changes) or "none"
@@ -159,7 +160,7 @@ def print_report(r: WhatIfReport, console: Console) -> None:
         console.print(
             f"  e.g. run {e.run_id[:12]} {e.workflow}/{e.step_id}: {e.from_model} "
             f"({e.from_tier}) → {'+'.join(e.to_models)} ({e.to_tier}), "
-            f"{money(e.actual)} → {money(e.projected)}  [dim]{e.reason}[/]"
+            f"{usd(e.actual)} → {usd(e.projected)}  [dim]{e.reason}[/]"
         )
     if r.by_step:
         t = Table(title="By step (estimate)", title_justify="left")
@@ -172,7 +173,7 @@ def print_report(r: WhatIfReport, console: Console) -> None:
         t.add_column("Tier changes", justify="right")
         for s in r.by_step:
             t.add_row(
-                s.workflow, s.step_id, f"{s.steps:,}", money(s.actual), money(s.projected),
+                s.workflow, s.step_id, f"{s.steps:,}", usd(s.actual), usd(s.projected),
                 _change(s.actual, s.projected), ", ".join(s.models_before),
                 ", ".join(s.models_after), f"{s.tier_changes:,}",
             )  # fmt: skip
@@ -183,7 +184,7 @@ def print_report(r: WhatIfReport, console: Console) -> None:
             t.add_column(col, justify="left" if col == "Tier" else "right")
         for tier in r.by_tier:
             t.add_row(
-                tier.tier, money(tier.actual), money(tier.projected),
+                tier.tier, usd(tier.actual), usd(tier.projected),
                 _change(tier.actual, tier.projected),
             )  # fmt: skip
         console.print(t)
@@ -209,7 +210,7 @@ def _print_notes(r: WhatIfReport, console: Console) -> None:
         )
     for s in r.skipped:
         console.print(
-            f"[yellow]Skipped {s.steps:,} steps ({money(s.actual)} actual, in neither total): "
+            f"[yellow]Skipped {s.steps:,} steps ({usd(s.actual)} actual, in neither total): "
             f"{s.reason}[/]"
         )
     if r.without_context:

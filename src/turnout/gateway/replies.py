@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from turnout.gateway.engine import Answer
+from turnout.pricing.money import usd_exact
 from turnout.types import StreamEnd, TextDelta, ToolCallDelta, Usage
 from turnout.wire import responses as wire
 
@@ -39,14 +40,8 @@ def answer_headers(answer: Answer | None, run_id: str, *, cost: bool = True) -> 
         headers["x-turnout-reason"] = header_value(answer.reason)
     headers["x-turnout-attempts"] = str(len(answer.attempts))
     if cost:
-        headers["x-turnout-cost-usd"] = money(answer.cost)
+        headers["x-turnout-cost-usd"] = usd_exact(answer.cost)
     return headers
-
-
-def money(cost: Decimal) -> str:
-    """Dollars with up to ten decimals and no exponent (``0.0000125``)."""
-    text = format(cost.quantize(Decimal("1e-10")).normalize(), "f")
-    return text if text != "-0" else "0"
 
 
 def usage_body(usage: Usage, cost: Decimal) -> dict[str, Any]:

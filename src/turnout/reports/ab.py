@@ -37,6 +37,7 @@ from turnout.bench.analysis import BenchAnalysis, PolicyStats, analyze
 from turnout.bench.data import BenchData, RunSample
 from turnout.bench.stats import Interval, bootstrap
 from turnout.errors import ConfigError
+from turnout.pricing.money import usd_number
 from turnout.tracing.meta import BenchRecord
 from turnout.tracing.rows import pico_to_cost
 from turnout.tracing.store import TraceStore
@@ -145,10 +146,6 @@ def _ci(ci: Interval | None) -> list[float] | None:
     return None if ci is None else ci.as_list()
 
 
-def _usd(v: Decimal | None) -> float | None:
-    return None if v is None else float(v)
-
-
 def _variant_json(v: VariantStats) -> dict[str, Any]:
     s = v.stats
     return {
@@ -163,9 +160,9 @@ def _variant_json(v: VariantStats) -> dict[str, Any]:
         "latency_p50_s": s.latency_p50_s,
         "latency_p95_s": s.latency_p95_s,
         "cost_usd": float(s.cost_usd),
-        "cost_per_run_usd": _usd(v.cost_per_run),
+        "cost_per_run_usd": usd_number(v.cost_per_run),
         "cost_per_run_ci": _ci(v.cost_per_run_ci),
-        "cost_per_success_usd": _usd(s.cost_per_success),
+        "cost_per_success_usd": usd_number(s.cost_per_success),
         "cost_per_success_ci": _ci(s.cost_per_success_ci),
         "models": list(v.models),
     }

@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from turnout.bench.stats import Interval
+from turnout.pricing.money import DASH, usd
 
-DASH = "—"
-
-
-def usd(value: Decimal | float | None) -> str:
-    """Dollars with three significant digits for small amounts: $0.84, $0.0315, $0.000123."""
-    if value is None:
-        return DASH
-    v = float(value)
-    if v == 0:
-        return "$0"
-    sign, v = ("-" if v < 0 else ""), abs(v)
-    if v >= 100:
-        return f"{sign}${v:,.0f}"
-    if v >= 1:
-        return f"{sign}${v:,.2f}"
-    text = f"{v:.3g}"
-    if "e" in text:  # below 0.0001
-        text = f"{v:.8f}".rstrip("0")
-    elif len(text.split(".")[1]) < 2:
-        text = f"{v:.2f}"
-    return f"{sign}${text}"
+__all__ = ["DASH", "count", "pct", "pct_span", "secs", "secs_span", "usd", "usd_span"]
 
 
 def usd_span(ci: Interval | None) -> str:

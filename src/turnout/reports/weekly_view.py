@@ -4,26 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from rich.console import Console
 from rich.table import Table
 
+from turnout.pricing.money import usd
 from turnout.reports.weekly import EFFICIENCY_RULE, SpendLine, WeeklyReport
 
 
 def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _money(value: Decimal | None) -> str:
-    """Dollars, with more decimals for the small sums of cheap models."""
-    if value is None:
-        return "—"
-    if value == 0:
-        return "$0"
-    digits = 2 if abs(value) >= 1 else 4 if abs(value) >= Decimal("0.01") else 6
-    return f"${value:,.{digits}f}"
 
 
 def _table(title: str, first: Iterable[str]) -> Table:
@@ -37,7 +27,7 @@ def _table(title: str, first: Iterable[str]) -> Table:
 
 def _row(line: SpendLine) -> list[str]:
     return [
-        f"{line.calls:,}", _money(line.cost), f"{line.share:.1%}",
+        f"{line.calls:,}", usd(line.cost), f"{line.share:.1%}",
         f"{line.input_tokens:,}", f"{line.output_tokens:,}",
     ]  # fmt: skip
 
@@ -47,25 +37,23 @@ def print_weekly(r: WeeklyReport, console: Console) -> None:
     by tier, by model and by workflow step."""
     console.print(f"[bold]Weekly report[/] {_when(r.since)} → {_when(r.until)} UTC")
     console.print(
-        f"Total spend [bold]{_money(r.total_cost)}[/] over {r.calls:,} model calls "
+        f"Total spend [bold]{usd(r.total_cost)}[/] over {r.calls:,} model calls "
         f"({r.failed_calls:,} failed or rejected); tokens {r.input_tokens:,} in "
         f"({r.cached_input_tokens:,} cached) / {r.output_tokens:,} out"
     )
     console.print(
-        f"Runs {r.runs:,} ({_statuses(r)}), costing {_money(r.runs_cost)}: "
-        f"average {_money(r.cost_per_run)} per run, "
-        f"{_money(r.cost_per_successful_run)} per successful run"
+        f"Runs {r.runs:,} ({_statuses(r)}), costing {usd(r.runs_cost)}: "
+        f"average {usd(r.cost_per_run)} per run, "
+        f"{usd(r.cost_per_successful_run)} per successful run"
     )
     lone = (
         f"; {r.runs_without_session:,} runs had no session and count as a session each"
         if r.runs_without_session
         else ""
     )
-    console.print(
-        f"Sessions {r.sessions:,}: average {_money(r.cost_per_session)} per session{lone}"
-    )
+    console.print(f"Sessions {r.sessions:,}: average {usd(r.cost_per_session)} per session{lone}")
     if r.cache_hits:
-        console.print(f"Cache {r.cache_hits:,} hits saved {_money(r.cache_saved)}")
+        console.print(f"Cache {r.cache_hits:,} hits saved {usd(r.cache_saved)}")
     e = r.efficiency
     ratio = "n/a (no LLM step)" if e.ratio is None else f"{e.ratio:.1%}"
     console.print(
@@ -74,8 +62,8 @@ def print_weekly(r: WeeklyReport, console: Console) -> None:
     )
     if e.flagged:
         console.print(
-            f"  steps flagged could-be-cheaper cost {_money(e.could_be_cheaper_cost)}; "
-            f"needed-frontier {_money(e.needed_frontier_cost)}"
+            f"  steps flagged could-be-cheaper cost {usd(e.could_be_cheaper_cost)}; "
+            f"needed-frontier {usd(e.needed_frontier_cost)}"
         )
     console.print(f"[dim]{EFFICIENCY_RULE}[/]")
     for title, lines in (("Spend by tier", r.by_tier), ("Spend by model", r.by_model)):
@@ -91,7 +79,7 @@ def print_weekly(r: WeeklyReport, console: Console) -> None:
         console.print(t)
     if r.unattributed_cost:
         console.print(
-            f"[dim]{_money(r.unattributed_cost)} of the spend belongs to no LLM step started "
+            f"[dim]{usd(r.unattributed_cost)} of the spend belongs to no LLM step started "
             "in the period (gateway requests, or steps that began before it)[/]"
         )
     if r.ab_tests:

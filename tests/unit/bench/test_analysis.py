@@ -185,7 +185,7 @@ def test_free_baseline_and_free_policy() -> None:
         "local2: same cost per successful run as local ($0);"
     )
     assert a.comparison("paid").verdict.startswith(  # type: ignore[union-attr]
-        "paid: dearer per successful run than local ($0.0100 vs $0);"
+        "paid: dearer per successful run than local ($0.01 vs $0);"
     )
     a2 = analyze(bench(runs), baseline="paid")
     c = a2.comparison("local")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from turnout.cli.traces import format_cost, traces
+from turnout.cli.traces import traces
+from turnout.pricing.money import usd as format_cost
 from turnout.tracing import AttemptRecord, RunRecord, SQLiteStore, StepRecord
 from turnout.types import CheckResult
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from turnout.gateway.replies import ChunkEncoder, header_value, money
+from turnout.gateway.replies import ChunkEncoder, header_value
+from turnout.pricing.money import usd_exact as money
 from turnout.types import StreamEnd, TextDelta, ToolCallDelta, Usage
 
 

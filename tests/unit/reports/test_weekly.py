@@ -117,11 +117,11 @@ def test_cli_json(db: Path) -> None:
 
 def test_cli_text_shows_the_ratio_and_the_counts_behind_it(db: Path) -> None:
     text = _cli("--store", str(db), "--since", "2026-01-05", "--until", "2026-01-12")
-    assert "Total spend $0.6150" in text
-    assert "average $0.1500 per run" in text
-    assert "Sessions 3: average $0.2000 per session; 1 runs had no session" in text
+    assert "Total spend $0.615" in text
+    assert "average $0.15 per run" in text
+    assert "Sessions 3: average $0.20 per session; 1 runs had no session" in text
     assert "Routing efficiency 62.5% = 1 - (2 could be cheaper + 1 needed frontier) / 8" in text
-    assert "Cache 1 hits saved $0.0200" in text
+    assert "Cache 1 hits saved $0.02" in text
     for title in ("Spend by tier", "Spend by model", "Spend by step"):
         assert title in text
     assert "(no run record)" in text

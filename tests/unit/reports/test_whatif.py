@@ -260,8 +260,8 @@ def test_cli_json_is_labelled_an_estimate(tmp_path: Path, db: Path) -> None:
 def test_cli_text(tmp_path: Path, db: Path) -> None:
     text = _cli(tmp_path, db)
     assert text.startswith("ESTIMATE policy cheap_impl over 6 recorded LLM steps")
-    assert "Actual $0.1116 → projected $0.0316 (71.7% cheaper)  (estimate)" in text
+    assert "Actual $0.112 → projected $0.0316 (71.7% cheaper)  (estimate)" in text
     assert "Tier changes: frontier → efficient 3 · efficient → frontier 1; unchanged 2" in text
     assert "csv-export/implementer opus → haiku ×0.5 (bench samples: 3 opus, 3 haiku" in text
-    assert "Skipped 1 steps ($0.0200 actual, in neither total): model 'gpt-3'" in text
+    assert "Skipped 1 steps ($0.02 actual, in neither total): model 'gpt-3'" in text
     assert "1 steps were recorded without their prompt or annotation" in text
