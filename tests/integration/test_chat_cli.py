@@ -119,3 +119,14 @@ async def test_facade_chat_stream_and_run_share_one_store(project: Any) -> None:
     trace = store.get_run(a.run_id)
     assert trace is not None and [st.step_id for st in trace.steps] == ["draft"]
     assert runs[failed.run_id].status == "failed"
+
+
+def test_chat_checks_the_api_key_before_any_call(
+    project: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FAKE_API_KEY")
+    code, _, err = cli(
+        capsys, "chat", "-c", "turnout.yaml", "-p", "all_frontier", "--no-trace", "hi"
+    )
+    assert code == 2 and "FAKE_API_KEY" in err
+    assert project.server.server.requests == []

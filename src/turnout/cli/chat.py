@@ -7,7 +7,6 @@ attempt failed (one line naming each attempt), 2 on bad input.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Mapping
@@ -17,12 +16,14 @@ from typing import Any
 import click
 
 from turnout.cli.common import config_option, parse_inputs
+from turnout.cli.session import run_async
 from turnout.cli.traces import STORE_HELP
 from turnout.config.loader import load_settings
 from turnout.errors import ConfigError, TurnoutError
 from turnout.facade import Answer, Turnout
 from turnout.reports.fmt import usd
 from turnout.types import Message, TextDelta
+from turnout.workflows.keys import policy_reach, require_keys
 
 
 @click.command("chat")
@@ -68,6 +69,7 @@ def chat_cmd(
         settings.policy(policy_name)  # a ConfigError naming it if unknown
     if model and model not in settings.models:
         raise ConfigError(f"--model: no pool model {model!r} in {config_path}")
+    require_keys(settings, [model] if model else policy_reach(settings, policy_name))
     tag_map = {k: str(v) for k, v in parse_inputs(tags, flag="--tag").items()}
     messages = [Message.system(system)] if system else []
     messages.append(Message.user(prompt))
@@ -76,7 +78,7 @@ def chat_cmd(
         options["model"] = model
     else:
         options["policy"] = policy_name
-    answer = asyncio.run(_ask(settings, store_url, no_trace, messages, options, stream, as_json))
+    answer = run_async(_ask(settings, store_url, no_trace, messages, options, stream, as_json))
     if as_json:
         sys.stdout.write(json.dumps(answer_json(answer), indent=2) + "\n")
     else:

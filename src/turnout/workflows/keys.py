@@ -45,6 +45,11 @@ def models_in_reach(
     return reach & set(settings.models)
 
 
+def policy_reach(settings: Settings, name: str | None) -> set[str]:
+    """Every pool model the policy called ``name`` may call (None: any model)."""
+    return _policy_models(settings, name, ()) or set(settings.models)
+
+
 def _policy_models(settings: Settings, name: str | None, seen: tuple[str, ...]) -> set[str]:
     config = settings.policies.get(name or "")
     if name in (None, WORKFLOW_POLICY) or config is None:
