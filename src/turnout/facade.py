@@ -368,6 +368,14 @@ class ChatStream:
         self._messages = messages
         self._options = dict(options)
         self.answer: Answer | None = None
+        self.decision: Decision | None = None
+        """What the policy decided, known before the first event."""
+        self._stream: ExecutionStream | None = None
+
+    @property
+    def model(self) -> str | None:
+        """The pool model whose answer is streaming now."""
+        return self._stream.model if self._stream is not None else None
 
     def __aiter__(self) -> AsyncGenerator[StreamEvent | Restart, None]:
         return self._run()
@@ -376,10 +384,12 @@ class ChatStream:
         t = self._t
         rule = self._options.pop("on_stream_cut", None)
         call, budget = await t._prepare(self._messages, self._options)
-        stream: ExecutionStream = t.executor.stream(
+        self.decision = call.decision
+        stream = self._stream = t.executor.stream(
             call.decision, call.request, run_id=call.run_id, step_id=call.step, budget=budget,
             sink=t._sink, on_stream_cut=rule,
         )  # fmt: skip
+        assert stream is not None
         events = aiter(stream)
         try:
             async for event in events:

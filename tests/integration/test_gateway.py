@@ -82,6 +82,10 @@ async def test_stream(client: openai.AsyncOpenAI, include_usage: bool) -> None:
     )  # type: ignore[arg-type]
     chunks = [c async for c in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == FULL
+    assert {c.model for c in chunks} == {"small"}  # the pool model that answered, every chunk
+    headers = stream.response.headers
+    assert headers["x-turnout-policy"] == "cheap" and headers["x-turnout-model"] == "small"
+    assert headers["x-turnout-reason"] and headers["x-request-id"]
     finish = [
         c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
     ]
@@ -158,6 +162,7 @@ async def test_stream_cut_is_continued_on_the_next_model(
     chunks = [c async for c in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == FULL
     assert chunks[-1].model == "large"
+    assert chunks[1].model != "large"  # the first chunks came from the model that was cut
     assert [r.model for r in upstream.requests] == ["fault:cut:after=3", "large-1"]
     continuation = upstream.requests[1].body["messages"]
     assert continuation[-2]["role"] == "assistant" and continuation[-1]["role"] == "user"

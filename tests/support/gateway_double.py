@@ -33,6 +33,8 @@ class FakeStream:
     delay: float = 0.0
     answer: FakeAnswer | None = None
     closed: bool = False
+    decision: Any = None
+    model: str | None = None
 
     def __aiter__(self) -> AsyncGenerator[StreamEvent, None]:
         return self._run()

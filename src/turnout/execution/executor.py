@@ -176,6 +176,12 @@ class ExecutionStream:
         self.streamed = streamed
         self.on_stream_cut = on_stream_cut
         self.execution: Execution | None = None
+        self._walk: Walk | EnsembleWalk | None = None
+
+    @property
+    def model(self) -> str | None:
+        """The pool model whose answer is coming now (None before the first attempt)."""
+        return self._walk.current if self._walk is not None else None
 
     def __aiter__(self) -> AsyncGenerator[Event, None]:
         return self._run()
@@ -191,6 +197,7 @@ class ExecutionStream:
             if self.decision.strategy == "ensemble"
             else Walk(run, ex.route(self.decision, self.accept), self.request)
         )
+        self._walk = walk
         error: TurnoutError | None = None
         events = walk.events()
         try:

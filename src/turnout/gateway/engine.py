@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from turnout.errors import TurnoutError
 from turnout.execution.stream_cut import Restart
-from turnout.types import ChatResponse, StreamEvent, Usage
+from turnout.types import ChatResponse, Decision, StreamEvent, Usage
 
 
 class Answer(Protocol):
@@ -39,6 +39,15 @@ class AnswerStream(Protocol):
     def __aiter__(self) -> AsyncGenerator[StreamEvent | Restart, None]: ...
     @property
     def answer(self) -> Answer | None: ...
+    @property
+    def decision(self) -> Decision | None:
+        """What the policy decided (known once the first event comes)."""
+        ...
+
+    @property
+    def model(self) -> str | None:
+        """The pool model whose answer is streaming now."""
+        ...
 
 
 class Engine(Protocol):

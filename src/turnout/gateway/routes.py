@@ -24,9 +24,9 @@ from turnout.execution.stream_cut import Restart
 from turnout.gateway import failures
 from turnout.gateway.config import GatewayConfig
 from turnout.gateway.context import CallContext, ModelNotFound, Route, call_context, resolve
-from turnout.gateway.engine import Answer, Engine
+from turnout.gateway.engine import Answer, AnswerStream, Engine
 from turnout.gateway.failures import ErrorReply
-from turnout.gateway.replies import ChunkEncoder, answer_headers, completion_body
+from turnout.gateway.replies import ChunkEncoder, answer_headers, completion_body, header_value
 from turnout.types import StreamEnd
 from turnout.wire.jsonio import encode, load_json
 from turnout.wire.requests import IncomingRequest, WireError, decode_request
@@ -104,7 +104,9 @@ async def _stream(
                 await response.write(encoder.error(failures.cannot_restart(event).body))
                 break
             if response is None:
-                response = await _start_stream(request, route, run_id)
+                response = await _start_stream(request, route, run_id, stream)
+            if stream.model is not None:  # the pool model answering (it may change on a cut)
+                encoder.model = stream.model
             if isinstance(event, StreamEnd):
                 end = event  # written once the façade has the answer's cost
             else:
@@ -132,14 +134,22 @@ async def _stream(
     return response
 
 
-async def _start_stream(request: web.Request, route: Route, run_id: str) -> web.StreamResponse:
-    """Status and headers, sent with the first event (what answers is not known yet:
-    ``model`` in the chunks and the usage chunk say it)."""
+async def _start_stream(
+    request: web.Request, route: Route, run_id: str, stream: AnswerStream
+) -> web.StreamResponse:
+    """Status and headers, sent with the first event: the policy, its reason and the model
+    answering then (a cut continued on another model: the chunks' ``model`` says so;
+    attempts and cost are in the usage chunk and the trace)."""
     headers = {"x-request-id": run_id, "cache-control": "no-cache"}
-    if route.policy:
+    decision = stream.decision
+    if decision is not None:
+        headers["x-turnout-policy"] = header_value(decision.policy)
+        headers["x-turnout-reason"] = header_value(decision.reason)
+    elif route.policy:
         headers["x-turnout-policy"] = route.policy
-    else:
-        headers["x-turnout-model"] = route.label
+    model = stream.model or (None if route.policy else route.label)
+    if model:
+        headers["x-turnout-model"] = header_value(model)
     response = web.StreamResponse(status=200, headers=headers)
     response.content_type = "text/event-stream"
     await response.prepare(request)

@@ -37,6 +37,8 @@ class Walk:
         self.model: str | None = None
         self.note: str | None = None
         self.ttft_s: float | None = None
+        self.current: str | None = None
+        """The model of the attempt in flight (streamed: the one whose tokens come now)."""
 
     async def events(self) -> AsyncGenerator[Event, None]:
         run, route, ledger = self.run, self.route, self.run.ledger
@@ -55,6 +57,7 @@ class Walk:
                 calls[model] = calls.get(model, 0) + 1
                 asked = continuation(self.request, shown) if continuing else self.request
                 attempt = Attempt(run, model, asked)
+                self.current = model
                 events = attempt.events()
                 try:
                     async for event in events:

@@ -39,6 +39,7 @@ class EnsembleWalk:
         self.model: str | None = None
         self.note: str | None = None
         self.ttft_s: float | None = None
+        self.current: str | None = None
 
     async def events(self) -> AsyncGenerator[Event, None]:
         t0 = time.perf_counter()
@@ -111,6 +112,7 @@ class EnsembleWalk:
 
     def _pick(self, ballot: Ballot, note: str) -> None:
         self.response, self.model, self.note = ballot.response, ballot.model, note
+        self.current = ballot.model
 
     async def _judge(self, ballots: Sequence[Ballot], judge: str) -> Ballot | None:
         question = "\n".join(m.content or "" for m in self.request.messages if m.role == "user")
