@@ -25,6 +25,8 @@ _KINDS: dict[str, str | PolicyFactory] = {
     "fallback": "turnout.policies.fallback:FallbackPolicy.from_options",
     "ensemble": "turnout.policies.ensemble:EnsemblePolicy.from_options",
     "ab": "turnout.policies.ab:ABPolicy.from_options",
+    "learned": "turnout.policies.learned:LearnedPolicy.from_options",
+    "switch": "turnout.policies.switch:SwitchPolicy.from_options",
 }
 
 _BUILDING: ContextVar[tuple[str, ...]] = ContextVar("turnout_building_policies", default=())
