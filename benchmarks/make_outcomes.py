@@ -72,8 +72,11 @@ async def main() -> int:
             out.flush()
             if n % 10 == 0:
                 rate = ", ".join(f"{m} {passed[m] / n:.0%}" for m in passed)
-                print(f"{n}/{len(todo)} tasks, {time.perf_counter() - began:.0f} s: {rate}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{n}/{len(todo)} tasks, {time.perf_counter() - began:.0f} s: {rate}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     for provider in {id(p): p for p in providers.values()}.values():
         await provider.aclose()
     return 0

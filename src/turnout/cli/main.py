@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("turnout.cli.audit:audit_cmd", "List overridden routing decisions."),
     "prices": ("turnout.cli.prices:prices_cmd", "The bundled price sheet, dated and sourced."),
     "local": ("turnout.cli.local:local_group", "The embedded local models."),
+    "learn": ("turnout.cli.learn:learn_group", "Train a router on outcomes; export, eval, score."),
 }
 
 

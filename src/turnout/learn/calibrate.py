@@ -40,7 +40,8 @@ def route_many(p: F64, threshold: float) -> NDArray[np.intp]:
     """:func:`choose` for each row of ``p`` (prompts, models)."""
     close = (p[:, -1:] - p) <= threshold
     close[:, -1] = True
-    return np.argmax(close, axis=1)
+    out: NDArray[np.intp] = np.argmax(close, axis=1)
+    return out
 
 
 def parse_target(raw: Mapping[str, object]) -> tuple[str, float]:

@@ -114,13 +114,18 @@ def _email(rng: random.Random, i: int) -> Task:
 
 
 _CODE = (
-    ("add_numbers", "returns the sum of two numbers a and b", "assert f(2, 3) == 5\nassert f(-1, 1) == 0"),
-    ("reverse_text", "returns the string s reversed", "assert f('abc') == 'cba'\nassert f('') == ''"),
+    ("add_numbers", "returns the sum of two numbers a and b",
+     "assert f(2, 3) == 5\nassert f(-1, 1) == 0"),
+    ("reverse_text", "returns the string s reversed",
+     "assert f('abc') == 'cba'\nassert f('') == ''"),
     ("count_vowels", "returns how many vowels (a, e, i, o, u) the lowercase string s has",
      "assert f('banana') == 3\nassert f('xyz') == 0"),
-    ("largest", "returns the largest number in the non-empty list xs", "assert f([3, 9, 2]) == 9\nassert f([-5]) == -5"),
-    ("is_even", "returns True when the integer n is even, else False", "assert f(4) is True\nassert f(7) is False"),
-    ("factorial", "returns n! for a non-negative integer n", "assert f(0) == 1\nassert f(5) == 120"),
+    ("largest", "returns the largest number in the non-empty list xs",
+     "assert f([3, 9, 2]) == 9\nassert f([-5]) == -5"),
+    ("is_even", "returns True when the integer n is even, else False",
+     "assert f(4) is True\nassert f(7) is False"),
+    ("factorial", "returns n! for a non-negative integer n",
+     "assert f(0) == 1\nassert f(5) == 120"),
 )  # fmt: skip
 
 
@@ -202,8 +207,22 @@ def planted_outcomes(
         prompt = rng.choice(_ASKS).format(x=x if animal else f"city of {x}")
         cheap_ok = animal != (rng.random() < noise)
         cost = 0.001 * (1 + len(prompt) / 100)
-        out.append({"id": f"p{i}", "prompt": prompt, "model": models[0], "passed": cheap_ok,
-                    "cost_usd": round(cost, 6)})
-        out.append({"id": f"p{i}", "prompt": prompt, "model": models[1], "passed": True,
-                    "cost_usd": round(cost * 15, 6)})
+        out.append(
+            {
+                "id": f"p{i}",
+                "prompt": prompt,
+                "model": models[0],
+                "passed": cheap_ok,
+                "cost_usd": round(cost, 6),
+            }
+        )
+        out.append(
+            {
+                "id": f"p{i}",
+                "prompt": prompt,
+                "model": models[1],
+                "passed": True,
+                "cost_usd": round(cost * 15, 6),
+            }
+        )
     return out

@@ -96,8 +96,10 @@ class FeatureSpec:
 
     @property
     def width(self) -> int:
-        return (EMBED_DIM if self.embedding else 0) + len(self.text) + sum(
-            len(v) for _, v in self.categorical
+        return (
+            (EMBED_DIM if self.embedding else 0)
+            + len(self.text)
+            + sum(len(v) for _, v in self.categorical)
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -126,9 +128,9 @@ class FeatureSpec:
         )
 
 
-def categorical_fields(items: Sequence[Item], max_values: int = 30) -> tuple[
-    tuple[str, tuple[str, ...]], ...
-]:
+def categorical_fields(
+    items: Sequence[Item], max_values: int = 30
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The categorical fields present in ``items`` and their most common values."""
     counts: dict[str, dict[str, int]] = {}
     for it in items:

@@ -71,7 +71,9 @@ class Outcome:
         if self.id is not None:
             out["id"] = self.id
         if self.messages:
-            out["messages"] = [{"role": str(m.role), "content": m.content or ""} for m in self.messages]
+            out["messages"] = [
+                {"role": str(m.role), "content": m.content or ""} for m in self.messages
+            ]
         else:
             out["prompt"] = self.text
         out["model"] = self.model
@@ -135,9 +137,7 @@ def parse_outcome(raw: Any) -> Outcome:
     if not isinstance(model, str) or not model:
         raise ValueError("needs model (a string)")
     passed = raw.get("passed")
-    if isinstance(passed, bool):
-        score = float(passed)
-    elif isinstance(passed, int | float) and 0 <= passed <= 1:
+    if isinstance(passed, bool) or (isinstance(passed, int | float) and 0 <= passed <= 1):
         score = float(passed)
     else:
         raise ValueError("passed must be true/false or a score in [0, 1]")
@@ -229,7 +229,7 @@ def export_outcomes(
     workflow: str | None = None,
 ) -> Iterator[Outcome]:
     """Outcomes of every checked step's attempts, of a bench or since a time."""
-    sql, params = _EXPORT, []
+    sql, params = _EXPORT, list[Any]()
     if bench_id is not None:
         sql += " AND r.bench_id = ?"
         params.append(bench_id)

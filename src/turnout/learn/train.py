@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,9 +33,6 @@ from turnout.learn.evaluate import evaluate
 from turnout.learn.features import FeatureSpec, Featurizer, Item, categorical_fields
 from turnout.learn.outcomes import Outcome
 from turnout.learn.router_file import Router
-
-if TYPE_CHECKING:
-    from sklearn.linear_model import LogisticRegression
 
 F64 = NDArray[np.float64]
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -76,7 +73,9 @@ def pivot(outcomes: Sequence[Outcome], models: Sequence[str]) -> Table:
     return Table(tuple(index), tuple(items), tuple(models), passed, cost)
 
 
-def order_models(outcomes: Sequence[Outcome], prices: Mapping[str, float] | None = None) -> list[str]:
+def order_models(
+    outcomes: Sequence[Outcome], prices: Mapping[str, float] | None = None
+) -> list[str]:
     """The outcomes' models, cheapest first: by ``prices`` when given, else by mean
     ``cost_usd``, else by pass rate (the weakest first)."""
     names = sorted({o.model for o in outcomes})
@@ -101,7 +100,7 @@ def _sklearn() -> Any:
     return linear_model
 
 
-def _fit(x: F64, y: F64, c: float) -> LogisticRegression:
+def _fit(x: F64, y: F64, c: float) -> Any:
     """A logistic head on pass/fail (fractional scores as two weighted rows)."""
     frac = (y > 0) & (y < 1)
     if frac.any():
@@ -112,9 +111,9 @@ def _fit(x: F64, y: F64, c: float) -> LogisticRegression:
         w = np.ones(len(y))
     model = _sklearn().LogisticRegression(C=c, max_iter=500, tol=1e-4)
     if len(np.unique(y)) < 2:
-        return _Constant(float(y[0]))  # type: ignore[return-value]
+        return _Constant(float(y[0]))
     model.fit(x, y >= 0.5, sample_weight=w)
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 class _Constant:

@@ -108,7 +108,9 @@ class LearnedPolicy:
         p = p_all[[self._cols[i] for i in healthy]]
         pick = healthy[choose(p, self.threshold)]
         model, strongest = self.models[pick], self.models[healthy[-1]]
-        shown = ", ".join(f"{m} {p_all[c]:.2f}" for m, c in zip(self.models, self._cols, strict=True))
+        shown = ", ".join(
+            f"{m} {p_all[c]:.2f}" for m, c in zip(self.models, self._cols, strict=True)
+        )
         ahead = float(p[-1] - p_all[self._cols[pick]]) if model != strongest else None
         if model == strongest:
             lead = min((float(p[-1] - q) for q in p[:-1]), default=0.0)
@@ -120,5 +122,7 @@ class LearnedPolicy:
         reason = f"learned: p_pass {shown}; {why}{note} -> {model}"
         if self.fallback:
             chain = (model, *(self.models[i] for i in healthy if i > pick))
-            return Decision(chain, reason, self.name, strategy="fallback" if len(chain) > 1 else "single")
+            return Decision(
+                chain, reason, self.name, strategy="fallback" if len(chain) > 1 else "single"
+            )
         return Decision((model,), reason, self.name)

@@ -62,7 +62,9 @@ class SwitchPolicy:
         target = self.cases.get(value.strip().lower()) if value is not None else None
         if target is None:
             target = self.default
-            head = f"switch: {self.on}={value} has no case" if value else f"switch: no {self.on} tag"
+            head = (
+                f"switch: {self.on}={value} has no case" if value else f"switch: no {self.on} tag"
+            )
             head += f", default {target}"
         else:
             head = f"switch: {self.on}={value} -> {target}"

@@ -154,8 +154,11 @@ def test_unknown_model_names_the_field(
             "must_stay_frontier[0]: unknown key 'domian'",
         ),
         (  # a declared tag with a value it does not declare
-            {"kind": "rules", "vocabulary": {"context": ["ci"]},
-             "must_stay_frontier": [{"context": "nightly"}]},
+            {
+                "kind": "rules",
+                "vocabulary": {"context": ["ci"]},
+                "must_stay_frontier": [{"context": "nightly"}],
+            },
             "policies.p",
             "must_stay_frontier[0].context: unknown value 'nightly' (known: ci;",
         ),
