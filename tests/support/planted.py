@@ -33,5 +33,3 @@ PLANTED_POOL: dict[str, Any] = {
 def planted(n: int, seed: int, animals: float = 0.9) -> list[Outcome]:
     """Outcomes where the cheap model passes exactly on prompts about animals."""
     return [parse_outcome(line) for line in planted_outcomes(n, seed=seed, animals=animals)]
-
-

@@ -116,7 +116,7 @@ class LearnedPolicy:
             lead = min((float(p[-1] - q) for q in p[:-1]), default=0.0)
             why = f"{strongest} ahead by {lead:.2f} > {self.threshold:.2f}"
         else:
-            why = f"{strongest} ahead by {ahead:.2f} <= {self.threshold:.2f}"
+            why = f"{strongest} ahead by {max(ahead or 0.0, 0.0):.2f} <= {self.threshold:.2f}"
         down = [m for m in self.models if not health.healthy(m)]
         note = f" ({', '.join(down)} unavailable)" if down else ""
         reason = f"learned: p_pass {shown}; {why}{note} -> {model}"

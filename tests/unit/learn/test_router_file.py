@@ -75,7 +75,7 @@ def test_a_file_it_cannot_read_is_one_line(tmp_path: Path, edit: object, message
 def test_not_json_or_missing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_bytes(b"\x80\x04\x95 a pickle")
-    with pytest.raises(ConfigError, match="cannot read router file|not JSON"):
+    with pytest.raises(ConfigError, match=r"cannot read router file|not JSON"):
         load_router(bad)
     with pytest.raises(ConfigError, match="cannot read router file"):
         load_router(tmp_path / "none.json")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.planted import PLANTED_POOL, needs_minilm, planted
 
+from support.planted import PLANTED_POOL, needs_minilm, planted
 from turnout.config import settings_from_dict
 from turnout.errors import ConfigError
 from turnout.learn.evaluate import evaluate
@@ -65,7 +65,9 @@ def test_text_signals_and_categoricals_without_the_embedding() -> None:
                     embedding=False, c_grid=(1.0,))  # fmt: skip
     spec = trained.router.spec
     assert dict(spec.categorical) == {"step": ("plan", "verify"), "tag.context": ("ci", "local")}
-    assert trained.router.meta["cv"]["apgr"] == pytest.approx(0.8125)  # the oracle's: the step says it all
+    assert trained.router.meta["cv"]["apgr"] == pytest.approx(
+        0.8125
+    )  # the oracle's: the step says it all
 
 
 def test_models_are_ordered_by_price_then_cost_then_pass_rate() -> None:
