@@ -228,3 +228,10 @@ def test_cli_unknown_bench(clear_db: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(suggest_cmd, ["nope", "-c", str(config), "--store", str(clear_db)])
     assert result.exit_code == 1
     assert "no bench 'nope' in the trace store" in result.output
+
+
+def test_cli_shows_the_learned_policy_next_to_the_snippet(clear_db: Path, tmp_path: Path) -> None:
+    out = _cli(clear_db, tmp_path, "bench-cl")
+    assert "#   turnout learn --bench bench-clear --out routers/bench-clear.json" in out
+    assert "#   kind: learned" in out and "#   models: [haiku, opus]" in out
+    yaml.safe_load(out)  # still one YAML document: the hint is comments
