@@ -2,10 +2,13 @@
 
 A row is, in this order:
 
-1. the prompt's **MiniLM embedding** (all-MiniLM-L6-v2 through
-   :class:`~turnout.execution.cache.embedding.MiniLMEmbedder`, the semantic cache's
-   offline encoder; 384 numbers), of its first ``embed_tokens`` tokens: the encoder's
-   cost grows with the tokens it reads, and the start of a prompt says what it asks;
+1. the prompt's **MiniLM embedding** (384 numbers) from the semantic cache's offline
+   all-MiniLM-L6-v2 package, of its first ``embed_tokens`` tokens: by default
+   (``all-MiniLM-L6-v2/static``) the mean of the model's word-piece vectors
+   (:mod:`turnout.learn.static_embed`, about 0.1 ms), or the contextual sentence
+   embedding of :class:`~turnout.execution.cache.embedding.MiniLMEmbedder`
+   (``all-MiniLM-L6-v2``: six transformer layers, milliseconds per prompt, which
+   grow with the tokens read);
 2. cheap **text signals** (:data:`TEXT_SIGNALS`): length, lines, code fences,
    question marks, digits, numbers, and the keyword scanner's hits
    (:mod:`turnout.policies.textscan`) for the ``complexity`` keywords and each
@@ -38,11 +41,16 @@ if TYPE_CHECKING:
 
     from turnout.execution.cache.embedding import MiniLMEmbedder
     from turnout.learn.outcomes import Outcome
+    from turnout.learn.static_embed import StaticMiniLM
 
     F64 = NDArray[np.float64]
 
 EMBED_DIM = 384
 EMBEDDING = "all-MiniLM-L6-v2"
+STATIC = "all-MiniLM-L6-v2/static"
+EMBEDDINGS = (STATIC, EMBEDDING)
+"""``static``: the model's word-piece vectors averaged (:mod:`turnout.learn.static_embed`,
+about 0.1 ms); the full name: the contextual sentence embedding (milliseconds)."""
 _NO_TAGS: Mapping[str, str] = MappingProxyType({})
 
 TEXT_SIGNALS = (
@@ -52,6 +60,11 @@ TEXT_SIGNALS = (
     "kw_creative", "kw_analysis",
 )  # fmt: skip
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_DIGIT = re.compile(r"\d")
+_UPPER = re.compile(r"[A-Z]")
+SIGNAL_CHARS = 1200
+"""Shares, numbers and keywords are read in the scanner's window (the first 900 and the
+last 300 characters), so a signal's cost does not grow with the prompt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +101,9 @@ class Item:
 class FeatureSpec:
     """Which features a router reads; stored in the router file."""
 
-    embedding: bool = True
-    embed_tokens: int = 64
+    embedding: str | None = STATIC
+    """One of :data:`EMBEDDINGS`, or None for no embedding."""
+    embed_tokens: int = 256
     text: tuple[str, ...] = TEXT_SIGNALS
     categorical: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """(field, values seen in training)."""
@@ -104,7 +118,7 @@ class FeatureSpec:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "embedding": EMBEDDING if self.embedding else None,
+            "embedding": self.embedding,
             "embed_tokens": self.embed_tokens,
             "text": list(self.text),
             "categorical": {name: list(values) for name, values in self.categorical},
@@ -113,7 +127,7 @@ class FeatureSpec:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> FeatureSpec:
         embedding = raw.get("embedding")
-        if embedding not in (None, EMBEDDING):
+        if embedding is not None and embedding not in EMBEDDINGS:
             raise ValueError(f"unknown embedding {embedding!r}")
         text = tuple(raw.get("text") or ())
         unknown = [t for t in text if t not in TEXT_SIGNALS]
@@ -121,8 +135,8 @@ class FeatureSpec:
             raise ValueError(f"unknown text signal {unknown[0]!r}")
         cats = raw.get("categorical") or {}
         return cls(
-            embedding=embedding is not None,
-            embed_tokens=int(raw.get("embed_tokens", 64)),
+            embedding=embedding,
+            embed_tokens=int(raw.get("embed_tokens", 256)),
             text=text,
             categorical=tuple((str(k), tuple(str(v) for v in vs)) for k, vs in cats.items()),
         )
@@ -168,22 +182,20 @@ class _Keywords:
 def text_signals(text: str) -> list[float]:
     """:data:`TEXT_SIGNALS` of one text."""
     chars = len(text)
-    words = text.split()
-    n = max(chars, 1)
-    digits = sum(ch.isdigit() for ch in text)
-    upper = sum(ch.isupper() for ch in text)
-    scanned = window(text, 1200)
+    scanned = window(text, SIGNAL_CHARS)
+    n = max(len(scanned), 1)
+    words = scanned.split()
     hits = [float(len(k.find(scanned, ordered=False))) for k in _Keywords.get()]
     return [
         math.log1p(chars),
-        math.log1p(len(words)),
+        math.log1p(text.count(" ") + 1),
         math.log1p(text.count("\n")),
         float(text.count("```") // 2),
         float(min(text.count("?"), 10)),
-        digits / n,
-        math.log1p(len(_NUMBER.findall(text))),
-        upper / n,
-        (sum(len(w) for w in words) / len(words)) if words else 0.0,
+        len(_DIGIT.findall(scanned)) / n,
+        math.log1p(len(_NUMBER.findall(scanned))),
+        len(_UPPER.findall(scanned)) / n,
+        (sum(map(len, words)) / len(words)) if words else 0.0,
         *hits,
     ]
 
@@ -199,7 +211,7 @@ class Featurizer:
         self,
         spec: FeatureSpec,
         *,
-        embedder: MiniLMEmbedder | None = None,
+        embedder: MiniLMEmbedder | StaticMiniLM | None = None,
         threads: int | None = 1,
         cache_size: int = 4096,
     ) -> None:
@@ -211,13 +223,18 @@ class Featurizer:
         self._text_index = [TEXT_SIGNALS.index(t) for t in spec.text]
 
     @property
-    def embedder(self) -> MiniLMEmbedder:
+    def embedder(self) -> MiniLMEmbedder | StaticMiniLM:
         if self._embedder is None:
-            from turnout.execution.cache.embedding import MiniLMEmbedder
+            if self.spec.embedding == STATIC:
+                from turnout.learn.static_embed import StaticMiniLM
 
-            self._embedder = MiniLMEmbedder(
-                max_seq_length=self.spec.embed_tokens, threads=self._threads
-            )
+                self._embedder = StaticMiniLM(max_tokens=self.spec.embed_tokens)
+            else:
+                from turnout.execution.cache.embedding import MiniLMEmbedder
+
+                self._embedder = MiniLMEmbedder(
+                    max_seq_length=self.spec.embed_tokens, threads=self._threads
+                )
         return self._embedder
 
     def _text_rows(self, texts: Sequence[str]) -> F64:

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from turnout.errors import ConfigError
 from turnout.learn.calibrate import threshold_for
 from turnout.learn.evaluate import evaluate
-from turnout.learn.features import FeatureSpec, Featurizer, Item, categorical_fields
+from turnout.learn.features import STATIC, FeatureSpec, Featurizer, Item, categorical_fields
 from turnout.learn.outcomes import Outcome
 from turnout.learn.router_file import Router
 
@@ -177,8 +177,8 @@ def train(
     *,
     models: Sequence[str] | None = None,
     cv: int = 5,
-    embed_tokens: int = 64,
-    embedding: bool = True,
+    embed_tokens: int = 256,
+    embedding: str | None = STATIC,
     target: Mapping[str, object] | None = None,
     threshold: float | None = None,
     featurizer: Featurizer | None = None,

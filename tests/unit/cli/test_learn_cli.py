@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from support.planted import needs_minilm
 
+from support.planted import needs_minilm
 from turnout.cli.main import main
 from turnout.learn.datasets import planted_outcomes
 from turnout.tracing import RunRecord, SQLiteStore, StepRecord

@@ -14,7 +14,7 @@ from turnout.learn.router_file import FORMAT_VERSION, Router, load_router, save_
 
 
 def _router() -> Router:
-    spec = FeatureSpec(embedding=False, categorical=(("step", ("plan", "verify")),))
+    spec = FeatureSpec(embedding=None, categorical=(("step", ("plan", "verify")),))
     rng = np.random.default_rng(0)
     return Router(
         models=("smol", "qwen"),

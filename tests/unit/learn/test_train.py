@@ -62,7 +62,7 @@ def test_text_signals_and_categoricals_without_the_embedding() -> None:
             {"id": str(i), "prompt": f"task {i}", "model": "qwen", "passed": 0.9},
         ]  # fmt: skip
     trained = train([parse_outcome(x) for x in lines], models=["smol", "qwen"], cv=3,
-                    embedding=False, c_grid=(1.0,))  # fmt: skip
+                    embedding=None, c_grid=(1.0,))  # fmt: skip
     spec = trained.router.spec
     assert dict(spec.categorical) == {"step": ("plan", "verify"), "tag.context": ("ci", "local")}
     assert trained.router.meta["cv"]["apgr"] == pytest.approx(
@@ -94,4 +94,24 @@ def test_training_refuses_what_it_cannot_learn(
     lines: list[dict[str, object]], models: list[str] | None, message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
-        train([parse_outcome(x) for x in lines], models=models, embedding=False)
+        train([parse_outcome(x) for x in lines], models=models, embedding=None)
+
+
+def test_the_local_sample_trains_and_evaluates_from_text_alone() -> None:
+    """The shipped sample (smol and qwen on graded tasks, benchmarks/make_outcomes.py)."""
+    from pathlib import Path
+
+    from turnout.learn.outcomes import read_outcomes
+
+    outcomes = read_outcomes(Path(__file__).parents[2] / "fixtures" / "local_outcomes.jsonl")
+    assert {o.model for o in outcomes} == {"smol", "qwen"}
+    assert {o.key.split("-")[0] for o in outcomes} == {
+        "add",
+        "change",
+        "sentiment",
+        "email",
+        "code",
+    }
+    trained = train(outcomes, cv=3, embedding=None, c_grid=(0.1,))
+    assert trained.router.models == ("smol", "qwen")  # ordered by cost_usd
+    assert trained.router.meta["cv"]["apgr"] > 0.6
