@@ -414,6 +414,14 @@ class SwitchPolicySchema(_Strict):
     cases: dict[str, str] = Field(default_factory=dict)
     default: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` key as the boolean true
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
+
 
 PolicySchema = Annotated[
     StaticPolicySchema

@@ -139,3 +139,31 @@ def test_ci_sets_the_context_tag_unless_one_is_given(
 ) -> None:
     assert context_tags(tags, env) == expected
     assert in_ci(env) == (env.get("CI", "").lower() in ("true", "1"))
+
+
+def test_a_bare_yaml_on_key_is_the_tag_name(tmp_path: Any) -> None:
+    from turnout.config import load_settings
+
+    path = tmp_path / "turnout.yaml"
+    path.write_text(
+        "providers: {p: {kind: openai, base_url: 'http://127.0.0.1:9/v1'}}\n"
+        "models: {m: {provider: p, id: m, tier: efficient, price: {input: 1, output: 1}}}\n"
+        "policies:\n  s:\n    kind: switch\n    on: context\n    default: m\n"
+    )
+    d = build_policy("s", load_settings(path)).decide(_ctx({"context": "ci"}))
+    assert d.reason == "switch: context=ci has no case, default m"
+
+
+def test_the_examples_ci_policy() -> None:
+    from pathlib import Path
+
+    from turnout.config import load_settings
+
+    settings = load_settings(Path(__file__).parents[3] / "examples" / "policies.yaml")
+    policy = build_policy("by_context", settings)
+    review = _ctx({"context": "ci"}, scope="single-file", domain="review", ambiguity="low")
+    assert policy.decide(review).model == "qwen"
+    assert "context=ci is must-stay-frontier" in policy.decide(review).reason
+    docs = _ctx({"context": "ci"}, scope="single-file", domain="docs", ambiguity="low")
+    assert policy.decide(docs).model == "smol"
+    assert policy.decide(_ctx({}, domain="review")).strategy == "cascade"
