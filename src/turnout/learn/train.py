@@ -35,7 +35,8 @@ from turnout.learn.outcomes import Outcome
 from turnout.learn.router_file import Router
 
 F64 = NDArray[np.float64]
-C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
+"""Tried in ascending order as one warm-started path per fold and model."""
 CALIBRATION_MAX = 2000
 INSTALL_HINT = "pip install 'turnout[learn]'"
 
@@ -100,20 +101,47 @@ def _sklearn() -> Any:
     return linear_model
 
 
-def _fit(x: F64, y: F64, c: float) -> Any:
-    """A logistic head on pass/fail (fractional scores as two weighted rows)."""
+def _weighted(x: F64, y: F64) -> tuple[F64, NDArray[np.bool_], F64]:
+    """Fractional scores as two weighted rows (pass with weight s, fail with 1 - s)."""
     frac = (y > 0) & (y < 1)
-    if frac.any():
-        x = np.vstack([x, x[frac]])
-        w = np.r_[np.where(frac, y, 1.0), 1.0 - y[frac]]
-        y = np.r_[np.where(frac, 1.0, y), np.zeros(int(frac.sum()))]
-    else:
-        w = np.ones(len(y))
-    model = _sklearn().LogisticRegression(C=c, max_iter=500, tol=1e-4)
-    if len(np.unique(y)) < 2:
-        return _Constant(float(y[0]))
-    model.fit(x, y >= 0.5, sample_weight=w)
-    return model
+    if not frac.any():
+        return x, y >= 0.5, np.ones(len(y))
+    xx = np.vstack([x, x[frac]])
+    w = np.r_[np.where(frac, y, 1.0), 1.0 - y[frac]]
+    yy = np.r_[np.where(frac, 1.0, y), np.zeros(int(frac.sum()))]
+    return xx, yy >= 0.5, w
+
+
+def _fit_path(x: F64, y: F64, c_grid: Sequence[float], tol: float = 1e-3) -> list[Any]:
+    """Logistic heads for each C of an ascending grid, each fit starting from the last
+    one's solution (a regularisation path: the later fits take few iterations)."""
+    xx, yy, w = _weighted(x, y)
+    if len(np.unique(yy)) < 2:
+        return [_Constant(float(np.average(yy, weights=w)))] * len(c_grid)
+    model = _sklearn().LogisticRegression(max_iter=1000, tol=tol, warm_start=True)
+    heads = []
+    for c in c_grid:
+        model.set_params(C=c)
+        model.fit(xx, yy, sample_weight=w)
+        heads.append(_Frozen(model.coef_.copy(), model.intercept_.copy()))
+    return heads
+
+
+def _fit(x: F64, y: F64, c: float) -> Any:
+    """The final head, fitted to a tighter tolerance than the cross-validation's."""
+    return _fit_path(x, y, [c], tol=1e-4)[0]
+
+
+class _Frozen:
+    """A fitted head's weights (the path's model object moves on to the next C)."""
+
+    def __init__(self, coef: F64, intercept: F64) -> None:
+        self.coef_ = coef
+        self.intercept_ = intercept
+
+    def predict_proba(self, x: F64) -> F64:
+        p = 1.0 / (1.0 + np.exp(-(x @ self.coef_[0] + self.intercept_[0])))
+        return np.column_stack([1 - p, p])
 
 
 class _Constant:
@@ -139,18 +167,18 @@ def _log_loss(p: F64, y: F64) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def _oof(x: F64, y: F64, folds: list[NDArray[np.intp]], c: float) -> F64:
-    """Out-of-fold p_pass of each model at one C (NaN where a label is missing)."""
-    p = np.full(y.shape, np.nan)
+def _oof(x: F64, y: F64, folds: list[NDArray[np.intp]], c_grid: Sequence[float]) -> list[F64]:
+    """Out-of-fold p_pass of each model for each C (NaN where a label is missing)."""
+    out = [np.full(y.shape, np.nan) for _ in c_grid]
     for test in folds:
         train = np.setdiff1d(np.arange(len(x)), test)
         for j in range(y.shape[1]):
             tr = train[~np.isnan(y[train, j])]
             if len(tr) == 0:
                 continue
-            head = _fit(x[tr], y[tr, j], c)
-            p[test, j] = head.predict_proba(x[test])[:, 1]
-    return p
+            for k, head in enumerate(_fit_path(x[tr], y[tr, j], c_grid)):
+                out[k][test, j] = head.predict_proba(x[test])[:, 1]
+    return out
 
 
 def _score(p: F64, y: F64) -> tuple[float, float]:
@@ -218,8 +246,8 @@ def train(
     folds = _folds(n, cv, seed)
     by_c: list[tuple[float, float, float]] = []
     best: tuple[float, float, float, F64] | None = None
-    for c in c_grid:
-        p = _oof(xs, y, folds, c)
+    grid = sorted(c_grid)
+    for c, p in zip(grid, _oof(xs, y, folds, grid), strict=True):
         apgr, loss = _score(p, y)
         by_c.append((c, apgr, loss))
         if best is None or (apgr, -loss) > (best[1], -best[2]):
