@@ -30,7 +30,7 @@ import numpy as np
 from turnout.learn.evaluate import evaluate
 from turnout.learn.features import Featurizer
 from turnout.learn.outcomes import Outcome, read_outcomes
-from turnout.learn.train import _folds, pivot, train
+from turnout.learn.train import _folds, order_models, pivot, train
 
 _EASY = {"add": 0.85, "sentiment": 0.8, "email": 0.75, "change": 0.3, "code": 0.2}
 
@@ -54,7 +54,7 @@ def simulated(n: int, seed: int = 0) -> list[Outcome]:
 def cv_compare(outcomes: list[Outcome], c: float, folds: int = 5) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    models = sorted({o.model for o in outcomes}, key=lambda m: m != "cheap")
+    models = order_models(outcomes)[:: len({o.model for o in outcomes}) - 1][:2]
     table = pivot(outcomes, models)
     both = ~np.isnan(table.passed).any(axis=1)
     items = [table.items[i] for i in np.flatnonzero(both)]
