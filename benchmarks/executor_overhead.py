@@ -13,11 +13,15 @@ the attempt record. Two executors:
   stored: the worst case for the cache.
 
 With ``--budget`` every execution also carries a run budget (estimate, hold,
-release, charge).
+release, charge). Each executor is measured in both modes, through the one
+pipeline: ``execute`` (the finished answer) and ``stream`` (the same answer as a
+stream of one delta). Then the streaming overhead per chunk: a 256-chunk answer
+read through ``Executor.stream`` against the same chunks read from the provider
+directly, per chunk.
 
     .venv/bin/python benchmarks/executor_overhead.py [--n 20000] [--budget]
 
-Target (issue 3): under 0.5 ms per attempt.
+Targets: under 0.5 ms per attempt in both modes; under 20 µs per streamed chunk.
 """
 
 from __future__ import annotations
@@ -36,7 +40,16 @@ from turnout.execution.executor import Executor
 from turnout.execution.setup import build_executor
 from turnout.providers import FunctionProvider
 from turnout.providers.pool import ModelPool
-from turnout.types import ChatRequest, ChatResponse, Decision, Message, Usage
+from turnout.types import (
+    ChatRequest,
+    ChatResponse,
+    Decision,
+    Message,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
 
 CONFIG: dict[str, Any] = {
     "providers": {"hosted": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
@@ -67,7 +80,7 @@ def executors(settings: Settings) -> dict[str, Executor]:
     configured, _ = build_executor(
         settings, pool=ModelPool(settings, providers={"hosted": provider})
     )
-    assert configured.breakers is not None and len(configured.runner.caches) == 1
+    assert configured.breakers is not None and len(configured.cache.caches) == 1
     return {"default": default, "configured (breaker + exact cache)": configured}
 
 
@@ -83,19 +96,32 @@ def requests(n: int) -> list[ChatRequest]:
     ]
 
 
+async def once(executor: Executor, r: ChatRequest, budget: Budget | None, streamed: bool) -> Any:
+    if not streamed:
+        return await executor.execute(DECISION, r, run_id="bench", step_id="s", budget=budget)
+    s = executor.stream(DECISION, r, run_id="bench", step_id="s", budget=budget)
+    async for _ in s:
+        pass
+    return s.execution
+
+
 async def bench(
-    executor: Executor, warm: list[ChatRequest], timed: list[ChatRequest], budget: bool
+    executor: Executor,
+    warm: list[ChatRequest],
+    timed: list[ChatRequest],
+    budget: bool,
+    streamed: bool,
 ) -> list[float]:
     provider = executor.pool.provider_for("small")
     assert isinstance(provider, FunctionProvider)
     for r in warm:
-        await executor.execute(DECISION, r, run_id="warm", step_id="s")
+        await once(executor, r, None, streamed)
     samples: list[float] = []
     gc.collect()
     for i, r in enumerate(timed):
         b = Budget(run_usd=Decimal(1)) if budget else None
         t0 = time.perf_counter()
-        out = await executor.execute(DECISION, r, run_id="bench", step_id="s", budget=b)
+        out = await once(executor, r, b, streamed)
         samples.append(time.perf_counter() - t0)
         if i % 1000 == 0:
             assert out.ok and len(out.attempts) == 1, out.error
@@ -110,7 +136,34 @@ def report(label: str, samples: list[float]) -> str:
     p50 = statistics.median(samples) * ms
     p99 = samples[max(0, int(len(samples) * 0.99) - 1)] * ms
     mean = statistics.fmean(samples) * ms
-    return f"{label:<46} mean {mean:.4f} ms  p50 {p50:.4f} ms  p99 {p99:.4f} ms  (target < 0.5 ms)"
+    return f"{label:<56} mean {mean:.4f} ms  p50 {p50:.4f} ms  p99 {p99:.4f} ms  (target < 0.5 ms)"
+
+
+CHUNKS = 256
+
+
+def chunks(request: ChatRequest) -> list[StreamEvent]:
+    return [*(TextDelta("tok ") for _ in range(CHUNKS)), StreamEnd("stop", Usage(40, CHUNKS), "m")]
+
+
+async def per_chunk(settings: Settings, rounds: int) -> tuple[float, float]:
+    """Median seconds per chunk: read through the executor, and from the provider."""
+    provider = FunctionProvider(stream_fn=chunks)
+    executor = Executor(ModelPool(settings, providers={"hosted": provider}))
+    request = ChatRequest((Message.user("Write a long answer."),), max_tokens=CHUNKS)
+    through: list[float] = []
+    direct: list[float] = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        async for _event in executor.stream(DECISION, request, run_id="b", step_id="s"):
+            pass
+        through.append((time.perf_counter() - t0) / CHUNKS)
+        t0 = time.perf_counter()
+        async for _event in provider.stream(request):
+            pass
+        direct.append((time.perf_counter() - t0) / CHUNKS)
+        provider.calls.clear()
+    return statistics.median(through), statistics.median(direct)
 
 
 async def main_async(n: int, budget: bool) -> None:
@@ -118,11 +171,17 @@ async def main_async(n: int, budget: bool) -> None:
     batch = requests(n + 500)
     warm, timed = batch[:500], batch[500:]
     print(f"executor overhead per attempt ({n} executions, one attempt each):")
-    for label, executor in executors(settings).items():
-        samples = await bench(executor, warm, timed, budget)
-        print(report(label + (" + budget" if budget else ""), samples))
-        for cache in executor.runner.caches:
-            print(f"{'':<46} cache: {getattr(cache, 'stats', None)}")
+    for streamed in (False, True):
+        for label, executor in executors(settings).items():
+            samples = await bench(executor, warm, timed, budget, streamed)
+            mode = "stream" if streamed else "execute"
+            print(report(f"{mode}: {label}" + (" + budget" if budget else ""), samples))
+    through, direct = await per_chunk(settings, 400)
+    print(
+        f"streaming overhead per chunk ({CHUNKS}-chunk answers, median of 400): "
+        f"{(through - direct) * 1e6:.2f} µs  ({through * 1e6:.2f} µs through the executor, "
+        f"{direct * 1e6:.2f} µs from the provider; target < 20 µs)"
+    )
 
 
 def main() -> None:

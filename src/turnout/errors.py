@@ -17,7 +17,8 @@
     │   ├── AuthenticationError     401 / 403, or the API key env var is unset
     │   ├── BadRequest              other 4xx
     │   ├── MalformedResponse       a body or SSE chunk that is not what the API promises
-    │   └── CircuitOpen             the model's circuit breaker is open: not called at all
+    │   ├── CircuitOpen             the model's circuit breaker is open: not called at all
+    │   └── StreamAbandoned         the caller stopped waiting (closed the stream, was cancelled)
     ├── AllAttemptsFailed           every attempt of a decision failed; lists each attempt
     ├── BudgetExceeded              the next call would pass a run or step cost cap (none spent)
     ├── CheckError                  a check that could not be evaluated (e.g. a python check raised)
@@ -73,6 +74,9 @@ class ProviderError(TurnoutError):
     usage: Usage | None = None
     """What the failed call consumed, when the provider said (e.g. an answer stopped by
     its content filter still bills its tokens); the executor charges it."""
+    provider_code: str | None = None
+    """The provider's own error code when it sent one inside an answer (an error object
+    in a 200 body, an error event in a stream), kept apart from the HTTP ``status``."""
 
     def __init__(
         self, message: str, *, model: str | None = None, status: int | None = None
@@ -141,6 +145,14 @@ class CircuitOpen(ProviderError):
 
     retryable = True
     error_class = "circuit_open"
+
+
+class StreamAbandoned(ProviderError):
+    """The caller stopped waiting for an answer (closed its stream, or was cancelled).
+
+    Only recorded, never raised: the attempt is charged for what it streamed so far."""
+
+    error_class = "abandoned"
 
 
 class AllAttemptsFailed(TurnoutError):

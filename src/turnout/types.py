@@ -113,6 +113,9 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    estimated: bool = False
+    """The provider reported no usage: these counts are turnout's estimate
+    (:mod:`turnout.pricing.tokens`)."""
 
     @property
     def total_tokens(self) -> int:
@@ -123,6 +126,7 @@ class Usage:
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.cached_input_tokens + other.cached_input_tokens,
+            self.estimated or other.estimated,
         )
 
 

@@ -395,7 +395,11 @@ async def test_runner_records_fallback_attempts_and_costs(rig: Rig, tmp_path: Pa
         ("ghost", "connection"), ("small", None)
     ]  # fmt: skip
     assert by_step["summary"].model == "backup" and by_step["title"].model == "small"
-    assert "fallback: ghost -> small -> backup" in (by_step["summary"].reason or "")
+    reason = by_step["summary"].reason or ""
+    assert "fallback: ghost -> small -> backup" in reason
+    assert reason.count("fallback:") == 1  # the chain once, not repeated by the execution
+    assert reason.endswith("; answered by backup after ghost, small failed")
+    assert (by_step["title"].reason or "").endswith("; answered by small after ghost failed")
     expected = rig.served_cost(settings, rig.answered())
     assert len(rig.answered()) == 2
     for sid, step in by_step.items():

@@ -42,17 +42,16 @@ from turnout.errors import (
     CircuitOpen,
     ContentFiltered,
     ProviderConnectionError,
-    ProviderTimeout,
 )
 from turnout.execution.breaker import BreakerBoard
 from turnout.execution.budget import Budget
 from turnout.execution.executor import Execution, Executor
-from turnout.execution.judged_stream import JudgedStream
-from turnout.execution.streaming import Restart, StreamExecution
+from turnout.execution.executor import ExecutionStream as StreamExecution
+from turnout.execution.stream_cut import Restart
 from turnout.policies.base import RequestContext
 from turnout.policies.fallback import FallbackPolicy
 from turnout.policies.registry import build_policy
-from turnout.providers.function import estimate_tokens
+from turnout.pricing.tokens import estimate_tokens
 from turnout.tracing.records import AttemptRecord
 from turnout.tracing.sqlite import SQLiteStore
 from turnout.tracing.writer import TraceWriter
@@ -75,10 +74,10 @@ def attempt_sum(out: Execution) -> Decimal:
 # -- streams --------------------------------------------------------------------------------
 
 
-def stream(ex: Executor, *models: str, allow_restart: bool = False, budget: Budget | None = None
+def stream(ex: Executor, *models: str, on_stream_cut: Any = "fail", budget: Budget | None = None
            ) -> StreamExecution:  # fmt: skip
     return ex.stream(decision(*models), PROMPT, run_id="run-1", step_id="step-1",
-                     allow_restart=allow_restart, budget=budget)  # fmt: skip
+                     on_stream_cut=on_stream_cut, budget=budget)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -177,7 +176,7 @@ async def test_stream_broken_after_the_first_token_restarts_on_the_next_model(
     ex = rig.executor(settings)
     rig.alpha.script(spec)
     budget = Budget()
-    s = stream(ex, "small", "backup", allow_restart=True, budget=budget)
+    s = stream(ex, "small", "backup", on_stream_cut="restart", budget=budget)
     events, error = await consume(s)
     assert error is None
     restarts = [i for i, e in enumerate(events) if isinstance(e, Restart)]
@@ -230,7 +229,13 @@ async def test_stream_refused_mid_answer(rig: Rig, allow_restart: bool) -> None:
     ex = rig.executor(settings)
     rig.alpha.script("content_filter")
     d = Decision(("small", "big"), "t", "t", strategy="fallback", on_content_filter="backup")
-    s = ex.stream(d, PROMPT, run_id="run-1", step_id="step-1", allow_restart=allow_restart)
+    s = ex.stream(
+        d,
+        PROMPT,
+        run_id="run-1",
+        step_id="step-1",
+        on_stream_cut="restart" if allow_restart else "fail",
+    )
     events, error = await consume(s)
     out = s.execution
     assert out is not None and out.attempts[0].error_class == "content_filter"
@@ -275,7 +280,7 @@ async def test_stream_with_every_model_down_raises_one_error(rig: Rig) -> None:
     ex = rig.executor(settings)
     rig.alpha.script("500")
     rig.beta.script("cut:after=1")
-    s = stream(ex, "small", "backup", allow_restart=True)
+    s = stream(ex, "small", "backup", on_stream_cut="restart")
     events, error = await consume(s)
     assert isinstance(error, AllAttemptsFailed) and text(events) == ""
     assert "[1] server_error: alpha-small" in str(error)
@@ -471,7 +476,7 @@ async def test_cascade_escalates_past_a_failing_rung(rig: Rig) -> None:
     rig.alpha.script("500", "502", "503")
     out = await run(ex, decision("small", "backup", strategy="cascade"))
     assert out.ok and out.model == "backup"
-    assert classes(out) == ["server_error"] * 3 + [None]
+    assert classes(out) == ["server_error", None]  # one attempt a rung
     assert out.note == "cascade: small failed (server_error) -> backup accepted"
     assert attempt_sum(out) == out.cost == rig.served_cost(settings, rig.answered())
 
@@ -509,7 +514,8 @@ async def test_ensemble_cut_by_the_total_timeout_keeps_every_attempt(rig: Rig) -
     rig.beta.script("stall:5")
     budget = Budget()
     out = await run(ex, decision("small", "backup", strategy="ensemble"), budget=budget)
-    assert not out.ok and isinstance(out.error, ProviderTimeout)
+    # small answered before the deadline: the ensemble answers with it when the deadline cuts backup
+    assert out.ok and out.model == "small"
     assert sorted((a.model, a.error_class or "") for a in out.attempts) == [
         ("backup", "timeout"), ("small", "")
     ]  # fmt: skip
@@ -533,7 +539,6 @@ async def test_streamed_ensemble_asks_every_member_then_streams_the_chosen_answe
     rig.beta.script("503", "503", "503")
     budget = Budget()
     s = judged(ex, decision("small", "backup", strategy="ensemble"), budget)
-    assert isinstance(s, JudgedStream)
     events, error = await consume(s)
     assert error is None
     assert [type(e) for e in events] == [TextDelta, StreamEnd]
@@ -542,7 +547,8 @@ async def test_streamed_ensemble_asks_every_member_then_streams_the_chosen_answe
     assert out is not None and out.ok and out.model == "small"
     assert len(rig.beta.requests) == 3  # every member was asked, not only the first
     assert sorted(classes(out), key=str) == [None] + ["server_error"] * 3
-    assert events[-1].usage == out.response.usage and events[-1].ttft_s == out.latency_s
+    assert events[-1].usage == out.response.usage
+    assert events[-1].ttft_s == pytest.approx(out.latency_s, abs=0.01)
     assert attempt_sum(out) == out.cost == budget.spent == rig.served_cost(settings, rig.answered())
 
 

@@ -503,3 +503,34 @@ async def test_assistant_and_tool_messages_are_sent_verbatim(
     assert body["stop"] == ["END"]
     assert body["user"] == "u-1"
     assert body["max_completion_tokens"] == 9
+
+
+async def test_an_error_object_in_a_200_body_is_reported_as_such(
+    server: FakeOpenAI, provider: OpenAICompatProvider
+) -> None:
+    server.script(Fault.error_in_200(code="502", message="upstream overloaded"))
+    with pytest.raises(ServerError) as caught:
+        await provider.complete(ask())
+    exc = caught.value
+    assert "HTTP 502" not in str(exc)
+    assert "error in the body of an HTTP 200 answer from fake" in str(exc)
+    assert exc.status == 200 and exc.provider_code == "502" and exc.retryable
+
+
+async def test_an_error_event_mid_stream_is_reported_as_such(
+    server: FakeOpenAI, provider: OpenAICompatProvider
+) -> None:
+    server.script(Fault.error_in_200(code="529", message="Overloaded", after_chunks=2))
+    texts: list[str] = []
+
+    async def read() -> None:
+        async for event in provider.stream(ask()):
+            if isinstance(event, TextDelta):
+                texts.append(event.text)
+
+    with pytest.raises(ServerError) as caught:
+        await read()
+    exc = caught.value
+    assert texts  # the error came after some of the answer
+    assert "HTTP 529" not in str(exc) and "error event in the stream from fake" in str(exc)
+    assert exc.status is None and exc.provider_code == "529"

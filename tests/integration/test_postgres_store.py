@@ -351,3 +351,17 @@ def test_an_unknown_database_is_a_one_line_error_without_the_password(admin_dsn:
     assert "hunter2-secret" not in message
     assert ":***@" in message
     assert "\n" not in message
+
+
+def test_a_running_run_of_a_dead_writer_reads_back_abandoned(store: PostgresStore) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = f"{int(proc.stdout)}@{socket.gethostname()}"
+    store.write_batch([_run("run-dead", status="running", ended_at=None, writer=dead)], [], [])
+    trace = store.get_run("run-dead")
+    assert trace is not None and trace.run.status == "abandoned" and trace.run.writer == dead
+    assert [r.status for r in store.list_runs()] == ["abandoned"]

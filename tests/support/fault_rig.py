@@ -15,8 +15,8 @@ from turnout.config.loader import settings_from_dict
 from turnout.config.settings import Settings
 from turnout.errors import TurnoutError
 from turnout.execution.executor import Execution, Executor
+from turnout.execution.executor import ExecutionStream as StreamExecution
 from turnout.execution.setup import Resources, build_executor
-from turnout.execution.streaming import StreamExecution
 from turnout.testing import FakeOpenAI, RecordedRequest
 from turnout.types import ChatRequest, Decision, Message, TextDelta, Usage
 

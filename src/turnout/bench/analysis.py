@@ -72,7 +72,7 @@ class StepStats:
     policy: str
     step_id: str
     model: str | None
-    """The model used most (None: a code step)."""
+    """The model used most (None: a code step, or an LLM step that was always skipped)."""
     models: tuple[str, ...]
     """Every model used, most used first."""
     n: int
@@ -84,6 +84,8 @@ class StepStats:
     spend_share: float
     latency_s: float
     latency_share: float
+    kind: str = "llm"
+    """``llm`` or ``code``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +267,7 @@ def _step_stats(
                 spend_share=float(cost / total_cost) if total_cost else 0.0,
                 latency_s=latency,
                 latency_share=latency / total_latency if total_latency else 0.0,
+                kind=samples[0].kind if samples else "llm",
             )
         )
     return tuple(out)

@@ -15,7 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from turnout.errors import StoreError
+from turnout.tracing.liveness import seen_status
 from turnout.tracing.meta import BenchRecord, get_bench
+from turnout.tracing.records import FINISHED
 from turnout.tracing.rows import pico_to_cost
 from turnout.tracing.store import TraceStore
 from turnout.workflows.results import RunResult
@@ -63,7 +65,8 @@ class RunSample:
 
     @property
     def finished(self) -> bool:
-        return self.status != "running"
+        """Ran to its end (not running, interrupted or abandoned): a bench job done."""
+        return self.status in FINISHED
 
     @property
     def checks_passed(self) -> int:
@@ -95,7 +98,7 @@ class BenchData:
 
 _RUNS = (
     "SELECT run_id, policy, tags, status, cost_picousd, latency_s, started_at, ended_at, calls, "
-    "input_tokens, output_tokens FROM runs WHERE bench_id = ? ORDER BY started_at, run_id"
+    "input_tokens, output_tokens, writer FROM runs WHERE bench_id = ? ORDER BY started_at, run_id"
 )
 _STEPS = (
     "SELECT s.run_id, s.step_id, s.kind, s.model, s.tier, s.status, s.cost_picousd, s.latency_s, "
@@ -136,8 +139,9 @@ def _run(row: Sequence[Any], steps: list[StepSample]) -> RunSample:
     ended = float(row[7]) if row[7] is not None else float(row[6])
     return RunSample(
         run_id=str(row[0]), policy=str(row[1]), case=str(tags.get("case", "")),
-        repeat=int(tags.get("repeat", 1) or 1), status=str(row[3]), cost=pico_to_cost(row[4]),
-        latency_s=float(row[5] or 0), wall_s=ended - float(row[6]), calls=int(row[8] or 0),
+        repeat=int(tags.get("repeat", 1) or 1), status=seen_status(str(row[3]), row[11]),
+        cost=pico_to_cost(row[4]), latency_s=float(row[5] or 0), wall_s=ended - float(row[6]),
+        calls=int(row[8] or 0),
         input_tokens=int(row[9] or 0), output_tokens=int(row[10] or 0),
         started_at=float(row[6]), steps=tuple(steps),
     )  # fmt: skip

@@ -16,11 +16,15 @@ from turnout.bench.cases import BenchCase
 from turnout.bench.data import sample_of
 from turnout.bench.summary import PolicySummary, summarize
 from turnout.policies.base import Policy
-from turnout.workflows.results import RunResult
+from turnout.workflows.results import RunResult, StepResult
 from turnout.workflows.runner import Runner
 from turnout.workflows.spec import Workflow
 
 RunCallback = Callable[[RunResult], None]
+StepStarted = Callable[[str, str, str, "str | None"], None]
+"""``(policy, job, step_id, model)`` when a step starts; ``job`` is ``case#repeat``."""
+StepFinished = Callable[[str, str, StepResult], None]
+"""``(policy, job, step)`` when a step finishes (or is skipped)."""
 
 
 def new_bench_id() -> str:
@@ -54,6 +58,8 @@ async def run_bench(
     bench_id: str | None = None,
     on_run: RunCallback | None = None,
     skip: Collection[tuple[str, str, int]] = (),
+    on_step_start: StepStarted | None = None,
+    on_step: StepFinished | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> BenchResult:
     """Run every (policy, case, repeat) not in ``skip`` (jobs a resumed bench already has);
@@ -70,12 +76,17 @@ async def run_bench(
     async def job(policy: Policy, case: BenchCase, n: int) -> None:
         async with gate:
             first_start.setdefault(policy.name, time.perf_counter())
+            job_id = f"{case.id}#{n}"
             result = await runner.run(
                 workflow,
                 case.inputs,
                 policy=policy,
                 bench_id=bench.bench_id,
                 tags={**(tags or {}), "case": case.id, "repeat": str(n)},
+                on_start=None
+                if on_step_start is None
+                else lambda sid, m: on_step_start(policy.name, job_id, sid, m),
+                on_step=None if on_step is None else lambda s: on_step(policy.name, job_id, s),
             )
             last_end[policy.name] = time.perf_counter()
         bench.results[policy.name].append(result)

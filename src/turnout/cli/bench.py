@@ -14,16 +14,24 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from turnout.bench.cases import BenchCase, load_cases
 from turnout.bench.data import BenchData, load_bench_data, sample_of
 from turnout.bench.plan import BenchPlan, JobKey
 from turnout.bench.runner import BenchResult, new_bench_id, run_bench
 from turnout.cli.bench_output import bench_report
-from turnout.cli.common import config_option, input_option, parse_inputs, parse_tags, tag_option
+from turnout.cli.bench_progress import BenchProgress, jobs_by_policy
+from turnout.cli.common import (
+    CLIError,
+    config_option,
+    input_option,
+    parse_inputs,
+    parse_tags,
+    tag_option,
+    writable_file,
+)
 from turnout.cli.output import make_console
-from turnout.cli.session import Tracing, tracing
+from turnout.cli.session import Tracing, run_async, tracing
 from turnout.cli.traces import STORE_HELP
 from turnout.config.loader import load_settings
 from turnout.config.settings import Settings
@@ -34,8 +42,8 @@ from turnout.policies.registry import build_policy
 from turnout.tracing.meta import BenchRecord, get_bench, save_bench, set_bench_status
 from turnout.tracing.store import TraceStore
 from turnout.workflows.binding import bind_inputs, check_against_pool
+from turnout.workflows.keys import models_in_reach, require_keys
 from turnout.workflows.loader import load_workflow
-from turnout.workflows.results import RunResult
 from turnout.workflows.runner import Runner
 from turnout.workflows.spec import Workflow
 
@@ -104,10 +112,13 @@ def bench_cmd(
             bind_inputs(workflow, case.inputs)
         except ConfigError as exc:
             raise ConfigError(f"case {case.id}: {exc}") from None
+    require_keys(settings, models_in_reach(settings, plan.policies, workflow))
     to_stdout = json_out is not None and str(json_out) == "-"
+    if json_out is not None and not to_stdout:
+        writable_file(json_out, "--json")  # before spending anything
     console = make_console(stderr=to_stdout)
     if no_trace:
-        result = asyncio.run(_execute(plan, settings, workflow, policies, bench_id, console,
+        result = run_async(_execute(plan, settings, workflow, policies, bench_id, console,
                                       None, use_cache, set(), run_tags))  # fmt: skip
         data = BenchData(
             BenchRecord(bench_id, workflow.name, time.time(), "finished", plan.spec()),
@@ -121,7 +132,18 @@ def bench_cmd(
     report = bench_report(data, settings, baseline=plan.baseline, level=level)
     report.print(console)
     if json_out is not None:
-        _write_json(report.as_json(), json_out, to_stdout, console)
+        try:
+            _write_json(report.as_json(), json_out, to_stdout, console)
+        except OSError as exc:
+            again = f"turnout report bench {bench_id} --html OUT.html" + (
+                f" --store {store_url}" if store_url else ""
+            )
+            raise CLIError(
+                f"--json {json_out}: cannot write ({exc.strerror or exc}); the results are in "
+                f"the trace store: {again}"
+                if not no_trace
+                else f"--json {json_out}: cannot write ({exc.strerror or exc})"
+            ) from None
 
 
 def _traced(
@@ -146,7 +168,7 @@ def _traced(
         console.print(f"resuming bench {bench_id}: {len(done)} run(s) done, {left} to go")
     save_bench(t.store, BenchRecord(bench_id, workflow.name, time.time(), "running", plan.spec()))
     try:
-        asyncio.run(_execute(plan, settings, workflow, policies, bench_id, console, t,
+        run_async(_execute(plan, settings, workflow, policies, bench_id, console, t,
                              use_cache, done, tags))  # fmt: skip
     except (KeyboardInterrupt, asyncio.CancelledError):
         t.writer.flush()
@@ -177,36 +199,27 @@ async def _execute(
     shape = f"{len(policies)} policies × {len(plan.cases)} case(s) × {plan.runs} run(s)"
     console.print(f"[bold]bench {bench_id}[/] {workflow.name}: {shape}")
     todo = [k for k in plan.jobs() if k not in done]
-    with Progress(
-        TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=console,
-    ) as progress:  # fmt: skip
-        tasks = {
-            p.name: progress.add_task(
-                p.name, total=sum(1 for k in plan.jobs() if k[0] == p.name),
-                completed=sum(1 for k in done if k[0] == p.name), last="",
-            )
-            for p in policies
-        }  # fmt: skip
-
-        def on_run(r: RunResult) -> None:
-            mark = "✓" if r.ok else "✗"
-            progress.update(tasks[r.policy], advance=1, last=f"{mark} {r.latency_s:.1f}s")
-
-        executor, resources = build_executor(settings, use_cache=use_cache)
-        sink = t.writer.submit if t is not None else None
-        runner = Runner(settings, executor=executor, sink=sink)
-        try:
-            if not todo:
-                return BenchResult(bench_id, workflow.name, plan.runs, plan.cases)
+    tracker = BenchProgress(
+        console, jobs_by_policy([p.name for p in policies], plan.jobs(), done), len(workflow.steps)
+    )
+    executor, resources = build_executor(
+        settings, use_cache=use_cache, store=t.store if t is not None else None
+    )
+    sink = t.writer.submit if t is not None else None
+    runner = Runner(settings, executor=executor, sink=sink)
+    try:
+        if not todo:
+            return BenchResult(bench_id, workflow.name, plan.runs, plan.cases)
+        async with tracker.ticking():
             return await run_bench(
                 runner, workflow, policies, plan.cases, runs=plan.runs,
-                concurrency=plan.concurrency, bench_id=bench_id, on_run=on_run, skip=done,
+                concurrency=plan.concurrency, bench_id=bench_id, on_run=tracker.run_finished,
+                skip=done, on_step_start=tracker.step_started, on_step=tracker.step_finished,
                 tags=tags,
             )  # fmt: skip
-        finally:
-            await runner.aclose()
-            await resources.aclose()
+    finally:
+        await runner.aclose()
+        await resources.aclose()
 
 
 def _new_plan(

@@ -249,7 +249,7 @@ def _with_ci(text: str, iv: Interval | None, fmt: Callable[[float], str]) -> str
 
 def _models_cell(s: StepStats) -> str:
     if s.model is None:
-        return "code"
+        return "skipped" if s.kind == "llm" else "code"
     return s.model if len(s.models) == 1 else f"{s.model} (+{', '.join(s.models[1:])})"
 
 

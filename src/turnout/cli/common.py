@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,19 @@ import click
 from turnout.errors import ConfigError
 
 
-def parse_inputs(pairs: Iterable[str]) -> dict[str, Any]:
+class CLIError(click.ClickException):
+    """A one-line ``error: ...`` on stderr and exit 2: the one error style of every command
+    (also when a command is invoked on its own, as tests do)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+def parse_inputs(pairs: Iterable[str], *, flag: str = "--input") -> dict[str, Any]:
     """``KEY=VALUE`` pairs; ``KEY=@file`` reads the value from a file;
-    ``KEY:=JSON`` parses the value as JSON."""
+    ``KEY:=JSON`` parses the value as JSON. Errors name ``flag``."""
     out: dict[str, Any] = {}
     for pair in pairs:
         if ":=" in pair and pair.index(":=") < pair.index("=") + 1:
@@ -23,17 +35,17 @@ def parse_inputs(pairs: Iterable[str]) -> dict[str, Any]:
             try:
                 out[key.strip()] = json.loads(raw)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"--input {key}: invalid JSON ({exc.msg})") from None
+                raise ConfigError(f"{flag} {key}: invalid JSON ({exc.msg})") from None
             continue
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--input {pair!r}: expected KEY=VALUE")
+            raise ConfigError(f"{flag} {pair!r}: expected KEY=VALUE")
         if value.startswith("@"):
             path = Path(value[1:])
             try:
                 value = path.read_text("utf-8")
             except OSError:
-                raise ConfigError(f"--input {key}: cannot read {path}") from None
+                raise ConfigError(f"{flag} {key}: cannot read {path}") from None
         out[key.strip()] = value
     return out
 
@@ -56,6 +68,51 @@ input_option = click.option(
     metavar="KEY=VALUE",
     help="A workflow input (repeatable). KEY=@file reads a file; KEY:=JSON parses JSON.",
 )
+
+
+class Money(click.ParamType):  # type: ignore[type-arg]
+    """An amount of USD: a finite number, zero or more (``-1``, ``nan`` and ``inf`` are
+    usage errors, not caps)."""
+
+    name = "USD"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float) and math.isfinite(value) and value >= 0:
+            return value
+        try:
+            amount = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not an amount of USD", param, ctx)
+        if not math.isfinite(amount) or amount < 0:
+            self.fail(f"{value!r} is not an amount of USD (a finite number, 0 or more)", param, ctx)
+        return amount
+
+
+MONEY = Money()
+
+
+def writable_file(path: Path, option: str) -> None:
+    """Refuse, before any work is done, an output file that cannot be written: its folder
+    cannot be made or written to, or the path is a folder. Makes the folder if needed."""
+    if path.is_dir():
+        raise CLIError(f"{option} {path}: is a folder, not a file")
+    writable_dir(path.parent, option, shown=path)
+
+
+def writable_dir(folder: Path, option: str, *, shown: Path | None = None) -> None:
+    """Refuse a folder that cannot be made or written to (checked by writing a file)."""
+    what = f"{option} {shown or folder}"
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"{what}: cannot write there ({folder} is not a folder)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".turnout-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CLIError(f"{what}: cannot write there ({exc.strerror or exc})") from None
 
 
 CONTEXT_TAG = "context"
@@ -83,7 +140,7 @@ def context_tags(
 
 def parse_tags(pairs: Iterable[str]) -> dict[str, str]:
     """``--tag KEY=VALUE`` pairs as strings, with :func:`context_tags` applied."""
-    return context_tags({k: str(v) for k, v in parse_inputs(pairs).items()})
+    return context_tags({k: str(v) for k, v in parse_inputs(pairs, flag="--tag").items()})
 
 
 tag_option = click.option(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from turnout.cli.common import CLIError
 from turnout.cli.traces import opened_store, store_option
 from turnout.errors import StoreError
 from turnout.tracing import sqlite_path_of
@@ -23,9 +24,9 @@ def existing_store(store_url: str | None, what: str = "") -> None:
     try:
         path = sqlite_path_of(store_url)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CLIError(str(exc)) from None
     if path is not None and not path.exists():
-        raise click.ClickException(f"{what}no trace store at {path}: nothing recorded yet")
+        raise CLIError(f"{what}no trace store at {path}: nothing recorded yet")
 
 
 @click.command("flag")
@@ -33,25 +34,34 @@ def existing_store(store_url: str | None, what: str = "") -> None:
 @click.argument("step")
 @click.option(
     "--could-be-cheaper",
-    "verdict",
-    flag_value="could_be_cheaper",
+    "cheaper",
+    is_flag=True,
     help="A cheaper model would have done: the step was over-routed.",
 )
 @click.option(
     "--needed-frontier",
-    "verdict",
-    flag_value="needed_frontier",
-    help="The step needed a frontier model: it was under-routed.",
+    "frontier",
+    is_flag=True,
+    help="The step needed a frontier model: it was under-routed (not with --could-be-cheaper).",
 )
 @click.option("--by", "by", required=True, metavar="NAME", help="Who judged.")
 @click.option("--why", "why", required=True, metavar="TEXT", help="Why, in a sentence.")
 @store_option
 def flag_cmd(
-    run_id: str, step: str, verdict: Verdict | None, by: str, why: str, store_url: str | None
+    run_id: str,
+    step: str,
+    cheaper: bool,
+    frontier: bool,
+    by: str,
+    why: str,
+    store_url: str | None,
 ) -> None:
     """Flag STEP of run RUN_ID (any unique prefix of its id) as over- or under-routed."""
-    if verdict is None:
+    if cheaper and frontier:
+        raise click.UsageError("--could-be-cheaper and --needed-frontier exclude each other")
+    if not (cheaper or frontier):
         raise click.UsageError("say which: --could-be-cheaper or --needed-frontier")
+    verdict: Verdict = "could_be_cheaper" if cheaper else "needed_frontier"
     by, why = by.strip(), " ".join(why.split())
     if not by:
         raise click.UsageError("--by must name someone")
@@ -61,15 +71,13 @@ def flag_cmd(
     with opened_store(store_url) as store:
         trace = store.get_run(run_id)
         if trace is None:
-            raise click.ClickException(f"no run {run_id!r} in the trace store")
+            raise CLIError(f"no run {run_id!r} in the trace store")
         found = next((s for s in trace.steps if s.step_id == step), None)
         if found is None:
             steps = ", ".join(s.step_id for s in trace.steps) or "none"
-            raise click.ClickException(
-                f"run {trace.run.run_id} has no step {step!r} (its steps: {steps})"
-            )
+            raise CLIError(f"run {trace.run.run_id} has no step {step!r} (its steps: {steps})")
         if found.kind != "llm":
-            raise click.ClickException(
+            raise CLIError(
                 f"step {step!r} of run {trace.run.run_id} is a {found.kind} step: "
                 "only LLM steps are routed, so only they can be flagged"
             )

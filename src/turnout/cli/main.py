@@ -1,7 +1,9 @@
 """The ``turnout`` command: a thin shell over the library.
 
-Errors turnout raises on purpose print as one line on stderr with a non-zero
-exit; ``--debug`` (or ``TURNOUT_DEBUG=1``) shows the traceback instead.
+Every error prints as one line, ``error: ...``, on stderr. Exit codes: 2 for
+usage, configuration and other errors turnout raises on purpose (nothing was
+run, or nothing more could be), 1 for a run or bench that ran and failed, 130
+when interrupted. ``--debug`` (or ``TURNOUT_DEBUG=1``) also shows the traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ EXIT_ERROR = 2
 # Commands are imported when used, so `turnout run` does not pay for the report code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("turnout.cli.run:run_cmd", "Run WORKFLOW.yaml once under a policy and show each step."),
+    "chat": (
+        "turnout.cli.chat:chat_cmd",
+        "Send one prompt through a policy and show what happened.",
+    ),
     "bench": ("turnout.cli.bench:bench_cmd", "Run a workflow N times under each policy, compare."),
     "traces": ("turnout.cli.traces:traces", "Inspect recorded runs, their steps and every call."),
     "report": ("turnout.cli.report:report_group", "Bench HTML report; weekly spend report."),
@@ -31,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("turnout.cli.audit:audit_cmd", "List overridden routing decisions."),
     "prices": ("turnout.cli.prices:prices_cmd", "The bundled price sheet, dated and sourced."),
     "local": ("turnout.cli.local:local_group", "The embedded local models."),
+    "serve": ("turnout.cli.serve:serve_cmd", "Serve an OpenAI-compatible API routed by policy."),
     "learn": ("turnout.cli.learn:learn_group", "Train a router on outcomes; export, eval, score."),
 }
 
@@ -79,9 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="turnout", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:
+        hint = ""
+        if exc.ctx is not None:
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        return EXIT_ERROR
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return EXIT_ERROR
     except click.Abort:
         click.echo("aborted", err=True)
         return 130

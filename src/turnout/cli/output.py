@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from turnout.config.settings import Settings
@@ -44,12 +45,23 @@ def seconds(value: float | None) -> str:
 
 
 def checks_cell(step: StepResult) -> str:
+    """``3/5 ✗ contains_any[risk,pitfall] (none found of: risk, pitfall); ...``: each
+    failed check by what it looked for, and what was missing."""
     if not step.checks:
         return ""
     passed = sum(1 for c in step.checks if c.passed)
-    failed = [c.name for c in step.checks if not c.passed]
+    failed = [f"{c.name} ({c.detail})" if c.detail else c.name for c in step.checks if not c.passed]
     text = f"{passed}/{len(step.checks)}"
-    return text + (f" ✗ {', '.join(failed)}" if failed else " ✓")
+    # escaped: a check's name holds brackets (contains_any[a,b]) that rich reads as markup
+    return escape(text + (f" ✗ {'; '.join(failed)}" if failed else " ✓"))
+
+
+def model_cell(step: StepResult) -> str:
+    """The model a step ran on; ``code`` for a code step, ``skipped`` for a step that never
+    ran (an LLM step skipped because its input failed has no model)."""
+    if step.status == "skipped":
+        return "skipped"
+    return step.model or "code"
 
 
 def step_line(step: StepResult) -> str:
@@ -57,7 +69,7 @@ def step_line(step: StepResult) -> str:
     mark = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]"}[
         step.status
     ]
-    where = f"{step.model} ({step.tier})" if step.model else step.kind
+    where = f"{step.model} ({step.tier})" if step.model else model_cell(step)
     u = step.usage
     parts = [f"{mark} {step.step_id:<18} {where:<28} {seconds(step.latency_s):>8}"]
     if step.kind == "llm" and step.model:
@@ -65,7 +77,7 @@ def step_line(step: StepResult) -> str:
     if step.checks:
         parts.append(f"checks {checks_cell(step)}")
     if step.error:
-        parts.append(f"[red]{step.error}[/]")
+        parts.append(f"[red]{escape(step.error)}[/]")
     return "  ".join(parts)
 
 
@@ -89,7 +101,7 @@ def run_table(result: RunResult) -> Table:
     for s in result.steps:
         t.add_row(
             s.step_id,
-            s.model or "code",
+            model_cell(s),
             s.tier or "—",
             s.status,
             seconds(s.latency_s),
@@ -200,6 +212,13 @@ def print_notes(
         console.print("[dim]Cost: " + "; ".join(notes) + "[/]")
     for k, v in (extra or {}).items():
         console.print(f"[dim]{k}: {v}[/]")
+
+
+def identifier_column(table: Table, header: str, values: Sequence[str]) -> None:
+    """A column of names people type (model ids, price sheet entries): as wide as the
+    longest, never wrapped or cut with an ellipsis; the other columns give way."""
+    width = max([len(header), *(len(v) for v in values)])
+    table.add_column(header, no_wrap=True, min_width=width, overflow="ignore")
 
 
 def make_console(*, stderr: bool = False) -> Console:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
-from turnout.cli.common import config_option, input_option, parse_inputs, parse_tags, tag_option
+from turnout.cli.common import (
+    MONEY,
+    config_option,
+    input_option,
+    parse_inputs,
+    parse_tags,
+    tag_option,
+)
 from turnout.cli.output import (
     make_console,
     price_notes,
@@ -19,7 +26,7 @@ from turnout.cli.output import (
     run_table,
     step_line,
 )
-from turnout.cli.session import tracing
+from turnout.cli.session import run_async, tracing
 from turnout.cli.traces import STORE_HELP
 from turnout.config.loader import load_settings
 from turnout.execution.budget import Budget
@@ -27,6 +34,7 @@ from turnout.execution.setup import build_executor
 from turnout.policies.registry import build_policy
 from turnout.pricing.cost import to_decimal
 from turnout.workflows.binding import bind_inputs, check_against_pool
+from turnout.workflows.keys import models_in_reach, require_keys
 from turnout.workflows.loader import load_workflow
 from turnout.workflows.overrides import apply_overrides, parse_overrides
 from turnout.workflows.results import RunResult, StepResult
@@ -59,7 +67,7 @@ from turnout.workflows.runner import Runner
 @click.option(
     "--max-cost",
     "max_cost",
-    type=float,
+    type=MONEY,
     help="Refuse calls that would take the run past this many USD.",
 )
 def run_cmd(
@@ -85,37 +93,57 @@ def run_cmd(
     policy = build_policy(policy_name, settings)
     check_against_pool(workflow, settings)
     values = bind_inputs(workflow, parse_inputs(inputs))
+    require_keys(settings, models_in_reach(settings, [policy_name], workflow))
     console = make_console(stderr=as_json)
 
+    in_flight: dict[str, str | None] = {}
+    spinner = console.status("") if console.is_terminal and not as_json else None
+
+    def show_in_flight() -> None:
+        if spinner is not None:
+            now = ", ".join(f"{sid} on {m}" if m else sid for sid, m in in_flight.items())
+            spinner.update(escape(now))
+
+    def on_start(step_id: str, model: str | None) -> None:
+        in_flight[step_id] = model
+        show_in_flight()
+
     def on_step(step: StepResult) -> None:
+        in_flight.pop(step.step_id, None)
+        show_in_flight()
         if not as_json:
             console.print(step_line(step))
 
     async def go() -> RunResult:
         with contextlib.ExitStack() as stack:
+            if spinner is not None:  # a terminal: the steps in flight and their models
+                stack.enter_context(spinner)
             t = None if no_trace else stack.enter_context(tracing(settings, store_url))
-            executor, resources = build_executor(settings)
+            executor, resources = build_executor(settings, store=t.store if t else None)
             runner = Runner(settings, executor=executor, sink=t.writer.submit if t else None)
             try:
                 return await runner.run(
-                    workflow, values, policy=policy, on_step=on_step, tags=run_tags, budget=budget
-                )
+                    workflow, values, policy=policy, on_step=on_step, tags=run_tags,
+                    budget=budget, on_start=on_start,
+                )  # fmt: skip
             finally:
                 await runner.aclose()
                 await resources.aclose()
 
     if not as_json:
         console.print(f"[bold]{workflow.name}[/] under policy [bold]{policy.name}[/]")
-    result = asyncio.run(go())
+    result = run_async(go())
     if as_json:
         sys.stdout.write(json.dumps(run_json(result, settings), indent=2) + "\n")
     else:
         console.print(run_table(result))
         for s in result.steps:
             if s.decision is not None:
-                console.print(f"[dim]{s.step_id}: {s.decision.reason}[/]")
+                console.print(f"[dim]{s.step_id}: {escape(s.decision.reason)}[/]")
         print_notes(console, price_notes(settings, [s.model for s in result.steps if s.model]))
-        status = "[green]succeeded[/]" if result.ok else f"[red]failed[/]: {result.error}"
+        status = (
+            "[green]succeeded[/]" if result.ok else f"[red]failed[/]: {escape(result.error or '')}"
+        )
         console.print(f"run {result.run_id} {status}")
     if not result.ok:
         raise SystemExit(1)

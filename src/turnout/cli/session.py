@@ -7,12 +7,18 @@ never leaves anything behind.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+import signal
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from turnout.config.settings import Settings
 from turnout.tracing import TraceStore, TraceWriter, open_store
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -35,3 +41,37 @@ def tracing(settings: Settings | None, store_url: str | None) -> Iterator[Tracin
             writer.close()
         finally:
             store.close()
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` where SIGTERM stops the work as Ctrl-C does: the main task is
+    cancelled (so runs in flight are recorded ``interrupted`` and the trace writer
+    flushes on the way out), then KeyboardInterrupt is raised."""
+    terminated = False
+
+    async def guarded() -> T:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def on_term() -> None:
+            nonlocal terminated
+            terminated = True
+            if task is not None:
+                task.cancel()
+
+        installed = False
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, on_term)
+            installed = True
+        try:
+            return await main
+        finally:
+            if installed:
+                loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        return asyncio.run(guarded())
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt("terminated (SIGTERM)") from None
+        raise

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from turnout.bench.data import load_bench_data
+from turnout.cli.common import CLIError
 from turnout.cli.flag import existing_store
 from turnout.cli.traces import STORE_HELP, opened_store
 from turnout.config.loader import load_settings
@@ -70,9 +71,7 @@ def suggest_cmd(
         settings = _default_settings(data.bench.spec.get("config_path"))
     result = suggest(data, settings, tolerance=tolerance, min_runs=min_runs, name=name)
     if not result.steps:
-        raise click.ClickException(
-            f"bench {data.bench.bench_id} has no finished LLM step to learn from"
-        )
+        raise CLIError(f"bench {data.bench.bench_id} has no finished LLM step to learn from")
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
         return

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from turnout.cli.common import CLIError
 from turnout.errors import StoreError
 from turnout.tracing import (
     AttemptRecord,
@@ -35,6 +36,8 @@ from turnout.tracing import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PIPED_WIDTH = 200
+OUTPUT_CHARS = 400
+"""How much of each step's output ``traces show`` prints unless ``--full``."""
 STORE_HELP = (
     "Trace store: a SQLite file path, sqlite:///PATH or postgresql://USER@HOST/DB "
     "[default: .turnout/traces.db]."
@@ -54,11 +57,11 @@ def opened_store(store_url: str | None) -> Iterator[TraceStore]:
     try:
         store = open_store(store_url)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CLIError(str(exc)) from None
     try:
         yield store
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CLIError(str(exc)) from None
     finally:
         store.close()
 
@@ -68,7 +71,7 @@ def _missing_sqlite_file(store_url: str | None) -> str | None:
     try:
         path = sqlite_path_of(store_url)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CLIError(str(exc)) from None
     return str(path) if path is not None and not path.exists() else None
 
 
@@ -114,18 +117,21 @@ def list_runs(
 @click.argument("run_id")
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def show_run(run_id: str, store_url: str | None, as_json: bool) -> None:
+@click.option(
+    "--full", is_flag=True, help=f"Show step outputs whole (default: {OUTPUT_CHARS} characters)."
+)
+def show_run(run_id: str, store_url: str | None, as_json: bool, full: bool) -> None:
     """Show one run: its steps, then every attempt.
 
     RUN_ID may be any unique prefix of the id.
     """
     missing = _missing_sqlite_file(store_url)
     if missing is not None:
-        raise click.ClickException(f"no run {run_id!r}: no trace store at {missing}")
+        raise CLIError(f"no run {run_id!r}: no trace store at {missing}")
     with opened_store(store_url) as store:
         trace = store.get_run(run_id)
     if trace is None:
-        raise click.ClickException(f"no run {run_id!r} in the trace store")
+        raise CLIError(f"no run {run_id!r} in the trace store")
     if as_json:
         click.echo(json.dumps(trace_to_dict(trace), indent=2))
         return
@@ -134,6 +140,10 @@ def show_run(run_id: str, store_url: str | None, as_json: bool) -> None:
     console.print()
     console.print(steps_table(trace.steps))
     console.print(step_notes(trace.steps), end="")
+    outputs = step_outputs(trace.steps, full=full)
+    if outputs:
+        console.print()
+        console.print(outputs, end="")
     console.print()
     console.print(attempts_table(trace.attempts))
     console.print(attempt_errors(trace.attempts), end="")
@@ -202,15 +212,30 @@ def _or_dash(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
+SHORT_ID = 12
+
+
+def short_ids(ids: Sequence[str], least: int = SHORT_ID) -> int:
+    """The shortest prefix length (at least ``least``) at which ``ids`` are all told
+    apart: runs started in the same millisecond share their first 12 characters."""
+    distinct = set(ids)
+    longest = max((len(i) for i in distinct), default=least)
+    for n in range(least, longest + 1):
+        if len({i[:n] for i in distinct}) == len(distinct):
+            return n
+    return longest
+
+
 def runs_table(runs: Sequence[RunRecord]) -> Table:
     table = _table(
         "runs",
         ("id", "started", "workflow", "policy", "status"),
         ("calls", "in/out", "cost", "latency"),
     )
+    width = short_ids([r.run_id for r in runs])
     for r in runs:
         table.add_row(
-            r.run_id[:12],
+            r.run_id[:width],
             format_time(r.started_at, seconds=False),
             r.workflow,
             r.policy + (f" ({r.variant})" if r.variant else ""),
@@ -320,6 +345,23 @@ def step_notes(steps: Sequence[StepRecord]) -> Text:
         for line, style in lines:
             text.append(f"  {s.step_id}  ", style="bold")
             text.append(line + "\n", style=style)
+    return text
+
+
+def step_outputs(steps: Sequence[StepRecord], *, full: bool = False) -> Text:
+    """Each step's output under a heading, cut at :data:`OUTPUT_CHARS` unless ``full``."""
+    text = Text()
+    shown = [s for s in steps if s.output]
+    if shown:
+        text.append("outputs\n", style="bold")
+    for s in shown:
+        out = (s.output or "").rstrip()
+        rest = 0 if full else max(0, len(out) - OUTPUT_CHARS)
+        text.append(f"  {s.step_id}\n", style="bold")
+        body = out if not rest else out[:OUTPUT_CHARS].rstrip()
+        text.append("".join(f"    {line}\n" for line in body.splitlines()))
+        if rest:
+            text.append(f"    … {rest:,} more characters (--full shows all)\n", style="dim")
     return text
 
 

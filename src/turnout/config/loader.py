@@ -9,12 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from turnout.config.schema import (
-    LocalProviderSchema,
-    ModelSchema,
-    OpenAIProviderSchema,
-    SettingsSchema,
-)
+from turnout.config.kinds import POLICIES, PROVIDERS, validate_options
+from turnout.config.schema import ModelSchema, ProviderEntrySchema, SettingsSchema
 from turnout.config.settings import (
     ModelSpec,
     PolicyConfig,
@@ -44,11 +40,13 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
     except ValidationError as exc:
         raise first_error(exc, file, raw=dict(raw)) from None
 
-    providers = {name: _provider(name, p) for name, p in schema.providers.items()}
+    providers = {name: _provider(name, p, file) for name, p in schema.providers.items()}
     models = {name: _model(name, m, providers, file) for name, m in schema.models.items()}
     policies: dict[str, PolicyConfig] = {}
     for name, pol in schema.policies.items():
-        options = pol.model_dump(exclude={"kind"})
+        where = f"policies.{name}"
+        kind = POLICIES.get(pol.kind, file=file, field=f"{where}.kind")
+        options = validate_options(kind, pol.options(), file=file, field=where)
         if pol.kind == "ab":
             for variant in options["variants"]:
                 if variant not in models and variant not in schema.policies:
@@ -59,14 +57,14 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
                     )
         if pol.kind == "switch":
             targets = [(f"cases.{k}", v) for k, v in options["cases"].items()]
-            for where, target in [*targets, ("default", options["default"])]:
+            for at, target in [*targets, ("default", options["default"])]:
                 if target not in models and target not in schema.policies:
                     raise ConfigError(
                         f"{target!r} is neither a model nor a policy",
                         file=file,
-                        field=f"policies.{name}.{where}",
+                        field=f"policies.{name}.{at}",
                     )
-        for field, model in _model_refs(options, pol.kind):
+        for field, model in model_refs(options, pol.kind):
             if model not in models:
                 known = ", ".join(sorted(models)) or "none"
                 raise ConfigError(
@@ -75,20 +73,30 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
                     field=f"policies.{name}.{field}",
                 )
         policies[name] = PolicyConfig(name, pol.kind, MappingProxyType(options))
+    default = schema.gateway.default_policy
+    if default is not None and default not in policies:
+        known = ", ".join(sorted(policies)) or "none"
+        raise ConfigError(
+            f"unknown policy {default!r} (known: {known})",
+            file=file,
+            field="gateway.default_policy",
+        )
     return Settings(
         providers=MappingProxyType(providers),
         models=MappingProxyType(models),
         policies=MappingProxyType(policies),
         storage=schema.storage,
         path=source,
-        gateway=MappingProxyType(dict(schema.gateway or {})),
-        executor=MappingProxyType(schema.executor.model_dump()),
+        gateway=MappingProxyType(schema.gateway.model_dump()),
+        executor=MappingProxyType(schema.executor.model_dump(exclude_none=True)),
     )
 
 
-def _provider(name: str, p: OpenAIProviderSchema | LocalProviderSchema) -> ProviderConfig:
+def _provider(name: str, p: ProviderEntrySchema, file: str) -> ProviderConfig:
+    where = f"providers.{name}"
+    kind = PROVIDERS.get(p.kind, file=file, field=f"{where}.kind")
+    options = validate_options(kind, p.options(), file=file, field=where)
     t = p.timeouts
-    options = p.model_dump(exclude={"kind", "timeouts"})
     return ProviderConfig(
         name, p.kind, Timeouts(t.connect, t.read, t.total), MappingProxyType(options)
     )
@@ -139,7 +147,7 @@ def _model(
     )
 
 
-def _model_refs(options: Mapping[str, Any], kind: str = "") -> list[tuple[str, str]]:
+def model_refs(options: Mapping[str, Any], kind: str = "") -> list[tuple[str, str]]:
     """(field, model name) pairs that a policy's options refer to."""
     refs: list[tuple[str, str]] = []
     for key in ("model", "default"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,10 @@ def first_error(exc: ValidationError, file: str, prefix: str = "", raw: Any = No
     With ``raw`` (the validated input), the tags pydantic adds for discriminated
     unions (``policies.p.cascade.models``) are dropped: ``policies.p.models``.
     """
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # An unknown field explains the required one "missing" next to it (a typo: `teir:`),
+    # so it is the one to report, with the close match.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     parts: list[str] = []
     node = raw
     tagged: Any = None
@@ -57,11 +61,21 @@ def first_error(exc: ValidationError, file: str, prefix: str = "", raw: Any = No
     loc = ".".join(parts)
     field = ".".join(p for p in (prefix, loc) if p)
     msg = str(err["msg"]).removeprefix("Value error, ")
+    more = len(errors) - 1
     if err["type"] == "extra_forbidden":
-        msg = "unknown field"
+        close = _close_match(str(err["loc"][-1]), err["loc"][:-1], errors)
+        msg = "unknown field" + (f"; did you mean {close!r}?" if close else "")
+        more -= close is not None  # the "missing" field is the same typo
     elif err["type"] == "missing":
         msg = "required field is missing"
-    more = len(exc.errors()) - 1
     if more:
         msg += f" (and {more} more problem{'s' if more > 1 else ''})"
     return ConfigError(msg, file=file, field=field or None)
+
+
+def _close_match(name: str, parent: tuple[Any, ...], errors: list[Any]) -> str | None:
+    """A required field missing beside the unknown ``name`` and close to it (``tier``)."""
+    missing = [str(e["loc"][-1]) for e in errors
+               if e["type"] == "missing" and tuple(e["loc"][:-1]) == tuple(parent)]  # fmt: skip
+    close = difflib.get_close_matches(name, missing, n=1, cutoff=0.6)
+    return close[0] if close else None

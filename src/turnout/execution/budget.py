@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from turnout.errors import BudgetExceeded
 from turnout.pricing.cost import Price
-from turnout.providers.function import estimate_tokens
+from turnout.pricing.tokens import estimate_prompt_tokens
 from turnout.types import ChatRequest
 
 DEFAULT_OUTPUT_ESTIMATE = 1024
@@ -25,8 +25,7 @@ DEFAULT_OUTPUT_ESTIMATE = 1024
 
 def estimate_cost(price: Price, request: ChatRequest) -> Decimal:
     """An upper-bound guess at one call's cost, before making it."""
-    chars = sum(len(m.content or "") + 8 for m in request.messages)
-    prompt = estimate_tokens("x" * chars) if chars else 0
+    prompt = estimate_prompt_tokens(request.messages)
     return price.estimate(prompt, request.max_tokens or DEFAULT_OUTPUT_ESTIMATE)
 
 
@@ -84,3 +83,38 @@ def _so_far(spent: Decimal, held: Decimal) -> str:
     if held:
         return f"spent ${spent:.6f}, ${held:.6f} held by calls in flight"
     return f"spent ${spent:.6f}"
+
+
+class BudgetGate:
+    """The budget as seen by one attempt: its estimate held before the call, the hold
+    given back and the real cost charged once the call is recorded (or the hold given
+    back alone when no call was made)."""
+
+    __slots__ = ("_budget", "_held", "_step")
+
+    def __init__(self, budget: Budget | None, step_id: str) -> None:
+        self._budget = budget
+        self._step = step_id
+        self._held = Decimal(0)
+
+    def admit(self, price: Price, request: ChatRequest) -> BudgetExceeded | None:
+        """Hold the call's estimate; None when it fits every cap, else why not."""
+        if self._budget is None:
+            return None
+        estimate = estimate_cost(price, request)
+        try:
+            self._budget.hold(self._step, estimate)
+        except BudgetExceeded as exc:
+            return exc
+        self._held = estimate
+        return None
+
+    def release(self) -> None:
+        if self._held and self._budget is not None:
+            self._budget.release(self._step, self._held)
+        self._held = Decimal(0)
+
+    def settle(self, cost: Decimal) -> None:
+        self.release()
+        if self._budget is not None:
+            self._budget.charge(self._step, cost)

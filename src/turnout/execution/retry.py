@@ -1,11 +1,19 @@
-"""Retry timing: exponential backoff with jitter that honours Retry-After."""
+"""Retry timing: exponential backoff with jitter that honours Retry-After.
+
+The one home of the executor's retry defaults (``executor.retries`` in
+``turnout.yaml`` overrides them field by field).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from turnout.errors import ProviderError, RateLimited
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +33,20 @@ class RetryPolicy:
         base = min(self.base_delay_s * 2.0 ** (attempt - 1), self.max_delay_s)
         r = float((rng or random).uniform(-self.jitter, self.jitter))
         return max(0.0, base * (1 + r))
+
+
+class Backoff:
+    """The pause before asking the same model again, the same in both modes."""
+
+    __slots__ = ("_rng", "_sleep", "policy")
+
+    def __init__(
+        self, policy: RetryPolicy, *, sleep: Sleep = asyncio.sleep, rng: random.Random | None = None
+    ) -> None:
+        self.policy = policy
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def pause(self, attempt: int, error: ProviderError) -> Awaitable[None]:
+        """Wait before retrying after ``attempt`` calls to one model failed with ``error``."""
+        return self._sleep(self.policy.delay(attempt, error, self._rng))

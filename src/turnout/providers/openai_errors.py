@@ -145,11 +145,17 @@ def classify(
     model: str | None,
     secrets: Iterable[str | Secret | None] = (),
     headers: Mapping[str, str] | None = None,
+    where: str | None = None,
 ) -> ProviderError:
-    """The ProviderError for an HTTP error (``status``) or an in-stream error (``None``)."""
+    """The ProviderError for an HTTP error (``status``) or an in-stream error (``None``).
+
+    ``where`` says where the error came from when it was not an HTTP status (see
+    :func:`classify_embedded`); the message then says so instead of ``HTTP <status>``.
+    """
     said = truncate(redact(info.message, secrets), MESSAGE_LIMIT)
     code = f" [{redact(info.code, secrets)}]" if info.code else ""
-    where = f"HTTP {status}" if status is not None else "error event in the stream"
+    if where is None:
+        where = f"HTTP {status}" if status is not None else "error event in the stream"
     message = f"{where} from {provider}: {said}{code}"
     client_error = status is not None and 400 <= status < 500
     if status == 429 or (status is None and info.code in ("rate_limit_exceeded", "429")):
@@ -181,3 +187,39 @@ def classify_http(
     return classify(
         status, error_info(body), provider=provider, model=model, secrets=secrets, headers=headers
     )
+
+
+EMBEDDED_WHERE = {
+    "body": "error in the body of an HTTP 200 answer",
+    "stream": "error event in the stream",
+}
+
+
+def classify_embedded(
+    info: ErrorInfo,
+    origin: str,
+    *,
+    provider: str,
+    model: str | None,
+    secrets: Iterable[str | Secret | None] = (),
+) -> ProviderError:
+    """The ProviderError for an error object that came with HTTP 200: in the body
+    (``origin="body"``) or as an event of a stream (``"stream"``).
+
+    A numeric ``code`` (``"502"``, ``529``) chooses the error class as that status
+    would (so a 5xx stays retryable), but the error is not reported as that HTTP
+    status: its ``status`` is 200 for a body and None for a stream event, and the
+    provider's code is kept apart in ``provider_code``.
+    """
+    number = int(info.code) if info.code and info.code.isdigit() else None
+    error = classify(
+        number if number is not None and number >= 400 else None,
+        info,
+        provider=provider,
+        model=model,
+        secrets=secrets,
+        where=EMBEDDED_WHERE[origin],
+    )
+    error.status = 200 if origin == "body" else None
+    error.provider_code = info.code
+    return error

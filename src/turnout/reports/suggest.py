@@ -16,6 +16,10 @@ best. The evidence is **too little**, and the step keeps the stronger model, whe
   the proposal by more than the tolerance (the little evidence there is says the
   proposal may be worse): that stronger model is kept.
 
+Over all of that, a model that never passed the step (0/n) is never proposed
+over one that passed it at least once: the one that did is kept (the best pass
+rate, then the stronger).
+
 "Stronger" is the higher tier, then the higher price (input + output per
 million tokens). A cheaper model that misses the tolerance with an interval
 clear of the best model's is plainly worse: the step keeps the proposal, and the
@@ -127,8 +131,8 @@ class Suggestion:
             "    steps:" if self.steps else "    steps: {}",
         ]
         for s in self.steps:
-            mark = "TOO LITTLE EVIDENCE, kept the stronger model" if s.verdict != "clear" else ""
-            lines.append(f"      # {s.step_id}: {mark or 'clear'}")
+            mark = f"TOO LITTLE EVIDENCE, kept {s.model}" if s.verdict != "clear" else "clear"
+            lines.append(f"      # {s.step_id}: {mark}")
             lines += [f"      #   {e.comment()}" for e in s.evidence]
             lines += [f"      #   {note}" for note in s.notes]
             lines.append(f"      {_scalar(s.step_id)}: {_scalar(s.model)}")
@@ -174,7 +178,8 @@ def rule_text(tolerance: float, min_runs: int) -> str:
         f"then price): a cheaper model with fewer than {min_runs} runs; a cheaper model that "
         "misses the tolerance while its 95% Wilson interval overlaps the best one's; a stronger "
         f"model with fewer than {min_runs} runs that passed more often than the proposal by "
-        "more than the tolerance."
+        "more than the tolerance. A model that never passed a step is never proposed over one "
+        "that did."
     )
 
 
@@ -239,6 +244,25 @@ def _evidence(
 
 
 def _decide(
+    step_id: str, evidence: list[ModelEvidence], tolerance: float, min_runs: int
+) -> StepSuggestion:
+    """The rule, then one guard over it: a model that never passed the step is never
+    proposed over one that did (whatever the evidence, a 0/n record is not a choice)."""
+    s = _rule(step_id, evidence, tolerance, min_runs)
+    chosen = next(e for e in evidence if e.model == s.model)
+    passers = [e for e in evidence if e.passed > 0]
+    if chosen.passed > 0 or not passers:
+        return s
+    keep = max(passers, key=lambda e: (e.pass_rate, e.strength()))
+    note = (
+        f"{chosen.model} never passed this step ({chosen.passed}/{chosen.n}) and "
+        f"{keep.model} did ({keep.passed}/{keep.n}): kept {keep.model}"
+    )
+    verdict: Verdict = "clear" if min(chosen.n, keep.n) >= min_runs else "too_little_evidence"
+    return StepSuggestion(step_id, keep.model, verdict, (note,), s.evidence)
+
+
+def _rule(
     step_id: str, evidence: list[ModelEvidence], tolerance: float, min_runs: int
 ) -> StepSuggestion:
     measured = [e for e in evidence if e.n >= min_runs]

@@ -40,11 +40,14 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
+from turnout.tracing.liveness import seen_status
 from turnout.tracing.rows import pico_to_cost
 from turnout.tracing.store import TraceStore
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from turnout.reports.ab import ABTest
 
 WEEK_S = 7 * 86400
 NO_TIER = "(none)"
@@ -68,6 +71,10 @@ _RUNS_SQL = (
     "SELECT COUNT(*), SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), "
     "SUM(cost_picousd), COUNT(DISTINCT session), SUM(CASE WHEN session IS NULL THEN 1 ELSE 0 END) "
     f"FROM runs WHERE {_PERIOD}"
+)
+_RUN_STATUS_SQL = (
+    "SELECT status, CASE WHEN status = 'running' THEN writer END, COUNT(*) "
+    f"FROM runs WHERE {_PERIOD} GROUP BY status, CASE WHEN status = 'running' THEN writer END"
 )
 _STEP_TOTALS_SQL = (
     "SELECT step_id, COUNT(*), SUM(calls), SUM(cost_picousd), SUM(input_tokens), "
@@ -188,6 +195,11 @@ class WeeklyReport:
     cache_hits: int
     cache_saved: Decimal
     efficiency: Efficiency
+    runs_by_status: tuple[tuple[str, int], ...] = ()
+    """How many of the period's runs ended each way (``succeeded``, ``failed``,
+    ``interrupted``), were ``abandoned`` (their process died) or are still ``running``."""
+    ab_tests: tuple[ABTest, ...] = ()
+    """The A/B tests with runs in the period, with their one-line verdicts."""
 
     @property
     def cost_per_run(self) -> Decimal | None:
@@ -216,6 +228,7 @@ class WeeklyReport:
             "cached_input_tokens": self.cached_input_tokens,
             "runs": self.runs,
             "succeeded_runs": self.succeeded_runs,
+            "runs_by_status": dict(self.runs_by_status),
             "runs_cost_usd": float(self.runs_cost),
             "cost_per_run_usd": usd(self.cost_per_run),
             "cost_per_successful_run_usd": usd(self.cost_per_successful_run),
@@ -228,6 +241,7 @@ class WeeklyReport:
             "unattributed_cost_usd": float(self.unattributed_cost),
             "cache": {"hits": self.cache_hits, "saved_usd": float(self.cache_saved)},
             "efficiency": self.efficiency.as_json(),
+            "ab_tests": [t.as_json() for t in self.ab_tests],
         }
 
     def print(self, console: Console) -> None:
@@ -262,9 +276,16 @@ def weekly_report(
 
     hits, saved = store.query(_CACHE_SQL, period)[0]
     runs, succeeded, runs_pico, sessions, lone = store.query(_RUNS_SQL, period)[0]
+    statuses: dict[str, int] = {}
+    for status, writer, count in store.query(_RUN_STATUS_SQL, period):
+        seen = seen_status(str(status), writer)
+        statuses[seen] = statuses.get(seen, 0) + _int(count)
     flags = {str(r[0]): (_int(r[1]), _int(r[2])) for r in store.query(_FLAGS_SQL, period)}
     cheaper = flags.get("could_be_cheaper", (0, 0))
     frontier = flags.get("needed_frontier", (0, 0))
+    from turnout.reports.ab import ab_tests
+
+    tests = tuple(ab_tests(store, since=since, until=until))
 
     return WeeklyReport(
         since=since,
@@ -286,6 +307,7 @@ def weekly_report(
         unattributed_cost=pico_to_cost(total - step_pico),
         cache_hits=_int(hits),
         cache_saved=pico_to_cost(_int(saved)),
+        runs_by_status=_status_order(statuses),
         efficiency=Efficiency(
             llm_steps=sum(line.steps or 0 for line in by_step),
             could_be_cheaper=cheaper[0],
@@ -293,6 +315,7 @@ def weekly_report(
             could_be_cheaper_cost=pico_to_cost(cheaper[1]),
             needed_frontier_cost=pico_to_cost(frontier[1]),
         ),
+        ab_tests=tests,
     )
 
 
@@ -384,6 +407,14 @@ def _lines(
         for name, (calls, pico, inp, out) in sums.items()
     )
     return tuple(sorted(lines, key=lambda line: (-line.cost, line.name)))
+
+
+STATUS_ORDER = ("succeeded", "failed", "interrupted", "abandoned", "running")
+
+
+def _status_order(counts: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    known = [(s, counts[s]) for s in STATUS_ORDER if counts.get(s)]
+    return (*known, *sorted((s, n) for s, n in counts.items() if s not in STATUS_ORDER and n))
 
 
 def _iso(epoch: float) -> str:

@@ -52,7 +52,7 @@ def print_weekly(r: WeeklyReport, console: Console) -> None:
         f"({r.cached_input_tokens:,} cached) / {r.output_tokens:,} out"
     )
     console.print(
-        f"Runs {r.runs:,} ({r.succeeded_runs:,} succeeded), costing {_money(r.runs_cost)}: "
+        f"Runs {r.runs:,} ({_statuses(r)}), costing {_money(r.runs_cost)}: "
         f"average {_money(r.cost_per_run)} per run, "
         f"{_money(r.cost_per_successful_run)} per successful run"
     )
@@ -94,3 +94,15 @@ def print_weekly(r: WeeklyReport, console: Console) -> None:
             f"[dim]{_money(r.unattributed_cost)} of the spend belongs to no LLM step started "
             "in the period (gateway requests, or steps that began before it)[/]"
         )
+    if r.ab_tests:
+        console.print("[bold]A/B tests[/] (see `turnout report ab POLICY`)")
+        for ab in r.ab_tests:
+            verdicts = "; ".join(ab.verdicts) or "a single variant, nothing to compare"
+            console.print(f"  {ab.policy} ({ab.runs:,} runs, {ab.variants} variants): {verdicts}")
+
+
+def _statuses(r: WeeklyReport) -> str:
+    """``5 succeeded, 1 failed, 1 interrupted``: how the period's runs ended."""
+    if not r.runs_by_status:
+        return f"{r.succeeded_runs:,} succeeded"
+    return ", ".join(f"{n:,} {status}" for status, n in r.runs_by_status)

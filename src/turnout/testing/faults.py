@@ -26,6 +26,8 @@ spec                               behaviour
 ``malformed_sse:after=1``          a stream whose chunk number 2 is not JSON
 ``cut:after=2``                    close the connection after 2 chunks (or half a body)
 ``tool_calls``                     answer with a tool call (to the first tool offered)
+``error_in_200:after=N``            status 200 with an error object for a body; streamed:
+                                   N chunks, then an error event (no ``[DONE]``)
 =================================  ==================================================
 """
 
@@ -43,6 +45,7 @@ FaultKind = Literal[
     "cut",
     "tool_calls",
     "content_filter",
+    "error_in_200",
 ]
 
 _CODE_ERRORS: dict[str, tuple[str, str]] = {
@@ -65,7 +68,7 @@ _CODE_ERRORS: dict[str, tuple[str, str]] = {
 _KNOWN = (
     "ok, <status>, 401:echo, 429[:retry-after=S][:retry-after-ms=MS], context_length, "
     "content_filter, content_filter_error, content_policy, stall:S[:after=N], malformed_json, "
-    "malformed_sse[:after=N], cut[:after=N], tool_calls"
+    "malformed_sse[:after=N], cut[:after=N], tool_calls, error_in_200[:after=N]"
 )
 
 
@@ -157,6 +160,15 @@ class Fault:
         return cls("cut", after_chunks=after_chunks)
 
     @classmethod
+    def error_in_200(
+        cls, *, after_chunks: int = 0, code: str | None = None, message: str | None = None
+    ) -> Fault:
+        """A 200 whose body (or, streamed, whose event after ``after_chunks`` chunks) is an
+        error object, as some providers and proxies send them. ``code`` / ``message``
+        replace the object's (e.g. ``"529"``, the code Anthropic gives "overloaded")."""
+        return cls("error_in_200", message=message, code=code, after_chunks=after_chunks)
+
+    @classmethod
     def with_tool_calls(cls, *calls: tuple[str, str]) -> Fault:
         """Answer with tool calls ``(name, arguments_json)``; none given: call the first tool."""
         return cls("tool_calls", tool_calls=tuple(calls))
@@ -202,6 +214,7 @@ def _parse_head(head: str, positional: list[str], named: dict[str, str]) -> Faul
         "malformed_sse": Fault.malformed_sse(),
         "cut": Fault.cut(),
         "tool_calls": Fault.with_tool_calls(),
+        "error_in_200": Fault.error_in_200(),
     }
     if head not in simple:
         raise ValueError(f"unknown fault {head!r} (known: {_KNOWN})")

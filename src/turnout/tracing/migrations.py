@@ -246,12 +246,25 @@ _REPORT_INDEXES = sql_migration(
     "WHERE cache IS NOT NULL",
 )
 
+# Whether an attempt's tokens are the provider's count or turnout's estimate (a stream cut
+# before its usage chunk, a provider that reports no usage): cost from an estimate is marked.
+_USAGE_ESTIMATED = sql_migration(
+    "m006_attempt_usage_estimated",
+    "ALTER TABLE attempts ADD COLUMN usage_estimated SMALLINT NOT NULL DEFAULT 0",
+)
+
+# Who writes a run while it is `running` (pid@host), so that a later reader can tell a run
+# in flight from one whose process died (shown `abandoned`, see tracing/liveness.py).
+_RUN_WRITER = sql_migration("m007_run_writer", "ALTER TABLE runs ADD COLUMN writer TEXT")
+
 MIGRATIONS: tuple[Migration, ...] = (
     _CREATE_TABLES,
     _CREATE_INDEXES,
     _CACHE_AND_OVERRIDES,
     _EVIDENCE,
     _REPORT_INDEXES,
+    _USAGE_ESTIMATED,
+    _RUN_WRITER,
 )
 """Every migration, oldest first. Append only: never rename or edit a shipped one."""
 

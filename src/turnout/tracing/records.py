@@ -16,7 +16,12 @@ from turnout.types import CheckResult
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
-RunStatus = Literal["running", "succeeded", "failed"]
+RunStatus = Literal["running", "succeeded", "failed", "interrupted", "abandoned"]
+"""``interrupted``: stopped by Ctrl-C / SIGTERM (or an error before it could finish), its
+attempts kept and charged. ``abandoned`` is never written: it is how a ``running`` run
+whose writer process is gone reads back (see :mod:`turnout.tracing.liveness`)."""
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed"})
+"""Run statuses of a run that ran to its end (a bench's finished jobs)."""
 StepStatus = Literal["succeeded", "failed", "skipped"]
 AttemptStatus = Literal["ok", "error", "rejected"]
 """``rejected``: the call succeeded (and cost money) but a cascade did not accept its answer."""
@@ -48,6 +53,9 @@ class AttemptRecord:
     """``exact`` or ``semantic`` when the answer came from the cache (cost 0)."""
     saved_usd: Decimal = Decimal(0)
     """What a cache hit would have cost: the original call's cost."""
+    usage_estimated: bool = False
+    """The provider reported no usage (e.g. a stream cut before its usage chunk): the
+    tokens, and so the cost, are turnout's estimate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +110,9 @@ class RunRecord:
     cost_usd: Decimal = Decimal(0)
     score: float | None = None
     error: str | None = None
+    writer: str | None = None
+    """``pid@host`` of the process writing a ``running`` run (so a reader can tell a run
+    in flight from one whose process died)."""
 
 
 @dataclass(frozen=True, slots=True)

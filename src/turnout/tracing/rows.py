@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from turnout.errors import StoreError
+from turnout.tracing.liveness import seen_status
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
 from turnout.types import CheckResult
 
@@ -96,7 +97,7 @@ def _mapping(text: str | None) -> dict[str, Any]:
 RUN_COLUMNS = (
     "run_id", "workflow", "policy", "status", "started_at", "ended_at", "inputs", "tags",
     "bench_id", "variant", "calls", "latency_s", "input_tokens", "output_tokens",
-    "cached_input_tokens", "cost_picousd", "score", "error", "session",
+    "cached_input_tokens", "cost_picousd", "score", "error", "session", "writer",
 )  # fmt: skip
 STEP_COLUMNS = (
     "run_id", "step_id", "kind", "status", "started_at", "latency_s", "model", "tier", "policy",
@@ -108,6 +109,7 @@ ATTEMPT_COLUMNS = (
     "run_id", "step_id", "attempt", "model", "provider", "tier", "policy", "reason",
     "started_at", "latency_s", "status", "ttft_s", "input_tokens", "output_tokens",
     "cached_input_tokens", "cost_picousd", "error_class", "error", "cache", "saved_picousd",
+    "usage_estimated",
 )  # fmt: skip
 
 
@@ -186,6 +188,7 @@ def run_row(r: RunRecord) -> tuple[Any, ...]:
         _json(dict(r.inputs)), _json(dict(r.tags)), r.bench_id, r.variant, r.calls,
         r.latency_s, r.input_tokens, r.output_tokens, r.cached_input_tokens,
         cost_to_pico(r.cost_usd), r.score, clean_text(r.error), clean_text(r.tags.get("session")),
+        r.writer,
     )  # fmt: skip
 
 
@@ -206,7 +209,7 @@ def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
         a.run_id, a.step_id, a.attempt, a.model, a.provider, a.tier, a.policy,
         clean_text(a.reason), a.started_at, a.latency_s, a.status, a.ttft_s, a.input_tokens,
         a.output_tokens, a.cached_input_tokens, cost_to_pico(a.cost_usd), a.error_class,
-        clean_text(a.error), a.cache, cost_to_pico(a.saved_usd),
+        clean_text(a.error), a.cache, cost_to_pico(a.saved_usd), int(a.usage_estimated),
     )  # fmt: skip
 
 
@@ -224,13 +227,15 @@ def _opt_float(value: Any) -> float | None:
 def run_from_row(row: Sequence[Any]) -> RunRecord:
     v = dict(zip(RUN_COLUMNS, row, strict=True))
     return RunRecord(
-        run_id=v["run_id"], workflow=v["workflow"], policy=v["policy"], status=v["status"],
+        run_id=v["run_id"], workflow=v["workflow"], policy=v["policy"],
+        status=seen_status(v["status"], v["writer"]),
         started_at=_float(v["started_at"]), ended_at=_opt_float(v["ended_at"]),
         inputs=_mapping(v["inputs"]), tags=_mapping(v["tags"]), bench_id=v["bench_id"],
         variant=v["variant"], calls=int(v["calls"]), latency_s=_float(v["latency_s"]),
         input_tokens=int(v["input_tokens"]), output_tokens=int(v["output_tokens"]),
         cached_input_tokens=int(v["cached_input_tokens"]),
         cost_usd=pico_to_cost(v["cost_picousd"]), score=_opt_float(v["score"]), error=v["error"],
+        writer=v["writer"],
     )  # fmt: skip
 
 
@@ -261,6 +266,7 @@ def attempt_from_row(row: Sequence[Any]) -> AttemptRecord:
         output_tokens=int(v["output_tokens"]), cached_input_tokens=int(v["cached_input_tokens"]),
         cost_usd=pico_to_cost(v["cost_picousd"]), error_class=v["error_class"], error=v["error"],
         cache=v["cache"], saved_usd=pico_to_cost(v["saved_picousd"]),
+        usage_estimated=bool(v["usage_estimated"]),
     )  # fmt: skip
 
 

@@ -211,23 +211,24 @@ class TraceWriter:
                     marker.done.set()
 
     def _gather(self) -> tuple[list[TraceRecord], list[_Marker]]:
-        """Records up to ``max_batch``, ending early at a marker or at the deadline."""
+        """Records up to ``max_batch``, ending early at a marker.
+
+        The thread waits on the queue only while it is idle. Once a record has come it
+        sleeps for ``max_delay_s`` and then takes what arrived meanwhile: records
+        submitted in that window wake no one (a blocked ``get`` would be woken, and the
+        GIL handed over, for every record, which costs the request path far more than
+        the write itself)."""
         first = self._queue.get()
         if isinstance(first, _Marker):
             return [], [first]
         batch: list[TraceRecord] = [first]
-        deadline = time.monotonic() + self.max_delay_s
+        if self.max_delay_s:
+            time.sleep(self.max_delay_s)
         while len(batch) < self.max_batch:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
+                break
             if isinstance(item, _Marker):
                 return batch, [item]
             batch.append(item)

@@ -3,7 +3,10 @@
 A step whose input failed hard (an error, so no output) is skipped; a step
 whose input merely failed its checks still runs, so every step is scored and a
 bench can say where quality was lost. Every record goes to the trace sink as
-it happens: the run as ``running``, each attempt, each step, the final run.
+it happens: the run as ``running`` (with its writer, ``pid@host``), each attempt,
+each step, the final run. A run cancelled (Ctrl-C, SIGTERM) is recorded
+``interrupted`` and one stopped by an unexpected error ``failed``, each charged
+for the calls it made: no run is left ``running`` by a process that goes on.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from turnout.config.settings import Settings
@@ -21,7 +26,8 @@ from turnout.execution.retry import RetryPolicy
 from turnout.policies.ab import RUN_TAG
 from turnout.policies.base import Policy
 from turnout.providers.pool import ModelPool
-from turnout.tracing.records import RunRecord, TraceRecord
+from turnout.tracing.liveness import this_writer
+from turnout.tracing.records import AttemptRecord, RunRecord, TraceRecord
 from turnout.workflows.binding import bind_inputs, check_against_pool
 from turnout.workflows.handoff import step_context
 from turnout.workflows.results import RunResult, StepResult
@@ -30,6 +36,8 @@ from turnout.workflows.step_exec import run_code_step, run_llm_step, skipped
 
 TraceSink = Callable[[TraceRecord], None]
 StepCallback = Callable[[StepResult], None]
+StartCallback = Callable[[str, "str | None"], None]
+"""``(step_id, model)`` when a step starts (model None for a code step)."""
 
 
 def new_run_id() -> str:
@@ -55,11 +63,9 @@ class Runner:
         self.settings = settings
         self.pool = executor.pool if executor is not None else (pool or ModelPool(settings))
         self.sink = sink
-        if executor is None:
-            executor = Executor(self.pool, retry=retry, on_attempt=sink)
-        elif sink is not None:
-            executor.on_attempt = sink
-        self.executor = executor
+        self._calls: dict[str, list[AttemptRecord]] = {}
+        """Attempts of the runs in flight, so an interrupted run is charged for them."""
+        self.executor = executor or Executor(self.pool, retry=retry)
 
     async def aclose(self) -> None:
         await self.pool.aclose()
@@ -75,6 +81,7 @@ class Runner:
         tags: Mapping[str, str] | None = None,
         on_step: StepCallback | None = None,
         budget: Budget | None = None,
+        on_start: StartCallback | None = None,
     ) -> RunResult:
         """Run ``workflow`` once. ``budget`` caps spend (default: the workflow's ``budget:``)."""
         check_against_pool(workflow, self.settings)
@@ -83,27 +90,37 @@ class Runner:
         tags = {**(tags or {}), RUN_TAG: run_id}
         started_at = time.time()
         t0 = time.perf_counter()
-        self._emit(
-            RunRecord(
-                run_id=run_id,
-                workflow=workflow.name,
-                policy=policy.name,
-                status="running",
-                started_at=started_at,
-                inputs=values,
-                tags=tags,
-                bench_id=bench_id,
-            )
+        running = RunRecord(
+            run_id=run_id,
+            workflow=workflow.name,
+            policy=policy.name,
+            status="running",
+            started_at=started_at,
+            inputs=values,
+            tags=tags,
+            bench_id=bench_id,
+            writer=this_writer(),
         )
+        self._emit(running)
         if workflow.budget is not None:
             budget = workflow.budget.fresh(run_usd=budget.run_usd if budget else None)
-        results = await self._schedule(workflow, values, policy, run_id, tags, on_step, budget)
+        results: dict[str, StepResult] = {}
+        self._calls[run_id] = []
+        try:
+            await self._schedule(
+                workflow, values, policy, run_id, tags, on_step, budget, results, on_start
+            )
+        except BaseException as exc:
+            # Ctrl-C / SIGTERM (cancelled) or a bug: never leave the run `running`.
+            self._emit(self._cut_short(running, exc, time.perf_counter() - t0))
+            raise
+        finally:
+            self._calls.pop(run_id, None)
         ordered = tuple(results[sid] for sid in workflow.order)
         failed = [s for s in ordered if not s.ok]
         error = None
         if failed:
-            first = failed[0]
-            error = f"step {first.step_id!r}: " + (first.error or "checks failed")
+            error = step_error(failed[0])
         result = RunResult(
             run_id=run_id,
             workflow=workflow.name,
@@ -130,8 +147,9 @@ class Runner:
         tags: Mapping[str, str],
         on_step: StepCallback | None,
         budget: Budget | None,
-    ) -> dict[str, StepResult]:
-        results: dict[str, StepResult] = {}
+        results: dict[str, StepResult],
+        on_start: StartCallback | None = None,
+    ) -> None:
         outputs: dict[str, Any] = {}
         waiting = {s.id: len(set(s.inputs)) for s in workflow.steps}
         dependents = workflow.dependents()
@@ -144,6 +162,8 @@ class Runner:
                 finish(skipped(step, broken))
                 return
             ctx = step_context(values, outputs, step.inputs)
+            if step.kind == "code" and on_start is not None:
+                on_start(step.id, None)
             coro = (
                 run_code_step(step, ctx)
                 if step.kind == "code"
@@ -156,6 +176,8 @@ class Runner:
                     run_id=run_id,
                     tags=tags,
                     budget=budget,
+                    sink=self._attempt,
+                    on_start=on_start,
                 )
             )
             running[asyncio.ensure_future(coro)] = step_id
@@ -184,11 +206,51 @@ class Runner:
         finally:
             for task in running:
                 task.cancel()
-        return results
+            if running:  # let cancelled steps record their calls before the run's last record
+                await asyncio.wait(running)
 
     def _emit(self, record: TraceRecord) -> None:
         if self.sink is not None:
             self.sink(record)
+
+    def _attempt(self, record: AttemptRecord) -> None:
+        calls = self._calls.get(record.run_id)
+        if calls is not None:
+            calls.append(record)
+        self._emit(record)
+
+    def _cut_short(self, running: RunRecord, exc: BaseException, wall_s: float) -> RunRecord:
+        """The final record of a run that did not finish: ``interrupted`` (cancelled,
+        Ctrl-C) or ``failed`` (an unexpected error), charged for every call it made."""
+        calls = self._calls.get(running.run_id, [])
+        interrupted = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit))
+        return replace(
+            running,
+            status="interrupted" if interrupted else "failed",
+            ended_at=running.started_at + wall_s,
+            calls=len(calls),
+            latency_s=sum(a.latency_s for a in calls),
+            input_tokens=sum(a.input_tokens for a in calls),
+            output_tokens=sum(a.output_tokens for a in calls),
+            cached_input_tokens=sum(a.cached_input_tokens for a in calls),
+            cost_usd=sum((a.cost_usd for a in calls), Decimal(0)),
+            error="interrupted" if interrupted else f"{type(exc).__name__}: {exc}",
+            writer=None,
+        )
+
+
+def step_error(step: StepResult) -> str:
+    """A failed step's error, naming the step once (some errors name it already)."""
+    where = f"step {step.step_id!r}: "
+    text = step.error or _failed_checks(step)
+    return text if text.startswith(where) else where + text
+
+
+def _failed_checks(step: StepResult) -> str:
+    failed = [c for c in step.checks if c.required and not c.passed]
+    if not failed:
+        return "checks failed"
+    return "failed " + "; ".join(f"{c.name} ({c.detail})" if c.detail else c.name for c in failed)
 
 
 def _variant(steps: tuple[StepResult, ...]) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -13,7 +13,7 @@ from turnout.checks.json_extract import extract_json
 from turnout.checks.scoring import evaluate
 from turnout.errors import TurnoutError, error_class_of
 from turnout.execution.budget import Budget
-from turnout.execution.executor import Acceptor, Executor
+from turnout.execution.executor import Acceptor, AttemptSink, Executor
 from turnout.policies.base import HEALTHY, Policy, PoolHealth, RequestContext
 from turnout.tracing.records import AttemptRecord
 from turnout.types import ChatRequest, ChatResponse, CheckResult, Decision, Message, Usage
@@ -44,6 +44,7 @@ def decide(
         step_tier=step.tier,
         default_model=workflow.default_model,
         max_tokens=step.max_tokens,
+        latency=step.latency,
     )
     return policy.decide(ctx, health)
 
@@ -88,7 +89,10 @@ async def run_llm_step(
     run_id: str,
     tags: Mapping[str, str],
     budget: Budget | None = None,
+    sink: AttemptSink | None = None,
+    on_start: Callable[[str, str | None], None] | None = None,
 ) -> StepResult:
+    """``on_start(step_id, model)`` is told once the policy has chosen the first model."""
     started_at = time.time()
     t0 = time.perf_counter()
     assert step.prompt is not None
@@ -103,12 +107,16 @@ async def run_llm_step(
             executor.pool.spec(name)
     except TurnoutError as exc:
         return _failed(step, started_at, time.perf_counter() - t0, exc)
+    if on_start is not None:
+        on_start(step.id, decision.model)
     request = ChatRequest(msgs, max_tokens=step.max_tokens, temperature=step.temperature)
     execution = await executor.execute(
-        decision, request, run_id=run_id, step_id=step.id, accept=acceptor(step), budget=budget
-    )
-    if execution.note:
-        decision = replace(decision, reason=f"{decision.reason}; {execution.note}")
+        decision, request, run_id=run_id, step_id=step.id, accept=acceptor(step), budget=budget,
+        sink=sink,
+    )  # fmt: skip
+    note = _note(decision, execution.note, execution.model, execution.attempts)
+    if note:
+        decision = replace(decision, reason=f"{decision.reason}; {note}")
     spec = executor.pool.spec(execution.model or decision.model)
     common: dict[str, Any] = {
         "step_id": step.id,
@@ -206,6 +214,23 @@ def _failed(step: Step, started_at: float, latency: float, exc: TurnoutError) ->
         error_class=error_class_of(exc),
         error=str(exc),
     )
+
+
+def _note(
+    decision: Decision, note: str | None, model: str | None, attempts: Sequence[AttemptRecord]
+) -> str | None:
+    """What the execution adds to the policy's reason, without repeating it: a fallback
+    policy's reason already lists the chain, so say which model answered after which
+    failed (not the chain again)."""
+    if not note:
+        return None
+    if decision.strategy == "fallback" and model is not None and note.startswith("fallback: "):
+        failed = dict.fromkeys(
+            a.model for a in attempts if a.status == "error" and a.model != model
+        )
+        if failed:
+            return f"answered by {model} after {', '.join(failed)} failed"
+    return None if note in decision.reason else note
 
 
 def _score(results: tuple[CheckResult, ...]) -> float | None:

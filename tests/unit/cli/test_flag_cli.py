@@ -88,7 +88,9 @@ def test_one_line_errors(db: Path, args: list[str], message: str) -> None:
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    # "error:" (turnout's style); "Error:" for click's usage errors when the command is
+    # invoked on its own (through `turnout`, main() prints those as "error:" too)
+    errors = [line for line in result.output.splitlines() if line.lower().startswith("error:")]
     assert len(errors) == 1 and message in errors[0]  # one line
     with SQLiteStore(db) as store:
         assert list_flags(store) == []
@@ -109,6 +111,15 @@ def test_by_and_why_are_required(db: Path) -> None:
 def test_missing_store_file(tmp_path: Path) -> None:
     result = _flag(tmp_path / "none.db", "x", "planner", "--could-be-cheaper", "--by", "a",
                    "--why", "b")  # fmt: skip
-    assert result.exit_code == 1
-    assert "no trace store at" in result.output
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "no trace store at" in result.output
     assert not (tmp_path / "none.db").exists()
+
+
+def test_both_verdicts_are_a_usage_error(db: Path) -> None:
+    result = _flag(db, "0a1b2c", "planner", "--needed-frontier", "--could-be-cheaper",
+                   "--by", "ana", "--why", "x")  # fmt: skip
+    assert result.exit_code == 2
+    assert "--could-be-cheaper and --needed-frontier exclude each other" in result.output
+    with SQLiteStore(db) as store:
+        assert list_flags(store) == []

@@ -221,15 +221,15 @@ def test_show_json(db: Path) -> None:
     assert [a["attempt"] for a in data["attempts"]] == [1, 2]
 
 
-def test_show_unknown_run_is_one_line_and_exit_1(db: Path) -> None:
+def test_show_unknown_run_is_one_line_and_exit_2(db: Path) -> None:
     result = _invoke("show", "ffff", "--store", str(db))
-    assert result.exit_code == 1
-    assert result.output.strip() == "Error: no run 'ffff' in the trace store"
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: no run 'ffff' in the trace store"
 
 
-def test_show_ambiguous_prefix_is_one_line_and_exit_1(db: Path) -> None:
+def test_show_ambiguous_prefix_is_one_line_and_exit_2(db: Path) -> None:
     result = _invoke("show", "0a1b", "--store", str(db))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
     assert "ambiguous" in lines[0]
@@ -238,7 +238,7 @@ def test_show_ambiguous_prefix_is_one_line_and_exit_1(db: Path) -> None:
 
 def test_show_with_no_store_file(tmp_path: Path) -> None:
     result = _invoke("show", "abc", "--store", str(tmp_path / "none.db"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no trace store at" in result.output
 
 
@@ -252,15 +252,15 @@ def test_default_store_is_in_the_working_directory(
     assert "0a1b2c3d4e5f" in result.output
 
 
-def test_bad_store_url_is_one_line_and_exit_1() -> None:
+def test_bad_store_url_is_one_line_and_exit_2() -> None:
     result = _invoke("list", "--store", "mongodb://x")
-    assert result.exit_code == 1
-    assert result.output.strip().startswith("Error: unknown trace store URL scheme mongodb://")
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error: unknown trace store URL scheme mongodb://")
 
 
 def test_unreachable_postgres_is_one_line_without_password() -> None:
     result = _invoke("list", "--store", "postgresql://u:topsecret@127.0.0.1:1/db")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1
     assert "topsecret" not in result.output
 
@@ -283,3 +283,36 @@ def test_unreachable_postgres_is_one_line_without_password() -> None:
 )
 def test_costs_keep_enough_digits(cost: str, shown: str) -> None:
     assert format_cost(Decimal(cost)) == shown
+
+
+def test_list_shows_ids_long_enough_to_tell_runs_apart(tmp_path: Path) -> None:
+    """Two runs started in the same millisecond share their first 12 characters."""
+    db = tmp_path / "same-ms.db"
+    ids = ["01a2337bd98155aa0001", "01a2337bd981ffbb0002"]
+    with SQLiteStore(db) as store:
+        store.write_batch([RunRecord(i, "w", "p", "succeeded", T0) for i in ids], [], [])
+    result = _invoke("list", "--store", str(db))
+    assert result.exit_code == 0
+    shown = [line.split()[0] for line in result.output.splitlines() if line.startswith("01a2")]
+    assert sorted(shown) == ["01a2337bd9815", "01a2337bd981f"]  # 13 characters tell them apart
+    result = _invoke("show", "01a2337bd981", "--store", str(db))
+    assert result.exit_code == 2 and "ambiguous" in result.output
+    shown = "01a2337bd9815"
+    result = _invoke("show", shown, "--store", str(db))
+    assert result.exit_code == 0 and ids[0] in result.output
+
+
+def test_show_prints_step_outputs_cut_unless_full(tmp_path: Path) -> None:
+    db = tmp_path / "outputs.db"
+    long = "\n".join(f"line {i}: " + "x" * 40 for i in range(40))
+    with SQLiteStore(db) as store:
+        store.write_batch(
+            [RunRecord("feedc0de0001", "w", "p", "succeeded", T0)],
+            [StepRecord("feedc0de0001", "plan", "llm", "succeeded", T0, 1.0, output=long)],
+            [],
+        )
+    out = _invoke("show", "feedc0de0001", "--store", str(db)).output
+    assert "outputs" in out and "line 0: xxxx" in out and "line 39" not in out
+    assert f"{len(long) - 400:,} more characters (--full shows all)" in out
+    out = _invoke("show", "feedc0de0001", "--store", str(db), "--full").output
+    assert "line 39: " + "x" * 40 in out and "more characters" not in out

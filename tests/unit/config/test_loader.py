@@ -88,3 +88,12 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_a_misspelt_required_field_is_named_with_the_close_match(
+    pool_dict: dict[str, Any],
+) -> None:
+    pool_dict["models"]["opus"]["teir"] = pool_dict["models"]["opus"].pop("tier")
+    message = _err(pool_dict)
+    assert message.endswith("models.opus.teir: unknown field; did you mean 'tier'?")
+    assert "required field is missing" not in message and "more problem" not in message

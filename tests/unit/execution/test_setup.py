@@ -30,7 +30,7 @@ def config(cache: dict[str, Any]) -> dict[str, Any]:
 
 async def test_exact_cache_only_by_default() -> None:
     executor, resources = build_executor(settings_from_dict(config({})))
-    assert [type(c) for c in executor.runner.caches] == [ExactCache]
+    assert [type(c) for c in executor.cache.caches] == [ExactCache]
     await resources.aclose()
 
 
@@ -41,13 +41,13 @@ async def test_semantic_cache_engine_from_config(engine: str) -> None:
         config({"semantic": {"enabled": True, "threshold": 0.9, "engine": engine, "threads": 1}})
     )
     executor, resources = build_executor(settings)
-    semantic = [c for c in executor.runner.caches if isinstance(c, SemanticCache)]
+    semantic = [c for c in executor.cache.caches if isinstance(c, SemanticCache)]
     assert len(semantic) == 1
     embedder = semantic[0].embedder
     assert isinstance(embedder, MiniLMEmbedder)
     assert embedder.engine == engine  # loaded at build time, not on the first request
     assert semantic[0].threshold == 0.9
-    assert not build_executor(settings, use_cache=False)[0].runner.caches
+    assert not build_executor(settings, use_cache=False)[0].cache.caches
     await resources.aclose()
 
 

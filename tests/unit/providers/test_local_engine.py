@@ -160,7 +160,29 @@ def test_generation_parses_text_tool_calls_finish_and_usage() -> None:
         }
     )
     assert events == [TextDelta("Hel"), ToolCallDelta(0, "t1", "f", "{")]
-    assert gen.result() == (Usage(24, 8, 23), "stop", "c1")
+    # llama.cpp's KV-cache reuse (cached_tokens: 23) is not a billed prompt cache
+    assert gen.result() == (Usage(24, 8, 0), "stop", "c1")
+
+
+def test_kv_cache_reuse_does_not_change_the_cost() -> None:
+    """The same request costs the same whatever the engine's KV cache held before."""
+    price = Price.of(5, 25, 0.5)
+    costs = set()
+    for reused in (6, 489):
+        gen = Generation(None, {}, SMOL, asyncio.new_event_loop())
+        gen.loop.close()
+        gen.events(
+            {
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": 490,
+                    "completion_tokens": 100,
+                    "prompt_tokens_details": {"cached_tokens": reused},
+                },
+            }
+        )
+        costs.add(price.cost(gen.result()[0]))
+    assert costs == {price.cost(Usage(490, 100))}
 
 
 # -- options and config ----------------------------------------------------------------------

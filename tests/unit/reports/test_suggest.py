@@ -226,8 +226,26 @@ def test_cli_unknown_bench(clear_db: Path, tmp_path: Path) -> None:
     config = tmp_path / "turnout.yaml"
     config.write_text(CONFIG_TEXT)
     result = CliRunner().invoke(suggest_cmd, ["nope", "-c", str(config), "--store", str(clear_db)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no bench 'nope' in the trace store" in result.output
+
+
+def test_a_model_that_never_passed_is_not_proposed_over_one_that_did(settings: Settings) -> None:
+    samples = [_sample(i, "review", "opus", False) for i in range(4)]
+    samples += [_sample(10 + i, "review", "haiku", i > 0) for i in range(2)]
+    result = suggest(_data(samples), settings)
+    (step,) = result.steps
+    assert (step.model, step.verdict) == ("haiku", "too_little_evidence")
+    assert step.notes == ("opus never passed this step (0/4) and haiku did (1/2): kept haiku",)
+    snippet = result.snippet()
+    assert "# review: TOO LITTLE EVIDENCE, kept haiku" in snippet
+    assert "kept the strongest, opus" not in snippet and "review: haiku" in snippet
+
+
+def test_when_no_model_ever_passed_the_rule_stands(settings: Settings) -> None:
+    samples = [_sample(i, "review", m, False) for i in range(2) for m in ("haiku", "opus")]
+    (step,) = suggest(_data(samples), settings).steps
+    assert (step.model, step.verdict) == ("opus", "too_little_evidence")
 
 
 def test_cli_shows_the_learned_policy_next_to_the_snippet(clear_db: Path, tmp_path: Path) -> None:

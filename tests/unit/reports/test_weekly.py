@@ -139,6 +139,6 @@ def test_cli_rejects_an_empty_period(db: Path) -> None:
 def test_cli_missing_store_is_not_created(tmp_path: Path) -> None:
     missing = tmp_path / "none.db"
     result = CliRunner().invoke(report_group, ["weekly", "--store", str(missing)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"no trace store at {missing}: nothing recorded yet" in result.output
     assert not missing.exists()

@@ -1,4 +1,5 @@
 import asyncio
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -243,3 +244,53 @@ async def test_override_is_recorded_with_who_and_why(settings: Settings) -> None
     step = result.steps[0]
     assert step.model == "haiku"
     assert step.decision is not None and step.decision.reason == "override by ana: cost -> haiku"
+
+
+async def test_a_cancelled_run_is_recorded_interrupted_and_charged(
+    settings: Settings, wf: Any
+) -> None:
+    """Ctrl-C / SIGTERM cancel the run: its final record says so, with every call it made."""
+    records: list[TraceRecord] = []
+    started = asyncio.Event()
+
+    async def slow_after_planner(req: ChatRequest) -> ChatResponse:
+        if "Implement" in (req.messages[-1].content or ""):
+            started.set()
+            await asyncio.sleep(30)
+        return reply(req)
+
+    runner, _ = make_runner(settings, fn=slow_after_planner, sink=records.append)
+    task = asyncio.create_task(
+        runner.run(wf, {"task": "CSV export"}, policy=build_policy("mixed", settings))
+    )
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    runs = [r for r in records if isinstance(r, RunRecord)]
+    assert [r.status for r in runs] == ["running", "interrupted"]
+    assert runs[0].writer and runs[0].writer.startswith(f"{os.getpid()}@")
+    attempts = [r for r in records if isinstance(r, AttemptRecord)]
+    assert [(a.step_id, a.status) for a in attempts] == [
+        ("planner", "ok"), ("implementer", "error")  # the call in flight, cancelled
+    ]  # fmt: skip
+    final = runs[-1]
+    assert final.calls == 2 and final.cost_usd == attempts[0].cost_usd > 0
+    assert final.error == "interrupted" and final.ended_at is not None
+
+
+async def test_an_unexpected_error_leaves_no_run_running(settings: Settings, wf: Any) -> None:
+    records: list[TraceRecord] = []
+    runner, _ = make_runner(settings, sink=records.append)
+
+    class Broken:
+        name = "broken"
+
+        def decide(self, *args: Any) -> Any:
+            raise RuntimeError("policy bug")
+
+    with pytest.raises(RuntimeError, match="policy bug"):
+        await runner.run(wf, {"task": "x"}, policy=Broken())  # type: ignore[arg-type]
+    runs = [r for r in records if isinstance(r, RunRecord)]
+    assert [r.status for r in runs] == ["running", "failed"]
+    assert runs[-1].error == "RuntimeError: policy bug"

@@ -79,7 +79,8 @@ def decode_answer(
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             return None
         r = doc["response"]
-        usage = Usage(*(int(x) for x in r["usage"]))
+        inp, out, cached = (int(x) for x in r["usage"])
+        usage = Usage(inp, out, cached)
         response = ChatResponse(
             content=r["content"],
             usage=usage,

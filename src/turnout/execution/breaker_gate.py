@@ -1,0 +1,44 @@
+"""The circuit breaker as seen by one attempt: asked before the call, told after.
+
+A refusal or a bad request is an answer: nothing against the model's health,
+but it is still recorded, or a half-open probe would stay in flight. A stream
+that was answering when it was cut (by the caller or the total timeout) counts
+as healthy.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from turnout.errors import CircuitOpen, ProviderError
+
+
+class Breakers(Protocol):
+    """What the executor needs of a breaker board (see :mod:`turnout.execution.breaker`)."""
+
+    async def allow(self, model: str) -> bool: ...
+
+    async def record(self, model: str, ok: bool) -> object: ...
+
+    async def unavailable(self) -> frozenset[str]: ...
+
+
+class BreakerGate:
+    __slots__ = ("_board",)
+
+    def __init__(self, board: Breakers | None) -> None:
+        self._board = board
+
+    async def admit(self, model: str) -> CircuitOpen | None:
+        """None when the model may be called, else why not."""
+        if self._board is None or await self._board.allow(model):
+            return None
+        return CircuitOpen("circuit breaker is open", model=model)
+
+    async def succeeded(self, model: str) -> None:
+        if self._board is not None:
+            await self._board.record(model, True)
+
+    async def failed(self, model: str, error: ProviderError) -> None:
+        if self._board is not None:
+            await self._board.record(model, not error.retryable)

@@ -1,0 +1,79 @@
+"""API keys checked before the first call: a command fails in one line naming the
+environment variable, instead of running every job to a stored 0/N.
+
+Which models a command may call: the ones its policy names (recursively for ``ab``
+variants that are policies), the workflow's default and step models, and, for a
+policy that chooses by tier (or names no model), every pool model (the tier rule
+may pick any of them). A provider is checked when one of those models uses it and
+its config names an ``api_key_env``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from turnout.config.loader import model_refs
+from turnout.config.settings import Settings
+from turnout.errors import ConfigError
+from turnout.policies.workflow_default import NAME as WORKFLOW_POLICY
+from turnout.workflows.spec import Workflow
+
+NAMING_KINDS = frozenset({"static", "per_step", "cascade", "fallback", "ensemble", "ab"})
+"""Policy kinds that can only call the models their options name."""
+
+
+def models_in_reach(
+    settings: Settings, policies: Iterable[str | None], workflow: Workflow
+) -> set[str]:
+    """Every pool model that running ``workflow`` under ``policies`` may call."""
+    reach: set[str] = set()
+    for name in policies:
+        reach |= _policy_models(settings, name, ())
+    for step in workflow.steps:
+        if step.kind != "llm":
+            continue
+        for model in (step.model, step.override.model if step.override else None):
+            if model:
+                reach.add(model)
+        if step.tier is not None:
+            reach |= {m for m, spec in settings.models.items() if spec.tier == step.tier}
+        elif step.model is None and workflow.default_model is None:
+            reach |= set(settings.models)  # the workflow's own routing may pick any model
+    if workflow.default_model:
+        reach.add(workflow.default_model)
+    return reach & set(settings.models)
+
+
+def _policy_models(settings: Settings, name: str | None, seen: tuple[str, ...]) -> set[str]:
+    config = settings.policies.get(name or "")
+    if name in (None, WORKFLOW_POLICY) or config is None:
+        return set() if name in (None, WORKFLOW_POLICY) else set(settings.models)
+    if config.kind not in NAMING_KINDS or name in seen:
+        return set(settings.models)
+    named = {m for _, m in model_refs(config.options, config.kind)}
+    for variant in config.options.get("variants") or ():
+        if variant in settings.policies:
+            named |= _policy_models(settings, variant, (*seen, name))
+        else:
+            named.add(variant)
+    return named or set(settings.models)
+
+
+def require_keys(settings: Settings, models: Iterable[str]) -> None:
+    """Raise ConfigError naming the first unset API key env var a model needs."""
+    missing: dict[str, list[str]] = {}
+    for model in sorted(set(models)):
+        spec = settings.models[model]
+        provider = settings.providers.get(spec.provider)
+        env = provider.options.get("api_key_env") if provider is not None else None
+        if isinstance(env, str) and env and not os.environ.get(env):
+            missing.setdefault(env, []).append(f"{model} (provider {spec.provider})")
+    if missing:
+        env, used_by = next(iter(missing.items()))
+        more = f"; also unset: {', '.join(list(missing)[1:])}" if len(missing) > 1 else ""
+        raise ConfigError(
+            f"environment variable {env} is not set: it holds the API key for "
+            f"{', '.join(used_by)}{more}",
+            file=settings.source,
+        )

@@ -1,0 +1,121 @@
+"""``turnout chat`` and the façade under it, against the fake server on a real socket,
+with a real SQLite trace store: one request traced as a one-step run."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+
+from turnout.cli.main import main
+from turnout.config.loader import load_settings
+from turnout.errors import AllAttemptsFailed
+from turnout.facade import Turnout
+from turnout.tracing import open_store
+from turnout.types import StreamEnd, TextDelta
+
+REPLY = "risks, tests and rollback are covered"
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_prints_the_answer_then_one_line(
+    project: Any, capsys: pytest.CaptureFixture[str], stream: bool
+) -> None:
+    args = ["chat", "-c", "turnout.yaml", "-p", "all_frontier", "--store", str(project.store)]
+    code, out, err = cli(capsys, *args, *(["--stream"] if stream else []), "Plan the export")
+    assert code == 0
+    assert out.strip() == REPLY
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("opus · 1 attempt · ") and "static" in line and "$" in line
+    [run] = open_store(str(project.store)).list_runs()
+    assert (run.workflow, run.policy, run.status, run.calls) == (
+        "chat",
+        "all_frontier",
+        "succeeded",
+        1,
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_json_has_the_documented_keys(
+    project: Any, capsys: pytest.CaptureFixture[str], stream: bool
+) -> None:
+    args = ["chat", "-c", "turnout.yaml", "-m", "haiku", "--json", "--store", str(project.store)]
+    code, out, _ = cli(capsys, *args, *(["--stream"] if stream else []), "--tag", "user=42", "hi")
+    assert code == 0
+    data = json.loads(out)
+    keys = {"answer", "model", "policy", "reason", "attempts", "usage", "cost_usd", "latency_s",
+            "run_id"}  # fmt: skip
+    assert keys <= data.keys()
+    assert data["answer"] == REPLY and data["model"] == "haiku"
+    [attempt] = data["attempts"]
+    assert set(attempt) >= {"model", "status", "error", "latency_s", "input_tokens",
+                            "output_tokens", "cost_usd"}  # fmt: skip
+    trace = open_store(str(project.store)).get_run(data["run_id"])
+    assert trace is not None and trace.run.tags["user"] == "42"
+    assert [a.model for a in trace.attempts] == ["haiku"]
+
+
+def test_chat_reads_the_prompt_from_stdin(
+    project: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("Plan the export\n"))
+    code, out, _ = cli(capsys, "chat", "-c", "turnout.yaml", "-m", "opus", "--no-trace")
+    assert code == 0 and out.strip() == REPLY
+    sent = project.server.server.requests[-1].body["messages"]
+    assert sent[-1]["content"] == "Plan the export\n"
+
+
+def test_chat_exits_1_naming_each_failed_attempt(
+    project: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "chat", "-c", "turnout.yaml", "-p", "broken", "--no-trace", "hi")
+    assert code == 1
+    assert "error:" in err and "ghost" in err and "connection" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["-p", "nope", "hi"], "nope"),
+        (["-m", "nope", "hi"], "nope"),
+        (["-p", "mixed", "-m", "opus", "hi"], "exclusive"),
+        (["--tag", "broken", "hi"], "--tag"),
+    ],
+)
+def test_chat_bad_input_is_a_usage_error(
+    project: Any, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    code, _, err = cli(capsys, "chat", "-c", "turnout.yaml", "--no-trace", *args)
+    assert code == 2 and says in err
+
+
+async def test_facade_chat_stream_and_run_share_one_store(project: Any) -> None:
+    settings = load_settings(project.root / "turnout.yaml")
+    async with Turnout(settings, store=str(project.store)) as t:
+        a = await t.chat([{"role": "user", "content": "hi"}], policy="all_frontier", step="draft",
+                         session="s-1")  # fmt: skip
+        assert a.ok and a.model == "opus" and a.text == REPLY and a.cost > 0
+        s = t.stream([{"role": "user", "content": "hi"}], model="haiku")
+        events = [e async for e in s]
+        assert "".join(e.text for e in events if isinstance(e, TextDelta)) == REPLY
+        assert isinstance(events[-1], StreamEnd)
+        assert s.answer is not None and s.answer.model == "haiku"
+        failed = await t.chat([{"role": "user", "content": "hi"}], policy="broken")
+        assert not failed.ok and failed.error is not None
+        assert isinstance(failed.error, AllAttemptsFailed) or "ghost" in str(failed.error)
+    store = open_store(str(project.store))
+    runs = {r.run_id: r for r in store.list_runs()}
+    assert {a.run_id, s.answer.run_id, failed.run_id} <= set(runs)
+    assert runs[a.run_id].tags["session"] == "s-1"
+    trace = store.get_run(a.run_id)
+    assert trace is not None and [st.step_id for st in trace.steps] == ["draft"]
+    assert runs[failed.run_id].status == "failed"
