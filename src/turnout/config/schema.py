@@ -53,6 +53,14 @@ class KindEntrySchema(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     kind: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` key (kind: switch) as the boolean true
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
+
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
@@ -449,14 +457,6 @@ class SwitchPolicySchema(_Strict):
     on: str = Field(min_length=1)
     cases: dict[str, str] = Field(default_factory=dict)
     default: str
-
-    @model_validator(mode="before")
-    @classmethod
-    def _yaml_on(cls, data: Any) -> Any:
-        # YAML 1.1 reads a bare `on:` key as the boolean true
-        if isinstance(data, dict) and True in data and "on" not in data:
-            data = {("on" if k is True else k): v for k, v in data.items()}
-        return data
 
 
 # -- executor: retries, timeouts, breaker, cache -------------------------------------------
