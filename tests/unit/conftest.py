@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from turnout.config import Settings, settings_from_dict
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from turnout.learn.train import Trained
 
 POOL: dict[str, Any] = {
     "providers": {
@@ -56,3 +61,25 @@ def pool_dict() -> dict[str, Any]:
 @pytest.fixture
 def settings() -> Settings:
     return settings_from_dict(POOL)
+
+
+@pytest.fixture(scope="session")
+def planted_router() -> Trained:
+    """A router trained once per session on a planted-signal outcome set."""
+    from support.planted import planted
+    from turnout.execution.cache.embedding import semantic_available
+    from turnout.learn.train import train
+
+    if not semantic_available():
+        pytest.skip("needs the MiniLM model package (make setup)")
+    return train(planted(240, seed=1), models=["cheap", "strong"], cv=4,
+                 target={"quality": 0.95}, c_grid=(0.03, 0.3))  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def planted_router_file(planted_router: Trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from turnout.learn.router_file import save_router
+
+    path = tmp_path_factory.mktemp("router") / "planted.json"
+    save_router(planted_router.router, path)
+    return path

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from turnout.bench.cases import BenchCase
@@ -60,8 +60,10 @@ async def run_bench(
     skip: Collection[tuple[str, str, int]] = (),
     on_step_start: StepStarted | None = None,
     on_step: StepFinished | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> BenchResult:
-    """Run every (policy, case, repeat) not in ``skip`` (jobs a resumed bench already has)."""
+    """Run every (policy, case, repeat) not in ``skip`` (jobs a resumed bench already has);
+    every run carries ``tags`` besides its case and repeat."""
     if runs < 1:
         raise ValueError("runs must be at least 1")
     bench = BenchResult(bench_id or new_bench_id(), workflow.name, runs, tuple(cases))
@@ -80,7 +82,7 @@ async def run_bench(
                 case.inputs,
                 policy=policy,
                 bench_id=bench.bench_id,
-                tags={"case": case.id, "repeat": str(n)},
+                tags={**(tags or {}), "case": case.id, "repeat": str(n)},
                 on_start=None
                 if on_step_start is None
                 else lambda sid, m: on_step_start(policy.name, job_id, sid, m),

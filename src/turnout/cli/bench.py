@@ -21,7 +21,15 @@ from turnout.bench.plan import BenchPlan, JobKey
 from turnout.bench.runner import BenchResult, new_bench_id, run_bench
 from turnout.cli.bench_output import bench_report
 from turnout.cli.bench_progress import BenchProgress, jobs_by_policy
-from turnout.cli.common import CLIError, config_option, input_option, parse_inputs, writable_file
+from turnout.cli.common import (
+    CLIError,
+    config_option,
+    input_option,
+    parse_inputs,
+    parse_tags,
+    tag_option,
+    writable_file,
+)
 from turnout.cli.output import make_console
 from turnout.cli.session import Tracing, run_async, tracing
 from turnout.cli.traces import STORE_HELP
@@ -65,6 +73,7 @@ USE_CACHE_HELP = "Let the configured caches answer (off by default: repeats meas
 @click.option("--store", "store_url", envvar="TURNOUT_STORE", help=STORE_HELP)
 @click.option("--no-trace", is_flag=True, help="Do not record the runs (no resume, no report).")
 @click.option("--use-cache", is_flag=True, help=USE_CACHE_HELP)
+@tag_option
 def bench_cmd(
     workflow_path: Path | None,
     config_path: Path,
@@ -80,8 +89,10 @@ def bench_cmd(
     store_url: str | None,
     no_trace: bool,
     use_cache: bool,
+    tags: tuple[str, ...],
 ) -> None:
     """Run WORKFLOW.yaml N times under each policy and compare them."""
+    run_tags = parse_tags(tags)
     if resume_id:
         if no_trace:
             raise ConfigError("--resume reads the bench from the trace store: drop --no-trace")
@@ -108,7 +119,7 @@ def bench_cmd(
     console = make_console(stderr=to_stdout)
     if no_trace:
         result = run_async(_execute(plan, settings, workflow, policies, bench_id, console,
-                                      None, use_cache, set()))  # fmt: skip
+                                      None, use_cache, set(), run_tags))  # fmt: skip
         data = BenchData(
             BenchRecord(bench_id, workflow.name, time.time(), "finished", plan.spec()),
             tuple(sample_of(r) for rs in result.results.values() for r in rs),
@@ -116,7 +127,8 @@ def bench_cmd(
     else:
         with tracing(settings, store_url) as t:
             data = _traced(plan, settings, workflow, policies, bench_id, console, t, use_cache,
-                           resume=resume_id is not None, store_url=store_url)  # fmt: skip
+                           resume=resume_id is not None, store_url=store_url,
+                           tags=run_tags)  # fmt: skip
     report = bench_report(data, settings, baseline=plan.baseline, level=level)
     report.print(console)
     if json_out is not None:
@@ -146,6 +158,7 @@ def _traced(
     *,
     resume: bool,
     store_url: str | None,
+    tags: dict[str, str] | None = None,
 ) -> BenchData:
     done: set[JobKey] = set()
     if resume:
@@ -156,7 +169,7 @@ def _traced(
     save_bench(t.store, BenchRecord(bench_id, workflow.name, time.time(), "running", plan.spec()))
     try:
         run_async(_execute(plan, settings, workflow, policies, bench_id, console, t,
-                             use_cache, done))  # fmt: skip
+                             use_cache, done, tags))  # fmt: skip
     except (KeyboardInterrupt, asyncio.CancelledError):
         t.writer.flush()
         set_bench_status(t.store, bench_id, "interrupted")
@@ -181,6 +194,7 @@ async def _execute(
     t: Tracing | None,
     use_cache: bool,
     done: set[JobKey],
+    tags: dict[str, str] | None = None,
 ) -> BenchResult:
     shape = f"{len(policies)} policies × {len(plan.cases)} case(s) × {plan.runs} run(s)"
     console.print(f"[bold]bench {bench_id}[/] {workflow.name}: {shape}")
@@ -201,6 +215,7 @@ async def _execute(
                 runner, workflow, policies, plan.cases, runs=plan.runs,
                 concurrency=plan.concurrency, bench_id=bench_id, on_run=tracker.run_finished,
                 skip=done, on_step_start=tracker.step_started, on_step=tracker.step_finished,
+                tags=tags,
             )  # fmt: skip
     finally:
         await runner.aclose()

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from turnout.cli.common import config_option, parse_inputs
+from turnout.cli.common import config_option, parse_tags
 from turnout.cli.session import run_async
 from turnout.cli.traces import STORE_HELP
 from turnout.config.loader import load_settings
@@ -33,7 +33,11 @@ from turnout.workflows.keys import policy_reach, require_keys
 @click.option("--system", "system", metavar="TEXT", help="A system prompt.")
 @click.option("--stream", "stream", is_flag=True, help="Print the answer as it arrives.")
 @click.option(
-    "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag for policies (repeatable)."
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A tag for policies (repeatable); CI=true adds context=ci unless a context tag is given.",
 )
 @click.option("--step", "step", metavar="ID", help="The step name the policy sees.")
 @click.option("--max-tokens", "max_tokens", type=click.IntRange(min=1), help="Answer length cap.")
@@ -70,7 +74,7 @@ def chat_cmd(
     if model and model not in settings.models:
         raise ConfigError(f"--model: no pool model {model!r} in {config_path}")
     require_keys(settings, [model] if model else policy_reach(settings, policy_name))
-    tag_map = {k: str(v) for k, v in parse_inputs(tags, flag="--tag").items()}
+    tag_map = parse_tags(tags)
     messages = [Message.system(system)] if system else []
     messages.append(Message.user(prompt))
     options: dict[str, Any] = {"tags": tag_map, "step": step, "max_tokens": max_tokens}

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +113,41 @@ def writable_dir(folder: Path, option: str, *, shown: Path | None = None) -> Non
         os.unlink(probe)
     except OSError as exc:
         raise CLIError(f"{what}: cannot write there ({exc.strerror or exc})") from None
+
+
+CONTEXT_TAG = "context"
+_TRUE = frozenset(("1", "true", "yes", "on"))
+
+
+def in_ci(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment says CI (``CI`` set to true, 1, yes or on)."""
+    env = os.environ if environ is None else environ
+    return env.get("CI", "").strip().lower() in _TRUE
+
+
+def context_tags(
+    tags: Mapping[str, str], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """A run's tags with ``context=ci`` added when the environment says CI and no
+    ``context`` tag was given (``--tag context=local`` overrides it). The one rule
+    for ``turnout run``, ``bench`` and ``chat``: in CI no person reviews an output
+    before it merges, so policies may route stricter there (``kind: switch``)."""
+    out = dict(tags)
+    if CONTEXT_TAG not in out and in_ci(environ):
+        out[CONTEXT_TAG] = "ci"
+    return out
+
+
+def parse_tags(pairs: Iterable[str]) -> dict[str, str]:
+    """``--tag KEY=VALUE`` pairs as strings, with :func:`context_tags` applied."""
+    return context_tags({k: str(v) for k, v in parse_inputs(pairs, flag="--tag").items()})
+
+
+tag_option = click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A tag for policies (e.g. user=42 for ab, context=ci for switch); "
+    "CI=true in the environment adds context=ci unless a context tag is given.",
+)

@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prices": ("turnout.cli.prices:prices_cmd", "The bundled price sheet, dated and sourced."),
     "local": ("turnout.cli.local:local_group", "The embedded local models."),
     "serve": ("turnout.cli.serve:serve_cmd", "Serve an OpenAI-compatible API routed by policy."),
+    "learn": ("turnout.cli.learn:learn_group", "Train a router on outcomes; export, eval, score."),
 }
 
 

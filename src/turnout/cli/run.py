@@ -10,7 +10,14 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from turnout.cli.common import MONEY, config_option, input_option, parse_inputs
+from turnout.cli.common import (
+    MONEY,
+    config_option,
+    input_option,
+    parse_inputs,
+    parse_tags,
+    tag_option,
+)
 from turnout.cli.output import (
     make_console,
     price_notes,
@@ -56,13 +63,7 @@ from turnout.workflows.runner import Runner
 )
 @click.option("--by", "override_by", metavar="NAME", help="Who made the override.")
 @click.option("--why", "override_why", metavar="TEXT", help="Why (recorded in the audit trail).")
-@click.option(
-    "--tag",
-    "tags",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A tag for policies (e.g. user=42 for ab).",
-)
+@tag_option
 @click.option(
     "--max-cost",
     "max_cost",
@@ -87,7 +88,7 @@ def run_cmd(
     settings = load_settings(config_path)
     workflow = load_workflow(workflow_path)
     workflow = apply_overrides(workflow, parse_overrides(overrides, override_by, override_why))
-    run_tags = {k: str(v) for k, v in parse_inputs(tags, flag="--tag").items()}
+    run_tags = parse_tags(tags)
     budget = Budget(run_usd=to_decimal(max_cost)) if max_cost is not None else None
     policy = build_policy(policy_name, settings)
     check_against_pool(workflow, settings)

@@ -17,7 +17,10 @@ from turnout.cli.flag import existing_store
 from turnout.cli.traces import STORE_HELP, opened_store
 from turnout.config.loader import load_settings
 from turnout.config.settings import Settings
-from turnout.reports.suggest import suggest
+from turnout.reports.suggest import Suggestion, suggest
+from turnout.types import Tier
+
+_TIER_RANK = {t.value: t.rank for t in Tier}
 
 
 @click.command("suggest")
@@ -73,6 +76,7 @@ def suggest_cmd(
         click.echo(json.dumps(result.as_json(), indent=2))
         return
     click.echo(result.snippet(), nl=False)
+    click.echo(learned_hint(data.bench.bench_id, result), nl=False)
     if settings is not None:
         missing = sorted({s.model for s in result.steps} - set(settings.models))
         if missing:
@@ -81,6 +85,28 @@ def suggest_cmd(
                 "the snippet will not load there",
                 err=True,
             )
+
+
+def learned_hint(bench_id: str, result: Suggestion) -> str:
+    """Commented YAML: the ``learned`` policy this bench's outcomes could train, per prompt
+    rather than per step (``turnout learn --bench``)."""
+    ranked: dict[str, tuple[int, float]] = {}
+    for step in result.steps:
+        for e in step.evidence:
+            ranked[e.model] = (_TIER_RANK.get(e.tier or "", 1), float(e.price or 0))
+    models = sorted(ranked, key=lambda m: (*ranked[m], m))
+    if len(models) < 2:
+        return ""
+    router = f"routers/{bench_id}.json"
+    return (
+        "# Or route per prompt, learned from this bench's checked steps:\n"
+        f"#   turnout learn --bench {bench_id} --out {router}\n"
+        "# learned:\n"
+        "#   kind: learned\n"
+        f"#   router: {router}\n"
+        f"#   models: [{', '.join(models)}]\n"
+        "#   target: {quality: 0.95}\n"
+    )
 
 
 def _default_settings(planned: object) -> Settings | None:

@@ -243,6 +243,8 @@ POLICIES = Registry(
         "fallback": _policy("fallback", "FallbackPolicy", "FallbackPolicySchema"),
         "ensemble": _policy("ensemble", "EnsemblePolicy", "EnsemblePolicySchema"),
         "ab": _policy("ab", "ABPolicy", "ABPolicySchema"),
+        "learned": _policy("learned", "LearnedPolicy", "LearnedPolicySchema"),
+        "switch": _policy("switch", "SwitchPolicy", "SwitchPolicySchema"),
         "fastest": _policy("fastest", "FastestPolicy", "FastestPolicySchema"),
         "workflow": _policy("workflow_default", "WorkflowDefaultPolicy", "WorkflowPolicySchema"),
     },

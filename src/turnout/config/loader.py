@@ -55,6 +55,15 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
                         file=file,
                         field=f"policies.{name}.variants",
                     )
+        if pol.kind == "switch":
+            targets = [(f"cases.{k}", v) for k, v in options["cases"].items()]
+            for at, target in [*targets, ("default", options["default"])]:
+                if target not in models and target not in schema.policies:
+                    raise ConfigError(
+                        f"{target!r} is neither a model nor a policy",
+                        file=file,
+                        field=f"policies.{name}.{at}",
+                    )
         for field, model in model_refs(options, pol.kind):
             if model not in models:
                 known = ", ".join(sorted(models)) or "none"
@@ -142,8 +151,8 @@ def model_refs(options: Mapping[str, Any], kind: str = "") -> list[tuple[str, st
     """(field, model name) pairs that a policy's options refer to."""
     refs: list[tuple[str, str]] = []
     for key in ("model", "default"):
-        if key == "default" and kind == "rules":
-            continue  # a tier name there, not a model
+        if key == "default" and kind in ("rules", "switch"):
+            continue  # a tier name (rules) or a model or policy (switch, checked apart)
         if isinstance(options.get(key), str):
             refs.append((key, options[key]))
     steps = options.get("steps")

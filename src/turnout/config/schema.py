@@ -53,6 +53,14 @@ class KindEntrySchema(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     kind: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` key (kind: switch) as the boolean true
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
+
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
@@ -102,7 +110,10 @@ ANNOTATION_VOCABULARY: Mapping[str, tuple[str, ...]] = {
 
 
 class VocabularySchema(_Strict):
-    """Values a policy adds to the annotation vocabulary, per key."""
+    """Values a policy adds to the annotation vocabulary, per key. Any other key
+    declares a tag that conditions may match (``context: [ci, local]``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     scope: list[str] = Field(default_factory=list)
     domain: list[str] = Field(default_factory=list)
@@ -112,6 +123,19 @@ class VocabularySchema(_Strict):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return _lower_values(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tags(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if key in ANNOTATION_VOCABULARY:
+                    continue
+                values = [value] if isinstance(value, str) else value
+                if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                    raise ValueError(f"{key}: expected a list of tag values")
+            return {k: _lower_values(v) for k, v in data.items()}
+        return data
 
 
 def _lower_values(value: Any) -> Any:
@@ -123,7 +147,10 @@ def _lower_values(value: Any) -> Any:
 
 
 class WhenSchema(_Strict):
-    """Annotation conditions: each key matches one value or any of a list."""
+    """Annotation conditions: each key matches one value or any of a list. Other keys
+    match tags, and must be declared in the policy's ``vocabulary``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     scope: str | list[str] | None = None
     domain: str | list[str] | None = None
@@ -134,11 +161,24 @@ class WhenSchema(_Strict):
     def _lower(cls, value: Any) -> Any:
         return _lower_values(value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lower_tags(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                ok = isinstance(value, str) or (
+                    isinstance(value, list) and all(isinstance(v, str) for v in value)
+                )
+                if key not in ANNOTATION_VOCABULARY and not ok:
+                    raise ValueError(f"{key}: expected a value or a list of values")
+            return {k: _lower_values(v) for k, v in data.items()}
+        return data
+
     @model_validator(mode="after")
     def _not_empty(self) -> WhenSchema:
         given = self.model_dump(exclude_none=True)
         if not given:
-            raise ValueError("needs at least one of scope, domain, ambiguity")
+            raise ValueError("needs at least one of scope, domain, ambiguity or a tag")
         for key, value in given.items():
             if value == []:
                 raise ValueError(f"{key}: an empty list never matches")
@@ -208,12 +248,18 @@ class RulesPolicySchema(_WithinTierSchema):
     def _known_values(self) -> RulesPolicySchema:
         extra = self.vocabulary.model_dump()
         known = {k: {*vs, *extra.get(k, [])} for k, vs in ANNOTATION_VOCABULARY.items()}
+        known.update({k: set(v) for k, v in extra.items() if k not in ANNOTATION_VOCABULARY})
         conditions = [
             (f"must_stay_frontier[{i}]", w) for i, w in enumerate(self.must_stay_frontier)
         ]
         conditions += [(f"rules[{i}].when", r.when) for i, r in enumerate(self.rules)]
         for where, when in conditions:
             for key, value in when.model_dump(exclude_none=True).items():
+                if key not in known:
+                    raise ValueError(
+                        f"{where}: unknown key {key!r} (annotation keys: scope, domain, "
+                        f"ambiguity; declare a tag under vocabulary.{key} to match it)"
+                    )
                 for v in [value] if isinstance(value, str) else value:
                     if v not in known[key]:
                         names = ", ".join(sorted(known[key]))
@@ -386,6 +432,31 @@ class ABPolicySchema(_Strict):
         if any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
             raise ValueError("weights must be non-negative and add up to more than 0")
         return value
+
+
+class LearnedPolicySchema(_Strict):
+    router: str
+    models: list[str] | None = Field(default=None, min_length=2)
+    threshold: float | None = Field(default=None, ge=-1, le=1)
+    target: dict[Literal["quality", "strong_share"], float] | None = None
+    fallback: bool = False
+
+    @model_validator(mode="after")
+    def _one_way(self) -> LearnedPolicySchema:
+        if self.threshold is not None and self.target:
+            raise ValueError("give threshold or target, not both")
+        if self.target is not None:
+            if len(self.target) != 1:
+                raise ValueError("target takes one of quality: or strong_share:")
+            if not all(0 <= v <= 1 for v in self.target.values()):
+                raise ValueError("target must be a number in [0, 1]")
+        return self
+
+
+class SwitchPolicySchema(_Strict):
+    on: str = Field(min_length=1)
+    cases: dict[str, str] = Field(default_factory=dict)
+    default: str
 
 
 # -- executor: retries, timeouts, breaker, cache -------------------------------------------

@@ -31,7 +31,11 @@ How a step's annotation becomes a tier, in this order:
 A condition (``when`` or a must-stay-frontier entry) matches when every key it
 names matches the annotation; a value may be one string or a list (any of).
 An annotation field the step leaves out never matches a condition naming it.
-Values are compared lower-cased.
+Any other key names a **tag** (``{context: ci, domain: review}``: the run's tag
+``context`` is ``ci`` and the domain is review); such a key must be declared
+under ``vocabulary`` with its values (``vocabulary: {context: [ci, local]}``),
+else it is a config error. A must-stay-frontier entry that names only tags
+applies to steps without an annotation too. Values are compared lower-cased.
 
 Inside the tier a model is chosen by :mod:`turnout.policies.tiers`
 (cheapest healthy, or the ``prefer`` order; an empty tier routes up). The
@@ -62,33 +66,47 @@ Values = tuple[str | None, str | None, str | None]
 """An annotation as (scope, domain, ambiguity), lower-cased."""
 
 
+def _allowed(value: Any) -> frozenset[str]:
+    allowed = [value] if isinstance(value, str) else list(value)
+    return frozenset(str(v).strip().lower() for v in allowed)
+
+
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """``{key: value-or-list}``: matches when every named key has an allowed value."""
+    """``{key: value-or-list}``: matches when every named key has an allowed value
+    (annotation keys by index, any other key a tag)."""
 
     terms: tuple[tuple[int, frozenset[str]], ...]
+    tags: tuple[tuple[str, frozenset[str]], ...] = ()
 
     @classmethod
     def parse(cls, when: Mapping[str, Any]) -> Condition:
         terms: list[tuple[int, frozenset[str]]] = []
         for i, key in enumerate(KEYS):
             value = when.get(key)
-            if value is None:
-                continue
-            allowed = [value] if isinstance(value, str) else list(value)
-            terms.append((i, frozenset(str(v).strip().lower() for v in allowed)))
-        return cls(tuple(terms))
+            if value is not None:
+                terms.append((i, _allowed(value)))
+        tags = tuple(
+            (str(k), _allowed(v)) for k, v in when.items() if k not in KEYS and v is not None
+        )
+        return cls(tuple(terms), tags)
 
-    def matches(self, values: Values) -> bool:
+    def matches(self, values: Values, tags: Mapping[str, str] | None = None) -> bool:
         for i, allowed in self.terms:
             v = values[i]
             if v is None or v not in allowed:
                 return False
+        for key, allowed in self.tags:
+            t = (tags or {}).get(key)
+            if t is None or t.strip().lower() not in allowed:
+                return False
         return True
 
-    def describe(self, values: Values) -> str:
-        """The annotation's values for the keys this condition names: ``domain=docs, ...``."""
-        return ", ".join(f"{KEYS[i]}={values[i]}" for i, _ in self.terms)
+    def describe(self, values: Values, tags: Mapping[str, str] | None = None) -> str:
+        """The values for the keys this condition names: ``domain=docs, context=ci``."""
+        parts = [f"{KEYS[i]}={values[i]}" for i, _ in self.terms]
+        parts += [f"{k}={(tags or {}).get(k, '').strip().lower()}" for k, _ in self.tags]
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +151,11 @@ class RulesPolicy:
             for k in KEYS
         )
         self._chooser = TierChooser(settings, prefer=prefer, fallback=fallback, fastest=fastest)
-        self._memo: dict[tuple[Annotation | None, frozenset[str]], Decision] = {}
+        self._tag_keys = tuple(
+            sorted({k for c in (*self.must_stay_frontier, *(r.when for r in self.rules))
+                    for k, _ in c.tags})
+        )  # fmt: skip
+        self._memo: dict[tuple[Any, ...], Decision] = {}
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, Any], settings: Settings) -> RulesPolicy:
@@ -156,15 +178,16 @@ class RulesPolicy:
 
     def decide(self, ctx: RequestContext, health: PoolHealth = HEALTHY) -> Decision:
         if self._chooser.speed_rule(ctx) is not None:  # depends on the speeds: not memoised
-            tier, head = self.route(ctx.annotation)
+            tier, head = self.route(ctx.annotation, ctx.tags)
             choice = self._chooser.choose(tier, health, ctx)
             return Decision(
                 choice.models, f"{head} -> {choice.describe()}", self.name, choice.strategy
             )
-        key = (ctx.annotation, health.unavailable)
+        tags = tuple(ctx.tags.get(k) for k in self._tag_keys)
+        key = (ctx.annotation, health.unavailable, tags)
         decision = self._memo.get(key)
         if decision is None:
-            tier, head = self.route(ctx.annotation)
+            tier, head = self.route(ctx.annotation, ctx.tags)
             choice = self._chooser.choose(tier, health)
             decision = Decision(
                 choice.models, f"{head} -> {choice.describe()}", self.name, choice.strategy
@@ -174,18 +197,22 @@ class RulesPolicy:
             self._memo[key] = decision
         return decision
 
-    def route(self, annotation: Annotation | None) -> tuple[Tier, str]:
-        """The tier for an annotation and the head of the reason (before ``-> tier``)."""
+    def route(
+        self, annotation: Annotation | None, tags: Mapping[str, str] | None = None
+    ) -> tuple[Tier, str]:
+        """The tier for an annotation (and tags) and the head of the reason (before
+        ``-> tier``)."""
         values = _values(annotation)
         up = self.default.up()
+        seen: Values = values or (None, None, None)
+        for cond in self.must_stay_frontier:
+            if cond.matches(seen, tags):
+                return Tier.FRONTIER, f"rules: {cond.describe(seen, tags)} is must-stay-frontier"
         if values is None:
             return up, f"rules: no annotation, route up: default {self.default.value}"
-        for cond in self.must_stay_frontier:
-            if cond.matches(values):
-                return Tier.FRONTIER, f"rules: {cond.describe(values)} is must-stay-frontier"
         for n, rule in enumerate(self.rules, 1):
-            if rule.when.matches(values):
-                return rule.tier, f"rules: rule {n} ({rule.when.describe(values)})"
+            if rule.when.matches(values, tags):
+                return rule.tier, f"rules: rule {n} ({rule.when.describe(values, tags)})"
         unknown = [
             f"{KEYS[i]}={v}"
             for i, v in enumerate(values)

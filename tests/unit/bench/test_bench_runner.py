@@ -1,5 +1,7 @@
 from decimal import Decimal
 
+import pytest
+
 from turnout.bench import BenchCase, run_bench
 from turnout.config import Settings
 from turnout.policies import build_policy
@@ -81,3 +83,38 @@ def test_summary_without_success_has_no_per_success_figures() -> None:
 
     s = summarize("p", [])
     assert s.cost_per_success is None and s.as_dict()["cost_per_success_usd"] is None
+
+
+async def test_bench_runs_carry_the_given_tags_and_a_switch_sees_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from turnout.cli.common import parse_tags
+    from turnout.config import settings_from_dict
+
+    raw = {
+        "providers": {"hosted": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
+        "models": {
+            "opus": {"provider": "hosted", "id": "opus", "tier": "frontier",
+                     "price": {"input": 5, "output": 25}},
+            "haiku": {"provider": "hosted", "id": "haiku", "tier": "efficient",
+                      "price": {"input": 1, "output": 5}},
+        },
+        "policies": {"ctx": {"kind": "switch", "on": "context", "cases": {"ci": "opus"},
+                             "default": "haiku"}},
+    }  # fmt: skip
+    s = settings_from_dict(raw)
+    wf = workflow_from_dict({"name": "w", "steps": [{"id": "only", "prompt": "hi"}]})
+    runner = Runner(s, pool=ModelPool(s, providers={"hosted": FunctionProvider(answer)}))
+    monkeypatch.setenv("CI", "true")
+    bench = await run_bench(runner, wf, [build_policy("ctx", s)], [BenchCase("a", {})],
+                            tags=parse_tags(()))  # fmt: skip
+    (run,) = bench.results["ctx"]
+    assert {k: run.tags[k] for k in ("context", "case", "repeat")} == {
+        "context": "ci",
+        "case": "a",
+        "repeat": "1",
+    }
+    assert run.steps[0].model == "opus"
+    local = await run_bench(runner, wf, [build_policy("ctx", s)], [BenchCase("a", {})],
+                            tags=parse_tags(["context=local"]))  # fmt: skip
+    assert local.results["ctx"][0].steps[0].model == "haiku"

@@ -142,15 +142,25 @@ def test_unknown_model_names_the_field(
             "policies.p.types.code.tier",
             "Input should be",
         ),
-        (  # unknown annotation key in when
+        (  # a key that is neither an annotation key nor a declared tag
             {"kind": "rules", "rules": [{"when": {"team": "infra"}, "tier": "efficient"}]},
-            "policies.p.rules.0.when.team",
-            "unknown field",
+            "policies.p",
+            "rules[0].when: unknown key 'team' (annotation keys: scope, domain, ambiguity;"
+            " declare a tag under vocabulary.team to match it)",
         ),
         (
             {"kind": "rules", "must_stay_frontier": [{"domian": "security"}]},
-            "policies.p.must_stay_frontier.0.domian",
-            "unknown field",
+            "policies.p",
+            "must_stay_frontier[0]: unknown key 'domian'",
+        ),
+        (  # a declared tag with a value it does not declare
+            {
+                "kind": "rules",
+                "vocabulary": {"context": ["ci"]},
+                "must_stay_frontier": [{"context": "nightly"}],
+            },
+            "policies.p",
+            "must_stay_frontier[0].context: unknown value 'nightly' (known: ci;",
         ),
         (  # unknown annotation value (a typo) in when
             {"kind": "rules", "rules": [{"when": {"domain": "secuirty"}, "tier": "frontier"}]},
@@ -164,9 +174,9 @@ def test_unknown_model_names_the_field(
             "must_stay_frontier[0].domain: unknown value 'auth'",
         ),
         (
-            {"kind": "rules", "vocabulary": {"team": ["infra"]}},
-            "policies.p.vocabulary.team",
-            "unknown field",
+            {"kind": "rules", "vocabulary": {"team": 3}},
+            "policies.p.vocabulary",
+            "team: expected a list of tag values",
         ),
         (
             {"kind": "rules", "rules": [{"when": {}, "tier": "efficient"}]},

@@ -246,3 +246,10 @@ def test_when_no_model_ever_passed_the_rule_stands(settings: Settings) -> None:
     samples = [_sample(i, "review", m, False) for i in range(2) for m in ("haiku", "opus")]
     (step,) = suggest(_data(samples), settings).steps
     assert (step.model, step.verdict) == ("opus", "too_little_evidence")
+
+
+def test_cli_shows_the_learned_policy_next_to_the_snippet(clear_db: Path, tmp_path: Path) -> None:
+    out = _cli(clear_db, tmp_path, "bench-cl")
+    assert "#   turnout learn --bench bench-clear --out routers/bench-clear.json" in out
+    assert "#   kind: learned" in out and "#   models: [haiku, opus]" in out
+    yaml.safe_load(out)  # still one YAML document: the hint is comments

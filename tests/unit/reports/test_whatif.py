@@ -265,3 +265,27 @@ def test_cli_text(tmp_path: Path, db: Path) -> None:
     assert "csv-export/implementer opus → haiku ×0.5 (bench samples: 3 opus, 3 haiku" in text
     assert "Skipped 1 steps ($0.02 actual, in neither total): model 'gpt-3'" in text
     assert "1 steps were recorded without their prompt or annotation" in text
+
+
+def test_a_learned_policy_replays_recorded_traffic(db: Path, tmp_path: Path) -> None:
+    from turnout.learn.outcomes import parse_outcome
+    from turnout.learn.router_file import save_router
+    from turnout.learn.train import train
+
+    lines = [
+        {"id": str(i), "prompt": text, "model": m, "passed": m == "opus" or "CSV" not in text}
+        for i, text in enumerate(["Plan a CSV export", "Say hello", "Plan a CSV import"] * 6)
+        for m in ("haiku", "opus")
+    ]  # fmt: skip
+    router = train([parse_outcome(x) for x in lines], models=["haiku", "opus"], cv=3,
+                   embedding=None, c_grid=(1.0,)).router  # fmt: skip
+    save_router(router, tmp_path / "r.json")
+    raw = json.loads(json.dumps(CONFIG))
+    raw["policies"]["learned"] = {"kind": "learned", "router": str(tmp_path / "r.json"),
+                                  "threshold": 0.2}  # fmt: skip
+    r = _whatif(db, settings_from_dict(raw), "learned")
+    assert r.steps == 6 and len(r.skipped) == 1  # gpt-3 left the pool; nothing else skipped
+    # every recorded prompt is "Plan a CSV export", which the router says needs opus: the
+    # steps on opus stay, the one recorded on haiku moves up
+    assert r.tier_changes == (("efficient", "frontier", 1),)
+    assert any("learned: p_pass haiku" in e.reason for e in r.examples)
