@@ -19,6 +19,7 @@ The trace sink is chosen per call, so one façade serves many callers at once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from typing import Any
 
 from turnout.config.loader import load_settings
 from turnout.config.settings import Settings
-from turnout.errors import ConfigError, TurnoutError, error_class_of
+from turnout.errors import ConfigError, StoreError, TurnoutError, error_class_of
 from turnout.execution.budget import Budget
 from turnout.execution.executor import ExecutionStream, Executor
 from turnout.execution.ledger import Execution
@@ -316,6 +317,31 @@ class Turnout:
             error=str(execution.error) if execution.error else None,
         )  # fmt: skip
         self._sink(result.record())
+
+    async def feedback(
+        self,
+        run_id: str,
+        *,
+        passed: bool | None = None,
+        score: float | None = None,
+        by: str = "unknown",
+        step: str = CHAT,
+    ) -> None:
+        """Record whether a request's answer was good (``passed``, or a ``score`` in
+        [0, 1]), after the fact: ``turnout learn`` learns from it. ConfigError for a bad
+        value, StoreError for a run (or step) the store does not have."""
+        if (passed is None) == (score is None):
+            raise ConfigError("feedback: give either passed or score")
+        value = float(passed) if passed is not None else float(score or 0.0)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"feedback: score must be in [0, 1], got {score!r}")
+        if self.store is None or self.writer is None:
+            raise StoreError("feedback: this Turnout records no traces")
+        from turnout.tracing.meta import FeedbackRecord, add_feedback
+
+        record = FeedbackRecord(run_id, step, value, by)
+        await self.writer.aflush()  # the run may still be on its way to the store
+        await asyncio.to_thread(add_feedback, self.store, record)
 
     # -- workflows -----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from turnout.config.settings import Settings
 from turnout.gateway import routes
 from turnout.gateway.config import CorsConfig, GatewayConfig
 from turnout.gateway.engine import Engine
+from turnout.gateway.feedback import post_feedback
 
 EXPOSED = ", ".join(
     [
@@ -50,6 +51,7 @@ def create_app(
     app.router.add_get("/v1/models", routes.list_models)
     app.router.add_get("/health/live", routes.live)
     app.router.add_get("/health/ready", routes.ready)
+    app.router.add_post("/turnout/v1/feedback", post_feedback)
     return app
 
 

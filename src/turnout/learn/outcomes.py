@@ -210,7 +210,17 @@ _EXPORT = (
     "s.annotation, r.workflow, r.tags FROM attempts a "
     "JOIN steps s ON s.run_id = a.run_id AND s.step_id = a.step_id "
     "JOIN runs r ON r.run_id = a.run_id "
-    "WHERE s.checks IS NOT NULL AND s.checks != '[]' AND a.status IN ('ok', 'rejected')"
+    "WHERE s.checks IS NOT NULL AND s.checks != '[]' AND a.status IN ('ok', 'rejected') "
+    "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.run_id = a.run_id AND f.step_id = a.step_id)"
+)
+_FEEDBACK = (  # the answer of a step with feedback (the latest feedback wins), checks or not
+    "SELECT a.run_id, a.step_id, a.model, a.status, a.cost_picousd, f.score, s.prompt, "
+    "s.annotation, r.workflow, r.tags FROM feedback f "
+    "JOIN steps s ON s.run_id = f.run_id AND s.step_id = f.step_id "
+    "JOIN attempts a ON a.run_id = f.run_id AND a.step_id = f.step_id AND a.status = 'ok' "
+    "JOIN runs r ON r.run_id = f.run_id "
+    "WHERE f.id = (SELECT MAX(g.id) FROM feedback g "
+    "WHERE g.run_id = f.run_id AND g.step_id = f.step_id)"
 )
 
 
@@ -228,25 +238,30 @@ def export_outcomes(
     since: float | None = None,
     workflow: str | None = None,
 ) -> Iterator[Outcome]:
-    """Outcomes of every checked step's attempts, of a bench or since a time."""
-    sql, params = _EXPORT, list[Any]()
+    """Outcomes of a bench or since a time: every checked step's attempts, and the answer
+    of every step with recorded feedback (gateway requests have no checks; the latest
+    feedback on a step is its verdict, over its checks)."""
+    where, params = "", list[Any]()
     if bench_id is not None:
-        sql += " AND r.bench_id = ?"
+        where += " AND r.bench_id = ?"
         params.append(bench_id)
     if since is not None:
-        sql += " AND r.started_at >= ?"
+        where += " AND r.started_at >= ?"
         params.append(since)
     if workflow is not None:
-        sql += " AND r.workflow = ?"
+        where += " AND r.workflow = ?"
         params.append(workflow)
-    sql += " ORDER BY r.started_at, a.run_id, a.step_id, a.attempt"
-    for run_id, step_id, model, status, pico, checks, prompt, annotation, wf, tags in store.query(
-        sql, params
-    ):
-        verdicts = _json(checks, [])
-        passed = status == "ok" and all(
-            bool(c.get("passed")) for c in verdicts if c.get("required", True)
-        )
+    order = " ORDER BY r.started_at, a.run_id, a.step_id, a.attempt"
+    rows = [(*row, False) for row in store.query(_EXPORT + where + order, params)]
+    rows += [(*row, True) for row in store.query(_FEEDBACK + where + order, params)]
+    for run_id, step_id, model, status, pico, verdict, prompt, annotation, wf, tags, fed in rows:
+        if fed:
+            passed = float(verdict)
+        else:
+            verdicts = _json(verdict, [])
+            passed = float(status == "ok" and all(
+                bool(c.get("passed")) for c in verdicts if c.get("required", True)
+            ))  # fmt: skip
         messages = tuple(
             Message(cast(Role, m["role"]), str(m.get("content") or ""))
             for m in _json(prompt, [])
@@ -256,7 +271,7 @@ def export_outcomes(
         yield Outcome(
             text=last_user(messages),
             model=str(model),
-            passed=float(passed),
+            passed=passed,
             id=f"{run_id}:{step_id}",
             messages=messages,
             step=str(step_id),

@@ -104,6 +104,31 @@ def add_flag(store: TraceStore, flag: FlagRecord) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    """Whether an answer was good (``score`` in [0, 1]; 1 passed, 0 failed), said after."""
+
+    run_id: str
+    step_id: str
+    score: float
+    by: str
+    created_at: float = field(default_factory=time.time)
+
+
+def add_feedback(store: TraceStore, feedback: FeedbackRecord) -> None:
+    """Record feedback on a run's step; StoreError when the run has no such step."""
+    known = store.query(
+        "SELECT 1 FROM steps WHERE run_id = ? AND step_id = ?", (feedback.run_id, feedback.step_id)
+    )
+    if not known:
+        raise StoreError(f"no step {feedback.step_id!r} in a run {feedback.run_id!r}")
+    store.execute(
+        "INSERT INTO feedback (run_id, step_id, score, given_by, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (feedback.run_id, feedback.step_id, feedback.score, feedback.by, feedback.created_at),
+    )
+
+
 def list_flags(store: TraceStore, *, since: float | None = None) -> list[FlagRecord]:
     sql = "SELECT run_id, step_id, verdict, flagged_by, why, created_at FROM flags"
     params: list[Any] = []

@@ -257,6 +257,23 @@ _USAGE_ESTIMATED = sql_migration(
 # in flight from one whose process died (shown `abandoned`, see tracing/liveness.py).
 _RUN_WRITER = sql_migration("m007_run_writer", "ALTER TABLE runs ADD COLUMN writer TEXT")
 
+# Outcomes recorded after the fact (``POST /turnout/v1/feedback``, ``Turnout.feedback``):
+# whether an answer was good, for requests that had no checks; `turnout learn` reads them.
+_FEEDBACK = sql_migration(
+    "m009_feedback",
+    """
+    CREATE TABLE feedback (
+        id {serial_pk},
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        score DOUBLE PRECISION NOT NULL,
+        given_by TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL
+    )
+    """,
+    "CREATE INDEX feedback_run_step ON feedback (run_id, step_id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _CREATE_TABLES,
     _CREATE_INDEXES,
@@ -265,6 +282,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _REPORT_INDEXES,
     _USAGE_ESTIMATED,
     _RUN_WRITER,
+    _FEEDBACK,
 )
 """Every migration, oldest first. Append only: never rename or edit a shipped one."""
 
