@@ -12,8 +12,8 @@ for the calls it made: no run is left ``running`` by a process that goes on.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
@@ -41,8 +41,10 @@ StartCallback = Callable[[str, "str | None"], None]
 
 
 def new_run_id() -> str:
-    """Sortable by time (ms prefix), unique by a random suffix."""
-    return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:8]}"
+    """Sortable by time (ms prefix), unique by a random suffix. Not a secret: the suffix
+    comes from :mod:`random` (``uuid4`` reads the OS's entropy, ~30 µs a call on some
+    machines, which the gateway would pay per request)."""
+    return f"{int(time.time() * 1000):012x}{random.getrandbits(32):08x}"
 
 
 class Runner:
