@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("turnout.cli.audit:audit_cmd", "List overridden routing decisions."),
     "prices": ("turnout.cli.prices:prices_cmd", "The bundled price sheet, dated and sourced."),
     "local": ("turnout.cli.local:local_group", "The embedded local models."),
+    "keys": ("turnout.cli.keys:keys_group", "Virtual keys for the gateway: budgets, limits."),
 }
 
 

@@ -253,6 +253,29 @@ _USAGE_ESTIMATED = sql_migration(
     "ALTER TABLE attempts ADD COLUMN usage_estimated SMALLINT NOT NULL DEFAULT 0",
 )
 
+# Virtual keys of the team gateway (turnout.keys): only the key's SHA-256 is stored, with
+# what the key may do. Named m008 so that it stays clear of a concurrent m006/m007.
+_VIRTUAL_KEYS = sql_migration(
+    "m008_virtual_keys",
+    """
+    CREATE TABLE virtual_keys (
+        name TEXT PRIMARY KEY,
+        key_hash TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        budget_picousd BIGINT,
+        period TEXT NOT NULL DEFAULT 'month',
+        rpm INTEGER,
+        tpm BIGINT,
+        policies TEXT NOT NULL DEFAULT '[]',
+        models TEXT NOT NULL DEFAULT '[]',
+        expires_at DOUBLE PRECISION,
+        revoked_at DOUBLE PRECISION
+    )
+    """,
+    "CREATE UNIQUE INDEX virtual_keys_hash ON virtual_keys (key_hash)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _CREATE_TABLES,
     _CREATE_INDEXES,
@@ -260,6 +283,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _EVIDENCE,
     _REPORT_INDEXES,
     _USAGE_ESTIMATED,
+    _VIRTUAL_KEYS,
 )
 """Every migration, oldest first. Append only: never rename or edit a shipped one."""
 

@@ -1,0 +1,233 @@
+"""Key budgets in Redis, shared by every replica: reserve, settle and release are each
+one Lua script, so concurrent requests on any number of replicas cannot together pass a
+budget (see :mod:`turnout.limits.budget`).
+
+Keys, per key name and period (``2026-12``, ``2026-W49``, ``2026-12-01``, ``total``)::
+
+    {prefix}:{name}:{window}    hash: spent, held (pico-dollars, HINCRBY: exact)
+    {prefix}:{name}:{window}:h  sorted set of holds "<id>:<pico>" scored by expiry (ms)
+
+A period's keys expire a day after the period ends (``total`` never does). Holds
+expire after ``hold_ttl_s``; an expired hold is subtracted from ``held`` by the next
+script that looks. Time is the Redis server's. Comparisons in Lua are doubles, exact
+up to about $9,000 of pico-dollars; stored sums are integers and always exact.
+
+When Redis fails, requests are decided by the in-process twin (a warning, a metric,
+never an outage), seeded with the spend Redis last reported for the key, so a replica
+spends at most the remaining budget on its own during an outage.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from turnout.limits.budget import (
+    HOLD_TTL_S,
+    BudgetState,
+    KeyBudget,
+    KeyBudgetExceeded,
+    MemoryBudgets,
+    Reservation,
+)
+from turnout.limits.degrade import Degrader
+from turnout.limits.periods import window_of
+from turnout.tracing.rows import cost_to_pico
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+_PRELUDE = r"""
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local sk, hk = KEYS[1], KEYS[2]
+local function amount_of(entry) return tonumber(string.match(entry, ':(%d+)$')) end
+local expired = redis.call('ZRANGEBYSCORE', hk, '-inf', now)
+if #expired > 0 then
+  local freed = 0
+  for i = 1, #expired do freed = freed + amount_of(expired[i]) end
+  redis.call('ZREMRANGEBYSCORE', hk, '-inf', now)
+  redis.call('HINCRBY', sk, 'held', -freed)
+end
+local function keep(ttl)
+  if ttl > 0 then
+    redis.call('PEXPIRE', sk, ttl)
+    redis.call('PEXPIRE', hk, ttl)
+  end
+end
+local spent = tonumber(redis.call('HGET', sk, 'spent') or '0')
+local held = math.max(0, tonumber(redis.call('HGET', sk, 'held') or '0'))
+"""
+
+_RESERVE = (
+    _PRELUDE
+    + r"""
+local cap, amount, member = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local hold_ttl, key_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
+if spent + held + amount > cap then return {0, tostring(spent), tostring(held)} end
+redis.call('ZADD', hk, now + hold_ttl, member .. ':' .. ARGV[3])
+redis.call('HINCRBY', sk, 'held', ARGV[3])
+keep(key_ttl)
+return {1, tostring(spent), tostring(held + amount)}
+"""
+)
+
+_FINISH = (
+    _PRELUDE
+    + r"""
+local member, cost, key_ttl = ARGV[2], ARGV[3], tonumber(ARGV[4])
+if redis.call('ZREM', hk, member) == 1 then
+  redis.call('HINCRBY', sk, 'held', -amount_of(member))
+end
+if tonumber(cost) > 0 then redis.call('HINCRBY', sk, 'spent', cost) end
+keep(key_ttl)
+return 1
+"""
+)
+
+_STATE = (
+    _PRELUDE
+    + r"""
+return {tostring(spent), tostring(held)}
+"""
+)
+
+_KEEP_AFTER_S = 86_400
+_SEEN = 10_000
+
+
+class RedisBudgets:
+    """:class:`~turnout.limits.budget.KeyBudgets` shared by every process on ``redis``."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "turnout:budget",
+        hold_ttl_s: float = HOLD_TTL_S,
+        timeout_s: float = 0.25,
+        retry_after_s: float = 1.0,
+        on_degrade: Callable[[str], None] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.hold_ttl_ms = int(hold_ttl_s * 1000)
+        self._clock = clock
+        self._reserve: AsyncScript = redis.register_script(_RESERVE)
+        self._finish: AsyncScript = redis.register_script(_FINISH)
+        self._state: AsyncScript = redis.register_script(_STATE)
+        self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self.local = MemoryBudgets(
+            hold_ttl_s=hold_ttl_s, clock=clock or time.time, seed=self._last_spent
+        )
+        self.degrader = Degrader(
+            "budgets", timeout_s=timeout_s, retry_after_s=retry_after_s, on_degrade=on_degrade
+        )
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else time.time()
+
+    def _now_arg(self) -> str:
+        return "" if self._clock is None else str(int(self._clock() * 1000))
+
+    def _keys(self, name: str, window: str) -> list[str]:
+        base = f"{self.prefix}:{{{name}}}:{window}"
+        return [base, f"{base}:h"]
+
+    @staticmethod
+    def _key_ttl_ms(ends_at: float | None, now: float) -> int:
+        if ends_at is None:
+            return 0
+        return max(1, math.ceil((ends_at - now + _KEEP_AFTER_S) * 1000))
+
+    def _remember(self, name: str, window: str, spent: int) -> None:
+        self._seen[(name, window)] = spent
+        self._seen.move_to_end((name, window))
+        if len(self._seen) > _SEEN:
+            self._seen.popitem(last=False)
+
+    def _last_spent(self, name: str, window: str) -> int:
+        return self._seen.get((name, window), 0)
+
+    # -- KeyBudgets --------------------------------------------------------------------
+
+    async def reserve(self, budget: KeyBudget, estimate: Decimal) -> Reservation:
+        async def shared() -> Reservation | KeyBudgetExceeded:
+            now = self._now()
+            window = window_of(budget.period, now)
+            amount = cost_to_pico(estimate)
+            hold_id = os.urandom(8).hex()
+            reply = await self._reserve(
+                keys=self._keys(budget.name, window.id),
+                args=[
+                    self._now_arg(), cost_to_pico(budget.budget_usd), amount, hold_id,
+                    self.hold_ttl_ms, self._key_ttl_ms(window.ends_at, now),
+                ],
+            )  # fmt: skip
+            ok, spent, held = int(reply[0]), int(float(reply[1])), int(float(reply[2]))
+            self._remember(budget.name, window.id, spent)
+            state = BudgetState(budget, window.id, spent, held, window.ends_at)
+            if not ok:
+                return KeyBudgetExceeded(state, estimate)
+            return Reservation(budget, window.id, f"{hold_id}:{amount}", amount, state)
+
+        outcome = await self.degrader.run(
+            shared, lambda: self.local.reserve_now(budget, estimate)
+        )
+        if isinstance(outcome, KeyBudgetExceeded):
+            raise outcome
+        return outcome
+
+    async def _finish_shared(self, reservation: Reservation, cost: Decimal) -> None:
+        if not reservation.shared:
+            self.local.finish_now(reservation, cost)
+            return
+        now = self._now()
+        window = window_of(reservation.budget.period, now)
+        ends_at = window.ends_at if window.id == reservation.window else now
+        args = [self._now_arg(), reservation.hold_id, cost_to_pico(cost)]
+
+        async def shared() -> None:
+            await self._finish(
+                keys=self._keys(reservation.budget.name, reservation.window),
+                args=[*args, self._key_ttl_ms(ends_at, now)],
+            )
+
+        if not await self.degrader.attempt(shared) and cost:
+            # The hold expires by itself; the spend is kept here, so this replica at
+            # least counts it while Redis is away.
+            self.local.finish_now(reservation, cost)
+
+    async def settle(self, reservation: Reservation, cost: Decimal) -> None:
+        await self._finish_shared(reservation, cost)
+
+    async def release(self, reservation: Reservation) -> None:
+        await self._finish_shared(reservation, Decimal(0))
+
+    async def state(self, budget: KeyBudget) -> BudgetState:
+        async def shared() -> BudgetState:
+            now = self._now()
+            window = window_of(budget.period, now)
+            reply = await self._state(
+                keys=self._keys(budget.name, window.id), args=[self._now_arg()]
+            )
+            spent, held = int(float(reply[0])), int(float(reply[1]))
+            self._remember(budget.name, window.id, spent)
+            return BudgetState(budget, window.id, spent, held, window.ends_at)
+
+        return await self.degrader.run(shared, lambda: self.local.state_now(budget))
+
+    async def aclose(self) -> None:
+        await self.local.aclose()
