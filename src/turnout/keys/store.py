@@ -215,10 +215,16 @@ def key_summary(key: VirtualKey) -> dict[str, Any]:
         "models": list(key.models),
         "expires_at": format_time(key.expires_at),
         "revoked_at": format_time(key.revoked_at),
-        "status": "revoked"
-        if key.revoked_at is not None
-        else ("expired" if key.expires_at is not None and time.time() >= key.expires_at else "active"),
+        "status": _status(key),
     }
+
+
+def _status(key: VirtualKey) -> str:
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and time.time() >= key.expires_at:
+        return "expired"
+    return "active"
 
 
 UPDATABLE_FIELDS = _UPDATABLE

@@ -88,9 +88,9 @@ local member, cost, key_ttl = ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('ZREM', hk, member) == 1 then
   redis.call('HINCRBY', sk, 'held', -amount_of(member))
 end
-if tonumber(cost) > 0 then redis.call('HINCRBY', sk, 'spent', cost) end
+if tonumber(cost) > 0 then spent = redis.call('HINCRBY', sk, 'spent', cost) end
 keep(key_ttl)
-return 1
+return tostring(spent)
 """
 )
 
@@ -114,7 +114,7 @@ class RedisBudgets:
         *,
         prefix: str = "turnout:budget",
         hold_ttl_s: float = HOLD_TTL_S,
-        timeout_s: float = 0.25,
+        timeout_s: float = 0.5,
         retry_after_s: float = 1.0,
         on_degrade: Callable[[str], None] | None = None,
         clock: Callable[[], float] | None = None,
@@ -183,9 +183,7 @@ class RedisBudgets:
                 return KeyBudgetExceeded(state, estimate)
             return Reservation(budget, window.id, f"{hold_id}:{amount}", amount, state)
 
-        outcome = await self.degrader.run(
-            shared, lambda: self.local.reserve_now(budget, estimate)
-        )
+        outcome = await self.degrader.run(shared, lambda: self.local.reserve_now(budget, estimate))
         if isinstance(outcome, KeyBudgetExceeded):
             raise outcome
         return outcome
@@ -197,13 +195,14 @@ class RedisBudgets:
         now = self._now()
         window = window_of(reservation.budget.period, now)
         ends_at = window.ends_at if window.id == reservation.window else now
-        args = [self._now_arg(), reservation.hold_id, cost_to_pico(cost)]
+        args: list[str | int] = [self._now_arg(), reservation.hold_id, cost_to_pico(cost)]
 
         async def shared() -> None:
-            await self._finish(
+            spent = await self._finish(
                 keys=self._keys(reservation.budget.name, reservation.window),
                 args=[*args, self._key_ttl_ms(ends_at, now)],
             )
+            self._remember(reservation.budget.name, reservation.window, int(float(spent)))
 
         if not await self.degrader.attempt(shared) and cost:
             # The hold expires by itself; the spend is kept here, so this replica at
@@ -228,6 +227,17 @@ class RedisBudgets:
             return BudgetState(budget, window.id, spent, held, window.ends_at)
 
         return await self.degrader.run(shared, lambda: self.local.state_now(budget))
+
+    async def prepare(self) -> bool:
+        """Load the Lua scripts and open a connection now, not on the first request;
+        False (and per-process state for now) when Redis cannot be reached."""
+
+        async def load() -> None:
+            self._reserve.sha = await self.redis.script_load(self._reserve.script)
+            self._finish.sha = await self.redis.script_load(self._finish.script)
+            self._state.sha = await self.redis.script_load(self._state.script)
+
+        return await self.degrader.attempt(load)
 
     async def aclose(self) -> None:
         await self.local.aclose()

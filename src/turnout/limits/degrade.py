@@ -44,7 +44,7 @@ class Degrader:
         self,
         what: str,
         *,
-        timeout_s: float = 0.25,
+        timeout_s: float = 0.5,
         retry_after_s: float = 1.0,
         on_degrade: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,

@@ -112,7 +112,7 @@ class RedisRateLimiter:
         *,
         prefix: str = "turnout:rl",
         window_s: float = WINDOW_S,
-        timeout_s: float = 0.25,
+        timeout_s: float = 0.5,
         retry_after_s: float = 1.0,
         on_degrade: Callable[[str], None] | None = None,
         clock: Callable[[], float] | None = None,
@@ -135,9 +135,7 @@ class RedisRateLimiter:
         async def shared() -> RateDecision:
             return await self._admit(scope, limit, tokens)
 
-        return await self.degrader.run(
-            shared, lambda: self.local.admit_now(scope, limit, tokens)
-        )
+        return await self.degrader.run(shared, lambda: self.local.admit_now(scope, limit, tokens))
 
     async def _admit(self, scope: str, limit: RateLimit, tokens: int) -> RateDecision:
         base = f"{self.prefix}:{{{scope}}}"
@@ -160,6 +158,15 @@ class RedisRateLimiter:
             retry_after_s=retry,
             shared=True,
         )
+
+    async def prepare(self) -> bool:
+        """Load the Lua scripts and open a connection now, not on the first request;
+        False (and per-process state for now) when Redis cannot be reached."""
+
+        async def load() -> None:
+            self._script.sha = await self.redis.script_load(self._script.script)
+
+        return await self.degrader.attempt(load)
 
     async def aclose(self) -> None:
         await self.local.aclose()

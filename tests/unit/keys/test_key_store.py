@@ -41,7 +41,7 @@ def test_create_stores_only_the_hash(db: Path) -> None:
         )  # fmt: skip
         assert secret.startswith("tk-") and len(secret) > 40
         assert key.key_hash == hash_key(secret)
-        assert ("m008_virtual_keys" in {n for n, _ in store.migrations()})
+        assert "m008_virtual_keys" in {n for n, _ in store.migrations()}
     raw = sqlite3.connect(db).execute("SELECT * FROM virtual_keys").fetchall()
     assert secret not in repr(raw)
     assert db.read_bytes().find(secret.encode()) == -1
@@ -57,7 +57,12 @@ def test_authenticate_and_refusals(db: Path) -> None:
         keys = KeyStore(store, clock=clock)
         secret, _ = keys.create("team-a", expires_at=clock.t + 60, policies=("rules",))
         assert keys.authenticate(secret).name == "team-a"
-        for wrong in ("", "nope", "tk-" + "x" * 43, secret[:-1] + "A" if secret[-1] != "A" else secret[:-1] + "B"):
+        for wrong in (
+            "",
+            "nope",
+            "tk-" + "x" * 43,
+            secret[:-1] + "A" if secret[-1] != "A" else secret[:-1] + "B",
+        ):
             with pytest.raises(KeyRefused) as info:
                 keys.authenticate(wrong)
             assert info.value.status == 401 and info.value.code == "invalid_api_key"
