@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,12 +27,10 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def attempt(**changes: object) -> AttemptRecord:
-    base = dict(run_id="r", step_id="chat", attempt=1, model="haiku", provider="hosted",
-                tier="efficient", policy="rules", reason="why", started_at=1.0, latency_s=0.2,
-                status="ok", ttft_s=0.05, input_tokens=100, output_tokens=20,
-                cost_usd=Decimal("0.00015"))  # fmt: skip
-    base.update(changes)
-    return AttemptRecord(**base)  # type: ignore[arg-type]
+    base = AttemptRecord("r", "chat", 1, "haiku", "hosted", "efficient", "rules", "why", 1.0,
+                         0.2, "ok", ttft_s=0.05, input_tokens=100, output_tokens=20,
+                         cost_usd=Decimal("0.00015"))  # fmt: skip
+    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def test_exposition_parses(monkeypatch: pytest.MonkeyPatch) -> None:
