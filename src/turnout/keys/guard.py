@@ -1,0 +1,219 @@
+"""The gate a gateway request passes before any model is called: who is asking (the
+virtual key), may it use this policy or model, is it within its rate limits, and does
+its budget hold the request's estimate. Then, once answered, the hold is settled.
+
+=================================================  ======  ===========================
+refusal                                            status  ``error.code``
+=================================================  ======  ===========================
+no key, an unknown key                             401     ``invalid_api_key``
+a revoked key / an expired key                     401     ``key_revoked`` / ``key_expired``
+a policy or model the key may not use              403     ``policy_not_allowed`` /
+                                                           ``model_not_allowed``
+requests or tokens per minute                      429     ``rate_limit_exceeded``
+                                                           (``type``: requests / tokens)
+the key's budget for its period                    429     ``budget_exceeded``
+=================================================  ======  ===========================
+
+Rate-limit refusals carry OpenAI's ``x-ratelimit-*`` headers and ``retry-after``;
+budget refusals ``retry-after`` until the period resets. Admitted requests carry the
+rate-limit headers too, and ``x-turnout-budget-remaining-usd``; past 80% of the budget,
+``x-turnout-budget-warning``. Messages name the key, never the key itself.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from turnout.keys.cache import CachedKeys
+from turnout.keys.model import KeyRefused, VirtualKey
+from turnout.limits.budget import (
+    KeyBudget,
+    KeyBudgetExceeded,
+    KeyBudgets,
+    Reservation,
+    estimate_request,
+)
+from turnout.limits.rate import RateDecision, RateLimit, RateLimiter, RateLimitExceeded
+from turnout.pricing.cost import Price
+from turnout.types import ChatRequest
+
+if TYPE_CHECKING:
+    from turnout.observability.metrics import Metrics
+
+BEARER = "bearer "
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request turned away before any model was called, as OpenAI would say it."""
+
+    status: int
+    code: str
+    message: str
+    type: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    key: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": None,
+                          "code": self.code}}  # fmt: skip
+
+
+class Refused(Exception):
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+        super().__init__(refusal.message)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A request let through: its key, its budget hold, the headers it answers with."""
+
+    key: VirtualKey
+    reservation: Reservation | None
+    headers: Mapping[str, str]
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization or not authorization[:7].lower() == BEARER:
+        return None
+    return authorization[7:].strip() or None
+
+
+class KeyGuard:
+    """Admits requests by virtual key, rate limit and budget (shared or in-process)."""
+
+    def __init__(
+        self,
+        keys: CachedKeys,
+        limiter: RateLimiter,
+        budgets: KeyBudgets,
+        *,
+        per_model_limits: bool = False,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.keys = keys
+        self.limiter = limiter
+        self.budgets = budgets
+        self.per_model_limits = per_model_limits
+        self.metrics = metrics
+
+    async def admit(
+        self,
+        authorization: str | None,
+        request: ChatRequest,
+        *,
+        policy: str | None,
+        models: Sequence[str],
+        prices: Sequence[Price],
+    ) -> Admission:
+        """Raise :class:`Refused` or return the admission. ``policy`` is the policy the
+        request names (None when it names a pool model); ``models`` the pool models it
+        may reach and ``prices`` theirs (the dearest one prices the budget hold)."""
+        presented = bearer_token(authorization)
+        if presented is None:
+            raise Refused(Refusal(401, "invalid_api_key", "missing API key: send "
+                                  "'Authorization: Bearer tk-...'", "invalid_request_error"))  # fmt: skip
+        try:
+            key = await self.keys.authenticate(presented)
+            if policy is not None:
+                key.check_route(policy=policy)
+            for model in models:
+                key.check_route(model=model)
+        except KeyRefused as exc:
+            kind = "invalid_request_error" if exc.status == 401 else "permission_error"
+            raise Refused(Refusal(exc.status, exc.code, str(exc), kind)) from None
+        headers: dict[str, str] = {}
+        limit = RateLimit(rpm=key.rpm, tpm=key.tpm)
+        if limit:
+            tokens = _tokens(request) if key.tpm is not None else 0
+            scope = key.name
+            if self.per_model_limits and policy is None and len(models) == 1:
+                scope = f"{key.name}|{models[0]}"
+            decision = await self.limiter.admit(scope, limit, tokens)
+            headers.update(decision.headers())
+            if not decision.allowed:
+                if self.metrics is not None:
+                    self.metrics.count_rate_limited(key.name, decision.refused_by or "requests")
+                raise Refused(_rate_refusal(key, scope, decision))
+        reservation = None
+        if key.budget_usd is not None:
+            budget = KeyBudget(key.name, key.budget_usd, key.period)
+            estimate = estimate_request(prices, request)
+            try:
+                reservation = await self.budgets.reserve(budget, estimate)
+            except KeyBudgetExceeded as exc:
+                if self.metrics is not None:
+                    self.metrics.set_budget_remaining(key.name, exc.state.remaining_usd)
+                raise Refused(_budget_refusal(key, exc, headers)) from None
+            state = reservation.state
+            headers["x-turnout-budget-remaining-usd"] = str(state.remaining_usd)
+            if state.soft_limit_reached:
+                headers["x-turnout-budget-warning"] = (
+                    f"key {key.name!r} has used {_share(state.spent_pico + state.held_pico, budget)}"
+                    f" of its ${key.budget_usd} {key.period.value} budget"
+                )
+        return Admission(key, reservation, headers)
+
+    async def finish(self, admission: Admission, cost: Decimal | None) -> None:
+        """Settle the hold to ``cost`` (what the request really cost), or release it
+        (``None``: nothing was spent)."""
+        reservation = admission.reservation
+        if reservation is None:
+            return
+        if cost is None or cost <= 0:
+            await self.budgets.release(reservation)
+        else:
+            await self.budgets.settle(reservation, cost)
+        if self.metrics is not None:  # as this request saw it: others may have spent since
+            state = reservation.state
+            left = state.remaining_usd + _pico_usd(reservation.estimate_pico) - (cost or 0)
+            self.metrics.set_budget_remaining(admission.key.name, max(Decimal(0), left))
+
+
+def _tokens(request: ChatRequest) -> int:
+    from turnout.execution.budget import DEFAULT_OUTPUT_ESTIMATE
+    from turnout.pricing.tokens import estimate_prompt_tokens
+
+    return estimate_prompt_tokens(request.messages) + (
+        request.max_tokens or DEFAULT_OUTPUT_ESTIMATE
+    )
+
+
+def _pico_usd(pico: int) -> Decimal:
+    from turnout.tracing.rows import pico_to_cost
+
+    return pico_to_cost(pico)
+
+
+def _share(pico: int, budget: KeyBudget) -> str:
+    from turnout.tracing.rows import cost_to_pico
+
+    cap = cost_to_pico(budget.budget_usd)
+    return f"{100 * pico / cap:.0f}%" if cap else "100%"
+
+
+def _rate_refusal(key: VirtualKey, scope: str, decision: RateDecision) -> Refusal:
+    what = decision.refused_by or "requests"
+    return Refusal(
+        429,
+        "rate_limit_exceeded",
+        str(RateLimitExceeded(f"key {scope!r}", decision)),
+        what,
+        decision.headers(),
+        key.name,
+    )
+
+
+def _budget_refusal(key: VirtualKey, exc: KeyBudgetExceeded, headers: Mapping[str, str]) -> Refusal:
+    out = dict(headers)
+    out["x-should-retry"] = "false"
+    if exc.resets_at is not None:
+        out["retry-after"] = str(max(1, math.ceil(exc.resets_at - time.time())))
+    out["x-turnout-budget-remaining-usd"] = str(exc.state.remaining_usd)
+    return Refusal(429, "budget_exceeded", str(exc), "insufficient_quota", out, key.name)
