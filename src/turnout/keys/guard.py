@@ -80,7 +80,7 @@ class Admission:
 
 
 def bearer_token(authorization: str | None) -> str | None:
-    if not authorization or not authorization[:7].lower() == BEARER:
+    if not authorization or authorization[:7].lower() != BEARER:
         return None
     return authorization[7:].strip() or None
 
@@ -117,8 +117,8 @@ class KeyGuard:
         may reach and ``prices`` theirs (the dearest one prices the budget hold)."""
         presented = bearer_token(authorization)
         if presented is None:
-            raise Refused(Refusal(401, "invalid_api_key", "missing API key: send "
-                                  "'Authorization: Bearer tk-...'", "invalid_request_error"))  # fmt: skip
+            message = "missing API key: send 'Authorization: Bearer tk-...'"
+            raise Refused(Refusal(401, "invalid_api_key", message, "invalid_request_error"))
         try:
             key = await self.keys.authenticate(presented)
             if policy is not None:
@@ -154,9 +154,10 @@ class KeyGuard:
             state = reservation.state
             headers["x-turnout-budget-remaining-usd"] = str(state.remaining_usd)
             if state.soft_limit_reached:
+                used = _share(state.spent_pico + state.held_pico, budget)
                 headers["x-turnout-budget-warning"] = (
-                    f"key {key.name!r} has used {_share(state.spent_pico + state.held_pico, budget)}"
-                    f" of its ${key.budget_usd} {key.period.value} budget"
+                    f"key {key.name!r} has used {used} of its ${key.budget_usd} "
+                    f"{key.period.value} budget"
                 )
         return Admission(key, reservation, headers)
 
