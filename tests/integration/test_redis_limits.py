@@ -155,3 +155,51 @@ async def test_redis_outage_degrades_to_process_state(
         assert (await limiter.admit("k2", limit)).shared
     finally:
         await client.aclose()
+
+
+async def test_one_round_trip_gate(prefix: str, tmp_path: Path) -> None:
+    from turnout.keys import KeyStore
+    from turnout.keys.cache import CachedKeys
+    from turnout.keys.guard import KeyGuard, Refused
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.pricing.cost import Price
+    from turnout.tracing.sqlite import SQLiteStore
+    from turnout.types import ChatRequest, Message
+
+    request = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
+    price = Price.of(5, 25)  # $0.003 a request
+    clients = [replica() for _ in range(2)]
+    with SQLiteStore(tmp_path / "t.db") as store:
+        keys = KeyStore(store)
+        secret, _ = keys.create("team-a", rpm=30, budget_usd=Decimal("0.0299"), period=Period.DAY)
+        gates = [RedisGate(c, prefix=prefix, timeout_s=5) for c in clients]
+        guards = [KeyGuard(CachedKeys(keys), g) for g in gates]
+        try:
+            for g in gates:
+                assert await g.prepare()
+
+            async def one(i: int) -> str:
+                try:
+                    a = await guards[i % 2].admit(f"Bearer {secret}", request, policy="rules",
+                                                  models=("m",), prices=[price])  # fmt: skip
+                except Refused as exc:
+                    return exc.refusal.code
+                await guards[i % 2].finish(a, Decimal("0.003"))
+                return "ok"
+
+            outcomes = [await one(i) for i in range(12)]
+            assert outcomes.count("ok") == 9  # $0.0299 holds nine $0.003 requests
+            assert outcomes[9:] == ["budget_exceeded"] * 3
+            # budget refusals were taken back out of the rate log: 21 more fit the 30 RPM
+            keys.update("team-a", budget_usd=None)
+            await guards[0].key_changed()  # bumps the generation: replica 1 rereads at once
+            outcomes = await asyncio.gather(*(one(i) for i in range(30)))
+            assert outcomes.count("ok") == 21
+            assert outcomes.count("rate_limit_exceeded") == 9
+            keys.revoke("team-a")
+            await guards[1].key_changed()
+            assert await one(0) == "key_revoked"
+            assert gates[0].degrader.degraded == gates[1].degrader.degraded == 0
+        finally:
+            for c in clients:
+                await c.aclose()

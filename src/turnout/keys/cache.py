@@ -81,12 +81,12 @@ class RedisKeyEvents:
 
 
 class CachedKeys:
-    """Authenticates presented keys against ``store`` through a bounded cache."""
+    """Finds presented keys in ``store`` through a bounded cache. The caller reports the
+    generation of key changes it read from the shared state (:meth:`observe`)."""
 
     def __init__(
         self,
         store: KeyStore,
-        events: KeyEvents | None = None,
         *,
         ttl_s: float = 30.0,
         max_keys: int = 10_000,
@@ -94,7 +94,6 @@ class CachedKeys:
         offload: bool = False,
     ) -> None:
         self.store = store
-        self.events = events or LocalKeyEvents()
         self.ttl_s = ttl_s
         self.max_keys = max_keys
         self._clock = clock
@@ -103,15 +102,30 @@ class CachedKeys:
         self._generation: int | None = None
         self.reads = 0
 
-    async def authenticate(self, presented: str) -> VirtualKey:
-        """The usable key for ``presented``; :class:`KeyRefused` (401) otherwise."""
-        generation = await self.events.generation()
-        if generation is not None and generation != self._generation:
-            self._cache.clear()
+    @property
+    def generation(self) -> int | None:
+        """The generation of key changes the cached records are known to be as new as."""
+        return self._generation
+
+    def observe(self, generation: int | None, seen: int | None) -> bool:
+        """Note the shared ``generation`` read after a key was found with the cache at
+        ``seen``; True when that key may be stale (a change since): read it afresh."""
+        if generation is None or generation == seen:
+            return False
+        if self._generation is None:  # the first look: what is cached was just read
             self._generation = generation
+            return False
+        if generation != self._generation:
+            self._generation = generation
+            self._cache.clear()
+        return True
+
+    async def authenticate(self, presented: str, *, fresh: bool = False) -> VirtualKey:
+        """The usable key for ``presented``; :class:`KeyRefused` (401) otherwise.
+        ``fresh``: read the database even if the key is cached."""
         digest = hash_key(presented)
         now = self._clock()
-        hit = self._cache.get(digest)
+        hit = None if fresh else self._cache.get(digest)
         if hit is not None and hit[1] > now:
             key = hit[0]
         else:
@@ -132,7 +146,6 @@ class CachedKeys:
             return await asyncio.to_thread(self.store.find, presented)
         return self.store.find(presented)
 
-    async def changed(self) -> None:
-        """A key was changed here: forget cached records, tell the other replicas."""
+    def forget(self) -> None:
+        """A key was changed in this process: read keys afresh."""
         self._cache.clear()
-        await self.events.bump()

@@ -31,14 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 from turnout.keys.cache import CachedKeys
 from turnout.keys.model import KeyRefused, VirtualKey
-from turnout.limits.budget import (
-    KeyBudget,
-    KeyBudgetExceeded,
-    KeyBudgets,
-    Reservation,
-    estimate_request,
-)
-from turnout.limits.rate import RateDecision, RateLimit, RateLimiter, RateLimitExceeded
+from turnout.limits.budget import KeyBudget, KeyBudgetExceeded, Reservation, estimate_request
+from turnout.limits.gate import Gate, GateResult
+from turnout.limits.rate import RateDecision, RateLimit, RateLimitExceeded
 from turnout.pricing.cost import Price
 from turnout.types import ChatRequest
 
@@ -86,20 +81,19 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 class KeyGuard:
-    """Admits requests by virtual key, rate limit and budget (shared or in-process)."""
+    """Admits requests by virtual key, rate limit and budget, through a
+    :class:`~turnout.limits.gate.Gate` (in-process, or one Redis round trip)."""
 
     def __init__(
         self,
         keys: CachedKeys,
-        limiter: RateLimiter,
-        budgets: KeyBudgets,
+        gate: Gate,
         *,
         per_model_limits: bool = False,
         metrics: Metrics | None = None,
     ) -> None:
         self.keys = keys
-        self.limiter = limiter
-        self.budgets = budgets
+        self.gate = gate
         self.per_model_limits = per_model_limits
         self.metrics = metrics
 
@@ -119,8 +113,33 @@ class KeyGuard:
         if presented is None:
             message = "missing API key: send 'Authorization: Bearer tk-...'"
             raise Refused(Refusal(401, "invalid_api_key", message, "invalid_request_error"))
+        for fresh in (False, True):
+            seen = self.keys.generation
+            key = await self._key(presented, policy, models, fresh)
+            limit = RateLimit(rpm=key.rpm, tpm=key.tpm)
+            scope = key.name
+            if self.per_model_limits and policy is None and len(models) == 1:
+                scope = f"{key.name}|{models[0]}"
+            budget = (
+                KeyBudget(key.name, key.budget_usd, key.period)
+                if key.budget_usd is not None
+                else None
+            )
+            tokens = _tokens(request) if key.tpm is not None else 0
+            estimate = estimate_request(prices, request) if budget is not None else Decimal(0)
+            result = await self.gate.admit(scope, limit, tokens, budget, estimate)
+            if not self.keys.observe(result.generation, seen) or fresh:
+                break
+            # A key changed somewhere since this one was cached: decide again on its
+            # record as it is now (revoked keys are refused here, at once).
+            await self.gate.undo(result)
+        return self._outcome(key, scope, result)
+
+    async def _key(
+        self, presented: str, policy: str | None, models: Sequence[str], fresh: bool
+    ) -> VirtualKey:
         try:
-            key = await self.keys.authenticate(presented)
+            key = await self.keys.authenticate(presented, fresh=fresh)
             if policy is not None:
                 key.check_route(policy=policy)
             for model in models:
@@ -128,33 +147,27 @@ class KeyGuard:
         except KeyRefused as exc:
             kind = "invalid_request_error" if exc.status == 401 else "permission_error"
             raise Refused(Refusal(exc.status, exc.code, str(exc), kind)) from None
+        return key
+
+    def _outcome(self, key: VirtualKey, scope: str, result: GateResult) -> Admission:
         headers: dict[str, str] = {}
-        limit = RateLimit(rpm=key.rpm, tpm=key.tpm)
-        if limit:
-            tokens = _tokens(request) if key.tpm is not None else 0
-            scope = key.name
-            if self.per_model_limits and policy is None and len(models) == 1:
-                scope = f"{key.name}|{models[0]}"
-            decision = await self.limiter.admit(scope, limit, tokens)
-            headers.update(decision.headers())
-            if not decision.allowed:
+        if result.rate is not None:
+            headers.update(result.rate.headers())
+            if not result.rate.allowed:
                 if self.metrics is not None:
-                    self.metrics.count_rate_limited(key.name, decision.refused_by or "requests")
-                raise Refused(_rate_refusal(key, scope, decision))
-        reservation = None
-        if key.budget_usd is not None:
-            budget = KeyBudget(key.name, key.budget_usd, key.period)
-            estimate = estimate_request(prices, request)
-            try:
-                reservation = await self.budgets.reserve(budget, estimate)
-            except KeyBudgetExceeded as exc:
-                if self.metrics is not None:
-                    self.metrics.set_budget_remaining(key.name, exc.state.remaining_usd)
-                raise Refused(_budget_refusal(key, exc, headers)) from None
+                    limit = result.rate.refused_by or "requests"
+                    self.metrics.count_rate_limited(key.name, limit)
+                raise Refused(_rate_refusal(key, scope, result.rate))
+        if result.over_budget is not None:
+            if self.metrics is not None:
+                self.metrics.set_budget_remaining(key.name, result.over_budget.state.remaining_usd)
+            raise Refused(_budget_refusal(key, result.over_budget, headers))
+        reservation = result.reservation
+        if reservation is not None:
             state = reservation.state
             headers["x-turnout-budget-remaining-usd"] = str(state.remaining_usd)
             if state.soft_limit_reached:
-                used = _share(state.spent_pico + state.held_pico, budget)
+                used = _share(state.spent_pico + state.held_pico, state.budget)
                 headers["x-turnout-budget-warning"] = (
                     f"key {key.name!r} has used {used} of its ${key.budget_usd} "
                     f"{key.period.value} budget"
@@ -168,13 +181,18 @@ class KeyGuard:
         if reservation is None:
             return
         if cost is None or cost <= 0:
-            await self.budgets.release(reservation)
+            await self.gate.release(reservation)
         else:
-            await self.budgets.settle(reservation, cost)
+            await self.gate.settle(reservation, cost)
         if self.metrics is not None:  # as this request saw it: others may have spent since
             state = reservation.state
             left = state.remaining_usd + _pico_usd(reservation.estimate_pico) - (cost or 0)
             self.metrics.set_budget_remaining(admission.key.name, max(Decimal(0), left))
+
+    async def key_changed(self) -> None:
+        """A key was changed through this process (admin API): every replica rereads."""
+        self.keys.forget()
+        await self.gate.bump()
 
 
 def _tokens(request: ChatRequest) -> int:

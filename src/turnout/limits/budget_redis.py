@@ -37,66 +37,75 @@ from turnout.limits.budget import (
 )
 from turnout.limits.degrade import Degrader
 from turnout.limits.periods import window_of
+from turnout.limits.rate_redis import SERVER_NOW_LUA
 from turnout.tracing.rows import cost_to_pico
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-_PRELUDE = r"""
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local sk, hk = KEYS[1], KEYS[2]
+BUDGET_LUA = r"""
 local function amount_of(entry) return tonumber(string.match(entry, ':(%d+)$')) end
-local expired = redis.call('ZRANGEBYSCORE', hk, '-inf', now)
-if #expired > 0 then
-  local freed = 0
-  for i = 1, #expired do freed = freed + amount_of(expired[i]) end
-  redis.call('ZREMRANGEBYSCORE', hk, '-inf', now)
-  redis.call('HINCRBY', sk, 'held', -freed)
+local function budget_open(sk, hk, now)
+  local expired = redis.call('ZRANGEBYSCORE', hk, '-inf', now)
+  if #expired > 0 then
+    local freed = 0
+    for i = 1, #expired do freed = freed + amount_of(expired[i]) end
+    redis.call('ZREMRANGEBYSCORE', hk, '-inf', now)
+    redis.call('HINCRBY', sk, 'held', -freed)
+  end
+  local spent = tonumber(redis.call('HGET', sk, 'spent') or '0')
+  local held = math.max(0, tonumber(redis.call('HGET', sk, 'held') or '0'))
+  return spent, held
 end
-local function keep(ttl)
+local function budget_keep(sk, hk, ttl)
   if ttl > 0 then
     redis.call('PEXPIRE', sk, ttl)
     redis.call('PEXPIRE', hk, ttl)
   end
 end
-local spent = tonumber(redis.call('HGET', sk, 'spent') or '0')
-local held = math.max(0, tonumber(redis.call('HGET', sk, 'held') or '0'))
+local function budget_reserve(sk, hk, now, cap, amount_text, member, hold_ttl, key_ttl)
+  local spent, held = budget_open(sk, hk, now)
+  local amount = tonumber(amount_text)
+  if spent + held + amount > cap then return {0, tostring(spent), tostring(held)} end
+  redis.call('ZADD', hk, now + hold_ttl, member .. ':' .. amount_text)
+  redis.call('HINCRBY', sk, 'held', amount_text)
+  budget_keep(sk, hk, key_ttl)
+  return {1, tostring(spent), tostring(held + amount)}
+end
+local function budget_finish(sk, hk, now, member, cost, key_ttl)
+  local spent, held = budget_open(sk, hk, now)
+  if redis.call('ZREM', hk, member) == 1 then
+    redis.call('HINCRBY', sk, 'held', -amount_of(member))
+  end
+  if tonumber(cost) > 0 then spent = redis.call('HINCRBY', sk, 'spent', cost) end
+  budget_keep(sk, hk, key_ttl)
+  return tostring(spent)
+end
 """
 
 _RESERVE = (
-    _PRELUDE
+    SERVER_NOW_LUA
+    + BUDGET_LUA
     + r"""
-local cap, amount, member = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local hold_ttl, key_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
-if spent + held + amount > cap then return {0, tostring(spent), tostring(held)} end
-redis.call('ZADD', hk, now + hold_ttl, member .. ':' .. ARGV[3])
-redis.call('HINCRBY', sk, 'held', ARGV[3])
-keep(key_ttl)
-return {1, tostring(spent), tostring(held + amount)}
+return budget_reserve(KEYS[1], KEYS[2], server_now(ARGV[1]), tonumber(ARGV[2]), ARGV[3],
+                      ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]))
 """
 )
 
 _FINISH = (
-    _PRELUDE
+    SERVER_NOW_LUA
+    + BUDGET_LUA
     + r"""
-local member, cost, key_ttl = ARGV[2], ARGV[3], tonumber(ARGV[4])
-if redis.call('ZREM', hk, member) == 1 then
-  redis.call('HINCRBY', sk, 'held', -amount_of(member))
-end
-if tonumber(cost) > 0 then spent = redis.call('HINCRBY', sk, 'spent', cost) end
-keep(key_ttl)
-return tostring(spent)
+return budget_finish(KEYS[1], KEYS[2], server_now(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]))
 """
 )
 
 _STATE = (
-    _PRELUDE
+    SERVER_NOW_LUA
+    + BUDGET_LUA
     + r"""
+local spent, held = budget_open(KEYS[1], KEYS[2], server_now(ARGV[1]))
 return {tostring(spent), tostring(held)}
 """
 )
@@ -142,17 +151,17 @@ class RedisBudgets:
     def _now_arg(self) -> str:
         return "" if self._clock is None else str(int(self._clock() * 1000))
 
-    def _keys(self, name: str, window: str) -> list[str]:
+    def keys_of(self, name: str, window: str) -> list[str]:
         base = f"{self.prefix}:{{{name}}}:{window}"
         return [base, f"{base}:h"]
 
     @staticmethod
-    def _key_ttl_ms(ends_at: float | None, now: float) -> int:
+    def key_ttl_ms(ends_at: float | None, now: float) -> int:
         if ends_at is None:
             return 0
         return max(1, math.ceil((ends_at - now + _KEEP_AFTER_S) * 1000))
 
-    def _remember(self, name: str, window: str, spent: int) -> None:
+    def remember(self, name: str, window: str, spent: int) -> None:
         self._seen[(name, window)] = spent
         self._seen.move_to_end((name, window))
         if len(self._seen) > _SEEN:
@@ -170,14 +179,14 @@ class RedisBudgets:
             amount = cost_to_pico(estimate)
             hold_id = os.urandom(8).hex()
             reply = await self._reserve(
-                keys=self._keys(budget.name, window.id),
+                keys=self.keys_of(budget.name, window.id),
                 args=[
                     self._now_arg(), cost_to_pico(budget.budget_usd), amount, hold_id,
-                    self.hold_ttl_ms, self._key_ttl_ms(window.ends_at, now),
+                    self.hold_ttl_ms, self.key_ttl_ms(window.ends_at, now),
                 ],
             )  # fmt: skip
             ok, spent, held = int(reply[0]), int(float(reply[1])), int(float(reply[2]))
-            self._remember(budget.name, window.id, spent)
+            self.remember(budget.name, window.id, spent)
             state = BudgetState(budget, window.id, spent, held, window.ends_at)
             if not ok:
                 return KeyBudgetExceeded(state, estimate)
@@ -199,10 +208,10 @@ class RedisBudgets:
 
         async def shared() -> None:
             spent = await self._finish(
-                keys=self._keys(reservation.budget.name, reservation.window),
-                args=[*args, self._key_ttl_ms(ends_at, now)],
+                keys=self.keys_of(reservation.budget.name, reservation.window),
+                args=[*args, self.key_ttl_ms(ends_at, now)],
             )
-            self._remember(reservation.budget.name, reservation.window, int(float(spent)))
+            self.remember(reservation.budget.name, reservation.window, int(float(spent)))
 
         if not await self.degrader.attempt(shared) and cost:
             # The hold expires by itself; the spend is kept here, so this replica at
@@ -220,10 +229,10 @@ class RedisBudgets:
             now = self._now()
             window = window_of(budget.period, now)
             reply = await self._state(
-                keys=self._keys(budget.name, window.id), args=[self._now_arg()]
+                keys=self.keys_of(budget.name, window.id), args=[self._now_arg()]
             )
             spent, held = int(float(reply[0])), int(float(reply[1]))
-            self._remember(budget.name, window.id, spent)
+            self.remember(budget.name, window.id, spent)
             return BudgetState(budget, window.id, spent, held, window.ends_at)
 
         return await self.degrader.run(shared, lambda: self.local.state_now(budget))

@@ -204,6 +204,20 @@ class MemoryRateLimiter:
             shared=False,
         )
 
+    def undo_now(self, scope: str, limit: RateLimit, tokens: int = 0) -> None:
+        """Take the latest admission of ``scope`` back out (it was decided on a stale key)."""
+        log = self._logs.get(scope)
+        if log is None:
+            return
+        if limit.rpm is not None and log.requests:
+            log.requests.pop()
+        if limit.tpm is not None:
+            for i in range(len(log.tokens) - 1, -1, -1):
+                if log.tokens[i][1] == tokens:
+                    del log.tokens[i]
+                    log.used -= tokens
+                    break
+
     def _log(self, scope: str) -> _Log:
         log = self._logs.get(scope)
         if log is None:

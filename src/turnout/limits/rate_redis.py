@@ -20,7 +20,7 @@ a metric; never an outage.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from turnout.limits.degrade import Degrader
@@ -30,77 +30,120 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-_LUA = r"""
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local window, rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local tokens, member = tonumber(ARGV[5]), ARGV[6]
-local rk, tk, sk = KEYS[1], KEYS[2], KEYS[3]
-local edge = now - window
-local function count_of(entry) return tonumber(string.match(entry, ':(%d+)$')) end
-local count = 0
-if rpm > 0 then
-  redis.call('ZREMRANGEBYSCORE', rk, '-inf', edge)
-  count = redis.call('ZCARD', rk)
-end
-local used = 0
-if tpm > 0 then
-  local expired = redis.call('ZRANGEBYSCORE', tk, '-inf', edge)
-  used = tonumber(redis.call('GET', sk) or '0')
-  if #expired > 0 then
-    local freed = 0
-    for i = 1, #expired do freed = freed + count_of(expired[i]) end
-    redis.call('ZREMRANGEBYSCORE', tk, '-inf', edge)
-    used = math.max(0, used - freed)
-    redis.call('SET', sk, used, 'PX', window)
+SERVER_NOW_LUA = r"""
+local function server_now(arg)
+  local now = tonumber(arg)
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
+  return now
 end
-local wait_r, wait_t = 0, 0
-if rpm > 0 and count >= rpm then
-  local e = redis.call('ZRANGE', rk, count - rpm, count - rpm, 'WITHSCORES')
-  wait_r = tonumber(e[2]) + window - now
-end
-if tpm > 0 and used + tokens > tpm then
-  if tokens > tpm then
-    wait_t = -1
-  else
-    local need, freed = used + tokens - tpm, 0
-    local entries = redis.call('ZRANGE', tk, 0, -1, 'WITHSCORES')
-    for i = 1, #entries, 2 do
-      freed = freed + count_of(entries[i])
-      if freed >= need then wait_t = tonumber(entries[i + 1]) + window - now; break end
+"""
+
+RATE_LUA = r"""
+local function count_of(entry) return tonumber(string.match(entry, ':(%d+)$')) end
+local function rate_admit(rk, tk, sk, now, window, rpm, tpm, tokens, member)
+  local edge = now - window
+  local count = 0
+  if rpm > 0 then
+    redis.call('ZREMRANGEBYSCORE', rk, '-inf', edge)
+    count = redis.call('ZCARD', rk)
+  end
+  local used = 0
+  if tpm > 0 then
+    local expired = redis.call('ZRANGEBYSCORE', tk, '-inf', edge)
+    used = tonumber(redis.call('GET', sk) or '0')
+    if #expired > 0 then
+      local freed = 0
+      for i = 1, #expired do freed = freed + count_of(expired[i]) end
+      redis.call('ZREMRANGEBYSCORE', tk, '-inf', edge)
+      used = math.max(0, used - freed)
+      redis.call('SET', sk, used, 'PX', window)
     end
   end
-end
-local allowed = wait_r <= 0 and wait_t == 0
-if allowed then
-  if rpm > 0 then
-    redis.call('ZADD', rk, now, member)
-    redis.call('PEXPIRE', rk, window)
-    count = count + 1
+  local wait_r, wait_t = 0, 0
+  if rpm > 0 and count >= rpm then
+    local e = redis.call('ZRANGE', rk, count - rpm, count - rpm, 'WITHSCORES')
+    wait_r = tonumber(e[2]) + window - now
   end
-  if tpm > 0 then
-    redis.call('ZADD', tk, now, member .. ':' .. tokens)
-    redis.call('PEXPIRE', tk, window)
-    used = used + tokens
-    redis.call('SET', sk, used, 'PX', window)
+  if tpm > 0 and used + tokens > tpm then
+    if tokens > tpm then
+      wait_t = -1
+    else
+      local need, freed = used + tokens - tpm, 0
+      local entries = redis.call('ZRANGE', tk, 0, -1, 'WITHSCORES')
+      for i = 1, #entries, 2 do
+        freed = freed + count_of(entries[i])
+        if freed >= need then wait_t = tonumber(entries[i + 1]) + window - now; break end
+      end
+    end
+  end
+  local allowed = wait_r <= 0 and wait_t == 0
+  if allowed then
+    if rpm > 0 then
+      redis.call('ZADD', rk, now, member)
+      redis.call('PEXPIRE', rk, window)
+      count = count + 1
+    end
+    if tpm > 0 then
+      redis.call('ZADD', tk, now, member .. ':' .. tokens)
+      redis.call('PEXPIRE', tk, window)
+      used = used + tokens
+      redis.call('SET', sk, used, 'PX', window)
+    end
+  end
+  local reset_r, reset_t = 0, 0
+  if count > 0 then
+    local o = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
+    if o[2] then reset_r = tonumber(o[2]) + window - now end
+  end
+  if tpm > 0 and used > 0 then
+    local o = redis.call('ZRANGE', tk, 0, 0, 'WITHSCORES')
+    if o[2] then reset_t = tonumber(o[2]) + window - now end
+  end
+  return {allowed and 1 or 0, count, used, math.floor(wait_r), math.floor(wait_t),
+          math.floor(reset_r), math.floor(reset_t)}
+end
+local function rate_undo(rk, tk, sk, member, tokens, window)
+  redis.call('ZREM', rk, member)
+  if redis.call('ZREM', tk, member .. ':' .. tokens) == 1 then
+    local left = math.max(0, tonumber(redis.call('GET', sk) or '0') - tokens)
+    redis.call('SET', sk, left, 'PX', window)
   end
 end
-local reset_r, reset_t = 0, 0
-if count > 0 then
-  local o = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
-  if o[2] then reset_r = tonumber(o[2]) + window - now end
-end
-if tpm > 0 and used > 0 then
-  local o = redis.call('ZRANGE', tk, 0, 0, 'WITHSCORES')
-  if o[2] then reset_t = tonumber(o[2]) + window - now end
-end
-return {allowed and 1 or 0, count, used, math.floor(wait_r), math.floor(wait_t),
-        math.floor(reset_r), math.floor(reset_t)}
 """
+
+_LUA = (
+    SERVER_NOW_LUA
+    + RATE_LUA
+    + r"""
+return rate_admit(KEYS[1], KEYS[2], KEYS[3], server_now(ARGV[1]), tonumber(ARGV[2]),
+                  tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
+"""
+)
+
+
+def rate_keys(prefix: str, scope: str) -> list[str]:
+    """The three keys of a scope's log (the scope is their hash tag)."""
+    base = f"{prefix}:{{{scope}}}"
+    return [f"{base}:r", f"{base}:t", f"{base}:s"]
+
+
+def rate_decision(reply: Sequence[Any], limit: RateLimit) -> RateDecision:
+    """``rate_admit``'s seven numbers as a decision."""
+    allowed, count, used, wait_r, wait_t, reset_r, reset_t = (int(v) for v in reply)
+    never = wait_t < 0
+    return RateDecision(
+        allowed=bool(allowed),
+        limit=limit,
+        requests=count,
+        tokens=used,
+        reset_requests_s=reset_r / 1000,
+        reset_tokens_s=reset_t / 1000,
+        retry_after_s=None if allowed or never else max(wait_r, wait_t) / 1000,
+        shared=True,
+    )
 
 
 class RedisRateLimiter:
@@ -138,26 +181,13 @@ class RedisRateLimiter:
         return await self.degrader.run(shared, lambda: self.local.admit_now(scope, limit, tokens))
 
     async def _admit(self, scope: str, limit: RateLimit, tokens: int) -> RateDecision:
-        base = f"{self.prefix}:{{{scope}}}"
         now = "" if self._clock is None else str(int(self._clock() * 1000))
         args: list[Any] = [
             now, self.window_ms, limit.rpm or 0, limit.tpm or 0, max(0, tokens),
             os.urandom(8).hex(),
         ]  # fmt: skip
-        reply = await self._script(keys=[f"{base}:r", f"{base}:t", f"{base}:s"], args=args)
-        allowed, count, used, wait_r, wait_t, reset_r, reset_t = (int(v) for v in reply)
-        never = wait_t < 0
-        retry = None if allowed or never else max(wait_r, wait_t) / 1000
-        return RateDecision(
-            allowed=bool(allowed),
-            limit=limit,
-            requests=count,
-            tokens=used,
-            reset_requests_s=reset_r / 1000,
-            reset_tokens_s=reset_t / 1000,
-            retry_after_s=retry,
-            shared=True,
-        )
+        reply = await self._script(keys=rate_keys(self.prefix, scope), args=args)
+        return rate_decision(reply, limit)
 
     async def prepare(self) -> bool:
         """Load the Lua scripts and open a connection now, not on the first request;

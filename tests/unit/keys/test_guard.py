@@ -13,6 +13,7 @@ from turnout.keys import KeyStore, Period
 from turnout.keys.cache import CachedKeys, LocalKeyEvents
 from turnout.keys.guard import KeyGuard, Refused
 from turnout.limits import MemoryBudgets, MemoryRateLimiter
+from turnout.limits.gate import LocalGate
 from turnout.pricing.cost import Price
 from turnout.tracing.sqlite import SQLiteStore
 from turnout.types import ChatRequest, Message
@@ -25,8 +26,8 @@ PRICE = Price.of(5, 25)  # the request's estimate: 100 * 5 + 100 * 25 per millio
 def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
     store = SQLiteStore(tmp_path / "traces.db")
     keys = KeyStore(store)
-    events = LocalKeyEvents()
-    guard = KeyGuard(CachedKeys(keys, events), MemoryRateLimiter(), MemoryBudgets())
+    gate = LocalGate(LocalKeyEvents(), MemoryRateLimiter(), MemoryBudgets())
+    guard = KeyGuard(CachedKeys(keys), gate)
     yield keys, guard
     store.close()
 
@@ -65,7 +66,7 @@ async def test_revocation_is_seen_at_once(setup) -> None:  # type: ignore[no-unt
     await admit(guard, secret)
     assert guard.keys.reads == 1  # cached
     keys.revoke("team-a")
-    await guard.keys.changed()
+    await guard.key_changed()
     with pytest.raises(Refused) as info:
         await admit(guard, secret)
     assert info.value.refusal.code == "key_revoked"
@@ -100,3 +101,15 @@ async def test_budget_reserve_settle_release(setup) -> None:  # type: ignore[no-
     await guard.finish(held[1], Decimal("0.001"))  # settled below its estimate
     after = await admit(guard, secret)
     assert after.headers["x-turnout-budget-remaining-usd"] == "0.003"  # 0.01 - 0.001 - 2 x 0.003
+
+
+async def test_a_change_elsewhere_is_seen_through_the_generation(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", budget_usd=Decimal("1"))
+    await admit(guard, secret)
+    keys.update("team-a", budget_usd=Decimal("0.001"))  # another process changed it...
+    await guard.gate.bump()  # ...and bumped the shared generation
+    with pytest.raises(Refused) as info:
+        await admit(guard, secret)
+    assert info.value.refusal.code == "budget_exceeded"
+    assert guard.keys.reads == 2
