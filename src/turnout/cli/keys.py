@@ -45,6 +45,44 @@ def _expiry(value: str | None) -> float | None:
         raise ConfigError(str(exc), field="--expires") from None
 
 
+redis_option = click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    envvar="TURNOUT_REDIS_URL",
+    help="The gateways' Redis (executor.redis_url): tell every replica of the change at "
+    "once. Without it, replicas see it within their key cache's lifetime (30 s).",
+)
+redis_prefix_option = click.option(
+    "--redis-prefix", default="turnout", show_default=True, help="executor.redis_prefix."
+)
+
+
+def _announce(redis_url: str | None, prefix: str) -> None:
+    """Bump the key-change generation the gateways read before each request."""
+    if not redis_url:
+        return
+    import asyncio
+
+    async def bump() -> None:
+        from redis.asyncio import Redis
+
+        from turnout.keys.cache import RedisKeyEvents
+
+        client = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            events = RedisKeyEvents(client, prefix=f"{prefix}:keys", timeout_s=2)
+            await events.bump()
+            if events.degrader.failures:
+                click.echo(
+                    "warning: Redis unreachable; gateways see the change within 30 s", err=True
+                )
+        finally:
+            await client.aclose()
+
+    asyncio.run(bump())
+
+
 def _show(key: VirtualKey, as_json: bool) -> None:
     summary = key_summary(key)
     if as_json:
@@ -154,6 +192,8 @@ def show_cmd(name: str, store_url: str | None, as_json: bool) -> None:
 @click.argument("name")
 @_limits
 @store_option
+@redis_option
+@redis_prefix_option
 @click.option("--json", "as_json", is_flag=True)
 def update_cmd(
     name: str,
@@ -165,6 +205,8 @@ def update_cmd(
     models: str | None,
     expires: str | None,
     store_url: str | None,
+    redis_url: str | None,
+    redis_prefix: str,
     as_json: bool,
 ) -> None:
     """Change a key's limits; options left out stay as they are. ``--budget-usd none``,
@@ -189,14 +231,18 @@ def update_cmd(
         raise ConfigError("nothing to change: give at least one option", field="keys update")
     with opened_store(store_url) as store:
         key = KeyStore(store).update(name, **changes)
+    _announce(redis_url, redis_prefix)
     _show(key, as_json)
 
 
 @keys_group.command("revoke")
 @click.argument("name")
 @store_option
-def revoke_cmd(name: str, store_url: str | None) -> None:
-    """Revoke a key at once and for good (every replica refuses it)."""
+@redis_option
+@redis_prefix_option
+def revoke_cmd(name: str, store_url: str | None, redis_url: str | None, redis_prefix: str) -> None:
+    """Revoke a key for good (with --redis, every replica refuses it at once)."""
     with opened_store(store_url) as store:
         key = KeyStore(store).revoke(name)
+    _announce(redis_url, redis_prefix)
     click.echo(f"key {key.name!r} revoked")

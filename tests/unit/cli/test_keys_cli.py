@@ -64,3 +64,31 @@ def test_one_line_errors(
     code, _, err = run(capsys, *args, "--store", str(tmp_path / "t.db"))
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_revoke_tells_the_gateways_through_redis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+    import uuid
+
+    redis_asyncio = pytest.importorskip("redis.asyncio")
+    prefix = f"turnout-test:{uuid.uuid4().hex}"
+    db = str(tmp_path / "traces.db")
+    assert run(capsys, "keys", "create", "--name", "a", "--store", db)[0] == 0
+
+    async def generation() -> int:
+        client = redis_asyncio.Redis.from_url("redis://127.0.0.1:6379/0")
+        try:
+            value = await client.get(f"{prefix}:keys:generation")
+            await client.delete(f"{prefix}:keys:generation")
+            return int(value or 0)
+        finally:
+            await client.aclose()
+
+    code, _, err = run(capsys, "keys", "revoke", "a", "--store", db, "--redis",
+                       "redis://127.0.0.1:6379/0", "--redis-prefix", prefix)  # fmt: skip
+    assert code == 0, err
+    if "unreachable" in err:
+        pytest.skip("Redis is not reachable at 127.0.0.1:6379")
+    assert asyncio.run(generation()) == 1
