@@ -29,9 +29,11 @@ import aiohttp
 
 from http_clients import start_server
 from turnout.config.settings import Timeouts
-from turnout.providers import openai_wire
 from turnout.providers.openai_compat import OpenAICompatProvider
 from turnout.types import ChatRequest, Message
+from turnout.wire import jsonio
+from turnout.wire import requests as wire_requests
+from turnout.wire import responses as wire
 
 KEY_ENV = "TURNOUT_BENCH_KEY"
 REQUEST = ChatRequest(
@@ -111,9 +113,9 @@ def cpu_only(n: int = 20000) -> float:
     raw = json.dumps(answer).encode()
     t0 = time.perf_counter()
     for _ in range(n):
-        openai_wire.encode(openai_wire.request_body(REQUEST, model="bench-model", stream=False))
-        data = openai_wire.load_json(raw)
-        openai_wire.parse_completion(data, model="bench-model", latency_s=0.0, prompt_tokens=1)
+        jsonio.encode(wire_requests.request_body(REQUEST, model="bench-model", stream=False))
+        data = jsonio.load_json(raw)
+        wire.parse_completion(data, model="bench-model", latency_s=0.0, prompt_tokens=1)
     return (time.perf_counter() - t0) / n * 1000
 
 

@@ -36,7 +36,7 @@ from turnout.cli.report import report_group
 from turnout.reports import png as png_module
 from turnout.reports.svg import POLICY_COLORS, STEP_COLORS
 from turnout.testing.fake_openai import FakeOpenAI, ServerThread
-from turnout.testing.openai_bodies import prompt_text
+from turnout.wire.requests import prompt_text
 
 POLICIES = ("all_frontier", "mixed", "all_cheap")
 LLM_STEPS = ("planner", "implementer")

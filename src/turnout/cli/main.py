@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prices": ("turnout.cli.prices:prices_cmd", "The bundled price sheet, dated and sourced."),
     "local": ("turnout.cli.local:local_group", "The embedded local models."),
     "keys": ("turnout.cli.keys:keys_group", "Virtual keys for the gateway: budgets, limits."),
+    "serve": ("turnout.cli.serve:serve_cmd", "Serve an OpenAI-compatible API routed by policy."),
 }
 
 

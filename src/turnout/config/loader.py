@@ -66,13 +66,21 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
                     field=f"policies.{name}.{field}",
                 )
         policies[name] = PolicyConfig(name, pol.kind, MappingProxyType(options))
+    default = schema.gateway.default_policy
+    if default is not None and default not in policies:
+        known = ", ".join(sorted(policies)) or "none"
+        raise ConfigError(
+            f"unknown policy {default!r} (known: {known})",
+            file=file,
+            field="gateway.default_policy",
+        )
     return Settings(
         providers=MappingProxyType(providers),
         models=MappingProxyType(models),
         policies=MappingProxyType(policies),
         storage=schema.storage,
         path=source,
-        gateway=MappingProxyType(dict(schema.gateway or {})),
+        gateway=MappingProxyType(schema.gateway.model_dump()),
         executor=MappingProxyType(schema.executor.model_dump(exclude_none=True)),
     )
 

@@ -425,10 +425,33 @@ class ExecutorSchema(_Strict):
     on_stream_cut: Literal["continue", "restart", "fail"] = "continue"
 
 
+# -- gateway: turnout serve -----------------------------------------------------------------
+
+
+class CorsSchema(_Strict):
+    allow_origins: list[str] = Field(default_factory=list)
+    allow_headers: list[str] = Field(default_factory=lambda: ["*"])
+    max_age_s: int = Field(default=600, ge=0)
+
+
+class GatewaySchema(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    default_policy: str | None = None
+    # a `model` that is neither a policy nor a pool model: 404, or the default policy
+    unknown_models: Literal["reject", "default_policy"] = "reject"
+    max_body_bytes: PositiveInt = 4 * 1024 * 1024
+    # overrides executor.on_stream_cut for gateway traffic (unset: the executor's rule)
+    on_stream_cut: Literal["continue", "restart", "fail"] | None = None
+    # CORS is off unless origins are listed ("*" allows any origin)
+    cors: CorsSchema | None = None
+    shutdown_timeout_s: PositiveFloat = 30.0
+
+
 class SettingsSchema(_Strict):
     providers: dict[str, ProviderSchema]
     models: dict[str, ModelSchema]
     policies: dict[str, PolicySchema] = Field(default_factory=dict)
     storage: str | None = None
     executor: ExecutorSchema = Field(default_factory=ExecutorSchema)
-    gateway: dict[str, Any] | None = None
+    gateway: GatewaySchema = Field(default_factory=GatewaySchema)

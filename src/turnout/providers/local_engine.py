@@ -31,9 +31,9 @@ from turnout.errors import (
     ProviderError,
     ServerError,
 )
-from turnout.providers import openai_wire
 from turnout.providers.local_models import LocalModel
 from turnout.types import ChatRequest, StreamEvent, TextDelta, ToolCallDelta, Usage
+from turnout.wire import requests as wire_requests
 
 DEFAULT_SEED = 42
 """Seed sent when a request has none, so sampled runs repeat too."""
@@ -128,7 +128,7 @@ def chat_body(request: ChatRequest) -> dict[str, Any]:
     extra = {k: v for k, v in request.extra.items() if k not in _RESERVED}
     if len(extra) != len(request.extra):
         request = replace(request, extra=extra)
-    body = openai_wire.request_body(request, model="", stream=True)
+    body = wire_requests.request_body(request, model="", stream=True)
     del body["model"]
     body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
     body.setdefault("seed", DEFAULT_SEED)

@@ -39,11 +39,14 @@ from turnout.errors import (
     ProviderError,
     ProviderTimeout,
 )
-from turnout.providers import openai_errors, openai_wire
+from turnout.providers import openai_errors
 from turnout.providers.base import Provider
 from turnout.providers.redact import Secret, redact, truncate
 from turnout.providers.sse import SSEDecoder, SSEError
 from turnout.types import ChatRequest, ChatResponse, StreamEnd, StreamEvent
+from turnout.wire import jsonio
+from turnout.wire import requests as wire_requests
+from turnout.wire import responses as wire
 
 
 class OpenAICompatProvider(Provider):
@@ -189,7 +192,7 @@ class OpenAICompatProvider(Provider):
     async def complete(self, request: ChatRequest) -> ChatResponse:
         model = self._model_id(request)
         session = await self._session_for(model)
-        body = openai_wire.encode(openai_wire.request_body(request, model=model, stream=False))
+        body = jsonio.encode(wire_requests.request_body(request, model=model, stream=False))
         start = time.perf_counter()
         try:
             async with session.post(self._url, data=body, allow_redirects=False) as response:
@@ -200,15 +203,15 @@ class OpenAICompatProvider(Provider):
             raise self._transport_error(exc, model) from exc
         latency = time.perf_counter() - start
         try:
-            data = openai_wire.load_json(raw)
+            data = jsonio.load_json(raw)
             if isinstance(data, dict) and "error" in data and not data.get("choices"):
                 info = openai_errors.error_info_from(data)
                 raise self._classify_event(info, model)
-            answer = openai_wire.parse_completion(
+            answer = wire.parse_completion(
                 data,
                 model=model,
                 latency_s=latency,
-                prompt_tokens=openai_wire.prompt_estimate(request),
+                prompt_tokens=wire_requests.prompt_estimate(request),
             )
         except ValueError as exc:
             raise self._malformed(str(exc), model) from None
@@ -233,8 +236,8 @@ class OpenAICompatProvider(Provider):
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         model = self._model_id(request)
         session = await self._session_for(model)
-        body = openai_wire.encode(openai_wire.request_body(request, model=model, stream=True))
-        state = openai_wire.StreamState(model)
+        body = jsonio.encode(wire_requests.request_body(request, model=model, stream=True))
+        state = wire.StreamState(model)
         decoder = SSEDecoder()
         done = False
         ttft: float | None = None
@@ -276,21 +279,19 @@ class OpenAICompatProvider(Provider):
             filtered = ContentFiltered(
                 f"the answer from {self._where()} was stopped by its content filter", model=model
             )
-            filtered.usage = state.final_usage(openai_wire.prompt_estimate(request))
+            filtered.usage = state.final_usage(wire_requests.prompt_estimate(request))
             raise filtered
         yield StreamEnd(
             state.finish_reason,
-            state.final_usage(openai_wire.prompt_estimate(request)),
+            state.final_usage(wire_requests.prompt_estimate(request)),
             state.model,
             state.response_id,
             ttft,
         )
 
-    def _deltas(
-        self, state: openai_wire.StreamState, data: str, model: str
-    ) -> list[openai_wire.Delta]:
+    def _deltas(self, state: wire.StreamState, data: str, model: str) -> list[wire.Delta]:
         try:
-            chunk: Any = openai_wire.load_json(data, what="stream chunk")
+            chunk: Any = jsonio.load_json(data, what="stream chunk")
             if isinstance(chunk, dict) and "error" in chunk and not chunk.get("choices"):
                 raise self._classify_event(openai_errors.error_info_from(chunk), model)
             return state.feed(chunk)

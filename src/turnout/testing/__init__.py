@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from turnout.testing.fake_openai import FakeOpenAI, RecordedRequest, ServerThread
     from turnout.testing.faults import Fault
-    from turnout.testing.openai_bodies import echo_last_user
+    from turnout.testing.replies import echo_last_user
 
 __all__ = ["FakeOpenAI", "Fault", "RecordedRequest", "ServerThread", "echo_last_user"]
 
@@ -23,7 +23,7 @@ _WHERE = {
     "RecordedRequest": "turnout.testing.fake_openai",
     "ServerThread": "turnout.testing.fake_openai",
     "Fault": "turnout.testing.faults",
-    "echo_last_user": "turnout.testing.openai_bodies",
+    "echo_last_user": "turnout.testing.replies",
 }
 
 

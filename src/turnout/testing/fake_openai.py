@@ -39,8 +39,12 @@ from typing import Any
 
 from aiohttp import web
 
-from turnout.testing import openai_bodies as bodies
+from turnout.pricing.tokens import estimate_tokens
+from turnout.testing import replies
 from turnout.testing.faults import Fault
+from turnout.wire import errors as wire_errors
+from turnout.wire import requests as wire_requests
+from turnout.wire import responses as wire
 
 Reply = str | Callable[[Mapping[str, Any]], str]
 
@@ -84,7 +88,7 @@ class FakeOpenAI:
     """An OpenAI-compatible chat-completions server for tests and benchmarks.
 
     ``reply`` is the answer text or a function of the request body (see
-    :func:`~turnout.testing.openai_bodies.echo_last_user`); ``default`` the
+    :func:`~turnout.testing.replies.echo_last_user`); ``default`` the
     behaviour when nothing else is scripted; ``latency`` a sleep before every
     answer; ``chunk_delay`` a sleep between streamed chunks; ``cached_tokens``
     what ``prompt_tokens_details.cached_tokens`` reports (capped at the prompt).
@@ -93,7 +97,7 @@ class FakeOpenAI:
     def __init__(
         self,
         *,
-        reply: Reply = bodies.DEFAULT_REPLY,
+        reply: Reply = replies.DEFAULT_REPLY,
         default: Fault | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -224,12 +228,12 @@ class FakeOpenAI:
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return _json(400, bodies.error_body(400, "Expected a JSON body with 'messages'."))
+            return _json(400, wire_errors.error_body(400, "Expected a JSON body with 'messages'."))
         headers = request.headers  # case-insensitive
         try:
             fault = self._pick(headers, body)
         except ValueError as exc:
-            return _json(400, bodies.error_body(400, str(exc)))
+            return _json(400, wire_errors.error_body(400, str(exc)))
         if self.record:
             self.requests.append(
                 RecordedRequest(
@@ -273,26 +277,24 @@ class FakeOpenAI:
         """(content, tool calls, finish reason, usage) for a request."""
         tool_calls: list[dict[str, Any]] = []
         if fault.kind == "tool_calls":
-            calls = fault.tool_calls or bodies.default_tool_calls(body)
+            calls = fault.tool_calls or replies.default_tool_calls(body)
             content, finish = None, "tool_calls"
-            tool_calls = bodies.tool_call_objects(calls, prefix)
+            tool_calls = wire.tool_call_objects(calls, prefix)
         else:
             content = self.reply(body) if callable(self.reply) else self.reply
             finish = "stop"
             if fault.kind == "content_filter":
                 content, finish = content.split(" ")[0], "content_filter"
         answer_text = (content or "") + "".join(c["function"]["arguments"] for c in tool_calls)
-        prompt = bodies.estimate_tokens(bodies.prompt_text(body))
-        use = bodies.usage(
-            prompt, bodies.estimate_tokens(answer_text), min(self.cached_tokens, prompt)
-        )
+        prompt = estimate_tokens(wire_requests.prompt_text(body))
+        use = wire.usage(prompt, estimate_tokens(answer_text), min(self.cached_tokens, prompt))
         return content, tool_calls, finish, use
 
     def _completion(self, body: Mapping[str, Any], fault: Fault) -> dict[str, Any]:
         n = next(self._ids)
         content, calls, finish, use = self._answer(body, fault, str(n))
         model = str(body.get("model") or "fake-model")
-        return bodies.completion(
+        return wire.completion(
             f"chatcmpl-fake-{n}", model, int(time.time()), content, finish, calls, use
         )
 
@@ -303,12 +305,12 @@ class FakeOpenAI:
         rid, model = f"chatcmpl-fake-{n}", str(body.get("model") or "fake-model")
         created = int(time.time())
         content, calls, finish, use = self._answer(body, fault, str(n))
-        deltas = bodies.stream_deltas(content, calls)
-        chunks = [bodies.chunk(rid, model, created, d) for d in deltas]
-        chunks.append(bodies.chunk(rid, model, created, {}, finish))
+        deltas = replies.stream_deltas(content, calls)
+        chunks = [wire.chunk(rid, model, created, d) for d in deltas]
+        chunks.append(wire.chunk(rid, model, created, {}, finish))
         options = body.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):
-            chunks.append(bodies.chunk(rid, model, created, None, usage_body=use))
+            chunks.append(wire.chunk(rid, model, created, None, usage_body=use))
         frames = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks]
         frames.append(b"data: [DONE]\n\n")
 
@@ -350,12 +352,12 @@ def _json(status: int, body: Any, headers: Sequence[tuple[str, str]] = ()) -> we
 
 def _error(fault: Fault, headers: Mapping[str, str]) -> web.Response:
     if fault.status == 502 and fault.message is None:
-        return web.Response(status=502, text=bodies.BAD_GATEWAY_HTML, content_type="text/html")
+        return web.Response(status=502, text=replies.BAD_GATEWAY_HTML, content_type="text/html")
     message = fault.message
     if fault.echo_auth:
         key = headers.get("authorization", "").removeprefix("Bearer ")
         message = f"Incorrect API key provided: {key}. Find your API key in your account."
-    body = bodies.error_body(fault.status, message, fault.code, fault.error_type)
+    body = wire_errors.error_body(fault.status, message, fault.code, fault.error_type)
     return _json(fault.status, body, fault.headers)
 
 
@@ -441,7 +443,7 @@ class ServerThread:
 
 async def _serve(args: argparse.Namespace) -> None:
     server = FakeOpenAI(
-        reply=bodies.echo_last_user if args.echo else args.reply,
+        reply=replies.echo_last_user if args.echo else args.reply,
         default=Fault.parse(args.fault),
         host=args.host,
         port=args.port,
@@ -465,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    parser.add_argument("--reply", default=bodies.DEFAULT_REPLY, help="the answer text")
+    parser.add_argument("--reply", default=replies.DEFAULT_REPLY, help="the answer text")
     parser.add_argument("--echo", action="store_true", help="answer with the last user message")
     parser.add_argument("--fault", default="ok", help="default behaviour, e.g. 503 or stall:2")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")

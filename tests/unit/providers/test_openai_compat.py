@@ -21,11 +21,14 @@ from turnout.errors import (
     RateLimited,
     ServerError,
 )
-from turnout.providers import openai_errors, openai_wire
+from turnout.providers import openai_errors
 from turnout.providers.openai_compat import OpenAICompatProvider, from_config
 from turnout.providers.redact import REDACTED, Secret, redact, truncate
 from turnout.providers.sse import SSEDecoder, SSEError
 from turnout.types import ChatRequest, Message, TextDelta, ToolCall, ToolCallDelta, Usage
+from turnout.wire import jsonio
+from turnout.wire import requests as wire_requests
+from turnout.wire import responses as wire
 
 KEY = "sk-proj-abcdefghijklmnop0123456789"
 
@@ -35,7 +38,7 @@ KEY = "sk-proj-abcdefghijklmnop0123456789"
 
 def test_request_body_minimal() -> None:
     request = ChatRequest(messages=(Message.user("hi"),))
-    body = openai_wire.request_body(request, model="m", stream=False)
+    body = wire_requests.request_body(request, model="m", stream=False)
     assert body == {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -53,7 +56,7 @@ def test_request_body_passes_everything_through() -> None:
         response_format={"type": "json_object"},
         extra={"user": "abc", "stream": False, "logprobs": True},
     )
-    body = openai_wire.request_body(request, model="m", stream=True)
+    body = wire_requests.request_body(request, model="m", stream=True)
     assert body["max_tokens"] == 5
     assert body["temperature"] == 0.2
     assert body["top_p"] == 0.9
@@ -66,12 +69,12 @@ def test_request_body_passes_everything_through() -> None:
     assert body["logprobs"] is True
     assert body["stream"] is True  # extra cannot switch streaming off
     assert body["stream_options"] == {"include_usage": True}
-    json.loads(openai_wire.encode(body))
+    json.loads(jsonio.encode(body))
 
 
 def test_assistant_tool_calls_and_tool_results_serialize() -> None:
     call = ToolCall("call_1", "lookup", '{"q": "x"}')
-    assistant = openai_wire.message_to_wire(Message("assistant", None, tool_calls=(call,)))
+    assistant = wire_requests.message_to_wire(Message("assistant", None, tool_calls=(call,)))
     assert assistant == {
         "role": "assistant",
         "content": None,
@@ -83,14 +86,14 @@ def test_assistant_tool_calls_and_tool_results_serialize() -> None:
             }
         ],
     }
-    result = openai_wire.message_to_wire(Message("tool", "42", tool_call_id="call_1"))
+    result = wire_requests.message_to_wire(Message("tool", "42", tool_call_id="call_1"))
     assert result == {"role": "tool", "content": "42", "tool_call_id": "call_1"}
-    named = openai_wire.message_to_wire(Message("user", None, name="ann"))
+    named = wire_requests.message_to_wire(Message("user", None, name="ann"))
     assert named == {"role": "user", "content": "", "name": "ann"}
 
 
 def test_encode_keeps_unicode() -> None:
-    assert openai_wire.encode({"a": "café"}) == '{"a":"café"}'.encode()
+    assert jsonio.encode({"a": "café"}) == '{"a":"café"}'.encode()
 
 
 # -- answers ---------------------------------------------------------------------------
@@ -114,7 +117,7 @@ def completion(**overrides: Any) -> dict[str, Any]:
 
 
 def test_parse_completion() -> None:
-    answer = openai_wire.parse_completion(completion(), model="m", latency_s=0.5, prompt_tokens=1)
+    answer = wire.parse_completion(completion(), model="m", latency_s=0.5, prompt_tokens=1)
     assert answer.content == "Hi"
     assert answer.usage == Usage(10, 2, 4)
     assert answer.model == "gpt-x-2025"
@@ -133,7 +136,7 @@ def test_parse_completion_tool_calls_with_object_arguments() -> None:
         ],
     }
     body = completion(choices=[{"message": message, "finish_reason": "tool_calls"}])
-    answer = openai_wire.parse_completion(body, model="m", latency_s=0, prompt_tokens=1)
+    answer = wire.parse_completion(body, model="m", latency_s=0, prompt_tokens=1)
     assert answer.tool_calls == (
         ToolCall("c1", "f", '{"a": 1}'),
         ToolCall("call_1", "g", '{"b": 2}'),
@@ -142,12 +145,12 @@ def test_parse_completion_tool_calls_with_object_arguments() -> None:
 
 def test_missing_usage_is_estimated_not_zero() -> None:
     body = completion(usage=None)
-    answer = openai_wire.parse_completion(body, model="m", latency_s=0, prompt_tokens=7)
+    answer = wire.parse_completion(body, model="m", latency_s=0, prompt_tokens=7)
     assert answer.usage == Usage(7, 1, 0, estimated=True)
 
 
 def test_deepseek_cache_hit_spelling() -> None:
-    usage = openai_wire.parse_usage(
+    usage = wire.parse_usage(
         {"prompt_tokens": 9, "completion_tokens": 1, "prompt_cache_hit_tokens": 8}
     )
     assert usage == Usage(9, 1, 8)
@@ -166,18 +169,18 @@ def test_deepseek_cache_hit_spelling() -> None:
 )
 def test_parse_completion_rejects_malformed_bodies(body: Any, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
-        openai_wire.parse_completion(body, model="m", latency_s=0, prompt_tokens=1)
+        wire.parse_completion(body, model="m", latency_s=0, prompt_tokens=1)
 
 
 def test_load_json_names_what_was_bad() -> None:
     with pytest.raises(ValueError, match="stream chunk is not valid JSON"):
-        openai_wire.load_json("{oops", what="stream chunk")
+        jsonio.load_json("{oops", what="stream chunk")
     with pytest.raises(ValueError, match="not valid UTF-8"):
-        openai_wire.load_json(b"\xff\xfe{")
+        jsonio.load_json(b"\xff\xfe{")
 
 
 def test_stream_state_text_tool_calls_and_usage() -> None:
-    state = openai_wire.StreamState("m")
+    state = wire.StreamState("m")
     chunks = [
         {
             "id": "c",
@@ -216,7 +219,7 @@ def test_stream_state_text_tool_calls_and_usage() -> None:
 
 
 def test_stream_state_estimates_usage_when_none_came() -> None:
-    state = openai_wire.StreamState("m")
+    state = wire.StreamState("m")
     state.feed({"choices": [{"delta": {"content": "12345678"}, "finish_reason": "stop"}]})
     assert state.final_usage(prompt_tokens=5) == Usage(5, 2, 0, estimated=True)
 
@@ -234,7 +237,7 @@ def test_stream_state_estimates_usage_when_none_came() -> None:
 )
 def test_stream_state_rejects_malformed_chunks(chunk: Any) -> None:
     with pytest.raises(ValueError, match="stream chunk"):
-        openai_wire.StreamState("m").feed(chunk)
+        wire.StreamState("m").feed(chunk)
 
 
 # -- SSE -------------------------------------------------------------------------------

@@ -1,108 +1,27 @@
-"""The OpenAI chat-completions wire format: request bodies out, answers and chunks in.
+"""Chat-completions answers, both directions: completion and chunk bodies.
 
-Pure functions, no I/O, so every case is unit-testable. ``tools``,
-``tool_choice``, ``response_format`` and ``extra`` pass through untouched
-(``extra`` may override any field but ``stream``/``stream_options``).
-
+In (a client reading a provider): :func:`parse_completion` and :class:`StreamState`.
 When a server sends no ``usage`` (some proxies drop it, some ignore
 ``stream_options.include_usage``) the tokens are estimated, four characters a
 token, rather than logged as zero: a call that happened is never free.
+
+Out (a server answering): :func:`completion`, :func:`chunk` and :func:`usage` build
+the bodies exactly as OpenAI sends them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from turnout.pricing.tokens import estimate_prompt_tokens, estimate_tokens
-from turnout.types import (
-    ChatRequest,
-    ChatResponse,
-    Message,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-)
+from turnout.pricing.tokens import estimate_tokens
+from turnout.types import ChatResponse, TextDelta, ToolCall, ToolCallDelta, Usage
 
 Delta = TextDelta | ToolCallDelta
 
 
-# -- out -------------------------------------------------------------------------------
-
-
-def message_to_wire(message: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": message.role}
-    if message.role == "assistant" and message.tool_calls:
-        out["content"] = message.content
-        out["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in message.tool_calls
-        ]
-    else:
-        out["content"] = message.content if message.content is not None else ""
-    if message.role == "tool" and message.tool_call_id is not None:
-        out["tool_call_id"] = message.tool_call_id
-    if message.name is not None:
-        out["name"] = message.name
-    return out
-
-
-def request_body(request: ChatRequest, *, model: str, stream: bool) -> dict[str, Any]:
-    """The JSON body of ``POST /chat/completions`` for ``request``."""
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [message_to_wire(m) for m in request.messages],
-    }
-    if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop"] = list(request.stop)
-    if request.seed is not None:
-        body["seed"] = request.seed
-    if request.tools:
-        body["tools"] = [dict(t) for t in request.tools]
-    if request.tool_choice is not None:
-        body["tool_choice"] = request.tool_choice
-    if request.response_format is not None:
-        body["response_format"] = dict(request.response_format)
-    if request.extra:
-        body.update(request.extra)
-    if stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    else:
-        body.pop("stream", None)
-        body.pop("stream_options", None)
-    return body
-
-
-def encode(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
 # -- in --------------------------------------------------------------------------------
-
-
-def load_json(raw: bytes | str, *, what: str = "response body") -> Any:
-    """Parse JSON or raise ValueError naming ``what`` (the caller adds provider and model)."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{what} is not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})"
-        ) from None
-    except ValueError:  # bytes that are not UTF-8
-        raise ValueError(f"{what} is not valid UTF-8 JSON") from None
-
-
-def prompt_estimate(request: ChatRequest) -> int:
-    return estimate_prompt_tokens(request.messages)
 
 
 def parse_usage(data: Any) -> Usage | None:
@@ -254,3 +173,99 @@ class StreamState:
         if self.usage is not None:
             return self.usage
         return Usage(prompt_tokens, estimate_tokens("x" * self.output_chars), estimated=True)
+
+
+# -- out -------------------------------------------------------------------------------
+
+
+def tool_call_objects(calls: Sequence[tuple[str, str]], prefix: str) -> list[dict[str, Any]]:
+    """``tool_calls`` entries for (name, arguments) pairs, ids ``call_<prefix>_<i>``."""
+    return [
+        {
+            "id": f"call_{prefix}_{i}",
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+        for i, (name, arguments) in enumerate(calls)
+    ]
+
+
+def usage(prompt: int, completion: int, cached: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+
+
+def completion(
+    response_id: str,
+    model: str,
+    created: int,
+    content: str | None,
+    finish_reason: str,
+    tool_calls: list[dict[str, Any]],
+    usage_body: dict[str, Any],
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {
+        "id": response_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
+        ],
+        "usage": usage_body,
+    }
+
+
+def chunk(
+    response_id: str,
+    model: str,
+    created: int,
+    delta: dict[str, Any] | None,
+    finish_reason: str | None = None,
+    usage_body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A ``chat.completion.chunk``; ``delta=None`` makes the usage-only chunk (no choices)."""
+    body: dict[str, Any] = {
+        "id": response_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": []
+        if delta is None
+        else [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+    }
+    if usage_body is not None:
+        body["usage"] = usage_body
+    return body
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+def sse(body: Mapping[str, Any]) -> bytes:
+    """One server-sent event carrying ``body``, as OpenAI frames its chunks."""
+    return (
+        b"data: " + json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    )
+
+
+def tool_call_delta(
+    index: int, call_id: str | None, name: str | None, arguments: str
+) -> dict[str, Any]:
+    """One entry of a chunk's ``delta.tool_calls``: id, type and name only when known."""
+    out: dict[str, Any] = {"index": index}
+    if call_id is not None:
+        out["id"] = call_id
+        out["type"] = "function"
+    function: dict[str, Any] = {"arguments": arguments}
+    if name is not None:
+        function["name"] = name
+    out["function"] = function
+    return out

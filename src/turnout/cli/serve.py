@@ -1,0 +1,66 @@
+"""``turnout serve``: the OpenAI-compatible gateway.
+
+turnout serve -c turnout.yaml [--host 127.0.0.1] [--port 8000] [--store URL]
+turnout serve                   # no config: the embedded local pool, offline
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from turnout.errors import ConfigError
+
+if TYPE_CHECKING:
+    from turnout.config.settings import Settings
+
+
+@click.command("serve")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The turnout.yaml (default: ./turnout.yaml if present, else the local pool).",
+)
+@click.option("--host", default=None, help="Interface to listen on [gateway.host: 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="[gateway.port: 8000]")
+@click.option(
+    "--store",
+    "store_url",
+    envvar="TURNOUT_STORE",
+    help="Trace store: a SQLite path or postgresql:// URL [storage:, else .turnout/traces.db].",
+)
+def serve_cmd(
+    config_path: Path | None, host: str | None, port: int | None, store_url: str | None
+) -> None:
+    """Serve an OpenAI-compatible API that routes every request by policy."""
+    from turnout.gateway.config import GatewayConfig
+    from turnout.gateway.server import run
+
+    settings = _settings(config_path)
+    config = GatewayConfig.from_settings(settings)
+    where = settings.source if settings.path else "the embedded local pool"
+
+    def ready(url: str) -> None:
+        policy = config.default_policy or "none"
+        click.echo(f"turnout serve: {where}, default policy {policy}; listening on {url}", err=True)
+
+    run(settings, host=host, port=port, store=store_url, on_ready=ready)
+
+
+def _settings(config_path: Path | None) -> Settings:
+    from turnout.config.loader import load_settings
+    from turnout.gateway.local_pool import local_settings
+
+    if config_path is None:
+        default = Path("turnout.yaml")
+        if not default.exists():
+            return local_settings()
+        config_path = default
+    if not config_path.exists():
+        raise ConfigError(f"{config_path}: no such file")
+    return load_settings(config_path)

@@ -1,0 +1,96 @@
+"""``create_app(settings)``: the gateway as an aiohttp application. Nothing happens at
+import time; the façade (:class:`turnout.Turnout`) is opened when the app starts and
+closed (traces flushed) when it stops."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from turnout.config.settings import Settings
+from turnout.gateway import routes
+from turnout.gateway.config import CorsConfig, GatewayConfig
+from turnout.gateway.engine import Engine
+
+EXPOSED = ", ".join(
+    [
+        "x-request-id",
+        "x-turnout-policy",
+        "x-turnout-model",
+        "x-turnout-reason",
+        "x-turnout-attempts",
+        "x-turnout-cost-usd",
+    ]
+)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: str | None = None,
+    engine: Engine | None = None,
+    config: GatewayConfig | None = None,
+) -> web.Application:
+    """The gateway for ``settings``. ``engine`` replaces the façade (tests); ``store`` is
+    the trace store URL or path (default: the config's ``storage``, then SQLite)."""
+    config = config or GatewayConfig.from_settings(settings)
+    middlewares: list[Any] = [routes.openai_errors]
+    if config.cors is not None:
+        middlewares.insert(0, _cors(config.cors))
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
+    app[routes.SETTINGS] = settings
+    app[routes.CONFIG] = config
+    app[routes.READY] = asyncio.Event()
+    app.cleanup_ctx.append(_engine_ctx(settings, config, store, engine))
+    app.router.add_post("/v1/chat/completions", routes.chat_completions)
+    app.router.add_post("/chat/completions", routes.chat_completions)
+    app.router.add_get("/v1/models", routes.list_models)
+    app.router.add_get("/health/live", routes.live)
+    app.router.add_get("/health/ready", routes.ready)
+    return app
+
+
+def _engine_ctx(
+    settings: Settings, config: GatewayConfig, store: str | None, engine: Engine | None
+) -> Any:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if engine is not None:
+            app[routes.ENGINE] = engine
+            app[routes.READY].set()
+            yield
+            return
+        from turnout.facade import Turnout  # the library façade the CLI also sits on
+
+        async with Turnout(settings, store=store, on_stream_cut=config.on_stream_cut) as turnout:
+            app[routes.ENGINE] = turnout
+            app[routes.READY].set()
+            yield
+            app[routes.READY].clear()
+
+    return ctx
+
+
+def _cors(cors: CorsConfig) -> Any:
+    allow_any = "*" in cors.allow_origins
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        origin = request.headers.get("origin")
+        allowed = origin is not None and (allow_any or origin in cors.allow_origins)
+        if request.method == "OPTIONS" and allowed:
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["access-control-allow-methods"] = "GET, POST, OPTIONS"
+            response.headers["access-control-allow-headers"] = ", ".join(cors.allow_headers)
+            response.headers["access-control-max-age"] = str(cors.max_age_s)
+        else:
+            response = await handler(request)
+        if allowed and origin is not None:
+            response.headers["access-control-allow-origin"] = "*" if allow_any else origin
+            response.headers["access-control-expose-headers"] = EXPOSED
+            response.headers["vary"] = "origin"
+        return response
+
+    return middleware

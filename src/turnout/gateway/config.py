@@ -1,0 +1,54 @@
+"""The ``gateway:`` section of turnout.yaml, as the gateway uses it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from turnout.config.settings import Settings
+from turnout.execution.run import StreamCutRule
+
+
+@dataclass(frozen=True, slots=True)
+class CorsConfig:
+    allow_origins: tuple[str, ...]
+    allow_headers: tuple[str, ...] = ("*",)
+    max_age_s: int = 600
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """``default_policy`` serves ``model: auto`` (and unknown models when
+    ``unknown_models: default_policy``); unset, it is the first policy in the file."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_policy: str | None = None
+    unknown_models: Literal["reject", "default_policy"] = "reject"
+    max_body_bytes: int = 4 * 1024 * 1024
+    on_stream_cut: StreamCutRule | None = None
+    """None: ``executor.on_stream_cut``. ``restart`` cannot be honoured once text has
+    reached an SSE client: such a stream ends with an error event instead."""
+    cors: CorsConfig | None = None
+    shutdown_timeout_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GatewayConfig:
+        raw: Mapping[str, Any] = settings.gateway
+        cors = raw.get("cors")
+        default = raw.get("default_policy") or next(iter(settings.policies), None)
+        return cls(
+            host=raw.get("host", "127.0.0.1"),
+            port=raw.get("port", 8000),
+            default_policy=default,
+            unknown_models=raw.get("unknown_models", "reject"),
+            max_body_bytes=raw.get("max_body_bytes", 4 * 1024 * 1024),
+            on_stream_cut=raw.get("on_stream_cut"),
+            cors=CorsConfig(
+                tuple(cors["allow_origins"]), tuple(cors["allow_headers"]), cors["max_age_s"]
+            )
+            if cors and cors.get("allow_origins")
+            else None,
+            shutdown_timeout_s=raw.get("shutdown_timeout_s", 30.0),
+        )

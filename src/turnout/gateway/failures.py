@@ -1,0 +1,142 @@
+"""What a failed request looks like on the wire: OpenAI's error body, the status the
+official SDK maps to the right exception, and the headers that stop it retrying
+what turnout already retried.
+
+=================================================  ======  ==========================
+failure                                            status  ``error.code``
+=================================================  ======  ==========================
+malformed JSON, a missing or ill-typed field       400     ``invalid_request``
+                                                           (``param`` names the field)
+``model`` neither a policy nor a pool model        404     ``model_not_found``
+body over ``gateway.max_body_bytes``               413     ``request_too_large``
+every attempt refused the request itself           400     the provider's class
+(context length, content filter, bad request)              (``context_length_exceeded``…)
+every attempt rate-limited                         429     ``rate_limited`` + Retry-After
+a budget cap                                       429     ``budget_exceeded``
+every model's breaker open                         503     ``circuit_open``
+any other mix of failed attempts                   502     ``all_attempts_failed``
+=================================================  ======  ==========================
+
+When turnout made the attempts (everything from 429 down), ``x-should-retry: false``
+tells the SDK not to multiply them with its own retries; the body's
+``error.attempts`` lists each one (model, class, status). Messages are the error
+tree's own, which never carry secrets; no traceback reaches a response.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from turnout.errors import (
+    AllAttemptsFailed,
+    BadRequest,
+    BudgetExceeded,
+    CircuitOpen,
+    ConfigError,
+    ContentFiltered,
+    ContextLengthExceeded,
+    ProviderError,
+    RateLimited,
+    TurnoutError,
+)
+from turnout.execution.stream_cut import Restart
+from turnout.wire.errors import error_body
+from turnout.wire.requests import WireError
+
+_CLIENT_FAULTS: Mapping[type[ProviderError], str] = {
+    ContextLengthExceeded: "context_length_exceeded",
+    ContentFiltered: "content_filter",
+    BadRequest: "invalid_request",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    status: int
+    body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def bad_request(err: WireError) -> ErrorReply:
+    return ErrorReply(400, error_body(400, str(err), "invalid_request", param=err.param))
+
+
+def model_not_found(name: str, known: Sequence[str]) -> ErrorReply:
+    listed = ", ".join(known) or "none"
+    message = f"The model {name!r} does not exist: name a policy or a pool model ({listed})."
+    return ErrorReply(404, error_body(404, message, "model_not_found", param="model"))
+
+
+def too_large(limit: int) -> ErrorReply:
+    message = f"Request body is larger than gateway.max_body_bytes ({limit} bytes)."
+    return ErrorReply(413, error_body(413, message, "request_too_large"))
+
+
+def not_route(method: str, path: str, status: int) -> ErrorReply:
+    message = f"No route for {method} {path}."
+    return ErrorReply(status, error_body(status, message, "unknown_url", "invalid_request_error"))
+
+
+def unusable(exc: ConfigError) -> ErrorReply:
+    """A request the configuration cannot serve (a policy that cannot decide for it)."""
+    return ErrorReply(400, error_body(400, str(exc), "invalid_request"))
+
+
+def cannot_restart(event: Restart) -> ErrorReply:
+    """The in-band error of a stream cut under ``on_stream_cut: restart``: text already
+    sent cannot be taken back over SSE."""
+    message = (
+        f"{event.failed}: the stream broke after its first token ({event.error}); "
+        "on_stream_cut: restart cannot take back text already sent"
+    )
+    return _turnout_tried(502, message, "stream_cut", [])
+
+
+def internal() -> ErrorReply:
+    return ErrorReply(500, error_body(500, "The gateway failed unexpectedly (see its log)."))
+
+
+def from_failure(exc: BaseException) -> ErrorReply:
+    """The reply for a request whose attempts all failed (or that was never sent)."""
+    if isinstance(exc, BudgetExceeded):
+        return _turnout_tried(429, str(exc), "budget_exceeded", [], "insufficient_quota")
+    errors = _attempt_errors(exc)
+    message = str(exc) if isinstance(exc, TurnoutError) else "The request failed."
+    if not errors:
+        return _turnout_tried(502, message, "all_attempts_failed", [])
+    for kind, code in _CLIENT_FAULTS.items():
+        if all(isinstance(e, kind) for e in errors):
+            return _turnout_tried(400, message, code, errors, "invalid_request_error")
+    if all(isinstance(e, RateLimited) for e in errors):
+        reply = _turnout_tried(429, message, "rate_limited", errors, "requests")
+        waits = [e.retry_after for e in errors if isinstance(e, RateLimited) and e.retry_after]
+        retry_after = str(max(1, math.ceil(min(waits)))) if waits else "1"
+        return ErrorReply(reply.status, reply.body, {**reply.headers, "retry-after": retry_after})
+    if all(isinstance(e, CircuitOpen) for e in errors):
+        return _turnout_tried(503, message, "circuit_open", errors)
+    return _turnout_tried(502, message, "all_attempts_failed", errors)
+
+
+def _attempt_errors(exc: BaseException) -> list[ProviderError]:
+    if isinstance(exc, AllAttemptsFailed):
+        return list(exc.errors)
+    if isinstance(exc, ProviderError):
+        return [exc]
+    return []
+
+
+def _turnout_tried(
+    status: int,
+    message: str,
+    code: str,
+    errors: Sequence[ProviderError],
+    error_type: str | None = None,
+) -> ErrorReply:
+    body = error_body(status, message, code, error_type)
+    body["error"]["attempts"] = [
+        {"model": e.model, "error": e.error_class, "status": e.status} for e in errors
+    ]
+    return ErrorReply(status, body, {"x-should-retry": "false"})

@@ -1,0 +1,118 @@
+"""What a successful request looks like on the wire: the ``chat.completion`` body, the
+``chat.completion.chunk`` events of a stream, and the headers that say what happened.
+
+``model`` in every body is the pool model that answered. Headers on every response:
+``x-request-id`` (the trace's run id), ``x-turnout-policy``, ``x-turnout-model``,
+``x-turnout-reason``, ``x-turnout-attempts`` and, for JSON, ``x-turnout-cost-usd``.
+A stream's usage chunk (``stream_options.include_usage``) carries ``cost_usd`` next
+to the token counts.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from turnout.gateway.engine import Answer
+from turnout.types import StreamEnd, TextDelta, ToolCallDelta, Usage
+from turnout.wire import responses as wire
+
+_HEADER_LIMIT = 300
+
+
+def header_value(text: str) -> str:
+    """A value safe for an HTTP header: one line, ASCII, at most 300 characters."""
+    flat = " ".join(text.split()).encode("ascii", "replace").decode("ascii")
+    return flat if len(flat) <= _HEADER_LIMIT else flat[: _HEADER_LIMIT - 1] + "~"
+
+
+def answer_headers(answer: Answer | None, run_id: str, *, cost: bool = True) -> dict[str, str]:
+    headers = {"x-request-id": run_id}
+    if answer is None:
+        return headers
+    if answer.policy:
+        headers["x-turnout-policy"] = header_value(answer.policy)
+    if answer.model:
+        headers["x-turnout-model"] = header_value(answer.model)
+    if answer.reason:
+        headers["x-turnout-reason"] = header_value(answer.reason)
+    headers["x-turnout-attempts"] = str(len(answer.attempts))
+    if cost:
+        headers["x-turnout-cost-usd"] = money(answer.cost)
+    return headers
+
+
+def money(cost: Decimal) -> str:
+    """Dollars with up to ten decimals and no exponent (``0.0000125``)."""
+    text = format(cost.quantize(Decimal("1e-10")).normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+def usage_body(usage: Usage, cost: Decimal) -> dict[str, Any]:
+    body = wire.usage(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+    body["cost_usd"] = float(cost)
+    return body
+
+
+def completion_body(answer: Answer, response_id: str) -> dict[str, Any]:
+    """The ``chat.completion`` body of a successful answer."""
+    response = answer.response
+    assert response is not None
+    calls = [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in response.tool_calls
+    ]
+    finish = response.finish_reason or ("tool_calls" if calls else "stop")
+    return wire.completion(
+        response_id,
+        answer.model or response.model,
+        int(time.time()),
+        response.content,
+        finish,
+        calls,
+        usage_body(answer.usage, answer.cost),
+    )
+
+
+class ChunkEncoder:
+    """Stream events to SSE bytes, exactly as OpenAI frames them: a first chunk with the
+    role, content and tool-call deltas, a last chunk with ``finish_reason``, the
+    usage-only chunk when asked for, then ``data: [DONE]``."""
+
+    def __init__(self, response_id: str, model: str, *, include_usage: bool) -> None:
+        self.response_id = response_id
+        self.model = model
+        self.include_usage = include_usage
+        self.created = int(time.time())
+        self.started = False
+
+    def _chunk(
+        self, delta: dict[str, Any] | None, finish: str | None = None, **extra: Any
+    ) -> bytes:
+        return wire.sse(
+            wire.chunk(self.response_id, self.model, self.created, delta, finish, **extra)
+        )
+
+    def delta(self, event: TextDelta | ToolCallDelta) -> bytes:
+        head = b""
+        if not self.started:
+            self.started = True
+            head = self._chunk({"role": "assistant", "content": ""})
+        if isinstance(event, TextDelta):
+            return head + self._chunk({"content": event.text})
+        call = wire.tool_call_delta(event.index, event.id, event.name, event.arguments)
+        return head + self._chunk({"tool_calls": [call]})
+
+    def end(self, end: StreamEnd, cost: Decimal) -> bytes:
+        out = b"" if self.started else self._chunk({"role": "assistant", "content": ""})
+        self.started = True
+        out += self._chunk({}, end.finish_reason or "stop")
+        if self.include_usage:
+            out += self._chunk(None, usage_body=usage_body(end.usage, cost))
+        return out + wire.SSE_DONE
+
+    @staticmethod
+    def error(body: dict[str, Any]) -> bytes:
+        """The in-band error event of a stream that cannot be completed (no ``[DONE]``)."""
+        return wire.sse(body)

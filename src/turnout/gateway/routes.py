@@ -1,0 +1,251 @@
+"""The HTTP endpoints: ``POST /v1/chat/completions`` (JSON and SSE), ``GET /v1/models``,
+``GET /health/live`` and ``GET /health/ready``.
+
+A stream's status and headers are sent with its first event, so a request whose
+every attempt fails before the first token gets a plain error reply (the same as
+unstreamed); after it, a failure the façade could not repair ends the stream with an
+in-band error event and no ``data: [DONE]``. A client that hangs up cancels the
+handler (``handler_cancellation``), which cancels the upstream call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from turnout.config.settings import Settings
+from turnout.errors import ConfigError, TurnoutError
+from turnout.execution.stream_cut import Restart
+from turnout.gateway import failures
+from turnout.gateway.config import GatewayConfig
+from turnout.gateway.context import CallContext, ModelNotFound, Route, call_context, resolve
+from turnout.gateway.engine import Answer, Engine
+from turnout.gateway.failures import ErrorReply
+from turnout.gateway.replies import ChunkEncoder, answer_headers, completion_body
+from turnout.types import StreamEnd
+from turnout.wire.jsonio import encode, load_json
+from turnout.wire.requests import IncomingRequest, WireError, decode_request
+
+log = logging.getLogger("turnout.gateway")
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+CONFIG: web.AppKey[GatewayConfig] = web.AppKey("gateway_config", GatewayConfig)
+ENGINE = web.AppKey[Engine]("engine")
+READY: web.AppKey[asyncio.Event] = web.AppKey("ready", asyncio.Event)
+
+
+def json_response(
+    status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status, body=encode(body), content_type="application/json", headers=headers
+    )
+
+
+def error_response(reply: ErrorReply, run_id: str | None = None) -> web.Response:
+    headers = dict(reply.headers)
+    if run_id:
+        headers["x-request-id"] = run_id
+    return json_response(reply.status, reply.body, headers)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    settings, config = request.app[SETTINGS], request.app[CONFIG]
+    run_id = uuid.uuid4().hex
+    try:
+        raw = await _read_body(request, config.max_body_bytes)
+        incoming = decode_request(_parse(raw))
+        route = resolve(incoming.model, settings, config)
+        ctx = call_context(request.headers, incoming)
+    except WireError as exc:
+        return error_response(failures.bad_request(exc), run_id)
+    except ModelNotFound as exc:
+        known = [*settings.policies, *settings.models]
+        return error_response(failures.model_not_found(exc.name, known), run_id)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(failures.too_large(config.max_body_bytes), run_id)
+    options = _options(incoming, route, ctx, run_id)
+    engine = request.app[ENGINE]
+    if incoming.stream:
+        return await _stream(request, engine, incoming, route, options, run_id)
+    try:
+        answer = await engine.chat(incoming.request.messages, **options)
+    except ConfigError as exc:  # a policy that cannot decide for this request
+        return error_response(failures.unusable(exc), run_id)
+    if not answer.ok:
+        return _failed(answer, run_id)
+    body = completion_body(answer, f"chatcmpl-{run_id}")
+    return json_response(200, body, answer_headers(answer, run_id))
+
+
+async def _stream(
+    request: web.Request,
+    engine: Engine,
+    incoming: IncomingRequest,
+    route: Route,
+    options: dict[str, Any],
+    run_id: str,
+) -> web.StreamResponse:
+    stream = engine.stream(incoming.request.messages, **options)
+    encoder = ChunkEncoder(f"chatcmpl-{run_id}", route.label, include_usage=incoming.include_usage)
+    response: web.StreamResponse | None = None
+    end: StreamEnd | None = None
+    events = aiter(stream)
+    try:
+        async for event in events:
+            if isinstance(event, Restart):  # the client already has text it cannot drop
+                assert response is not None
+                await response.write(encoder.error(failures.cannot_restart(event).body))
+                break
+            if response is None:
+                response = await _start_stream(request, route, run_id)
+            if isinstance(event, StreamEnd):
+                end = event  # written once the façade has the answer's cost
+            else:
+                await response.write(encoder.delta(event))
+        else:
+            if end is not None and response is not None:
+                answer = stream.answer
+                if answer is not None:
+                    encoder.model = answer.model or encoder.model
+                cost = answer.cost if answer is not None else Decimal(0)
+                await response.write(encoder.end(end, cost))
+    except TurnoutError as exc:
+        reply = (
+            failures.unusable(exc) if isinstance(exc, ConfigError) else failures.from_failure(exc)
+        )
+        if response is None:
+            headers = {**answer_headers(stream.answer, run_id, cost=False), **reply.headers}
+            return json_response(reply.status, reply.body, headers)
+        await response.write(encoder.error(reply.body))
+    finally:
+        await events.aclose()  # a hang-up or an abandoned stream: stop the upstream call now
+    if response is None:  # an empty stream: nothing came, not even its end
+        return error_response(failures.from_failure(RuntimeError()), run_id)
+    await response.write_eof()
+    return response
+
+
+async def _start_stream(request: web.Request, route: Route, run_id: str) -> web.StreamResponse:
+    """Status and headers, sent with the first event (what answers is not known yet:
+    ``model`` in the chunks and the usage chunk say it)."""
+    headers = {"x-request-id": run_id, "cache-control": "no-cache"}
+    if route.policy:
+        headers["x-turnout-policy"] = route.policy
+    else:
+        headers["x-turnout-model"] = route.label
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_type = "text/event-stream"
+    await response.prepare(request)
+    return response
+
+
+def _failed(answer: Answer, run_id: str) -> web.Response:
+    reply = failures.from_failure(answer.error or RuntimeError())
+    headers = {**answer_headers(answer, run_id), **reply.headers}
+    return json_response(reply.status, reply.body, headers)
+
+
+def _options(
+    incoming: IncomingRequest, route: Route, ctx: CallContext, run_id: str
+) -> dict[str, Any]:
+    """The façade's options: routing context, run id and the request's own fields."""
+    tags = dict(ctx.tags)
+    if ctx.latency:
+        tags["latency"] = ctx.latency
+    r = incoming.request
+    return {
+        "policy": route.policy,
+        "model": route.model,
+        "tags": tags,
+        "step": ctx.step,
+        "workflow": ctx.workflow,
+        "session": ctx.session,
+        "annotation": ctx.annotation,
+        "run_id": run_id,
+        "max_tokens": r.max_tokens,
+        "temperature": r.temperature,
+        "top_p": r.top_p,
+        "stop": r.stop,
+        "seed": r.seed,
+        "tools": r.tools,
+        "tool_choice": r.tool_choice,
+        "response_format": r.response_format,
+        "extra": r.extra,
+    }
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    return await request.read()
+
+
+def _parse(raw: bytes) -> Any:
+    if not raw.strip():
+        raise WireError("the request body is empty: expected a JSON object")
+    try:
+        return load_json(raw, what="the request body")
+    except ValueError as exc:
+        raise WireError(str(exc)) from None
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """Pool models (``tier``) and policies (``policy_kind``), in OpenAI's list shape."""
+    settings = request.app[SETTINGS]
+    data: list[dict[str, Any]] = [
+        {
+            "id": p.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "turnout",
+            "policy_kind": p.kind,
+        }
+        for p in settings.policies.values()
+    ]
+    data += [
+        {
+            "id": m.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": m.provider,
+            "tier": m.tier.value,
+        }
+        for m in settings.models.values()
+    ]
+    return json_response(200, {"object": "list", "data": data})
+
+
+async def live(request: web.Request) -> web.Response:
+    return json_response(200, {"status": "live"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    if not request.app[READY].is_set():
+        return json_response(503, {"status": "starting"})
+    return json_response(200, {"status": "ready"})
+
+
+@web.middleware
+async def openai_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Unknown routes and wrong methods in OpenAI's error shape; no traceback ever."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        if exc.status in (404, 405):
+            return error_response(failures.not_route(request.method, request.path, exc.status))
+        if exc.status == 413:
+            return error_response(failures.too_large(request.app[CONFIG].max_body_bytes))
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("gateway: %s %s failed", request.method, request.path)
+        return error_response(failures.internal())

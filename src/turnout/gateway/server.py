@@ -1,0 +1,125 @@
+"""Running the gateway: one process, one event loop (uvloop when installed), graceful
+stop. SIGTERM or SIGINT stops accepting connections, lets in-flight requests finish
+(up to ``gateway.shutdown_timeout_s``), then closes the façade, which flushes the
+trace writer.
+
+:class:`Gateway` is the server as an async context manager (what ``turnout serve``
+runs, and what tests and benchmarks start on a free port)::
+
+    async with Gateway(settings, port=0) as gw:
+        client = AsyncOpenAI(base_url=gw.base_url, api_key="unused")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from types import TracebackType
+
+from aiohttp import web
+
+from turnout.config.settings import Settings
+from turnout.gateway.app import create_app
+from turnout.gateway.config import GatewayConfig
+from turnout.gateway.engine import Engine
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when it is installed (``pip install turnout[gateway]``), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class Gateway:
+    """The gateway listening on ``host:port`` (port 0: a free one) until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        store: str | None = None,
+        engine: Engine | None = None,
+    ) -> None:
+        self.config = GatewayConfig.from_settings(settings)
+        self.host = host or self.config.host
+        self.port = self.config.port if port is None else port
+        self.app = create_app(settings, store=store, engine=engine, config=self.config)
+        self._runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            handler_cancellation=True,  # a client that hangs up cancels the upstream call
+            shutdown_timeout=self.config.shutdown_timeout_s,
+        )
+
+    @property
+    def base_url(self) -> str:
+        port = next((a[1] for a in self._runner.addresses if isinstance(a, tuple)), self.port)
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{shown}:{port}/v1"
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        try:
+            await web.TCPSite(self._runner, self.host, self.port, backlog=1024).start()
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+
+    async def stop(self) -> None:
+        """Stop listening, drain in-flight requests, close the façade (flush traces)."""
+        await self._runner.cleanup()
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def serve(gateway: Gateway, *, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGTERM / SIGINT; ``on_ready`` gets the base URL once listening."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with gateway:
+            if on_ready is not None:
+                on_ready(gateway.base_url)
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+
+
+def run(
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    store: str | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """``turnout serve``: the gateway on uvloop until a signal stops it."""
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        gateway = Gateway(settings, host=host, port=port, store=store)
+        loop.run_until_complete(serve(gateway, on_ready=on_ready))
+    finally:
+        loop.close()

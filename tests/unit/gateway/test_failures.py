@@ -1,0 +1,94 @@
+"""Failures to OpenAI error replies: the status the SDK maps, the code, the headers."""
+
+from __future__ import annotations
+
+import pytest
+
+from turnout.errors import (
+    AllAttemptsFailed,
+    AuthenticationError,
+    BadRequest,
+    BudgetExceeded,
+    CircuitOpen,
+    ContentFiltered,
+    ContextLengthExceeded,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    ServerError,
+)
+from turnout.gateway import failures
+from turnout.wire.requests import WireError
+
+
+def failed(*errors: ProviderError) -> AllAttemptsFailed:
+    return AllAttemptsFailed(None, errors)
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code"),
+    [
+        (
+            failed(ServerError("503", model="a", status=503), ProviderTimeout("slow", model="b")),
+            502,
+            "all_attempts_failed",
+        ),
+        (
+            failed(CircuitOpen("open", model="a"), CircuitOpen("open", model="b")),
+            503,
+            "circuit_open",
+        ),
+        (
+            failed(ContextLengthExceeded("too long", model="a", status=400)),
+            400,
+            "context_length_exceeded",
+        ),
+        (failed(ContentFiltered("no", model="a")), 400, "content_filter"),
+        (BadRequest("bad tool", model="a", status=400), 400, "invalid_request"),
+        (failed(AuthenticationError("key", model="a", status=401)), 502, "all_attempts_failed"),
+        (BudgetExceeded("run cap $0.10 reached"), 429, "budget_exceeded"),
+    ],
+)
+def test_failure_statuses(exc: Exception, status: int, code: str) -> None:
+    reply = failures.from_failure(exc)
+    assert reply.status == status
+    assert reply.body["error"]["code"] == code
+    assert reply.headers["x-should-retry"] == "false"
+    assert set(reply.body["error"]) >= {"message", "type", "param", "code"}
+
+
+def test_attempts_are_listed() -> None:
+    reply = failures.from_failure(
+        failed(ServerError("boom", model="a", status=500), ProviderTimeout("slow", model="b"))
+    )
+    assert reply.body["error"]["attempts"] == [
+        {"model": "a", "error": "server_error", "status": 500},
+        {"model": "b", "error": "timeout", "status": None},
+    ]
+    assert "2 attempt(s) failed" in reply.body["error"]["message"]
+
+
+def test_rate_limits_carry_retry_after() -> None:
+    reply = failures.from_failure(
+        failed(
+            RateLimited("slow down", model="a", retry_after=2.2),
+            RateLimited("x", model="b", retry_after=7),
+        )
+    )
+    assert (reply.status, reply.headers["retry-after"]) == (429, "3")
+    assert failures.from_failure(failed(RateLimited("x", model="a"))).headers["retry-after"] == "1"
+
+
+def test_request_errors() -> None:
+    reply = failures.bad_request(WireError("temperature must be a number", "temperature"))
+    assert (reply.status, reply.body["error"]["param"]) == (400, "temperature")
+    assert "x-should-retry" not in reply.headers
+    assert (
+        failures.model_not_found("gpt-9", ["rules", "haiku"]).body["error"]["code"]
+        == "model_not_found"
+    )
+    assert failures.too_large(10).status == 413
+    assert (
+        failures.from_failure(RuntimeError("secret sk-123")).body["error"]["message"]
+        == "The request failed."
+    )

@@ -1,0 +1,68 @@
+"""The chunk encoder's bytes, header values, money."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from turnout.gateway.replies import ChunkEncoder, header_value, money
+from turnout.types import StreamEnd, TextDelta, ToolCallDelta, Usage
+
+
+def frames(raw: bytes) -> list[str]:
+    return [f.removeprefix("data: ") for f in raw.decode().split("\n\n") if f]
+
+
+def test_stream_frames_as_openai_sends_them() -> None:
+    enc = ChunkEncoder("chatcmpl-1", "haiku", include_usage=True)
+    out = enc.delta(TextDelta("Hi")) + enc.delta(ToolCallDelta(0, "c1", "lookup", "{"))
+    out += enc.end(StreamEnd("stop", Usage(5, 2, 1), "haiku"), Decimal("0.00001"))
+    chunks = frames(out)
+    assert chunks[-1] == "[DONE]"
+    bodies = [json.loads(c) for c in chunks[:-1]]
+    assert all(b["object"] == "chat.completion.chunk" and b["id"] == "chatcmpl-1" for b in bodies)
+    assert bodies[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert bodies[1]["choices"][0]["delta"] == {"content": "Hi"}
+    assert bodies[2]["choices"][0]["delta"]["tool_calls"] == [
+        {
+            "index": 0,
+            "id": "c1",
+            "type": "function",
+            "function": {"arguments": "{", "name": "lookup"},
+        }
+    ]
+    assert bodies[3]["choices"][0] == {
+        "index": 0,
+        "delta": {},
+        "finish_reason": "stop",
+        "logprobs": None,
+    }
+    assert bodies[4]["choices"] == []
+    assert bodies[4]["usage"] == {
+        "prompt_tokens": 5,
+        "completion_tokens": 2,
+        "total_tokens": 7,
+        "prompt_tokens_details": {"cached_tokens": 1},
+        "cost_usd": 0.00001,
+    }
+
+
+def test_no_usage_chunk_unless_asked() -> None:
+    enc = ChunkEncoder("c", "m", include_usage=False)
+    chunks = frames(enc.end(StreamEnd(None, Usage(1, 1), "m"), Decimal(0)))
+    assert len(chunks) == 3 and chunks[-1] == "[DONE]"  # role, finish, done
+
+
+def test_error_event_has_no_done() -> None:
+    raw = ChunkEncoder.error(
+        {"error": {"message": "cut", "type": "server_error", "param": None, "code": "x"}}
+    )
+    assert b"[DONE]" not in raw and json.loads(frames(raw)[0])["error"]["message"] == "cut"
+
+
+def test_header_value_and_money() -> None:
+    assert header_value("domain docs → efficient\n tier") == "domain docs ? efficient tier"
+    assert len(header_value("x" * 1000)) == 300
+    assert money(Decimal("0.0000270")) == "0.000027"
+    assert money(Decimal(0)) == "0"
+    assert money(Decimal("1.5")) == "1.5"
