@@ -74,6 +74,11 @@ class Admission:
     headers: Mapping[str, str]
 
 
+def missing_key() -> Refusal:
+    message = "missing API key: send 'Authorization: Bearer tk-...'"
+    return Refusal(401, "invalid_api_key", message, "invalid_request_error")
+
+
 def bearer_token(authorization: str | None) -> str | None:
     if not authorization or authorization[:7].lower() != BEARER:
         return None
@@ -111,8 +116,7 @@ class KeyGuard:
         may reach and ``prices`` theirs (the dearest one prices the budget hold)."""
         presented = bearer_token(authorization)
         if presented is None:
-            message = "missing API key: send 'Authorization: Bearer tk-...'"
-            raise Refused(Refusal(401, "invalid_api_key", message, "invalid_request_error"))
+            raise Refused(missing_key())
         for fresh in (False, True):
             seen = self.keys.generation
             key = await self._key(presented, policy, models, fresh)
