@@ -102,8 +102,8 @@ class Team:
 
         client = Redis.from_url(
             str(executor.get("redis_url", "redis://127.0.0.1:6379/0")),
-            socket_timeout=0.5,
-            socket_connect_timeout=0.5,
+            socket_timeout=2.0,
+            socket_connect_timeout=1.0,
             retry=Retry(NoBackoff(), 0),
         )
         self._closers.append(client)

@@ -15,6 +15,7 @@ metric; never an outage.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -91,7 +92,7 @@ class RedisGate:
         redis: Redis,
         *,
         prefix: str = "turnout",
-        timeout_s: float = 0.5,
+        timeout_s: float = 2.0,
         retry_after_s: float = 1.0,
         on_degrade: Callable[[str], None] | None = None,
         clock: Callable[[], float] | None = None,
@@ -116,11 +117,14 @@ class RedisGate:
         self._script: AsyncScript = redis.register_script(_GATE)
         self._undo: AsyncScript = redis.register_script(_UNDO)
 
-    async def prepare(self) -> bool:
-        """Load the scripts and open a connection before the first request."""
+    async def prepare(self, connections: int = 16) -> bool:
+        """Load the scripts and open ``connections`` connections before the first
+        request (a burst would otherwise open them all at once, each within its
+        request's timeout)."""
 
         async def load() -> None:
             self._script.sha = await self.redis.script_load(self._script.script)
+            await asyncio.gather(*(self.redis.ping() for _ in range(connections)))
 
         loaded = await self.degrader.attempt(load)
         return loaded and await self.budgets.prepare()
