@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from turnout.testing.openai_bodies import content_text
 
 from support.fault_rig import PROMPT, Rig, decision
 from turnout.errors import TurnoutError
 from turnout.execution.executor import ExecutionStream
 from turnout.execution.stream_cut import CONTINUE_PROMPT, Restart
-from turnout.testing.openai_bodies import content_text
 from turnout.types import StreamEnd, TextDelta
 
 ANSWER = "The quick brown fox jumps over the lazy dog near the river bank."

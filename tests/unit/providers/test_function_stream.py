@@ -29,9 +29,13 @@ async def test_an_async_stream_may_break_mid_way() -> None:
 
     p = FunctionProvider(stream_fn=broken)
     got: list[StreamEvent] = []
-    with pytest.raises(ProviderConnectionError):
+
+    async def consume() -> None:
         async for e in p.stream(REQ):
             got.append(e)
+
+    with pytest.raises(ProviderConnectionError):
+        await consume()
     assert got == [TextDelta("par")]
 
 
