@@ -10,7 +10,8 @@ emoji), pins the process to one CPU and times every
 ``policy.decide(ctx, health)`` with ``time.perf_counter_ns``.
 
     .venv/bin/python benchmarks/decision_latency.py [--decisions 100000] [--cpu N] [--json OUT]
-        [--no-memo] [--non-ascii 0.2] [--scanner compiled|python]
+        [--no-memo] [--non-ascii 0.2]
+        [--scanner compiled|python|ahocorasick-rs|pyahocorasick]
 
 ``--no-memo`` measures cold decisions: the prompt-reading policies remember no
 verdict, and before every pass over the contexts their texts are copied into new
@@ -18,7 +19,9 @@ verdict, and before every pass over the contexts their texts are copied into new
 per-object cache of an earlier decision is reused. ``--non-ascii 0`` gives the
 ASCII-only corpus of earlier versions of this benchmark. ``--scanner python``
 measures the pure-Python keyword scanner that turnout falls back to when it was
-installed without a C compiler.
+installed without a C compiler; ``--scanner ahocorasick-rs`` and ``pyahocorasick``
+measure maintained Aho-Corasick matchers in its place (see keyword_engines.py; they
+are in the ``dev`` extra).
 
 The first line of the table times a fixed pure-Python workload (no allocation)
 the same way: on a shared or virtualised machine its p99 is well above its p50,
@@ -42,6 +45,8 @@ from typing import Any
 
 import yaml
 
+from keyword_engines import ENGINES
+from keyword_engines import use as use_engine
 from turnout.config import Settings, settings_from_dict
 from turnout.policies import PoolHealth, RequestContext, build_policy
 from turnout.policies.base import HEALTHY
@@ -352,12 +357,15 @@ def main() -> None:
     )
     ap.add_argument(
         "--scanner",
-        choices=("compiled", "python"),
+        choices=("compiled", "python", *ENGINES),
         default="compiled",
-        help="keyword scanner of complexity and task_type (python: the fallback engine)",
+        help="keyword scanner of complexity and task_type (python: the fallback engine; "
+        "ahocorasick-rs, pyahocorasick: the candidates of benchmarks/keyword_engines.py)",
     )
     args = ap.parse_args()
-    if args.scanner == "python":
+    if args.scanner in ENGINES:
+        use_engine(args.scanner)  # an Aho-Corasick candidate (benchmarks/keyword_engines.py)
+    elif args.scanner == "python":
         os.environ["TURNOUT_SCANNER"] = "python"  # read when a policy builds its KeywordSet
     elif not COMPILED:
         ap.error("the compiled scanner is not built (no C compiler at install): --scanner python")

@@ -191,6 +191,9 @@ async def test_error_classes(client: openai.AsyncOpenAI, upstream: FakeOpenAI) -
     with pytest.raises(openai.NotFoundError) as missing:
         await client.chat.completions.create(model="gpt-17", messages=USER)  # type: ignore[arg-type]
     assert missing.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as too_long:
+        await client.chat.completions.create(model="narrow", messages=USER)  # type: ignore[arg-type]
+    assert too_long.value.code == "context_length_exceeded"
     with pytest.raises(openai.RateLimitError) as limited:
         await client.chat.completions.create(model="throttled", messages=USER)  # type: ignore[arg-type]
     assert limited.value.response.headers["retry-after"] == "7"
@@ -205,7 +208,11 @@ async def test_error_classes(client: openai.AsyncOpenAI, upstream: FakeOpenAI) -
     assert opened.value.status_code == 503 and opened.value.code == "circuit_open"
     assert len(upstream.requests) == calls  # not called at all
     # the SDK did not retry any of them: one upstream call per request
-    assert [r.model for r in upstream.requests] == ["fault:429:retry-after=7", "fault:500"]
+    assert [r.model for r in upstream.requests] == [
+        "fault:context_length",
+        "fault:429:retry-after=7",
+        "fault:500",
+    ]
 
 
 async def test_too_large_and_malformed(

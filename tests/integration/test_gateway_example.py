@@ -10,9 +10,18 @@ import sys
 from pathlib import Path
 
 from support.gateway_rig import KEY, KEY_ENV
+from turnout.config.loader import load_settings
+from turnout.gateway.config import GatewayConfig
 from turnout.testing import FakeOpenAI
 
 AGENT = Path(__file__).resolve().parents[2] / "examples" / "gateway" / "agent.py"
+
+
+def test_gateway_example_configs_load() -> None:
+    for name in ("turnout.yaml", "turnout.hosted.yaml"):
+        settings = load_settings(AGENT.parent / name)
+        assert GatewayConfig.from_settings(settings).default_policy == "rules"
+        assert {m.tier.value for m in settings.models.values()} == {"efficient", "frontier"}
 
 
 def test_agent_example(tmp_path: Path) -> None:

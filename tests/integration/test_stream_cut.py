@@ -16,6 +16,7 @@ from turnout.errors import TurnoutError
 from turnout.execution.executor import ExecutionStream
 from turnout.execution.stream_cut import CONTINUE_PROMPT, Restart
 from turnout.types import StreamEnd, TextDelta
+from turnout.wire.requests import content_text
 
 ANSWER = "The quick brown fox jumps over the lazy dog near the river bank."
 

@@ -44,6 +44,12 @@ def gateway_settings(base_url: str, **gateway: Any) -> Settings:
             "price": price,
         },
         "broken": {"provider": "up", "id": "fault:500", "tier": "standard", "price": price},
+        "tiny": {
+            "provider": "up",
+            "id": "fault:context_length",
+            "tier": "efficient",
+            "price": price,
+        },
     }
     policies = {
         "rules": {
@@ -57,6 +63,7 @@ def gateway_settings(base_url: str, **gateway: Any) -> Settings:
         "throttled": {"kind": "static", "model": "limited"},
         "doomed": {"kind": "static", "model": "broken"},
         "cheap": {"kind": "static", "model": "small"},
+        "narrow": {"kind": "static", "model": "tiny"},
         "split": {"kind": "ab", "key": "user", "variants": {"small": 1, "large": 1}},
         "escalate": {"kind": "cascade", "models": ["small", "large"], "quality": {"min_chars": 30}},
     }

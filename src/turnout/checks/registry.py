@@ -29,28 +29,29 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from turnout.checks.base import Check
-from turnout.checks.contains import ContainsAll, ContainsAny
-from turnout.checks.json_check import JsonCheck
-from turnout.checks.max_chars import MaxChars
-from turnout.checks.python_check import PythonCheck
-from turnout.checks.regex import FLAG_NAMES, RegexCheck, parse_flags
+from turnout.config.kinds import CHECKS, Kind, validate_options
 from turnout.errors import ConfigError
-from turnout.workflows.callables import resolve_callable
 
 COMMON_OPTIONS = frozenset({"required", "name"})
-_MISSING: Any = object()
+MISSING: Any = object()
+"""The value of a kind given without one (``- json``)."""
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
-    """One entry being built: its kind, main value, options and where it came from."""
+class CheckSpec:
+    """One ``checks:`` entry, parsed: what a check kind's builder is given.
+
+    ``value`` is the main value (MISSING when none was given); ``options`` the other
+    options, checked against the kind's schema (for a kind with a pydantic or JSON
+    schema, the main value is in there too, under its key, with defaults filled in).
+    ``where`` and ``file`` name the entry for errors: raise with :meth:`fail`.
+    """
 
     kind: str
     value: Any
@@ -59,6 +60,8 @@ class _Entry:
     file: str | None
     base_dir: Path | None
     long_form: bool = False  # the value came from under its own key ({json: {schema: ...}})
+    required: bool = True
+    name: str = ""
 
     def fail(self, message: str) -> NoReturn:
         raise ConfigError(f"{self.kind}: {message}", file=self.file, field=self.where)
@@ -70,149 +73,14 @@ class _Entry:
         return v
 
 
-_Builder = Callable[[_Entry, bool, str], Check]
+def register_check(kind: str, kind_spec: Kind) -> None:
+    """Add a check kind in this process (a package declares an entry point in
+    ``turnout.checks`` instead; see :mod:`turnout.plugins`)."""
+    CHECKS.register(kind, kind_spec)
 
 
-def _keywords(entry: _Entry) -> tuple[str, ...]:
-    v = entry.value
-    if v is _MISSING:
-        entry.fail(f"needs a list of keywords, e.g. {{{entry.kind}: [a, b]}}")
-    if not isinstance(v, list | tuple):
-        entry.fail(f"keywords must be a list of strings, got {type(v).__name__} {v!r}")
-    if not v:
-        entry.fail("the keyword list is empty; give at least one keyword")
-    for i, item in enumerate(v):
-        if not isinstance(item, str):
-            entry.fail(
-                f"keyword [{i}] must be a string, got {type(item).__name__} {item!r} "
-                "(quote it in YAML)"
-            )
-        if not item.strip():
-            entry.fail(f"keyword [{i}] is an empty string")
-    return tuple(v)
-
-
-def _build_contains(entry: _Entry, required: bool, name: str) -> Check:
-    keywords = _keywords(entry)
-    cls = ContainsAll if entry.kind == "contains_all" else ContainsAny
-    return cls(
-        keywords,
-        case_sensitive=entry.flag("case_sensitive"),
-        word=entry.flag("word"),
-        required=required,
-        name=name,
-    )
-
-
-def _build_regex(entry: _Entry, required: bool, name: str) -> Check:
-    pattern = entry.value
-    if pattern is _MISSING:
-        entry.fail('needs a pattern, e.g. {regex: "^yes\\b"}')
-    if not isinstance(pattern, str):
-        entry.fail(f"the pattern must be a string, got {type(pattern).__name__}")
-    names = [k for k in FLAG_NAMES if entry.flag(k)]
-    listed = entry.options.get("flags", [])
-    if isinstance(listed, str):
-        listed = [listed]
-    if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
-        entry.fail(f"option 'flags' must be a list of flag names, got {listed!r}")
-    try:
-        flags = parse_flags([*names, *listed])
-        return RegexCheck(
-            pattern, flags, fullmatch=entry.flag("fullmatch"), required=required, name=name
-        )
-    except ValueError as exc:
-        entry.fail(str(exc))
-
-
-def _load_schema(entry: _Entry, ref: str) -> Any:
-    path = Path(ref)
-    if not path.is_absolute() and entry.base_dir is not None:
-        path = entry.base_dir / path
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        entry.fail(f"cannot read schema file {str(path)!r}: {exc.strerror or exc}")
-    import yaml  # only needed for schema files
-
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        entry.fail(f"schema file {str(path)!r} is not valid JSON/YAML: {exc}")
-
-
-def _build_json(entry: _Entry, required: bool, name: str) -> Check:
-    v = entry.value
-    if v is False:
-        entry.fail("'json: false' checks nothing; remove the entry instead")
-    if v is _MISSING or v is True or v is None:
-        schema = None
-    elif isinstance(v, str):
-        schema = _load_schema(entry, v)
-    elif isinstance(v, Mapping) or entry.long_form:
-        schema = v
-    else:
-        entry.fail(f"expected true or {{schema: ...}}, got {type(v).__name__} {v!r}")
-    if schema is not None and not isinstance(schema, Mapping):
-        entry.fail(f"'schema' must be a mapping (or a path to one), got {type(schema).__name__}")
-    try:
-        return JsonCheck(schema, strict=entry.flag("strict"), required=required, name=name)
-    except ValueError as exc:
-        entry.fail(str(exc))
-
-
-def _build_max_chars(entry: _Entry, required: bool, name: str) -> Check:
-    v = entry.value
-    if v is _MISSING:
-        entry.fail("needs a limit, e.g. {max_chars: 500}")
-    if isinstance(v, bool) or not isinstance(v, int):
-        entry.fail(f"the limit must be a positive integer, got {type(v).__name__} {v!r}")
-    if v < 1:
-        entry.fail(f"the limit must be a positive integer, got {v}")
-    return MaxChars(v, required=required, name=name)
-
-
-def _build_python(entry: _Entry, required: bool, name: str) -> Check:
-    ref = entry.value
-    if ref is _MISSING:
-        entry.fail('needs a callable, e.g. {python: "steps:reply_is_polite"}')
-    if not isinstance(ref, str):
-        entry.fail(f"expected a 'module:function' string, got {type(ref).__name__}")
-    try:
-        fn = resolve_callable(ref, base_dir=entry.base_dir, where=entry.where)
-    except ConfigError as exc:
-        message = str(exc)
-        prefix = f"{exc.field}: " if exc.field else ""
-        if prefix and message.startswith(prefix):
-            message = message[len(prefix) :]
-        entry.fail(message)
-    try:
-        return PythonCheck(fn, ref=ref, required=required, name=name)
-    except ValueError as exc:
-        entry.fail(f"{ref} {exc}")
-
-
-@dataclass(frozen=True, slots=True)
-class _Kind:
-    main: str  # key of the main value in the long form
-    options: frozenset[str]
-    build: _Builder
-    needs_value: bool = True
-
-
-_KINDS: dict[str, _Kind] = {
-    "contains_all": _Kind("values", frozenset({"case_sensitive", "word"}), _build_contains),
-    "contains_any": _Kind("values", frozenset({"case_sensitive", "word"}), _build_contains),
-    "regex": _Kind("pattern", frozenset({"flags", "fullmatch", *FLAG_NAMES}), _build_regex),
-    "json": _Kind("schema", frozenset({"strict"}), _build_json, needs_value=False),
-    "max_chars": _Kind("limit", frozenset(), _build_max_chars),
-    "python": _Kind("function", frozenset(), _build_python),
-}
-
-CHECK_KINDS: tuple[str, ...] = tuple(sorted(_KINDS))
-"""The kinds a ``checks:`` entry may name."""
+CHECK_KINDS: tuple[str, ...] = CHECKS.builtin()
+"""turnout's own kinds (plugins add theirs: ``CHECKS.names()``)."""
 
 
 def _suggest(word: str, choices: Sequence[str]) -> str:
@@ -237,58 +105,72 @@ def build_check(
     def fail(message: str) -> NoReturn:
         raise ConfigError(message, file=file, field=where)
 
-    known = ", ".join(CHECK_KINDS)
     if isinstance(spec, str):
-        spec = {spec: _MISSING}
+        spec = {spec: MISSING}
     if not isinstance(spec, Mapping):
         fail(
             f"a check must be a mapping such as {{contains_all: [a, b]}} or a kind name, "
             f"got {type(spec).__name__}"
         )
     keys = [str(k) for k in spec]
-    kinds = [k for k in keys if k in _KINDS]
+    kinds = [k for k in keys if k in CHECK_KINDS]
+    if not kinds:  # a plugin's kind, maybe (reads the entry points once)
+        kinds = [k for k in keys if k not in COMMON_OPTIONS and CHECKS.known(k)]
     if len(kinds) > 1:
         fail(f"one check per entry, found {len(kinds)} kinds: {', '.join(kinds)}")
     if not kinds:
+        known = ", ".join(CHECKS.names())
         unknown = [k for k in keys if k not in COMMON_OPTIONS]
         if not unknown:
             fail(f"no check kind given (expected one of: {known})")
-        hint = _suggest(unknown[0], CHECK_KINDS)
+        hint = _suggest(unknown[0], CHECKS.names())
         fail(f"unknown check kind {unknown[0]!r} ({hint}known: {known})")
 
     kind = kinds[0]
-    info = _KINDS[kind]
+    info = CHECKS.get(kind, file=file, field=where)
+    main = info.main or "value"
     head = spec[kind]
     options = {str(k): v for k, v in spec.items() if str(k) != kind}
     value: Any = head
     long_form = isinstance(head, Mapping)
     if isinstance(head, Mapping):
         nested = {str(k): v for k, v in head.items()}
-        value = nested.pop(info.main, _MISSING)
+        value = nested.pop(main, MISSING)
         twice = sorted(set(nested) & set(options))
         if twice:
             fail(f"{kind}: option {twice[0]!r} given both inside and beside {kind}")
         options.update(nested)
-    if info.main in options:  # {json: true, schema: {...}} reads naturally
-        if value is not _MISSING and value is not None and value is not True:
-            fail(f"{kind}: {info.main!r} given twice")
-        value = options.pop(info.main)
+    if main in options:  # {json: true, schema: {...}} reads naturally
+        if value is not MISSING and value is not None and value is not True:
+            fail(f"{kind}: {main!r} given twice")
+        value = options.pop(main)
         long_form = True
 
-    allowed = sorted(info.options | COMMON_OPTIONS | {info.main})
-    for key in options:
-        if key not in allowed:
-            hint = _suggest(key, allowed)
-            fail(f"{kind}: unknown option {key!r} ({hint}allowed: {', '.join(allowed)})")
-
-    required = options.get("required", True)
+    required = options.pop("required", True)
     if not isinstance(required, bool):
         fail(f"{kind}: option 'required' must be true or false, got {required!r}")
-    name = options.get("name", "")
-    if not isinstance(name, str) or ("name" in options and not name.strip()):
+    named = "name" in options
+    name = options.pop("name", "")
+    if not isinstance(name, str) or (named and not name.strip()):
         fail(f"{kind}: option 'name' must be a non-empty string, got {name!r}")
-    entry = _Entry(kind, value, options, where, file, base_dir, long_form)
-    return info.build(entry, required, name.strip())
+    schema = info.schema()
+    if schema is None or isinstance(schema, type | Mapping):  # a schema checks the options
+        given = options if value is MISSING else {main: value, **options}
+        options = validate_options(info, given, file=file, field=f"{where}: {kind}")
+        value = options.get(main, MISSING)
+    else:  # the option names (the builder checks the values)
+        allowed = sorted({*schema, *COMMON_OPTIONS, main})
+        for key in options:
+            if key not in allowed:
+                hint = _suggest(key, allowed)
+                fail(f"{kind}: unknown option {key!r} ({hint}allowed: {', '.join(allowed)})")
+    entry = CheckSpec(
+        kind, value, options, where, file, base_dir, long_form, required, name.strip()
+    )
+    check = info.factory()(entry)
+    if not isinstance(check, Check):
+        fail(f"the {kind} plugin built a {type(check).__name__}, not a check")
+    return check
 
 
 def build_checks(

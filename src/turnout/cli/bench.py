@@ -187,7 +187,9 @@ async def _execute(
             mark = "✓" if r.ok else "✗"
             progress.update(tasks[r.policy], advance=1, last=f"{mark} {r.latency_s:.1f}s")
 
-        executor, resources = build_executor(settings, use_cache=use_cache)
+        executor, resources = build_executor(
+            settings, use_cache=use_cache, store=t.store if t is not None else None
+        )
         sink = t.writer.submit if t is not None else None
         runner = Runner(settings, executor=executor, sink=sink)
         try:

@@ -100,7 +100,7 @@ def run_cmd(
     async def go() -> RunResult:
         with contextlib.ExitStack() as stack:
             t = None if no_trace else stack.enter_context(tracing(settings, store_url))
-            executor, resources = build_executor(settings)
+            executor, resources = build_executor(settings, store=t.store if t else None)
             runner = Runner(settings, executor=executor, sink=t.writer.submit if t else None)
             try:
                 return await runner.run(

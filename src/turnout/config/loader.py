@@ -9,12 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from turnout.config.schema import (
-    LocalProviderSchema,
-    ModelSchema,
-    OpenAIProviderSchema,
-    SettingsSchema,
-)
+from turnout.config.kinds import POLICIES, PROVIDERS, validate_options
+from turnout.config.schema import ModelSchema, ProviderEntrySchema, SettingsSchema
 from turnout.config.settings import (
     ModelSpec,
     PolicyConfig,
@@ -44,11 +40,13 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
     except ValidationError as exc:
         raise first_error(exc, file, raw=dict(raw)) from None
 
-    providers = {name: _provider(name, p) for name, p in schema.providers.items()}
+    providers = {name: _provider(name, p, file) for name, p in schema.providers.items()}
     models = {name: _model(name, m, providers, file) for name, m in schema.models.items()}
     policies: dict[str, PolicyConfig] = {}
     for name, pol in schema.policies.items():
-        options = pol.model_dump(exclude={"kind"})
+        where = f"policies.{name}"
+        kind = POLICIES.get(pol.kind, file=file, field=f"{where}.kind")
+        options = validate_options(kind, pol.options(), file=file, field=where)
         if pol.kind == "ab":
             for variant in options["variants"]:
                 if variant not in models and variant not in schema.policies:
@@ -85,9 +83,11 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
     )
 
 
-def _provider(name: str, p: OpenAIProviderSchema | LocalProviderSchema) -> ProviderConfig:
+def _provider(name: str, p: ProviderEntrySchema, file: str) -> ProviderConfig:
+    where = f"providers.{name}"
+    kind = PROVIDERS.get(p.kind, file=file, field=f"{where}.kind")
+    options = validate_options(kind, p.options(), file=file, field=where)
     t = p.timeouts
-    options = p.model_dump(exclude={"kind", "timeouts"})
     return ProviderConfig(
         name, p.kind, Timeouts(t.connect, t.read, t.total), MappingProxyType(options)
     )

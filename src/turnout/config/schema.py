@@ -1,13 +1,15 @@
 """Pydantic schemas for ``turnout.yaml``: validation at the edge, nothing else.
 
 The loader turns these into the frozen dataclasses of :mod:`turnout.config.settings`.
-Policy kinds are validated here too, each by its own schema, discriminated by ``kind``.
+A policy or provider entry is a ``kind`` and that kind's options: the loader looks the
+kind up in its registry (:mod:`turnout.config.kinds`, plugins' kinds included) and
+validates the options with the kind's own schema; the built-in kinds' schemas are here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -31,23 +33,34 @@ class TimeoutsSchema(_Strict):
 
 
 class OpenAIProviderSchema(_Strict):
-    kind: Literal["openai"]
+    """Options of ``kind: openai`` (``timeouts`` is read for every provider kind)."""
+
     base_url: str
     api_key_env: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    timeouts: TimeoutsSchema = Field(default_factory=TimeoutsSchema)
     max_connections: PositiveInt = 100
 
 
 class LocalProviderSchema(_Strict):
-    kind: Literal["local"]
     cache_dir: str | None = None
     context_size: PositiveInt = 4096
     threads: PositiveInt | None = None
+
+
+class KindEntrySchema(BaseModel):
+    """A policy entry: its ``kind`` and that kind's options (checked by the kind's schema)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ProviderEntrySchema(KindEntrySchema):
+    """A provider entry: its ``kind``, ``timeouts`` (every kind) and the kind's options."""
+
     timeouts: TimeoutsSchema = Field(default_factory=TimeoutsSchema)
-
-
-ProviderSchema = Annotated[OpenAIProviderSchema | LocalProviderSchema, Field(discriminator="kind")]
 
 
 class PriceSchema(_Strict):
@@ -68,12 +81,10 @@ class ModelSchema(_Strict):
 
 
 class StaticPolicySchema(_Strict):
-    kind: Literal["static"]
     model: str
 
 
 class PerStepPolicySchema(_Strict):
-    kind: Literal["per_step"]
     default: str
     steps: dict[str, str] = Field(default_factory=dict)
 
@@ -143,23 +154,41 @@ class PreferSchema(_Strict):
     prefer: list[str] = Field(min_length=1)
 
 
-class _WithinTierSchema(_Strict):
-    """How a model is chosen inside a tier: cheapest healthy, or a preference order."""
+class SpeedRuleSchema(_Strict):
+    """How ``fastest`` ranks by observed speed (see :mod:`turnout.policies.speed`)."""
 
-    within_tier: Literal["cheapest", "prefer"] | PreferSchema | None = None
+    metric: Literal["ttft", "per_token", "total"] = "ttft"
+    explore: float = Field(default=0.05, ge=0, le=1)
+    min_samples: int = Field(default=3, ge=0)
+    stale_s: PositiveFloat = 300.0
+    default_tokens: PositiveInt = 256
+
+
+class _WithinTierSchema(_Strict):
+    """How a model is chosen inside a tier: cheapest healthy, a preference order, or the
+    fastest by observed speed (tuned by ``fastest:``)."""
+
+    within_tier: Literal["cheapest", "prefer", "fastest"] | PreferSchema | None = None
     prefer: list[str] | None = None
     fallback: bool = False
+    fastest: SpeedRuleSchema | None = None
 
     @field_validator("within_tier", mode="before")
     @classmethod
     def _within_tier(cls, value: Any) -> Any:
-        if value is None or value in ("cheapest", "prefer") or isinstance(value, dict):
+        if value is None or value in ("cheapest", "prefer", "fastest") or isinstance(value, dict):
             return value
-        raise ValueError(f"expected cheapest, prefer or {{prefer: [model, ...]}}, got {value!r}")
+        raise ValueError(
+            f"expected cheapest, prefer, fastest or {{prefer: [model, ...]}}, got {value!r}"
+        )
 
     @model_validator(mode="after")
     def _one_rule(self) -> _WithinTierSchema:
         w, prefer = self.within_tier, self.prefer
+        if self.fastest is not None and w != "fastest":
+            raise ValueError("fastest: options are given but within_tier is not fastest")
+        if w == "fastest" and prefer:
+            raise ValueError("within_tier is fastest but a prefer list is given")
         if isinstance(w, PreferSchema) and prefer is not None:
             raise ValueError("give prefer either at the top or under within_tier, not both")
         if w == "cheapest" and prefer:
@@ -170,7 +199,6 @@ class _WithinTierSchema(_Strict):
 
 
 class RulesPolicySchema(_WithinTierSchema):
-    kind: Literal["rules"]
     must_stay_frontier: list[WhenSchema] = Field(default_factory=list)
     rules: list[RuleSchema] = Field(default_factory=list)
     default: TierName = "standard"
@@ -238,7 +266,6 @@ class LevelsSchema(_Strict):
 
 
 class ComplexityPolicySchema(_WithinTierSchema):
-    kind: Literal["complexity"]
     signals: ComplexitySignalsSchema = Field(default_factory=ComplexitySignalsSchema)
     keywords: list[str] | None = None
     extra_keywords: list[str] = Field(default_factory=list)
@@ -294,7 +321,6 @@ class TaskKeywordsSchema(_Strict):
 
 
 class TaskTypePolicySchema(_WithinTierSchema):
-    kind: Literal["task_type"]
     types: TaskTypesSchema = Field(default_factory=TaskTypesSchema)
     default: TaskTargetSchema = Field(default_factory=TaskTargetSchema)
     keywords: TaskKeywordsSchema = Field(default_factory=TaskKeywordsSchema)
@@ -312,19 +338,16 @@ class QualitySchema(_Strict):
 
 
 class CascadePolicySchema(_Strict):
-    kind: Literal["cascade"]
     models: list[str] = Field(min_length=2)
     quality: QualitySchema = Field(default_factory=QualitySchema)
 
 
 class FallbackPolicySchema(_Strict):
-    kind: Literal["fallback"]
     models: list[str] = Field(min_length=1)
     on_content_filter: str | None = None
 
 
 class EnsemblePolicySchema(_Strict):
-    kind: Literal["ensemble"]
     models: list[str] = Field(min_length=2)
     mode: Literal["auto", "vote", "first_passing", "judge"] = "auto"
     judge: str | None = None
@@ -336,8 +359,23 @@ class EnsemblePolicySchema(_Strict):
         return self
 
 
+class FastestPolicySchema(SpeedRuleSchema):
+    models: list[str] | None = Field(default=None, min_length=1)
+    tier: TierName | None = None
+    fallback: bool = False
+
+    @model_validator(mode="after")
+    def _models_or_tier(self) -> FastestPolicySchema:
+        if self.models is not None and self.tier is not None:
+            raise ValueError("give either models or tier, not both")
+        return self
+
+
+class WorkflowPolicySchema(_WithinTierSchema):
+    """``kind: workflow``: the workflow's own routing, with its in-tier rule."""
+
+
 class ABPolicySchema(_Strict):
-    kind: Literal["ab"]
     key: str = "user"
     variants: dict[str, float] = Field(min_length=1)
     salt: str | None = None
@@ -348,20 +386,6 @@ class ABPolicySchema(_Strict):
         if any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
             raise ValueError("weights must be non-negative and add up to more than 0")
         return value
-
-
-PolicySchema = Annotated[
-    StaticPolicySchema
-    | PerStepPolicySchema
-    | RulesPolicySchema
-    | ComplexityPolicySchema
-    | TaskTypePolicySchema
-    | CascadePolicySchema
-    | FallbackPolicySchema
-    | EnsemblePolicySchema
-    | ABPolicySchema,
-    Field(discriminator="kind"),
-]
 
 
 # -- executor: retries, timeouts, breaker, cache -------------------------------------------
@@ -413,12 +437,22 @@ class CacheSchema(_Strict):
     semantic: SemanticCacheSchema = Field(default_factory=SemanticCacheSchema)
 
 
+class SpeedSchema(_Strict):
+    """Observed speed per model (:mod:`turnout.execution.speed`)."""
+
+    alpha: float = Field(default=0.2, gt=0, le=1)
+    seed_window_s: float = Field(default=86400.0, ge=0)
+    seed_limit: int = Field(default=2000, ge=0)
+    flush_s: PositiveFloat = 0.5
+
+
 class ExecutorSchema(_Strict):
     retries: RetrySchema = Field(default_factory=RetrySchema)
     timeouts: ExecTimeoutsSchema = Field(default_factory=ExecTimeoutsSchema)
     breaker: BreakerSchema = Field(default_factory=BreakerSchema)
     cache: CacheSchema | None = None
     state: Literal["memory", "redis"] = "memory"
+    speed: SpeedSchema = Field(default_factory=SpeedSchema)
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "turnout"
     # what a stream does when it breaks after tokens reached the caller
@@ -461,9 +495,9 @@ class GatewaySchema(_Strict):
 
 
 class SettingsSchema(_Strict):
-    providers: dict[str, ProviderSchema]
+    providers: dict[str, ProviderEntrySchema]
     models: dict[str, ModelSchema]
-    policies: dict[str, PolicySchema] = Field(default_factory=dict)
+    policies: dict[str, KindEntrySchema] = Field(default_factory=dict)
     storage: str | None = None
     executor: ExecutorSchema = Field(default_factory=ExecutorSchema)
     gateway: GatewaySchema = Field(default_factory=GatewaySchema)

@@ -34,6 +34,7 @@ class StepSchema(_Strict):
     tier: Literal["efficient", "standard", "frontier"] | None = None
     annotation: AnnotationSchema | None = None
     max_tokens: int | None = Field(default=None, gt=0)
+    latency: Literal["normal", "sensitive"] = "normal"
     temperature: float | None = Field(default=None, ge=0, le=2)
     output: Literal["text", "json"] = "text"
     checks: list[Any] = Field(default_factory=list)

@@ -206,6 +206,9 @@ class Attempt:
             response = self._assemble(end, spec.id, latency)
         self.response = response
         record = ledger.record(spec, started_at, latency, "ok", response.usage, response)
+        ex.speeds.observe(
+            self.model, latency, response.ttft_s, response.usage.output_tokens, started_at + latency
+        )
         budget.settle(record.cost_usd)
         await ex.breaker_gate.succeeded(self.model)
         await ex.cache.store(request, response, record.cost_usd)

@@ -31,12 +31,13 @@ from turnout.execution.cache_gate import CacheGate, ResponseCache
 from turnout.execution.ledger import Execution, Ledger
 from turnout.execution.retry import Backoff, RetryPolicy, Sleep
 from turnout.execution.run import DecisionRun, StreamCutRule
+from turnout.execution.speed import SpeedBoard
 from turnout.execution.strategies import CascadeRoute, FallbackRoute, Route, SingleRoute
 from turnout.execution.strategies.cascade import Acceptor
 from turnout.execution.strategies.chain import Event, Walk
 from turnout.execution.strategies.ensemble import EnsembleWalk
 from turnout.execution.timeouts import Deadline, Timeouts
-from turnout.policies.base import HEALTHY, PoolHealth
+from turnout.policies.base import PoolHealth
 from turnout.providers.pool import ModelPool
 from turnout.tracing.records import AttemptRecord
 from turnout.types import ChatRequest, Decision, Message
@@ -81,12 +82,16 @@ class Executor:
         self.cache = CacheGate(caches)
         self.backoff = Backoff(self.retry, sleep=sleep, rng=rng)
         self.on_stream_cut: StreamCutRule = on_stream_cut
+        self.speeds = SpeedBoard()
+        """Observed speed per model, recorded after each successful attempt."""
 
     async def health(self) -> PoolHealth:
-        """What policies may know of the pool now: models whose breaker is open."""
+        """What policies may know of the pool now: models whose breaker is open, and the
+        observed speed per model."""
+        speeds = self.speeds.snapshot()
         if self.breakers is None:
-            return HEALTHY
-        return PoolHealth(await self.breakers.unavailable())
+            return PoolHealth(speeds=speeds)
+        return PoolHealth(await self.breakers.unavailable(), speeds)
 
     async def execute(
         self,

@@ -9,13 +9,16 @@
       cache:
         exact:    {enabled: true, ttl_s: 3600, max_entries: 10000}
         semantic: {enabled: false, threshold: 0.92, ttl_s: 3600, engine: auto, threads: 1}
-      state: memory            # or redis: breaker state and caches shared by every replica
+      speed:    {alpha: 0.2, seed_window_s: 86400, seed_limit: 2000, flush_s: 0.5}
+      state: memory            # or redis: breaker state, caches and speeds shared by every replica
       on_stream_cut: continue  # or restart, fail: a stream that breaks after its first token
       redis_url: redis://127.0.0.1:6379/0
       redis_prefix: turnout
 
-With ``state: redis`` one Redis connection pool serves the breakers and the
-caches; :meth:`Resources.aclose` closes it with the providers.
+With ``state: redis`` one Redis connection pool serves the breakers, the caches and
+the speed estimates; :meth:`Resources.aclose` flushes the estimates and closes it.
+Given the trace store, the speed estimates are seeded from its recent successful
+attempts (:func:`~turnout.execution.speed.seed_from_store`).
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from turnout.execution.cache_gate import ResponseCache
 from turnout.execution.executor import AttemptSink, Executor
 from turnout.execution.retry import RetryPolicy
 from turnout.execution.run import StreamCutRule
+from turnout.execution.speed import SpeedBoard, seed_from_store
 from turnout.execution.timeouts import Timeouts
 from turnout.providers.pool import ModelPool
+from turnout.tracing.store import TraceStore
 
 T = TypeVar("T")
 
@@ -56,9 +61,11 @@ def build_executor(
     on_attempt: AttemptSink | None = None,
     use_cache: bool = True,
     on_stream_cut: StreamCutRule | None = None,
+    store: TraceStore | None = None,
 ) -> tuple[Executor, Resources]:
     """The executor the config describes. ``use_cache=False`` leaves the caches out
-    (``turnout bench`` does, so repeated runs measure the models, not the cache)."""
+    (``turnout bench`` does, so repeated runs measure the models, not the cache);
+    ``store`` seeds the speed estimates."""
     cfg: Mapping[str, Any] = settings.executor
     pool = pool or ModelPool(settings)
     resources = Resources()
@@ -72,6 +79,7 @@ def build_executor(
         pool, retry=retry, timeouts=timeouts, on_attempt=on_attempt, breakers=breakers,
         caches=caches, on_stream_cut=on_stream_cut or cfg.get("on_stream_cut", "continue"),
     )  # fmt: skip
+    executor.speeds = _speeds(cfg.get("speed") or {}, redis, prefix, resources, store)
     return executor, resources
 
 
@@ -79,6 +87,28 @@ def _fields(cls: type[T], given: Mapping[str, Any] | None) -> T:
     """``cls`` with the fields the config gives; the dataclass holds the defaults."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in (given or {}).items() if k in names})
+
+
+def _speeds(
+    s: Mapping[str, Any], redis: Any, prefix: str, resources: Resources, store: TraceStore | None
+) -> SpeedBoard:
+    alpha = float(s.get("alpha", 0.2))
+    board: SpeedBoard
+    if redis is None:
+        board = SpeedBoard(alpha=alpha)
+    else:
+        from turnout.execution.speed_redis import RedisSpeedBoard
+
+        board = RedisSpeedBoard(
+            redis, prefix=f"{prefix}:speed", alpha=alpha, flush_s=float(s.get("flush_s", 0.5))
+        )
+        resources.closers.insert(0, board)  # flushed before the client closes
+    if store is not None:
+        seed_from_store(
+            board, store, window_s=float(s.get("seed_window_s", 86400.0)),
+            limit=int(s.get("seed_limit", 2000)),
+        )  # fmt: skip
+    return board
 
 
 def _redis(cfg: Mapping[str, Any], resources: Resources) -> Any:

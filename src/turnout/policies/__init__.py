@@ -6,5 +6,16 @@ One policy kind a module; :mod:`turnout.policies.registry` builds them from
 
 from turnout.policies.base import HEALTHY, Policy, PoolHealth, RequestContext
 from turnout.policies.registry import build_policy, register_policy
+from turnout.policies.speed import FastestRule, SpeedEstimate, SpeedSnapshot
 
-__all__ = ["HEALTHY", "Policy", "PoolHealth", "RequestContext", "build_policy", "register_policy"]
+__all__ = [
+    "HEALTHY",
+    "FastestRule",
+    "Policy",
+    "PoolHealth",
+    "RequestContext",
+    "SpeedEstimate",
+    "SpeedSnapshot",
+    "build_policy",
+    "register_policy",
+]

@@ -48,6 +48,7 @@ from typing import Any
 
 from turnout.config.settings import Settings
 from turnout.policies.base import HEALTHY, PoolHealth, RequestContext
+from turnout.policies.speed import FastestRule
 from turnout.policies.textscan import (
     SCAN_CHARS,
     KeywordSet,
@@ -57,7 +58,7 @@ from turnout.policies.textscan import (
     last_user_text,
     window,
 )
-from turnout.policies.tiers import Choice, TierChooser, prefer_list
+from turnout.policies.tiers import Choice, TierChooser, prefer_list, within_tier_speed
 from turnout.types import Decision, Tier
 
 LEVELS = ("low", "medium", "high")
@@ -151,6 +152,7 @@ class ComplexityPolicy:
         models: Mapping[str, str] | None = None,
         prefer: Sequence[str] = (),
         fallback: bool = False,
+        fastest: FastestRule | None = None,
         scan_chars: int = SCAN_CHARS,
     ) -> None:
         self.name = name
@@ -171,7 +173,7 @@ class ComplexityPolicy:
         self._models = {level: settings.model(m).name for level, m in (models or {}).items()}
         self._scan = scan_chars
         self._memo = TextMemo()
-        self._chooser = TierChooser(settings, prefer=prefer, fallback=fallback)
+        self._chooser = TierChooser(settings, prefer=prefer, fallback=fallback, fastest=fastest)
 
     @classmethod
     def from_options(
@@ -211,6 +213,7 @@ class ComplexityPolicy:
             models={k: str(v) for k, v in (options.get("models") or {}).items() if v},
             prefer=prefer_list(options),
             fallback=bool(options.get("fallback")),
+            fastest=within_tier_speed(options),
             scan_chars=int(options.get("scan_chars", SCAN_CHARS)),
         )
 
@@ -282,7 +285,7 @@ class ComplexityPolicy:
         if named is not None:
             choice = self._chooser.named(named, health)
         else:
-            choice = self._chooser.choose(self._tiers[verdict.level], health)
+            choice = self._chooser.choose(self._tiers[verdict.level], health, ctx)
         return Decision(
             choice.models,
             f"complexity: {verdict.describe()} -> {choice.describe()}",

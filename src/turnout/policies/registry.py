@@ -1,12 +1,15 @@
-"""Policy kinds register here; ``build_policy`` makes one from ``turnout.yaml``."""
+"""``build_policy`` makes a policy from ``turnout.yaml``; its kind comes from the policy
+registry (:data:`turnout.config.kinds.POLICIES`: built-in kinds and plugins')."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
+from pydantic import BaseModel
+
+from turnout.config.kinds import POLICIES, Kind
 from turnout.config.settings import Settings
 from turnout.errors import ConfigError
 from turnout.policies.base import Policy
@@ -15,41 +18,16 @@ from turnout.policies.workflow_default import WorkflowDefaultPolicy
 
 PolicyFactory = Callable[[str, Mapping[str, Any], Settings], Policy]
 
-_KINDS: dict[str, str | PolicyFactory] = {
-    "static": "turnout.policies.static:StaticPolicy.from_options",
-    "per_step": "turnout.policies.per_step:PerStepPolicy.from_options",
-    "rules": "turnout.policies.rules:RulesPolicy.from_options",
-    "complexity": "turnout.policies.complexity:ComplexityPolicy.from_options",
-    "task_type": "turnout.policies.task_type:TaskTypePolicy.from_options",
-    "cascade": "turnout.policies.cascade:CascadePolicy.from_options",
-    "fallback": "turnout.policies.fallback:FallbackPolicy.from_options",
-    "ensemble": "turnout.policies.ensemble:EnsemblePolicy.from_options",
-    "ab": "turnout.policies.ab:ABPolicy.from_options",
-}
-
 _BUILDING: ContextVar[tuple[str, ...]] = ContextVar("turnout_building_policies", default=())
 
 
-def register_policy(kind: str, factory: str | PolicyFactory) -> None:
-    _KINDS[kind] = factory
-
-
-def _factory(kind: str, field: str, file: str) -> PolicyFactory:
-    try:
-        factory = _KINDS[kind]
-    except KeyError:
-        known = ", ".join(sorted(_KINDS))
-        raise ConfigError(
-            f"unknown policy kind {kind!r} (known: {known})", file=file, field=field
-        ) from None
-    if isinstance(factory, str):
-        module, _, attr = factory.partition(":")
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        factory = obj
-        _KINDS[kind] = obj
-    return factory
+def register_policy(
+    kind: str, factory: str | PolicyFactory, options: type[BaseModel] | None = None
+) -> None:
+    """Add a policy kind in this process (a package declares an entry point in
+    ``turnout.policies`` instead; see :mod:`turnout.plugins`). ``options``: the schema
+    of its options (None: unchecked)."""
+    POLICIES.register(kind, Kind(factory, options))
 
 
 def build_policy(name: str | None, settings: Settings) -> Policy:
@@ -63,7 +41,9 @@ def build_policy(name: str | None, settings: Settings) -> Policy:
         cycle = " -> ".join((*stack[stack.index(name) :], name))
         raise ConfigError(f"policies name each other in a cycle: {cycle}", file=settings.source)
     cfg = settings.policy(name)
-    factory = _factory(cfg.kind, f"policies.{name}.kind", settings.source)
+    factory: PolicyFactory = POLICIES.get(
+        cfg.kind, file=settings.source, field=f"policies.{name}.kind"
+    ).factory()
     token = _BUILDING.set((*stack, name))
     try:
         return factory(name, cfg.options, settings)

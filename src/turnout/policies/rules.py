@@ -11,7 +11,7 @@
         - when: {scope: cross-service}
           tier: frontier
       default: standard
-      within_tier: cheapest        # or: prefer: [model, model]
+      within_tier: cheapest        # or: prefer: [model, model], or fastest (observed speed)
       fallback: false              # true: every healthy model of the tier, as a chain
 
 How a step's annotation becomes a tier, in this order:
@@ -51,7 +51,8 @@ from typing import Any
 from turnout.config.schema import ANNOTATION_VOCABULARY
 from turnout.config.settings import Settings
 from turnout.policies.base import HEALTHY, PoolHealth, RequestContext
-from turnout.policies.tiers import TierChooser, prefer_list
+from turnout.policies.speed import FastestRule
+from turnout.policies.tiers import TierChooser, prefer_list, within_tier_speed
 from turnout.types import Annotation, Decision, Tier
 
 KEYS = ("scope", "domain", "ambiguity")
@@ -120,6 +121,7 @@ class RulesPolicy:
         vocabulary: Mapping[str, Sequence[str]] | None = None,
         prefer: Sequence[str] = (),
         fallback: bool = False,
+        fastest: FastestRule | None = None,
     ) -> None:
         self.name = name
         self.rules = tuple(rules)
@@ -130,7 +132,7 @@ class RulesPolicy:
             frozenset({*ANNOTATION_VOCABULARY[k], *(v.strip().lower() for v in extra.get(k, ()))})
             for k in KEYS
         )
-        self._chooser = TierChooser(settings, prefer=prefer, fallback=fallback)
+        self._chooser = TierChooser(settings, prefer=prefer, fallback=fallback, fastest=fastest)
         self._memo: dict[tuple[Annotation | None, frozenset[str]], Decision] = {}
 
     @classmethod
@@ -149,9 +151,16 @@ class RulesPolicy:
             vocabulary=options.get("vocabulary") or {},
             prefer=prefer_list(options),
             fallback=bool(options.get("fallback")),
+            fastest=within_tier_speed(options),
         )
 
     def decide(self, ctx: RequestContext, health: PoolHealth = HEALTHY) -> Decision:
+        if self._chooser.speed_rule(ctx) is not None:  # depends on the speeds: not memoised
+            tier, head = self.route(ctx.annotation)
+            choice = self._chooser.choose(tier, health, ctx)
+            return Decision(
+                choice.models, f"{head} -> {choice.describe()}", self.name, choice.strategy
+            )
         key = (ctx.annotation, health.unavailable)
         decision = self._memo.get(key)
         if decision is None:

@@ -42,6 +42,7 @@ from typing import Any
 
 from turnout.config.settings import Settings
 from turnout.policies.base import HEALTHY, PoolHealth, RequestContext
+from turnout.policies.speed import FastestRule
 from turnout.policies.textscan import (
     SCAN_CHARS,
     KeywordSet,
@@ -49,7 +50,7 @@ from turnout.policies.textscan import (
     last_user_text,
     window,
 )
-from turnout.policies.tiers import Choice, TierChooser, prefer_list
+from turnout.policies.tiers import Choice, TierChooser, prefer_list, within_tier_speed
 from turnout.types import Decision, Tier
 
 TYPES = ("code", "translation", "math", "extraction", "classification", "creative", "analysis")
@@ -255,6 +256,7 @@ class TaskTypePolicy:
         scan_chars: int = SCAN_CHARS,
         prefer: Sequence[str] = (),
         fallback: bool = False,
+        fastest: FastestRule | None = None,
     ) -> None:
         self.name = name
         base = default or Target()
@@ -289,7 +291,7 @@ class TaskTypePolicy:
         self._min = min_score
         self._scan = scan_chars
         self._memo = TextMemo()
-        self._chooser = TierChooser(settings, prefer=prefer, fallback=fallback)
+        self._chooser = TierChooser(settings, prefer=prefer, fallback=fallback, fastest=fastest)
 
     @classmethod
     def from_options(
@@ -307,6 +309,7 @@ class TaskTypePolicy:
             scan_chars=int(options.get("scan_chars", SCAN_CHARS)),
             prefer=prefer_list(options),
             fallback=bool(options.get("fallback")),
+            fastest=within_tier_speed(options),
         )
 
     def detect(self, ctx: RequestContext) -> Detection:
@@ -378,7 +381,7 @@ class TaskTypePolicy:
         if target.model is not None:
             choice = self._chooser.named(target.model, health)
         else:
-            choice = self._chooser.choose(target.tier or Tier.STANDARD, health)
+            choice = self._chooser.choose(target.tier or Tier.STANDARD, health, ctx)
         route, extras = self._suffixes[found.task]
         return Decision(
             choice.models,

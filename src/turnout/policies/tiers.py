@@ -13,6 +13,12 @@ policies and the workflow's own tier routing:
 With ``fallback`` the decision names every healthy model of the tier in that
 order (strategy ``fallback``): the chain "rules -> tier -> fallback inside the
 tier".
+
+With ``within_tier: fastest`` (or for a request marked ``latency: sensitive``,
+whatever the configured rule) the healthy candidates are instead ranked by observed
+speed (:func:`turnout.policies.speed.rank_fastest`, over the snapshot in the pool's
+health): fastest first, cold start in the cheapest-first order, a small share
+explored. Such choices depend on the snapshot, so they are not memoised.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from typing import Any
 
 from turnout.config.settings import Settings
 from turnout.errors import ConfigError
-from turnout.policies.base import PoolHealth
+from turnout.policies.base import PoolHealth, RequestContext
+from turnout.policies.speed import FastestRule, fastest_rule, rank_fastest, request_key
 from turnout.types import Strategy, Tier
 
 
@@ -64,14 +71,24 @@ _MEMO_MAX = 1024
 class TierChooser:
     """Candidates per tier computed once; choices memoised per pool health."""
 
-    __slots__ = ("_candidates", "_fallback", "_memo", "_model_tier", "_order", "_preferred")
+    __slots__ = (
+        "_candidates", "_fallback", "_fastest", "_memo", "_model_tier", "_order", "_preferred",
+        "_sensitive",
+    )  # fmt: skip
 
     def __init__(
-        self, settings: Settings, *, prefer: Sequence[str] = (), fallback: bool = False
+        self,
+        settings: Settings,
+        *,
+        prefer: Sequence[str] = (),
+        fallback: bool = False,
+        fastest: FastestRule | None = None,
     ) -> None:
         if not settings.models:
             raise ConfigError("the model pool is empty", file=settings.source, field="models")
         self._fallback = fallback
+        self._fastest = fastest
+        self._sensitive = fastest or FastestRule()
         self._preferred = frozenset(prefer)
         pool = list(settings.models.values())
         rank = {name: i for i, name in enumerate(prefer)}
@@ -88,8 +105,32 @@ class TierChooser:
         self._model_tier = {m.name: m.tier for m in pool}
         self._memo: dict[tuple[Tier | str, frozenset[str]], Choice] = {}
 
-    def choose(self, tier: Tier, health: PoolHealth) -> Choice:
-        """The model (or fallback chain) for ``tier`` under ``health``."""
+    def candidates(self, tier: Tier) -> tuple[str, ...]:
+        """The models of ``tier`` in the rule's order (preferred, then cheapest first); an
+        empty tier routes up (then down)."""
+        used = next(t for t in self._order[tier] if self._candidates[t])
+        return self._candidates[used]
+
+    @property
+    def by_speed(self) -> bool:
+        """Whether every choice ranks by speed (``within_tier: fastest``)."""
+        return self._fastest is not None
+
+    def speed_rule(self, ctx: RequestContext | None) -> FastestRule | None:
+        """The speed rule for this request: the configured one, or the default rule for a
+        latency-sensitive request; None to choose by price or preference."""
+        if self._fastest is not None:
+            return self._fastest
+        if ctx is not None and ctx.latency == "sensitive":
+            return self._sensitive
+        return None
+
+    def choose(self, tier: Tier, health: PoolHealth, ctx: RequestContext | None = None) -> Choice:
+        """The model (or fallback chain) for ``tier`` under ``health``; ``ctx`` marks a
+        latency-sensitive request (and keys the exploration draw)."""
+        rule = self.speed_rule(ctx)
+        if rule is not None:
+            return self._by_speed(tier, health, rule, ctx)
         key = (tier, health.unavailable)
         choice = self._memo.get(key)
         if choice is None:
@@ -145,6 +186,31 @@ class TierChooser:
             return self._choice(used, candidates, healthy, lead, notes)
         raise AssertionError("unreachable: the pool is not empty")  # pragma: no cover
 
+    def _by_speed(
+        self, tier: Tier, health: PoolHealth, rule: FastestRule, ctx: RequestContext | None
+    ) -> Choice:
+        unavailable = health.unavailable
+        used = next(t for t in self._order[tier] if self._candidates[t])
+        candidates = self._candidates[used]
+        healthy = tuple(m for m in candidates if m not in unavailable)
+        notes: list[str] = []
+        if not healthy:
+            healthy = candidates
+            notes.append(f"every {used.value} model unavailable")
+        elif len(healthy) < len(candidates):
+            skipped = [m for m in candidates if m in unavailable]
+            notes.append(f"skipped unavailable {', '.join(skipped)}")
+        if used is not tier:
+            notes.append(f"{tier.value} has no model, routed to {used.value}")
+        key = request_key(ctx.tags.get("run"), ctx.step_id) if ctx is not None else ""
+        ranked = rank_fastest(
+            healthy, health.speeds, rule, max_tokens=ctx.max_tokens if ctx else None, key=key
+        )
+        why = "; ".join([ranked.why, *notes])
+        if self._fallback:
+            return Choice(ranked.models, used, why, "fallback")
+        return Choice(ranked.models[:1], used, why)
+
     def _choice(
         self,
         tier: Tier,
@@ -165,6 +231,14 @@ class TierChooser:
         if self._fallback:
             return Choice(healthy, tier, why, "fallback")
         return Choice((first,), tier, why)
+
+
+def within_tier_speed(options: Mapping[str, Any]) -> FastestRule | None:
+    """``within_tier: fastest`` (tuned by an optional ``fastest: {metric, explore, ...}``),
+    else None."""
+    if options.get("within_tier") != "fastest":
+        return None
+    return fastest_rule(options.get("fastest") or {})
 
 
 def prefer_list(options: Mapping[str, Any]) -> tuple[str, ...]:

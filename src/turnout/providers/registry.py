@@ -1,42 +1,34 @@
-"""Provider kinds register here; ``build_provider`` makes one from config.
+"""``build_provider`` makes a provider from config; its kind comes from the provider
+registry (:data:`turnout.config.kinds.PROVIDERS`: built-in kinds and plugins').
 
 Factories are imported lazily, so importing turnout never imports aiohttp or
-llama.cpp. A new kind registers with ``register_provider("kind", "module:factory")``.
+llama.cpp. A package adds a kind with an entry point in ``turnout.providers`` (see
+:mod:`turnout.plugins`); in-process, ``register_provider("kind", "module:factory")``.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 
+from pydantic import BaseModel
+
+from turnout.config.kinds import PROVIDERS, Kind
 from turnout.config.settings import ModelSpec, ProviderConfig
-from turnout.errors import ConfigError
 from turnout.providers.base import Provider
 
 ProviderFactory = Callable[[ProviderConfig, Sequence[ModelSpec]], Provider]
 
-_FACTORIES: dict[str, str | ProviderFactory] = {
-    "openai": "turnout.providers.openai_compat:from_config",
-    "local": "turnout.providers.local:from_config",
-}
 
-
-def register_provider(kind: str, factory: str | ProviderFactory) -> None:
-    _FACTORIES[kind] = factory
+def register_provider(
+    kind: str, factory: str | ProviderFactory, options: type[BaseModel] | None = None
+) -> None:
+    """Add a provider kind in this process; ``options``: the schema of its options
+    (``timeouts`` excluded: every provider has it). None: unchecked."""
+    PROVIDERS.register(kind, Kind(factory, options))
 
 
 def build_provider(config: ProviderConfig, models: Sequence[ModelSpec]) -> Provider:
     """Build the provider for one ``providers:`` entry, serving ``models``."""
-    try:
-        factory = _FACTORIES[config.kind]
-    except KeyError:
-        known = ", ".join(sorted(_FACTORIES))
-        raise ConfigError(
-            f"unknown provider kind {config.kind!r} (known: {known})",
-            field=f"providers.{config.name}.kind",
-        ) from None
-    if isinstance(factory, str):
-        module, _, attr = factory.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
-        _FACTORIES[config.kind] = factory
+    kind = PROVIDERS.get(config.kind, field=f"providers.{config.name}.kind")
+    factory: ProviderFactory = kind.factory()
     return factory(config, models)

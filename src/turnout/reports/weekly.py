@@ -46,6 +46,8 @@ from turnout.tracing.store import TraceStore
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from turnout.reports.ab import ABTest
+
 WEEK_S = 7 * 86400
 NO_TIER = "(none)"
 UNKNOWN_WORKFLOW = "(no run record)"
@@ -188,6 +190,8 @@ class WeeklyReport:
     cache_hits: int
     cache_saved: Decimal
     efficiency: Efficiency
+    ab_tests: tuple[ABTest, ...] = ()
+    """The A/B tests with runs in the period, with their one-line verdicts."""
 
     @property
     def cost_per_run(self) -> Decimal | None:
@@ -228,6 +232,7 @@ class WeeklyReport:
             "unattributed_cost_usd": float(self.unattributed_cost),
             "cache": {"hits": self.cache_hits, "saved_usd": float(self.cache_saved)},
             "efficiency": self.efficiency.as_json(),
+            "ab_tests": [t.as_json() for t in self.ab_tests],
         }
 
     def print(self, console: Console) -> None:
@@ -265,6 +270,9 @@ def weekly_report(
     flags = {str(r[0]): (_int(r[1]), _int(r[2])) for r in store.query(_FLAGS_SQL, period)}
     cheaper = flags.get("could_be_cheaper", (0, 0))
     frontier = flags.get("needed_frontier", (0, 0))
+    from turnout.reports.ab import ab_tests
+
+    tests = tuple(ab_tests(store, since=since, until=until))
 
     return WeeklyReport(
         since=since,
@@ -293,6 +301,7 @@ def weekly_report(
             could_be_cheaper_cost=pico_to_cost(cheaper[1]),
             needed_frontier_cost=pico_to_cost(frontier[1]),
         ),
+        ab_tests=tests,
     )
 
 

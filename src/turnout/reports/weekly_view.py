@@ -94,3 +94,8 @@ def print_weekly(r: WeeklyReport, console: Console) -> None:
             f"[dim]{_money(r.unattributed_cost)} of the spend belongs to no LLM step started "
             "in the period (gateway requests, or steps that began before it)[/]"
         )
+    if r.ab_tests:
+        console.print("[bold]A/B tests[/] (see `turnout report ab POLICY`)")
+        for ab in r.ab_tests:
+            verdicts = "; ".join(ab.verdicts) or "a single variant, nothing to compare"
+            console.print(f"  {ab.policy} ({ab.runs:,} runs, {ab.variants} variants): {verdicts}")

@@ -112,6 +112,7 @@ def _step(s: StepSchema, file: str, base_dir: Path | None) -> Step:
         tier=Tier(s.tier) if s.tier else None,
         annotation=annotation,
         max_tokens=s.max_tokens,
+        latency=s.latency,
         temperature=s.temperature,
         output=s.output,
         checks=checks,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from turnout.errors import WorkflowError
 from turnout.execution.budget import Budget
+from turnout.policies.base import Latency
 from turnout.types import Annotation, Tier
 from turnout.workflows.template import Template
 
@@ -77,6 +78,8 @@ class Step:
     output: OutputKind = "text"
     checks: tuple[Check, ...] = ()
     override: Override | None = None
+    latency: Latency = "normal"
+    """``sensitive``: the fastest model of its tier, whatever the policy's in-tier rule."""
 
     @classmethod
     def llm(
@@ -93,6 +96,7 @@ class Step:
         temperature: float | None = None,
         output: OutputKind = "text",
         checks: Sequence[Check] = (),
+        latency: Latency = "normal",
     ) -> Step:
         return cls(
             id=id,
@@ -107,6 +111,7 @@ class Step:
             temperature=temperature,
             output=output,
             checks=tuple(checks),
+            latency=latency,
         )
 
     @classmethod

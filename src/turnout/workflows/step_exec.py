@@ -44,6 +44,7 @@ def decide(
         step_tier=step.tier,
         default_model=workflow.default_model,
         max_tokens=step.max_tokens,
+        latency=step.latency,
     )
     return policy.decide(ctx, health)
 

@@ -196,7 +196,7 @@ def test_unknown_model_names_the_field(
         (
             {"kind": "rules", "within_tier": "random"},
             "policies.p.within_tier",
-            "expected cheapest, prefer or {prefer: [model, ...]}, got 'random'",
+            "expected cheapest, prefer, fastest or {prefer: [model, ...]}, got 'random'",
         ),
         (
             {"kind": "complexity", "levels": {"medium": 5, "high": 5}},

@@ -30,12 +30,12 @@ async def test_an_async_stream_may_break_mid_way() -> None:
     p = FunctionProvider(stream_fn=broken)
     got: list[StreamEvent] = []
 
-    async def consume() -> None:
+    async def read() -> None:
         async for e in p.stream(REQ):
             got.append(e)
 
     with pytest.raises(ProviderConnectionError):
-        await consume()
+        await read()
     assert got == [TextDelta("par")]
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from turnout.config import Settings, settings_from_dict
+from turnout.errors import ConfigError
 from turnout.execution.budget import estimate_cost
 from turnout.execution.retry import RetryPolicy
-from turnout.policies import build_policy
+from turnout.policies import PoolHealth, build_policy
 from turnout.providers import FunctionProvider
 from turnout.providers.pool import ModelPool
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord, TraceRecord
@@ -370,3 +371,34 @@ async def test_cli_overrides_are_recorded_the_same_way(routed: Settings) -> None
         (None, None),
         ("bo", "a draft is enough"),
     ]
+
+
+def test_latency_sensitive_step_gets_the_fastest_model_of_its_tier(settings: Settings) -> None:
+    from turnout.policies.speed import SpeedEstimate, SpeedSnapshot
+    from turnout.workflows.loader import workflow_from_dict
+    from turnout.workflows.step_exec import decide as decide_step
+
+    wf = workflow_from_dict({
+        "name": "w",
+        "steps": [
+            {"id": "quick", "prompt": "hi", "tier": "efficient", "latency": "sensitive"},
+            {"id": "plain", "prompt": "hi", "tier": "efficient"},
+        ],
+    })  # fmt: skip
+    quick, plain = wf.steps
+    assert (quick.latency, plain.latency) == ("sensitive", "normal")
+    speeds = SpeedSnapshot(
+        {"haiku": SpeedEstimate(0.1, None, 9, 1.0), "nano": SpeedEstimate(0.4, None, 9, 1.0)}, 2.0
+    )
+    health = PoolHealth(speeds=speeds)
+    policy = build_policy(None, settings)
+    assert decide_step(quick, wf, policy, (), {}, health).model == "haiku"  # fastest
+    assert decide_step(plain, wf, policy, (), {}, health).model == "nano"  # cheapest
+
+
+def test_unknown_latency_value_is_one_line() -> None:
+    from turnout.errors import WorkflowError
+    from turnout.workflows.loader import workflow_from_dict
+
+    with pytest.raises((WorkflowError, ConfigError), match="latency"):
+        workflow_from_dict({"name": "w", "steps": [{"id": "s", "prompt": "hi", "latency": "fast"}]})
