@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from turnout.testing.openai_bodies import content_text
 
 from support.fault_rig import PROMPT, Rig, decision
 from turnout.errors import TurnoutError
