@@ -19,7 +19,8 @@ cannot take is appended to that local file instead of being lost, and the store 
 left alone for ``retry_s``; while batches wait in the file, newer ones queue behind
 them there (so a run's final status is never overwritten by its older ``running``
 row), and the file is replayed, in order, as soon as the store takes writes again
-(also when idle, and at start for a file left by an earlier process). Records in the
+(also when idle, once more when the writer closes, and at start for a file left by
+an earlier process: a file that could not be replayed stays for then). Records in the
 spill file count as written for :meth:`~TraceWriter.flush`: they are on disk.
 
 The writer does not close its store; whoever opened the store closes it.
@@ -222,6 +223,8 @@ class TraceWriter:
             batch, markers = self._gather()
             try:
                 self._write(batch)
+                if any(m.stop for m in markers):
+                    self._replay(force=True)  # one last try before stopping
             finally:
                 for marker in markers:
                     stop = stop or marker.stop
@@ -259,11 +262,12 @@ class TraceWriter:
     def _spill_pending(self) -> bool:
         return self.spill is not None and self.spill.pending
 
-    def _replay(self) -> bool:
-        """Replay the spill file if the store may be back; True when nothing waits."""
+    def _replay(self, *, force: bool = False) -> bool:
+        """Replay the spill file if the store may be back (``force``: try now); True
+        when nothing waits."""
         if self.spill is None or not self.spill.pending:
             return True
-        if time.monotonic() < self._store_down_until:
+        if not force and time.monotonic() < self._store_down_until:
             return False
         try:
             written = self.spill.replay(self.store.write_batch)
