@@ -103,8 +103,8 @@ async def test_in_process_limits_and_budget(gateway: Gateway, tmp_path: Path) ->
         async with aiohttp.ClientSession() as s:
             for _ in range(n):
                 body = {"model": "cheap", "messages": HI, "max_tokens": 40}
-                status, headers, answer = await call(s, gateway, "POST", "/v1/chat/completions",
-                                                     key, json=body)  # fmt: skip
+                status, _, answer = await call(s, gateway, "POST", "/v1/chat/completions",
+                                               key, json=body)  # fmt: skip
                 out.append(answer["error"]["code"] if status != 200 else "ok")
         return out
 
