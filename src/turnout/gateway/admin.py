@@ -177,12 +177,20 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    from turnout.gateway.routes import TEAM
+    from turnout.gateway.routes import ENGINE, TEAM
 
     team = request.app[TEAM]
     if team.metrics is None:
         return _error(404, "metrics need prometheus-client: pip install 'turnout[metrics]'",
                       "not_found")  # fmt: skip
+    executor = getattr(request.app[ENGINE], "executor", None)
+    breakers = getattr(executor, "breakers", None)
+    if breakers is not None:  # breaker state as of this scrape (shared ones: from Redis)
+        try:
+            for model, status in (await breakers.snapshot()).items():
+                team.metrics.set_breaker(model, status.state)
+        except Exception:  # a breaker store that cannot answer leaves the last values
+            pass
     body, content_type = await asyncio.to_thread(team.metrics.render)
     response = web.Response(status=200, body=body)
     response.headers["content-type"] = content_type

@@ -131,6 +131,9 @@ async def test_spans_per_request_and_attempt(upstream: FakeOpenAI, tmp_path: Pat
             aiohttp.ClientSession() as s:  # fmt: skip
         body = {"model": "resilient", "messages": HI}  # a 503, then the fallback answers
         assert (await call(s, gw, "POST", "/v1/chat/completions", json=body))[0] == 200
+        async with s.get(gw.base_url.removesuffix("/v1") + "/metrics") as r:
+            scraped = await r.text()
+    assert 'turnout_breaker_state{model="down"} 2.0' in scraped  # opened by the 503
     spans = {sp.name: sp for sp in exporter.get_finished_spans()}
     assert set(spans) == {"chat resilient", "chat down", "chat small"}
     assert spans["chat down"].attributes["error.type"] == "server_error"  # type: ignore[index]
