@@ -274,6 +274,9 @@ _VIRTUAL_KEYS = sql_migration(
     )
     """,
     "CREATE UNIQUE INDEX virtual_keys_hash ON virtual_keys (key_hash)",
+    # the key a gateway request came with (its name, from the run's `key` tag): spend by key
+    "ALTER TABLE runs ADD COLUMN key_name TEXT",
+    "CREATE INDEX runs_key_name_started_at ON runs (key_name, started_at)",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
