@@ -274,18 +274,18 @@ def test_sync_sdk_and_curl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         FakeOpenAI.start_in_thread(reply=reply) as up,
         GatewayThread(gateway_settings(up.base_url), tmp_path / "t.db") as gw,
     ):
-        client = openai.OpenAI(base_url=gw.base_url, api_key="unused")
-        r = client.chat.completions.create(model="cheap", messages=USER, user="u-9")  # type: ignore[arg-type]
-        assert r.choices[0].message.content == FULL
-        text = "".join(
-            c.choices[0].delta.content or ""
-            for c in client.chat.completions.create(model="cheap", messages=USER, stream=True)  # type: ignore[arg-type]
-            if c.choices
-        )
-        assert text == FULL
-        assert [m.id for m in client.models.list()][:1] == ["rules"]
-        with pytest.raises(openai.NotFoundError):
-            client.chat.completions.create(model="nope", messages=USER)  # type: ignore[arg-type]
+        with openai.OpenAI(base_url=gw.base_url, api_key="unused") as client:
+            r = client.chat.completions.create(model="cheap", messages=USER, user="u-9")  # type: ignore[arg-type]
+            assert r.choices[0].message.content == FULL
+            text = "".join(
+                c.choices[0].delta.content or ""
+                for c in client.chat.completions.create(model="cheap", messages=USER, stream=True)  # type: ignore[arg-type]
+                if c.choices
+            )
+            assert text == FULL
+            assert [m.id for m in client.models.list()][:1] == ["rules"]
+            with pytest.raises(openai.NotFoundError):
+                client.chat.completions.create(model="nope", messages=USER)  # type: ignore[arg-type]
         if shutil.which("curl") is None:
             pytest.skip("curl is not installed")
         body = json.dumps(

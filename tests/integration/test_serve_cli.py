@@ -82,6 +82,7 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
             time.sleep(0.4)  # the request is in flight (the upstream takes 1 s)
             proc.send_signal(signal.SIGTERM)
             worker.join(10)
+            client.close()
             assert answers == [FULL]
             _, err = proc.communicate(timeout=10)
             assert proc.returncode == 0
@@ -128,11 +129,18 @@ def test_ready_in_under_a_second(tmp_path: Path) -> None:
     [
         (["-c", "missing.yaml"], "missing.yaml"),
         (["--port", "70000"], "70000"),
+        (["--port", "BUSY"], "cannot listen"),
     ],
 )
 def test_bad_input_exits_2(tmp_path: Path, args: list[str], words: str) -> None:
-    out = subprocess.run(
-        [TURNOUT, "serve", *args], cwd=tmp_path, capture_output=True, text=True, timeout=30
-    )
+    with socket.socket() as busy:
+        if args == ["--port", "BUSY"]:  # a port another process listens on
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            args = ["--port", str(busy.getsockname()[1]), "--store", str(tmp_path / "t.db")]
+        out = subprocess.run(
+            [TURNOUT, "serve", *args], cwd=tmp_path, capture_output=True, text=True, timeout=30
+        )
     assert out.returncode == 2
-    assert words in out.stderr
+    assert "Traceback" not in out.stderr
+    assert words in out.stderr.strip().splitlines()[-1]  # one line says what is wrong

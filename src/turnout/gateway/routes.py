@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -34,6 +33,7 @@ from turnout.keys.guard import Refused, bearer_token, missing_key
 from turnout.types import StreamEnd
 from turnout.wire.jsonio import encode, load_json
 from turnout.wire.requests import IncomingRequest, WireError, decode_request
+from turnout.workflows.runner import new_run_id
 
 log = logging.getLogger("turnout.gateway")
 
@@ -63,7 +63,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     settings, config = request.app[SETTINGS], request.app[CONFIG]
     team = request.app[TEAM]
     started = time.perf_counter()
-    run_id = uuid.uuid4().hex
+    run_id = new_run_id()  # the trace's run id, sortable by time
     authorization = request.headers.get("authorization")
     if team.guard is not None and bearer_token(authorization) is None:  # before the body
         return _refused(Refused(missing_key()), run_id)

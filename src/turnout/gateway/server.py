@@ -21,6 +21,7 @@ from types import TracebackType
 from aiohttp import web
 
 from turnout.config.settings import Settings
+from turnout.errors import ConfigError
 from turnout.gateway.app import create_app
 from turnout.gateway.config import GatewayConfig
 from turnout.gateway.engine import Engine
@@ -76,6 +77,10 @@ class Gateway:
                 self._runner, self.host, self.port, backlog=1024, reuse_port=self.reuse_port
             )
             await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            why = exc.strerror or str(exc)
+            raise ConfigError(f"cannot listen on {self.host}:{self.port}: {why}") from None
         except BaseException:
             await self._runner.cleanup()
             raise
