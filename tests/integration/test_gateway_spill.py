@@ -62,6 +62,13 @@ async def test_traces_spill_while_postgres_is_away(
                     served += await burst(40)
                     await asyncio.sleep(0.5)
                     assert (tmp_path / ".turnout" / "spill-0.jsonl").exists()
+                    async with session.get(gw.base_url.removesuffix("/v1") + "/metrics") as r:
+                        scraped = await r.text()
+                    spilled = next(
+                        float(line.split()[-1]) for line in scraped.splitlines()
+                        if line.startswith("turnout_traces_spilled_total")
+                    )  # fmt: skip
+                    assert spilled > 0
                     proxy.start()  # and back
                     served += await burst(30)
                 # stopped: drained and flushed (the spill replayed by then or at close)

@@ -54,6 +54,7 @@ class Team:
     prices: Mapping[str, Price] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _closers: list[Any] = field(default_factory=list)
+    _spill_seen: tuple[int, int] = (0, 0)
 
     @classmethod
     async def open(
@@ -183,6 +184,14 @@ class Team:
                 policy=route.policy or route.label, model=None, key=key, error_class=code,
                 latency_s=time.perf_counter() - started,
             )  # fmt: skip
+
+    def count_spill(self, spilled: int, dropped: int) -> None:
+        """Feed the spill file's running totals to the metrics (as increments)."""
+        if self.metrics is None:
+            return
+        seen_spilled, seen_dropped = self._spill_seen
+        self.metrics.count_spill(spilled - seen_spilled, dropped - seen_dropped)
+        self._spill_seen = (spilled, dropped)
 
     def _later(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
