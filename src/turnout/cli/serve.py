@@ -34,8 +34,21 @@ if TYPE_CHECKING:
     envvar="TURNOUT_STORE",
     help="Trace store: a SQLite path or postgresql:// URL [storage:, else .turnout/traces.db].",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the port (SO_REUSEPORT); metrics aggregate across them.",
+)
+@click.option("--reuse-port", is_flag=True, hidden=True)
 def serve_cmd(
-    config_path: Path | None, host: str | None, port: int | None, store_url: str | None
+    config_path: Path | None,
+    host: str | None,
+    port: int | None,
+    store_url: str | None,
+    workers: int,
+    reuse_port: bool,
 ) -> None:
     """Serve an OpenAI-compatible API that routes every request by policy."""
     from turnout.gateway.config import GatewayConfig
@@ -43,13 +56,24 @@ def serve_cmd(
 
     settings = _settings(config_path)
     config = GatewayConfig.from_settings(settings)
+    config.auth_for(host or config.host)  # refuse `auth: none` off loopback before starting
     where = settings.source if settings.path else "the embedded local pool"
+    if workers > 1:
+        from turnout.gateway.workers import run_workers
+
+        if (port if port is not None else config.port) == 0:
+            raise ConfigError("--workers needs a fixed --port (they share it)", field="--port")
+        raise SystemExit(run_workers(workers))
 
     def ready(url: str) -> None:
         policy = config.default_policy or "none"
-        click.echo(f"turnout serve: {where}, default policy {policy}; listening on {url}", err=True)
+        auth = config.auth_for(host or config.host)
+        click.echo(
+            f"turnout serve: {where}, default policy {policy}, auth {auth}; listening on {url}",
+            err=True,
+        )
 
-    run(settings, host=host, port=port, store=store_url, on_ready=ready)
+    run(settings, host=host, port=port, store=store_url, on_ready=ready, reuse_port=reuse_port)
 
 
 def _settings(config_path: Path | None) -> Settings:

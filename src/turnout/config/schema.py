@@ -551,6 +551,18 @@ class GatewaySchema(_Strict):
     # CORS is off unless origins are listed ("*" allows any origin)
     cors: CorsSchema | None = None
     shutdown_timeout_s: PositiveFloat = 30.0
+    # virtual keys: `keys` (the default unless the host is loopback) or `none` (loopback only)
+    auth: Literal["keys", "none"] | None = None
+    # the environment variable holding the admin key of /admin/keys (unset: no admin API)
+    admin_key_env: str = "TURNOUT_ADMIN_KEY"
+    # how long a replica trusts a cached key record when Redis cannot say it changed
+    key_cache_s: PositiveFloat = 30.0
+    # rate limits per key and model (a request naming a pool model) rather than per key
+    per_model_limits: bool = False
+    # where traces spill when the store is unreachable (default: .turnout/spill-N.jsonl
+    # beside a PostgreSQL store's gateway); `none` turns spilling off
+    spill: str | None = None
+    spill_max_bytes: PositiveInt = 256 * 1024 * 1024
 
 
 class SettingsSchema(_Strict):

@@ -5,16 +5,22 @@ closed (traces flushed) when it stops."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from turnout.config.settings import Settings
-from turnout.gateway import routes
+from turnout.gateway import admin, routes
 from turnout.gateway.config import CorsConfig, GatewayConfig
 from turnout.gateway.engine import Engine
 from turnout.gateway.feedback import post_feedback
+from turnout.gateway.team import Team
+from turnout.tracing.spill import SpillFile
+
+WORKER_ENV = "TURNOUT_WORKER"
+"""The worker's number (0, 1, ...) under ``turnout serve --workers N``."""
 
 EXPOSED = ", ".join(
     [
@@ -34,10 +40,13 @@ def create_app(
     store: str | None = None,
     engine: Engine | None = None,
     config: GatewayConfig | None = None,
+    host: str | None = None,
 ) -> web.Application:
     """The gateway for ``settings``. ``engine`` replaces the façade (tests); ``store`` is
-    the trace store URL or path (default: the config's ``storage``, then SQLite)."""
+    the trace store URL or path (default: the config's ``storage``, then SQLite); ``host``
+    the interface served (``gateway.auth`` defaults to keys off loopback)."""
     config = config or GatewayConfig.from_settings(settings)
+    config.auth_for(host or config.host)  # `auth: none` off loopback: refused before serving
     middlewares: list[Any] = [routes.openai_errors]
     if config.cors is not None:
         middlewares.insert(0, _cors(config.cors))
@@ -46,12 +55,14 @@ def create_app(
     app[routes.CONFIG] = config
     app[routes.READY] = asyncio.Event()
     app.cleanup_ctx.append(_engine_ctx(settings, config, store, engine))
+    app.cleanup_ctx.append(_team_ctx(settings, config, host or config.host))
     app.router.add_post("/v1/chat/completions", routes.chat_completions)
     app.router.add_post("/chat/completions", routes.chat_completions)
     app.router.add_get("/v1/models", routes.list_models)
     app.router.add_get("/health/live", routes.live)
     app.router.add_get("/health/ready", routes.ready)
     app.router.add_post("/turnout/v1/feedback", post_feedback)
+    admin.add_routes(app)
     return app
 
 
@@ -66,13 +77,42 @@ def _engine_ctx(
             return
         from turnout.facade import Turnout  # the library façade the CLI also sits on
 
-        async with Turnout(settings, store=store, on_stream_cut=config.on_stream_cut) as turnout:
+        spill = _spill(config, store or settings.storage)
+        async with Turnout(
+            settings, store=store, on_stream_cut=config.on_stream_cut, spill=spill
+        ) as turnout:
             app[routes.ENGINE] = turnout
             app[routes.READY].set()
             yield
             app[routes.READY].clear()
 
     return ctx
+
+
+def _team_ctx(settings: Settings, config: GatewayConfig, host: str) -> Any:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        store = getattr(app[routes.ENGINE], "store", None)
+        team = await Team.open(settings, config, host=host, store=store)
+        app[routes.TEAM] = team
+        try:
+            yield
+        finally:
+            await team.aclose()
+
+    return ctx
+
+
+def _spill(config: GatewayConfig, store: str | None) -> SpillFile | None:
+    """The spill file: ``gateway.spill``, else one per worker beside a PostgreSQL store's
+    gateway (``.turnout/spill-N.jsonl``); ``none``: no spilling."""
+    path = config.spill
+    if path == "none":
+        return None
+    if path is None:
+        if not (store or "").lower().startswith(("postgresql://", "postgres://")):
+            return None
+        path = f".turnout/spill-{os.environ.get(WORKER_ENV, '0')}.jsonl"
+    return SpillFile(path, max_bytes=config.spill_max_bytes)
 
 
 def _cors(cors: CorsConfig) -> Any:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from turnout.config.settings import Settings
+from turnout.errors import ConfigError
 from turnout.execution.run import StreamCutRule
 
 
@@ -32,6 +33,24 @@ class GatewayConfig:
     reached an SSE client: such a stream ends with an error event instead."""
     cors: CorsConfig | None = None
     shutdown_timeout_s: float = 30.0
+    auth: Literal["keys", "none"] | None = None
+    """None: ``keys`` unless the host is loopback (see :meth:`auth_for`)."""
+    admin_key_env: str = "TURNOUT_ADMIN_KEY"
+    key_cache_s: float = 30.0
+    per_model_limits: bool = False
+    spill: str | None = None
+    spill_max_bytes: int = 256 * 1024 * 1024
+
+    def auth_for(self, host: str) -> Literal["keys", "none"]:
+        """The auth mode on ``host``: keys by default off loopback; ``none`` refused there."""
+        loopback = is_loopback(host)
+        if self.auth == "none" and not loopback:
+            raise ConfigError(
+                f"auth: none is allowed only on a loopback host, not {host!r} "
+                "(use auth: keys, or --host 127.0.0.1)",
+                field="gateway.auth",
+            )
+        return self.auth or ("none" if loopback else "keys")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
@@ -51,4 +70,22 @@ class GatewayConfig:
             if cors and cors.get("allow_origins")
             else None,
             shutdown_timeout_s=raw.get("shutdown_timeout_s", 30.0),
+            auth=raw.get("auth"),
+            admin_key_env=raw.get("admin_key_env") or "TURNOUT_ADMIN_KEY",
+            key_cache_s=raw.get("key_cache_s", 30.0),
+            per_model_limits=bool(raw.get("per_model_limits", False)),
+            spill=raw.get("spill"),
+            spill_max_bytes=raw.get("spill_max_bytes", 256 * 1024 * 1024),
         )
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and ``localhost``."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
 from turnout.config.settings import Settings
-from turnout.errors import ConfigError, TurnoutError
+from turnout.errors import ConfigError, TurnoutError, error_class_of
 from turnout.execution.stream_cut import Restart
 from turnout.gateway import failures
 from turnout.gateway.config import GatewayConfig
@@ -27,6 +28,8 @@ from turnout.gateway.context import CallContext, ModelNotFound, Route, call_cont
 from turnout.gateway.engine import Answer, AnswerStream, Engine
 from turnout.gateway.failures import ErrorReply
 from turnout.gateway.replies import ChunkEncoder, answer_headers, completion_body, header_value
+from turnout.gateway.team import Team
+from turnout.keys.guard import Refused, bearer_token, missing_key
 from turnout.types import StreamEnd
 from turnout.wire.jsonio import encode, load_json
 from turnout.wire.requests import IncomingRequest, WireError, decode_request
@@ -38,6 +41,7 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 CONFIG: web.AppKey[GatewayConfig] = web.AppKey("gateway_config", GatewayConfig)
 ENGINE = web.AppKey[Engine]("engine")
 READY: web.AppKey[asyncio.Event] = web.AppKey("ready", asyncio.Event)
+TEAM: web.AppKey[Team] = web.AppKey("team", Team)
 
 
 def json_response(
@@ -57,7 +61,12 @@ def error_response(reply: ErrorReply, run_id: str | None = None) -> web.Response
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     settings, config = request.app[SETTINGS], request.app[CONFIG]
+    team = request.app[TEAM]
+    started = time.perf_counter()
     run_id = new_run_id()  # the trace's run id, sortable by time
+    authorization = request.headers.get("authorization")
+    if team.guard is not None and bearer_token(authorization) is None:  # before the body
+        return _refused(Refused(missing_key()), run_id)
     try:
         raw = await _read_body(request, config.max_body_bytes)
         incoming = decode_request(_parse(raw))
@@ -70,18 +79,41 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return error_response(failures.model_not_found(exc.name, known), run_id)
     except web.HTTPRequestEntityTooLarge:
         return error_response(failures.too_large(config.max_body_bytes), run_id)
+    try:
+        admission = await team.admit(authorization, incoming.request, route)
+    except Refused as exc:
+        team.refused(route, exc.refusal.key, exc.refusal.code, started)
+        return _refused(exc, run_id)
     options = _options(incoming, route, ctx, run_id)
+    extra = dict(admission.headers) if admission is not None else {}
+    if admission is not None:
+        options["tags"]["key"] = admission.key.name  # the name, never the key
     engine = request.app[ENGINE]
+
+    def done(answer: Answer | None, error: str | None) -> None:
+        team.done(route=route, admission=admission, answer=answer, started=started,
+                  error_class=error, streamed=incoming.stream,
+                  max_tokens=incoming.request.max_tokens)  # fmt: skip
+
     if incoming.stream:
-        return await _stream(request, engine, incoming, route, options, run_id)
+        return await _stream(request, engine, incoming, route, options, run_id, extra, done)
     try:
         answer = await engine.chat(incoming.request.messages, **options)
     except ConfigError as exc:  # a policy that cannot decide for this request
+        done(None, "config")
         return error_response(failures.unusable(exc), run_id)
+    done(answer, None if answer.ok else error_class_of(answer.error or RuntimeError()))
     if not answer.ok:
-        return _failed(answer, run_id)
+        return _failed(answer, run_id, extra)
     body = completion_body(answer, f"chatcmpl-{run_id}")
-    return json_response(200, body, answer_headers(answer, run_id))
+    return json_response(200, body, {**answer_headers(answer, run_id), **extra})
+
+
+def _refused(exc: Refused, run_id: str) -> web.Response:
+    refusal = exc.refusal
+    return json_response(
+        refusal.status, refusal.body(), {**refusal.headers, "x-request-id": run_id}
+    )
 
 
 async def _stream(
@@ -91,8 +123,11 @@ async def _stream(
     route: Route,
     options: dict[str, Any],
     run_id: str,
+    extra: Mapping[str, str],
+    done: Callable[[Answer | None, str | None], None],
 ) -> web.StreamResponse:
     stream = engine.stream(incoming.request.messages, **options)
+    error: str | None = None
     encoder = ChunkEncoder(f"chatcmpl-{run_id}", route.label, include_usage=incoming.include_usage)
     response: web.StreamResponse | None = None
     end: StreamEnd | None = None
@@ -104,7 +139,7 @@ async def _stream(
                 await response.write(encoder.error(failures.cannot_restart(event).body))
                 break
             if response is None:
-                response = await _start_stream(request, route, run_id, stream)
+                response = await _start_stream(request, route, run_id, stream, extra)
             if stream.model is not None:  # the pool model answering (it may change on a cut)
                 encoder.model = stream.model
             if isinstance(event, StreamEnd):
@@ -119,15 +154,23 @@ async def _stream(
                 cost = answer.cost if answer is not None else Decimal(0)
                 await response.write(encoder.end(end, cost))
     except TurnoutError as exc:
+        error = error_class_of(exc)
         reply = (
             failures.unusable(exc) if isinstance(exc, ConfigError) else failures.from_failure(exc)
         )
         if response is None:
             headers = {**answer_headers(stream.answer, run_id, cost=False), **reply.headers}
-            return json_response(reply.status, reply.body, headers)
+            return json_response(reply.status, reply.body, {**headers, **extra})
         await response.write(encoder.error(reply.body))
+    except asyncio.CancelledError:
+        error = "abandoned"
+        raise
     finally:
         await events.aclose()  # a hang-up or an abandoned stream: stop the upstream call now
+        answer = stream.answer
+        if error is None and answer is not None and not answer.ok:
+            error = error_class_of(answer.error or RuntimeError())
+        done(answer, error)
     if response is None:  # an empty stream: nothing came, not even its end
         return error_response(failures.from_failure(RuntimeError()), run_id)
     await response.write_eof()
@@ -135,12 +178,16 @@ async def _stream(
 
 
 async def _start_stream(
-    request: web.Request, route: Route, run_id: str, stream: AnswerStream
+    request: web.Request,
+    route: Route,
+    run_id: str,
+    stream: AnswerStream,
+    extra: Mapping[str, str],
 ) -> web.StreamResponse:
     """Status and headers, sent with the first event: the policy, its reason and the model
     answering then (a cut continued on another model: the chunks' ``model`` says so;
     attempts and cost are in the usage chunk and the trace)."""
-    headers = {"x-request-id": run_id, "cache-control": "no-cache"}
+    headers = {"x-request-id": run_id, "cache-control": "no-cache", **extra}
     decision = stream.decision
     if decision is not None:
         headers["x-turnout-policy"] = header_value(decision.policy)
@@ -156,9 +203,9 @@ async def _start_stream(
     return response
 
 
-def _failed(answer: Answer, run_id: str) -> web.Response:
+def _failed(answer: Answer, run_id: str, extra: Mapping[str, str]) -> web.Response:
     reply = failures.from_failure(answer.error or RuntimeError())
-    headers = {**answer_headers(answer, run_id), **reply.headers}
+    headers = {**answer_headers(answer, run_id), **extra, **reply.headers}
     return json_response(reply.status, reply.body, headers)
 
 

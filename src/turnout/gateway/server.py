@@ -47,11 +47,15 @@ class Gateway:
         port: int | None = None,
         store: str | None = None,
         engine: Engine | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.config = GatewayConfig.from_settings(settings)
         self.host = host or self.config.host
         self.port = self.config.port if port is None else port
-        self.app = create_app(settings, store=store, engine=engine, config=self.config)
+        self.reuse_port = reuse_port
+        self.app = create_app(
+            settings, store=store, engine=engine, config=self.config, host=self.host
+        )
         self._runner = web.AppRunner(
             self.app,
             handle_signals=False,
@@ -69,7 +73,10 @@ class Gateway:
     async def start(self) -> None:
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, self.host, self.port, backlog=1024).start()
+            site = web.TCPSite(
+                self._runner, self.host, self.port, backlog=1024, reuse_port=self.reuse_port
+            )
+            await site.start()
         except OSError as exc:
             await self._runner.cleanup()
             why = exc.strerror or str(exc)
@@ -119,12 +126,13 @@ def run(
     port: int | None = None,
     store: str | None = None,
     on_ready: Callable[[str], None] | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """``turnout serve``: the gateway on uvloop until a signal stops it."""
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        gateway = Gateway(settings, host=host, port=port, store=store)
+        gateway = Gateway(settings, host=host, port=port, store=store, reuse_port=reuse_port)
         loop.run_until_complete(serve(gateway, on_ready=on_ready))
     finally:
         loop.close()

@@ -76,6 +76,10 @@ _RUN_STATUS_SQL = (
     "SELECT status, CASE WHEN status = 'running' THEN writer END, COUNT(*) "
     f"FROM runs WHERE {_PERIOD} GROUP BY status, CASE WHEN status = 'running' THEN writer END"
 )
+_KEYS_SQL = (
+    "SELECT key_name, SUM(calls), SUM(cost_picousd), SUM(input_tokens), SUM(output_tokens) "
+    f"FROM runs WHERE key_name IS NOT NULL AND {_PERIOD} GROUP BY key_name"
+)
 _STEP_TOTALS_SQL = (
     "SELECT step_id, COUNT(*), SUM(calls), SUM(cost_picousd), SUM(input_tokens), "
     f"SUM(output_tokens) FROM steps WHERE kind = 'llm' AND {_PERIOD} GROUP BY step_id"
@@ -200,6 +204,8 @@ class WeeklyReport:
     ``interrupted``), were ``abandoned`` (their process died) or are still ``running``."""
     ab_tests: tuple[ABTest, ...] = ()
     """The A/B tests with runs in the period, with their one-line verdicts."""
+    by_key: tuple[SpendLine, ...] = ()
+    """Gateway spend by virtual key (the runs' ``key`` tag), dearest first."""
 
     @property
     def cost_per_run(self) -> Decimal | None:
@@ -242,6 +248,7 @@ class WeeklyReport:
             "cache": {"hits": self.cache_hits, "saved_usd": float(self.cache_saved)},
             "efficiency": self.efficiency.as_json(),
             "ab_tests": [t.as_json() for t in self.ab_tests],
+            "by_key": [line.as_json() for line in self.by_key],
         }
 
     def print(self, console: Console) -> None:
@@ -270,6 +277,11 @@ def weekly_report(
     total = sum(_int(r[4]) for r in attempts)
     by_tier = _lines(attempts, total, key=lambda r: r[1] or NO_TIER)
     by_model = _lines(attempts, total, key=lambda r: str(r[0]))
+    by_key = _lines(
+        [(r[0], None, r[1], None, r[2], r[3], r[4]) for r in store.query(_KEYS_SQL, period)],
+        total,
+        key=lambda r: str(r[0]),
+    )
 
     by_step = _by_step(store, since, until, total)
     step_pico = sum(_pico(line.cost) for line in by_step)
@@ -316,6 +328,7 @@ def weekly_report(
             needed_frontier_cost=pico_to_cost(frontier[1]),
         ),
         ab_tests=tests,
+        by_key=by_key,
     )
 
 

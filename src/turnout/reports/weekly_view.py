@@ -66,9 +66,13 @@ def print_weekly(r: WeeklyReport, console: Console) -> None:
             f"needed-frontier {usd(e.needed_frontier_cost)}"
         )
     console.print(f"[dim]{EFFICIENCY_RULE}[/]")
-    for title, lines in (("Spend by tier", r.by_tier), ("Spend by model", r.by_model)):
+    for title, column, lines in (
+        ("Spend by tier", "Tier", r.by_tier),
+        ("Spend by model", "Model", r.by_model),
+        ("Spend by key (gateway)", "Key", r.by_key),
+    ):
         if lines:
-            t = _table(title, ["Tier" if "tier" in title else "Model"])
+            t = _table(title, [column])
             for line in lines:
                 t.add_row(line.name, *_row(line))
             console.print(t)

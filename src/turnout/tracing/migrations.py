@@ -257,6 +257,32 @@ _USAGE_ESTIMATED = sql_migration(
 # in flight from one whose process died (shown `abandoned`, see tracing/liveness.py).
 _RUN_WRITER = sql_migration("m007_run_writer", "ALTER TABLE runs ADD COLUMN writer TEXT")
 
+# Virtual keys of the team gateway (turnout.keys): only the key's SHA-256 is stored, with
+# what the key may do. Named m008 so that it stays clear of a concurrent m006/m007.
+_VIRTUAL_KEYS = sql_migration(
+    "m008_virtual_keys",
+    """
+    CREATE TABLE virtual_keys (
+        name TEXT PRIMARY KEY,
+        key_hash TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        budget_picousd BIGINT,
+        period TEXT NOT NULL DEFAULT 'month',
+        rpm INTEGER,
+        tpm BIGINT,
+        policies TEXT NOT NULL DEFAULT '[]',
+        models TEXT NOT NULL DEFAULT '[]',
+        expires_at DOUBLE PRECISION,
+        revoked_at DOUBLE PRECISION
+    )
+    """,
+    "CREATE UNIQUE INDEX virtual_keys_hash ON virtual_keys (key_hash)",
+    # the key a gateway request came with (its name, from the run's `key` tag): spend by key
+    "ALTER TABLE runs ADD COLUMN key_name TEXT",
+    "CREATE INDEX runs_key_name_started_at ON runs (key_name, started_at)",
+)
+
 # Outcomes recorded after the fact (``POST /turnout/v1/feedback``, ``Turnout.feedback``):
 # whether an answer was good, for requests that had no checks; `turnout learn` reads them.
 _FEEDBACK = sql_migration(
@@ -282,6 +308,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _REPORT_INDEXES,
     _USAGE_ESTIMATED,
     _RUN_WRITER,
+    _VIRTUAL_KEYS,
     _FEEDBACK,
 )
 """Every migration, oldest first. Append only: never rename or edit a shipped one."""

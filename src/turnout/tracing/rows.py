@@ -97,7 +97,7 @@ def _mapping(text: str | None) -> dict[str, Any]:
 RUN_COLUMNS = (
     "run_id", "workflow", "policy", "status", "started_at", "ended_at", "inputs", "tags",
     "bench_id", "variant", "calls", "latency_s", "input_tokens", "output_tokens",
-    "cached_input_tokens", "cost_picousd", "score", "error", "session", "writer",
+    "cached_input_tokens", "cost_picousd", "score", "error", "session", "writer", "key_name",
 )  # fmt: skip
 STEP_COLUMNS = (
     "run_id", "step_id", "kind", "status", "started_at", "latency_s", "model", "tier", "policy",
@@ -189,6 +189,7 @@ def run_row(r: RunRecord) -> tuple[Any, ...]:
         r.latency_s, r.input_tokens, r.output_tokens, r.cached_input_tokens,
         cost_to_pico(r.cost_usd), r.score, clean_text(r.error), clean_text(r.tags.get("session")),
         r.writer,
+        clean_text(r.tags.get("key")),
     )  # fmt: skip
 
 

@@ -14,11 +14,21 @@ is kept and raised as :class:`~turnout.errors.StoreError` by the next
 dropped because more than ``max_pending`` were waiting (a store far slower than
 the traffic): memory stays bounded, and nothing is lost without a word.
 
+With a :class:`~turnout.tracing.spill.SpillFile` (``spill=``), a batch the store
+cannot take is appended to that local file instead of being lost, and the store is
+left alone for ``retry_s``; while batches wait in the file, newer ones queue behind
+them there (so a run's final status is never overwritten by its older ``running``
+row), and the file is replayed, in order, as soon as the store takes writes again
+(also when idle, once more when the writer closes, and at start for a file left by
+an earlier process: a file that could not be replayed stays for then). Records in the
+spill file count as written for :meth:`~TraceWriter.flush`: they are on disk.
+
 The writer does not close its store; whoever opened the store closes it.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -28,7 +38,10 @@ from types import TracebackType
 
 from turnout.errors import StoreError
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord, TraceRecord
+from turnout.tracing.spill import SpillFile
 from turnout.tracing.store import TraceStore
+
+log = logging.getLogger("turnout.tracing")
 
 
 @dataclass(slots=True)
@@ -77,6 +90,8 @@ class TraceWriter:
         max_batch: int = 500,
         max_delay_s: float = 0.05,
         max_pending: int = 100_000,
+        spill: SpillFile | None = None,
+        retry_s: float = 2.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -86,6 +101,9 @@ class TraceWriter:
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self.max_pending = max_pending
+        self.spill = spill
+        self.retry_s = retry_s
+        self._store_down_until = 0.0
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._failures = _Failures()
         self._failures_lock = threading.Lock()
@@ -205,6 +223,8 @@ class TraceWriter:
             batch, markers = self._gather()
             try:
                 self._write(batch)
+                if any(m.stop for m in markers):
+                    self._replay(force=True)  # one last try before stopping
             finally:
                 for marker in markers:
                     stop = stop or marker.stop
@@ -213,12 +233,16 @@ class TraceWriter:
     def _gather(self) -> tuple[list[TraceRecord], list[_Marker]]:
         """Records up to ``max_batch``, ending early at a marker.
 
-        The thread waits on the queue only while it is idle. Once a record has come it
-        sleeps for ``max_delay_s`` and then takes what arrived meanwhile: records
-        submitted in that window wake no one (a blocked ``get`` would be woken, and the
-        GIL handed over, for every record, which costs the request path far more than
-        the write itself)."""
-        first = self._queue.get()
+        The thread waits on the queue only while it is idle (while the spill file holds
+        batches, at most ``retry_s``: an empty batch, so that an idle writer still replays
+        the file). Once a record has come it sleeps for ``max_delay_s`` and then takes
+        what arrived meanwhile: records submitted in that window wake no one (a blocked
+        ``get`` would be woken, and the GIL handed over, for every record, which costs
+        the request path far more than the write itself)."""
+        try:
+            first = self._queue.get(timeout=self.retry_s if self._spill_pending() else None)
+        except queue.Empty:
+            return [], []
         if isinstance(first, _Marker):
             return [], [first]
         batch: list[TraceRecord] = [first]
@@ -234,8 +258,27 @@ class TraceWriter:
             batch.append(item)
         return batch, []
 
+    def _spill_pending(self) -> bool:
+        return self.spill is not None and self.spill.pending
+
+    def _replay(self, *, force: bool = False) -> bool:
+        """Replay the spill file if the store may be back (``force``: try now); True
+        when nothing waits."""
+        if self.spill is None or not self.spill.pending:
+            return True
+        if not force and time.monotonic() < self._store_down_until:
+            return False
+        try:
+            written = self.spill.replay(self.store.write_batch)
+        except Exception:
+            self._store_down_until = time.monotonic() + self.retry_s
+            return False
+        log.info("trace store %s is back: %d spilled record(s) replayed", self.store, written)
+        return True
+
     def _write(self, batch: list[TraceRecord]) -> None:
         if not batch:
+            self._replay()
             return
         runs: dict[str, RunRecord] = {}
         steps: dict[tuple[str, str], StepRecord] = {}
@@ -247,10 +290,40 @@ class TraceWriter:
                 steps[(record.run_id, record.step_id)] = record  # the last one wins
             else:
                 runs[record.run_id] = record
+        run_list, step_list = list(runs.values()), list(steps.values())
+        if not self._replay():
+            self._to_spill(run_list, step_list, attempts, batch, None)
+            return
         try:
-            self.store.write_batch(list(runs.values()), list(steps.values()), attempts)
+            self.store.write_batch(run_list, step_list, attempts)
         except Exception as exc:
             text = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+            if self.spill is not None:
+                self._store_down_until = time.monotonic() + self.retry_s
+                self._to_spill(run_list, step_list, attempts, batch, text)
+                return
             with self._failures_lock:
                 self._failures.errors.append(text)
                 self._failures.lost += len(batch)
+
+    def _to_spill(
+        self,
+        runs: list[RunRecord],
+        steps: list[StepRecord],
+        attempts: list[AttemptRecord],
+        batch: list[TraceRecord],
+        error: str | None,
+    ) -> None:
+        assert self.spill is not None
+        was_pending = self.spill.pending
+        if self.spill.append(runs, steps, attempts):
+            if error is not None and not was_pending:
+                log.warning(
+                    "trace store unreachable (%s); spilling traces to %s until it is back",
+                    error,
+                    self.spill.path,
+                )
+            return
+        with self._failures_lock:
+            self._failures.errors.append(f"the spill file {self.spill.path} is full")
+            self._failures.lost += len(batch)

@@ -1,0 +1,202 @@
+"""What virtual keys, rate limits and budgets add to `turnout serve`, and what a second
+worker gives. Measured side by side in one run against the fake upstream (its own
+process, answering at once), with the real Redis (127.0.0.1:6379, a throwaway prefix)
+and a throwaway SQLite trace store:
+
+* ``open``   ``turnout serve`` with ``auth: none`` (loopback), ``executor.state: redis``;
+* ``keys``   the same with ``auth: keys`` and a key with rpm, tpm and a budget (every
+             request: the key looked up in its cache, one Redis round trip for the
+             generation, the rate limit and the budget hold, the hold settled after the
+             answer, off the request path);
+* ``keys x2`` the same, ``--workers 2``.
+
+Figures, medians over ``--rounds``: JSON latency p50 at concurrency 1 and the p50 the
+keys add; requests/s at concurrency 16; the ratio of two workers to one.
+
+    .venv/bin/python benchmarks/team_gateway.py [--requests 500] [--seconds 5] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+
+BODY = json.dumps(
+    {"model": "fast", "messages": [{"role": "user", "content": "Refund? yes or no."}],
+     "max_tokens": 16}
+).encode()  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], limit: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url}: exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/health/ready", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url}: not ready in {limit:.0f} s")
+
+
+def config(tmp: Path, name: str, upstream: str, auth: str, prefix: str) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(
+        "providers:\n"
+        f"  mock: {{kind: openai, base_url: '{upstream}', api_key_env: TURNOUT_BENCH_KEY}}\n"
+        "models:\n"
+        "  bench: {provider: mock, id: bench-model, tier: efficient,"
+        " price: {input: 0.15, output: 0.6}}\n"
+        "policies:\n  fast: {kind: static, model: bench}\n"
+        "executor: {cache: {exact: {enabled: false}}, state: redis,"
+        f" redis_prefix: '{prefix}'}}\n"
+        f"gateway: {{default_policy: fast, auth: {auth}}}\n"
+    )
+    return path
+
+
+async def latency(url: str, headers: dict[str, str], n: int) -> float:
+    async with aiohttp.ClientSession() as session:
+        times = []
+        for i in range(n + 50):
+            t0 = time.perf_counter()
+            async with session.post(url, data=BODY, headers=headers) as r:
+                await r.read()
+                if r.status != 200:
+                    raise SystemExit(f"{url}: HTTP {r.status}: {(await r.text())[:200]}")
+            if i >= 50:
+                times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+async def throughput(url: str, headers: dict[str, str], seconds: float) -> float:
+    done = 0
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                async with session.post(url, data=BODY, headers=headers) as r:
+                    await r.read()
+                    if r.status != 200:
+                        raise SystemExit(f"{url}: HTTP {r.status}: {(await r.text())[:200]}")
+                done += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(16)))
+        return done / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="team-gw-"))
+    prefix = f"turnout-bench:{uuid.uuid4().hex}"
+    env = {**os.environ, "TURNOUT_BENCH_KEY": "sk-bench-0123456789"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        port = free_port()
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "turnout.testing.fake_openai", "--port", str(port),
+             "--reply", "yes"], env=env, stdout=subprocess.DEVNULL,
+        ))  # fmt: skip
+        upstream = f"http://127.0.0.1:{port}/v1"
+        time.sleep(1)
+        store = tmp / "traces.db"
+        from turnout.keys import KeyStore, Period
+        from turnout.tracing.sqlite import SQLiteStore
+
+        with SQLiteStore(store) as st:
+            secret, _ = KeyStore(st).create(
+                "bench", rpm=10_000_000, tpm=10_000_000_000, budget_usd=Decimal(1_000_000),
+                period=Period.DAY,
+            )  # fmt: skip
+        turnout = shutil.which("turnout", path=str(Path(sys.executable).parent)) or "turnout"
+        urls: dict[str, str] = {}
+        for name, auth, workers in (("open", "none", 1), ("keys", "keys", 1),
+                                    ("keys x2", "keys", 2)):  # fmt: skip
+            cfg = config(tmp, name.replace(" ", ""), upstream, auth, prefix)
+            own = tmp / f"traces-{name.replace(' ', '')}.db"  # a store each: no lock contention
+            shutil.copy(store, own)
+            p = free_port()
+            procs.append(subprocess.Popen(
+                [turnout, "serve", "-c", str(cfg), "--port", str(p), "--store", str(own),
+                 "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ))  # fmt: skip
+            urls[name] = f"http://127.0.0.1:{p}"
+            wait_ready(urls[name], procs[-1])
+        headers = {"content-type": "application/json", "authorization": f"Bearer {secret}"}
+        lat: dict[str, list[float]] = {n: [] for n in urls}
+        rps: dict[str, list[float]] = {n: [] for n in urls}
+        for _ in range(args.rounds):
+            for name, base in urls.items():
+                url = f"{base}/v1/chat/completions"
+                if name != "keys x2":
+                    lat[name].append(asyncio.run(latency(url, headers, args.requests)))
+                rps[name].append(asyncio.run(throughput(url, headers, args.seconds)))
+        med = {n: statistics.median(v) for n, v in lat.items() if v}
+        rate = {n: statistics.median(v) for n, v in rps.items()}
+        print(
+            f"rounds {args.rounds}, {args.requests} requests at c=1, {args.seconds:.0f} s at c=16"
+        )
+        for name in urls:
+            p50 = f"p50 {med[name]:.3f} ms" if name in med else " " * 13
+            print(f"  {name:<8} {p50}   {rate[name]:>7,.0f} req/s at c=16")
+        added = med["keys"] - med["open"]
+        ratio = rate["keys x2"] / rate["keys"]
+        print(f"  keys add {added:+.3f} ms p50 (target <= 0.3 ms);"
+              f" two workers = {ratio:.2f}x one (target >= 1.6x)")  # fmt: skip
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+        async def clean() -> None:
+            from redis.asyncio import Redis
+
+            client = Redis.from_url("redis://127.0.0.1:6379/0")
+            keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()
+
+        asyncio.run(clean())
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""``turnout keys``: virtual keys for the team gateway (create, list, show, update, revoke).
+
+A new key is printed once, by ``keys create``; the store keeps only its hash. Keys live
+in the trace store's database (``--store``), so every gateway replica that writes
+traces there also sees every key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from turnout.cli.traces import opened_store, store_option
+from turnout.errors import ConfigError
+from turnout.keys.model import Period, VirtualKey, parse_expiry, parse_names
+from turnout.keys.store import KeyStore, key_summary
+
+PERIODS = [p.value for p in Period]
+
+
+def _budget(value: str | None, flag: str = "--budget-usd") -> Decimal | None:
+    if value is None or value.strip().lower() in ("", "none"):
+        return None
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise ConfigError(f"not a number: {value!r}", field=flag) from None
+    if not amount.is_finite():
+        raise ConfigError(f"not a number: {value!r}", field=flag)
+    return amount
+
+
+def _expiry(value: str | None) -> float | None:
+    if value is None or value.strip().lower() in ("", "never", "none"):
+        return None
+    try:
+        return parse_expiry(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="--expires") from None
+
+
+redis_option = click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    envvar="TURNOUT_REDIS_URL",
+    help="The gateways' Redis (executor.redis_url): tell every replica of the change at "
+    "once. Without it, replicas see it within their key cache's lifetime (30 s).",
+)
+redis_prefix_option = click.option(
+    "--redis-prefix", default="turnout", show_default=True, help="executor.redis_prefix."
+)
+
+
+def _announce(redis_url: str | None, prefix: str) -> None:
+    """Bump the key-change generation the gateways read before each request."""
+    if not redis_url:
+        return
+    import asyncio
+
+    async def bump() -> None:
+        from redis.asyncio import Redis
+
+        from turnout.keys.cache import RedisKeyEvents
+
+        client = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            events = RedisKeyEvents(client, prefix=f"{prefix}:keys", timeout_s=2)
+            await events.bump()
+            if events.degrader.failures:
+                click.echo(
+                    "warning: Redis unreachable; gateways see the change within 30 s", err=True
+                )
+        finally:
+            await client.aclose()
+
+    asyncio.run(bump())
+
+
+def _show(key: VirtualKey, as_json: bool) -> None:
+    summary = key_summary(key)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    width = max(len(k) for k in summary)
+    for field, value in summary.items():
+        if isinstance(value, list):
+            value = ", ".join(value) or "(any)"
+        click.echo(f"{field:<{width}}  {'—' if value is None else value}")
+
+
+def _limits(
+    fn: Callable[..., Any],
+) -> Callable[..., Any]:
+    options = [
+        click.option("--budget-usd", "budget_usd", metavar="USD", help="Spend cap per period."),
+        click.option("--period", type=click.Choice(PERIODS), help="Budget period (UTC)."),
+        click.option("--rpm", type=int, help="Requests per minute."),
+        click.option("--tpm", type=int, help="Tokens per minute (prompt + max_tokens)."),
+        click.option("--policies", metavar="A,B", help="Policies the key may use (default any)."),
+        click.option("--models", metavar="A,B", help="Models the key may use (default any)."),
+        click.option("--expires", metavar="DATE", help="Expiry: 2026-12-31 or an ISO time."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Virtual keys for the team gateway: each with a budget, rate limits and scopes."""
+
+
+@keys_group.command("create")
+@click.option("--name", required=True, help="The key's name (a tag on its traces).")
+@_limits
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Print the key and its record as JSON.")
+def create_cmd(
+    name: str,
+    budget_usd: str | None,
+    period: str | None,
+    rpm: int | None,
+    tpm: int | None,
+    policies: str | None,
+    models: str | None,
+    expires: str | None,
+    store_url: str | None,
+    as_json: bool,
+) -> None:
+    """Create a key and print it, once: it cannot be shown again."""
+    budget = _budget(budget_usd)
+    expires_at = _expiry(expires)
+    with opened_store(store_url) as store:
+        secret, key = KeyStore(store).create(
+            name, budget_usd=budget, period=Period(period or "month"), rpm=rpm, tpm=tpm,
+            policies=parse_names(policies), models=parse_names(models), expires_at=expires_at,
+        )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps({"key": secret, **key_summary(key)}, indent=2))
+        return
+    click.echo(secret)
+    click.echo(f"key {key.name!r} created; keep it now, it is not stored and cannot be shown again",
+               err=True)  # fmt: skip
+
+
+@keys_group.command("list")
+@store_option
+@click.option("--active", is_flag=True, help="Leave out revoked keys.")
+@click.option("--json", "as_json", is_flag=True)
+def list_cmd(store_url: str | None, active: bool, as_json: bool) -> None:
+    """Every key, with its limits and status (never the key itself)."""
+    with opened_store(store_url) as store:
+        keys = KeyStore(store).list(include_revoked=not active)
+    summaries = [key_summary(k) for k in keys]
+    if as_json:
+        click.echo(json.dumps(summaries, indent=2))
+        return
+    if not summaries:
+        click.echo("no keys (create one with `turnout keys create --name NAME`)")
+        return
+    table = Table(box=None)
+    for column in ("name", "prefix", "status", "budget", "rpm", "tpm", "policies", "expires"):
+        table.add_column(column)
+    for s in summaries:
+        budget = f"${s['budget_usd']}/{s['period']}" if s["budget_usd"] is not None else "—"
+        table.add_row(
+            s["name"], s["prefix"] + "…", s["status"], budget, str(s["rpm"] or "—"),
+            str(s["tpm"] or "—"), ", ".join(s["policies"]) or "(any)", s["expires_at"] or "—",
+        )  # fmt: skip
+    Console(soft_wrap=True).print(table)
+
+
+@keys_group.command("show")
+@click.argument("name")
+@store_option
+@click.option("--json", "as_json", is_flag=True)
+def show_cmd(name: str, store_url: str | None, as_json: bool) -> None:
+    """One key's record."""
+    with opened_store(store_url) as store:
+        key = KeyStore(store).require(name)
+    _show(key, as_json)
+
+
+@keys_group.command("update")
+@click.argument("name")
+@_limits
+@store_option
+@redis_option
+@redis_prefix_option
+@click.option("--json", "as_json", is_flag=True)
+def update_cmd(
+    name: str,
+    budget_usd: str | None,
+    period: str | None,
+    rpm: int | None,
+    tpm: int | None,
+    policies: str | None,
+    models: str | None,
+    expires: str | None,
+    store_url: str | None,
+    redis_url: str | None,
+    redis_prefix: str,
+    as_json: bool,
+) -> None:
+    """Change a key's limits; options left out stay as they are. ``--budget-usd none``,
+    ``--expires never`` and an empty ``--policies ''`` clear them; ``--rpm 0`` and
+    ``--tpm 0`` remove a rate limit."""
+    changes: dict[str, Any] = {}
+    if budget_usd is not None:
+        changes["budget_usd"] = _budget(budget_usd)
+    if period is not None:
+        changes["period"] = Period(period)
+    if rpm is not None:
+        changes["rpm"] = rpm or None
+    if tpm is not None:
+        changes["tpm"] = tpm or None
+    if policies is not None:
+        changes["policies"] = parse_names(policies)
+    if models is not None:
+        changes["models"] = parse_names(models)
+    if expires is not None:
+        changes["expires_at"] = _expiry(expires)
+    if not changes:
+        raise ConfigError("nothing to change: give at least one option", field="keys update")
+    with opened_store(store_url) as store:
+        key = KeyStore(store).update(name, **changes)
+    _announce(redis_url, redis_prefix)
+    _show(key, as_json)
+
+
+@keys_group.command("revoke")
+@click.argument("name")
+@store_option
+@redis_option
+@redis_prefix_option
+def revoke_cmd(name: str, store_url: str | None, redis_url: str | None, redis_prefix: str) -> None:
+    """Revoke a key for good (with --redis, every replica refuses it at once)."""
+    with opened_store(store_url) as store:
+        key = KeyStore(store).revoke(name)
+    _announce(redis_url, redis_prefix)
+    click.echo(f"key {key.name!r} revoked")

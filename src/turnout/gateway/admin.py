@@ -1,0 +1,211 @@
+"""``/admin/keys`` (virtual keys over REST, guarded by the admin key) and ``GET /metrics``.
+
+The admin key is read from the environment variable ``gateway.admin_key_env``
+(``TURNOUT_ADMIN_KEY``); without it the admin API answers 404, as if it did not exist.
+It is sent as ``Authorization: Bearer ...`` and compared in constant time.
+
+======================================  ============================================
+``GET /admin/keys``                     every key (``?active=1``: not revoked)
+``POST /admin/keys``                    create: ``{"name", "budget_usd", "period",
+                                        "rpm", "tpm", "policies", "models",
+                                        "expires"}``; the answer holds ``key``, once
+``GET /admin/keys/{name}``              one key
+``PATCH /admin/keys/{name}``            change any of the fields above (null clears)
+``POST /admin/keys/{name}/revoke``      revoke (``DELETE /admin/keys/{name}`` too)
+======================================  ============================================
+
+A change bumps the shared key-change generation, so every replica rereads the key
+before its next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from turnout.errors import ConfigError, StoreError
+from turnout.keys.model import Period, parse_expiry
+from turnout.keys.store import KeyStore, key_summary
+from turnout.wire.errors import error_body
+from turnout.wire.jsonio import encode, load_json
+
+_FIELDS = {"budget_usd", "period", "rpm", "tpm", "policies", "models", "expires"}
+
+
+def _json(status: int, body: Any) -> web.Response:
+    return web.Response(status=status, body=encode(body), content_type="application/json")
+
+
+def _error(status: int, message: str, code: str, param: str | None = None) -> web.Response:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return _json(status, error_body(status, message, code, kind, param))
+
+
+def _store(request: web.Request) -> KeyStore | web.Response:
+    from turnout.gateway.routes import TEAM
+
+    team = request.app[TEAM]
+    if team.admin_hash is None:
+        return _error(404, f"no route {request.method} {request.path}", "not_found")
+    if not team.is_admin(request.headers.get("authorization")):
+        return _error(401, "the admin API needs the admin key", "invalid_admin_key")
+    if team.keys is None:
+        return _error(503, "no key store: the gateway runs without a trace store", "no_store")
+    return team.keys
+
+
+def _changes(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ConfigError("expected a JSON object", field="body")
+    unknown = sorted(set(body) - _FIELDS - {"name"})
+    if unknown:
+        raise ConfigError(f"unknown field(s) {', '.join(unknown)}", field=unknown[0])
+    out: dict[str, Any] = {}
+    for field in _FIELDS & set(body):
+        value = body[field]
+        if field == "budget_usd":
+            try:
+                out[field] = None if value is None else Decimal(str(value))
+            except InvalidOperation:
+                raise ConfigError(f"not a number: {value!r}", field=field) from None
+        elif field == "period":
+            try:
+                out[field] = Period(value)
+            except ValueError:
+                raise ConfigError("expected day, week, month or total", field=field) from None
+        elif field in ("rpm", "tpm"):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ConfigError("expected a whole number or null", field=field)
+            out[field] = value
+        elif field in ("policies", "models"):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError("expected a list of names", field=field)
+            out[field] = tuple(value)
+        else:
+            try:
+                out["expires_at"] = None if value is None else parse_expiry(str(value))
+            except ValueError as exc:
+                raise ConfigError(str(exc), field=field) from None
+    return out
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    try:
+        return load_json(raw, what="the request body") if raw.strip() else {}
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="body") from None
+
+
+async def _run(request: web.Request, work: Any) -> web.Response:
+    """Key-store work off the event loop, its errors in OpenAI's shape."""
+    from turnout.gateway.routes import TEAM
+
+    try:
+        status, body, changed = await asyncio.to_thread(work)
+    except ConfigError as exc:
+        status_code = 404 if "no key named" in str(exc) else 400
+        return _error(status_code, str(exc), "invalid_request", exc.field)
+    except StoreError as exc:
+        return _error(503, str(exc), "store_error")
+    if changed:
+        await request.app[TEAM].key_changed()
+    return _json(status, body)
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    keys = _store(request)
+    if isinstance(keys, web.Response):
+        return keys
+    active = request.query.get("active") in ("1", "true")
+    return await _run(
+        request,
+        lambda: (200, {"object": "list", "data": [key_summary(k) for k in
+                                                  keys.list(include_revoked=not active)]}, False),
+    )  # fmt: skip
+
+
+async def create_key(request: web.Request) -> web.Response:
+    keys = _store(request)
+    if isinstance(keys, web.Response):
+        return keys
+    try:
+        body = await _body(request)
+        changes = _changes(body)
+    except ConfigError as exc:
+        return _error(400, str(exc), "invalid_request", exc.field)
+    name = body.get("name")
+    if not isinstance(name, str):
+        return _error(400, "name: required", "invalid_request", "name")
+
+    def create() -> tuple[int, Any, bool]:
+        secret, key = keys.create(name, **changes)
+        return 201, {"key": secret, **key_summary(key)}, False
+
+    return await _run(request, create)
+
+
+async def show_key(request: web.Request) -> web.Response:
+    keys = _store(request)
+    if isinstance(keys, web.Response):
+        return keys
+    name = request.match_info["name"]
+    return await _run(request, lambda: (200, key_summary(keys.require(name)), False))
+
+
+async def update_key(request: web.Request) -> web.Response:
+    keys = _store(request)
+    if isinstance(keys, web.Response):
+        return keys
+    try:
+        changes = _changes(await _body(request))
+    except ConfigError as exc:
+        return _error(400, str(exc), "invalid_request", exc.field)
+    name = request.match_info["name"]
+    return await _run(request, lambda: (200, key_summary(keys.update(name, **changes)), True))
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    keys = _store(request)
+    if isinstance(keys, web.Response):
+        return keys
+    name = request.match_info["name"]
+    return await _run(request, lambda: (200, key_summary(keys.revoke(name)), True))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    from turnout.gateway.routes import ENGINE, TEAM
+
+    team = request.app[TEAM]
+    if team.metrics is None:
+        return _error(404, "metrics need prometheus-client: pip install 'turnout[metrics]'",
+                      "not_found")  # fmt: skip
+    executor = getattr(request.app[ENGINE], "executor", None)
+    breakers = getattr(executor, "breakers", None)
+    if breakers is not None:  # breaker state as of this scrape (shared ones: from Redis)
+        try:
+            for model, status in (await breakers.snapshot()).items():
+                team.metrics.set_breaker(model, status.state)
+        except Exception:  # a breaker store that cannot answer leaves the last values
+            pass
+    writer = getattr(request.app[ENGINE], "writer", None)
+    spill = getattr(writer, "spill", None)
+    if spill is not None:  # the spill file's counters since the last scrape
+        team.count_spill(spill.spilled, spill.dropped)
+    body, content_type = await asyncio.to_thread(team.metrics.render)
+    response = web.Response(status=200, body=body)
+    response.headers["content-type"] = content_type
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/admin/keys", list_keys)
+    app.router.add_post("/admin/keys", create_key)
+    app.router.add_get("/admin/keys/{name}", show_key)
+    app.router.add_patch("/admin/keys/{name}", update_key)
+    app.router.add_post("/admin/keys/{name}/revoke", revoke_key)
+    app.router.add_delete("/admin/keys/{name}", revoke_key)

@@ -1,0 +1,247 @@
+"""The gateway for a team: virtual keys, rate limits and budgets (through
+:class:`~turnout.keys.guard.KeyGuard`), Prometheus metrics and OpenTelemetry spans.
+
+:class:`Team` is opened with the app (after the façade, whose trace store also holds the
+keys) and used by the routes: :meth:`Team.admit` before any model is called,
+:meth:`Team.done` once a request is answered or refused. With ``executor.state: redis``
+the keys' change generation, the limits and the budgets are shared by every replica
+(:class:`~turnout.limits.gate_redis.RedisGate`: one Redis round trip before a call);
+otherwise they live in the process. A budget hold is settled off the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from turnout.config.settings import Settings
+from turnout.gateway.config import GatewayConfig
+from turnout.gateway.context import Route
+from turnout.keys.cache import CachedKeys, LocalKeyEvents
+from turnout.keys.guard import Admission, KeyGuard
+from turnout.keys.model import hash_key, same_hash
+from turnout.keys.store import KeyStore
+from turnout.limits.budget import MemoryBudgets
+from turnout.limits.gate import Gate, LocalGate
+from turnout.limits.rate import MemoryRateLimiter
+from turnout.pricing.cost import Price
+from turnout.tracing.records import AttemptRecord
+from turnout.tracing.store import TraceStore
+from turnout.types import ChatRequest
+
+if TYPE_CHECKING:
+    from turnout.gateway.engine import Answer
+    from turnout.observability.metrics import Metrics
+    from turnout.observability.otel import GenAISpans
+
+log = logging.getLogger("turnout.gateway")
+
+
+@dataclass(slots=True)
+class Team:
+    """The team layer of one gateway process (every part optional)."""
+
+    guard: KeyGuard | None = None
+    keys: KeyStore | None = None
+    metrics: Metrics | None = None
+    spans: GenAISpans | None = None
+    admin_hash: str | None = None
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _closers: list[Any] = field(default_factory=list)
+    _spill_seen: tuple[int, int] = (0, 0)
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        config: GatewayConfig,
+        *,
+        host: str,
+        store: TraceStore | None,
+    ) -> Team:
+        team = cls(prices={name: m.price for name, m in settings.models.items()})
+        team.metrics = _metrics()
+        team.spans = _spans()
+        admin = os.environ.get(config.admin_key_env)
+        team.admin_hash = hash_key(admin) if admin else None
+        if store is not None:
+            team.keys = KeyStore(store)
+        if config.auth_for(host) == "none":
+            return team
+        if store is None:
+            from turnout.errors import ConfigError
+
+            raise ConfigError("auth: keys needs a trace store (the keys live in it)",
+                              field="gateway.auth")  # fmt: skip
+        from turnout.tracing.sqlite import SQLiteStore
+
+        cache = CachedKeys(
+            KeyStore(store), ttl_s=config.key_cache_s, offload=not isinstance(store, SQLiteStore)
+        )
+        gate = await team._gate(settings)
+        team.guard = KeyGuard(
+            cache, gate, per_model_limits=config.per_model_limits, metrics=team.metrics
+        )
+        return team
+
+    async def _gate(self, settings: Settings) -> Gate:
+        executor = settings.executor
+        on_degrade = self.metrics.count_degraded if self.metrics is not None else None
+        if executor.get("state") != "redis":
+            return LocalGate(LocalKeyEvents(), MemoryRateLimiter(), MemoryBudgets())
+        from redis.asyncio import Redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        from turnout.limits.gate_redis import RedisGate
+
+        client = Redis.from_url(
+            str(executor.get("redis_url", "redis://127.0.0.1:6379/0")),
+            socket_timeout=2.0,
+            socket_connect_timeout=1.0,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._closers.append(client)
+        gate = RedisGate(
+            client, prefix=str(executor.get("redis_prefix", "turnout")), on_degrade=on_degrade
+        )
+        await gate.prepare()
+        return gate
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def admit(
+        self, authorization: str | None, request: ChatRequest, route: Route
+    ) -> Admission | None:
+        """None when auth is off; else the admission (raises
+        :class:`~turnout.keys.guard.Refused`)."""
+        if self.guard is None:
+            return None
+        if route.model is not None:
+            models: Sequence[str] = (route.model,)
+            prices = [self.prices[route.model]] if route.model in self.prices else []
+        else:
+            models, prices = (), list(self.prices.values())
+        return await self.guard.admit(
+            authorization, request, policy=route.policy, models=models, prices=prices
+        )
+
+    def done(
+        self,
+        *,
+        route: Route,
+        admission: Admission | None,
+        answer: Answer | None,
+        started: float,
+        error_class: str | None,
+        streamed: bool = False,
+        max_tokens: int | None = None,
+    ) -> None:
+        """Settle the hold (off the request path), count the request, make its spans."""
+        if admission is not None and self.guard is not None:
+            cost = answer.cost if answer is not None else None
+            self._later(self.guard.finish(admission, cost))
+        latency = time.perf_counter() - started
+        key = admission.key.name if admission is not None else None
+        attempts = tuple(
+            a
+            for a in (answer.attempts if answer is not None else ())
+            if isinstance(a, AttemptRecord)
+        )
+        model = answer.model if answer is not None else None
+        policy = route.policy or route.label
+        if self.metrics is not None:
+            self.metrics.observe_request(
+                policy=policy, model=model, key=key, error_class=error_class,
+                latency_s=latency, upstream_s=sum(a.latency_s for a in attempts),
+            )  # fmt: skip
+            for attempt in attempts:
+                self.metrics.observe_attempt(attempt, key)
+        if self.spans is not None and answer is not None:
+            from turnout.observability.otel import RequestSpan
+
+            usage = answer.usage
+            self.spans.record(
+                RequestSpan(
+                    run_id=answer.run_id, policy=policy, request_model=route.label,
+                    response_model=model, started_at=time.time() - latency, latency_s=latency,
+                    input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                    cost_usd=float(answer.cost), key=key, error_type=error_class,
+                    max_tokens=max_tokens, streamed=streamed,
+                ),
+                attempts,
+            )  # fmt: skip
+
+    def refused(self, route: Route, key: str | None, code: str, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_request(
+                policy=route.policy or route.label, model=None, key=key, error_class=code,
+                latency_s=time.perf_counter() - started,
+            )  # fmt: skip
+
+    def count_spill(self, spilled: int, dropped: int) -> None:
+        """Feed the spill file's running totals to the metrics (as increments)."""
+        if self.metrics is None:
+            return
+        seen_spilled, seen_dropped = self._spill_seen
+        self.metrics.count_spill(spilled - seen_spilled, dropped - seen_dropped)
+        self._spill_seen = (spilled, dropped)
+
+    def _later(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("gateway: settling a budget hold failed: %s", task.exception())
+
+    # -- admin -------------------------------------------------------------------------
+
+    def is_admin(self, authorization: str | None) -> bool:
+        from turnout.keys.guard import bearer_token
+
+        token = bearer_token(authorization)
+        if self.admin_hash is None or token is None:
+            return False
+        return same_hash(hash_key(token), self.admin_hash)
+
+    async def key_changed(self) -> None:
+        if self.guard is not None:
+            await self.guard.key_changed()
+
+    async def aclose(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.guard is not None:
+            await self.guard.gate.aclose()
+        for closer in self._closers:
+            await closer.aclose()
+        if self.spans is not None:
+            self.spans.shutdown()
+
+
+def _metrics() -> Metrics | None:
+    try:
+        from turnout.observability.metrics import Metrics
+    except ImportError:  # pragma: no cover - the module itself imports nothing optional
+        return None
+    try:
+        return Metrics()
+    except Exception as exc:  # prometheus-client missing: metrics off, said once
+        log.info("gateway: no /metrics (%s)", exc)
+        return None
+
+
+def _spans() -> GenAISpans | None:
+    from turnout.observability.otel import GenAISpans, tracer_provider_from_env
+
+    provider = tracer_provider_from_env("turnout-gateway")
+    return GenAISpans(provider) if provider is not None else None

@@ -1,0 +1,151 @@
+"""Recognising keys on the request path without a database read per request, and
+still refusing a revoked key on every replica at once.
+
+:class:`CachedKeys` keeps the records of keys recently presented (by hash, bounded,
+for ``ttl_s``). Every change to a key (``update``, ``revoke``, through the admin API
+or ``turnout keys``) bumps a *generation* number in the shared state
+(:class:`RedisKeyEvents`, one ``INCR``); before using a cached record the guard reads
+the generation (one ``GET``), and a new number empties the cache, so the next request
+reads the key afresh from the database. Without Redis (:class:`LocalKeyEvents`) the
+number lives in the process, and the cache keeps records ``ttl_s`` at most (changes
+made by another process are seen within that time).
+
+If Redis cannot be read, the cache is trusted for ``ttl_s`` (a warning is logged once
+by the degrader): never an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from turnout.keys.model import KeyRefused, VirtualKey, hash_key
+from turnout.keys.store import KeyStore
+from turnout.limits.degrade import Degrader
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+class KeyEvents(Protocol):
+    async def generation(self) -> int | None:
+        """The current generation of key changes (None: unknown, Redis away)."""
+
+    async def bump(self) -> None:
+        """Tell every replica that a key changed."""
+
+
+class LocalKeyEvents:
+    """Key changes seen by this process only."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    async def generation(self) -> int | None:
+        return self.value
+
+    async def bump(self) -> None:
+        self.value += 1
+
+
+class RedisKeyEvents:
+    """Key changes shared through one Redis counter."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "turnout:keys",
+        timeout_s: float = 0.5,
+        on_degrade: Callable[[str], None] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.key = f"{prefix}:generation"
+        self.degrader = Degrader("virtual keys", timeout_s=timeout_s, on_degrade=on_degrade)
+
+    async def generation(self) -> int | None:
+        async def read() -> int | None:
+            value = await self.redis.get(self.key)
+            return int(value or 0)
+
+        return await self.degrader.run(read, lambda: None)
+
+    async def bump(self) -> None:
+        async def incr() -> None:
+            await self.redis.incr(self.key)
+
+        await self.degrader.attempt(incr)
+
+
+class CachedKeys:
+    """Finds presented keys in ``store`` through a bounded cache. The caller reports the
+    generation of key changes it read from the shared state (:meth:`observe`)."""
+
+    def __init__(
+        self,
+        store: KeyStore,
+        *,
+        ttl_s: float = 30.0,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        offload: bool = False,
+    ) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.max_keys = max_keys
+        self._clock = clock
+        self._offload = offload
+        self._cache: OrderedDict[str, tuple[VirtualKey | None, float]] = OrderedDict()
+        self._generation: int | None = None
+        self.reads = 0
+
+    @property
+    def generation(self) -> int | None:
+        """The generation of key changes the cached records are known to be as new as."""
+        return self._generation
+
+    def observe(self, generation: int | None, seen: int | None) -> bool:
+        """Note the shared ``generation`` read after a key was found with the cache at
+        ``seen``; True when that key may be stale (a change since): read it afresh."""
+        if generation is None or generation == seen:
+            return False
+        if self._generation is None:  # the first look: what is cached was just read
+            self._generation = generation
+            return False
+        if generation != self._generation:
+            self._generation = generation
+            self._cache.clear()
+        return True
+
+    async def authenticate(self, presented: str, *, fresh: bool = False) -> VirtualKey:
+        """The usable key for ``presented``; :class:`KeyRefused` (401) otherwise.
+        ``fresh``: read the database even if the key is cached."""
+        digest = hash_key(presented)
+        now = self._clock()
+        hit = None if fresh else self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            key = hit[0]
+        else:
+            key = await self._read(presented)
+            self._cache[digest] = (key, now + self.ttl_s)
+            if len(self._cache) > self.max_keys:
+                self._cache.popitem(last=False)
+        if key is None:
+            raise KeyRefused("invalid API key", status=401, code="invalid_api_key")
+        refusal = key.refusal(time.time())
+        if refusal is not None:
+            raise refusal
+        return key
+
+    async def _read(self, presented: str) -> VirtualKey | None:
+        self.reads += 1
+        if self._offload:  # a network database: keep the event loop free
+            return await asyncio.to_thread(self.store.find, presented)
+        return self.store.find(presented)
+
+    def forget(self) -> None:
+        """A key was changed in this process: read keys afresh."""
+        self._cache.clear()

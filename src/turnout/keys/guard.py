@@ -1,0 +1,242 @@
+"""The gate a gateway request passes before any model is called: who is asking (the
+virtual key), may it use this policy or model, is it within its rate limits, and does
+its budget hold the request's estimate. Then, once answered, the hold is settled.
+
+=================================================  ======  ===========================
+refusal                                            status  ``error.code``
+=================================================  ======  ===========================
+no key, an unknown key                             401     ``invalid_api_key``
+a revoked key / an expired key                     401     ``key_revoked`` / ``key_expired``
+a policy or model the key may not use              403     ``policy_not_allowed`` /
+                                                           ``model_not_allowed``
+requests or tokens per minute                      429     ``rate_limit_exceeded``
+                                                           (``type``: requests / tokens)
+the key's budget for its period                    429     ``budget_exceeded``
+=================================================  ======  ===========================
+
+Rate-limit refusals carry OpenAI's ``x-ratelimit-*`` headers and ``retry-after``;
+budget refusals ``retry-after`` until the period resets. Admitted requests carry the
+rate-limit headers too, and ``x-turnout-budget-remaining-usd``; past 80% of the budget,
+``x-turnout-budget-warning``. Messages name the key, never the key itself.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from turnout.keys.cache import CachedKeys
+from turnout.keys.model import KeyRefused, VirtualKey
+from turnout.limits.budget import KeyBudget, KeyBudgetExceeded, Reservation, estimate_request
+from turnout.limits.gate import Gate, GateResult
+from turnout.limits.rate import RateDecision, RateLimit, RateLimitExceeded
+from turnout.pricing.cost import Price
+from turnout.types import ChatRequest
+
+if TYPE_CHECKING:
+    from turnout.observability.metrics import Metrics
+
+BEARER = "bearer "
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request turned away before any model was called, as OpenAI would say it."""
+
+    status: int
+    code: str
+    message: str
+    type: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    key: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": None,
+                          "code": self.code}}  # fmt: skip
+
+
+class Refused(Exception):
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+        super().__init__(refusal.message)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A request let through: its key, its budget hold, the headers it answers with."""
+
+    key: VirtualKey
+    reservation: Reservation | None
+    headers: Mapping[str, str]
+
+
+def missing_key() -> Refusal:
+    message = "missing API key: send 'Authorization: Bearer tk-...'"
+    return Refusal(401, "invalid_api_key", message, "invalid_request_error")
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization or authorization[:7].lower() != BEARER:
+        return None
+    return authorization[7:].strip() or None
+
+
+class KeyGuard:
+    """Admits requests by virtual key, rate limit and budget, through a
+    :class:`~turnout.limits.gate.Gate` (in-process, or one Redis round trip)."""
+
+    def __init__(
+        self,
+        keys: CachedKeys,
+        gate: Gate,
+        *,
+        per_model_limits: bool = False,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.keys = keys
+        self.gate = gate
+        self.per_model_limits = per_model_limits
+        self.metrics = metrics
+
+    async def admit(
+        self,
+        authorization: str | None,
+        request: ChatRequest,
+        *,
+        policy: str | None,
+        models: Sequence[str],
+        prices: Sequence[Price],
+    ) -> Admission:
+        """Raise :class:`Refused` or return the admission. ``policy`` is the policy the
+        request names (None when it names a pool model); ``models`` the pool models it
+        may reach and ``prices`` theirs (the dearest one prices the budget hold)."""
+        presented = bearer_token(authorization)
+        if presented is None:
+            raise Refused(missing_key())
+        for fresh in (False, True):
+            seen = self.keys.generation
+            key = await self._key(presented, policy, models, fresh)
+            limit = RateLimit(rpm=key.rpm, tpm=key.tpm)
+            scope = key.name
+            if self.per_model_limits and policy is None and len(models) == 1:
+                scope = f"{key.name}|{models[0]}"
+            budget = (
+                KeyBudget(key.name, key.budget_usd, key.period)
+                if key.budget_usd is not None
+                else None
+            )
+            tokens = _tokens(request) if key.tpm is not None else 0
+            estimate = estimate_request(prices, request) if budget is not None else Decimal(0)
+            result = await self.gate.admit(scope, limit, tokens, budget, estimate)
+            if not self.keys.observe(result.generation, seen) or fresh:
+                break
+            # A key changed somewhere since this one was cached: decide again on its
+            # record as it is now (revoked keys are refused here, at once).
+            await self.gate.undo(result)
+        return self._outcome(key, scope, result)
+
+    async def _key(
+        self, presented: str, policy: str | None, models: Sequence[str], fresh: bool
+    ) -> VirtualKey:
+        try:
+            key = await self.keys.authenticate(presented, fresh=fresh)
+            if policy is not None:
+                key.check_route(policy=policy)
+            for model in models:
+                key.check_route(model=model)
+        except KeyRefused as exc:
+            kind = "invalid_request_error" if exc.status == 401 else "permission_error"
+            raise Refused(Refusal(exc.status, exc.code, str(exc), kind)) from None
+        return key
+
+    def _outcome(self, key: VirtualKey, scope: str, result: GateResult) -> Admission:
+        headers: dict[str, str] = {}
+        if result.rate is not None:
+            headers.update(result.rate.headers())
+            if not result.rate.allowed:
+                if self.metrics is not None:
+                    limit = result.rate.refused_by or "requests"
+                    self.metrics.count_rate_limited(key.name, limit)
+                raise Refused(_rate_refusal(key, scope, result.rate))
+        if result.over_budget is not None:
+            if self.metrics is not None:
+                self.metrics.set_budget_remaining(key.name, result.over_budget.state.remaining_usd)
+            raise Refused(_budget_refusal(key, result.over_budget, headers))
+        reservation = result.reservation
+        if reservation is not None:
+            state = reservation.state
+            headers["x-turnout-budget-remaining-usd"] = str(state.remaining_usd)
+            if state.soft_limit_reached:
+                used = _share(state.spent_pico + state.held_pico, state.budget)
+                headers["x-turnout-budget-warning"] = (
+                    f"key {key.name!r} has used {used} of its ${key.budget_usd} "
+                    f"{key.period.value} budget"
+                )
+        return Admission(key, reservation, headers)
+
+    async def finish(self, admission: Admission, cost: Decimal | None) -> None:
+        """Settle the hold to ``cost`` (what the request really cost), or release it
+        (``None``: nothing was spent)."""
+        reservation = admission.reservation
+        if reservation is None:
+            return
+        if cost is None or cost <= 0:
+            await self.gate.release(reservation)
+        else:
+            await self.gate.settle(reservation, cost)
+        if self.metrics is not None:  # as this request saw it: others may have spent since
+            state = reservation.state
+            left = state.remaining_usd + _pico_usd(reservation.estimate_pico) - (cost or 0)
+            self.metrics.set_budget_remaining(admission.key.name, max(Decimal(0), left))
+
+    async def key_changed(self) -> None:
+        """A key was changed through this process (admin API): every replica rereads."""
+        self.keys.forget()
+        await self.gate.bump()
+
+
+def _tokens(request: ChatRequest) -> int:
+    from turnout.execution.budget import DEFAULT_OUTPUT_ESTIMATE
+    from turnout.pricing.tokens import estimate_prompt_tokens
+
+    return estimate_prompt_tokens(request.messages) + (
+        request.max_tokens or DEFAULT_OUTPUT_ESTIMATE
+    )
+
+
+def _pico_usd(pico: int) -> Decimal:
+    from turnout.tracing.rows import pico_to_cost
+
+    return pico_to_cost(pico)
+
+
+def _share(pico: int, budget: KeyBudget) -> str:
+    from turnout.tracing.rows import cost_to_pico
+
+    cap = cost_to_pico(budget.budget_usd)
+    return f"{100 * pico / cap:.0f}%" if cap else "100%"
+
+
+def _rate_refusal(key: VirtualKey, scope: str, decision: RateDecision) -> Refusal:
+    what = decision.refused_by or "requests"
+    return Refusal(
+        429,
+        "rate_limit_exceeded",
+        str(RateLimitExceeded(f"key {scope!r}", decision)),
+        what,
+        decision.headers(),
+        key.name,
+    )
+
+
+def _budget_refusal(key: VirtualKey, exc: KeyBudgetExceeded, headers: Mapping[str, str]) -> Refusal:
+    out = dict(headers)
+    out["x-should-retry"] = "false"
+    if exc.resets_at is not None:
+        out["retry-after"] = str(max(1, math.ceil(exc.resets_at - time.time())))
+    out["x-turnout-budget-remaining-usd"] = str(exc.state.remaining_usd)
+    return Refusal(429, "budget_exceeded", str(exc), "insufficient_quota", out, key.name)

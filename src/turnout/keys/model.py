@@ -1,0 +1,153 @@
+"""Virtual keys: what a key may do, how one is made, and how it is recognised.
+
+A key is ``tk-`` followed by 32 random bytes in URL-safe base64 (``secrets``). It is
+shown once, when created; the store keeps only its SHA-256 (hex). A key carries 256
+bits of randomness, so a plain hash is enough: nothing to guess, no need for a slow
+password hash (which would cost milliseconds on every request). A presented key is
+recognised by its hash, and the stored hash is compared with
+:func:`hmac.compare_digest` (constant time).
+
+The ``prefix`` kept beside the hash (``tk-AbCd``, the first 7 characters) lets
+people tell keys apart in listings; it is too short to help a guesser.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+KEY_PREFIX = "tk-"
+_RANDOM_BYTES = 32
+_SHOWN = 7
+
+
+class Period(enum.Enum):
+    """The period a key's budget applies to; ``total`` never resets."""
+
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    TOTAL = "total"
+
+
+class KeyRefused(Exception):
+    """Why a presented key is not accepted. ``status``: 401 (unknown, revoked,
+    expired) or 403 (the key may not use this policy or model). The message never
+    holds the key."""
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualKey:
+    """A key's record, as stored (never the key itself)."""
+
+    name: str
+    key_hash: str
+    prefix: str
+    created_at: float
+    budget_usd: Decimal | None = None
+    period: Period = Period.MONTH
+    rpm: int | None = None
+    tpm: int | None = None
+    policies: tuple[str, ...] = ()
+    """Policies the key may use; empty: any."""
+    models: tuple[str, ...] = ()
+    """Pool models the key may name (or a policy may pick); empty: any."""
+    expires_at: float | None = None
+    revoked_at: float | None = None
+
+    def refusal(self, now: float) -> KeyRefused | None:
+        """Why this key cannot be used at ``now`` (revoked, expired), else None."""
+        if self.revoked_at is not None:
+            return KeyRefused(f"key {self.name!r} is revoked", status=401, code="key_revoked")
+        if self.expires_at is not None and now >= self.expires_at:
+            return KeyRefused(f"key {self.name!r} has expired", status=401, code="key_expired")
+        return None
+
+    def allows_policy(self, policy: str) -> bool:
+        return not self.policies or policy in self.policies
+
+    def allows_model(self, model: str) -> bool:
+        return not self.models or model in self.models
+
+    def check_route(self, *, policy: str | None = None, model: str | None = None) -> None:
+        """Raise :class:`KeyRefused` (403) when the key may not use this policy or model."""
+        if policy is not None and not self.allows_policy(policy):
+            raise KeyRefused(
+                f"key {self.name!r} may not use policy {policy!r}",
+                status=403,
+                code="policy_not_allowed",
+            )
+        if model is not None and not self.allows_model(model):
+            raise KeyRefused(
+                f"key {self.name!r} may not use model {model!r}",
+                status=403,
+                code="model_not_allowed",
+            )
+
+    def with_changes(self, **changes: object) -> VirtualKey:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def generate_key() -> str:
+    """A new random key: ``tk-`` and 43 URL-safe characters."""
+    return KEY_PREFIX + secrets.token_urlsafe(_RANDOM_BYTES)
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key: its SHA-256, hex."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def same_hash(a: str, b: str) -> bool:
+    """Constant-time comparison of two key hashes."""
+    return hmac.compare_digest(a.encode("ascii"), b.encode("ascii"))
+
+
+def shown_prefix(key: str) -> str:
+    return key[:_SHOWN]
+
+
+def looks_like_key(text: str) -> bool:
+    return text.startswith(KEY_PREFIX) and 16 <= len(text) <= 128
+
+
+def parse_names(text: str | None) -> tuple[str, ...]:
+    """``a,b , c`` as ``("a", "b", "c")``; None or blank: ``()``."""
+    if not text:
+        return ()
+    return tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+
+
+def parse_expiry(text: str) -> float:
+    """``2026-12-31`` (end of that day is not implied: midnight UTC) or a full ISO 8601
+    time; returns epoch seconds. Raises ValueError naming the text."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"not a date or ISO 8601 time: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def format_time(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def names_json(names: Sequence[str]) -> str:
+    import json
+
+    return json.dumps(list(names))

@@ -1,0 +1,230 @@
+"""Virtual keys in the trace store's database (SQLite or PostgreSQL).
+
+The ``virtual_keys`` table comes from the ``m008_virtual_keys`` migration; keys are
+read and written through the store's shared-dialect ``query`` / ``execute``, so one
+piece of SQL serves both databases. Only a key's hash is ever written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from turnout.errors import ConfigError
+from turnout.keys.model import (
+    KeyRefused,
+    Period,
+    VirtualKey,
+    generate_key,
+    hash_key,
+    looks_like_key,
+    names_json,
+    same_hash,
+    shown_prefix,
+)
+from turnout.tracing.rows import cost_to_pico, pico_to_cost
+from turnout.tracing.store import TraceStore
+
+_COLUMNS = (
+    "name", "key_hash", "prefix", "created_at", "budget_picousd", "period", "rpm", "tpm",
+    "policies", "models", "expires_at", "revoked_at",
+)  # fmt: skip
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM virtual_keys"
+_INSERT = (
+    f"INSERT INTO virtual_keys ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+_UPDATABLE = ("budget_usd", "period", "rpm", "tpm", "policies", "models", "expires_at")
+_UNSET: Any = object()
+MAX_NAME = 64
+
+
+def _row(key: VirtualKey) -> tuple[Any, ...]:
+    return (
+        key.name, key.key_hash, key.prefix, key.created_at,
+        None if key.budget_usd is None else cost_to_pico(key.budget_usd), key.period.value,
+        key.rpm, key.tpm, names_json(key.policies), names_json(key.models), key.expires_at,
+        key.revoked_at,
+    )  # fmt: skip
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    value = json.loads(text) if text else []
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+def _key(row: Sequence[Any]) -> VirtualKey:
+    v = dict(zip(_COLUMNS, row, strict=True))
+    return VirtualKey(
+        name=v["name"], key_hash=v["key_hash"], prefix=v["prefix"],
+        created_at=float(v["created_at"]),
+        budget_usd=None if v["budget_picousd"] is None else pico_to_cost(v["budget_picousd"]),
+        period=Period(v["period"]), rpm=None if v["rpm"] is None else int(v["rpm"]),
+        tpm=None if v["tpm"] is None else int(v["tpm"]), policies=_names(v["policies"]),
+        models=_names(v["models"]),
+        expires_at=None if v["expires_at"] is None else float(v["expires_at"]),
+        revoked_at=None if v["revoked_at"] is None else float(v["revoked_at"]),
+    )  # fmt: skip
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME or not all(c.isalnum() or c in "-_." for c in name):
+        raise ConfigError(
+            f"key name {name!r}: use 1-{MAX_NAME} letters, digits, '-', '_' or '.'",
+            field="--name",
+        )
+    return name
+
+
+def _check_limits(budget_usd: Decimal | None, rpm: int | None, tpm: int | None) -> None:
+    if budget_usd is not None and budget_usd < 0:
+        raise ConfigError("must not be negative", field="--budget-usd")
+    for flag, value in (("--rpm", rpm), ("--tpm", tpm)):
+        if value is not None and value < 1:
+            raise ConfigError("must be at least 1", field=flag)
+
+
+class KeyStore:
+    """Create, find, change and revoke virtual keys in ``store``."""
+
+    def __init__(self, store: TraceStore, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self._clock = clock
+
+    def create(
+        self,
+        name: str,
+        *,
+        budget_usd: Decimal | None = None,
+        period: Period = Period.MONTH,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        policies: Sequence[str] = (),
+        models: Sequence[str] = (),
+        expires_at: float | None = None,
+    ) -> tuple[str, VirtualKey]:
+        """A new key and its record. The key is returned once and never stored."""
+        name = check_name(name)
+        _check_limits(budget_usd, rpm, tpm)
+        if self.get(name) is not None:
+            raise ConfigError(f"a key named {name!r} exists already", field="--name")
+        secret = generate_key()
+        record = VirtualKey(
+            name=name, key_hash=hash_key(secret), prefix=shown_prefix(secret),
+            created_at=self._clock(), budget_usd=budget_usd, period=period, rpm=rpm, tpm=tpm,
+            policies=tuple(policies), models=tuple(models), expires_at=expires_at,
+        )  # fmt: skip
+        self.store.execute(_INSERT, _row(record))
+        return secret, record
+
+    def get(self, name: str) -> VirtualKey | None:
+        rows = self.store.query(f"{_SELECT} WHERE name = ?", (name,))
+        return _key(rows[0]) if rows else None
+
+    def require(self, name: str) -> VirtualKey:
+        key = self.get(name)
+        if key is None:
+            raise ConfigError(f"no key named {name!r}", field="NAME")
+        return key
+
+    def list(self, *, include_revoked: bool = True) -> list[VirtualKey]:
+        where = "" if include_revoked else " WHERE revoked_at IS NULL"
+        return [_key(r) for r in self.store.query(f"{_SELECT}{where} ORDER BY name", ())]
+
+    def find(self, presented: str) -> VirtualKey | None:
+        """The record of a presented key (revoked and expired ones too), or None."""
+        if not looks_like_key(presented):
+            return None
+        wanted = hash_key(presented)
+        rows = self.store.query(f"{_SELECT} WHERE key_hash = ?", (wanted,))
+        if not rows:
+            return None
+        key = _key(rows[0])
+        return key if same_hash(key.key_hash, wanted) else None
+
+    def authenticate(self, presented: str) -> VirtualKey:
+        """The usable key for ``presented``; :class:`KeyRefused` (401) otherwise."""
+        key = self.find(presented)
+        if key is None:
+            raise KeyRefused("invalid API key", status=401, code="invalid_api_key")
+        refusal = key.refusal(self._clock())
+        if refusal is not None:
+            raise refusal
+        return key
+
+    def update(
+        self,
+        name: str,
+        *,
+        budget_usd: Decimal | None = _UNSET,
+        period: Period = _UNSET,
+        rpm: int | None = _UNSET,
+        tpm: int | None = _UNSET,
+        policies: Sequence[str] = _UNSET,
+        models: Sequence[str] = _UNSET,
+        expires_at: float | None = _UNSET,
+    ) -> VirtualKey:
+        """Change what ``name`` may do; arguments left out stay as they are (None clears
+        a limit)."""
+        current = self.require(name)
+        given = {
+            "budget_usd": budget_usd, "period": period, "rpm": rpm, "tpm": tpm,
+            "policies": policies, "models": models, "expires_at": expires_at,
+        }  # fmt: skip
+        changes: dict[str, Any] = {k: v for k, v in given.items() if v is not _UNSET}
+        for field in ("policies", "models"):
+            if field in changes:
+                changes[field] = tuple(changes[field])
+        updated = current.with_changes(**changes)
+        _check_limits(updated.budget_usd, updated.rpm, updated.tpm)
+        row = dict(zip(_COLUMNS, _row(updated), strict=True))
+        columns = [c for c in _COLUMNS if c not in ("name", "key_hash", "prefix", "created_at")]
+        sets = ", ".join(f"{c} = ?" for c in columns)
+        self.store.execute(
+            f"UPDATE virtual_keys SET {sets} WHERE name = ?",
+            (*(row[c] for c in columns), name),
+        )
+        return updated
+
+    def revoke(self, name: str) -> VirtualKey:
+        """Revoke ``name`` (at once, for good); revoking twice keeps the first time."""
+        current = self.require(name)
+        if current.revoked_at is not None:
+            return current
+        now = self._clock()
+        self.store.execute("UPDATE virtual_keys SET revoked_at = ? WHERE name = ?", (now, name))
+        return current.with_changes(revoked_at=now)
+
+
+def key_summary(key: VirtualKey) -> dict[str, Any]:
+    """A key's record as JSON-ready values (the hash left out: it is nobody's business)."""
+    from turnout.keys.model import format_time
+
+    return {
+        "name": key.name,
+        "prefix": key.prefix,
+        "created_at": format_time(key.created_at),
+        "budget_usd": None if key.budget_usd is None else str(key.budget_usd),
+        "period": key.period.value,
+        "rpm": key.rpm,
+        "tpm": key.tpm,
+        "policies": list(key.policies),
+        "models": list(key.models),
+        "expires_at": format_time(key.expires_at),
+        "revoked_at": format_time(key.revoked_at),
+        "status": _status(key),
+    }
+
+
+def _status(key: VirtualKey) -> str:
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and time.time() >= key.expires_at:
+        return "expired"
+    return "active"
+
+
+UPDATABLE_FIELDS = _UPDATABLE

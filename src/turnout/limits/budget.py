@@ -1,0 +1,216 @@
+"""Key budgets that cannot be overspent: reserve, then settle or release.
+
+Before a call, its estimated cost (the prompt's tokens plus ``max_tokens``, priced at
+the dearest model the request may reach: :func:`estimate_request`) is *reserved*
+against the key's budget for the current period, atomically: a reservation is
+admitted only when ``spent + held + estimate <= budget``. After the call the hold is
+*settled* to the real cost, or *released* when nothing was spent. So concurrent
+requests can never together pass the budget; the only overrun left is a call whose
+real cost beats its estimate (a prompt longer in tokens than four characters each),
+which is less than one request's estimate.
+
+Amounts are whole pico-dollars (see :func:`~turnout.tracing.rows.cost_to_pico`), so
+the arithmetic is exact. Holds expire after ``hold_ttl_s`` (a replica that died
+mid-call does not keep its hold for ever). :class:`MemoryBudgets` is the one-process
+twin of :class:`~turnout.limits.budget_redis.RedisBudgets`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from turnout.errors import BudgetExceeded
+from turnout.execution.budget import estimate_cost
+from turnout.keys.model import Period, format_time
+from turnout.limits.periods import window_of
+from turnout.pricing.cost import Price
+from turnout.tracing.rows import cost_to_pico, pico_to_cost
+from turnout.types import ChatRequest
+
+SOFT_LIMIT = 0.8
+"""Past this share of the budget (spent + held), a request is admitted with a warning."""
+HOLD_TTL_S = 900.0
+
+
+def estimate_request(prices: Iterable[Price], request: ChatRequest) -> Decimal:
+    """The reservation for a request that may reach any of ``prices``' models: the
+    dearest estimate (prompt tokens + ``max_tokens``, see
+    :func:`~turnout.execution.budget.estimate_cost`)."""
+    return max((estimate_cost(p, request) for p in prices), default=Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBudget:
+    """A key's cap for one period."""
+
+    name: str
+    budget_usd: Decimal
+    period: Period = Period.MONTH
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    """A key's budget as seen by one decision."""
+
+    budget: KeyBudget
+    window: str
+    spent_pico: int
+    held_pico: int
+    resets_at: float | None
+    shared: bool = True
+
+    @property
+    def remaining_usd(self) -> Decimal:
+        left = cost_to_pico(self.budget.budget_usd) - self.spent_pico - self.held_pico
+        return pico_to_cost(max(0, left))
+
+    @property
+    def spent_usd(self) -> Decimal:
+        return pico_to_cost(self.spent_pico)
+
+    @property
+    def soft_limit_reached(self) -> bool:
+        cap = cost_to_pico(self.budget.budget_usd)
+        return cap > 0 and self.spent_pico + self.held_pico >= SOFT_LIMIT * cap
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A hold on a key's budget, to be settled or released exactly once."""
+
+    budget: KeyBudget
+    window: str
+    hold_id: str
+    estimate_pico: int
+    state: BudgetState
+    shared: bool = True
+
+
+class KeyBudgetExceeded(BudgetExceeded):
+    """A key's budget for its period would be passed: 429 ``budget_exceeded``."""
+
+    def __init__(self, state: BudgetState, estimate: Decimal) -> None:
+        self.state = state
+        self.resets_at = state.resets_at
+        when = format_time(state.resets_at)
+        resets = f"; it resets at {when}" if when else " (a total budget never resets)"
+        b = state.budget
+        super().__init__(
+            f"key {b.name!r}: budget of ${b.budget_usd} per {b.period.value} reached "
+            f"(spent ${state.spent_usd:.6f}, this request needs up to ${estimate:.6f}){resets}",
+            scope="key",
+        )
+
+
+class KeyBudgets(Protocol):
+    async def reserve(self, budget: KeyBudget, estimate: Decimal) -> Reservation:
+        """Hold ``estimate``; :class:`KeyBudgetExceeded` when it does not fit."""
+
+    async def settle(self, reservation: Reservation, cost: Decimal) -> None:
+        """Give the hold back and charge the real ``cost``."""
+
+    async def release(self, reservation: Reservation) -> None:
+        """Give the hold back, charging nothing."""
+
+    async def state(self, budget: KeyBudget) -> BudgetState: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _Account:
+    __slots__ = ("holds", "spent", "window")
+
+    def __init__(self, window: str, spent: int = 0) -> None:
+        self.window = window
+        self.spent = spent
+        self.holds: dict[str, tuple[int, float]] = {}
+
+    def held(self, now: float) -> int:
+        expired = [h for h, (_, until) in self.holds.items() if until <= now]
+        for hold in expired:
+            del self.holds[hold]
+        return sum(amount for amount, _ in self.holds.values())
+
+
+class MemoryBudgets:
+    """Key budgets in this process (at most ``max_keys`` accounts, least recently used
+    dropped). ``seed`` is asked for a key's spend when its account is first made (the
+    last spend Redis reported, when standing in for it)."""
+
+    def __init__(
+        self,
+        *,
+        hold_ttl_s: float = HOLD_TTL_S,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.time,
+        seed: Callable[[str, str], int] | None = None,
+    ) -> None:
+        self.hold_ttl_s = hold_ttl_s
+        self.max_keys = max_keys
+        self._clock = clock
+        self._seed = seed
+        self._accounts: OrderedDict[str, _Account] = OrderedDict()
+        self._ids = itertools.count(1)
+
+    def _account(self, name: str, window: str) -> _Account:
+        account = self._accounts.get(name)
+        if account is None or account.window != window:
+            spent = self._seed(name, window) if self._seed is not None else 0
+            account = self._accounts[name] = _Account(window, spent)
+            if len(self._accounts) > self.max_keys:
+                self._accounts.popitem(last=False)
+        self._accounts.move_to_end(name)
+        return account
+
+    def state_now(self, budget: KeyBudget) -> BudgetState:
+        now = self._clock()
+        window = window_of(budget.period, now)
+        account = self._account(budget.name, window.id)
+        return BudgetState(
+            budget, window.id, account.spent, account.held(now), window.ends_at, shared=False
+        )
+
+    def reserve_now(self, budget: KeyBudget, estimate: Decimal) -> Reservation:
+        now = self._clock()
+        window = window_of(budget.period, now)
+        account = self._account(budget.name, window.id)
+        amount = cost_to_pico(estimate)
+        held = account.held(now)
+        state = BudgetState(budget, window.id, account.spent, held, window.ends_at, shared=False)
+        if account.spent + held + amount > cost_to_pico(budget.budget_usd):
+            raise KeyBudgetExceeded(state, estimate)
+        hold_id = f"m{next(self._ids)}"
+        account.holds[hold_id] = (amount, now + self.hold_ttl_s)
+        after = BudgetState(
+            budget, window.id, account.spent, held + amount, window.ends_at, shared=False
+        )
+        return Reservation(budget, window.id, hold_id, amount, after, shared=False)
+
+    def finish_now(self, reservation: Reservation, cost: Decimal) -> None:
+        current = window_of(reservation.budget.period, self._clock()).id
+        if reservation.window != current:
+            return  # that period has ended: nothing left to hold or to charge in it
+        account = self._account(reservation.budget.name, current)
+        account.holds.pop(reservation.hold_id, None)
+        account.spent += cost_to_pico(cost)
+
+    async def reserve(self, budget: KeyBudget, estimate: Decimal) -> Reservation:
+        return self.reserve_now(budget, estimate)
+
+    async def settle(self, reservation: Reservation, cost: Decimal) -> None:
+        self.finish_now(reservation, cost)
+
+    async def release(self, reservation: Reservation) -> None:
+        self.finish_now(reservation, Decimal(0))
+
+    async def state(self, budget: KeyBudget) -> BudgetState:
+        return self.state_now(budget)
+
+    async def aclose(self) -> None:
+        self._accounts.clear()

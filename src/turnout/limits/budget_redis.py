@@ -1,0 +1,297 @@
+"""Key budgets in Redis, shared by every replica: reserve, settle and release are each
+one Lua script, so concurrent requests on any number of replicas cannot together pass a
+budget (see :mod:`turnout.limits.budget`).
+
+Keys, per key name and period (``2026-12``, ``2026-W49``, ``2026-12-01``, ``total``)::
+
+    {prefix}:{name}:{window}    hash: spent, held (pico-dollars, HINCRBY: exact)
+    {prefix}:{name}:{window}:h  sorted set of holds "<id>:<pico>" scored by expiry (ms)
+
+A period's keys expire a day after the period ends (``total`` never does). Holds
+expire after ``hold_ttl_s``; an expired hold is subtracted from ``held`` by the next
+script that looks. Time is the Redis server's. Comparisons in Lua are doubles, exact
+up to about $9,000 of pico-dollars; stored sums are integers and always exact.
+
+Settling (and releasing) is off the request path, so holds are settled in batches: every
+hold finished within ``batch_s`` (2 ms) goes to Redis in one pipelined round trip.
+
+When Redis fails, requests are decided by the in-process twin (a warning, a metric,
+never an outage), seeded with the spend Redis last reported for the key, so a replica
+spends at most the remaining budget on its own during an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from turnout.limits.budget import (
+    HOLD_TTL_S,
+    BudgetState,
+    KeyBudget,
+    KeyBudgetExceeded,
+    MemoryBudgets,
+    Reservation,
+)
+from turnout.limits.degrade import Degrader
+from turnout.limits.periods import window_of
+from turnout.limits.rate_redis import SERVER_NOW_LUA
+from turnout.tracing.rows import cost_to_pico
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+BUDGET_LUA = r"""
+local function amount_of(entry) return tonumber(string.match(entry, ':(%d+)$')) end
+local function budget_open(sk, hk, now)
+  local expired = redis.call('ZRANGEBYSCORE', hk, '-inf', now)
+  if #expired > 0 then
+    local freed = 0
+    for i = 1, #expired do freed = freed + amount_of(expired[i]) end
+    redis.call('ZREMRANGEBYSCORE', hk, '-inf', now)
+    redis.call('HINCRBY', sk, 'held', -freed)
+  end
+  local spent = tonumber(redis.call('HGET', sk, 'spent') or '0')
+  local held = math.max(0, tonumber(redis.call('HGET', sk, 'held') or '0'))
+  return spent, held
+end
+local function budget_keep(sk, hk, ttl)
+  if ttl > 0 then
+    redis.call('PEXPIRE', sk, ttl)
+    redis.call('PEXPIRE', hk, ttl)
+  end
+end
+local function budget_reserve(sk, hk, now, cap, amount_text, member, hold_ttl, key_ttl)
+  local spent, held = budget_open(sk, hk, now)
+  local amount = tonumber(amount_text)
+  if spent + held + amount > cap then return {0, tostring(spent), tostring(held)} end
+  redis.call('ZADD', hk, now + hold_ttl, member .. ':' .. amount_text)
+  redis.call('HINCRBY', sk, 'held', amount_text)
+  budget_keep(sk, hk, key_ttl)
+  return {1, tostring(spent), tostring(held + amount)}
+end
+local function budget_finish(sk, hk, now, member, cost, key_ttl)
+  local spent, held = budget_open(sk, hk, now)
+  if redis.call('ZREM', hk, member) == 1 then
+    redis.call('HINCRBY', sk, 'held', -amount_of(member))
+  end
+  if tonumber(cost) > 0 then spent = redis.call('HINCRBY', sk, 'spent', cost) end
+  budget_keep(sk, hk, key_ttl)
+  return tostring(spent)
+end
+"""
+
+_RESERVE = (
+    SERVER_NOW_LUA
+    + BUDGET_LUA
+    + r"""
+return budget_reserve(KEYS[1], KEYS[2], server_now(ARGV[1]), tonumber(ARGV[2]), ARGV[3],
+                      ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]))
+"""
+)
+
+_FINISH = (
+    SERVER_NOW_LUA
+    + BUDGET_LUA
+    + r"""
+return budget_finish(KEYS[1], KEYS[2], server_now(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]))
+"""
+)
+
+_STATE = (
+    SERVER_NOW_LUA
+    + BUDGET_LUA
+    + r"""
+local spent, held = budget_open(KEYS[1], KEYS[2], server_now(ARGV[1]))
+return {tostring(spent), tostring(held)}
+"""
+)
+
+_KEEP_AFTER_S = 86_400
+_SEEN = 10_000
+
+
+class RedisBudgets:
+    """:class:`~turnout.limits.budget.KeyBudgets` shared by every process on ``redis``."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "turnout:budget",
+        hold_ttl_s: float = HOLD_TTL_S,
+        timeout_s: float = 0.5,
+        retry_after_s: float = 1.0,
+        on_degrade: Callable[[str], None] | None = None,
+        clock: Callable[[], float] | None = None,
+        batch_s: float = 0.002,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.hold_ttl_ms = int(hold_ttl_s * 1000)
+        self._clock = clock
+        self._reserve: AsyncScript = redis.register_script(_RESERVE)
+        self._finish: AsyncScript = redis.register_script(_FINISH)
+        self._state: AsyncScript = redis.register_script(_STATE)
+        self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self.batch_s = batch_s
+        self._pending: list[tuple[Reservation, Decimal, list[str | int]]] = []
+        self._batch: asyncio.Future[None] | None = None
+        self._batch_task: asyncio.Future[None] | None = None
+        self.local = MemoryBudgets(
+            hold_ttl_s=hold_ttl_s, clock=clock or time.time, seed=self._last_spent
+        )
+        self.degrader = Degrader(
+            "budgets", timeout_s=timeout_s, retry_after_s=retry_after_s, on_degrade=on_degrade
+        )
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else time.time()
+
+    def _now_arg(self) -> str:
+        return "" if self._clock is None else str(int(self._clock() * 1000))
+
+    def keys_of(self, name: str, window: str) -> list[str]:
+        base = f"{self.prefix}:{{{name}}}:{window}"
+        return [base, f"{base}:h"]
+
+    @staticmethod
+    def key_ttl_ms(ends_at: float | None, now: float) -> int:
+        if ends_at is None:
+            return 0
+        return max(1, math.ceil((ends_at - now + _KEEP_AFTER_S) * 1000))
+
+    def remember(self, name: str, window: str, spent: int) -> None:
+        self._seen[(name, window)] = spent
+        self._seen.move_to_end((name, window))
+        if len(self._seen) > _SEEN:
+            self._seen.popitem(last=False)
+
+    def _last_spent(self, name: str, window: str) -> int:
+        return self._seen.get((name, window), 0)
+
+    # -- KeyBudgets --------------------------------------------------------------------
+
+    async def reserve(self, budget: KeyBudget, estimate: Decimal) -> Reservation:
+        async def shared() -> Reservation | KeyBudgetExceeded:
+            now = self._now()
+            window = window_of(budget.period, now)
+            amount = cost_to_pico(estimate)
+            hold_id = os.urandom(8).hex()
+            reply = await self._reserve(
+                keys=self.keys_of(budget.name, window.id),
+                args=[
+                    self._now_arg(), cost_to_pico(budget.budget_usd), amount, hold_id,
+                    self.hold_ttl_ms, self.key_ttl_ms(window.ends_at, now),
+                ],
+            )  # fmt: skip
+            ok, spent, held = int(reply[0]), int(float(reply[1])), int(float(reply[2]))
+            self.remember(budget.name, window.id, spent)
+            state = BudgetState(budget, window.id, spent, held, window.ends_at)
+            if not ok:
+                return KeyBudgetExceeded(state, estimate)
+            return Reservation(budget, window.id, f"{hold_id}:{amount}", amount, state)
+
+        outcome = await self.degrader.run(shared, lambda: self.local.reserve_now(budget, estimate))
+        if isinstance(outcome, KeyBudgetExceeded):
+            raise outcome
+        return outcome
+
+    async def _finish_shared(self, reservation: Reservation, cost: Decimal) -> None:
+        if not reservation.shared:
+            self.local.finish_now(reservation, cost)
+            return
+        now = self._now()
+        window = window_of(reservation.budget.period, now)
+        ends_at = window.ends_at if window.id == reservation.window else now
+        args: list[str | int] = [
+            self._now_arg(), reservation.hold_id, cost_to_pico(cost),
+            self.key_ttl_ms(ends_at, now),
+        ]  # fmt: skip
+        if self._batch is None:  # the first of a batch: flush it in batch_s
+            self._batch = asyncio.get_running_loop().create_future()
+            self._batch_task = asyncio.ensure_future(self._flush_later())
+        batch = self._batch
+        self._pending.append((reservation, cost, args))
+        await asyncio.shield(batch)
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.batch_s)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        """Settle every pending hold in one pipelined round trip."""
+        pending, self._pending = self._pending, []
+        batch, self._batch = self._batch, None
+        if not pending:
+            if batch is not None and not batch.done():
+                batch.set_result(None)
+            return
+        replies: list[object] = []
+
+        async def shared() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            for reservation, _, args in pending:
+                await self._finish(
+                    keys=self.keys_of(reservation.budget.name, reservation.window),
+                    args=args, client=pipe,
+                )  # fmt: skip
+            replies.extend(await pipe.execute())
+
+        try:
+            if await self.degrader.attempt(shared):
+                for (reservation, _, _), spent in zip(pending, replies, strict=True):
+                    name, window = reservation.budget.name, reservation.window
+                    text = spent.decode() if isinstance(spent, bytes) else str(spent)
+                    self.remember(name, window, int(float(text)))
+            else:
+                for reservation, cost, _ in pending:
+                    if cost:  # holds expire by themselves; spend is kept here meanwhile
+                        self.local.finish_now(reservation, cost)
+        finally:
+            if batch is not None and not batch.done():
+                batch.set_result(None)
+
+    async def settle(self, reservation: Reservation, cost: Decimal) -> None:
+        await self._finish_shared(reservation, cost)
+
+    async def release(self, reservation: Reservation) -> None:
+        await self._finish_shared(reservation, Decimal(0))
+
+    async def state(self, budget: KeyBudget) -> BudgetState:
+        async def shared() -> BudgetState:
+            now = self._now()
+            window = window_of(budget.period, now)
+            reply = await self._state(
+                keys=self.keys_of(budget.name, window.id), args=[self._now_arg()]
+            )
+            spent, held = int(float(reply[0])), int(float(reply[1]))
+            self.remember(budget.name, window.id, spent)
+            return BudgetState(budget, window.id, spent, held, window.ends_at)
+
+        return await self.degrader.run(shared, lambda: self.local.state_now(budget))
+
+    async def prepare(self) -> bool:
+        """Load the Lua scripts and open a connection now, not on the first request;
+        False (and per-process state for now) when Redis cannot be reached."""
+
+        async def load() -> None:
+            self._reserve.sha = await self.redis.script_load(self._reserve.script)
+            self._finish.sha = await self.redis.script_load(self._finish.script)
+            self._state.sha = await self.redis.script_load(self._state.script)
+
+        return await self.degrader.attempt(load)
+
+    async def aclose(self) -> None:
+        if self._pending:
+            await self._flush()
+        await self.local.aclose()

@@ -1,0 +1,116 @@
+"""Everything a request takes from the shared state before its call, in one place: the
+key-change generation, the rate limit and the budget hold.
+
+:class:`LocalGate` asks each part in turn (in-process state, or the Redis parts one
+call each); :class:`~turnout.limits.gate_redis.RedisGate` does all three in one Lua
+script, so a request pays one Redis round trip before its call (and settles its hold
+after the answer is sent, off the request path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol
+
+from turnout.limits.budget import KeyBudget, KeyBudgetExceeded, MemoryBudgets, Reservation
+from turnout.limits.rate import MemoryRateLimiter, RateDecision, RateLimit
+
+if TYPE_CHECKING:
+    from turnout.keys.cache import KeyEvents
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """What the shared state said: ``generation`` of key changes (None: unknown), the
+    rate decision (None: no limit), and either a budget hold or why there is none."""
+
+    generation: int | None
+    rate: RateDecision | None
+    reservation: Reservation | None = None
+    over_budget: KeyBudgetExceeded | None = None
+    scope: str = ""
+    tokens: int = 0
+    member: str = ""
+    """The id of this admission in the shared state (to take it back)."""
+
+    @property
+    def admitted(self) -> bool:
+        return (self.rate is None or self.rate.allowed) and self.over_budget is None
+
+
+class Gate(Protocol):
+    async def admit(
+        self,
+        scope: str,
+        limit: RateLimit,
+        tokens: int,
+        budget: KeyBudget | None,
+        estimate: Decimal,
+    ) -> GateResult:
+        """Read the generation; count the request if ``limit`` allows it; then hold
+        ``estimate`` against ``budget`` if it fits. Nothing is held when refused."""
+
+    async def undo(self, result: GateResult) -> None:
+        """Take an admission back entirely (it was decided on a key since changed)."""
+
+    async def settle(self, reservation: Reservation, cost: Decimal) -> None: ...
+
+    async def release(self, reservation: Reservation) -> None: ...
+
+    async def bump(self) -> None:
+        """A key changed: tell every process sharing this state."""
+
+    async def aclose(self) -> None: ...
+
+
+class LocalGate:
+    """The gate in this process: the in-process limiter and budgets, asked in turn."""
+
+    def __init__(
+        self, events: KeyEvents, limiter: MemoryRateLimiter, budgets: MemoryBudgets
+    ) -> None:
+        self.events = events
+        self.limiter = limiter
+        self.budgets = budgets
+
+    async def admit(
+        self,
+        scope: str,
+        limit: RateLimit,
+        tokens: int,
+        budget: KeyBudget | None,
+        estimate: Decimal,
+    ) -> GateResult:
+        generation = await self.events.generation()
+        rate = self.limiter.admit_now(scope, limit, tokens) if limit else None
+        if rate is not None and not rate.allowed:
+            return GateResult(generation, rate, scope=scope, tokens=tokens)
+        if budget is None:
+            return GateResult(generation, rate, scope=scope, tokens=tokens)
+        try:
+            reservation = self.budgets.reserve_now(budget, estimate)
+        except KeyBudgetExceeded as exc:
+            if rate is not None:
+                self.limiter.undo_now(scope, limit, tokens)
+            return GateResult(generation, rate, over_budget=exc, scope=scope, tokens=tokens)
+        return GateResult(generation, rate, reservation, scope=scope, tokens=tokens)
+
+    async def undo(self, result: GateResult) -> None:
+        if result.rate is not None and result.rate.allowed:
+            self.limiter.undo_now(result.scope, result.rate.limit, result.tokens)
+        if result.reservation is not None:
+            self.budgets.finish_now(result.reservation, Decimal(0))
+
+    async def settle(self, reservation: Reservation, cost: Decimal) -> None:
+        await self.budgets.settle(reservation, cost)
+
+    async def release(self, reservation: Reservation) -> None:
+        await self.budgets.release(reservation)
+
+    async def bump(self) -> None:
+        await self.events.bump()
+
+    async def aclose(self) -> None:
+        await self.limiter.aclose()
+        await self.budgets.aclose()

@@ -1,0 +1,243 @@
+"""The gate in one Redis round trip: the key-change generation, the sliding-window rate
+limit and the budget hold, in one Lua script built from the same Lua functions as
+:class:`~turnout.limits.rate_redis.RedisRateLimiter` and
+:class:`~turnout.limits.budget_redis.RedisBudgets` (one home for each algorithm).
+
+A request the budget refuses is taken back out of the rate log in the same script, so
+it is not counted. The script touches a key's rate, budget and generation keys at once:
+on Redis Cluster they would have to share a slot, which they do not; use a single Redis
+(or Sentinel) for the gateway's state.
+
+On a Redis error the request is decided by the in-process twins (per-process limits,
+the budget seeded with the spend Redis last reported), with a logged warning and a
+metric; never an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from turnout.keys.cache import RedisKeyEvents
+from turnout.limits.budget import BudgetState, KeyBudget, KeyBudgetExceeded, Reservation
+from turnout.limits.budget_redis import BUDGET_LUA, RedisBudgets
+from turnout.limits.degrade import Degrader
+from turnout.limits.gate import GateResult
+from turnout.limits.periods import window_of
+from turnout.limits.rate import RateLimit
+from turnout.limits.rate_redis import (
+    RATE_LUA,
+    SERVER_NOW_LUA,
+    RedisRateLimiter,
+    rate_decision,
+    rate_keys,
+)
+from turnout.tracing.rows import cost_to_pico
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+_GATE = (
+    SERVER_NOW_LUA
+    + RATE_LUA
+    + BUDGET_LUA
+    + r"""
+local now = server_now(ARGV[1])
+local window, rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local tokens, member = tonumber(ARGV[5]), ARGV[6]
+local generation = tonumber(redis.call('GET', KEYS[1]) or '0')
+local r = {1, 0, 0, 0, 0, 0, 0}
+if rpm > 0 or tpm > 0 then
+  r = rate_admit(KEYS[2], KEYS[3], KEYS[4], now, window, rpm, tpm, tokens, member)
+  if r[1] == 0 then return {generation, r, {-1, '0', '0'}} end
+end
+local b = {-1, '0', '0'}
+if ARGV[7] ~= '' then
+  b = budget_reserve(KEYS[5], KEYS[6], now, tonumber(ARGV[7]), ARGV[8], member,
+                     tonumber(ARGV[9]), tonumber(ARGV[10]))
+  if b[1] == 0 and (rpm > 0 or tpm > 0) then
+    rate_undo(KEYS[2], KEYS[3], KEYS[4], member, tokens, window)
+    r[2] = math.max(0, r[2] - (rpm > 0 and 1 or 0))
+    if tpm > 0 then r[3] = math.max(0, r[3] - tokens) end
+  end
+end
+return {generation, r, b}
+"""
+)
+
+
+_UNDO = (
+    SERVER_NOW_LUA
+    + RATE_LUA
+    + BUDGET_LUA
+    + r"""
+rate_undo(KEYS[1], KEYS[2], KEYS[3], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+if KEYS[4] ~= '-' then budget_finish(KEYS[4], KEYS[5], server_now(ARGV[1]), ARGV[5], '0', 0) end
+return 1
+"""
+)
+
+
+class RedisGate:
+    """:class:`~turnout.limits.gate.Gate` in one script on ``redis``."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "turnout",
+        timeout_s: float = 2.0,
+        retry_after_s: float = 1.0,
+        on_degrade: Callable[[str], None] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.redis = redis
+        self._clock = clock
+        self.limiter = RedisRateLimiter(
+            redis, prefix=f"{prefix}:rl", timeout_s=timeout_s, retry_after_s=retry_after_s,
+            on_degrade=on_degrade, clock=clock,
+        )  # fmt: skip
+        self.budgets = RedisBudgets(
+            redis, prefix=f"{prefix}:budget", timeout_s=timeout_s, retry_after_s=retry_after_s,
+            on_degrade=on_degrade, clock=clock,
+        )  # fmt: skip
+        self.events = RedisKeyEvents(
+            redis, prefix=f"{prefix}:keys", timeout_s=timeout_s, on_degrade=on_degrade
+        )
+        self.degrader = Degrader(
+            "shared state", timeout_s=timeout_s, retry_after_s=retry_after_s,
+            on_degrade=on_degrade,
+        )  # fmt: skip
+        self._script: AsyncScript = redis.register_script(_GATE)
+        self._undo: AsyncScript = redis.register_script(_UNDO)
+
+    async def prepare(self, connections: int = 16) -> bool:
+        """Load the scripts and open ``connections`` connections before the first
+        request (a burst would otherwise open them all at once, each within its
+        request's timeout)."""
+
+        async def load() -> None:
+            self._script.sha = await self.redis.script_load(self._script.script)
+            await asyncio.gather(*(self.redis.ping() for _ in range(connections)))
+
+        loaded = await self.degrader.attempt(load)
+        return loaded and await self.budgets.prepare()
+
+    async def admit(
+        self,
+        scope: str,
+        limit: RateLimit,
+        tokens: int,
+        budget: KeyBudget | None,
+        estimate: Decimal,
+    ) -> GateResult:
+        async def shared() -> GateResult:
+            return await self._admit(scope, limit, tokens, budget, estimate)
+
+        return await self.degrader.run(
+            shared, lambda: self._local(scope, limit, tokens, budget, estimate)
+        )
+
+    async def _admit(
+        self,
+        scope: str,
+        limit: RateLimit,
+        tokens: int,
+        budget: KeyBudget | None,
+        estimate: Decimal,
+    ) -> GateResult:
+        now = self._clock() if self._clock is not None else time.time()
+        member = os.urandom(8).hex()
+        keys = [self.events.key, *rate_keys(self.limiter.prefix, scope)]
+        budget_args: list[Any] = ["", 0, 0, 0]
+        window = None
+        amount = cost_to_pico(estimate)
+        if budget is not None:
+            window = window_of(budget.period, now)
+            keys += self.budgets.keys_of(budget.name, window.id)
+            budget_args = [
+                cost_to_pico(budget.budget_usd), amount, self.budgets.hold_ttl_ms,
+                self.budgets.key_ttl_ms(window.ends_at, now),
+            ]  # fmt: skip
+        else:
+            keys += ["-", "-"]
+        args: list[Any] = [
+            "" if self._clock is None else str(int(now * 1000)), self.limiter.window_ms,
+            limit.rpm or 0, limit.tpm or 0, max(0, tokens), member, *budget_args,
+        ]  # fmt: skip
+        generation, rate_reply, budget_reply = await self._script(keys=keys, args=args)
+        rate = rate_decision(rate_reply, limit) if limit else None
+        base = GateResult(int(generation), rate, scope=scope, tokens=max(0, tokens), member=member)
+        if budget is None or window is None or int(budget_reply[0]) < 0:
+            return base
+        spent, held = int(float(budget_reply[1])), int(float(budget_reply[2]))
+        self.budgets.remember(budget.name, window.id, spent)
+        state = BudgetState(budget, window.id, spent, held, window.ends_at)
+        if int(budget_reply[0]) == 0:
+            return replace(base, over_budget=KeyBudgetExceeded(state, estimate))
+        reservation = Reservation(budget, window.id, f"{member}:{amount}", amount, state)
+        return replace(base, reservation=reservation)
+
+    def _local(
+        self,
+        scope: str,
+        limit: RateLimit,
+        tokens: int,
+        budget: KeyBudget | None,
+        estimate: Decimal,
+    ) -> GateResult:
+        rate = self.limiter.local.admit_now(scope, limit, tokens) if limit else None
+        base = GateResult(None, rate, scope=scope, tokens=max(0, tokens))
+        if (rate is not None and not rate.allowed) or budget is None:
+            return base
+        try:
+            reservation = self.budgets.local.reserve_now(budget, estimate)
+        except KeyBudgetExceeded as exc:
+            if rate is not None:
+                self.limiter.local.undo_now(scope, limit, tokens)
+            return replace(base, over_budget=exc)
+        return replace(base, reservation=reservation)
+
+    async def undo(self, result: GateResult) -> None:
+        if not result.member:  # decided in this process
+            if result.rate is not None and result.rate.allowed:
+                self.limiter.local.undo_now(result.scope, result.rate.limit, result.tokens)
+            if result.reservation is not None:
+                self.budgets.local.finish_now(result.reservation, Decimal(0))
+            return
+        reservation = result.reservation
+        keys = rate_keys(self.limiter.prefix, result.scope)
+        keys += (
+            self.budgets.keys_of(reservation.budget.name, reservation.window)
+            if reservation is not None
+            else ["-", "-"]
+        )
+        args: list[Any] = [
+            "" if self._clock is None else str(int(self._clock() * 1000)), result.member,
+            result.tokens, self.limiter.window_ms,
+            reservation.hold_id if reservation is not None else "",
+        ]  # fmt: skip
+
+        async def shared() -> None:
+            await self._undo(keys=keys, args=args)
+
+        await self.degrader.attempt(shared)
+
+    async def settle(self, reservation: Reservation, cost: Decimal) -> None:
+        await self.budgets.settle(reservation, cost)
+
+    async def release(self, reservation: Reservation) -> None:
+        await self.budgets.release(reservation)
+
+    async def bump(self) -> None:
+        await self.events.bump()
+
+    async def aclose(self) -> None:
+        await self.limiter.aclose()
+        await self.budgets.aclose()

@@ -1,0 +1,202 @@
+"""The sliding-window rate limiter in Redis: one Lua script, so it is exact across
+replicas (see :mod:`turnout.limits.rate` for the algorithm and why).
+
+Keys, per scope (a key name, or ``name|model``), under ``prefix`` (default
+``turnout:rl``); the scope is a hash tag, so in Redis Cluster a scope's keys share a
+slot::
+
+    {prefix}:{scope}:r   sorted set of admitted requests (score: ms)
+    {prefix}:{scope}:t   sorted set of token entries "<id>:<tokens>" (score: ms)
+    {prefix}:{scope}:s   the sum of the token entries
+
+Each expires one window after its last write. Time comes from the Redis server
+(``TIME``), so replicas with skewed clocks agree; tests may pass ``clock=``.
+
+Every call has a timeout; when Redis fails the request is decided by the in-process
+limiter (:class:`~turnout.limits.degrade.Degrader`): per-process limits, a warning,
+a metric; never an outage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from turnout.limits.degrade import Degrader
+from turnout.limits.rate import WINDOW_S, MemoryRateLimiter, RateDecision, RateLimit
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+SERVER_NOW_LUA = r"""
+local function server_now(arg)
+  local now = tonumber(arg)
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now
+end
+"""
+
+RATE_LUA = r"""
+local function count_of(entry) return tonumber(string.match(entry, ':(%d+)$')) end
+local function rate_admit(rk, tk, sk, now, window, rpm, tpm, tokens, member)
+  local edge = now - window
+  local count = 0
+  if rpm > 0 then
+    redis.call('ZREMRANGEBYSCORE', rk, '-inf', edge)
+    count = redis.call('ZCARD', rk)
+  end
+  local used = 0
+  if tpm > 0 then
+    local expired = redis.call('ZRANGEBYSCORE', tk, '-inf', edge)
+    used = tonumber(redis.call('GET', sk) or '0')
+    if #expired > 0 then
+      local freed = 0
+      for i = 1, #expired do freed = freed + count_of(expired[i]) end
+      redis.call('ZREMRANGEBYSCORE', tk, '-inf', edge)
+      used = math.max(0, used - freed)
+      redis.call('SET', sk, used, 'PX', window)
+    end
+  end
+  local wait_r, wait_t = 0, 0
+  if rpm > 0 and count >= rpm then
+    local e = redis.call('ZRANGE', rk, count - rpm, count - rpm, 'WITHSCORES')
+    wait_r = tonumber(e[2]) + window - now
+  end
+  if tpm > 0 and used + tokens > tpm then
+    if tokens > tpm then
+      wait_t = -1
+    else
+      local need, freed = used + tokens - tpm, 0
+      local entries = redis.call('ZRANGE', tk, 0, -1, 'WITHSCORES')
+      for i = 1, #entries, 2 do
+        freed = freed + count_of(entries[i])
+        if freed >= need then wait_t = tonumber(entries[i + 1]) + window - now; break end
+      end
+    end
+  end
+  local allowed = wait_r <= 0 and wait_t == 0
+  if allowed then
+    if rpm > 0 then
+      redis.call('ZADD', rk, now, member)
+      redis.call('PEXPIRE', rk, window)
+      count = count + 1
+    end
+    if tpm > 0 then
+      redis.call('ZADD', tk, now, member .. ':' .. tokens)
+      redis.call('PEXPIRE', tk, window)
+      used = used + tokens
+      redis.call('SET', sk, used, 'PX', window)
+    end
+  end
+  local reset_r, reset_t = 0, 0
+  if count > 0 then
+    local o = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
+    if o[2] then reset_r = tonumber(o[2]) + window - now end
+  end
+  if tpm > 0 and used > 0 then
+    local o = redis.call('ZRANGE', tk, 0, 0, 'WITHSCORES')
+    if o[2] then reset_t = tonumber(o[2]) + window - now end
+  end
+  return {allowed and 1 or 0, count, used, math.floor(wait_r), math.floor(wait_t),
+          math.floor(reset_r), math.floor(reset_t)}
+end
+local function rate_undo(rk, tk, sk, member, tokens, window)
+  redis.call('ZREM', rk, member)
+  if redis.call('ZREM', tk, member .. ':' .. tokens) == 1 then
+    local left = math.max(0, tonumber(redis.call('GET', sk) or '0') - tokens)
+    redis.call('SET', sk, left, 'PX', window)
+  end
+end
+"""
+
+_LUA = (
+    SERVER_NOW_LUA
+    + RATE_LUA
+    + r"""
+return rate_admit(KEYS[1], KEYS[2], KEYS[3], server_now(ARGV[1]), tonumber(ARGV[2]),
+                  tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
+"""
+)
+
+
+def rate_keys(prefix: str, scope: str) -> list[str]:
+    """The three keys of a scope's log (the scope is their hash tag)."""
+    base = f"{prefix}:{{{scope}}}"
+    return [f"{base}:r", f"{base}:t", f"{base}:s"]
+
+
+def rate_decision(reply: Sequence[Any], limit: RateLimit) -> RateDecision:
+    """``rate_admit``'s seven numbers as a decision."""
+    allowed, count, used, wait_r, wait_t, reset_r, reset_t = (int(v) for v in reply)
+    never = wait_t < 0
+    return RateDecision(
+        allowed=bool(allowed),
+        limit=limit,
+        requests=count,
+        tokens=used,
+        reset_requests_s=reset_r / 1000,
+        reset_tokens_s=reset_t / 1000,
+        retry_after_s=None if allowed or never else max(wait_r, wait_t) / 1000,
+        shared=True,
+    )
+
+
+class RedisRateLimiter:
+    """:class:`~turnout.limits.rate.RateLimiter` shared by every process on ``redis``."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "turnout:rl",
+        window_s: float = WINDOW_S,
+        timeout_s: float = 0.5,
+        retry_after_s: float = 1.0,
+        on_degrade: Callable[[str], None] | None = None,
+        clock: Callable[[], float] | None = None,
+        local: MemoryRateLimiter | None = None,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.window_ms = int(window_s * 1000)
+        self._clock = clock
+        self._script: AsyncScript = redis.register_script(_LUA)
+        self.local = local or MemoryRateLimiter(window_s=window_s)
+        self.degrader = Degrader(
+            "rate limits", timeout_s=timeout_s, retry_after_s=retry_after_s, on_degrade=on_degrade
+        )
+
+    async def admit(self, scope: str, limit: RateLimit, tokens: int = 0) -> RateDecision:
+        if not limit:
+            return RateDecision(allowed=True, limit=limit)
+
+        async def shared() -> RateDecision:
+            return await self._admit(scope, limit, tokens)
+
+        return await self.degrader.run(shared, lambda: self.local.admit_now(scope, limit, tokens))
+
+    async def _admit(self, scope: str, limit: RateLimit, tokens: int) -> RateDecision:
+        now = "" if self._clock is None else str(int(self._clock() * 1000))
+        args: list[Any] = [
+            now, self.window_ms, limit.rpm or 0, limit.tpm or 0, max(0, tokens),
+            os.urandom(8).hex(),
+        ]  # fmt: skip
+        reply = await self._script(keys=rate_keys(self.prefix, scope), args=args)
+        return rate_decision(reply, limit)
+
+    async def prepare(self) -> bool:
+        """Load the Lua scripts and open a connection now, not on the first request;
+        False (and per-process state for now) when Redis cannot be reached."""
+
+        async def load() -> None:
+            self._script.sha = await self.redis.script_load(self._script.script)
+
+        return await self.degrader.attempt(load)
+
+    async def aclose(self) -> None:
+        await self.local.aclose()

@@ -1,0 +1,198 @@
+"""Prometheus metrics of the gateway, with ``prometheus-client``.
+
+One :class:`Metrics` owns its collectors in its own registry (nothing global, nothing
+at import time). With several worker processes (``turnout serve --workers N``) set
+``PROMETHEUS_MULTIPROC_DIR`` to an empty directory before the workers start: each
+process then writes its values to files there, and :meth:`Metrics.render` in any
+worker aggregates every process's files (counters and histograms summed; gauges as
+their ``multiprocess_mode`` says). Call :func:`mark_process_dead` when a worker exits.
+
+=====================================  ==============================================
+``turnout_requests_total``             policy, model, key, status (``ok`` or error)
+``turnout_errors_total``               policy, model, key, error_class
+``turnout_request_seconds``            policy: total latency (histogram)
+``turnout_added_seconds``              policy: turnout's own time, total minus the
+                                       provider calls (histogram)
+``turnout_ttft_seconds``               model: time to first token (histogram)
+``turnout_tokens_total``               model, key, type (input, output, cached_input)
+``turnout_cost_usd_total``             model, key
+``turnout_cache_hits_total``           kind (exact, semantic)
+``turnout_cache_saved_usd_total``      kind
+``turnout_breaker_state``              model: 0 closed, 1 half open, 2 open
+``turnout_budget_remaining_usd``       key
+``turnout_rate_limited_total``         key, limit (requests, tokens)
+``turnout_redis_degraded_total``       what: calls served per process (Redis away)
+``turnout_traces_spilled_total``       records spilled to the local file
+``turnout_traces_dropped_total``       records lost (queue or spill file full)
+=====================================  ==============================================
+
+Keys appear by name only, never the key itself.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from turnout.tracing.records import AttemptRecord
+
+INSTALL_HINT = "metrics need prometheus-client: pip install 'turnout[metrics]'"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+ADDED_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+NO_KEY = "-"
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def mark_process_dead(pid: int) -> None:
+    """Tell the multiprocess files that worker ``pid`` has exited (its live gauges go)."""
+    if multiprocess():
+        from prometheus_client import multiprocess as mp
+
+        mp.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+class Metrics:
+    """The gateway's collectors. Methods are cheap and never raise on odd input."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        try:
+            from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        except ImportError:
+            from turnout.errors import ConfigError
+
+            raise ConfigError(INSTALL_HINT) from None
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "turnout_requests", "Requests served.", ["policy", "model", "key", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.errors = Counter(
+            "turnout_errors", "Requests that failed, by error class.",
+            ["policy", "model", "key", "error_class"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "turnout_request_seconds", "Total request latency.", ["policy"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.added = Histogram(
+            "turnout_added_seconds", "Latency turnout adds over its provider calls.",
+            ["policy"], buckets=ADDED_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.ttft = Histogram(
+            "turnout_ttft_seconds", "Time to first token.", ["model"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.tokens = Counter(
+            "turnout_tokens", "Tokens, by type.", ["model", "key", "type"], registry=r
+        )
+        self.cost = Counter("turnout_cost_usd", "Spend in USD.", ["model", "key"], registry=r)
+        self.cache_hits = Counter("turnout_cache_hits", "Cache hits.", ["kind"], registry=r)
+        self.cache_saved = Counter(
+            "turnout_cache_saved_usd", "What cache hits saved, USD.", ["kind"], registry=r
+        )
+        self.breaker = Gauge(
+            "turnout_breaker_state", "Breaker state: 0 closed, 1 half open, 2 open.",
+            ["model"], multiprocess_mode="mostrecent", registry=r,
+        )  # fmt: skip
+        self.budget_remaining = Gauge(
+            "turnout_budget_remaining_usd", "A key's budget left in its period, USD.",
+            ["key"], multiprocess_mode="mostrecent", registry=r,
+        )  # fmt: skip
+        self.rate_limited = Counter(
+            "turnout_rate_limited", "Requests refused by a key's rate limit.",
+            ["key", "limit"], registry=r,
+        )  # fmt: skip
+        self.redis_degraded = Counter(
+            "turnout_redis_degraded", "Calls decided per process because Redis was away.",
+            ["what"], registry=r,
+        )  # fmt: skip
+        self.spilled = Counter(
+            "turnout_traces_spilled", "Trace records spilled to the local file.", registry=r
+        )
+        self.dropped = Counter(
+            "turnout_traces_dropped", "Trace records lost (queue or spill file full).",
+            registry=r,
+        )  # fmt: skip
+
+    # -- observing ---------------------------------------------------------------------
+
+    def observe_request(
+        self,
+        *,
+        policy: str,
+        model: str | None,
+        key: str | None,
+        error_class: str | None,
+        latency_s: float,
+        upstream_s: float = 0.0,
+    ) -> None:
+        """One request, once it is answered (or refused)."""
+        model_label, key_label = model or NO_KEY, key or NO_KEY
+        self.requests.labels(policy, model_label, key_label, error_class or "ok").inc()
+        if error_class is not None:
+            self.errors.labels(policy, model_label, key_label, error_class).inc()
+        self.latency.labels(policy).observe(max(0.0, latency_s))
+        self.added.labels(policy).observe(max(0.0, latency_s - upstream_s))
+
+    def observe_attempt(self, attempt: AttemptRecord, key: str | None) -> None:
+        """One call to a provider (or a cache hit): tokens, cost, TTFT, cache."""
+        key_label = key or NO_KEY
+        for kind, count in (
+            ("input", attempt.input_tokens),
+            ("output", attempt.output_tokens),
+            ("cached_input", attempt.cached_input_tokens),
+        ):
+            if count:
+                self.tokens.labels(attempt.model, key_label, kind).inc(count)
+        if attempt.cost_usd:
+            self.cost.labels(attempt.model, key_label).inc(float(attempt.cost_usd))
+        if attempt.ttft_s is not None:
+            self.ttft.labels(attempt.model).observe(attempt.ttft_s)
+        if attempt.cache is not None:
+            self.cache_hits.labels(attempt.cache).inc()
+            if attempt.saved_usd:
+                self.cache_saved.labels(attempt.cache).inc(float(attempt.saved_usd))
+
+    def set_breaker(self, model: str, state: str) -> None:
+        self.breaker.labels(model).set(BREAKER_VALUES.get(state, 0))
+
+    def set_budget_remaining(self, key: str, remaining_usd: Decimal) -> None:
+        self.budget_remaining.labels(key).set(float(remaining_usd))
+
+    def count_rate_limited(self, key: str, limit: str) -> None:
+        self.rate_limited.labels(key, limit).inc()
+
+    def count_degraded(self, what: str) -> None:
+        self.redis_degraded.labels(what).inc()
+
+    def count_spill(self, spilled: int, dropped: int) -> None:
+        if spilled > 0:
+            self.spilled.inc(spilled)
+        if dropped > 0:
+            self.dropped.inc(dropped)
+
+    # -- exposition --------------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition and its content type; every worker's values in
+        multiprocess mode."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        if multiprocess():
+            from prometheus_client import CollectorRegistry
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

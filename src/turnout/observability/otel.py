@@ -1,0 +1,163 @@
+"""OpenTelemetry spans after the GenAI semantic conventions, one per request and one per
+attempt (every call to a provider, failed ones too, and cache hits).
+
+Spans are made from what the request's trace holds, once it is answered: the request
+span (kind SERVER, ``chat {requested model}``) spans the whole request, and each attempt
+is a child span (kind CLIENT, ``chat {model}``) with its own start and duration. So
+the same records feed the trace store, the metrics and the spans, and the request path
+pays nothing while the call runs. Attributes:
+
+=================================  ==================================================
+``gen_ai.operation.name``          ``chat``
+``gen_ai.provider.name``           the attempt's provider (as named in turnout.yaml)
+``gen_ai.request.model``           what the client asked for (a policy or a model);
+                                   on an attempt, the pool model called
+``gen_ai.response.model``          the pool model that answered
+``gen_ai.usage.input_tokens``      prompt tokens (``output_tokens`` likewise)
+``gen_ai.request.max_tokens``      when the request set it
+``error.type``                     turnout's error class, when it failed
+``turnout.*``                      policy, key (its name), cost_usd, attempt, cache
+=================================  ==================================================
+
+:func:`tracer_provider_from_env` exports by OTLP over HTTP when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) is set; tests pass their
+own provider with an in-memory exporter.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from turnout.tracing.records import AttemptRecord
+
+INSTALL_HINT = "OpenTelemetry spans need: pip install 'turnout[otel]'"
+_NS = 1_000_000_000
+OPERATION = "chat"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpan:
+    """What a request span says; attempts are its children."""
+
+    run_id: str
+    policy: str
+    request_model: str
+    response_model: str | None
+    started_at: float
+    latency_s: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    key: str | None = None
+    error_type: str | None = None
+    max_tokens: int | None = None
+    streamed: bool = False
+
+
+def tracer_provider_from_env(service_name: str = "turnout") -> TracerProvider | None:
+    """A provider exporting by OTLP/HTTP when an OTLP endpoint is configured, else None."""
+    if not (
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    ):
+        return None
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        from turnout.errors import ConfigError
+
+        raise ConfigError(INSTALL_HINT) from None
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
+
+
+class GenAISpans:
+    """Makes the spans of answered requests on ``provider``."""
+
+    def __init__(self, provider: TracerProvider) -> None:
+        self.provider = provider
+        self._tracer = provider.get_tracer("turnout")
+
+    def record(self, request: RequestSpan, attempts: Sequence[AttemptRecord] = ()) -> None:
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        start = int(request.started_at * _NS)
+        end = start + int(max(0.0, request.latency_s) * _NS)
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": OPERATION,
+            "gen_ai.request.model": request.request_model,
+            "gen_ai.usage.input_tokens": request.input_tokens,
+            "gen_ai.usage.output_tokens": request.output_tokens,
+            "turnout.policy": request.policy,
+            "turnout.run_id": request.run_id,
+            "turnout.cost_usd": request.cost_usd,
+            "turnout.stream": request.streamed,
+        }
+        if request.response_model:
+            attributes["gen_ai.response.model"] = request.response_model
+        if request.key:
+            attributes["turnout.key"] = request.key
+        if request.max_tokens is not None:
+            attributes["gen_ai.request.max_tokens"] = request.max_tokens
+        if request.error_type:
+            attributes["error.type"] = request.error_type
+        span = self._tracer.start_span(
+            f"{OPERATION} {request.request_model}",
+            kind=SpanKind.SERVER,
+            start_time=start,
+            attributes=attributes,
+        )
+        if request.error_type:
+            span.set_status(Status(StatusCode.ERROR, request.error_type))
+        context = trace.set_span_in_context(span)
+        for attempt in attempts:
+            self._attempt(attempt, request, context)
+        span.end(end_time=end)
+
+    def _attempt(self, attempt: AttemptRecord, request: RequestSpan, context: Any) -> None:
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        start = int(attempt.started_at * _NS)
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": OPERATION,
+            "gen_ai.provider.name": attempt.provider,
+            "gen_ai.request.model": attempt.model,
+            "gen_ai.usage.input_tokens": attempt.input_tokens,
+            "gen_ai.usage.output_tokens": attempt.output_tokens,
+            "turnout.attempt": attempt.attempt,
+            "turnout.policy": attempt.policy,
+            "turnout.cost_usd": float(attempt.cost_usd),
+            "turnout.status": attempt.status,
+        }
+        if attempt.status != "error":
+            attributes["gen_ai.response.model"] = attempt.model
+        if attempt.error_class:
+            attributes["error.type"] = attempt.error_class
+        if attempt.cache:
+            attributes["turnout.cache"] = attempt.cache
+        if request.key:
+            attributes["turnout.key"] = request.key
+        span = self._tracer.start_span(
+            f"{OPERATION} {attempt.model}",
+            context=context,
+            kind=SpanKind.CLIENT,
+            start_time=start,
+            attributes=attributes,
+        )
+        if attempt.error_class:
+            span.set_status(Status(StatusCode.ERROR, attempt.error_class))
+        span.end(end_time=start + int(max(0.0, attempt.latency_s) * _NS))
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()

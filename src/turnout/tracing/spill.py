@@ -1,0 +1,169 @@
+"""Nothing lost when the trace store is away: batches spill to a local file and are
+replayed when the store is back.
+
+The spill file is append-only JSON Lines, one batch a line: the rows of its runs,
+steps and attempts exactly as the stores write them (:mod:`turnout.tracing.rows`),
+so a replayed batch is the batch that would have been written. The file is bounded
+(``max_bytes``): a batch that does not fit is dropped and counted, never kept in
+memory. Replay writes the batches in order; after each one the offset reached is
+recorded beside the file (``.offset``), so a replay cut short (a crash, the store
+failing again) resumes where it stopped and never writes a batch twice. Once every
+batch is written, the file and its offset are removed.
+
+Counters (for metrics): ``spilled`` / ``dropped`` / ``replayed`` records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from turnout.tracing import rows
+from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
+
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+_VERSION = 1
+
+WriteBatch = Callable[[Sequence[RunRecord], Sequence[StepRecord], Sequence[AttemptRecord]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    runs: tuple[RunRecord, ...]
+    steps: tuple[StepRecord, ...]
+    attempts: tuple[AttemptRecord, ...]
+
+    def __len__(self) -> int:
+        return len(self.runs) + len(self.steps) + len(self.attempts)
+
+
+def encode_batch(
+    runs: Sequence[RunRecord], steps: Sequence[StepRecord], attempts: Sequence[AttemptRecord]
+) -> bytes:
+    line = {
+        "v": _VERSION,
+        "runs": [rows.run_row(r) for r in runs],
+        "steps": [rows.step_row(s) for s in steps],
+        "attempts": [rows.attempt_row(a) for a in attempts],
+    }
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def decode_batch(line: bytes) -> Batch:
+    value: dict[str, Any] = json.loads(line)
+    if value.get("v") != _VERSION:
+        raise ValueError(f"unknown spill line version {value.get('v')!r}")
+    return Batch(
+        tuple(rows.run_from_row(r) for r in value["runs"]),
+        tuple(rows.step_from_row(s) for s in value["steps"]),
+        tuple(rows.attempt_from_row(a) for a in value["attempts"]),
+    )
+
+
+class SpillFile:
+    """A bounded, append-only file of trace batches waiting for their store."""
+
+    def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.path = Path(path)
+        self.offset_path = self.path.with_name(self.path.name + ".offset")
+        self.max_bytes = max_bytes
+        self.spilled = 0
+        self.dropped = 0
+        self.replayed = 0
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"SpillFile({str(self.path)!r})"
+
+    @property
+    def pending(self) -> bool:
+        """Whether batches wait to be replayed (also those left by an earlier process)."""
+        try:
+            return self.path.stat().st_size > self._offset()
+        except FileNotFoundError:
+            return False
+
+    def append(
+        self,
+        runs: Sequence[RunRecord],
+        steps: Sequence[StepRecord],
+        attempts: Sequence[AttemptRecord],
+    ) -> bool:
+        """Append one batch; False (and counted as dropped) when the file is full."""
+        count = len(runs) + len(steps) + len(attempts)
+        if not count:
+            return True
+        line = encode_batch(runs, steps, attempts)
+        with self._lock:
+            size = self.path.stat().st_size if self.path.exists() else 0
+            if size + len(line) > self.max_bytes:
+                self.dropped += count
+                return False
+            with self.path.open("ab") as f:
+                f.write(line)
+                f.flush()
+            self.spilled += count
+        return True
+
+    def replay(self, write: WriteBatch) -> int:
+        """Write every pending batch with ``write``, in order; returns the records
+        written. A failing ``write`` stops the replay (its exception propagates) with
+        the batches before it recorded as done."""
+        written = 0
+        with self._lock:
+            for end, batch in self._batches():
+                write(batch.runs, batch.steps, batch.attempts)
+                self._set_offset(end)
+                written += len(batch)
+                self.replayed += len(batch)
+            self.path.unlink(missing_ok=True)
+            self.offset_path.unlink(missing_ok=True)
+        return written
+
+    def skip_one(self) -> int:
+        """Give up on the next pending batch (it fails however often it is tried);
+        returns its record count, counted as dropped."""
+        with self._lock:
+            for end, batch in self._batches():
+                self._set_offset(end)
+                self.dropped += len(batch)
+                return len(batch)
+        return 0
+
+    def _batches(self) -> Iterator[tuple[int, Batch]]:
+        try:
+            f = self.path.open("rb")
+        except FileNotFoundError:
+            return
+        with f:
+            f.seek(self._offset())
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                if not line.endswith(b"\n"):
+                    return  # the last append is still being written (or was cut by a crash)
+                try:
+                    batch = decode_batch(line)
+                except (ValueError, KeyError, TypeError):
+                    # a line a crash cut short, with the next append glued to it
+                    self._set_offset(f.tell())
+                    continue
+                yield f.tell(), batch
+
+    def _offset(self) -> int:
+        try:
+            return int(self.offset_path.read_text("ascii") or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def _set_offset(self, offset: int) -> None:
+        tmp = self.offset_path.with_name(self.offset_path.name + ".tmp")
+        tmp.write_text(str(offset), "ascii")
+        os.replace(tmp, self.offset_path)

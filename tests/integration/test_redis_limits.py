@@ -1,0 +1,205 @@
+"""Rate limits and key budgets in the real Redis (127.0.0.1:6379, a random key prefix,
+deleted afterwards); a Redis of the test's own, stopped mid-test, for the outage."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from support.own_redis import OwnRedis
+from turnout.keys.model import Period
+from turnout.limits.budget import KeyBudget, KeyBudgetExceeded
+from turnout.limits.budget_redis import RedisBudgets
+from turnout.limits.rate import RateLimit
+from turnout.limits.rate_redis import RedisRateLimiter
+
+redis_asyncio = pytest.importorskip("redis.asyncio", reason="redis-py is not installed")
+
+
+@pytest.fixture
+async def prefix(client: redis_asyncio.Redis) -> AsyncIterator[str]:
+    p = f"turnout-test:{uuid.uuid4().hex}"
+    yield p
+    keys = [k async for k in client.scan_iter(match=f"{p}:*")]
+    if keys:
+        await client.delete(*keys)
+
+
+def replica(url: str = "redis://127.0.0.1:6379/0") -> redis_asyncio.Redis:
+    """A client as a separate replica would have: its own connections, short timeouts."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis_asyncio.Redis.from_url(
+        url, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
+    )
+
+
+async def test_replicas_admit_exactly_the_limit(prefix: str) -> None:
+    clients = [replica() for _ in range(3)]
+    # a generous timeout: this tests exactness, not the outage (a loaded CI machine opens
+    # 20 connections a client at once)
+    limiters = [RedisRateLimiter(c, prefix=f"{prefix}:rl", timeout_s=5) for c in clients]
+    limit = RateLimit(rpm=30)
+    try:
+        assert all([await lim.prepare() for lim in limiters])
+        decisions = await asyncio.gather(
+            *(limiters[i % 3].admit("team-a", limit) for i in range(60))
+        )
+        assert sum(d.allowed for d in decisions) == 30
+        assert all(d.shared for d in decisions)
+        refused = [d for d in decisions if not d.allowed]
+        assert all(d.retry_after_s is not None and 0 < d.retry_after_s <= 60 for d in refused)
+        assert refused[0].headers()["x-ratelimit-remaining-requests"] == "0"
+        # another scope (per model) is counted apart
+        assert (await limiters[0].admit("team-a|haiku", limit)).allowed
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def test_tokens_and_window_with_a_clock(client: redis_asyncio.Redis, prefix: str) -> None:
+    now = [1_800_000_000.0]
+    limiter = RedisRateLimiter(client, prefix=f"{prefix}:rl", clock=lambda: now[0], timeout_s=5)
+    limit = RateLimit(rpm=10, tpm=100)
+    first = await limiter.admit("k", limit, tokens=60)
+    assert first.allowed and first.remaining_tokens == 40 and first.remaining_requests == 9
+    now[0] += 20
+    assert (await limiter.admit("k", limit, tokens=30)).allowed
+    refused = await limiter.admit("k", limit, tokens=50)
+    assert not refused.allowed and refused.refused_by == "tokens"
+    assert refused.retry_after_s == pytest.approx(40, abs=0.01)
+    never = await limiter.admit("k", limit, tokens=101)
+    assert not never.allowed and never.retry_after_s is None
+    now[0] += 40.01
+    ok = await limiter.admit("k", limit, tokens=50)
+    assert ok.allowed and ok.tokens == 80  # the 60 left, 30 + 50 counted
+
+
+async def test_budget_never_passed_by_concurrent_replicas(prefix: str) -> None:
+    clients = [replica() for _ in range(2)]
+    budgets = [RedisBudgets(c, prefix=f"{prefix}:budget", timeout_s=5) for c in clients]
+    b = KeyBudget("team-a", Decimal("0.01"), Period.DAY)
+    estimate = Decimal("0.0007")
+    real = Decimal("0.0005")
+
+    async def one(i: int) -> bool:
+        try:
+            r = await budgets[i % 2].reserve(b, estimate)
+        except KeyBudgetExceeded:
+            return False
+        await asyncio.sleep(0.005)
+        await budgets[i % 2].settle(r, real)
+        return True
+
+    try:
+        for budget in budgets:
+            assert not budget.degrader.down
+        results = await asyncio.gather(*(one(i) for i in range(50)))
+        admitted = sum(results)
+        assert budgets[0].degrader.degraded == budgets[1].degrader.degraded == 0
+        assert admitted >= 14
+        state = await budgets[0].state(b)
+        assert state.spent_usd == real * admitted
+        assert state.spent_usd <= b.budget_usd
+        assert state.held_pico == 0
+        # released holds give the budget back
+        r = await budgets[1].reserve(b, state.remaining_usd)
+        await budgets[1].release(r)
+        assert (await budgets[0].state(b)).remaining_usd == state.remaining_usd
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_redis_outage_degrades_to_process_state(
+    own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = replica(own_redis.url)
+    seen: list[str] = []
+    limiter = RedisRateLimiter(client, retry_after_s=0.2, on_degrade=seen.append)
+    budgets = RedisBudgets(client, retry_after_s=0.2, on_degrade=seen.append)
+    limit = RateLimit(rpm=5)
+    b = KeyBudget("k", Decimal("1"), Period.MONTH)
+    try:
+        assert (await limiter.admit("k", limit)).shared
+        r = await budgets.reserve(b, Decimal("0.4"))
+        await budgets.settle(r, Decimal("0.4"))
+        own_redis.stop()
+        with caplog.at_level(logging.WARNING, logger="turnout.limits"):
+            decisions = [await limiter.admit("k", limit) for _ in range(10)]
+            assert not any(d.shared for d in decisions)
+            assert sum(d.allowed for d in decisions) == 5  # the per-process limit holds
+            reserved = await budgets.reserve(b, Decimal("0.5"))
+            assert not reserved.shared
+            with pytest.raises(KeyBudgetExceeded):  # seeded with the 0.4 Redis reported
+                await budgets.reserve(b, Decimal("0.2"))
+        assert "Redis unreachable" in caplog.text
+        assert limiter.degrader.degraded >= 10 and "rate limits" in seen and "budgets" in seen
+        own_redis.start()
+        await asyncio.sleep(0.25)
+        assert (await limiter.admit("k2", limit)).shared
+    finally:
+        await client.aclose()
+
+
+async def test_one_round_trip_gate(prefix: str, tmp_path: Path) -> None:
+    from turnout.keys import KeyStore
+    from turnout.keys.cache import CachedKeys
+    from turnout.keys.guard import KeyGuard, Refused
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.pricing.cost import Price
+    from turnout.tracing.sqlite import SQLiteStore
+    from turnout.types import ChatRequest, Message
+
+    request = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
+    price = Price.of(5, 25)  # $0.003 a request
+    clients = [replica() for _ in range(2)]
+    with SQLiteStore(tmp_path / "t.db") as store:
+        keys = KeyStore(store)
+        secret, _ = keys.create("team-a", rpm=30, budget_usd=Decimal("0.0299"), period=Period.DAY)
+        gates = [RedisGate(c, prefix=prefix, timeout_s=5) for c in clients]
+        guards = [KeyGuard(CachedKeys(keys), g) for g in gates]
+        try:
+            for g in gates:
+                assert await g.prepare()
+
+            async def one(i: int) -> str:
+                try:
+                    a = await guards[i % 2].admit(f"Bearer {secret}", request, policy="rules",
+                                                  models=("m",), prices=[price])  # fmt: skip
+                except Refused as exc:
+                    return exc.refusal.code
+                await guards[i % 2].finish(a, Decimal("0.003"))
+                return "ok"
+
+            outcomes = [await one(i) for i in range(12)]
+            assert outcomes.count("ok") == 9  # $0.0299 holds nine $0.003 requests
+            assert outcomes[9:] == ["budget_exceeded"] * 3
+            # budget refusals were taken back out of the rate log: 21 more fit the 30 RPM
+            keys.update("team-a", budget_usd=None)
+            await guards[0].key_changed()  # bumps the generation: replica 1 rereads at once
+            outcomes = await asyncio.gather(*(one(i) for i in range(30)))
+            assert outcomes.count("ok") == 21
+            assert outcomes.count("rate_limit_exceeded") == 9
+            keys.revoke("team-a")
+            await guards[1].key_changed()
+            assert await one(0) == "key_revoked"
+            assert gates[0].degrader.degraded == gates[1].degrader.degraded == 0
+        finally:
+            for c in clients:
+                await c.aclose()

@@ -1,0 +1,255 @@
+"""The team gateway end to end: real `turnout serve` processes on their own ports,
+sharing the real Redis (a prefix of the test's own) and a throwaway PostgreSQL database,
+over the fake upstream; requests through aiohttp and the official openai SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+from multidict import CIMultiDict
+
+from support.own_redis import OwnRedis
+from support.pg import throwaway_database
+from support.team_rig import ADMIN_KEY, Serve, serving, write_config
+from turnout.keys import KeyStore, Period
+from turnout.testing import FakeOpenAI
+from turnout.tracing.postgres import PostgresStore
+
+pytestmark = pytest.mark.postgres
+redis_asyncio = pytest.importorskip("redis.asyncio")
+parser = pytest.importorskip("prometheus_client.parser")
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    with FakeOpenAI.start_in_thread(reply="all good here") as handle:
+        yield handle.base_url
+
+
+@pytest.fixture(scope="module")
+def dsn() -> Iterator[str]:
+    with throwaway_database() as url:
+        PostgresStore(url).close()  # migrated once, before the replicas start
+        yield url
+
+
+@pytest.fixture(scope="module")
+def prefix() -> Iterator[str]:
+    p = f"turnout-test:{uuid.uuid4().hex}"
+    yield p
+
+    async def clean() -> None:
+        client = redis_asyncio.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = [k async for k in client.scan_iter(match=f"{p}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+    asyncio.run(clean())
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    upstream: str, dsn: str, prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Serve, Serve]]:
+    root = tmp_path_factory.mktemp("team")
+    config = write_config(root / "turnout.yaml", upstream, redis_url="redis://127.0.0.1:6379/0",
+                          prefix=prefix)  # fmt: skip
+    a = Serve(config, dsn, root / "a.log")
+    b = Serve(config, dsn, root / "b.log")
+    with serving(a, b):
+        yield a, b
+
+
+def new_key(dsn: str, name: str, **limits: Any) -> str:
+    with PostgresStore(dsn) as store:
+        secret, _ = KeyStore(store).create(name, **limits)
+    return secret
+
+
+async def traced(dsn: str, key: str, expected: int) -> list[tuple[Any, ...]]:
+    """The runs tagged with ``key`` once ``expected`` are written (the writer batches)."""
+    rows: list[tuple[Any, ...]] = []
+    for _ in range(100):
+        with PostgresStore(dsn) as store:
+            rows = store.query("SELECT tags FROM runs WHERE tags LIKE ?", (f'%"{key}"%',))
+        if len(rows) >= expected:
+            break
+        await asyncio.sleep(0.1)
+    return rows
+
+
+async def post(session: aiohttp.ClientSession, base: str, key: str | None,
+               **body: Any) -> tuple[int, CIMultiDict[str], dict[str, Any]]:  # fmt: skip
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    payload = {"model": "cheap", "messages": HI, **body}
+    async with session.post(f"{base}/v1/chat/completions", json=payload, headers=headers) as r:
+        return r.status, CIMultiDict(r.headers), await r.json()
+
+
+async def test_rpm_is_exact_across_two_replicas(replicas: tuple[Serve, Serve], dsn: str) -> None:
+    key = new_key(dsn, "rpm-30", rpm=30)
+    async with aiohttp.ClientSession() as session:
+        results = await asyncio.gather(
+            *(post(session, replicas[i % 2].url, key) for i in range(60))
+        )
+    statuses = [status for status, _, _ in results]
+    assert statuses.count(200) == 30 and statuses.count(429) == 30
+    refused = next(r for r in results if r[0] == 429)
+    assert refused[2]["error"]["code"] == "rate_limit_exceeded"
+    assert refused[1]["x-ratelimit-limit-requests"] == "30"
+    assert refused[1]["x-ratelimit-remaining-requests"] == "0"
+    assert int(refused[1]["retry-after"]) >= 1
+    ok = next(r for r in results if r[0] == 200)
+    assert "x-ratelimit-reset-requests" in ok[1]
+
+
+async def test_budget_never_passed_by_concurrent_requests(
+    replicas: tuple[Serve, Serve], dsn: str
+) -> None:
+    key = new_key(dsn, "budget-1c", budget_usd=Decimal("0.01"), period=Period.TOTAL)
+    max_tokens = 1000  # each request holds (2 prompt tokens x $1 + 1000 x $2) / 1M ≈ $0.002
+    estimate = Decimal(2 * 1 + max_tokens * 2) / 1_000_000
+    async with aiohttp.ClientSession() as session:
+        results = await asyncio.gather(
+            *(post(session, replicas[i % 2].url, key, max_tokens=max_tokens) for i in range(50))
+        )
+    ok = [r for r in results if r[0] == 200]
+    refused = [r for r in results if r[0] == 429]
+    assert ok and refused
+    assert all(r[2]["error"]["code"] == "budget_exceeded" for r in refused)
+    assert all("retry-after" not in r[1] for r in refused)  # a total budget never resets
+    spent = sum(Decimal(r[1]["x-turnout-cost-usd"]) for r in ok)
+    assert spent <= Decimal("0.01") + estimate
+    rows = await traced(dsn, "budget-1c", len(ok))
+    assert len(rows) == len(ok)  # every admitted request traced, its key's name a tag
+    assert all(json.loads(t)["key"] == "budget-1c" for (t,) in rows)
+
+
+async def test_revoked_on_one_replica_refused_on_the_other_at_once(
+    replicas: tuple[Serve, Serve],
+) -> None:
+    a, b = replicas
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{a.url}/admin/keys", json={"name": "short-lived"},
+                                headers=admin) as r:  # fmt: skip
+            assert r.status == 201
+            key = (await r.json())["key"]
+        assert (await post(session, b.url, key))[0] == 200
+        async with session.post(f"{a.url}/admin/keys/short-lived/revoke", headers=admin) as r:
+            assert r.status == 200 and (await r.json())["status"] == "revoked"
+        status, _, body = await post(session, b.url, key)
+        assert (status, body["error"]["code"]) == (401, "key_revoked")
+        async with session.get(f"{b.url}/admin/keys", headers={"authorization": "Bearer no"}) as r:
+            assert r.status == 401
+        async with session.get(f"{b.url}/admin/keys", headers=admin) as r:
+            listed = (await r.json())["data"]
+            assert "short-lived" in {k["name"] for k in listed}
+            assert key not in json.dumps(listed)
+
+
+async def test_refusals_through_the_sdk(replicas: tuple[Serve, Serve], dsn: str) -> None:
+    base = f"{replicas[0].url}/v1"
+    cheap_only = new_key(dsn, "cheap-only", policies=("cheap",))
+    expired = new_key(dsn, "expired", expires_at=1.0)
+    async with aiohttp.ClientSession() as session:
+        status, _, body = await post(session, replicas[0].url, None)
+        assert (status, body["error"]["code"]) == (401, "invalid_api_key")
+    for key, code in (("tk-nope-nope-nope-nope", "invalid_api_key"), (expired, "key_expired")):
+        async with openai.AsyncOpenAI(base_url=base, api_key=key, max_retries=0) as client:
+            with pytest.raises(openai.AuthenticationError) as info:
+                await client.chat.completions.create(model="cheap", messages=HI)  # type: ignore[arg-type]
+            assert info.value.code == code and key not in str(info.value)
+    async with openai.AsyncOpenAI(base_url=base, api_key=cheap_only, max_retries=0) as client:
+        answer = await client.chat.completions.create(model="cheap", messages=HI)  # type: ignore[arg-type]
+        assert answer.choices[0].message.content == "all good here"
+        with pytest.raises(openai.PermissionDeniedError):
+            await client.chat.completions.create(model="strong", messages=HI)  # type: ignore[arg-type]
+        stream = await client.chat.completions.create(model="cheap", messages=HI, stream=True)  # type: ignore[arg-type]
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        assert text == "all good here"
+
+
+async def test_metrics_and_no_key_anywhere(replicas: tuple[Serve, Serve], dsn: str) -> None:
+    key = new_key(dsn, "metered")
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            assert (await post(session, replicas[0].url, key))[0] == 200
+        assert (await post(session, replicas[0].url, key + "x"))[0] == 401
+        async with session.get(f"{replicas[0].url}/metrics") as r:
+            text = await r.text()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in parser.text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    ok = (
+        "turnout_requests_total",
+        (("key", "metered"), ("model", "small"), ("policy", "cheap"), ("status", "ok")),
+    )
+    assert samples[ok] == 3
+    assert samples[("turnout_added_seconds_count", (("policy", "cheap"),))] >= 3
+    assert key not in text
+    for replica in replicas:
+        assert key not in replica.log.read_text()
+    with PostgresStore(dsn) as store:
+        dump = repr(store.query("SELECT * FROM runs", ())) + repr(
+            store.query("SELECT * FROM attempts", ())
+        )
+    assert key not in dump and "tk-" not in dump
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_redis_stopped_mid_test_the_gateway_keeps_answering(
+    upstream: str, dsn: str, own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "turnout.yaml", upstream, redis_url=own_redis.url,
+                          prefix="turnout")  # fmt: skip
+    key = new_key(dsn, "outage", rpm=1000, budget_usd=Decimal("10"))
+    with serving(Serve(config, dsn, tmp_path / "gw.log")) as (gw,):
+        async with aiohttp.ClientSession() as session:
+            assert (await post(session, gw.url, key))[0] == 200
+            own_redis.stop()
+            statuses = [(await post(session, gw.url, key))[0] for _ in range(20)]
+            async with session.get(f"{gw.url}/metrics") as r:
+                text = await r.text()
+        assert statuses == [200] * 20
+        assert "Redis unreachable" in gw.log.read_text()
+        assert 'turnout_redis_degraded_total{what="shared state"}' in text
+
+
+async def test_two_workers_aggregate_metrics(upstream: str, dsn: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "turnout.yaml", upstream, redis_url=None, prefix="-")
+    key = new_key(dsn, "workers")
+    with serving(Serve(config, dsn, tmp_path / "gw.log", workers=2)) as (gw,):
+        async with aiohttp.ClientSession() as session:
+            results = await asyncio.gather(*(post(session, gw.url, key) for _ in range(40)))
+            assert [r[0] for r in results] == [200] * 40
+            async with session.get(f"{gw.url}/metrics") as r:
+                text = await r.text()
+    total = sum(
+        s.value
+        for family in parser.text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "turnout_requests_total" and s.labels.get("key") == "workers"
+    )
+    assert total == 40

@@ -1,0 +1,94 @@
+"""`turnout keys` through the real `turnout` entry point over a real SQLite file: the key
+is printed once and never again (list, show, JSON), bad input is a one-line exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from turnout.cli.main import main
+from turnout.keys import KeyStore
+from turnout.tracing.sqlite import SQLiteStore
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_create_list_show_update_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "traces.db")
+    code, out, err = run(
+        capsys, "keys", "create", "--name", "team-a", "--budget-usd", "50", "--period", "day",
+        "--rpm", "60", "--tpm", "200000", "--policies", "rules,cheap_first",
+        "--expires", "2099-01-01", "--store", db,
+    )  # fmt: skip
+    assert code == 0, err
+    secret = out.strip()
+    assert secret.startswith("tk-") and "cannot be shown again" in err
+    with SQLiteStore(db) as store:
+        assert KeyStore(store).authenticate(secret).name == "team-a"
+    code, out, _ = run(capsys, "keys", "list", "--store", db, "--json")
+    (listed,) = json.loads(out)
+    assert listed["policies"] == ["rules", "cheap_first"] and listed["rpm"] == 60
+    assert listed["budget_usd"] == "50" and listed["period"] == "day"
+    code, out, _ = run(capsys, "keys", "show", "team-a", "--store", db)
+    assert code == 0 and "team-a" in out and secret not in out
+    code, out, _ = run(capsys, "keys", "update", "team-a", "--rpm", "0", "--models", "haiku",
+                       "--store", db, "--json")  # fmt: skip
+    shown = json.loads(out)
+    assert code == 0 and shown["rpm"] is None and shown["models"] == ["haiku"]
+    code, out, _ = run(capsys, "keys", "revoke", "team-a", "--store", db)
+    assert code == 0 and "revoked" in out
+    code, out, _ = run(capsys, "keys", "list", "--store", db)
+    assert "revoked" in out and secret not in out
+    assert secret.encode() not in Path(db).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["keys", "create", "--name", "x", "--budget-usd", "lots"], "--budget-usd: not a number"),
+        (["keys", "create", "--name", "x", "--expires", "soon"], "--expires: not a date"),
+        (["keys", "create", "--name", "x y"], "--name: key name"),
+        (["keys", "revoke", "ghost"], "no key named 'ghost'"),
+        (["keys", "update", "ghost"], "nothing to change"),
+    ],
+)
+def test_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, _, err = run(capsys, *args, "--store", str(tmp_path / "t.db"))
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_revoke_tells_the_gateways_through_redis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+    import uuid
+
+    redis_asyncio = pytest.importorskip("redis.asyncio")
+    prefix = f"turnout-test:{uuid.uuid4().hex}"
+    db = str(tmp_path / "traces.db")
+    assert run(capsys, "keys", "create", "--name", "a", "--store", db)[0] == 0
+
+    async def generation() -> int:
+        client = redis_asyncio.Redis.from_url("redis://127.0.0.1:6379/0")
+        try:
+            value = await client.get(f"{prefix}:keys:generation")
+            await client.delete(f"{prefix}:keys:generation")
+            return int(value or 0)
+        finally:
+            await client.aclose()
+
+    code, _, err = run(capsys, "keys", "revoke", "a", "--store", db, "--redis",
+                       "redis://127.0.0.1:6379/0", "--redis-prefix", prefix)  # fmt: skip
+    assert code == 0, err
+    if "unreachable" in err:
+        pytest.skip("Redis is not reachable at 127.0.0.1:6379")
+    assert asyncio.run(generation()) == 1

@@ -1,0 +1,153 @@
+"""The team layer in one process: auth rules by host, the admin API, in-process limits
+and budgets, spans from a request (a real Turnout over the fake upstream, SQLite)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from support.gateway_rig import KEY, KEY_ENV, gateway_settings, reply
+from turnout.errors import ConfigError
+from turnout.gateway.config import GatewayConfig, is_loopback
+from turnout.gateway.server import Gateway
+from turnout.keys import KeyStore, Period
+from turnout.testing import FakeOpenAI
+from turnout.tracing.sqlite import SQLiteStore
+
+ADMIN = "admin-unit-test-key-0123456789"
+HI = [{"role": "user", "content": "hi"}]
+
+
+def test_auth_by_host() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3")
+    assert GatewayConfig().auth_for("127.0.0.1") == "none"
+    assert GatewayConfig().auth_for("0.0.0.0") == "keys"
+    assert GatewayConfig(auth="keys").auth_for("127.0.0.1") == "keys"
+    with pytest.raises(ConfigError, match=r"gateway\.auth: .*only on a loopback host"):
+        GatewayConfig(auth="none").auth_for("0.0.0.0")
+
+
+def test_auth_none_off_loopback_is_refused_before_serving() -> None:
+    settings = gateway_settings("http://127.0.0.1:9/v1", auth="none")
+    with pytest.raises(ConfigError, match="loopback"):
+        Gateway(settings, host="0.0.0.0", port=0)
+
+
+@pytest.fixture
+async def upstream(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeOpenAI]:
+    monkeypatch.setenv(KEY_ENV, KEY)
+    monkeypatch.setenv("TURNOUT_ADMIN_KEY", ADMIN)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    async with FakeOpenAI(reply=reply) as server:
+        yield server
+
+
+@pytest.fixture
+async def gateway(upstream: FakeOpenAI, tmp_path: Path) -> AsyncIterator[Gateway]:
+    settings = gateway_settings(upstream.base_url, auth="keys")
+    async with Gateway(settings, port=0, store=str(tmp_path / "traces.db")) as gw:
+        yield gw
+
+
+async def call(session: aiohttp.ClientSession, gw: Gateway, method: str, path: str,
+               key: str | None = None, **kw: Any) -> tuple[int, Any, Any]:  # fmt: skip
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    url = gw.base_url.removesuffix("/v1") + path
+    async with session.request(method, url, headers=headers, **kw) as r:
+        return r.status, r.headers, await r.json()
+
+
+async def test_admin_api(gateway: Gateway) -> None:
+    async with aiohttp.ClientSession() as s:
+        assert (await call(s, gateway, "GET", "/admin/keys"))[0] == 401
+        assert (await call(s, gateway, "GET", "/admin/keys", "wrong"))[0] == 401
+        status, _, made = await call(s, gateway, "POST", "/admin/keys", ADMIN, json={
+            "name": "team-a", "budget_usd": "0.5", "period": "week", "rpm": 2,
+            "policies": ["cheap"], "expires": "2099-01-01"})  # fmt: skip
+        assert status == 201 and made["key"].startswith("tk-") and made["rpm"] == 2
+        status, _, bad = await call(s, gateway, "POST", "/admin/keys", ADMIN,
+                                    json={"name": "b", "rpm": "many"})  # fmt: skip
+        assert status == 400 and bad["error"]["param"] == "rpm"
+        status, _, bad = await call(s, gateway, "PATCH", "/admin/keys/ghost", ADMIN, json={})
+        assert status == 404
+        status, _, changed = await call(s, gateway, "PATCH", "/admin/keys/team-a", ADMIN,
+                                        json={"rpm": None, "models": ["small"]})  # fmt: skip
+        assert status == 200 and changed["rpm"] is None and changed["models"] == ["small"]
+        status, _, shown = await call(s, gateway, "GET", "/admin/keys/team-a", ADMIN)
+        assert shown["budget_usd"] == "0.5" and "key" not in shown
+        key = made["key"]
+        body = {"model": "cheap", "messages": HI}
+        status, headers, _ = await call(s, gateway, "POST", "/v1/chat/completions", key, json=body)
+        assert status == 200 and "x-turnout-budget-remaining-usd" in headers
+        status, _, _ = await call(s, gateway, "DELETE", "/admin/keys/team-a", ADMIN)
+        status, _, refused = await call(s, gateway, "POST", "/v1/chat/completions", key, json=body)
+        assert (status, refused["error"]["code"]) == (401, "key_revoked")
+
+
+async def test_in_process_limits_and_budget(gateway: Gateway, tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "traces.db") as store:
+        keys = KeyStore(store)
+        limited, _ = keys.create("limited", rpm=3)
+        # each request holds (3 prompt tokens x $1 + 40 x $2) / 1M = $0.000083 until settled
+        budgeted, _ = keys.create("budgeted", budget_usd=Decimal("0.0001"), period=Period.DAY)
+
+    async def codes(key: str, n: int) -> list[str]:
+        out = []
+        async with aiohttp.ClientSession() as s:
+            for _ in range(n):
+                body = {"model": "cheap", "messages": HI, "max_tokens": 40}
+                status, _, answer = await call(s, gateway, "POST", "/v1/chat/completions",
+                                               key, json=body)  # fmt: skip
+                out.append(answer["error"]["code"] if status != 200 else "ok")
+        return out
+
+    assert await codes(limited, 5) == ["ok"] * 3 + ["rate_limit_exceeded"] * 2
+    spent = await codes(budgeted, 4)
+    assert spent[0] == "ok" and spent[-1] == "budget_exceeded"
+
+
+async def test_spans_per_request_and_attempt(upstream: FakeOpenAI, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from turnout.gateway import team as team_module
+    from turnout.observability.otel import GenAISpans
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(team_module, "_spans", lambda: GenAISpans(provider))
+    settings = gateway_settings(upstream.base_url)
+    async with Gateway(settings, port=0, store=str(tmp_path / "t.db")) as gw, \
+            aiohttp.ClientSession() as s:  # fmt: skip
+        body = {"model": "resilient", "messages": HI}  # a 503, then the fallback answers
+        assert (await call(s, gw, "POST", "/v1/chat/completions", json=body))[0] == 200
+        async with s.get(gw.base_url.removesuffix("/v1") + "/metrics") as r:
+            scraped = await r.text()
+    assert 'turnout_breaker_state{model="down"} 2.0' in scraped  # opened by the 503
+    spans = {sp.name: sp for sp in exporter.get_finished_spans()}
+    assert set(spans) == {"chat resilient", "chat down", "chat small"}
+    assert spans["chat down"].attributes["error.type"] == "server_error"  # type: ignore[index]
+    assert spans["chat resilient"].attributes["gen_ai.response.model"] == "small"  # type: ignore[index]
+
+
+def test_otlp_provider_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from turnout.observability.otel import tracer_provider_from_env
+
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    assert tracer_provider_from_env() is None
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    provider = tracer_provider_from_env()
+    assert provider is not None
+    provider.shutdown()
+    assert os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]

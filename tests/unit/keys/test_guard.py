@@ -1,0 +1,115 @@
+"""The request gate with in-process state over a real SQLite key store: 401, 403, 429
+(rate and budget) in OpenAI's shape with its headers; holds settled and released; a
+revocation seen at once through the key-change generation."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from turnout.keys import KeyStore, Period
+from turnout.keys.cache import CachedKeys, LocalKeyEvents
+from turnout.keys.guard import KeyGuard, Refused
+from turnout.limits import MemoryBudgets, MemoryRateLimiter
+from turnout.limits.gate import LocalGate
+from turnout.pricing.cost import Price
+from turnout.tracing.sqlite import SQLiteStore
+from turnout.types import ChatRequest, Message
+
+REQ = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
+PRICE = Price.of(5, 25)  # the request's estimate: 100 * 5 + 100 * 25 per million = $0.003
+
+
+@pytest.fixture
+def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = SQLiteStore(tmp_path / "traces.db")
+    keys = KeyStore(store)
+    gate = LocalGate(LocalKeyEvents(), MemoryRateLimiter(), MemoryBudgets())
+    guard = KeyGuard(CachedKeys(keys), gate)
+    yield keys, guard
+    store.close()
+
+
+async def admit(guard: KeyGuard, secret: str | None, policy: str | None = "rules",
+                models: tuple[str, ...] = ("haiku",)):  # type: ignore[no-untyped-def]  # fmt: skip
+    return await guard.admit(
+        f"Bearer {secret}" if secret else None, REQ, policy=policy, models=models,
+        prices=[PRICE],
+    )  # fmt: skip
+
+
+async def test_unauthorised_and_forbidden(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", policies=("rules",), models=("haiku",))
+    assert (await admit(guard, secret)).key.name == "team-a"
+    for bad, code in ((None, "invalid_api_key"), ("tk-wrong-wrong-wrong", "invalid_api_key")):
+        with pytest.raises(Refused) as info:
+            await admit(guard, bad)
+        assert (info.value.refusal.status, info.value.refusal.code) == (401, code)
+    with pytest.raises(Refused) as info:
+        await admit(guard, secret, policy="cheap_first")
+    assert info.value.refusal.status == 403 and info.value.refusal.code == "policy_not_allowed"
+    with pytest.raises(Refused) as info:
+        await admit(guard, secret, policy=None, models=("opus",))
+    assert info.value.refusal.code == "model_not_allowed"
+    body = info.value.refusal.body()
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert secret not in repr(body)
+
+
+async def test_revocation_is_seen_at_once(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a")
+    await admit(guard, secret)
+    await admit(guard, secret)
+    assert guard.keys.reads == 1  # cached
+    keys.revoke("team-a")
+    await guard.key_changed()
+    with pytest.raises(Refused) as info:
+        await admit(guard, secret)
+    assert info.value.refusal.code == "key_revoked"
+
+
+async def test_rate_limit_headers(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", rpm=2, tpm=10_000)
+    first = await admit(guard, secret)
+    assert first.headers["x-ratelimit-remaining-requests"] == "1"
+    assert first.headers["x-ratelimit-remaining-tokens"] == str(10_000 - 200)
+    await admit(guard, secret)
+    with pytest.raises(Refused) as info:
+        await admit(guard, secret)
+    refusal = info.value.refusal
+    assert (refusal.status, refusal.code, refusal.type) == (429, "rate_limit_exceeded", "requests")
+    assert refusal.headers["x-ratelimit-remaining-requests"] == "0"
+    assert int(refusal.headers["retry-after"]) >= 59
+
+
+async def test_budget_reserve_settle_release(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", budget_usd=Decimal("0.01"), period=Period.DAY)
+    held = [await admit(guard, secret) for _ in range(3)]  # 3 x $0.003 held
+    assert "x-turnout-budget-warning" in held[2].headers  # 90% held
+    with pytest.raises(Refused) as info:
+        await admit(guard, secret)
+    refusal = info.value.refusal
+    assert (refusal.status, refusal.code) == (429, "budget_exceeded")
+    assert int(refusal.headers["retry-after"]) > 0 and "resets at" in refusal.message
+    await guard.finish(held[0], None)  # failed: released
+    await guard.finish(held[1], Decimal("0.001"))  # settled below its estimate
+    after = await admit(guard, secret)
+    assert after.headers["x-turnout-budget-remaining-usd"] == "0.003"  # 0.01 - 0.001 - 2 x 0.003
+
+
+async def test_a_change_elsewhere_is_seen_through_the_generation(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", budget_usd=Decimal("1"))
+    await admit(guard, secret)
+    keys.update("team-a", budget_usd=Decimal("0.001"))  # another process changed it...
+    await guard.gate.bump()  # ...and bumped the shared generation
+    with pytest.raises(Refused) as info:
+        await admit(guard, secret)
+    assert info.value.refusal.code == "budget_exceeded"
+    assert guard.keys.reads == 2

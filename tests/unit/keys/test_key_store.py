@@ -1,0 +1,117 @@
+"""Virtual keys in a real SQLite store: only hashes stored, constant-time recognition,
+401 for unknown / revoked / expired keys, 403 outside a key's policies and models."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from turnout.errors import ConfigError
+from turnout.keys import KeyRefused, KeyStore, Period, hash_key, key_summary
+from turnout.keys.model import generate_key, parse_expiry, parse_names
+from turnout.tracing.migrations import MIGRATIONS
+from turnout.tracing.sqlite import SQLiteStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "traces.db"
+
+
+def test_migration_is_recorded_and_named() -> None:
+    assert MIGRATIONS[-1].name == "m008_virtual_keys"
+
+
+def test_create_stores_only_the_hash(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        secret, key = KeyStore(store).create(
+            "team-a", budget_usd=Decimal("50"), period=Period.DAY, rpm=60, tpm=200_000,
+            policies=("rules",), models=("haiku",),
+        )  # fmt: skip
+        assert secret.startswith("tk-") and len(secret) > 40
+        assert key.key_hash == hash_key(secret)
+        assert "m008_virtual_keys" in {n for n, _ in store.migrations()}
+    raw = sqlite3.connect(db).execute("SELECT * FROM virtual_keys").fetchall()
+    assert secret not in repr(raw)
+    assert db.read_bytes().find(secret.encode()) == -1
+
+
+def test_keys_are_random() -> None:
+    assert len({generate_key() for _ in range(100)}) == 100
+
+
+def test_authenticate_and_refusals(db: Path) -> None:
+    clock = Clock()
+    with SQLiteStore(db) as store:
+        keys = KeyStore(store, clock=clock)
+        secret, _ = keys.create("team-a", expires_at=clock.t + 60, policies=("rules",))
+        assert keys.authenticate(secret).name == "team-a"
+        for wrong in (
+            "",
+            "nope",
+            "tk-" + "x" * 43,
+            secret[:-1] + "A" if secret[-1] != "A" else secret[:-1] + "B",
+        ):
+            with pytest.raises(KeyRefused) as info:
+                keys.authenticate(wrong)
+            assert info.value.status == 401 and info.value.code == "invalid_api_key"
+            assert secret not in str(info.value)
+        clock.t += 61
+        with pytest.raises(KeyRefused) as info:
+            keys.authenticate(secret)
+        assert (info.value.status, info.value.code) == (401, "key_expired")
+        keys.update("team-a", expires_at=None)
+        key = keys.authenticate(secret)
+        with pytest.raises(KeyRefused) as info:
+            key.check_route(policy="cheap_first")
+        assert (info.value.status, info.value.code) == (403, "policy_not_allowed")
+        key.check_route(policy="rules", model="anything")
+        keys.revoke("team-a")
+        with pytest.raises(KeyRefused) as info:
+            keys.authenticate(secret)
+        assert (info.value.status, info.value.code) == (401, "key_revoked")
+
+
+def test_update_list_show(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        keys = KeyStore(store)
+        keys.create("b-team", rpm=10)
+        keys.create("a-team", budget_usd=Decimal("0.01"), period=Period.TOTAL)
+        updated = keys.update("b-team", rpm=None, tpm=5000, models=("haiku", "opus"))
+        assert (updated.rpm, updated.tpm, updated.models) == (None, 5000, ("haiku", "opus"))
+        assert keys.require("b-team") == updated
+        assert [k.name for k in keys.list()] == ["a-team", "b-team"]
+        keys.revoke("a-team")
+        assert [k.name for k in keys.list(include_revoked=False)] == ["b-team"]
+        summary = key_summary(keys.require("a-team"))
+        assert summary["status"] == "revoked" and summary["budget_usd"] == "0.01"
+        assert "key_hash" not in summary
+
+
+def test_bad_input_names_the_field(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        keys = KeyStore(store)
+        keys.create("team-a")
+        with pytest.raises(ConfigError, match="exists already"):
+            keys.create("team-a")
+        with pytest.raises(ConfigError, match="--name"):
+            keys.create("bad name!")
+        with pytest.raises(ConfigError, match="--rpm"):
+            keys.create("team-b", rpm=0)
+        with pytest.raises(ConfigError, match="no key named"):
+            keys.revoke("ghost")
+    with pytest.raises(ValueError, match="not a date"):
+        parse_expiry("tomorrow")
+    assert parse_expiry("2026-12-31") == 1798675200.0
+    assert parse_names(" rules, cheap_first ,rules") == ("rules", "cheap_first")

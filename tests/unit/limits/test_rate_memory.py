@@ -1,0 +1,82 @@
+"""The sliding-window log in one process: exactly the limit in any window, OpenAI's
+headers, Retry-After, bounded memory."""
+
+from __future__ import annotations
+
+import pytest
+
+from turnout.limits.rate import MemoryRateLimiter, RateLimit, RateLimitExceeded, duration
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_exactly_rpm_in_any_window() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock=clock)
+    limit = RateLimit(rpm=30)
+    admitted = 0
+    for _ in range(60):  # 60 requests over 59 seconds: a GCRA would admit ~59
+        admitted += (await limiter.admit("k", limit)).allowed
+        clock.t += 59 / 60
+    assert admitted == 30
+    clock.t = 1000.0 + 60.0001  # the first request has left the window
+    assert (await limiter.admit("k", limit)).allowed
+
+
+async def test_headers_and_retry_after() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock=clock)
+    limit = RateLimit(rpm=2, tpm=100)
+    first = await limiter.admit("k", limit, tokens=40)
+    assert first.headers() == {
+        "x-ratelimit-limit-requests": "2",
+        "x-ratelimit-remaining-requests": "1",
+        "x-ratelimit-reset-requests": "1m0s",
+        "x-ratelimit-limit-tokens": "100",
+        "x-ratelimit-remaining-tokens": "60",
+        "x-ratelimit-reset-tokens": "1m0s",
+    }
+    clock.t += 10
+    assert (await limiter.admit("k", limit, tokens=40)).allowed
+    clock.t += 5
+    refused = await limiter.admit("k", limit, tokens=10)
+    assert not refused.allowed and refused.refused_by == "requests"
+    assert refused.retry_after_s == pytest.approx(45)
+    headers = refused.headers()
+    assert headers["retry-after"] == "45" and headers["x-ratelimit-remaining-requests"] == "0"
+    assert "try again in 45s" in str(RateLimitExceeded("team-a", refused))
+
+
+async def test_tokens_refused_until_enough_leave() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock=clock)
+    limit = RateLimit(tpm=100)
+    assert (await limiter.admit("k", limit, tokens=60)).allowed
+    clock.t += 20
+    assert (await limiter.admit("k", limit, tokens=30)).allowed
+    refused = await limiter.admit("k", limit, tokens=50)
+    assert not refused.allowed and refused.refused_by == "tokens"
+    assert refused.retry_after_s == pytest.approx(40)  # when the 60 leave
+    never = await limiter.admit("k", limit, tokens=101)
+    assert not never.allowed and never.retry_after_s is None
+    clock.t += 40.001
+    assert (await limiter.admit("k", limit, tokens=50)).allowed
+
+
+async def test_memory_is_bounded() -> None:
+    limiter = MemoryRateLimiter(max_scopes=100)
+    for i in range(1000):
+        await limiter.admit(f"k{i}", RateLimit(rpm=5))
+    assert len(limiter) == 100
+
+
+def test_duration_format() -> None:
+    assert [duration(x) for x in (0, 0.017, 1, 1.5, 360, 61.25)] == [
+        "0s", "17ms", "1s", "1.5s", "6m0s", "1m1.25s",
+    ]  # fmt: skip

@@ -1,0 +1,108 @@
+"""The spill file and the writer's use of it, with a SQLite store that can be made to
+fail: batches spill, are replayed in order when the store is back, nothing twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from turnout.errors import StoreError
+from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
+from turnout.tracing.spill import SpillFile, decode_batch, encode_batch
+from turnout.tracing.sqlite import SQLiteStore
+from turnout.tracing.writer import TraceWriter
+
+
+class Flaky:
+    """A real SQLite store whose writes fail while ``down``."""
+
+    def __init__(self, path: Path) -> None:
+        self.inner = SQLiteStore(path)
+        self.down = False
+        self.batches = 0
+
+    def write_batch(
+        self,
+        runs: Sequence[RunRecord],
+        steps: Sequence[StepRecord],
+        attempts: Sequence[AttemptRecord],
+    ) -> None:
+        if self.down:
+            raise StoreError("trace store: cannot connect (test)")
+        self.batches += 1
+        self.inner.write_batch(runs, steps, attempts)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def _run(i: int, status: str = "succeeded") -> RunRecord:
+    return RunRecord(f"run-{i:04d}", "gateway", "rules", status, 1.0 + i,  # type: ignore[arg-type]
+                     tags={"key": "team-a"}, cost_usd=Decimal("0.000123"))  # fmt: skip
+
+
+def _attempt(i: int) -> AttemptRecord:
+    return AttemptRecord(f"run-{i:04d}", "chat", 1, "haiku", "hosted", "efficient", "rules",
+                         "why", 1.0 + i, 0.2, "ok", cost_usd=Decimal("0.000123"))  # fmt: skip
+
+
+def test_rows_round_trip() -> None:
+    run, attempt = _run(1), _attempt(1)
+    batch = decode_batch(encode_batch([run], [], [attempt]))
+    assert batch.runs == (run,) and batch.attempts == (attempt,)
+
+
+def test_bounded_and_counted(tmp_path: Path) -> None:
+    spill = SpillFile(tmp_path / "spill.jsonl", max_bytes=2000)
+    stored = sum(spill.append([_run(i)], [], [_attempt(i)]) for i in range(20))
+    assert 0 < stored < 20
+    assert spill.spilled == 2 * stored and spill.dropped == 2 * (20 - stored)
+    assert (tmp_path / "spill.jsonl").stat().st_size <= 2000
+
+
+def test_replay_resumes_without_writing_twice(tmp_path: Path) -> None:
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    for i in range(3):
+        spill.append([_run(i)], [], [_attempt(i)])
+    seen: list[str] = []
+
+    def write(runs: Sequence[RunRecord], steps: object, attempts: object) -> None:
+        if len(seen) == 2:
+            raise StoreError("down again")
+        seen.append(runs[0].run_id)
+
+    with pytest.raises(StoreError):
+        spill.replay(write)
+    assert seen == ["run-0000", "run-0001"] and spill.pending
+    again = SpillFile(tmp_path / "spill.jsonl")  # a new process finds the file
+    again.replay(lambda runs, steps, attempts: seen.append(runs[0].run_id))
+    assert seen == ["run-0000", "run-0001", "run-0002"]
+    assert not again.pending and not (tmp_path / "spill.jsonl").exists()
+
+
+def test_writer_spills_and_replays_in_order(tmp_path: Path) -> None:
+    store = Flaky(tmp_path / "traces.db")
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    writer = TraceWriter(store, spill=spill, retry_s=0.05, max_delay_s=0.001)  # type: ignore[arg-type]
+    writer.submit(_run(0, "running"))
+    writer.flush()
+    store.down = True
+    writer.submit(_run(1, "running"))
+    writer.submit(_attempt(1))
+    writer.flush()  # spilled: on disk, so the flush succeeds
+    writer.submit(_run(1))  # the final status, behind the spilled "running"
+    writer.flush()
+    assert spill.spilled == 3 and spill.pending
+    store.down = False
+    deadline = time.monotonic() + 5
+    while spill.pending and time.monotonic() < deadline:
+        time.sleep(0.02)  # the idle writer replays by itself
+    writer.close()
+    assert not spill.pending and spill.replayed == 3
+    assert store.inner.get_run("run-0001").run.status == "succeeded"  # type: ignore[union-attr]
+    assert len(store.inner.list_runs()) == 2
+    store.inner.close()
