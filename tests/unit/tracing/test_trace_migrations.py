@@ -168,3 +168,10 @@ def test_dialects_adapt_placeholders_and_keys() -> None:
     sql = "INSERT INTO t (id, x) VALUES (?, ?) -- {serial_pk}"
     assert Dialect.SQLITE.sql(sql) == "INSERT INTO t (id, x) VALUES (?, ?) -- INTEGER PRIMARY KEY"
     assert Dialect.POSTGRES.sql(sql).startswith("INSERT INTO t (id, x) VALUES (%s, %s) -- BIGINT")
+
+
+def test_migration_names_are_numbered_in_order() -> None:
+    from turnout.tracing.migrations import MIGRATIONS
+
+    numbers = [int(m.name[1:4]) for m in MIGRATIONS]
+    assert numbers == list(range(1, len(MIGRATIONS) + 1))
