@@ -227,7 +227,9 @@ def _validator(key: int, schema: Mapping[str, Any]) -> Any:
 
 
 def _policy(module: str, cls: str, schema: str) -> Kind:
-    return Kind(f"turnout.policies.{module}:{cls}.from_options", f"turnout.config.schema:{schema}")
+    return Kind(
+        f"turnout.policies.{module}:{cls}.from_options", f"turnout.config.policy_schemas:{schema}"
+    )
 
 
 POLICIES = Registry(

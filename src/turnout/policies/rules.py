@@ -52,7 +52,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from turnout.config.schema import ANNOTATION_VOCABULARY
+from turnout.config.policy_schemas import ANNOTATION_VOCABULARY
 from turnout.config.settings import Settings
 from turnout.policies.base import HEALTHY, PoolHealth, RequestContext
 from turnout.policies.speed import FastestRule
