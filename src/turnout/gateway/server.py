@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Callable
 from types import TracebackType
@@ -25,6 +26,9 @@ from turnout.errors import ConfigError
 from turnout.gateway.app import create_app
 from turnout.gateway.config import GatewayConfig
 from turnout.gateway.engine import Engine
+
+_GC_YOUNG_THRESHOLD = 10_000
+"""Allocations between collections of the youngest generation (Python's default: 700)."""
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -110,6 +114,15 @@ async def serve(gateway: Gateway, *, on_ready: Callable[[str], None] | None = No
         loop.add_signal_handler(sig, stop.set)
     try:
         async with gateway:
+            # What startup built (modules, config, the app) lives as long as the process:
+            # moved out of the collector's sight, so that the full collections the
+            # per-request garbage triggers do not walk it again and again.
+            gc.collect()
+            gc.freeze()
+            # A request leaves a few dozen objects in reference cycles (tasks, frames,
+            # responses): collected every 700 allocations that costs ~30 us a request,
+            # every 10,000 about 4 us (a collection of a few ms every second or so).
+            gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
             if on_ready is not None:
                 on_ready(gateway.base_url)
             await stop.wait()

@@ -58,8 +58,12 @@ def clean_text(text: str | None) -> str | None:
     return text
 
 
+# One encoder for every call: ``json.dumps`` with options builds a new one each time.
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 def _json(value: Any) -> str:
-    return clean_text(json.dumps(value, ensure_ascii=False, default=str)) or "null"
+    return clean_text(_JSON.encode(value)) or "null"
 
 
 def _checks_json(checks: Sequence[CheckResult]) -> str:
