@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from turnout.limits.budget import KeyBudget, KeyBudgetExceeded, MemoryBudgets, Reservation
 from turnout.limits.rate import MemoryRateLimiter, RateDecision, RateLimit
@@ -64,7 +64,45 @@ class Gate(Protocol):
     async def aclose(self) -> None: ...
 
 
-class LocalGate:
+class _Closing(Protocol):
+    async def aclose(self) -> None: ...
+
+
+class _Settling(Protocol):
+    async def settle(self, reservation: Reservation, cost: Decimal) -> None: ...
+
+    async def release(self, reservation: Reservation) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+L = TypeVar("L", bound=_Closing)
+B = TypeVar("B", bound=_Settling)
+
+
+class GateParts(Generic[L, B]):
+    """What every gate does through its parts alike: settle and release budget holds, tell
+    other processes of a key change, close."""
+
+    limiter: L
+    budgets: B
+    events: KeyEvents
+
+    async def settle(self, reservation: Reservation, cost: Decimal) -> None:
+        await self.budgets.settle(reservation, cost)
+
+    async def release(self, reservation: Reservation) -> None:
+        await self.budgets.release(reservation)
+
+    async def bump(self) -> None:
+        await self.events.bump()
+
+    async def aclose(self) -> None:
+        await self.limiter.aclose()
+        await self.budgets.aclose()
+
+
+class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
     """The gate in this process: the in-process limiter and budgets, asked in turn."""
 
     def __init__(
@@ -101,16 +139,3 @@ class LocalGate:
             self.limiter.undo_now(result.scope, result.rate.limit, result.tokens)
         if result.reservation is not None:
             self.budgets.finish_now(result.reservation, Decimal(0))
-
-    async def settle(self, reservation: Reservation, cost: Decimal) -> None:
-        await self.budgets.settle(reservation, cost)
-
-    async def release(self, reservation: Reservation) -> None:
-        await self.budgets.release(reservation)
-
-    async def bump(self) -> None:
-        await self.events.bump()
-
-    async def aclose(self) -> None:
-        await self.limiter.aclose()
-        await self.budgets.aclose()

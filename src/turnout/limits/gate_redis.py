@@ -27,7 +27,7 @@ from turnout.keys.cache import RedisKeyEvents
 from turnout.limits.budget import BudgetState, KeyBudget, KeyBudgetExceeded, Reservation
 from turnout.limits.budget_redis import BUDGET_LUA, RedisBudgets
 from turnout.limits.degrade import Degrader
-from turnout.limits.gate import GateResult
+from turnout.limits.gate import GateParts, GateResult
 from turnout.limits.periods import window_of
 from turnout.limits.rate import RateLimit
 from turnout.limits.rate_redis import (
@@ -84,8 +84,10 @@ return 1
 )
 
 
-class RedisGate:
+class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
     """:class:`~turnout.limits.gate.Gate` in one script on ``redis``."""
+
+    events: RedisKeyEvents
 
     def __init__(
         self,
@@ -228,16 +230,3 @@ class RedisGate:
             await self._undo(keys=keys, args=args)
 
         await self.degrader.attempt(shared)
-
-    async def settle(self, reservation: Reservation, cost: Decimal) -> None:
-        await self.budgets.settle(reservation, cost)
-
-    async def release(self, reservation: Reservation) -> None:
-        await self.budgets.release(reservation)
-
-    async def bump(self) -> None:
-        await self.events.bump()
-
-    async def aclose(self) -> None:
-        await self.limiter.aclose()
-        await self.budgets.aclose()
