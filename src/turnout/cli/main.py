@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "bench": ("turnout.cli.bench:bench_cmd", "Run a workflow N times under each policy, compare."),
     "traces": ("turnout.cli.traces:traces", "Inspect recorded runs, their steps and every call."),
-    "report": ("turnout.cli.report:report_group", "Bench HTML report; weekly spend report."),
+    "report": ("turnout.cli.report:report_group", "Bench HTML report; weekly spend; A/B results."),
     "suggest": ("turnout.cli.suggest:suggest_cmd", "Propose a per_step policy from a bench."),
     "whatif": ("turnout.cli.whatif:whatif_cmd", "Estimate recorded steps' cost under a policy."),
     "flag": ("turnout.cli.flag:flag_cmd", "Judge a step's routing after the fact."),
