@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from turnout.execution.executor import Executor
 
 StreamCutRule = Literal["continue", "restart", "fail"]
-STREAM_CUT_RULES: tuple[StreamCutRule, ...] = ("continue", "restart", "fail")
 
 
 @dataclass(slots=True)
