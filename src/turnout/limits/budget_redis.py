@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from turnout.limits.budget import (
     Reservation,
 )
 from turnout.limits.degrade import Degrader
+from turnout.limits.ids import entry_id
 from turnout.limits.periods import window_of
 from turnout.limits.rate_redis import SERVER_NOW_LUA
 from turnout.tracing.rows import cost_to_pico
@@ -186,7 +186,7 @@ class RedisBudgets:
             now = self._now()
             window = window_of(budget.period, now)
             amount = cost_to_pico(estimate)
-            hold_id = os.urandom(8).hex()
+            hold_id = entry_id()
             reply = await self._reserve(
                 keys=self.keys_of(budget.name, window.id),
                 args=[

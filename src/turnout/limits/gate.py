@@ -64,6 +64,31 @@ class Gate(Protocol):
     async def aclose(self) -> None: ...
 
 
+def admit_in_process(
+    limiter: MemoryRateLimiter,
+    budgets: MemoryBudgets,
+    generation: int | None,
+    scope: str,
+    limit: RateLimit,
+    tokens: int,
+    budget: KeyBudget | None,
+    estimate: Decimal,
+) -> GateResult:
+    """The rate limit, then the budget hold, in this process (one process, or Redis down):
+    a request over budget gives its rate-limit slot back."""
+    tokens = max(0, tokens)
+    rate = limiter.admit_now(scope, limit, tokens) if limit else None
+    if (rate is not None and not rate.allowed) or budget is None:
+        return GateResult(generation, rate, scope=scope, tokens=tokens)
+    try:
+        reservation = budgets.reserve_now(budget, estimate)
+    except KeyBudgetExceeded as exc:
+        if rate is not None:
+            limiter.undo_now(scope, limit, tokens)
+        return GateResult(generation, rate, over_budget=exc, scope=scope, tokens=tokens)
+    return GateResult(generation, rate, reservation, scope=scope, tokens=tokens)
+
+
 class _Closing(Protocol):
     async def aclose(self) -> None: ...
 
@@ -121,18 +146,9 @@ class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
         estimate: Decimal,
     ) -> GateResult:
         generation = await self.events.generation()
-        rate = self.limiter.admit_now(scope, limit, tokens) if limit else None
-        if rate is not None and not rate.allowed:
-            return GateResult(generation, rate, scope=scope, tokens=tokens)
-        if budget is None:
-            return GateResult(generation, rate, scope=scope, tokens=tokens)
-        try:
-            reservation = self.budgets.reserve_now(budget, estimate)
-        except KeyBudgetExceeded as exc:
-            if rate is not None:
-                self.limiter.undo_now(scope, limit, tokens)
-            return GateResult(generation, rate, over_budget=exc, scope=scope, tokens=tokens)
-        return GateResult(generation, rate, reservation, scope=scope, tokens=tokens)
+        return admit_in_process(
+            self.limiter, self.budgets, generation, scope, limit, tokens, budget, estimate
+        )
 
     async def undo(self, result: GateResult) -> None:
         if result.rate is not None and result.rate.allowed:

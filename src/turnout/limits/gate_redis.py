@@ -16,7 +16,6 @@ metric; never an outage.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,7 +26,8 @@ from turnout.keys.cache import RedisKeyEvents
 from turnout.limits.budget import BudgetState, KeyBudget, KeyBudgetExceeded, Reservation
 from turnout.limits.budget_redis import BUDGET_LUA, RedisBudgets
 from turnout.limits.degrade import Degrader
-from turnout.limits.gate import GateParts, GateResult
+from turnout.limits.gate import GateParts, GateResult, admit_in_process
+from turnout.limits.ids import entry_id
 from turnout.limits.periods import window_of
 from turnout.limits.rate import RateLimit
 from turnout.limits.rate_redis import (
@@ -155,7 +155,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         estimate: Decimal,
     ) -> GateResult:
         now = self._clock() if self._clock is not None else time.time()
-        member = os.urandom(8).hex()
+        member = entry_id()
         keys = [self.events.key, *rate_keys(self.limiter.prefix, scope)]
         budget_args: list[Any] = ["", 0, 0, 0]
         window = None
@@ -194,17 +194,9 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         budget: KeyBudget | None,
         estimate: Decimal,
     ) -> GateResult:
-        rate = self.limiter.local.admit_now(scope, limit, tokens) if limit else None
-        base = GateResult(None, rate, scope=scope, tokens=max(0, tokens))
-        if (rate is not None and not rate.allowed) or budget is None:
-            return base
-        try:
-            reservation = self.budgets.local.reserve_now(budget, estimate)
-        except KeyBudgetExceeded as exc:
-            if rate is not None:
-                self.limiter.local.undo_now(scope, limit, tokens)
-            return replace(base, over_budget=exc)
-        return replace(base, reservation=reservation)
+        return admit_in_process(
+            self.limiter.local, self.budgets.local, None, scope, limit, tokens, budget, estimate
+        )
 
     async def undo(self, result: GateResult) -> None:
         if not result.member:  # decided in this process

@@ -19,11 +19,11 @@ a metric; never an outage.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from turnout.limits.degrade import Degrader
+from turnout.limits.ids import entry_id
 from turnout.limits.rate import WINDOW_S, MemoryRateLimiter, RateDecision, RateLimit
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ class RedisRateLimiter:
         now = "" if self._clock is None else str(int(self._clock() * 1000))
         args: list[Any] = [
             now, self.window_ms, limit.rpm or 0, limit.tpm or 0, max(0, tokens),
-            os.urandom(8).hex(),
+            entry_id(),
         ]  # fmt: skip
         reply = await self._script(keys=rate_keys(self.prefix, scope), args=args)
         return rate_decision(reply, limit)
