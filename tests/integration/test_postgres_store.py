@@ -7,7 +7,6 @@ are skipped, saying why, only when no server answers.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from support import pg
 from turnout.errors import StoreError
 from turnout.tracing import (
     MIGRATIONS,
@@ -35,44 +35,18 @@ psycopg = pytest.importorskip("psycopg")
 
 pytestmark = pytest.mark.postgres
 
-ADMIN_DSNS = (
-    "postgresql://postgres@127.0.0.1:5432/postgres",
-    "postgresql://root@127.0.0.1:5432/postgres",
-)
 T0 = 1_750_000_000.123456
-
-
-def _admin_dsn() -> str:
-    candidates = [os.environ.get("TURNOUT_TEST_POSTGRES_DSN", ""), *ADMIN_DSNS]
-    reasons: list[str] = []
-    for dsn in filter(None, candidates):
-        try:
-            with psycopg.connect(dsn, connect_timeout=3):
-                return dsn
-        except psycopg.Error as exc:
-            reasons.append(" ".join(str(exc).split()))
-    pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {'; '.join(reasons)}")
-
-
-def _with_db(dsn: str, dbname: str) -> str:
-    return dsn.rsplit("/", 1)[0] + f"/{dbname}"
 
 
 @pytest.fixture(scope="module")
 def admin_dsn() -> str:
-    return _admin_dsn()
+    return pg.admin_dsn()
 
 
 @pytest.fixture
-def dsn(admin_dsn: str) -> Iterator[str]:
-    name = f"turnout_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _with_db(admin_dsn, name)
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def dsn() -> Iterator[str]:
+    with pg.throwaway_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +18,7 @@ from types import ModuleType
 import pytest
 from click.testing import CliRunner
 
+from support import pg
 from turnout.cli.report import report_group
 from turnout.reports.weekly import weekly_report
 from turnout.tracing import PostgresStore
@@ -28,10 +27,6 @@ psycopg = pytest.importorskip("psycopg")
 
 pytestmark = pytest.mark.postgres
 
-ADMIN_DSNS = (
-    "postgresql://postgres@127.0.0.1:5432/postgres",
-    "postgresql://root@127.0.0.1:5432/postgres",
-)
 SEED_FILE = Path(__file__).parents[1] / "unit" / "reports" / "weekly_seed.py"
 
 
@@ -49,28 +44,10 @@ def _seed_module() -> ModuleType:
 seed = _seed_module()
 
 
-def _admin_dsn() -> str:
-    reasons: list[str] = []
-    for dsn in filter(None, (os.environ.get("TURNOUT_TEST_POSTGRES_DSN", ""), *ADMIN_DSNS)):
-        try:
-            with psycopg.connect(dsn, connect_timeout=3):
-                return dsn
-        except psycopg.Error as exc:
-            reasons.append(" ".join(str(exc).split()))
-    pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {'; '.join(reasons)}")
-
-
 @pytest.fixture
 def dsn() -> Iterator[str]:
-    admin = _admin_dsn()
-    name = f"turnout_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pg.throwaway_database() as url:
+        yield url
 
 
 @pytest.fixture
