@@ -89,8 +89,7 @@ class Answer:
 
     @property
     def reason(self) -> str:
-        note = self.execution.note
-        return f"{self.decision.reason}; {note}" if note else self.decision.reason
+        return self.execution.explained().reason
 
     @property
     def attempts(self) -> tuple[AttemptRecord, ...]:
@@ -267,8 +266,9 @@ class Turnout:
         request = ChatRequest(msgs, **request_fields)
         if model is not None:
             self.executor.pool.spec(model)  # a ConfigError naming the model if unknown
-            policy = self.policy(name) if name else _Named(model)
-            decision = _Named(model).decide(RequestContext())
+            named = _Named(model)
+            policy = self.policy(name) if name else named
+            decision = named.decide(RequestContext())
         else:
             policy = self.policy(name)
             ctx = RequestContext(
@@ -289,12 +289,7 @@ class Turnout:
 
     def _finish(self, call: _Call, execution: Execution) -> None:
         """The step and the final run of a one-step run."""
-        decision = call.decision
-        if execution.note:
-            decision = Decision(
-                decision.models, f"{decision.reason}; {execution.note}", decision.policy,
-                decision.strategy, decision.variant,
-            )  # fmt: skip
+        decision = execution.explained()
         spec = self.executor.pool.spec(execution.model or call.decision.model)
         response = execution.response
         step = StepResult(

@@ -148,6 +148,9 @@ async def test_fallback_on_503(client: openai.AsyncOpenAI, upstream: FakeOpenAI)
     assert raw.parse().model == "small"
     assert raw.headers["x-turnout-attempts"] == "2"
     assert [r.model for r in upstream.requests] == ["fault:503", "small-1"]
+    reason = raw.headers["x-turnout-reason"]
+    assert reason.endswith("answered by small after down failed")  # the chain is not said twice
+    assert reason.count("down") == 2  # once in the policy's chain, once in what happened
 
 
 async def test_stream_cut_is_continued_on_the_next_model(

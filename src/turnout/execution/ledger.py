@@ -116,6 +116,23 @@ class Execution:
     def cost(self) -> Decimal:
         return sum((a.cost_usd for a in self.attempts), Decimal(0))
 
+    def explained(self) -> Decision:
+        """The decision with what the execution adds to its reason (a fallback, a cascade's
+        rungs), without repeating what the policy already said: a fallback policy's reason
+        lists the chain, so it says which model answered after which failed instead."""
+        note = self.note
+        d = self.decision
+        if not note:
+            return d
+        if d.strategy == "fallback" and self.model is not None and note.startswith("fallback: "):
+            failed = dict.fromkeys(
+                a.model for a in self.attempts if a.status == "error" and a.model != self.model
+            )
+            if failed:
+                return replace(d, reason=f"{d.reason}; answered by {self.model} after "
+                               f"{', '.join(failed)} failed")  # fmt: skip
+        return d if note in d.reason else replace(d, reason=f"{d.reason}; {note}")
+
     @property
     def usage(self) -> Usage:
         """Every attempt's tokens, added up (what the decision consumed)."""

@@ -6,7 +6,6 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from turnout.checks.json_extract import extract_json
@@ -114,9 +113,7 @@ async def run_llm_step(
         decision, request, run_id=run_id, step_id=step.id, accept=acceptor(step), budget=budget,
         sink=sink,
     )  # fmt: skip
-    note = _note(decision, execution.note, execution.model, execution.attempts)
-    if note:
-        decision = replace(decision, reason=f"{decision.reason}; {note}")
+    decision = execution.explained()
     spec = executor.pool.spec(execution.model or decision.model)
     common: dict[str, Any] = {
         "step_id": step.id,
@@ -214,23 +211,6 @@ def _failed(step: Step, started_at: float, latency: float, exc: TurnoutError) ->
         error_class=error_class_of(exc),
         error=str(exc),
     )
-
-
-def _note(
-    decision: Decision, note: str | None, model: str | None, attempts: Sequence[AttemptRecord]
-) -> str | None:
-    """What the execution adds to the policy's reason, without repeating it: a fallback
-    policy's reason already lists the chain, so say which model answered after which
-    failed (not the chain again)."""
-    if not note:
-        return None
-    if decision.strategy == "fallback" and model is not None and note.startswith("fallback: "):
-        failed = dict.fromkeys(
-            a.model for a in attempts if a.status == "error" and a.model != model
-        )
-        if failed:
-            return f"answered by {model} after {', '.join(failed)} failed"
-    return None if note in decision.reason else note
 
 
 def _score(results: tuple[CheckResult, ...]) -> float | None:
