@@ -23,6 +23,7 @@ from turnout.config.settings import Settings
 from turnout.errors import ConfigError, TurnoutError, error_class_of
 from turnout.execution.stream_cut import Restart
 from turnout.gateway import failures
+from turnout.gateway.bursts import bursts
 from turnout.gateway.config import GatewayConfig
 from turnout.gateway.context import CallContext, ModelNotFound, Route, call_context, resolve
 from turnout.gateway.engine import Answer, AnswerStream, Engine
@@ -131,21 +132,29 @@ async def _stream(
     encoder = ChunkEncoder(f"chatcmpl-{run_id}", route.label, include_usage=incoming.include_usage)
     response: web.StreamResponse | None = None
     end: StreamEnd | None = None
-    events = aiter(stream)
+    events = bursts(aiter(stream))  # what arrived together goes out in one write
     try:
-        async for event in events:
-            if isinstance(event, Restart):  # the client already has text it cannot drop
+        async for burst in events:
+            out: list[bytes] = []
+            restarted = False
+            for event in burst:
+                if isinstance(event, Restart):  # the client already has text it cannot drop
+                    out.append(encoder.error(failures.cannot_restart(event).body))
+                    restarted = True
+                    break
+                if response is None:
+                    response = await _start_stream(request, route, run_id, stream, extra)
+                if stream.model is not None:  # the pool model answering (it may change on a cut)
+                    encoder.model = stream.model
+                if isinstance(event, StreamEnd):
+                    end = event  # written once the façade has the answer's cost
+                else:
+                    out.append(encoder.delta(event))
+            if out:
                 assert response is not None
-                await response.write(encoder.error(failures.cannot_restart(event).body))
+                await response.write(b"".join(out))
+            if restarted:
                 break
-            if response is None:
-                response = await _start_stream(request, route, run_id, stream, extra)
-            if stream.model is not None:  # the pool model answering (it may change on a cut)
-                encoder.model = stream.model
-            if isinstance(event, StreamEnd):
-                end = event  # written once the façade has the answer's cost
-            else:
-                await response.write(encoder.delta(event))
         else:
             if end is not None and response is not None:
                 answer = stream.answer
