@@ -10,6 +10,7 @@ to the token counts.
 
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,8 @@ from turnout.types import StreamEnd, TextDelta, ToolCallDelta, Usage
 from turnout.wire import responses as wire
 
 _HEADER_LIMIT = 300
+_MARK = "\x00turnout-text\x00"
+_MARK_JSON = json.dumps(_MARK).encode()
 
 
 def header_value(text: str) -> str:
@@ -81,6 +84,17 @@ class ChunkEncoder:
         self.include_usage = include_usage
         self.created = int(time.time())
         self.started = False
+        self._text: tuple[str, bytes, bytes] | None = None  # model, the text chunk around its text
+
+    def _text_chunk(self, text: str) -> bytes:
+        """A content chunk: the frame around the text is encoded once per model, only the
+        text each time (the same bytes as :meth:`_chunk`, a fraction of the work)."""
+        if self._text is None or self._text[0] != self.model:
+            whole = self._chunk({"content": _MARK})
+            head, _, tail = whole.partition(_MARK_JSON)
+            self._text = (self.model, head, tail)
+        _, head, tail = self._text
+        return head + json.dumps(text, ensure_ascii=False).encode() + tail
 
     def _chunk(
         self, delta: dict[str, Any] | None, finish: str | None = None, **extra: Any
@@ -95,7 +109,7 @@ class ChunkEncoder:
             self.started = True
             head = self._chunk({"role": "assistant", "content": ""})
         if isinstance(event, TextDelta):
-            return head + self._chunk({"content": event.text})
+            return head + self._text_chunk(event.text)
         call = wire.tool_call_delta(event.index, event.id, event.name, event.arguments)
         return head + self._chunk({"tool_calls": [call]})
 

@@ -67,3 +67,15 @@ def test_header_value_and_money() -> None:
     assert money(Decimal("0.0000270")) == "0.000027"
     assert money(Decimal(0)) == "0"
     assert money(Decimal("1.5")) == "1.5"
+
+
+def test_a_text_chunk_is_byte_for_byte_the_full_encoding_and_follows_the_model() -> None:
+    from turnout.wire import responses as wire
+
+    enc = ChunkEncoder("chatcmpl-9", "haiku", include_usage=False)
+    enc.delta(TextDelta(""))  # the role chunk goes first
+    for text in ["plain", 'quote " and \\ slash', "é ✓ 🙂", "line\nbreak\ttab\x00", ""]:
+        for model in ["haiku", "sonnet"]:  # a cut continued on another model
+            enc.model = model
+            want = wire.sse(wire.chunk("chatcmpl-9", model, enc.created, {"content": text}))
+            assert enc.delta(TextDelta(text)) == want
