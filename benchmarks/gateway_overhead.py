@@ -19,8 +19,13 @@ Each server is one process, one worker. Figures, medians over ``--rounds``:
   answered (JSON and streams together): the figure a loaded, shared machine bends least;
 * for turnout: trace rows (runs) against requests sent.
 
+With ``--native`` the upstream is nginx (static answers) and the concurrency-16 load
+is wrk, so that the throughput figures measure the servers and not the Python fake
+upstream and client, which take most of a core between them at these rates (see
+``native_rig.py``; needs ``nginx`` and ``wrk``).
+
     .venv/bin/python benchmarks/gateway_overhead.py [--requests 1000] [--seconds 5]
-        [--rounds 3] [--litellm /tmp/litellm-venv/bin/litellm] [--json out.json]
+        [--rounds 3] [--litellm /tmp/litellm-venv/bin/litellm] [--native] [--json out.json]
 """
 
 from __future__ import annotations
@@ -42,12 +47,15 @@ from typing import Any
 
 import aiohttp
 
+from native_rig import NginxUpstream, wrk_rate
+from native_rig import available as native_available
+
 WORDS = " ".join(f"w{i}" for i in range(32))  # the fake server streams one chunk a word
 MESSAGES = [{"role": "user", "content": "Does this message mention a refund? Answer yes or no."}]
 JSON_BODY = json.dumps({"model": "bench", "messages": MESSAGES, "max_tokens": 16}).encode()
 STREAM_BODY = json.dumps(
     {
-        "model": "bench",
+        "model": "bench-stream",
         "messages": MESSAGES,
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -62,6 +70,7 @@ SENT: dict[str, int] = {}  # answered requests per URL (turnout's must all be tr
 
 
 def serve_passthrough(port: int, upstream: str) -> None:
+    """Forward ``POST {path}`` to the upstream's ``{path}`` (``upstream``: scheme and host)."""
     import uvloop
     from aiohttp import web
 
@@ -74,7 +83,7 @@ def serve_passthrough(port: int, upstream: str) -> None:
     async def forward(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         session: aiohttp.ClientSession = request.app["session"]
-        async with session.post(upstream + "/chat/completions", data=body, headers=HEADERS) as r:
+        async with session.post(upstream + request.path, data=body, headers=HEADERS) as r:
             if r.content_type != "text/event-stream":
                 return web.Response(
                     body=await r.read(), status=r.status, content_type=r.content_type
@@ -91,6 +100,7 @@ def serve_passthrough(port: int, upstream: str) -> None:
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     app.router.add_post("/v1/chat/completions", forward)
+    app.router.add_post("/stream/v1/chat/completions", forward)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
@@ -153,28 +163,49 @@ def _children(pid: int) -> list[int]:
 
 
 class Servers:
-    def __init__(self, litellm: str | None, skip: set[str]) -> None:
+    def __init__(self, litellm: str | None, skip: set[str], native: bool) -> None:
         self.skip = skip
+        self.native = native
         self.tmp = Path(tempfile.mkdtemp(prefix="gw-overhead-"))
         self.litellm = litellm
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.urls: dict[str, str] = {}
+        """JSON: POST {url}/chat/completions."""
+        self.stream_urls: dict[str, str] = {}
+        """Streams: POST {url} (a model of its own upstream at /stream/v1 when native)."""
         self.startup_s: dict[str, float] = {}
+        self.nginx: NginxUpstream | None = None
 
     def start(self) -> None:
+        if self.native:
+            self.nginx = NginxUpstream().__enter__()
+            root = f"http://127.0.0.1:{self.nginx.port}"
+            self.urls["direct"] = self.nginx.url
+            self.stream_urls["direct"] = self.nginx.stream_url + "/chat/completions"
+            self.startup_s["direct"] = 0.0
+            stream_base = self.nginx.stream_url
+        else:
+            port = free_port()
+            fake = [sys.executable, "-m", "turnout.testing.fake_openai", "--port", str(port)]
+            self._spawn("direct", [*fake, "--reply", WORDS], port)
+            root = f"http://127.0.0.1:{port}"
+            stream_base = root + "/v1"
+        upstream = root + "/v1"
         port = free_port()
-        fake = [sys.executable, "-m", "turnout.testing.fake_openai", "--port", str(port)]
-        self._spawn("direct", [*fake, "--reply", WORDS], port)
-        upstream = self.urls["direct"]
-        port = free_port()
-        me = [sys.executable, __file__, "--serve-passthrough", str(port), "--upstream", upstream]
+        me = [sys.executable, __file__, "--serve-passthrough", str(port), "--upstream", root]
         self._spawn("passthrough", me, port)
+        if "passthrough" in self.urls and self.native:
+            self.stream_urls["passthrough"] = f"http://127.0.0.1:{port}/stream/v1/chat/completions"
         config = self.tmp / "turnout.yaml"
         config.write_text(
             "providers:\n"
             f"  mock: {{kind: openai, base_url: '{upstream}', api_key_env: TURNOUT_BENCH_KEY}}\n"
+            f"  mock_stream: {{kind: openai, base_url: '{stream_base}',"
+            " api_key_env: TURNOUT_BENCH_KEY}\n"
             "models:\n"
             "  bench: {provider: mock, id: bench-model, tier: efficient,"
+            " price: {input: 0.15, output: 0.6}}\n"
+            "  bench-stream: {provider: mock_stream, id: bench-model, tier: efficient,"
             " price: {input: 0.15, output: 0.6}}\n"
             "policies:\n  fast: {kind: static, model: bench}\n"
             "executor: {cache: {exact: {enabled: false}}}\n"
@@ -189,6 +220,9 @@ class Servers:
             lite.write_text(
                 "model_list:\n  - model_name: bench\n    litellm_params:\n"
                 f"      model: openai/bench-model\n      api_base: {upstream}\n"
+                "      api_key: sk-bench\n"
+                "  - model_name: bench-stream\n    litellm_params:\n"
+                f"      model: openai/bench-model\n      api_base: {stream_base}\n"
                 "      api_key: sk-bench\n"
                 "litellm_settings: {drop_params: true, telemetry: false}\n"
                 f"general_settings: {{master_key: {MASTER_KEY}}}\n"
@@ -205,6 +239,7 @@ class Servers:
         self.procs[name] = proc
         self.startup_s[name] = wait_port(port, proc, name, limit)
         self.urls[name] = f"http://127.0.0.1:{port}/v1"
+        self.stream_urls[name] = f"http://127.0.0.1:{port}/v1/chat/completions"
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -214,6 +249,8 @@ class Servers:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if self.nginx is not None:
+            self.nginx.__exit__(None, None, None)
 
     def trace_runs(self) -> int:
         db = self.tmp / "traces.db"
@@ -224,17 +261,17 @@ class Servers:
 # -- load ----------------------------------------------------------------------------------
 
 
-async def one_json(session: aiohttp.ClientSession, url: str) -> float:
+async def one_json(session: aiohttp.ClientSession, name: str, url: str) -> float:
     t0 = time.perf_counter()
     async with session.post(url, data=JSON_BODY, headers=HEADERS) as r:
         await r.read()
         if r.status != 200:
             raise SystemExit(f"{url}: HTTP {r.status}: {(await r.text())[:200]}")
-    SENT[url] = SENT.get(url, 0) + 1
+    SENT[name] = SENT.get(name, 0) + 1
     return time.perf_counter() - t0
 
 
-async def one_stream(session: aiohttp.ClientSession, url: str) -> tuple[float, float]:
+async def one_stream(session: aiohttp.ClientSession, name: str, url: str) -> tuple[float, float]:
     t0 = time.perf_counter()
     ttfb = 0.0
     async with session.post(url, data=STREAM_BODY, headers=HEADERS) as r:
@@ -243,18 +280,27 @@ async def one_stream(session: aiohttp.ClientSession, url: str) -> tuple[float, f
         async for _ in r.content.iter_any():
             if not ttfb:
                 ttfb = time.perf_counter() - t0
-    SENT[url] = SENT.get(url, 0) + 1
+    SENT[name] = SENT.get(name, 0) + 1
     return time.perf_counter() - t0, ttfb
 
 
-async def rate(session: aiohttp.ClientSession, url: str, stream: bool, seconds: float) -> float:
+async def rate(
+    session: aiohttp.ClientSession, name: str, url: str, stream: bool, seconds: float,
+    native: bool,
+) -> float:  # fmt: skip
+    if native:
+        per_s, answered = await asyncio.to_thread(
+            wrk_rate, url, STREAM_BODY if stream else JSON_BODY, HEADERS, seconds
+        )
+        SENT[name] = SENT.get(name, 0) + answered
+        return per_s
     done = 0
     deadline = time.perf_counter() + seconds
 
     async def worker() -> None:
         nonlocal done
         while time.perf_counter() < deadline:
-            await (one_stream(session, url) if stream else one_json(session, url))
+            await (one_stream(session, name, url) if stream else one_json(session, name, url))
             done += 1
 
     t0 = time.perf_counter()
@@ -268,25 +314,27 @@ def ms(values: list[float], q: float) -> float:
 
 
 async def round_of(
-    session: aiohttp.ClientSession, urls: dict[str, str], n: int, seconds: float
+    session: aiohttp.ClientSession, servers: Servers, n: int, seconds: float
 ) -> dict[str, dict[str, float]]:
     """One round: every target at concurrency 1 (interleaved call by call, so drift hits
     them all alike), then each at concurrency 16."""
+    urls, streams = servers.urls, servers.stream_urls
     lat: dict[str, list[float]] = {k: [] for k in urls}
     st: dict[str, list[float]] = {k: [] for k in urls}
     tt: dict[str, list[float]] = {k: [] for k in urls}
     for _ in range(n):
         for name, url in urls.items():
-            lat[name].append(await one_json(session, url + "/chat/completions"))
+            lat[name].append(await one_json(session, name, url + "/chat/completions"))
     for _ in range(max(1, n // 4)):
-        for name, url in urls.items():
-            total, ttfb = await one_stream(session, url + "/chat/completions")
+        for name in urls:
+            total, ttfb = await one_stream(session, name, streams[name])
             st[name].append(total)
             tt[name].append(ttfb)
     out: dict[str, dict[str, float]] = {}
     for name, url in urls.items():
-        rps = await rate(session, url + "/chat/completions", False, seconds)
-        sps = await rate(session, url + "/chat/completions", True, seconds)
+        json_url = url + "/chat/completions"
+        rps = await rate(session, name, json_url, False, seconds, servers.native)
+        sps = await rate(session, name, streams[name], True, seconds, servers.native)
         out[name] = {
             "json_p50_ms": ms(lat[name], 0.5),
             "json_p99_ms": ms(lat[name], 0.99),
@@ -303,11 +351,11 @@ async def measure(servers: Servers, n: int, seconds: float, rounds: int) -> dict
     connector = aiohttp.TCPConnector(limit=64)
     results: list[dict[str, dict[str, float]]] = []
     async with aiohttp.ClientSession(connector=connector) as session:
-        for url in urls.values():  # warm up
+        for name, url in urls.items():  # warm up
             for _ in range(50):
-                await one_json(session, url + "/chat/completions")
+                await one_json(session, name, url + "/chat/completions")
         for _ in range(rounds):
-            results.append(await round_of(session, urls, n, seconds))
+            results.append(await round_of(session, servers, n, seconds))
     merged: dict[str, Any] = {}
     for name in urls:
         keys = results[0][name]
@@ -318,11 +366,13 @@ async def measure(servers: Servers, n: int, seconds: float, rounds: int) -> dict
         row["added_json_p99_ms"] = row["json_p99_ms"] - base["json_p99_ms"]
         row["added_stream_p50_ms"] = row["stream_p50_ms"] - base["stream_p50_ms"]
         row["added_ttfb_p50_ms"] = row["ttfb_p50_ms"] - base["ttfb_p50_ms"]
-        row["peak_rss_mb"] = peak_rss_mb(servers.procs[name].pid)
-        served = SENT.get(urls[name] + "/chat/completions", 0)
+        proc = servers.procs.get(name)
+        served = SENT.get(name, 0)
         if name == "direct":  # the upstream also answers every forwarded request
             served = sum(SENT.values())
-        row["cpu_ms_per_request"] = cpu_seconds(servers.procs[name].pid) * 1000 / max(1, served)
+        row["peak_rss_mb"] = peak_rss_mb(proc.pid) if proc else 0.0
+        cpu = cpu_seconds(proc.pid) if proc else 0.0
+        row["cpu_ms_per_request"] = cpu * 1000 / max(1, served)
         row["startup_s"] = servers.startup_s[name]
     return merged
 
@@ -337,11 +387,14 @@ def main() -> None:
     parser.add_argument("--serve-passthrough", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--skip", default="", help="comma-separated targets to leave out")
+    parser.add_argument("--native", action="store_true", help="nginx upstream, wrk load")
     args = parser.parse_args()
     if args.serve_passthrough:
         serve_passthrough(args.serve_passthrough, args.upstream)
         return
-    servers = Servers(args.litellm, set(filter(None, args.skip.split(","))))
+    if args.native and not native_available():
+        raise SystemExit("--native needs nginx and wrk on the PATH")
+    servers = Servers(args.litellm, set(filter(None, args.skip.split(","))), args.native)
     try:
         servers.start()
         results = asyncio.run(measure(servers, args.requests, args.seconds, args.rounds))
@@ -349,9 +402,7 @@ def main() -> None:
         servers.stop()
     if "turnout" in results:
         results["turnout"]["trace_runs"] = servers.trace_runs()
-        results["turnout"]["requests_sent"] = SENT.get(
-            servers.urls["turnout"] + "/chat/completions", 0
-        )
+        results["turnout"]["requests_sent"] = SENT.get("turnout", 0)
     shutil.rmtree(servers.tmp, ignore_errors=True)
     cols = ["json_p50_ms", "added_json_p50_ms", "added_json_p99_ms", "added_stream_p50_ms"]
     cols += ["added_ttfb_p50_ms", "json_rps_c16", "streams_per_s_c16", "peak_rss_mb"]
@@ -362,6 +413,9 @@ def main() -> None:
     if "turnout" in results:
         row = results["turnout"]
         print(f"turnout: {row['requests_sent']} requests answered, {row['trace_runs']} runs traced")
+        if args.native:  # wrk counts only answers; at its deadline it hangs up on the rest
+            print("  (wrk abandons up to 16 requests in flight at the end of each of its runs:"
+                  " those are traced as runs too, as cancelled)")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
