@@ -13,7 +13,12 @@ and a throwaway SQLite trace store:
 Figures, medians over ``--rounds``: JSON latency p50 at concurrency 1 and the p50 the
 keys add; requests/s at concurrency 16; the ratio of two workers to one.
 
+With ``--native`` the upstream is nginx and the concurrency-16 load is wrk (see
+``native_rig.py``): on two cores the Python fake upstream and client otherwise take
+the core a second worker needs.
+
     .venv/bin/python benchmarks/team_gateway.py [--requests 500] [--seconds 5] [--rounds 3]
+        [--native]
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
+
+from native_rig import NginxUpstream, wrk_rate
+from native_rig import available as native_available
 
 BODY = json.dumps(
     {"model": "fast", "messages": [{"role": "user", "content": "Refund? yes or no."}],
@@ -117,20 +125,27 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--native", action="store_true", help="nginx upstream, wrk load")
     args = parser.parse_args()
+    if args.native and not native_available():
+        raise SystemExit("--native needs nginx and wrk on the PATH")
+    nginx = NginxUpstream().__enter__() if args.native else None
     tmp = Path(tempfile.mkdtemp(prefix="team-gw-"))
     prefix = f"turnout-bench:{uuid.uuid4().hex}"
     env = {**os.environ, "TURNOUT_BENCH_KEY": "sk-bench-0123456789"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        port = free_port()
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "turnout.testing.fake_openai", "--port", str(port),
-             "--reply", "yes"], env=env, stdout=subprocess.DEVNULL,
-        ))  # fmt: skip
-        upstream = f"http://127.0.0.1:{port}/v1"
-        time.sleep(1)
+        if nginx is not None:
+            upstream = nginx.url
+        else:
+            port = free_port()
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "turnout.testing.fake_openai", "--port", str(port),
+                 "--reply", "yes"], env=env, stdout=subprocess.DEVNULL,
+            ))  # fmt: skip
+            upstream = f"http://127.0.0.1:{port}/v1"
+            time.sleep(1)
         store = tmp / "traces.db"
         from turnout.keys import KeyStore, Period
         from turnout.tracing.sqlite import SQLiteStore
@@ -163,11 +178,16 @@ def main() -> None:
                 url = f"{base}/v1/chat/completions"
                 if name != "keys x2":
                     lat[name].append(asyncio.run(latency(url, headers, args.requests)))
-                rps[name].append(asyncio.run(throughput(url, headers, args.seconds)))
+                if nginx is not None:
+                    rps[name].append(wrk_rate(url, BODY, headers, args.seconds)[0])
+                else:
+                    rps[name].append(asyncio.run(throughput(url, headers, args.seconds)))
         med = {n: statistics.median(v) for n, v in lat.items() if v}
         rate = {n: statistics.median(v) for n, v in rps.items()}
+        load = "nginx upstream, wrk" if nginx is not None else "fake upstream, aiohttp client"
         print(
             f"rounds {args.rounds}, {args.requests} requests at c=1, {args.seconds:.0f} s at c=16"
+            f" ({load})"
         )
         for name in urls:
             p50 = f"p50 {med[name]:.3f} ms" if name in med else " " * 13
@@ -196,6 +216,8 @@ def main() -> None:
 
         asyncio.run(clean())
         shutil.rmtree(tmp, ignore_errors=True)
+        if nginx is not None:
+            nginx.__exit__(None, None, None)
 
 
 if __name__ == "__main__":
