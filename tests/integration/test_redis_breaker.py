@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -367,3 +368,23 @@ async def test_a_script_redis_lost_is_loaded_again(
     assert await board.unavailable() == frozenset({"opus"})  # a pipeline (set and views)
     assert await client.script_exists(sha) == [True]
     await board.reset()
+
+
+async def test_a_success_queued_during_a_flush_is_sent_without_more_traffic(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    store = RedisBreakerStore(client, prefix=prefix, clock=clock, flush_s=0.01)
+    board = BreakerBoard(CFG, store)
+    send = store._eval
+
+    async def slow(*args: Any, **kwargs: Any) -> list[Any]:
+        await asyncio.sleep(0.05)
+        return await send(*args, **kwargs)
+
+    assert await board.allow("opus")
+    store._eval = slow  # type: ignore[method-assign]
+    await board.record("opus", True)
+    await asyncio.sleep(0.03)  # the flush is on its way
+    await board.record("opus", True)
+    await asyncio.sleep(0.2)
+    assert sum(int(v) for v in (await client.hgetall(f"{prefix}:opus:w")).values()) == 2

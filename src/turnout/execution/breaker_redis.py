@@ -250,15 +250,20 @@ class RedisBreakerStore:
     def _queue(self, model: str, config: BreakerConfig) -> None:
         key = (model, config)
         self._pending[key] = self._pending.get(key, 0) + 1
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+        loop = asyncio.get_running_loop()
+        f = self._flusher
+        if f is None or f.done() or f.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(self.flush_s)
-        try:
-            await self.flush()
-        except self._errors as exc:  # fail_open=False, and no caller to raise to
-            log.warning("breaker store: queued successes were not recorded: %s", exc)
+        """Flush every ``flush_s`` while anything is queued (so a success queued while a
+        flush was on its way does not wait for the next one)."""
+        while self._pending:
+            await asyncio.sleep(self.flush_s)
+            try:
+                await self.flush()
+            except self._errors as exc:  # fail_open=False, and no caller to raise to
+                log.warning("breaker store: queued successes were not recorded: %s", exc)
 
     async def flush(self) -> None:
         """Send the queued successes now, in one round trip (dropped if Redis fails)."""
@@ -279,10 +284,12 @@ class RedisBreakerStore:
             self._learn(model, raw[1:], config, at)
 
     async def aclose(self) -> None:
-        """Wait for a flush in flight, then send what is still queued."""
-        if self._flusher is not None:
+        """Wait for the background flush (within ``flush_s`` and a round trip), then send
+        what is still queued."""
+        f, self._flusher = self._flusher, None
+        if f is not None and f.get_loop() is asyncio.get_running_loop():
             with contextlib.suppress(Exception):
-                await self._flusher
+                await f
         try:
             await self.flush()
         except self._errors as exc:
