@@ -6,11 +6,14 @@ Each test uses a random key prefix and deletes its keys afterwards.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from turnout.execution import breaker_script
 from turnout.execution.breaker import BreakerBoard, BreakerConfig
 from turnout.execution.breaker_redis import RedisBreakerStore
 
@@ -20,6 +23,7 @@ redis_exceptions = pytest.importorskip("redis.exceptions")
 CFG = BreakerConfig(
     window_s=30, bucket_s=1, min_requests=5, failure_rate=0.5, cooldown_s=30, probe_timeout_s=60
 )
+VIEW_TTL_S = 0.25  # RedisBreakerStore's default
 
 
 class FakeClock:
@@ -96,6 +100,7 @@ async def test_two_replicas_share_state_and_only_one_gets_the_probe(
     b = make_board(client, prefix, clock)
     await fail(a, "opus", 2)
     assert await fail(b, "opus", 3) == "open"  # failures from both replicas add up
+    clock.advance(VIEW_TTL_S)  # a sees what b did once its own view is that old
     assert not await a.allow("opus")
     assert await a.unavailable() == await b.unavailable() == frozenset({"opus"})
 
@@ -238,8 +243,148 @@ async def test_fails_open_when_redis_is_down(caplog: pytest.LogCaptureFixture) -
             assert await resting.allow("opus", CFG)
             assert await resting.record("opus", False, CFG) == "closed"
         assert tried == 1  # after the first failure Redis is left alone for a second
+        queued = RedisBreakerStore(down, prefix="turnout-test:down", clock=lambda: 0.0)
+        queued._view.learn_names([], 0.0)  # as if every breaker had been seen closed
+        for _ in range(1000):
+            assert await queued.record("opus", True, CFG) == "closed"
+        assert queued._pending == {("opus", CFG): 1000}  # a counter a model, not a list
+        await queued.flush()
+        assert queued._pending == {}  # dropped when Redis cannot take them
+        assert await queued.record("opus", True, CFG) == "closed"
+        assert queued._pending == {}  # and not queued while Redis is left alone
         strict = BreakerBoard(CFG, RedisBreakerStore(down, prefix="x", fail_open=False))
         with pytest.raises(redis_exceptions.ConnectionError):
             await strict.allow("opus")
     finally:
         await down.aclose()
+
+
+# -- the local view, batched successes, a script Redis lost ----------------------------------
+
+
+async def test_another_replicas_opening_is_seen_within_view_ttl(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    a = make_board(client, prefix, clock)
+    b = make_board(client, prefix, clock)
+    assert await a.allow("opus")
+    assert await a.unavailable() == frozenset()
+    assert await fail(b, "opus", 5) == "open"
+    assert not await b.allow("opus")  # the replica that opened it knows at once
+    clock.advance(VIEW_TTL_S - 0.01)
+    assert await a.allow("opus")  # a's view is younger than the bound: trusted
+    clock.advance(0.01)
+    assert not await a.allow("opus")
+    assert await a.unavailable() == frozenset({"opus"})
+
+
+async def test_view_bound_on_the_server_clock(client: redis_asyncio.Redis, prefix: str) -> None:
+    a = BreakerBoard(CFG, RedisBreakerStore(client, prefix=prefix, view_ttl_s=0.1))
+    b = BreakerBoard(CFG, RedisBreakerStore(client, prefix=prefix, view_ttl_s=0.1))
+    await a.record("opus", True)
+    assert await a.unavailable() == frozenset()
+    await fail(b, "opus", 5)
+    await asyncio.sleep(0.1)
+    assert await a.unavailable() == frozenset({"opus"})
+    assert not await a.allow("opus")
+
+
+async def test_a_cooldown_shorter_than_the_bound_still_gives_one_probe(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    cfg = BreakerConfig(min_requests=5, cooldown_s=0.1, probe_timeout_s=60)
+    boards = [make_board(client, prefix, clock, cfg) for _ in range(3)]
+    for board in boards:
+        assert await board.allow("opus")  # every view: closed, fresh
+    await fail(boards[0], "opus", 5)
+    clock.advance(0.1)  # the cooldown is over before VIEW_TTL_S: views expire with it
+    results = await asyncio.gather(*(b.allow("opus") for b in boards * 5))
+    assert sum(results) == 1
+
+
+async def test_queued_successes_reach_redis(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    store = RedisBreakerStore(client, prefix=prefix, clock=clock, flush_s=0.01)
+    board = BreakerBoard(CFG, store)
+
+    async def counted() -> int:
+        return sum(int(v) for v in (await client.hgetall(f"{prefix}:opus:w")).values())
+
+    assert await board.allow("opus")
+    for _ in range(20):
+        assert await board.record("opus", True) == "closed"
+    assert await counted() == 0  # queued, not sent on the request path
+    await asyncio.sleep(0.1)
+    assert await counted() == 20  # sent in one round trip within flush_s
+    for _ in range(10):
+        await board.record("opus", True)
+    # a failure sends the model's queued successes first: the rate is 5/35, not 5/5
+    assert await fail(board, "opus", 5) == "closed"
+    assert await counted() == 35
+    for _ in range(3):
+        await board.record("opus", True)
+    await store.aclose()  # closing sends what is queued
+    assert await counted() == 38
+    assert (await board.snapshot())["opus"].requests == 38
+
+
+async def test_queued_successes_never_decide_a_probe(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    a = make_board(client, prefix, clock)
+    b = make_board(client, prefix, clock)
+    assert await a.allow("opus")
+    await a.record("opus", True)  # queued on a
+    await fail(b, "opus", 5)
+    clock.advance(30)
+    assert await b.allow("opus")  # b holds the probe
+    await a.store.flush()  # type: ignore[attr-defined]
+    assert await b.state("opus") == "half_open"  # a's stale success was not the probe's
+    assert await b.record("opus", True) == "closed"
+
+
+async def test_a_script_redis_lost_is_loaded_again(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A script this Redis has never seen answers NOSCRIPT exactly as one lost to a
+    # restart or a SCRIPT FLUSH does (a real flush would also drop the scripts of
+    # whoever else uses this Redis).
+    store = RedisBreakerStore(client, prefix=prefix, clock=clock)
+
+    def unseen() -> str:
+        lua = f"{breaker_script.LUA}-- {uuid.uuid4().hex}\n"
+        sha = hashlib.sha1(lua.encode()).hexdigest()
+        monkeypatch.setattr(store, "_lua", lua)
+        monkeypatch.setattr(store, "_sha", sha)
+        return sha
+
+    board = BreakerBoard(CFG, store)
+    sha = unseen()
+    assert await fail(board, "opus", 5) == "open"  # one call at a time
+    assert await client.script_exists(sha) == [True]
+    clock.advance(1)
+    sha = unseen()
+    assert await board.unavailable() == frozenset({"opus"})  # a pipeline (set and views)
+    assert await client.script_exists(sha) == [True]
+    await board.reset()
+
+
+async def test_a_success_queued_during_a_flush_is_sent_without_more_traffic(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    store = RedisBreakerStore(client, prefix=prefix, clock=clock, flush_s=0.01)
+    board = BreakerBoard(CFG, store)
+    send = store._eval
+
+    async def slow(*args: Any, **kwargs: Any) -> list[Any]:
+        await asyncio.sleep(0.05)
+        return await send(*args, **kwargs)
+
+    assert await board.allow("opus")
+    store._eval = slow  # type: ignore[method-assign]
+    await board.record("opus", True)
+    await asyncio.sleep(0.03)  # the flush is on its way
+    await board.record("opus", True)
+    await asyncio.sleep(0.2)
+    assert sum(int(v) for v in (await client.hgetall(f"{prefix}:opus:w")).values()) == 2

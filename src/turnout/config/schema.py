@@ -113,6 +113,10 @@ class BreakerSchema(_Strict):
     failure_rate: float | None = Field(default=None, gt=0, le=1)
     cooldown_s: PositiveFloat | None = None
     max_cooldown_s: PositiveFloat | None = None
+    # with state: redis, how old this process's view of the shared breakers may be, and
+    # how long a success may wait to be sent (RedisBreakerStore)
+    view_ttl_s: float | None = Field(default=None, ge=0)
+    flush_s: PositiveFloat | None = None
 
 
 class ExactCacheSchema(_Strict):

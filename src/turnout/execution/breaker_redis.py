@@ -1,8 +1,37 @@
 """Breaker state in Redis, shared by gateway replicas.
 
 Every transition runs inside one Lua script, so it is atomic on the server: two
-replicas can never both claim the half-open probe, and a failure that opens the
-breaker is seen by every replica at once.
+replicas can never both claim the half-open probe, and failures from every replica
+add up in one window.
+
+The common path costs no round trip. Each process keeps a local view of the
+breakers (:mod:`turnout.execution.breaker_view`), refreshed from every script reply
+it gets anyway and trusted for at most ``view_ttl_s`` (0.25 s; never more than half
+the cooldown):
+
+* ``allow`` of a model seen closed within the bound answers at once; an open one
+  still cooling down is refused at once; anything else (half-open, a cooldown that
+  is over, a view too old) asks Redis, where the probe is claimed atomically;
+* ``unavailable()`` (the pool health every request's policy sees) answers from the
+  view while it is fresh; otherwise one caller refreshes it in one round trip (the
+  models set and every model's state, pipelined) while the others wait for it;
+* a success on a breaker seen closed is queued: the queue is one counter per model,
+  sent within ``flush_s`` (10 ms) in one pipeline, only counted while the breaker is
+  still closed (a queued success never decides a probe), dropped when Redis fails,
+  and sent by :meth:`RedisBreakerStore.aclose`. Every other result (a failure, a
+  probe's result) is sent at once, after that model's queued successes in the same
+  round trip so the failure rate is the true one; the state it returns updates the
+  view, so a breaker this process opens is refused here at once.
+
+So a state change made by this process is seen here at once, and one made by
+another replica is seen here within ``view_ttl_s``: until then this process may send
+a model calls its breaker already refuses elsewhere, as if they had started just
+before it opened. ``view_ttl_s=0`` asks Redis on every call. Display (``state``,
+``snapshot``) always asks Redis.
+
+The script is run with EVALSHA (never SCRIPT EXISTS first); when Redis answers
+NOSCRIPT (it restarted or its scripts were flushed) the script is loaded and the
+refused calls are sent once more.
 
 Keys, per model, under a configurable prefix (default ``turnout:breaker``)::
 
@@ -18,11 +47,12 @@ put a hash tag in the prefix (``{turnout}:breaker``) so a script's keys share a
 slot.
 
 When Redis cannot be reached the store fails open (``fail_open=True``): every
-model is allowed and results are dropped, so a Redis outage never stops
-traffic. After a failure Redis is left alone for ``retry_after_s`` (1 s), so a
+model is allowed and results (queued ones too) are dropped, so a Redis outage never
+stops traffic. After a failure Redis is left alone for ``retry_after_s`` (1 s), so a
 dead Redis costs one connection attempt a second, not one a call. The first
 failure is logged as a warning on ``turnout.breaker`` and the recovery as info.
-With ``fail_open=False`` the Redis error is raised.
+With ``fail_open=False`` the Redis error is raised (a failed background flush
+has no caller: it is logged).
 
 Give the client short timeouts and no retries of its own (redis-py's default
 retries with backoff take seconds per call when Redis is down)::
@@ -35,108 +65,33 @@ Needs ``pip install redis`` (redis-py >= 5, its asyncio client).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from turnout.execution.breaker import BreakerConfig, BreakerState, BreakerStatus, Clock
+from turnout.execution.breaker_script import LUA, SHA, blocked, state_of, status, text
+from turnout.execution.breaker_view import BreakerView
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from redis.commands.core import AsyncScript
 
 log = logging.getLogger("turnout.breaker")
 
-_LUA = r"""
-if redis.replicate_commands then redis.replicate_commands() end  -- Redis < 5: TIME, then writes
-local op = ARGV[1]
-local now = tonumber(ARGV[2])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
-local bucket_s, n = tonumber(ARGV[3]), tonumber(ARGV[4])
-local min_req, rate = tonumber(ARGV[5]), tonumber(ARGV[6])
-local base, mult, cap = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local probe_timeout, ttl_ms = tonumber(ARGV[10]), tonumber(ARGV[11])
-local sk, wk = KEYS[1], KEYS[2]
-local f = redis.call('HMGET', sk, 'state', 'open_until', 'cooldown', 'probe_at')
-local state = f[1] or 'closed'
-local open_until = tonumber(f[2]) or 0
-local cooldown = tonumber(f[3]) or 0
-local probe_at = tonumber(f[4]) or 0
-local function fmt(x) return string.format('%.6f', x) end
-local function put(...)
-  redis.call('HSET', sk, ...)
-  redis.call('PEXPIRE', sk, ttl_ms)
-end
-local function window()
-  local idx = math.floor(now / bucket_s)
-  local all = redis.call('HGETALL', wk)
-  local total, fails = 0, 0
-  for i = 1, #all, 2 do
-    local field = all[i]
-    local b = tonumber(string.sub(field, 1, -3))
-    if b <= idx - n then
-      redis.call('HDEL', wk, field)
-    else
-      local c = tonumber(all[i + 1])
-      total = total + c
-      if string.sub(field, -1) == 'f' then fails = fails + c end
-    end
-  end
-  return total, fails
-end
 
-if op == 'allow' then
-  if state == 'closed' then return 1 end
-  if state == 'open' then
-    if now < open_until then return 0 end
-  elseif now - probe_at < probe_timeout then
-    return 0
-  end
-  put('state', 'half_open', 'probe_at', fmt(now))
-  return 1
-elseif op == 'record' then
-  local ok = ARGV[12] == '1'
-  if state == 'half_open' then
-    if ok then
-      redis.call('DEL', wk)
-      put('state', 'closed', 'cooldown', '0', 'probe_at', '0', 'open_until', '0')
-      return 'closed'
-    end
-    local c = math.min(math.max(cooldown, base) * mult, cap)
-    put('state', 'open', 'cooldown', fmt(c), 'open_until', fmt(now + c))
-    return 'open'
-  elseif state == 'open' then
-    return 'open'
-  end
-  redis.call('SADD', KEYS[3], ARGV[13])
-  local idx = math.floor(now / bucket_s)
-  local field = idx .. (ok and ':o' or ':f')
-  local created = redis.call('HINCRBY', wk, field, 1) == 1
-  redis.call('PEXPIRE', wk, math.ceil(n * bucket_s * 2000))
-  if ok and not created then return 'closed' end
-  local total, fails = window()  -- also prunes old buckets, once per new bucket
-  if (not ok) and total >= min_req and fails >= rate * total then
-    redis.call('DEL', wk)
-    put('state', 'open', 'cooldown', fmt(base), 'open_until', fmt(now + base), 'probe_at', '0')
-    return 'open'
-  end
-  return 'closed'
-elseif op == 'view' then
-  local total, fails = window()
-  return {state, fmt(open_until), fmt(cooldown), fmt(probe_at), total, fails, fmt(now)}
-end
-return redis.error_reply('unknown op ' .. tostring(op))
-"""
+Call = tuple[str, list[Any]]  # (model, the script's ARGV)
 
 
 class RedisBreakerStore:
     """A :class:`~turnout.execution.breaker.BreakerStore` in Redis (redis-py asyncio client).
 
-    ``client`` is a ``redis.asyncio.Redis``; the store does not close it.
+    ``client`` is a ``redis.asyncio.Redis``; the store does not close it, but
+    :meth:`aclose` should run before it is closed (it sends the queued successes).
+    ``view_ttl_s`` bounds how old the local view may be (0: ask Redis every time);
+    ``flush_s`` is how long a success may wait to be sent.
     """
 
     def __init__(
@@ -147,18 +102,26 @@ class RedisBreakerStore:
         clock: Clock | None = None,
         fail_open: bool = True,
         retry_after_s: float = 1.0,
+        view_ttl_s: float = 0.25,
+        flush_s: float = 0.01,
     ) -> None:
-        from redis.exceptions import RedisError
+        from redis.exceptions import NoScriptError, RedisError
 
         self._client = client
         self.prefix = prefix
         self._clock = clock
         self.fail_open = fail_open
         self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
-        self._script: AsyncScript = client.register_script(_LUA)
+        self._noscript = NoScriptError
+        self._lua, self._sha = LUA, SHA
         self.last_error: str | None = None  # set while Redis is failing
         self.retry_after_s = retry_after_s
         self._retry_at = 0.0
+        self._view = BreakerView(view_ttl_s, clock or time.monotonic)
+        self._refreshing = asyncio.Lock()
+        self.flush_s = flush_s
+        self._pending: dict[tuple[str, BreakerConfig], int] = {}  # one counter per model
+        self._flusher: asyncio.Task[None] | None = None
 
     def _resting(self) -> bool:
         return self._retry_at > 0.0 and time.monotonic() < self._retry_at
@@ -198,70 +161,203 @@ class RedisBreakerStore:
             int(ttl_s * 1000),
         ]
 
+    # -- talking to Redis: EVALSHA, the script loaded again when Redis lost it ------------
+
+    async def _send(self, calls: list[Call], names: bool) -> list[Any]:
+        """One round trip: the models set first when ``names``, then each call's reply
+        (an error in its place, not raised)."""
+        if len(calls) == 1 and not names:
+            model, args = calls[0]
+            try:
+                return [await self._client.evalsha(self._sha, 3, *self._keys(model), *args)]
+            except self._noscript as exc:
+                return [exc]
+        async with self._client.pipeline(transaction=False) as pipe:
+            if names:
+                pipe.smembers(f"{self.prefix}:models")
+            for model, args in calls:
+                pipe.evalsha(self._sha, 3, *self._keys(model), *args)
+            return await pipe.execute(raise_on_error=False)
+
+    async def _eval(self, calls: list[Call], *, names: bool = False) -> list[Any]:
+        """Run ``calls`` through the script in one round trip (and the models set first
+        when ``names``). A script Redis does not have (restarted, flushed) is loaded and
+        the calls it refused are sent once more."""
+        replies = await self._send(calls, names)
+        head = 1 if names else 0
+        lost = [i for i, r in enumerate(replies[head:]) if isinstance(r, self._noscript)]
+        if lost:
+            await self._client.script_load(self._lua)
+            again = await self._send([calls[i] for i in lost], False)
+            for i, reply in zip(lost, again, strict=True):
+                replies[head + i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
     async def _run(self, model: str, args: list[Any]) -> Any:
-        return await self._script(keys=self._keys(model), args=args)
+        return (await self._eval([(model, args)]))[0]
+
+    def _learn(self, model: str, raw: Any, config: BreakerConfig, at: float) -> BreakerState:
+        """Cache what a script said of ``model`` (``state, open_until, probe_at, now``)."""
+        state = state_of(raw[0])
+        open_until, probe_at, now = (float(text(x)) for x in raw[1:4])
+        until = open_until if state == "open" else probe_at + config.probe_timeout_s
+        self._view.learn(model, state, until if state != "closed" else now, now, at)
+        return state
+
+    # -- the request path ------------------------------------------------------------------
 
     async def allow(self, model: str, config: BreakerConfig) -> bool:
-        if self._resting():
+        if self._resting() or self._view.closed(model, config):
             return True
+        if self._view.cooling(model, config):
+            return False
+        at = self._view.now()
         try:
-            allowed = bool(await self._run(model, self._args("allow", config)))
+            raw = await self._run(model, self._args("allow", config))
         except self._errors as exc:
             self._failed("allow", exc)
             return True
         self._ok()
-        return allowed
+        self._learn(model, raw[1:], config, at)
+        return bool(int(raw[0]))
 
     async def record(self, model: str, ok: bool, config: BreakerConfig) -> BreakerState:
+        """A success on a breaker known to be closed is queued and sent within
+        ``flush_s``; anything else is sent now (after that model's queued successes,
+        in the same round trip, so the failure rate Redis sees is the true one)."""
         if self._resting():
             return "closed"
-        args = [*self._args("record", config), "1" if ok else "0", model]
+        if ok and self._view.closed(model, config):
+            self._queue(model, config)
+            return "closed"
+        calls: list[Call] = []
+        queued = self._pending.pop((model, config), 0)
+        if queued:
+            calls.append((model, [*self._args("oks", config), queued, model]))
+        calls.append((model, [*self._args("record", config), "1" if ok else "0", model]))
+        at = self._view.now()
         try:
-            state = _state(await self._run(model, args))
+            replies = await self._eval(calls)
         except self._errors as exc:
             self._failed("record", exc)
             return "closed"
         self._ok()
-        return state
+        return self._learn(model, replies[-1][1:], config, at)
 
-    async def _views(self, models: list[str], config: BreakerConfig) -> list[BreakerStatus]:
-        """Every model's breaker in one round trip (a pipeline of script calls)."""
-        if not models:
-            return []
+    def _queue(self, model: str, config: BreakerConfig) -> None:
+        key = (model, config)
+        self._pending[key] = self._pending.get(key, 0) + 1
+        loop = asyncio.get_running_loop()
+        f = self._flusher
+        if f is None or f.done() or f.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        """Flush every ``flush_s`` while anything is queued (so a success queued while a
+        flush was on its way does not wait for the next one)."""
+        while self._pending:
+            await asyncio.sleep(self.flush_s)
+            try:
+                await self.flush()
+            except self._errors as exc:  # fail_open=False, and no caller to raise to
+                log.warning("breaker store: queued successes were not recorded: %s", exc)
+
+    async def flush(self) -> None:
+        """Send the queued successes now, in one round trip (dropped if Redis fails)."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, {}
+        if self._resting():
+            return
+        calls = [(m, [*self._args("oks", c), n, m]) for (m, c), n in batch.items()]
+        at = self._view.now()
+        try:
+            replies = await self._eval(calls)
+        except self._errors as exc:
+            self._failed("record", exc)
+            return
+        self._ok()
+        for (model, config), raw in zip(batch, replies, strict=True):
+            self._learn(model, raw[1:], config, at)
+
+    async def aclose(self) -> None:
+        """Wait for the background flush (within ``flush_s`` and a round trip), then send
+        what is still queued."""
+        f, self._flusher = self._flusher, None
+        if f is not None and f.get_loop() is asyncio.get_running_loop():
+            with contextlib.suppress(Exception):
+                await f
+        try:
+            await self.flush()
+        except self._errors as exc:
+            log.warning("breaker store: queued successes were not recorded: %s", exc)
+
+    # -- what policies and people see ------------------------------------------------------
+
+    async def _views(
+        self, models: list[str], config: BreakerConfig, *, names: bool = False
+    ) -> tuple[list[str], list[BreakerStatus]]:
+        """The models set (when ``names``; else ``models``) and its models' breakers, in one
+        round trip (two when the set holds models not in ``models``)."""
         args = self._args("view", config)
-        async with self._client.pipeline(transaction=False) as pipe:
-            for model in models:
-                await self._script(keys=self._keys(model), args=args, client=pipe)
-            raws = await pipe.execute()
-        return [_status(m, raw, config) for m, raw in zip(models, raws, strict=True)]
+        at = self._view.now()
+        replies = await self._eval([(m, args) for m in models], names=names)
+        raws = dict(zip(models, replies[1:] if names else replies, strict=True))
+        if names:
+            found = sorted(text(m) for m in replies[0])
+            new = [m for m in found if m not in raws]
+            if new:
+                raws.update(zip(new, await self._eval([(m, args) for m in new]), strict=True))
+            self._view.learn_names(found, at)
+            models = found
+        statuses = [status(m, raws[m], config) for m in models]
+        for m in models:
+            raw = raws[m]
+            self._learn(m, [raw[0], raw[1], raw[3], raw[6]], config, at)
+        return models, statuses
 
     async def state(self, model: str, config: BreakerConfig) -> BreakerState:
         try:
-            raw = await self._run(model, self._args("view", config))
+            _, (seen,) = await self._views([model], config)
         except self._errors as exc:
             self._failed("state", exc)
             return "closed"
-        return _status(model, raw, config).state
+        return seen.state
 
     async def models(self) -> list[str]:
         """The model names this prefix has seen, sorted."""
         members = await self._client.smembers(f"{self.prefix}:models")
-        return sorted(_text(m) for m in members)
+        return sorted(text(m) for m in members)
 
     async def unavailable(self, config: BreakerConfig) -> frozenset[str]:
+        """From the local view while it is fresh; else from Redis, one caller at a time
+        (the others then find it fresh)."""
         if self._resting():
             return frozenset()
-        try:
-            views = await self._views(await self.models(), config)
-        except self._errors as exc:
-            self._failed("unavailable", exc)
-            return frozenset()
+        known = self._view.unavailable(config)
+        if known is not None:
+            return known
+        async with self._refreshing:
+            known = self._view.unavailable(config)
+            if known is not None:
+                return known
+            try:
+                _, views = await self._views(sorted(self._view.names), config, names=True)
+            except self._errors as exc:
+                self._failed("unavailable", exc)
+                return frozenset()
         self._ok()
-        return frozenset(v.model for v in views if _blocked(v))
+        return frozenset(v.model for v in views if blocked(v))
 
     async def snapshot(self, config: BreakerConfig) -> Mapping[str, BreakerStatus]:
-        """Every model's breaker (raises when Redis cannot be reached: this is for display)."""
-        return {v.model: v for v in await self._views(await self.models(), config)}
+        """Every model's breaker, the queued successes counted (raises when Redis cannot
+        be reached: this is for display)."""
+        await self.flush()
+        _, views = await self._views(sorted(self._view.names), config, names=True)
+        return {v.model: v for v in views}
 
     async def reset(self, model: str | None = None) -> None:
         models = [model] if model is not None else await self.models()
@@ -269,35 +365,5 @@ class RedisBreakerStore:
             s, w, _ = self._keys(m)
             await self._client.delete(s, w)
             await self._client.srem(f"{self.prefix}:models", m)
-
-
-def _status(model: str, raw: Any, config: BreakerConfig) -> BreakerStatus:
-    state, open_until, cooldown, probe_at = (_text(x) for x in raw[:4])
-    total, fails, now = int(raw[4]), int(raw[5]), float(_text(raw[6]))
-    st = _state(state)
-    retry: float | None = None
-    if st == "open":
-        retry = max(0.0, float(open_until) - now)
-        if retry == 0.0:
-            st = "half_open"  # cooled down: the next allow() takes the probe
-    elif st == "half_open" and now - float(probe_at) >= config.probe_timeout_s:
-        retry = 0.0  # the probe was given up: the next allow() takes it
-    return BreakerStatus(model, st, total, fails, retry, float(cooldown))
-
-
-def _blocked(v: BreakerStatus) -> bool:
-    """Open and cooling down, or half-open with the probe in flight."""
-    return v.retry_in_s is None if v.state == "half_open" else v.state == "open"
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _state(value: Any) -> BreakerState:
-    text = _text(value)
-    if text == "open":
-        return "open"
-    if text == "half_open":
-        return "half_open"
-    return "closed"
+        self._pending = {k: n for k, n in self._pending.items() if model not in (None, k[0])}
+        self._view.forget(model)

@@ -5,7 +5,8 @@
     executor:
       retries:  {max_attempts: 3, base_delay_s: 0.25, max_delay_s: 8, max_retry_after_s: 30}
       timeouts: {attempt_s: 120, total_s: 600}
-      breaker:  {enabled: true, window_s: 30, min_requests: 5, failure_rate: 0.5, cooldown_s: 30}
+      breaker:  {enabled: true, window_s: 30, min_requests: 5, failure_rate: 0.5, cooldown_s: 30,
+                 view_ttl_s: 0.25, flush_s: 0.01}   # the last two: state: redis only
       cache:
         exact:    {enabled: true, ttl_s: 3600, max_entries: 10000}
         semantic: {enabled: false, threshold: 0.92, ttl_s: 3600, engine: auto, threads: 1}
@@ -16,7 +17,8 @@
       redis_prefix: turnout
 
 With ``state: redis`` one Redis connection pool serves the breakers, the caches and
-the speed estimates; :meth:`Resources.aclose` flushes the estimates and closes it.
+the speed estimates; :meth:`Resources.aclose` flushes the estimates and the breakers'
+queued successes, then closes it.
 Given the trace store, the speed estimates are seeded from its recent successful
 attempts (:func:`~turnout.execution.speed.seed_from_store`).
 """
@@ -73,7 +75,7 @@ def build_executor(
     prefix = str(cfg.get("redis_prefix", "turnout"))
     retry = _fields(RetryPolicy, cfg.get("retries"))
     timeouts = _fields(Timeouts, cfg.get("timeouts"))
-    breakers = _breakers(cfg.get("breaker") or {}, redis, prefix)
+    breakers = _breakers(cfg.get("breaker") or {}, redis, prefix, resources)
     caches = _caches(cfg.get("cache"), redis, prefix) if use_cache else ()
     executor = Executor(
         pool, retry=retry, timeouts=timeouts, on_attempt=on_attempt, breakers=breakers,
@@ -126,7 +128,9 @@ def _redis(cfg: Mapping[str, Any], resources: Resources) -> Any:
     return client
 
 
-def _breakers(b: Mapping[str, Any], redis: Any, prefix: str) -> BreakerBoard | None:
+def _breakers(
+    b: Mapping[str, Any], redis: Any, prefix: str, resources: Resources
+) -> BreakerBoard | None:
     if not b.get("enabled", True):
         return None
     config = _fields(BreakerConfig, b)
@@ -134,7 +138,12 @@ def _breakers(b: Mapping[str, Any], redis: Any, prefix: str) -> BreakerBoard | N
         return BreakerBoard(config)
     from turnout.execution.breaker_redis import RedisBreakerStore
 
-    return BreakerBoard(config, RedisBreakerStore(redis, prefix=f"{prefix}:breaker"))
+    store = RedisBreakerStore(
+        redis, prefix=f"{prefix}:breaker", view_ttl_s=float(b.get("view_ttl_s", 0.25)),
+        flush_s=float(b.get("flush_s", 0.01)),
+    )  # fmt: skip
+    resources.closers.insert(0, store)  # its queued successes sent before the client closes
+    return BreakerBoard(config, store)
 
 
 def _caches(c: Mapping[str, Any] | None, redis: Any, prefix: str) -> tuple[ResponseCache, ...]:
