@@ -5,7 +5,8 @@ events a read carries come out of the executor one after another without a pause
 Writing each one to the client costs a socket send apiece. :func:`bursts` runs the
 stream in a task of its own and hands the consumer, each time it asks, every event
 that is ready by then: one write per read instead of one per chunk, and never a
-wait for more (the first event of a burst goes out as soon as the consumer runs).
+wait for more. The first event goes out alone, before the stream reads on, so the time
+to the first byte does not wait for the rest of the first read.
 
 Cancelling or closing the consumer cancels the task, so a client that hangs up
 still stops the upstream call at once; an error of the stream is raised to the
@@ -38,11 +39,15 @@ async def bursts(
 
     async def pump() -> None:
         nonlocal ended, failure
+        first = True
         try:
             async for item in source:
                 ready.append(item)
                 arrived.set()
-                if len(ready) >= limit:
+                if first:  # let the consumer send it before the rest of its read
+                    first = False
+                    await asyncio.sleep(0)
+                elif len(ready) >= limit:
                     room.clear()
                     await room.wait()
         except asyncio.CancelledError:
