@@ -6,7 +6,6 @@ Each test uses a random key prefix and deletes its keys afterwards.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from turnout.execution import breaker_script
 from turnout.execution.breaker import BreakerBoard, BreakerConfig
 from turnout.execution.breaker_redis import RedisBreakerStore
+from turnout.limits.lua import Lua
 
 redis_asyncio = pytest.importorskip("redis.asyncio", reason="redis-py is not installed")
 redis_exceptions = pytest.importorskip("redis.exceptions")
@@ -353,11 +353,9 @@ async def test_a_script_redis_lost_is_loaded_again(
     store = RedisBreakerStore(client, prefix=prefix, clock=clock)
 
     def unseen() -> str:
-        lua = f"{breaker_script.LUA}-- {uuid.uuid4().hex}\n"
-        sha = hashlib.sha1(lua.encode()).hexdigest()
-        monkeypatch.setattr(store, "_lua", lua)
-        monkeypatch.setattr(store, "_sha", sha)
-        return sha
+        script = Lua(f"{breaker_script.LUA}-- {uuid.uuid4().hex}\n")
+        monkeypatch.setattr(store, "_script", script)
+        return script.sha
 
     board = BreakerBoard(CFG, store)
     sha = unseen()

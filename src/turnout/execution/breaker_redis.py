@@ -73,8 +73,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from turnout.execution.breaker import BreakerConfig, BreakerState, BreakerStatus, Clock
-from turnout.execution.breaker_script import LUA, SHA, blocked, state_of, status, text
+from turnout.execution.breaker_script import LUA, blocked, state_of, status, text
 from turnout.execution.breaker_view import BreakerView
+from turnout.limits.lua import Lua
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -105,15 +106,14 @@ class RedisBreakerStore:
         view_ttl_s: float = 0.25,
         flush_s: float = 0.01,
     ) -> None:
-        from redis.exceptions import NoScriptError, RedisError
+        from redis.exceptions import RedisError
 
         self._client = client
         self.prefix = prefix
         self._clock = clock
         self.fail_open = fail_open
         self._errors: tuple[type[Exception], ...] = (RedisError, OSError)
-        self._noscript = NoScriptError
-        self._lua, self._sha = LUA, SHA
+        self._script = Lua(LUA)
         self.last_error: str | None = None  # set while Redis is failing
         self.retry_after_s = retry_after_s
         self._retry_at = 0.0
@@ -163,38 +163,15 @@ class RedisBreakerStore:
 
     # -- talking to Redis: EVALSHA, the script loaded again when Redis lost it ------------
 
-    async def _send(self, calls: list[Call], names: bool) -> list[Any]:
-        """One round trip: the models set first when ``names``, then each call's reply
-        (an error in its place, not raised)."""
-        if len(calls) == 1 and not names:
-            model, args = calls[0]
-            try:
-                return [await self._client.evalsha(self._sha, 3, *self._keys(model), *args)]
-            except self._noscript as exc:
-                return [exc]
-        async with self._client.pipeline(transaction=False) as pipe:
-            if names:
-                pipe.smembers(f"{self.prefix}:models")
-            for model, args in calls:
-                pipe.evalsha(self._sha, 3, *self._keys(model), *args)
-            return await pipe.execute(raise_on_error=False)
-
     async def _eval(self, calls: list[Call], *, names: bool = False) -> list[Any]:
-        """Run ``calls`` through the script in one round trip (and the models set first
-        when ``names``). A script Redis does not have (restarted, flushed) is loaded and
-        the calls it refused are sent once more."""
-        replies = await self._send(calls, names)
-        head = 1 if names else 0
-        lost = [i for i, r in enumerate(replies[head:]) if isinstance(r, self._noscript)]
-        if lost:
-            await self._client.script_load(self._lua)
-            again = await self._send([calls[i] for i in lost], False)
-            for i, reply in zip(lost, again, strict=True):
-                replies[head + i] = reply
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
+        """Run ``calls`` through the script in one round trip (the models set first when
+        ``names``); see :class:`~turnout.limits.lua.Lua`."""
+        models = f"{self.prefix}:models"
+        return await self._script.many(
+            self._client,
+            [(self._keys(model), args) for model, args in calls],
+            first=(lambda pipe: pipe.smembers(models)) if names else None,
+        )
 
     async def _run(self, model: str, args: list[Any]) -> Any:
         return (await self._eval([(model, args)]))[0]

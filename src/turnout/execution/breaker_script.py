@@ -17,7 +17,6 @@ the :class:`~turnout.execution.breaker.BreakerConfig`; ``ARGV[13]`` the model na
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from turnout.execution.breaker import BreakerConfig, BreakerState, BreakerStatus
@@ -121,7 +120,6 @@ elseif op == 'view' then
 end
 return redis.error_reply('unknown op ' .. tostring(op))
 """
-SHA = hashlib.sha1(LUA.encode()).hexdigest()
 
 
 def status(model: str, raw: Any, config: BreakerConfig) -> BreakerStatus:

@@ -40,6 +40,7 @@ from turnout.limits.budget import (
 )
 from turnout.limits.degrade import Degrader
 from turnout.limits.ids import entry_id
+from turnout.limits.lua import Lua
 from turnout.limits.periods import window_of
 from turnout.limits.rate_redis import SERVER_NOW_LUA
 from turnout.tracing.rows import cost_to_pico
@@ -138,7 +139,7 @@ class RedisBudgets:
         self.hold_ttl_ms = int(hold_ttl_s * 1000)
         self._clock = clock
         self._reserve: AsyncScript = redis.register_script(_RESERVE)
-        self._finish: AsyncScript = redis.register_script(_FINISH)
+        self._finish = Lua(_FINISH)  # pipelined: EVALSHA without SCRIPT EXISTS
         self._state: AsyncScript = redis.register_script(_STATE)
         self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
         self.batch_s = batch_s
@@ -239,13 +240,11 @@ class RedisBudgets:
         replies: list[object] = []
 
         async def shared() -> None:
-            pipe = self.redis.pipeline(transaction=False)
-            for reservation, _, args in pending:
-                await self._finish(
-                    keys=self.keys_of(reservation.budget.name, reservation.window),
-                    args=args, client=pipe,
-                )  # fmt: skip
-            replies.extend(await pipe.execute())
+            calls = [
+                (self.keys_of(reservation.budget.name, reservation.window), args)
+                for reservation, _, args in pending
+            ]
+            replies.extend(await self._finish.many(self.redis, calls))
 
         try:
             if await self.degrader.attempt(shared):
@@ -286,7 +285,7 @@ class RedisBudgets:
 
         async def load() -> None:
             self._reserve.sha = await self.redis.script_load(self._reserve.script)
-            self._finish.sha = await self.redis.script_load(self._finish.script)
+            await self.redis.script_load(self._finish.source)
             self._state.sha = await self.redis.script_load(self._state.script)
 
         return await self.degrader.attempt(load)
