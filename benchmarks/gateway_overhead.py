@@ -47,7 +47,7 @@ from typing import Any
 
 import aiohttp
 
-from native_rig import NginxUpstream, wrk_rate
+from native_rig import NginxUpstream, free_port, wrk_rate
 from native_rig import available as native_available
 
 WORDS = " ".join(f"w{i}" for i in range(32))  # the fake server streams one chunk a word
@@ -106,12 +106,6 @@ def serve_passthrough(port: int, upstream: str) -> None:
 
 
 # -- processes -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], name: str, limit: float = 60) -> float:

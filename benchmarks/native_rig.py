@@ -27,7 +27,7 @@ from types import TracebackType
 WORDS = [f"w{i}" for i in range(32)]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -71,7 +71,7 @@ class NginxUpstream:
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="native-upstream-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -28,7 +28,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,19 +39,13 @@ from pathlib import Path
 
 import aiohttp
 
-from native_rig import NginxUpstream, wrk_rate
+from native_rig import NginxUpstream, free_port, wrk_rate
 from native_rig import available as native_available
 
 BODY = json.dumps(
     {"model": "fast", "messages": [{"role": "user", "content": "Refund? yes or no."}],
      "max_tokens": 16}
 ).encode()  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], limit: float = 60) -> None:
