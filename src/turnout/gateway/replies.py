@@ -10,7 +10,6 @@ to the token counts.
 
 from __future__ import annotations
 
-import json
 import time
 from decimal import Decimal
 from typing import Any
@@ -19,10 +18,11 @@ from turnout.gateway.engine import Answer
 from turnout.pricing.money import usd_exact
 from turnout.types import StreamEnd, TextDelta, ToolCallDelta, Usage
 from turnout.wire import responses as wire
+from turnout.wire.jsonio import encode
 
 _HEADER_LIMIT = 300
 _MARK = "\x00turnout-text\x00"
-_MARK_JSON = json.dumps(_MARK).encode()
+_MARK_JSON = encode(_MARK)
 
 
 def header_value(text: str) -> str:
@@ -94,7 +94,7 @@ class ChunkEncoder:
             head, _, tail = whole.partition(_MARK_JSON)
             self._text = (self.model, head, tail)
         _, head, tail = self._text
-        return head + json.dumps(text, ensure_ascii=False).encode() + tail
+        return head + encode(text) + tail
 
     def _chunk(
         self, delta: dict[str, Any] | None, finish: str | None = None, **extra: Any

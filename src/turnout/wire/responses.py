@@ -17,6 +17,7 @@ from typing import Any
 
 from turnout.pricing.tokens import estimate_tokens
 from turnout.types import ChatResponse, TextDelta, ToolCall, ToolCallDelta, Usage
+from turnout.wire.jsonio import encode
 
 Delta = TextDelta | ToolCallDelta
 
@@ -251,9 +252,7 @@ SSE_DONE = b"data: [DONE]\n\n"
 
 def sse(body: Mapping[str, Any]) -> bytes:
     """One server-sent event carrying ``body``, as OpenAI frames its chunks."""
-    return (
-        b"data: " + json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
-    )
+    return b"data: " + encode(body) + b"\n\n"
 
 
 def tool_call_delta(
