@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -71,6 +71,7 @@ class Metrics:
 
             raise ConfigError(INSTALL_HINT) from None
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter(
             "turnout_requests", "Requests served.", ["policy", "model", "key", "status"],
@@ -126,6 +127,15 @@ class Metrics:
 
     # -- observing ---------------------------------------------------------------------
 
+    def _child(self, family: Any, *values: str) -> Any:
+        """``family.labels(*values)``, looked up once per label set (``labels`` checks
+        and locks on every call: a microsecond, several times a request)."""
+        key = (id(family), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(*values)
+        return child
+
     def observe_request(
         self,
         *,
@@ -138,11 +148,11 @@ class Metrics:
     ) -> None:
         """One request, once it is answered (or refused)."""
         model_label, key_label = model or NO_KEY, key or NO_KEY
-        self.requests.labels(policy, model_label, key_label, error_class or "ok").inc()
+        self._child(self.requests, policy, model_label, key_label, error_class or "ok").inc()
         if error_class is not None:
-            self.errors.labels(policy, model_label, key_label, error_class).inc()
-        self.latency.labels(policy).observe(max(0.0, latency_s))
-        self.added.labels(policy).observe(max(0.0, latency_s - upstream_s))
+            self._child(self.errors, policy, model_label, key_label, error_class).inc()
+        self._child(self.latency, policy).observe(max(0.0, latency_s))
+        self._child(self.added, policy).observe(max(0.0, latency_s - upstream_s))
 
     def observe_attempt(self, attempt: AttemptRecord, key: str | None) -> None:
         """One call to a provider (or a cache hit): tokens, cost, TTFT, cache."""
@@ -153,27 +163,27 @@ class Metrics:
             ("cached_input", attempt.cached_input_tokens),
         ):
             if count:
-                self.tokens.labels(attempt.model, key_label, kind).inc(count)
+                self._child(self.tokens, attempt.model, key_label, kind).inc(count)
         if attempt.cost_usd:
-            self.cost.labels(attempt.model, key_label).inc(float(attempt.cost_usd))
+            self._child(self.cost, attempt.model, key_label).inc(float(attempt.cost_usd))
         if attempt.ttft_s is not None:
-            self.ttft.labels(attempt.model).observe(attempt.ttft_s)
+            self._child(self.ttft, attempt.model).observe(attempt.ttft_s)
         if attempt.cache is not None:
-            self.cache_hits.labels(attempt.cache).inc()
+            self._child(self.cache_hits, attempt.cache).inc()
             if attempt.saved_usd:
-                self.cache_saved.labels(attempt.cache).inc(float(attempt.saved_usd))
+                self._child(self.cache_saved, attempt.cache).inc(float(attempt.saved_usd))
 
     def set_breaker(self, model: str, state: str) -> None:
-        self.breaker.labels(model).set(BREAKER_VALUES.get(state, 0))
+        self._child(self.breaker, model).set(BREAKER_VALUES.get(state, 0))
 
     def set_budget_remaining(self, key: str, remaining_usd: Decimal) -> None:
-        self.budget_remaining.labels(key).set(float(remaining_usd))
+        self._child(self.budget_remaining, key).set(float(remaining_usd))
 
     def count_rate_limited(self, key: str, limit: str) -> None:
-        self.rate_limited.labels(key, limit).inc()
+        self._child(self.rate_limited, key, limit).inc()
 
     def count_degraded(self, what: str) -> None:
-        self.redis_degraded.labels(what).inc()
+        self._child(self.redis_degraded, what).inc()
 
     def count_spill(self, spilled: int, dropped: int) -> None:
         if spilled > 0:
