@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -170,6 +170,10 @@ class Turnout:
             settings, use_cache=use_cache, on_stream_cut=on_stream_cut
         )
         self._policies: dict[str | None, Policy] = {}
+        self.defer: Callable[[Callable[[], None]], object] | None = None
+        """Where a finished request's step and run records are built: None, at once
+        (before ``chat`` returns, before a stream's last event); a server passes its
+        loop's ``call_soon``, so that they are built after the answer has gone out."""
         self._own_store = False
         self.store: TraceStore | None = None
         self.writer: TraceWriter | None = None
@@ -233,7 +237,7 @@ class Turnout:
             call.decision, call.request, run_id=call.run_id, step_id=call.step,
             budget=budget, sink=self._sink,
         )  # fmt: skip
-        self._finish(call, execution)
+        self._finished(call, execution)
         return Answer(call.run_id, call.policy.name, call.decision, execution)
 
     def stream(self, messages: Iterable[MessageLike], **options: Any) -> ChatStream:
@@ -286,6 +290,12 @@ class Turnout:
             )
         )  # fmt: skip
         return call, budget
+
+    def _finished(self, call: _Call, execution: Execution) -> None:
+        if self.defer is None:
+            self._finish(call, execution)
+        else:
+            self.defer(lambda: self._finish(call, execution))
 
     def _finish(self, call: _Call, execution: Execution) -> None:
         """The step and the final run of a one-step run."""
@@ -421,7 +431,7 @@ class ChatStream:
             await events.aclose()
             execution = stream.execution
             assert execution is not None
-            t._finish(call, execution)
+            t._finished(call, execution)
             self.answer = Answer(call.run_id, call.policy.name, call.decision, execution)
 
 

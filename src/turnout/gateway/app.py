@@ -81,6 +81,7 @@ def _engine_ctx(
         async with Turnout(
             settings, store=store, on_stream_cut=config.on_stream_cut, spill=spill
         ) as turnout:
+            turnout.defer = asyncio.get_running_loop().call_soon  # traces: after the answer
             app[routes.ENGINE] = turnout
             app[routes.READY].set()
             yield

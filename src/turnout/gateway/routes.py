@@ -92,9 +92,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE]
 
     def done(answer: Answer | None, error: str | None) -> None:
-        team.done(route=route, admission=admission, answer=answer, started=started,
-                  error_class=error, streamed=incoming.stream,
-                  max_tokens=incoming.request.max_tokens)  # fmt: skip
+        latency_s = time.perf_counter() - started
+        asyncio.get_running_loop().call_soon(  # counted once the answer has gone out
+            lambda: team.done(route=route, admission=admission, answer=answer,
+                              latency_s=latency_s, error_class=error, streamed=incoming.stream,
+                              max_tokens=incoming.request.max_tokens)
+        )  # fmt: skip
 
     if incoming.stream:
         return await _stream(request, engine, incoming, route, options, run_id, extra, done)

@@ -138,7 +138,7 @@ class Team:
         route: Route,
         admission: Admission | None,
         answer: Answer | None,
-        started: float,
+        latency_s: float,
         error_class: str | None,
         streamed: bool = False,
         max_tokens: int | None = None,
@@ -147,7 +147,7 @@ class Team:
         if admission is not None and self.guard is not None:
             cost = answer.cost if answer is not None else None
             self._later(self.guard.finish(admission, cost))
-        latency = time.perf_counter() - started
+        latency = latency_s
         key = admission.key.name if admission is not None else None
         attempts = tuple(
             a
