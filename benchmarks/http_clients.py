@@ -104,8 +104,30 @@ async def run_load(call: Call, concurrency: int, count: int, max_seconds: float)
 
 
 async def bench_aiohttp(url: str, concurrency: int, count: int, max_seconds: float) -> Result:
+    """As the provider calls: aiohttp keeps only the connect timeout (read and total are
+    one timer per call of the provider's own)."""
+    return await _aiohttp(url, concurrency, count, max_seconds, aiohttp_timeouts=False)
+
+
+async def bench_aiohttp_timeouts(
+    url: str, concurrency: int, count: int, max_seconds: float
+) -> Result:
+    """With aiohttp's own read and total timeouts, as the provider called before."""
+    return await _aiohttp(url, concurrency, count, max_seconds, aiohttp_timeouts=True)
+
+
+async def _aiohttp(
+    url: str, concurrency: int, count: int, max_seconds: float, *, aiohttp_timeouts: bool
+) -> Result:
     connector = aiohttp.TCPConnector(limit=max(concurrency, 1))
-    async with aiohttp.ClientSession(connector=connector, headers=HEADERS) as session:
+    timeout = (
+        aiohttp.ClientTimeout(total=300, sock_connect=5, sock_read=60)
+        if aiohttp_timeouts
+        else aiohttp.ClientTimeout(total=None, sock_connect=5)
+    )
+    async with aiohttp.ClientSession(
+        connector=connector, headers=HEADERS, timeout=timeout
+    ) as session:
 
         async def call() -> None:
             async with session.post(url, data=BODY) as resp:
@@ -116,7 +138,8 @@ async def bench_aiohttp(url: str, concurrency: int, count: int, max_seconds: flo
 
         await run_load(call, concurrency, min(200, count), max_seconds)  # warm the pool
         result = await run_load(call, concurrency, count, max_seconds)
-    return Result(**{**asdict(result), "client": f"aiohttp {aiohttp.__version__}"})
+    name = "aiohttp+timeouts" if aiohttp_timeouts else f"aiohttp {aiohttp.__version__}"
+    return Result(**{**asdict(result), "client": name})
 
 
 async def bench_httpx(url: str, concurrency: int, count: int, max_seconds: float) -> Result:
@@ -135,12 +158,12 @@ async def bench_httpx(url: str, concurrency: int, count: int, max_seconds: float
 
 
 def table(results: list[Result]) -> str:
-    head = f"{'client':<16}{'conc':>5}{'reqs':>7}{'req/s':>9}{'mean ms':>9}"
+    head = f"{'client':<18}{'conc':>5}{'reqs':>7}{'req/s':>9}{'mean ms':>9}"
     head += f"{'p50 ms':>9}{'p99 ms':>9}{'cpu us/req':>11}"
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
-            f"{r.client:<16}{r.concurrency:>5}{r.requests:>7}{r.rps:>9.0f}{r.mean_ms:>9.3f}"
+            f"{r.client:<18}{r.concurrency:>5}{r.requests:>7}{r.rps:>9.0f}{r.mean_ms:>9.3f}"
             f"{r.p50_ms:>9.3f}{r.p99_ms:>9.3f}{r.cpu_us_per_req:>11.0f}"
         )
     return "\n".join(rows)
@@ -150,7 +173,7 @@ async def main_async(args: argparse.Namespace, base_url: str) -> list[Result]:
     url = base_url + "/chat/completions"
     results: list[Result] = []
     for concurrency in args.concurrency:
-        for bench in (bench_aiohttp, bench_httpx):
+        for bench in (bench_aiohttp, bench_aiohttp_timeouts, bench_httpx):
             results.append(await bench(url, concurrency, args.requests, args.max_seconds))
             print(table(results[-1:]).splitlines()[-1], flush=True)
     return results

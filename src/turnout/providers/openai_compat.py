@@ -39,6 +39,7 @@ from turnout.errors import (
     ProviderError,
     ProviderTimeout,
 )
+from turnout.execution.watchdog import Expired, Watchdog
 from turnout.providers import openai_errors
 from turnout.providers.base import Provider
 from turnout.providers.redact import Secret, redact, truncate
@@ -136,7 +137,10 @@ class OpenAICompatProvider(Provider):
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300),
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.read),
+            # Only the connect timeout is aiohttp's: ``read`` and ``total`` are one Watchdog
+            # timer per call (aiohttp's arm a timer per call and move one per read: about
+            # 60 us a call, measured in benchmarks/http_clients.py).
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=t.connect),
         )
         return self._session
 
@@ -166,6 +170,18 @@ class OpenAICompatProvider(Provider):
             secrets=self._secrets(),
         )
 
+    def _watchdog(self) -> Watchdog:
+        """``read``: each wait on the provider (the answer's head, each chunk, a whole
+        unstreamed body); ``total``: the whole call."""
+        t = self.timeouts
+        return Watchdog(t.read, asyncio.get_running_loop().time() + t.total)
+
+    def _timed_out(self, exc: Expired, model: str) -> ProviderTimeout:
+        t, where = self.timeouts, self._where()
+        if exc.total:
+            return ProviderTimeout(f"total timeout ({t.total}s) calling {where}", model=model)
+        return ProviderTimeout(f"read timeout (no data for {t.read}s) from {where}", model=model)
+
     def _transport_error(self, exc: BaseException, model: str) -> ProviderError:
         t, where = self.timeouts, self._where()
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -194,13 +210,19 @@ class OpenAICompatProvider(Provider):
         session = await self._session_for(model)
         body = jsonio.encode(wire_requests.request_body(request, model=model, stream=False))
         start = time.perf_counter()
+        watch = self._watchdog()
         try:
-            async with session.post(self._url, data=body, allow_redirects=False) as response:
+            response = await watch.wait(session.post(self._url, data=body, allow_redirects=False))
+            async with response:
                 if response.status >= 300:
-                    await self._http_error(response, model)
-                raw = await response.read()
+                    await watch.wait(self._http_error(response, model))
+                raw = await watch.wait(response.read())
+        except Expired as exc:
+            raise self._timed_out(exc, model) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._transport_error(exc, model) from exc
+        finally:
+            watch.close()
         latency = time.perf_counter() - start
         try:
             data = jsonio.load_json(raw)
@@ -239,11 +261,18 @@ class OpenAICompatProvider(Provider):
         done = False
         ttft: float | None = None
         start = time.perf_counter()
+        watch = self._watchdog()
         try:
-            async with session.post(self._url, data=body, allow_redirects=False) as response:
+            response = await watch.wait(session.post(self._url, data=body, allow_redirects=False))
+            async with response:
                 if response.status >= 300:
-                    await self._http_error(response, model)
-                async for chunk in response.content.iter_any():
+                    await watch.wait(self._http_error(response, model))
+                chunks = response.content.iter_any()
+                while True:
+                    try:
+                        chunk = await watch.wait(anext(chunks))
+                    except StopAsyncIteration:
+                        break
                     for data in decoder.feed(chunk):
                         if done:
                             continue
@@ -262,12 +291,16 @@ class OpenAICompatProvider(Provider):
                             if ttft is None:
                                 ttft = time.perf_counter() - start
                             yield delta
+        except Expired as exc:
+            raise self._timed_out(exc, model) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             if not (done and isinstance(exc, aiohttp.ClientPayloadError)):
                 raise self._transport_error(exc, model) from exc
             # cut after [DONE]: the answer is whole, only the body's end is missing
         except SSEError as exc:
             raise self._malformed(str(exc), model) from None
+        finally:
+            watch.close()
         if not done and state.finish_reason is None:
             raise ProviderConnectionError(
                 f"the stream from {self._where()} ended before [DONE]", model=model
