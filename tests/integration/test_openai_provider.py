@@ -122,9 +122,12 @@ async def test_one_pooled_session_serves_many_concurrent_calls(
     server.reply = echo_last_user
     answers = await asyncio.gather(*(provider.complete(ask(f"q{i}")) for i in range(20)))
     assert [a.content for a in answers] == [f"q{i}" for i in range(20)]
-    session = provider._session
+    pool = provider._pool
+    assert pool is not None
+    opened = set(pool._open)
+    assert 0 < len(opened) <= 20
     await provider.complete(ask())
-    assert provider._session is session
+    assert provider._pool is pool and pool._open == opened  # a kept-alive connection served it
 
 
 async def test_stream_yields_deltas_then_usage(

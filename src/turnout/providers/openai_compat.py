@@ -2,10 +2,11 @@
 
 OpenAI, OpenRouter, vLLM, Ollama, LiteLLM, llama.cpp's server or a company
 gateway: one :class:`OpenAICompatProvider` per ``providers:`` entry, holding one
-pooled ``aiohttp.ClientSession`` (aiohttp was measured against httpx in
-``benchmarks/http_clients.py``). The session is made on the first call, inside
-the running event loop, and closed by :meth:`~OpenAICompatProvider.aclose`: call it
-before that loop ends (a provider serves one event loop at a time).
+pool of keep-alive connections (:mod:`turnout.providers.http1`; chosen over aiohttp's
+client, httpx and others in ``benchmarks/http_clients.py``). The pool is made on the
+first call, inside the running event loop, and closed by
+:meth:`~OpenAICompatProvider.aclose`: call it before that loop ends (a provider serves
+one event loop at a time).
 
 The API key is read only from the environment variable named by ``api_key_env``,
 on the first call; if it is unset the call fails with AuthenticationError naming
@@ -24,7 +25,6 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, NoReturn
 
-import aiohttp
 from yarl import URL
 
 from turnout import __version__
@@ -40,7 +40,7 @@ from turnout.errors import (
     ProviderTimeout,
 )
 from turnout.execution.watchdog import Expired, Watchdog
-from turnout.providers import openai_errors
+from turnout.providers import http1, openai_errors
 from turnout.providers.base import Provider
 from turnout.providers.redact import Secret, redact, truncate
 from turnout.providers.sse import SSEDecoder, SSEError
@@ -75,8 +75,12 @@ class OpenAICompatProvider(Provider):
         self.models = tuple(models)
         self._headers = dict(headers or {})
         self._url = URL(self.base_url + "/chat/completions")
+        for name, value in self._headers.items():
+            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+                raise ValueError(f"header {name.strip()!r} holds a line break")
         self._key: Secret | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: http1.Pool | None = None
+        self._head = b""  # the request line and headers, made with the pool
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
@@ -106,48 +110,52 @@ class OpenAICompatProvider(Provider):
             )
         return Secret(value)
 
-    async def _session_for(self, model: str) -> aiohttp.ClientSession:
-        session, loop = self._session, asyncio.get_running_loop()
-        if session is not None and self._loop is loop and not session.closed:
-            return session
-        return await self._open_session(model, loop)
+    async def _pool_for(self, model: str) -> http1.Pool:
+        pool, loop = self._pool, asyncio.get_running_loop()
+        if pool is not None and self._loop is loop:
+            return pool
+        return await self._open_pool(model, loop)
 
-    async def _open_session(
-        self, model: str, loop: asyncio.AbstractEventLoop
-    ) -> aiohttp.ClientSession:
+    async def _open_pool(self, model: str, loop: asyncio.AbstractEventLoop) -> http1.Pool:
         key = self._read_key(model)
-        old, old_loop = self._session, self._loop
-        if old is not None and not old.closed:
+        old, old_loop = self._pool, self._loop
+        if old is not None:
             if old_loop is not None and not old_loop.is_closed():
                 raise RuntimeError(
                     f"provider {self.name!r} is already in use by another event loop "
                     "(use one provider per loop, and aclose() it before the loop ends)"
                 )
-            await old.close()  # its loop is closed: this only forgets its connections
+            await old.aclose()  # its loop is closed: this only forgets its connections
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json, text/event-stream",
             "User-Agent": f"turnout/{__version__}",
-            **self._headers,
         }
+        reserved = {"host", "content-length", "transfer-encoding", "connection"}
+        headers |= {k: v for k, v in self._headers.items() if k.lower() not in reserved}
         if key is not None:
-            headers["Authorization"] = f"Bearer {key.reveal()}"
-        t = self.timeouts
+            token = key.reveal()
+            if "\r" in token or "\n" in token:
+                raise AuthenticationError(
+                    f"the API key in {self.api_key_env} holds a line break", model=model
+                )
+            headers["Authorization"] = f"Bearer {token}"
+        url = self._url
+        https = url.scheme == "https"
+        port = url.port or (443 if https else 80)
+        host = url.raw_host or ""
+        self._head = http1.request_head(url.raw_path_qs, host, port, 443 if https else 80, headers)
         self._key, self._loop = key, loop
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300),
-            headers=headers,
-            # Only the connect timeout is aiohttp's: ``read`` and ``total`` are one Watchdog
-            # timer per call (aiohttp's arm a timer per call and move one per read: about
-            # 60 us a call, measured in benchmarks/http_clients.py).
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=t.connect),
-        )
-        return self._session
+        self._pool = http1.Pool(
+            url.scheme, host, port, limit=self.max_connections,
+            connect_timeout=self.timeouts.connect,
+        )  # fmt: skip
+        return self._pool
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
 
     def _where(self) -> str:
         return f"{self.name} ({_safe_url(URL(self.base_url))})"
@@ -159,7 +167,7 @@ class OpenAICompatProvider(Provider):
         said = truncate(redact(problem, self._secrets()), openai_errors.MESSAGE_LIMIT)
         return MalformedResponse(f"malformed answer from {self._where()}: {said}", model=model)
 
-    async def _http_error(self, response: aiohttp.ClientResponse, model: str) -> NoReturn:
+    async def _http_error(self, response: http1.Response, model: str) -> NoReturn:
         body = await response.read()
         raise openai_errors.classify_http(
             response.status,
@@ -182,22 +190,16 @@ class OpenAICompatProvider(Provider):
             return ProviderTimeout(f"total timeout ({t.total}s) calling {where}", model=model)
         return ProviderTimeout(f"read timeout (no data for {t.read}s) from {where}", model=model)
 
-    def _transport_error(self, exc: BaseException, model: str) -> ProviderError:
+    def _transport_error(self, exc: http1.HttpFailure, model: str) -> ProviderError:
         t, where = self.timeouts, self._where()
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        if isinstance(exc, http1.ConnectTimeout):
             return ProviderTimeout(f"connect timeout ({t.connect}s) to {where}", model=model)
-        if isinstance(exc, aiohttp.SocketTimeoutError):
-            return ProviderTimeout(
-                f"read timeout (no data for {t.read}s) from {where}", model=model
-            )
-        if isinstance(exc, TimeoutError):
-            return ProviderTimeout(f"total timeout ({t.total}s) calling {where}", model=model)
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            reason = exc.os_error.strerror or str(exc.os_error)
+        if isinstance(exc, http1.ConnectFailed):
+            reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
             what = f"cannot connect to {where}: {reason}"
-        elif isinstance(exc, aiohttp.ClientPayloadError):
-            what = f"connection to {where} closed before the answer was complete"
-        elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        elif isinstance(exc, http1.BodyIncomplete):
+            what = f"connection to {where} closed before the answer was complete ({exc})"
+        elif isinstance(exc, http1.Disconnected):
             what = f"{where} disconnected before answering"
         else:
             what = f"connection to {where} failed: {type(exc).__name__}: {exc}"
@@ -207,20 +209,20 @@ class OpenAICompatProvider(Provider):
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         model = self._model_id(request)
-        session = await self._session_for(model)
+        pool = await self._pool_for(model)
         body = jsonio.encode(wire_requests.request_body(request, model=model, stream=False))
         start = time.perf_counter()
         watch = self._watchdog()
         try:
-            response = await watch.wait(session.post(self._url, data=body, allow_redirects=False))
+            response = await watch.wait(pool.request(self._head, body))
             async with response:
                 if response.status >= 300:
                     await watch.wait(self._http_error(response, model))
                 raw = await watch.wait(response.read())
         except Expired as exc:
             raise self._timed_out(exc, model) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._transport_error(exc, model) from exc
+        except http1.HttpFailure as exc:
+            raise self._transport_error(exc, model) from None
         finally:
             watch.close()
         latency = time.perf_counter() - start
@@ -254,7 +256,7 @@ class OpenAICompatProvider(Provider):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         model = self._model_id(request)
-        session = await self._session_for(model)
+        pool = await self._pool_for(model)
         body = jsonio.encode(wire_requests.request_body(request, model=model, stream=True))
         state = wire.StreamState(model)
         decoder = SSEDecoder()
@@ -263,11 +265,11 @@ class OpenAICompatProvider(Provider):
         start = time.perf_counter()
         watch = self._watchdog()
         try:
-            response = await watch.wait(session.post(self._url, data=body, allow_redirects=False))
+            response = await watch.wait(pool.request(self._head, body))
             async with response:
                 if response.status >= 300:
                     await watch.wait(self._http_error(response, model))
-                chunks = response.content.iter_any()
+                chunks = aiter(response)
                 while True:
                     try:
                         chunk = await watch.wait(anext(chunks))
@@ -293,9 +295,9 @@ class OpenAICompatProvider(Provider):
                             yield delta
         except Expired as exc:
             raise self._timed_out(exc, model) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            if not (done and isinstance(exc, aiohttp.ClientPayloadError)):
-                raise self._transport_error(exc, model) from exc
+        except http1.HttpFailure as exc:
+            if not (done and isinstance(exc, http1.BodyIncomplete)):
+                raise self._transport_error(exc, model) from None
             # cut after [DONE]: the answer is whole, only the body's end is missing
         except SSEError as exc:
             raise self._malformed(str(exc), model) from None
@@ -344,12 +346,16 @@ def from_config(config: ProviderConfig, models: Sequence[ModelSpec]) -> Provider
     api_key_env = options.get("api_key_env")
     if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env):
         raise ConfigError("must name an environment variable", field=f"{field}.api_key_env")
+    headers = {str(k): str(v) for k, v in (options.get("headers") or {}).items()}
+    for name, value in headers.items():
+        if any(c in name + value for c in "\r\n"):
+            raise ConfigError("holds a line break", field=f"{field}.headers.{name.strip()}")
     try:
         return OpenAICompatProvider(
             name=config.name,
             base_url=base_url,
             api_key_env=api_key_env,
-            headers={str(k): str(v) for k, v in (options.get("headers") or {}).items()},
+            headers=headers,
             timeouts=config.timeouts,
             max_connections=int(options.get("max_connections") or 100),
             models=models,
