@@ -1,9 +1,10 @@
 """Which async HTTP client should the OpenAI provider use? Measure, don't guess.
 
 Starts the fake OpenAI server in a separate process (loopback only), then sends
-non-streaming chat completions through ``httpx.AsyncClient`` and
-``aiohttp.ClientSession`` at several concurrencies, each run bounded by a request
-count and a time limit. Reports requests/s, per-call latency (mean, p50, p99) and
+non-streaming chat completions through turnout's own pool (``turnout http1``, what the
+provider uses), ``aiohttp.ClientSession`` (with only a connect timeout, and with its
+read and total timeouts) and ``httpx.AsyncClient`` at several concurrencies, each run
+bounded by a request count and a time limit. Reports requests/s, per-call latency (mean, p50, p99) and
 the client process's CPU time per request (what limits one gateway core).
 
     .venv/bin/python benchmarks/http_clients.py [--requests 3000] [--max-seconds 5]
@@ -28,6 +29,9 @@ from typing import Any
 
 import aiohttp
 import httpx
+from yarl import URL
+
+from turnout.providers import http1
 
 BODY = json.dumps(
     {
@@ -157,6 +161,28 @@ async def bench_httpx(url: str, concurrency: int, count: int, max_seconds: float
     return Result(**{**asdict(result), "client": f"httpx {httpx.__version__}"})
 
 
+async def bench_http1(url: str, concurrency: int, count: int, max_seconds: float) -> Result:
+    """turnout's own pool (:mod:`turnout.providers.http1`), as the OpenAI provider calls."""
+    target = URL(url)
+    host, port = target.raw_host or "127.0.0.1", target.port or 80
+    head = http1.request_head(target.raw_path, host, port, 80, HEADERS)
+    pool = http1.Pool("http", host, port, limit=max(concurrency, 1))
+
+    async def call() -> None:
+        async with await pool.request(head, BODY) as resp:
+            data = await resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}")
+            json.loads(data)
+
+    try:
+        await run_load(call, concurrency, min(200, count), max_seconds)
+        result = await run_load(call, concurrency, count, max_seconds)
+    finally:
+        await pool.aclose()
+    return Result(**{**asdict(result), "client": "turnout http1"})
+
+
 def table(results: list[Result]) -> str:
     head = f"{'client':<18}{'conc':>5}{'reqs':>7}{'req/s':>9}{'mean ms':>9}"
     head += f"{'p50 ms':>9}{'p99 ms':>9}{'cpu us/req':>11}"
@@ -173,7 +199,7 @@ async def main_async(args: argparse.Namespace, base_url: str) -> list[Result]:
     url = base_url + "/chat/completions"
     results: list[Result] = []
     for concurrency in args.concurrency:
-        for bench in (bench_aiohttp, bench_aiohttp_timeouts, bench_httpx):
+        for bench in (bench_http1, bench_aiohttp, bench_aiohttp_timeouts, bench_httpx):
             results.append(await bench(url, concurrency, args.requests, args.max_seconds))
             print(table(results[-1:]).splitlines()[-1], flush=True)
     return results

@@ -1,9 +1,10 @@
-"""What does OpenAICompatProvider.complete() add over the bare aiohttp call it makes?
+"""What does OpenAICompatProvider.complete() add over the bare HTTP call it makes?
 
 Starts the fake OpenAI server in a separate process (loopback only) and, at
 concurrency 1, alternates blocks of calls made two ways:
 
-* bare: ``json.dumps`` a body, ``session.post``, ``read``, ``json.loads``;
+* bare: ``json.dumps`` a body, a POST through the provider's own connection pool
+  (:mod:`turnout.providers.http1`), ``read``, ``json.loads``;
 * provider: ``OpenAICompatProvider.complete(ChatRequest)`` (wire building, the
   same HTTP call, parsing into a ChatResponse, error checks).
 
@@ -25,10 +26,11 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
-import aiohttp
+from yarl import URL
 
 from http_clients import start_server
 from turnout.config.settings import Timeouts
+from turnout.providers import http1
 from turnout.providers.openai_compat import OpenAICompatProvider
 from turnout.types import ChatRequest, Message
 from turnout.wire import jsonio
@@ -68,10 +70,14 @@ async def measure(base_url: str, rounds: int, block: int) -> dict[str, dict[str,
     provider = OpenAICompatProvider(
         name="bench", base_url=base_url, api_key_env=KEY_ENV, timeouts=Timeouts(5, 30, 60)
     )
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+    target = URL(url)
+    host, port = target.raw_host or "127.0.0.1", target.port or 80
+    head = http1.request_head(target.raw_path, host, port, 80, headers)
+    pool = http1.Pool("http", host, port, limit=100)
+    try:
 
         async def bare() -> object:
-            async with session.post(url, data=json.dumps(body).encode(), headers=headers) as r:
+            async with await pool.request(head, json.dumps(body).encode()) as r:
                 raw = await r.read()
                 if r.status != 200:
                     raise RuntimeError(f"HTTP {r.status}")
@@ -90,6 +96,8 @@ async def measure(base_url: str, rounds: int, block: int) -> dict[str, dict[str,
                 lat, c = await timed_block(call, block)
                 samples[name].extend(lat)
                 cpu[name] += c
+    finally:
+        await pool.aclose()
     await provider.aclose()
     out = {}
     for name, lat in samples.items():
