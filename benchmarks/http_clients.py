@@ -4,8 +4,8 @@ Starts the fake OpenAI server in a separate process (loopback only), then sends
 non-streaming chat completions through turnout's own pool (``turnout http1``, what the
 provider uses), ``aiohttp.ClientSession`` (with only a connect timeout, and with its
 read and total timeouts) and ``httpx.AsyncClient`` at several concurrencies, each run
-bounded by a request count and a time limit. Reports requests/s, per-call latency (mean, p50, p99) and
-the client process's CPU time per request (what limits one gateway core).
+bounded by a request count and a time limit. Reports requests/s, per-call latency (mean,
+p50, p99) and the client process's CPU time per request (what limits one gateway core).
 
     .venv/bin/python benchmarks/http_clients.py [--requests 3000] [--max-seconds 5]
         [--concurrency 1,16,64] [--json out.json] [--httpx-best-case]
