@@ -13,8 +13,9 @@ protocol, with what a provider call needs and nothing else:
   the connection's close; gzip or deflate bodies decoded;
 * the body read whole (:meth:`Response.read`) or as it arrives (``async for``), reading
   paused while more than ``_HIGH_WATER`` bytes wait for the consumer;
-* a connection that the server closed while it sat idle is found on reuse (no byte of
-  an answer came back) and the request is sent once more on a new one;
+* a connection that the server closed after sitting idle for a second or more is found
+  on reuse (no byte of an answer came back) and the request is sent once more on a new
+  one;
 * a response not read to its end closes its connection (cancellation included).
 
 Timeouts other than connecting are the caller's (the provider bounds each wait).
@@ -35,6 +36,11 @@ import httptools
 
 _HIGH_WATER = 1 << 18  # bytes waiting for the consumer before reading pauses
 _LOW_WATER = 1 << 16
+# A request that finds its kept-alive connection closed before any byte of an answer is
+# sent again on a new one only if that connection had been idle this long: servers and
+# load balancers close idle connections after seconds; a quicker close more likely
+# means the server failed on the request itself (then the caller's retry policy decides).
+_STALE_AFTER_S = 1.0
 
 
 class HttpFailure(Exception):
@@ -198,9 +204,10 @@ class _Connection(asyncio.Protocol):
         self.got_bytes = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except Exception as exc:  # not HTTP/1.1, or bytes past the end of the answer
             self._keep_alive = False
-            response._fail(BodyIncomplete(f"the answer is not valid HTTP/1.1: {exc}"))
+            if self.response is not None:
+                self.response._fail(BodyIncomplete(f"the answer is not valid HTTP/1.1: {exc}"))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -220,16 +227,14 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks -----------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        response = self.response
-        assert response is not None
+        response = self._current()
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         old = response.headers.get(key)
         response.headers[key] = text if old is None else f"{old}, {text}"
 
     def on_headers_complete(self) -> None:
-        response = self.response
-        assert response is not None
+        response = self._current()
         response.status = self.parser.get_status_code()
         headers = response.headers
         self._keep_alive = self.parser.should_keep_alive()
@@ -242,15 +247,18 @@ class _Connection(asyncio.Protocol):
             response._head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        assert self.response is not None
-        self.response._feed(body)
+        self._current()._feed(body)
 
     def on_message_complete(self) -> None:
-        response = self.response
-        assert response is not None
+        response = self._current()
         response._finish()
         response._conn = None  # all of it is buffered: the connection can go back now
         self.finished(reusable=True)
+
+    def _current(self) -> Response:
+        if self.response is None:  # a second answer in the same read: nothing asked for it
+            raise BodyIncomplete("the server sent more than one answer")
+        return self.response
 
     # -- the pool's side ---------------------------------------------------------------
 
@@ -319,12 +327,13 @@ class Pool:
         await self._slots.acquire()  # released by the answer's connection when it is over
         conn = self._reuse()
         if conn is not None:
+            idle = time.monotonic() - conn.idle_since
             response = conn.send(data)
             try:
                 await response._head
                 return response
             except Disconnected:
-                if conn.got_bytes:
+                if conn.got_bytes or idle < _STALE_AFTER_S:
                     self._abandon(conn)
                     raise
                 conn.response = None  # closed by the server while it sat idle: a new one
@@ -354,7 +363,8 @@ class Pool:
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()
-            if conn.lost or now - conn.idle_since > self.keepalive_s:
+            closing = conn.transport is None or conn.transport.is_closing()
+            if conn.lost or closing or now - conn.idle_since > self.keepalive_s:
                 conn.close()
                 continue
             return conn

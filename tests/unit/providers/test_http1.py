@@ -220,8 +220,29 @@ async def test_a_request_sent_as_the_server_closes_an_idle_connection_goes_again
     servers.append(server)
     pool = http1.Pool("http", "127.0.0.1", server.port)
     assert (await call(pool))[0] == 200
+    with pytest.raises(http1.Disconnected):  # idle for no time: the server failed on it
+        await call(pool)
+    server.connections = 0  # the next connection answers like the first: hangs up on #2
+    assert (await call(pool))[0] == 200
+    await asyncio.sleep(1.05)  # idle long enough to have been closed as idle
     assert (await call(pool))[0] == 200  # sent again, on a new connection
     assert server.connections == 2
+    await pool.aclose()
+
+
+async def test_bytes_past_the_end_of_the_answer_close_the_connection(
+    servers: list[Server],
+) -> None:
+    async def twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        one = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+        writer.write(one + one)  # an answer nobody asked for, in the same write
+
+    server = await serve(twice)
+    servers.append(server)
+    pool = http1.Pool("http", "127.0.0.1", server.port)
+    assert (await call(pool))[2] == b"{}"
+    assert (await call(pool))[2] == b"{}"
+    assert server.connections == 2  # the first connection was not trusted again
     await pool.aclose()
 
 
