@@ -73,7 +73,7 @@ class Response:
     to its end) to give its connection back."""
 
     __slots__ = (
-        "_chunks", "_conn", "_decoder", "_done", "_error", "_head", "_loop", "_paused",
+        "_chunks", "_conn", "_decoder", "_done", "_error", "_fed", "_head", "_loop", "_paused",
         "_queued", "_waiter", "headers", "status",
     )  # fmt: skip
 
@@ -90,6 +90,7 @@ class Response:
         self._done = False
         self._error: HttpFailure | None = None
         self._decoder: zlib._Decompress | None = None
+        self._fed = False  # some body came
 
     async def read(self) -> bytes:
         parts = [chunk async for chunk in self]
@@ -139,6 +140,7 @@ class Response:
     # -- fed by the connection ---------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
+        self._fed = True
         if self._decoder is not None:
             try:
                 data = self._decoder.decompress(data)
@@ -160,6 +162,8 @@ class Response:
             if rest:
                 self._chunks.append(rest)
                 self._queued += len(rest)
+            if self._fed and not self._decoder.eof:
+                self._fail(BodyIncomplete("the compressed body ends before its end"))
         self._done = True
         self._wake()
 
@@ -190,6 +194,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._keep_alive = True
         self._delimited = True  # the body has a length, or is chunked
+        self._interim = False  # parsing a 1xx answer (Early Hints, Continue)
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -221,10 +226,15 @@ class _Connection(asyncio.Protocol):
         elif not response._done:
             if exc is None and not self._delimited:  # a body that ends with the connection
                 response._finish()
+                response._conn = None
+                self.finished(reusable=False)  # its slot is free: read to its end or not
             else:
                 response._fail(BodyIncomplete("the connection closed inside the answer"))
 
     # -- httptools callbacks -----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._current()  # the first byte of an answer nobody asked for: close
 
     def on_header(self, name: bytes, value: bytes) -> None:
         response = self._current()
@@ -235,7 +245,12 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         response = self._current()
-        response.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:  # interim: its head is not the answer's
+            response.headers.clear()
+            self._interim = True
+            return
+        response.status = status
         headers = response.headers
         self._keep_alive = self.parser.should_keep_alive()
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
@@ -251,7 +266,13 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         response = self._current()
+        if self._interim:  # a 1xx answer's end: the real answer follows
+            self._interim = False
+            return
         response._finish()
+        if response._paused:  # the last bytes crossed the high-water mark
+            response._paused = False
+            self.resume()
         response._conn = None  # all of it is buffered: the connection can go back now
         self.finished(reusable=True)
 
@@ -334,11 +355,11 @@ class Pool:
                 return response
             except Disconnected:
                 if conn.got_bytes or idle < _STALE_AFTER_S:
-                    self._abandon(conn)
+                    self._abandon(conn, response)
                     raise
                 conn.response = None  # closed by the server while it sat idle: a new one
             except BaseException:
-                self._abandon(conn)
+                self._abandon(conn, response)
                 raise
         try:
             conn = await self._connect()
@@ -349,14 +370,15 @@ class Pool:
         try:
             await response._head
         except BaseException:
-            self._abandon(conn)
+            self._abandon(conn, response)
             raise
         return response
 
-    def _abandon(self, conn: _Connection) -> None:
+    def _abandon(self, conn: _Connection, response: Response) -> None:
         """A request that got no answer: its connection closes, its slot is free."""
-        if conn.response is not None:
-            conn.response._conn = None
+        if conn.response is not response:  # it came whole: the connection went back then
+            return
+        response._conn = None
         conn.finished(reusable=False)
 
     def _reuse(self) -> _Connection | None:

@@ -349,3 +349,98 @@ async def test_https_verified_by_the_given_authority(servers: list[Server]) -> N
 def test_the_request_head() -> None:
     head = http1.request_head("/v1/x?a=1", "::1", 443, 443, {"Authorization": "Bearer k"})
     assert head == b"POST /v1/x?a=1 HTTP/1.1\r\nHost: [::1]\r\nAuthorization: Bearer k\r\n"
+
+
+async def test_cancel_after_the_whole_answer_came_releases_the_slot_once(
+    servers: list[Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timeout (Watchdog, asyncio.timeout) that fires in the same loop iteration in
+    which the whole answer arrived: the answer was already handed back to the pool."""
+    server = await serve(reply(b"{}"))
+    servers.append(server)
+    pool = http1.Pool("http", "127.0.0.1", server.port, limit=1)
+    task: asyncio.Task[object] | None = None
+    original = http1._Connection.data_received
+
+    def data_received(self: http1._Connection, data: bytes) -> None:
+        original(self, data)
+        if task is not None:
+            task.cancel()  # as a timer due in this same iteration would
+
+    monkeypatch.setattr(http1._Connection, "data_received", data_received)
+    task = asyncio.ensure_future(pool.request(HEAD, b"{}"))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    task = None
+    await asyncio.sleep(0.05)
+    assert pool._slots._value == 1  # one slot, not two
+
+
+async def test_a_connection_paused_at_the_answers_end_is_not_kept_paused(
+    servers: list[Server],
+) -> None:
+    big = b"x" * (http1._HIGH_WATER + 1)  # its last byte crosses the high-water mark
+    server = await serve(reply(big))
+    servers.append(server)
+    pool = http1.Pool("http", "127.0.0.1", server.port)
+    response = await pool.request(HEAD, b"{}")
+    await asyncio.sleep(0.2)  # all of it arrives before the consumer reads
+    assert await response.read() == big
+    response.close()
+    _, _, body = await asyncio.wait_for(call(pool), 2)  # reuses the connection
+    assert body == big
+
+
+async def test_a_body_that_ends_with_the_connection_read_to_its_end_frees_its_slot(
+    servers: list[Server],
+) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
+        await writer.drain()
+        writer.close()
+
+    server = await serve(answer)
+    servers.append(server)
+    pool = http1.Pool("http", "127.0.0.1", server.port, limit=1)
+    response = await pool.request(HEAD, b"{}")
+    assert await response.read() == b"all of it"  # read to its end, not closed
+    assert (await asyncio.wait_for(call(pool), 2))[2] == b"all of it"
+
+
+async def test_the_start_of_an_unasked_answer_is_not_carried_into_the_next(
+    servers: list[Server],
+) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not server.requests[1:]:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 2")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+
+    server = await serve(answer)
+    servers.append(server)
+    pool = http1.Pool("http", "127.0.0.1", server.port)
+    assert (await call(pool))[2] == b"{}"
+    assert (await call(pool))[2] == b"{}"
+
+
+async def test_an_interim_1xx_answer_is_skipped(servers: list[Server]) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+
+    server = await serve(answer)
+    servers.append(server)
+    pool = http1.Pool("http", "127.0.0.1", server.port)
+    status, _, body = await call(pool)
+    assert (status, body) == (200, b"{}")
+
+
+async def test_a_truncated_gzip_body_is_an_error(servers: list[Server]) -> None:
+    packed = gzip.compress(b'{"text":"' + bytes(range(256)) * 40 + b'"}')
+    server = await serve(reply(packed[: len(packed) // 2], extra=b"Content-Encoding: gzip\r\n"))
+    servers.append(server)
+    pool = http1.Pool("http", "127.0.0.1", server.port)
+    with pytest.raises(http1.BodyIncomplete):
+        await call(pool)
