@@ -140,6 +140,8 @@ class Response:
     # -- fed by the connection ---------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
+        if not self._fed and self._decoder is not None and data and _raw_deflate(data[0]):
+            self._decoder = zlib.decompressobj(-zlib.MAX_WBITS)
         self._fed = True
         if self._decoder is not None:
             try:
@@ -178,6 +180,12 @@ class Response:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+def _raw_deflate(first: int) -> bool:
+    """A body that starts with neither gzip's magic byte nor a zlib header (whose low
+    nibble is 8, the deflate method): "deflate" sent without its zlib wrapper."""
+    return first != 0x1F and first & 0x0F != 8
 
 
 class _Connection(asyncio.Protocol):
@@ -257,7 +265,8 @@ class _Connection(asyncio.Protocol):
         self._delimited = chunked or "content-length" in headers
         encoding = headers.get("content-encoding", "").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
-            response._decoder = zlib.decompressobj(47)  # gzip or zlib, by their headers
+            # gzip or zlib by their headers; a first byte that is neither: raw deflate
+            response._decoder = zlib.decompressobj(47)
         if not response._head.done():
             response._head.set_result(None)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -444,3 +445,14 @@ async def test_a_truncated_gzip_body_is_an_error(servers: list[Server]) -> None:
     pool = http1.Pool("http", "127.0.0.1", server.port)
     with pytest.raises(http1.BodyIncomplete):
         await call(pool)
+
+
+async def test_deflate_bodies_with_and_without_the_zlib_header(servers: list[Server]) -> None:
+    text = b'{"text":"' + b"y" * 3000 + b'"}'
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    for packed in (zlib.compress(text), raw.compress(text) + raw.flush()):
+        server = await serve(reply(packed, extra=b"Content-Encoding: deflate\r\n"))
+        servers.append(server)
+        pool = http1.Pool("http", "127.0.0.1", server.port)
+        assert (await call(pool))[2] == text
+        await pool.aclose()
