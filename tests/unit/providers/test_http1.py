@@ -131,13 +131,15 @@ async def test_chunked_and_gzip_bodies(servers: list[Server]) -> None:
     await pool.aclose()
 
 
-async def test_a_body_that_ends_with_the_connection(servers: list[Server]) -> None:
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
-        await writer.drain()
-        writer.close()
+async def ended_by_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An answer with neither a length nor chunks: its body ends with the connection."""
+    writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
+    await writer.drain()
+    writer.close()
 
-    server = await serve(answer)
+
+async def test_a_body_that_ends_with_the_connection(servers: list[Server]) -> None:
+    server = await serve(ended_by_close)
     servers.append(server)
     pool = http1.Pool("http", "127.0.0.1", server.port)
     assert (await call(pool))[2] == b"all of it"
@@ -395,12 +397,7 @@ async def test_a_connection_paused_at_the_answers_end_is_not_kept_paused(
 async def test_a_body_that_ends_with_the_connection_read_to_its_end_frees_its_slot(
     servers: list[Server],
 ) -> None:
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
-        await writer.drain()
-        writer.close()
-
-    server = await serve(answer)
+    server = await serve(ended_by_close)
     servers.append(server)
     pool = http1.Pool("http", "127.0.0.1", server.port, limit=1)
     response = await pool.request(HEAD, b"{}")
