@@ -75,9 +75,10 @@ class OpenAICompatProvider(Provider):
         self.models = tuple(models)
         self._headers = dict(headers or {})
         self._url = URL(self.base_url + "/chat/completions")
-        for name, value in self._headers.items():
-            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-                raise ValueError(f"header {name.strip()!r} holds a line break")
+        for header, value in self._headers.items():  # they go into the request verbatim
+            if any(c in header + value for c in "\r\n"):
+                field = f"providers.{name}.headers.{header.strip()}"
+                raise ConfigError("holds a line break", field=field)
         self._key: Secret | None = None
         self._pool: http1.Pool | None = None
         self._head = b""  # the request line and headers, made with the pool
@@ -347,9 +348,6 @@ def from_config(config: ProviderConfig, models: Sequence[ModelSpec]) -> Provider
     if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env):
         raise ConfigError("must name an environment variable", field=f"{field}.api_key_env")
     headers = {str(k): str(v) for k, v in (options.get("headers") or {}).items()}
-    for name, value in headers.items():
-        if any(c in name + value for c in "\r\n"):
-            raise ConfigError("holds a line break", field=f"{field}.headers.{name.strip()}")
     try:
         return OpenAICompatProvider(
             name=config.name,

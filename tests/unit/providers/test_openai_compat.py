@@ -481,3 +481,9 @@ def test_from_config_validates_base_url() -> None:
     assert isinstance(built, OpenAICompatProvider)
     assert built.base_url == "http://h:1/v1"
     assert built.timeouts == Timeouts(1, 2, 3)
+
+
+def test_a_header_with_a_line_break_is_a_config_error_naming_it() -> None:
+    options = {"base_url": "http://h:1/v1", "headers": {"X-Team": "a\r\nHost: evil"}}
+    with pytest.raises(ConfigError, match=r"^providers\.gw\.headers\.X-Team: holds a line break$"):
+        from_config(ProviderConfig("gw", "openai", Timeouts(), options), [])
