@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -119,6 +120,27 @@ async def test_facade_chat_stream_and_run_share_one_store(project: Any) -> None:
     trace = store.get_run(a.run_id)
     assert trace is not None and [st.step_id for st in trace.steps] == ["draft"]
     assert runs[failed.run_id].status == "failed"
+
+
+async def test_facade_defer_builds_the_records_when_the_server_says(project: Any) -> None:
+    settings = load_settings(project.root / "turnout.yaml")
+    later: list[Callable[[], None]] = []
+    async with Turnout(settings, store=str(project.store)) as t:
+        t.defer = later.append  # a server passes its loop's call_soon
+        a = await t.chat([{"role": "user", "content": "hi"}], model="haiku", step="draft")
+        s = t.stream([{"role": "user", "content": "hi"}], model="haiku")
+        _ = [e async for e in s]
+        assert a.ok and s.answer is not None and len(later) == 2  # answered, not yet recorded
+        assert t.writer is not None
+        await t.writer.aflush()
+        running = {r.run_id: r.status for r in open_store(str(project.store)).list_runs()}
+        assert running[a.run_id] == "running"
+        for build in later:
+            build()
+    runs = {r.run_id: r for r in open_store(str(project.store)).list_runs()}
+    assert runs[a.run_id].status == runs[s.answer.run_id].status == "succeeded"
+    trace = open_store(str(project.store)).get_run(a.run_id)
+    assert trace is not None and [st.step_id for st in trace.steps] == ["draft"]
 
 
 def test_chat_checks_the_api_key_before_any_call(
