@@ -147,7 +147,6 @@ class Team:
         if admission is not None and self.guard is not None:
             cost = answer.cost if answer is not None else None
             self._later(self.guard.finish(admission, cost))
-        latency = latency_s
         key = admission.key.name if admission is not None else None
         attempts = tuple(
             a
@@ -159,7 +158,7 @@ class Team:
         if self.metrics is not None:
             self.metrics.observe_request(
                 policy=policy, model=model, key=key, error_class=error_class,
-                latency_s=latency, upstream_s=sum(a.latency_s for a in attempts),
+                latency_s=latency_s, upstream_s=sum(a.latency_s for a in attempts),
             )  # fmt: skip
             for attempt in attempts:
                 self.metrics.observe_attempt(attempt, key)
@@ -170,7 +169,7 @@ class Team:
             self.spans.record(
                 RequestSpan(
                     run_id=answer.run_id, policy=policy, request_model=route.label,
-                    response_model=model, started_at=time.time() - latency, latency_s=latency,
+                    response_model=model, started_at=time.time() - latency_s, latency_s=latency_s,
                     input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                     cost_usd=float(answer.cost), key=key, error_type=error_class,
                     max_tokens=max_tokens, streamed=streamed,

@@ -126,7 +126,8 @@ class Response:
             raise
 
     def close(self) -> None:
-        """Give the connection back if the answer came whole, else close it."""
+        """Done with the answer: if it had not come whole, its connection closes (a
+        whole answer gave its connection back when its last byte came)."""
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.finished(reusable=False)

@@ -142,10 +142,9 @@ class OpenAICompatProvider(Provider):
                 )
             headers["Authorization"] = f"Bearer {token}"
         url = self._url
-        https = url.scheme == "https"
-        port = url.port or (443 if https else 80)
-        host = url.raw_host or ""
-        self._head = http1.request_head(url.raw_path_qs, host, port, 443 if https else 80, headers)
+        host, port = url.raw_host or "", url.port or 0  # yarl fills in 80 / 443
+        default_port = 443 if url.scheme == "https" else 80
+        self._head = http1.request_head(url.raw_path_qs, host, port, default_port, headers)
         self._key, self._loop = key, loop
         self._pool = http1.Pool(
             url.scheme, host, port, limit=self.max_connections,
