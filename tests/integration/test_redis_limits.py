@@ -118,6 +118,29 @@ async def test_budget_never_passed_by_concurrent_replicas(prefix: str) -> None:
             await c.aclose()
 
 
+async def test_holds_finished_without_waiting_reach_redis_in_one_batch(prefix: str) -> None:
+    client = replica()
+    budgets = RedisBudgets(client, prefix=f"{prefix}:budget", batch_s=0.05)
+    b = KeyBudget("team-b", Decimal("1"), Period.DAY)
+    try:
+        holds = [await budgets.reserve(b, Decimal("0.1")) for _ in range(4)]
+        budgets.finish_soon(holds[0], Decimal("0.05"))
+        budgets.finish_soon(holds[1], Decimal(0))  # released
+        before = await budgets.state(b)  # queued, not sent: still held at the estimate
+        assert (before.spent_usd, before.held_pico) == (0, 4 * holds[0].estimate_pico)
+        await asyncio.sleep(0.2)
+        after = await budgets.state(b)
+        assert after.spent_usd == Decimal("0.05")
+        assert after.held_pico == 2 * holds[0].estimate_pico
+        budgets.finish_soon(holds[2], Decimal("0.02"))
+        budgets.finish_soon(holds[3], Decimal("0.03"))
+        await budgets.aclose()  # closing sends what is queued
+        last = await RedisBudgets(client, prefix=f"{prefix}:budget").state(b)
+        assert (last.spent_usd, last.held_pico) == (Decimal("0.10"), 0)
+    finally:
+        await client.aclose()
+
+
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server = OwnRedis(tmp_path)

@@ -11,7 +11,6 @@ otherwise they live in the process. A budget hold is settled off the request pat
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -52,7 +51,6 @@ class Team:
     spans: GenAISpans | None = None
     admin_hash: str | None = None
     prices: Mapping[str, Price] = field(default_factory=dict)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _closers: list[Any] = field(default_factory=list)
     _spill_seen: tuple[int, int] = (0, 0)
 
@@ -145,8 +143,7 @@ class Team:
     ) -> None:
         """Settle the hold (off the request path), count the request, make its spans."""
         if admission is not None and self.guard is not None:
-            cost = answer.cost if answer is not None else None
-            self._later(self.guard.finish(admission, cost))
+            self.guard.finish_soon(admission, answer.cost if answer is not None else None)
         key = admission.key.name if admission is not None else None
         attempts = tuple(
             a
@@ -192,16 +189,6 @@ class Team:
         self.metrics.count_spill(spilled - seen_spilled, dropped - seen_dropped)
         self._spill_seen = (spilled, dropped)
 
-    def _later(self, work: Any) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._settled)
-
-    def _settled(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("gateway: settling a budget hold failed: %s", task.exception())
-
     # -- admin -------------------------------------------------------------------------
 
     def is_admin(self, authorization: str | None) -> bool:
@@ -217,8 +204,6 @@ class Team:
             await self.guard.key_changed()
 
     async def aclose(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.guard is not None:
             await self.guard.gate.aclose()
         for closer in self._closers:

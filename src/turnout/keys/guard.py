@@ -178,9 +178,18 @@ class KeyGuard:
                 )
         return Admission(key, reservation, headers)
 
-    async def finish(self, admission: Admission, cost: Decimal | None) -> None:
+    def finish_soon(self, admission: Admission, cost: Decimal | None) -> None:
         """Settle the hold to ``cost`` (what the request really cost), or release it
-        (``None``: nothing was spent)."""
+        (``None``: nothing was spent), without waiting: the gate batches it to the
+        shared state off the request path."""
+        reservation = admission.reservation
+        if reservation is None:
+            return
+        self.gate.finish_soon(reservation, cost if cost is not None and cost > 0 else Decimal(0))
+        self._count_remaining(admission, cost)
+
+    async def finish(self, admission: Admission, cost: Decimal | None) -> None:
+        """:meth:`finish_soon`, then wait until the shared state has it."""
         reservation = admission.reservation
         if reservation is None:
             return
@@ -188,10 +197,16 @@ class KeyGuard:
             await self.gate.release(reservation)
         else:
             await self.gate.settle(reservation, cost)
-        if self.metrics is not None:  # as this request saw it: others may have spent since
-            state = reservation.state
-            left = state.remaining_usd + _pico_usd(reservation.estimate_pico) - (cost or 0)
-            self.metrics.set_budget_remaining(admission.key.name, max(Decimal(0), left))
+        self._count_remaining(admission, cost)
+
+    def _count_remaining(self, admission: Admission, cost: Decimal | None) -> None:
+        reservation = admission.reservation
+        if self.metrics is None or reservation is None:
+            return
+        # as this request saw it: others may have spent since
+        state = reservation.state
+        left = state.remaining_usd + _pico_usd(reservation.estimate_pico) - (cost or 0)
+        self.metrics.set_budget_remaining(admission.key.name, max(Decimal(0), left))
 
     async def key_changed(self) -> None:
         """A key was changed through this process (admin API): every replica rereads."""

@@ -118,6 +118,9 @@ class KeyBudgets(Protocol):
     async def release(self, reservation: Reservation) -> None:
         """Give the hold back, charging nothing."""
 
+    def finish_soon(self, reservation: Reservation, cost: Decimal) -> None:
+        """Settle (``cost`` > 0) or release without waiting for the shared state."""
+
     async def state(self, budget: KeyBudget) -> BudgetState: ...
 
     async def aclose(self) -> None: ...
@@ -202,6 +205,9 @@ class MemoryBudgets:
 
     async def reserve(self, budget: KeyBudget, estimate: Decimal) -> Reservation:
         return self.reserve_now(budget, estimate)
+
+    def finish_soon(self, reservation: Reservation, cost: Decimal) -> None:
+        self.finish_now(reservation, cost)
 
     async def settle(self, reservation: Reservation, cost: Decimal) -> None:
         self.finish_now(reservation, cost)

@@ -12,8 +12,11 @@ expire after ``hold_ttl_s``; an expired hold is subtracted from ``held`` by the 
 script that looks. Time is the Redis server's. Comparisons in Lua are doubles, exact
 up to about $9,000 of pico-dollars; stored sums are integers and always exact.
 
-Settling (and releasing) is off the request path, so holds are settled in batches: every
-hold finished within ``batch_s`` (2 ms) goes to Redis in one pipelined round trip.
+Settling (and releasing) is off the request path, so holds are settled in batches:
+:meth:`RedisBudgets.finish_soon` queues a hold without waiting, and every hold queued
+within ``batch_s`` (5 ms) goes to Redis in one pipelined round trip. Until then the hold
+still counts against the budget (it was reserved at the estimate), so a late settle can
+only make a budget look fuller than it is, never emptier.
 
 When Redis fails, requests are decided by the in-process twin (a warning, a metric,
 never an outage), seeded with the spend Redis last reported for the key, so a replica
@@ -23,6 +26,7 @@ spends at most the remaining budget on its own during an outage.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -48,6 +52,8 @@ from turnout.tracing.rows import cost_to_pico
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
+
+log = logging.getLogger("turnout.limits")
 
 BUDGET_LUA = r"""
 local function amount_of(entry) return tonumber(string.match(entry, ':(%d+)$')) end
@@ -132,7 +138,7 @@ class RedisBudgets:
         retry_after_s: float = 1.0,
         on_degrade: Callable[[str], None] | None = None,
         clock: Callable[[], float] | None = None,
-        batch_s: float = 0.002,
+        batch_s: float = 0.005,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
@@ -145,7 +151,8 @@ class RedisBudgets:
         self.batch_s = batch_s
         self._pending: list[tuple[Reservation, Decimal, list[str | int]]] = []
         self._batch: asyncio.Future[None] | None = None
-        self._batch_task: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
         self.local = MemoryBudgets(
             hold_ttl_s=hold_ttl_s, clock=clock or time.time, seed=self._last_spent
         )
@@ -207,7 +214,9 @@ class RedisBudgets:
             raise outcome
         return outcome
 
-    async def _finish_shared(self, reservation: Reservation, cost: Decimal) -> None:
+    def finish_soon(self, reservation: Reservation, cost: Decimal) -> None:
+        """Settle (``cost`` > 0) or release the hold without waiting: queued for the next
+        batch (a hold decided in this process, while Redis was away, is finished here)."""
         if not reservation.shared:
             self.local.finish_now(reservation, cost)
             return
@@ -218,16 +227,28 @@ class RedisBudgets:
             self._now_arg(), reservation.hold_id, cost_to_pico(cost),
             self.key_ttl_ms(ends_at, now),
         ]  # fmt: skip
-        if self._batch is None:  # the first of a batch: flush it in batch_s
-            self._batch = asyncio.get_running_loop().create_future()
-            self._batch_task = asyncio.ensure_future(self._flush_later())
-        batch = self._batch
         self._pending.append((reservation, cost, args))
-        await asyncio.shield(batch)
+        if self._timer is None:  # the first of a batch: flush it in batch_s
+            self._timer = asyncio.get_running_loop().call_later(self.batch_s, self._flush_now)
 
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(self.batch_s)
-        await self._flush()
+    def _flush_now(self) -> None:
+        self._timer = None
+        task = asyncio.ensure_future(self._flush())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("budgets: settling held budgets failed: %s", task.exception())
+
+    async def _finish_shared(self, reservation: Reservation, cost: Decimal) -> None:
+        self.finish_soon(reservation, cost)
+        if not reservation.shared:
+            return
+        if self._batch is None:
+            self._batch = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._batch)
 
     async def _flush(self) -> None:
         """Settle every pending hold in one pipelined round trip."""
@@ -291,6 +312,11 @@ class RedisBudgets:
         return await self.degrader.attempt(load)
 
     async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._pending:
             await self._flush()
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
         await self.local.aclose()

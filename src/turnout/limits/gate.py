@@ -58,6 +58,10 @@ class Gate(Protocol):
 
     async def release(self, reservation: Reservation) -> None: ...
 
+    def finish_soon(self, reservation: Reservation, cost: Decimal) -> None:
+        """Settle (``cost`` > 0) or release the hold without waiting (off the request
+        path: batched to the shared state)."""
+
     async def bump(self) -> None:
         """A key changed: tell every process sharing this state."""
 
@@ -98,6 +102,8 @@ class _Settling(Protocol):
 
     async def release(self, reservation: Reservation) -> None: ...
 
+    def finish_soon(self, reservation: Reservation, cost: Decimal) -> None: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -118,6 +124,9 @@ class GateParts(Generic[L, B]):
 
     async def release(self, reservation: Reservation) -> None:
         await self.budgets.release(reservation)
+
+    def finish_soon(self, reservation: Reservation, cost: Decimal) -> None:
+        self.budgets.finish_soon(reservation, cost)
 
     async def bump(self) -> None:
         await self.events.bump()

@@ -98,7 +98,7 @@ async def test_budget_reserve_settle_release(setup) -> None:  # type: ignore[no-
     assert (refusal.status, refusal.code) == (429, "budget_exceeded")
     assert int(refusal.headers["retry-after"]) > 0 and "resets at" in refusal.message
     await guard.finish(held[0], None)  # failed: released
-    await guard.finish(held[1], Decimal("0.001"))  # settled below its estimate
+    guard.finish_soon(held[1], Decimal("0.001"))  # settled below its estimate, not awaited
     after = await admit(guard, secret)
     assert after.headers["x-turnout-budget-remaining-usd"] == "0.003"  # 0.01 - 0.001 - 2 x 0.003
 
