@@ -19,7 +19,7 @@ def free_port() -> int:
 
 
 class OwnRedis:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *args: str) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.skip("redis-server is not installed")
@@ -27,6 +27,7 @@ class OwnRedis:
         self.directory = directory
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.args = args
 
     @property
     def url(self) -> str:
@@ -35,7 +36,7 @@ class OwnRedis:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
+             "--appendonly", "no", "--dir", str(self.directory), *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 10

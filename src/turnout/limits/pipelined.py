@@ -1,0 +1,206 @@
+"""One pipelined Redis connection for the one round trip a gateway request pays.
+
+redis-py takes a connection from its pool, packs the command in Python, writes, waits
+and gives the connection back: about 100 µs of CPU for the gate's ``EVALSHA`` here,
+against 37 µs on this connection (``benchmarks/redis_clients.py``), on a request path
+whose whole allowance for keys, limits and budget is 300 µs. :class:`Pipelined` keeps one connection
+and sends every command on it at once (replies come back in order; hiredis packs and
+parses them), so concurrent requests share it without a pool or a lock.
+
+It speaks to what a redis-py client was opened on (:meth:`Pipelined.of`): host, port,
+username, password and database. A client on TLS or a Unix socket gets None, and its
+callers stay on redis-py. Failures are redis-py's exceptions (``ConnectionError``,
+``ResponseError``, ``NoScriptError``), so the callers' handling of an unwell Redis is
+the same for both; a lost connection fails the commands waiting on it and the next
+command opens a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from turnout.limits.lua import Lua
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        import hiredis
+
+        self._reader = hiredis.Reader()
+        self._pack = hiredis.pack_command
+        self._reply_error = hiredis.ReplyError
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._transport: asyncio.Transport | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def send(self, args: Sequence[Any]) -> asyncio.Future[Any]:
+        future = asyncio.get_running_loop().create_future()
+        if self.closed or self._transport is None:
+            future.set_exception(_connection_error("the connection to Redis is closed"))
+            return future
+        self._transport.write(self._pack(tuple(args)))
+        self._waiting.append(future)
+        return future
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while True:
+            reply = self._reader.gets()
+            if reply is False:
+                return
+            if not self._waiting:  # a reply nobody asked for: the stream is lost
+                self._fail(_connection_error("Redis answered a command never sent"))
+                return
+            future = self._waiting.popleft()
+            if future.done():  # its caller gave up (timeout): the reply is dropped
+                continue
+            if isinstance(reply, self._reply_error):
+                future.set_exception(_response_error(str(reply)))
+            else:
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(_connection_error(f"Redis closed the connection ({exc or 'EOF'})"))
+
+    def _fail(self, error: Exception) -> None:
+        self.closed = True
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(error)
+        if self._transport is not None:
+            self._transport.close()
+
+    def close(self) -> None:
+        self._fail(_connection_error("the connection to Redis was closed"))
+
+
+class Pipelined:
+    """Commands to one Redis on one connection, pipelined."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        connect_timeout_s: float = 1.0,
+    ) -> None:
+        self.host, self.port, self.db = host, port, db
+        self._auth = (username, password)
+        self.connect_timeout_s = connect_timeout_s
+        self._protocol: _Protocol | None = None
+        self._opening: asyncio.Future[_Protocol] | None = None
+
+    @classmethod
+    def of(cls, client: Redis) -> Pipelined | None:
+        """A connection to the Redis ``client`` speaks to, or None (TLS, Unix socket)."""
+        from redis.asyncio.connection import Connection
+
+        pool = client.connection_pool
+        if pool.connection_class is not Connection:
+            return None
+        kw = pool.connection_kwargs
+        timeout = kw.get("socket_connect_timeout") or kw.get("socket_timeout") or 1.0
+        return cls(
+            str(kw.get("host", "localhost")), int(kw.get("port", 6379)),
+            db=int(kw.get("db", 0) or 0), username=kw.get("username"),
+            password=kw.get("password"), connect_timeout_s=float(timeout),
+        )  # fmt: skip
+
+    async def execute(self, *args: Any) -> Any:
+        """Send one command; its reply (an error reply raised as redis-py's exception)."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            protocol = await self._open()
+        return await protocol.send(args)
+
+    async def evalsha(self, script: Lua, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run ``script`` by its SHA; loaded and run again if Redis does not have it."""
+        from redis.exceptions import NoScriptError
+
+        try:
+            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self.execute("SCRIPT", "LOAD", script.source)
+            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def _open(self) -> _Protocol:
+        if self._opening is None:  # one connection opened, however many wait for it
+            self._opening = asyncio.ensure_future(self._connect())
+            self._opening.add_done_callback(_seen)
+        opening = self._opening
+        try:
+            return await asyncio.shield(opening)
+        finally:
+            if opening.done() and self._opening is opening:
+                self._opening = None
+
+    async def _connect(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+        except TimeoutError:
+            raise _connection_error(
+                f"connecting to Redis at {self.host}:{self.port} timed out"
+            ) from None
+        except OSError as exc:
+            raise _connection_error(
+                f"cannot connect to Redis at {self.host}:{self.port} ({exc.strerror or exc})"
+            ) from None
+        username, password = self._auth
+        hello: list[asyncio.Future[Any]] = []
+        if password is not None:
+            auth = ("AUTH", username, password) if username else ("AUTH", password)
+            hello.append(protocol.send(auth))
+        if self.db:
+            hello.append(protocol.send(("SELECT", self.db)))
+        try:
+            for reply in hello:
+                await reply
+        except Exception:
+            protocol.close()
+            raise
+        self._protocol = protocol
+        return protocol
+
+    async def aclose(self) -> None:
+        if self._opening is not None:
+            self._opening.cancel()
+            self._opening = None
+        if self._protocol is not None:
+            self._protocol.close()
+            self._protocol = None
+
+
+def _seen(future: asyncio.Future[Any]) -> None:
+    """A failed connect whose waiters all gave up is not an unretrieved exception."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _connection_error(message: str) -> Exception:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return RedisConnectionError(message)
+
+
+def _response_error(message: str) -> Exception:
+    from redis.exceptions import NoScriptError, ResponseError
+
+    if message.startswith("NOSCRIPT"):
+        return NoScriptError(message)
+    return ResponseError(message)

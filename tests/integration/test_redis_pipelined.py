@@ -1,0 +1,109 @@
+"""The pipelined Redis connection of the gateway's request path, against the real Redis
+(127.0.0.1:6379, a random key prefix) and a Redis of the test's own for the outage."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from support.own_redis import OwnRedis
+from turnout.limits.lua import Lua
+from turnout.limits.pipelined import Pipelined
+
+redis_asyncio = pytest.importorskip("redis.asyncio", reason="redis-py is not installed")
+from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: E402
+from redis.exceptions import ResponseError  # noqa: E402
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    p = f"turnout-test:{uuid.uuid4().hex}"
+    yield p
+    client = redis_asyncio.Redis.from_url("redis://127.0.0.1:6379/0")
+    keys = [k async for k in client.scan_iter(match=f"{p}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+async def test_concurrent_commands_share_one_connection_and_keep_their_order(prefix: str) -> None:
+    redis = Pipelined("127.0.0.1", 6379)
+    try:
+        replies = await asyncio.gather(*(redis.execute("INCR", f"{prefix}:n") for _ in range(200)))
+        assert sorted(replies) == list(range(1, 201))
+        assert replies == list(range(1, 201))  # sent in order, answered in order
+        assert await redis.execute("GET", f"{prefix}:n") == b"200"
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await redis.execute("LPUSH", f"{prefix}:n", "x")
+        assert await redis.execute("PING") == b"PONG"  # an error reply leaves it usable
+    finally:
+        await redis.aclose()
+
+
+async def test_a_script_redis_lost_is_loaded_and_run_once(prefix: str) -> None:
+    redis = Pipelined("127.0.0.1", 6379)
+    script = Lua(f"-- {uuid.uuid4().hex}\nreturn redis.call('INCR', KEYS[1]) + tonumber(ARGV[1])")
+    try:
+        assert await redis.evalsha(script, [f"{prefix}:s"], [10]) == 11  # NOSCRIPT, loaded
+        assert await redis.evalsha(script, [f"{prefix}:s"], [10]) == 12
+        assert await redis.execute("GET", f"{prefix}:s") == b"2"  # never run twice
+    finally:
+        await redis.aclose()
+
+
+async def test_made_from_a_redis_py_client_with_its_database() -> None:
+    client = redis_asyncio.Redis.from_url("redis://127.0.0.1:6379/3")
+    redis = Pipelined.of(client)
+    assert redis is not None and (redis.host, redis.port, redis.db) == ("127.0.0.1", 6379, 3)
+    key = f"turnout-test:{uuid.uuid4().hex}"
+    try:
+        await redis.execute("SET", key, "3")
+        assert await client.get(key) == b"3"
+    finally:
+        await client.delete(key)
+        await client.aclose()
+        await redis.aclose()
+    assert Pipelined.of(redis_asyncio.Redis.from_url("rediss://127.0.0.1:6379/0")) is None
+    assert Pipelined.of(redis_asyncio.Redis.from_url("unix:///tmp/nowhere.sock")) is None
+
+
+async def test_password_sent_on_connect_and_never_in_errors(tmp_path: Path) -> None:
+    server = OwnRedis(tmp_path, "--requirepass", "s3cret-pass")
+    server.start()
+    try:
+        good = Pipelined("127.0.0.1", server.port, password="s3cret-pass")
+        assert await good.execute("PING") == b"PONG"
+        await good.aclose()
+        bad = Pipelined("127.0.0.1", server.port, password="wrong-pass")
+        with pytest.raises(ResponseError) as info:
+            await bad.execute("PING")
+        assert "wrong-pass" not in str(info.value) and "s3cret" not in str(info.value)
+        await bad.aclose()
+    finally:
+        server.stop()
+
+
+async def test_a_lost_connection_fails_its_commands_and_the_next_one_reconnects(
+    tmp_path: Path,
+) -> None:
+    server = OwnRedis(tmp_path)
+    server.start()
+    redis = Pipelined("127.0.0.1", server.port, connect_timeout_s=0.5)
+    try:
+        assert await redis.execute("SET", "k", "1") == b"OK"
+        waiting = asyncio.ensure_future(redis.execute("BLPOP", "nothing", 5))
+        await asyncio.sleep(0.05)
+        server.stop()
+        with pytest.raises(RedisConnectionError):
+            await asyncio.wait_for(waiting, 5)
+        with pytest.raises(RedisConnectionError, match="cannot connect"):
+            await redis.execute("PING")
+        server.start()
+        assert await redis.execute("PING") == b"PONG"
+    finally:
+        await redis.aclose()
+        server.stop()
