@@ -8,11 +8,11 @@ and sends every command on it at once (replies come back in order; hiredis packs
 parses them), so concurrent requests share it without a pool or a lock.
 
 It speaks to what a redis-py client was opened on (:meth:`Pipelined.of`): host, port,
-username, password and database. A client on TLS or a Unix socket gets None, and its
-callers stay on redis-py. Failures are redis-py's exceptions (``ConnectionError``,
-``ResponseError``, ``NoScriptError``), so the callers' handling of an unwell Redis is
-the same for both; a lost connection fails the commands waiting on it and the next
-command opens a new one.
+username, password and database. A client on TLS or a Unix socket (or without hiredis,
+which the ``redis`` extra installs) gets None, and its callers stay on redis-py.
+Failures are redis-py's exceptions (``ConnectionError``, ``ResponseError``,
+``NoScriptError``), so the callers' handling of an unwell Redis is the same for both; a
+lost connection fails the commands waiting on it and the next command opens a new one.
 """
 
 from __future__ import annotations
@@ -106,8 +106,14 @@ class Pipelined:
 
     @classmethod
     def of(cls, client: Redis) -> Pipelined | None:
-        """A connection to the Redis ``client`` speaks to, or None (TLS, Unix socket)."""
+        """A connection to the Redis ``client`` speaks to, or None (TLS, Unix socket, or
+        no hiredis installed)."""
+        from importlib.util import find_spec
+
         from redis.asyncio.connection import Connection
+
+        if find_spec("hiredis") is None:
+            return None
 
         pool = client.connection_pool
         if pool.connection_class is not Connection:
