@@ -104,6 +104,7 @@ async def main() -> None:
                   f"{ping:.3f} ms)")  # fmt: skip
             print(f"  requests decided locally (Redis away): {gate.degrader.degraded}")
         finally:
+            await gate.aclose()
             keys_ = [k async for k in client.scan_iter(match=f"{prefix}:*")]
             if keys_:
                 await client.delete(*keys_)

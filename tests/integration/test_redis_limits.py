@@ -224,5 +224,7 @@ async def test_one_round_trip_gate(prefix: str, tmp_path: Path) -> None:
             assert await one(0) == "key_revoked"
             assert gates[0].degrader.degraded == gates[1].degrader.degraded == 0
         finally:
+            for g in gates:
+                await g.aclose()
             for c in clients:
                 await c.aclose()

@@ -51,6 +51,12 @@ async def test_a_script_redis_lost_is_loaded_and_run_once(prefix: str) -> None:
         assert await redis.evalsha(script, [f"{prefix}:s"], [10]) == 11  # NOSCRIPT, loaded
         assert await redis.evalsha(script, [f"{prefix}:s"], [10]) == 12
         assert await redis.execute("GET", f"{prefix}:s") == b"2"  # never run twice
+        many = Lua(f"-- {uuid.uuid4().hex}\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])")
+        calls = [([f"{prefix}:m"], [i]) for i in range(1, 6)]
+        assert await redis.evalsha_many(many, calls) == [1, 3, 6, 10, 15]  # loaded, in order
+        assert await redis.evalsha_many(many, calls[:1]) == [16]
+        with pytest.raises(ResponseError):
+            await redis.evalsha_many(many, [([f"{prefix}:m"], ["x"])])
     finally:
         await redis.aclose()
 

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
+    from turnout.limits.pipelined import Pipelined
+
 log = logging.getLogger("turnout.limits")
 
 BUDGET_LUA = r"""
@@ -139,6 +141,7 @@ class RedisBudgets:
         on_degrade: Callable[[str], None] | None = None,
         clock: Callable[[], float] | None = None,
         batch_s: float = 0.005,
+        pipelined: Pipelined | None = None,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
@@ -146,6 +149,7 @@ class RedisBudgets:
         self._clock = clock
         self._reserve: AsyncScript = redis.register_script(_RESERVE)
         self._finish = Lua(_FINISH)  # pipelined: EVALSHA without SCRIPT EXISTS
+        self._pipelined = pipelined
         self._state: AsyncScript = redis.register_script(_STATE)
         self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
         self.batch_s = batch_s
@@ -265,7 +269,10 @@ class RedisBudgets:
                 (self.keys_of(reservation.budget.name, reservation.window), args)
                 for reservation, _, args in pending
             ]
-            replies.extend(await self._finish.many(self.redis, calls))
+            if self._pipelined is not None:
+                replies.extend(await self._pipelined.evalsha_many(self._finish, calls))
+            else:
+                replies.extend(await self._finish.many(self.redis, calls))
 
         try:
             if await self.degrader.attempt(shared):

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from turnout.limits.lua import Lua
+from turnout.limits.lua import Call, Lua
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -43,13 +43,20 @@ class _Protocol(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def send(self, args: Sequence[Any]) -> asyncio.Future[Any]:
-        future = asyncio.get_running_loop().create_future()
+        return self.send_many((args,))[0]
+
+    def send_many(self, commands: Sequence[Sequence[Any]]) -> list[asyncio.Future[Any]]:
+        """Every command in one write; a future per reply."""
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
         if self.closed or self._transport is None:
-            future.set_exception(_connection_error("the connection to Redis is closed"))
-            return future
-        self._transport.write(self._pack(tuple(args)))
-        self._waiting.append(future)
-        return future
+            for future in futures:
+                future.set_exception(_connection_error("the connection to Redis is closed"))
+            return futures
+        pack = self._pack
+        self._transport.write(b"".join(pack(tuple(args)) for args in commands))
+        self._waiting.extend(futures)
+        return futures
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -143,6 +150,27 @@ class Pipelined:
             await self.execute("SCRIPT", "LOAD", script.source)
             return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
 
+    async def evalsha_many(self, script: Lua, calls: Sequence[Call]) -> list[Any]:
+        """Every call of ``script`` in one write, replies in order; the calls Redis
+        refused with ``NOSCRIPT`` are sent again once it is loaded (nothing runs
+        twice). The first error reply is raised."""
+        from redis.exceptions import NoScriptError
+
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            protocol = await self._open()
+        replies = await _gathered(protocol, [_evalsha(script, c) for c in calls])
+        lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if lost:
+            await self.execute("SCRIPT", "LOAD", script.source)
+            again = await _gathered(protocol, [_evalsha(script, calls[i]) for i in lost])
+            for i, reply in zip(lost, again, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
     async def _open(self) -> _Protocol:
         if self._opening is None:  # one connection opened, however many wait for it
             self._opening = asyncio.ensure_future(self._connect())
@@ -190,6 +218,16 @@ class Pipelined:
         if self._protocol is not None:
             self._protocol.close()
             self._protocol = None
+
+
+def _evalsha(script: Lua, call: Call) -> list[Any]:
+    keys, args = call
+    return ["EVALSHA", script.sha, len(keys), *keys, *args]
+
+
+async def _gathered(protocol: _Protocol, commands: list[list[Any]]) -> list[Any]:
+    futures = protocol.send_many(commands)
+    return list(await asyncio.gather(*futures, return_exceptions=True))
 
 
 def _seen(future: asyncio.Future[Any]) -> None:
