@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -188,16 +187,19 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
             reply = await self._gate(self.redis, keys, args)
         generation, rate_reply, budget_reply = reply
         rate = rate_decision(rate_reply, limit) if limit else None
-        base = GateResult(int(generation), rate, scope=scope, tokens=max(0, tokens), member=member)
+        gen, tokens = int(generation), max(0, tokens)
         if budget is None or window is None or int(budget_reply[0]) < 0:
-            return base
+            return GateResult(gen, rate, scope=scope, tokens=tokens, member=member)
         spent, held = int(float(budget_reply[1])), int(float(budget_reply[2]))
         self.budgets.remember(budget.name, window.id, spent)
         state = BudgetState(budget, window.id, spent, held, window.ends_at)
         if int(budget_reply[0]) == 0:
-            return replace(base, over_budget=KeyBudgetExceeded(state, estimate))
+            over = KeyBudgetExceeded(state, estimate)
+            return GateResult(
+                gen, rate, over_budget=over, scope=scope, tokens=tokens, member=member
+            )
         reservation = Reservation(budget, window.id, f"{member}:{amount}", amount, state)
-        return replace(base, reservation=reservation)
+        return GateResult(gen, rate, reservation, scope=scope, tokens=tokens, member=member)
 
     def _local(
         self,

@@ -21,7 +21,21 @@ class Window:
     ends_at: float | None
 
 
+_SEEN: dict[tuple[Period, int], Window] = {}
+
+
 def window_of(period: Period, now: float) -> Window:
+    """The period ``now`` falls in (remembered per UTC minute: every period starts on one)."""
+    minute = int(now // 60)
+    window = _SEEN.get((period, minute))
+    if window is None:
+        if len(_SEEN) >= 64:
+            _SEEN.clear()
+        window = _SEEN[(period, minute)] = _window_of(period, now)
+    return window
+
+
+def _window_of(period: Period, now: float) -> Window:
     moment = datetime.fromtimestamp(now, UTC)
     day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     if period is Period.DAY:

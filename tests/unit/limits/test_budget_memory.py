@@ -83,6 +83,16 @@ def test_windows() -> None:
     assert window_of(Period.TOTAL, t).ends_at is None
 
 
+def test_remembered_windows_change_exactly_at_the_boundary() -> None:
+    new_year = datetime(2027, 1, 1, tzinfo=UTC).timestamp()  # a Friday
+    for _ in range(2):  # computed, then remembered
+        assert window_of(Period.DAY, new_year - 0.001).id == "2026-12-31"
+        assert window_of(Period.DAY, new_year).id == "2027-01-01"
+        assert window_of(Period.MONTH, new_year - 0.001).id == "2026-12"
+        assert window_of(Period.MONTH, new_year + 59.9).id == "2027-01"
+        assert window_of(Period.WEEK, new_year - 0.001).id == "2026-W53"
+
+
 def test_estimate_uses_the_dearest_model() -> None:
     request = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
     cheap, dear = Price.of(1, 1), Price.of(5, 25)
