@@ -67,9 +67,8 @@ local function budget_open(sk, hk, now)
     redis.call('ZREMRANGEBYSCORE', hk, '-inf', now)
     redis.call('HINCRBY', sk, 'held', -freed)
   end
-  local spent = tonumber(redis.call('HGET', sk, 'spent') or '0')
-  local held = math.max(0, tonumber(redis.call('HGET', sk, 'held') or '0'))
-  return spent, held
+  local v = redis.call('HMGET', sk, 'spent', 'held')
+  return tonumber(v[1] or '0'), math.max(0, tonumber(v[2] or '0'))
 end
 local function budget_keep(sk, hk, ttl)
   if ttl > 0 then
