@@ -1,7 +1,8 @@
 """What a virtual key costs a request: authentication (cached), the rate limit and the
 budget hold before the call (one Redis round trip), and settling the hold after it
-(queued, and sent in batches off the request path, as the gateway does), with the state in memory (one process) and in the real Redis (127.0.0.1:6379, a
-throwaway prefix).
+(queued, and sent in batches off the request path, as the gateway does), with the
+state in memory (one process) and in the real Redis (127.0.0.1:6379, a throwaway
+prefix).
 
 Measured in-process, without HTTP, so the figures are the gate's own: the gateway's
 end-to-end overhead is measured by benchmarks/team_gateway.py (phase 2). A key with

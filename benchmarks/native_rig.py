@@ -129,6 +129,36 @@ class NginxUpstream:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _wrk(url: str, body: bytes, headers: dict[str, str], seconds: float,
+         connections: int, *extra: str) -> str:  # fmt: skip
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write('wrk.method = "POST"\n')
+        script.write(f"wrk.body = {json.dumps(body.decode())}\n")
+        for name, value in headers.items():
+            script.write(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n")
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", *extra,
+             "-s", script.name, url],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        Path(script.name).unlink(missing_ok=True)
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit(f"{url}: wrk saw failures:\n{out}")
+    return out
+
+
+def wrk_latency(url: str, body: bytes, headers: dict[str, str], seconds: float) -> float:
+    """p50 latency in ms of one connection POSTing ``body`` back to back for ``seconds``
+    (wrk: no Python client between the requests)."""
+    out = _wrk(url, body, headers, seconds, 1, "--latency")
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
+    if p50 is None:
+        raise SystemExit(f"{url}: no latency in wrk's output:\n{out}")
+    return float(p50.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p50.group(2)]
+
+
 def wrk_rate(
     url: str,
     body: bytes,
@@ -139,21 +169,7 @@ def wrk_rate(
 ) -> tuple[float, int]:
     """Requests/s and requests answered, from wrk (one thread, ``connections`` kept
     alive) POSTing ``body``; every answer must be a 2xx."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write('wrk.method = "POST"\n')
-        script.write(f"wrk.body = {json.dumps(body.decode())}\n")
-        for name, value in headers.items():
-            script.write(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n")
-    try:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-             "-s", script.name, url],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-    finally:
-        Path(script.name).unlink(missing_ok=True)
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise SystemExit(f"{url}: wrk saw failures:\n{out}")
+    out = _wrk(url, body, headers, seconds, connections)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     count = re.search(r"(\d+) requests in", out)
     if rate is None or count is None:
