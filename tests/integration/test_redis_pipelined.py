@@ -113,3 +113,25 @@ async def test_a_lost_connection_fails_its_commands_and_the_next_one_reconnects(
     finally:
         await redis.aclose()
         server.stop()
+
+
+async def test_a_redis_that_stops_answering_never_grows_the_queue(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from turnout.limits import pipelined
+
+    monkeypatch.setattr(pipelined, "_MAX_WAITING", 3)
+    redis = Pipelined("127.0.0.1", 6379)
+    try:
+        await redis.execute("PING")
+        blocked = [asyncio.ensure_future(redis.execute("BLPOP", f"{prefix}:none", 5))
+                   for _ in range(3)]  # fmt: skip
+        await asyncio.sleep(0.05)
+        with pytest.raises(RedisConnectionError, match="reset"):
+            await redis.execute("PING")
+        for waiting in blocked:
+            with pytest.raises(RedisConnectionError):
+                await waiting
+        assert await redis.execute("PING") == b"PONG"  # a new connection
+    finally:
+        await redis.aclose()

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 
+_MAX_WAITING = 10_000
+"""Commands without a reply (their callers may have timed out) before the connection is
+dropped: a Redis that hangs with the connection open never grows memory without bound."""
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         import hiredis
@@ -52,6 +57,11 @@ class _Protocol(asyncio.Protocol):
         if self.closed or self._transport is None:
             for future in futures:
                 future.set_exception(_connection_error("the connection to Redis is closed"))
+            return futures
+        if len(self._waiting) >= _MAX_WAITING:  # Redis stopped answering: start afresh
+            self._fail(_connection_error("Redis has not answered 10,000 commands"))
+            for future in futures:
+                future.set_exception(_connection_error("the connection to Redis was reset"))
             return futures
         pack = self._pack
         self._transport.write(b"".join(pack(tuple(args)) for args in commands))
