@@ -3,12 +3,19 @@
     .venv/bin/python benchmarks/trace_writes.py                  # 50,000 attempts, both stores
     .venv/bin/python benchmarks/trace_writes.py --attempts 20000 --no-postgres
     .venv/bin/python benchmarks/trace_writes.py --report-rows 1000000   # + a weekly-report query
+    .venv/bin/python benchmarks/trace_writes.py --busy --no-postgres   # beside a busy event loop
 
 Records are built before the clock starts. The clock runs from the first
 ``submit`` to the return of ``flush``: what a busy gateway sees as sustained
 throughput. Each run of the workflow is its ``running`` row, 5 steps of 2
 attempts, the 5 step rows and the final run row (so 10 attempts = 17 records).
 The target is at least 5,000 attempts/s.
+
+``--busy`` runs an event loop beside the writer, as a loaded gateway does: another thread
+turning over socket round trips and a little Python between them, never idle (uvloop,
+as in the gateway, when installed). The
+writer then shares the GIL with it, and the figure shows what that costs the writer
+(and the loop's round trips per second, what the writer costs it).
 
 ``--report-rows N`` also loads N attempts spread over 7 days (straight through
 ``write_batch``) and times a weekly-report query: one week grouped by model,
@@ -125,16 +132,62 @@ def workload(attempts: int, t0: float) -> list[TraceRecord]:
     return records
 
 
-def bench_writer(name: str, store: TraceStore, attempts: int) -> dict[str, Any]:
+@contextmanager
+def busy_loop(enabled: bool) -> Iterator[list[int]]:
+    """A thread running an event loop that is never idle (socket round trips with a
+    little Python between them); yields its running count of round trips."""
+    import asyncio
+    import socket
+    import threading
+
+    count = [0]
+    if not enabled:
+        yield count
+        return
+    stop = threading.Event()
+
+    async def spin() -> None:
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        while not stop.is_set():
+            sum(range(200))  # the Python of a request, between its syscalls
+            await loop.sock_sendall(a, b"x")
+            await loop.sock_recv(b, 1)
+            count[0] += 1
+        a.close()
+        b.close()
+
+    def run() -> None:
+        try:
+            import uvloop  # the gateway's loop: it keeps the GIL between its callbacks
+
+            uvloop.run(spin())
+        except ImportError:
+            asyncio.run(spin())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield count
+    finally:
+        stop.set()
+        thread.join()
+
+
+def bench_writer(name: str, store: TraceStore, attempts: int, busy: bool = False) -> dict[str, Any]:
     records = workload(attempts, time.time())
     n_attempts = sum(isinstance(r, AttemptRecord) for r in records)
     writer = TraceWriter(store)
-    started = time.perf_counter()
-    for record in records:
-        writer.submit(record)
-    submitted = time.perf_counter()
-    writer.flush()
-    elapsed = time.perf_counter() - started
+    with busy_loop(busy) as turns:
+        started = time.perf_counter()
+        for record in records:
+            writer.submit(record)
+        submitted = time.perf_counter()
+        writer.flush()
+        elapsed = time.perf_counter() - started
+        turned = turns[0]
     writer.close()
     result = {
         "store": name,
@@ -148,7 +201,8 @@ def bench_writer(name: str, store: TraceStore, attempts: int) -> dict[str, Any]:
     print(
         f"{name:10} {n_attempts:>9,} attempts ({len(records):,} records) in {elapsed:6.2f} s: "
         f"{result['attempts_per_s']:>8,} attempts/s, {result['records_per_s']:>8,} records/s; "
-        f"submit {result['submit_us']} us/record",
+        f"submit {result['submit_us']} us/record"
+        + (f"; beside it the loop turned {turned / elapsed:,.0f} round trips/s" if busy else ""),
         flush=True,
     )
     return result
@@ -219,12 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", metavar="ADMIN_DSN", help="admin DSN to create a scratch db")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--report-rows", type=int, default=0, metavar="N")
+    parser.add_argument("--busy", action="store_true", help="beside a never-idle event loop")
     args = parser.parse_args(argv)
     t0 = time.time() - WEEK
 
     with tempfile.TemporaryDirectory() as tmp:
         with SQLiteStore(Path(tmp) / "traces.db") as store:
-            bench_writer("sqlite", store, args.attempts)
+            bench_writer("sqlite", store, args.attempts, args.busy)
         if args.report_rows:
             with SQLiteStore(Path(tmp) / "week.db") as store:
                 load_week(store, args.report_rows, t0)
@@ -240,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         print("postgres   skipped: no server on 127.0.0.1:5432", file=sys.stderr)
         return 0
     with scratch_database(admin) as dsn, PostgresStore(dsn) as pg:
-        bench_writer("postgresql", pg, args.attempts)
+        bench_writer("postgresql", pg, args.attempts, args.busy)
     if args.report_rows:
         import psycopg
 

@@ -140,6 +140,22 @@ UPSERT_RUN = _insert("runs", RUN_COLUMNS, ("run_id",))
 UPSERT_STEP = _insert("steps", STEP_COLUMNS, ("run_id", "step_id"))
 INSERT_ATTEMPT = _insert("attempts", ATTEMPT_COLUMNS)
 
+
+def _insert_json(table: str, columns: Sequence[str], conflict: Sequence[str] = ()) -> str:
+    """:func:`_insert` taking every row at once, as one JSON array of rows (SQLite's
+    ``json_each``, 3.38 or later): one statement step for a whole batch."""
+    picks = ", ".join(f"value ->> {i}" for i in range(len(columns)))
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picks} FROM json_each(?) WHERE true"
+    if conflict:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in conflict)
+        sql += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
+    return sql
+
+
+UPSERT_RUNS_JSON = _insert_json("runs", RUN_COLUMNS, ("run_id",))
+UPSERT_STEPS_JSON = _insert_json("steps", STEP_COLUMNS, ("run_id", "step_id"))
+INSERT_ATTEMPTS_JSON = _insert_json("attempts", ATTEMPT_COLUMNS)
+
 _RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 SELECT_RUN = f"{_RUN_SELECT} WHERE run_id = ?"
 _AMBIGUOUS_SHOWN = 5

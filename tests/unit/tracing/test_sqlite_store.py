@@ -263,3 +263,25 @@ def test_an_unwritable_location_is_a_store_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot open trace store"):
         SQLiteStore(blocker / "traces.db")
+
+
+def test_batches_written_at_once_keep_every_value_exact(store: SQLiteStore, s: Any) -> None:
+    """Several rows of a table go in as one JSON array (``json_each``); an integer JSON
+    cannot carry exactly (past 2**53) sends the batch row by row. Odd text is cleaned
+    as when written row by row."""
+    odd = [s.step(step_id="a", output="nul\x00byte", error="lone \ud800", latency_s=0.1 + 0.2),
+           s.step(step_id="b", output="ok ✓", latency_s=1e-300, started_at=s.T0 + 1)]  # fmt: skip
+    big = Decimal(2**60) / 10**12  # 2**60 pico-dollars: past 2**53
+    attempts = [s.attempt(attempt=i, cost_usd=c, latency_s=i / 3)
+                for i, c in enumerate([Decimal("0.1"), big, Decimal("1E-12")])]  # fmt: skip
+    runs = [s.run(), s.run(run_id="run-0002", tags={"key": "team-a", "ünï": "✓"})]
+    store.write_batch(runs, odd, attempts)
+    store.write_batch([], [], attempts[:1] + attempts[2:])  # at once: no big integer here
+    trace = store.get_run("run-0001")
+    assert trace is not None
+    assert trace.run == runs[0] and store.get_run("run-0002").run == runs[1]  # type: ignore[union-attr]
+    assert trace.steps[1] == odd[1] and trace.steps[1].latency_s == 1e-300
+    assert trace.steps[0].latency_s == 0.1 + 0.2 and trace.steps[0].output == "nul\ufffdbyte"
+    assert trace.steps[0].error is not None and "\ud800" not in trace.steps[0].error
+    by_attempt = sorted(trace.attempts, key=lambda a: a.attempt)
+    assert by_attempt == [attempts[0], attempts[0], attempts[1], attempts[2], attempts[2]]
