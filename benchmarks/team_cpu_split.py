@@ -1,0 +1,111 @@
+"""Where the CPU goes when `turnout serve --workers N` with keys is loaded on this
+machine: the gateway's processes, Redis, the nginx upstream and wrk, in cores used and
+in µs per request, during one wrk run at concurrency 16 (the setup of
+``team_gateway.py --native``: a key with rpm, tpm and a budget in the real Redis).
+
+It says how far a second worker can scale here: with every core busy, two cores hold at
+most ``2 / (CPU per request, all processes)`` requests a second.
+
+    .venv/bin/python benchmarks/team_cpu_split.py [--workers 2] [--seconds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+from native_rig import NginxUpstream, free_port
+from team_gateway import BODY, config, wait_ready
+
+
+def tree(pid: int) -> list[int]:
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [pid, *(p for c in children.split() for p in tree(int(c)))]
+
+
+def cpu_s(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=8)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="cpu-split-"))
+    prefix = f"turnout-bench:{uuid.uuid4().hex}"
+    env = {**os.environ, "TURNOUT_BENCH_KEY": "sk-bench-0123456789"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with NginxUpstream() as nginx:
+        from turnout.keys import KeyStore, Period
+        from turnout.tracing.sqlite import SQLiteStore
+
+        store = tmp / "traces.db"
+        with SQLiteStore(store) as st:
+            secret, _ = KeyStore(st).create(
+                "bench", rpm=10_000_000, tpm=10_000_000_000, budget_usd=Decimal(1_000_000),
+                period=Period.DAY,
+            )  # fmt: skip
+        cfg = config(tmp, "keys", nginx.url, "keys", prefix)
+        port = free_port()
+        serve = subprocess.Popen(
+            [str(Path(sys.executable).parent / "turnout"), "serve", "-c", str(cfg),
+             "--port", str(port), "--store", str(store), "--workers", str(args.workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", serve)
+            time.sleep(1)
+            script = tmp / "post.lua"
+            script.write_text(
+                'wrk.method = "POST"\n'
+                f"wrk.body = {json.dumps(BODY.decode())}\n"
+                'wrk.headers["content-type"] = "application/json"\n'
+                f'wrk.headers["authorization"] = "Bearer {secret}"\n'
+            )
+            redis = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True,
+                                   text=True).stdout.split()  # fmt: skip
+            assert nginx.proc is not None
+            groups = {"gateway": tree(serve.pid), "redis": [int(p) for p in redis[:1]],
+                      "nginx": tree(nginx.proc.pid)}  # fmt: skip
+            before = {name: cpu_s(pids) for name, pids in groups.items()}
+            t0, load0 = time.time(), os.times()
+            out = subprocess.run(
+                ["wrk", "-t1", "-c16", f"-d{args.seconds}s", "-s", str(script),
+                 f"http://127.0.0.1:{port}/v1/chat/completions"],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            wall, load1 = time.time() - t0, os.times()
+            used = {name: cpu_s(pids) - before[name] for name, pids in groups.items()}
+            used["wrk"] = (load1.children_user - load0.children_user) + (
+                load1.children_system - load0.children_system
+            )
+        finally:
+            serve.terminate()
+            serve.wait(timeout=30)
+    n = int(out.split(" requests in")[0].split()[-1])
+    total = sum(used.values())
+    print(f"--workers {args.workers}: {n / wall:,.0f} req/s at c=16 with keys")
+    print("  cores used: " + ", ".join(f"{k} {v / wall:.2f}" for k, v in used.items())
+          + f" (total {total / wall:.2f} of {os.cpu_count()})")  # fmt: skip
+    print("  CPU per request: " + ", ".join(f"{k} {v / n * 1e6:.0f} µs" for k, v in used.items()))
+    print(f"  ceiling with every core busy: {os.cpu_count() / (total / n):,.0f} req/s")
+
+
+if __name__ == "__main__":
+    main()
