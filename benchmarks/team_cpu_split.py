@@ -19,11 +19,10 @@ import sys
 import tempfile
 import time
 import uuid
-from decimal import Decimal
 from pathlib import Path
 
 from native_rig import NginxUpstream, free_port
-from team_gateway import BODY, config, wait_ready
+from team_gateway import BODY, bench_key, config, wait_ready
 
 
 def tree(pid: int) -> list[int]:
@@ -52,15 +51,8 @@ def main() -> None:
     env = {**os.environ, "TURNOUT_BENCH_KEY": "sk-bench-0123456789"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with NginxUpstream() as nginx:
-        from turnout.keys import KeyStore, Period
-        from turnout.tracing.sqlite import SQLiteStore
-
         store = tmp / "traces.db"
-        with SQLiteStore(store) as st:
-            secret, _ = KeyStore(st).create(
-                "bench", rpm=10_000_000, tpm=10_000_000_000, budget_usd=Decimal(1_000_000),
-                period=Period.DAY,
-            )  # fmt: skip
+        secret = bench_key(store)
         cfg = config(tmp, "keys", nginx.url, "keys", prefix)
         port = free_port()
         serve = subprocess.Popen(

@@ -82,6 +82,20 @@ def config(tmp: Path, name: str, upstream: str, auth: str, prefix: str) -> Path:
     return path
 
 
+def bench_key(store: Path) -> str:
+    """A key named ``bench`` with rpm, tpm and a budget (all three paths taken, none ever
+    reached), created in the SQLite store at ``store``; the key itself."""
+    from turnout.keys import KeyStore, Period
+    from turnout.tracing.sqlite import SQLiteStore
+
+    with SQLiteStore(store) as st:
+        secret, _ = KeyStore(st).create(
+            "bench", rpm=10_000_000, tpm=10_000_000_000, budget_usd=Decimal(1_000_000),
+            period=Period.DAY,
+        )  # fmt: skip
+    return secret
+
+
 async def latency(url: str, headers: dict[str, str], n: int) -> float:
     async with aiohttp.ClientSession() as session:
         times = []
@@ -143,14 +157,7 @@ def main() -> None:
             upstream = f"http://127.0.0.1:{port}/v1"
             time.sleep(1)
         store = tmp / "traces.db"
-        from turnout.keys import KeyStore, Period
-        from turnout.tracing.sqlite import SQLiteStore
-
-        with SQLiteStore(store) as st:
-            secret, _ = KeyStore(st).create(
-                "bench", rpm=10_000_000, tpm=10_000_000_000, budget_usd=Decimal(1_000_000),
-                period=Period.DAY,
-            )  # fmt: skip
+        secret = bench_key(store)
         turnout = shutil.which("turnout", path=str(Path(sys.executable).parent)) or "turnout"
         urls: dict[str, str] = {}
         for name, auth, workers in (("open", "none", 1), ("keys", "keys", 1),

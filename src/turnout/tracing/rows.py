@@ -128,8 +128,18 @@ def column_of(field_name: str) -> str:
     return {"cost_usd": "cost_picousd", "saved_usd": "saved_picousd"}.get(field_name, field_name)
 
 
-def _insert(table: str, columns: Sequence[str], conflict: Sequence[str] = ()) -> str:
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+def _insert(
+    table: str, columns: Sequence[str], conflict: Sequence[str] = (), *, json_rows: bool = False
+) -> str:
+    """The insert (an upsert on ``conflict``) of one row of ``?`` parameters, or with
+    ``json_rows`` of every row at once, as one JSON array of rows (SQLite's
+    ``json_each``, 3.38 or later): one statement step for a whole batch."""
+    if json_rows:
+        picks = ", ".join(f"value ->> {i}" for i in range(len(columns)))
+        source = f"SELECT {picks} FROM json_each(?) WHERE true"
+    else:
+        source = f"VALUES ({', '.join('?' * len(columns))})"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) {source}"
     if conflict:
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in conflict)
         sql += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
@@ -139,22 +149,9 @@ def _insert(table: str, columns: Sequence[str], conflict: Sequence[str] = ()) ->
 UPSERT_RUN = _insert("runs", RUN_COLUMNS, ("run_id",))
 UPSERT_STEP = _insert("steps", STEP_COLUMNS, ("run_id", "step_id"))
 INSERT_ATTEMPT = _insert("attempts", ATTEMPT_COLUMNS)
-
-
-def _insert_json(table: str, columns: Sequence[str], conflict: Sequence[str] = ()) -> str:
-    """:func:`_insert` taking every row at once, as one JSON array of rows (SQLite's
-    ``json_each``, 3.38 or later): one statement step for a whole batch."""
-    picks = ", ".join(f"value ->> {i}" for i in range(len(columns)))
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picks} FROM json_each(?) WHERE true"
-    if conflict:
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in conflict)
-        sql += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {updates}"
-    return sql
-
-
-UPSERT_RUNS_JSON = _insert_json("runs", RUN_COLUMNS, ("run_id",))
-UPSERT_STEPS_JSON = _insert_json("steps", STEP_COLUMNS, ("run_id", "step_id"))
-INSERT_ATTEMPTS_JSON = _insert_json("attempts", ATTEMPT_COLUMNS)
+UPSERT_RUNS_JSON = _insert("runs", RUN_COLUMNS, ("run_id",), json_rows=True)
+UPSERT_STEPS_JSON = _insert("steps", STEP_COLUMNS, ("run_id", "step_id"), json_rows=True)
+INSERT_ATTEMPTS_JSON = _insert("attempts", ATTEMPT_COLUMNS, json_rows=True)
 
 _RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 SELECT_RUN = f"{_RUN_SELECT} WHERE run_id = ?"
