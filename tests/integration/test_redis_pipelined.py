@@ -135,3 +135,60 @@ async def test_a_redis_that_stops_answering_never_grows_the_queue(
         assert await redis.execute("PING") == b"PONG"  # a new connection
     finally:
         await redis.aclose()
+
+
+class _SilentFirst:
+    """A Redis stand-in whose first connection never answers; later ones answer every
+    command with +PONG (one command a read, as PING and AUTH here are sent)."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        for writer in self.writers:
+            writer.close()
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        first = self.connections == 1
+        while await reader.read(65536):
+            if not first:
+                writer.write(b"+PONG\r\n")
+        writer.close()
+
+
+async def test_a_connection_that_stops_answering_is_dropped_after_the_reply_timeout() -> None:
+    async with _SilentFirst() as port:
+        redis = Pipelined("127.0.0.1", port, reply_timeout_s=0.3)
+        try:
+            with pytest.raises(TimeoutError):  # the caller's own timeout, as the degrader's
+                await asyncio.wait_for(redis.execute("PING"), 0.1)
+            await asyncio.sleep(0.3)
+            with pytest.raises(RedisConnectionError, match="not answered for"):
+                await redis.execute("PING")
+            assert await redis.execute("PING") == b"PONG"  # a new connection answers
+        finally:
+            await redis.aclose()
+
+
+async def test_a_server_that_never_answers_auth_does_not_hang_the_connect() -> None:
+    async with _SilentFirst() as port:
+        redis = Pipelined("127.0.0.1", port, password="pw", connect_timeout_s=0.2)
+        try:
+            with pytest.raises(RedisConnectionError, match="timed out"):
+                await redis.execute("PING")
+            assert await redis.execute("PING") == b"PONG"  # tried again, not stuck
+        finally:
+            await redis.aclose()
+        with pytest.raises(RedisConnectionError, match="closed"):  # closed stays closed
+            await redis.execute("PING")

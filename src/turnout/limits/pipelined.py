@@ -30,17 +30,21 @@ if TYPE_CHECKING:
 
 _MAX_WAITING = 10_000
 """Commands without a reply (their callers may have timed out) before the connection is
-dropped: a Redis that hangs with the connection open never grows memory without bound."""
+dropped: a Redis that hangs with the connection open never grows memory without bound.
+The connection is also dropped, at the next command, once its oldest unanswered command
+is older than the reply timeout (the client's ``socket_timeout``)."""
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, reply_timeout_s: float = 2.0) -> None:
         import hiredis
 
         self._reader = hiredis.Reader()
         self._pack = hiredis.pack_command
         self._reply_error = hiredis.ReplyError
         self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._sent_at: deque[float] = deque()  # when each waiting command went out
+        self._reply_timeout_s = reply_timeout_s
         self._transport: asyncio.Transport | None = None
         self.closed = False
 
@@ -58,14 +62,22 @@ class _Protocol(asyncio.Protocol):
             for future in futures:
                 future.set_exception(_connection_error("the connection to Redis is closed"))
             return futures
-        if len(self._waiting) >= _MAX_WAITING:  # Redis stopped answering: start afresh
-            self._fail(_connection_error("Redis has not answered 10,000 commands"))
+        now = loop.time()
+        if self._waiting and (  # Redis stopped answering on this connection: start afresh
+            len(self._waiting) >= _MAX_WAITING or now - self._sent_at[0] > self._reply_timeout_s
+        ):
+            error = _connection_error(
+                f"Redis has not answered for {now - self._sent_at[0]:.1f} s "
+                f"({len(self._waiting)} commands): the connection was reset"
+            )
+            self._fail(error)
             for future in futures:
-                future.set_exception(_connection_error("the connection to Redis was reset"))
+                future.set_exception(error)
             return futures
         pack = self._pack
         self._transport.write(b"".join(pack(tuple(args)) for args in commands))
         self._waiting.extend(futures)
+        self._sent_at.extend(now for _ in futures)
         return futures
 
     def data_received(self, data: bytes) -> None:
@@ -78,6 +90,7 @@ class _Protocol(asyncio.Protocol):
                 self._fail(_connection_error("Redis answered a command never sent"))
                 return
             future = self._waiting.popleft()
+            self._sent_at.popleft()
             if future.done():  # its caller gave up (timeout): the reply is dropped
                 continue
             if isinstance(reply, self._reply_error):
@@ -91,6 +104,7 @@ class _Protocol(asyncio.Protocol):
 
     def _fail(self, error: Exception) -> None:
         self.closed = True
+        self._sent_at.clear()
         while self._waiting:
             future = self._waiting.popleft()
             if not future.done():
@@ -114,12 +128,15 @@ class Pipelined:
         username: str | None = None,
         password: str | None = None,
         connect_timeout_s: float = 1.0,
+        reply_timeout_s: float = 2.0,
     ) -> None:
         self.host, self.port, self.db = host, port, db
         self._auth = (username, password)
         self.connect_timeout_s = connect_timeout_s
+        self.reply_timeout_s = reply_timeout_s
         self._protocol: _Protocol | None = None
         self._opening: asyncio.Future[_Protocol] | None = None
+        self._closed = False
 
     @classmethod
     def of(cls, client: Redis) -> Pipelined | None:
@@ -136,11 +153,12 @@ class Pipelined:
         if pool.connection_class is not Connection:
             return None
         kw = pool.connection_kwargs
-        timeout = kw.get("socket_connect_timeout") or kw.get("socket_timeout") or 1.0
+        connect = kw.get("socket_connect_timeout") or kw.get("socket_timeout") or 1.0
         return cls(
             str(kw.get("host", "localhost")), int(kw.get("port", 6379)),
             db=int(kw.get("db", 0) or 0), username=kw.get("username"),
-            password=kw.get("password"), connect_timeout_s=float(timeout),
+            password=kw.get("password"), connect_timeout_s=float(connect),
+            reply_timeout_s=float(kw.get("socket_timeout") or 2.0),
         )  # fmt: skip
 
     async def execute(self, *args: Any) -> Any:
@@ -182,46 +200,53 @@ class Pipelined:
         return replies
 
     async def _open(self) -> _Protocol:
+        if self._closed:
+            raise _connection_error("the connection to Redis was closed")
         if self._opening is None:  # one connection opened, however many wait for it
-            self._opening = asyncio.ensure_future(self._connect())
-            self._opening.add_done_callback(_seen)
-        opening = self._opening
-        try:
-            return await asyncio.shield(opening)
-        finally:
-            if opening.done() and self._opening is opening:
-                self._opening = None
+            opening = self._opening = asyncio.ensure_future(self._connect())
+            opening.add_done_callback(self._opened)
+        return await asyncio.shield(self._opening)
+
+    def _opened(self, opening: asyncio.Future[_Protocol]) -> None:
+        """The next command after a failed connect tries again (and a failed connect
+        whose callers all gave up is not an unretrieved exception)."""
+        if self._opening is opening:
+            self._opening = None
+        if not opening.cancelled():
+            opening.exception()
 
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
+        protocol: _Protocol | None = None
         try:
-            async with asyncio.timeout(self.connect_timeout_s):
-                _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
-        except TimeoutError:
-            raise _connection_error(
-                f"connecting to Redis at {self.host}:{self.port} timed out"
-            ) from None
-        except OSError as exc:
-            raise _connection_error(
-                f"cannot connect to Redis at {self.host}:{self.port} ({exc.strerror or exc})"
-            ) from None
-        username, password = self._auth
-        hello: list[asyncio.Future[Any]] = []
-        if password is not None:
-            auth = ("AUTH", username, password) if username else ("AUTH", password)
-            hello.append(protocol.send(auth))
-        if self.db:
-            hello.append(protocol.send(("SELECT", self.db)))
-        try:
-            for reply in hello:
-                await reply
-        except Exception:
-            protocol.close()
+            async with asyncio.timeout(self.connect_timeout_s):  # connect, AUTH and SELECT
+                _, protocol = await loop.create_connection(
+                    lambda: _Protocol(self.reply_timeout_s), self.host, self.port
+                )
+                username, password = self._auth
+                if password is not None:
+                    auth = ("AUTH", username, password) if username else ("AUTH", password)
+                    await protocol.send(auth)
+                if self.db:
+                    await protocol.send(("SELECT", self.db))
+        except BaseException as exc:
+            if protocol is not None:
+                protocol.close()
+            if isinstance(exc, TimeoutError):
+                raise _connection_error(
+                    f"connecting to Redis at {self.host}:{self.port} timed out"
+                ) from None
+            if isinstance(exc, OSError):
+                raise _connection_error(
+                    f"cannot connect to Redis at {self.host}:{self.port} ({exc.strerror or exc})"
+                ) from None
             raise
         self._protocol = protocol
         return protocol
 
     async def aclose(self) -> None:
+        """Close the connection; commands after this fail as a Redis that is away."""
+        self._closed = True
         if self._opening is not None:
             self._opening.cancel()
             self._opening = None
@@ -238,12 +263,6 @@ def _evalsha(script: Lua, call: Call) -> list[Any]:
 async def _gathered(protocol: _Protocol, commands: list[list[Any]]) -> list[Any]:
     futures = protocol.send_many(commands)
     return list(await asyncio.gather(*futures, return_exceptions=True))
-
-
-def _seen(future: asyncio.Future[Any]) -> None:
-    """A failed connect whose waiters all gave up is not an unretrieved exception."""
-    if not future.cancelled():
-        future.exception()
 
 
 def _connection_error(message: str) -> Exception:

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +175,7 @@ _JSON_EACH = sqlite3.sqlite_version_info >= (3, 38, 0)
 def _json_rows(table_rows: list[tuple[Any, ...]]) -> str | None:
     """The rows as one JSON array for the ``json_each`` statements, or None to bind them
     one by one (SQLite older than 3.38, or a value JSON would not carry exactly: an
-    integer past 2**53, text that is not valid UTF-8).
+    integer past 2**53, a float that is not finite, text that is not valid UTF-8).
 
     Why: ``executemany`` gives up the GIL and takes it back for every row, and on a busy
     gateway each take waits for the event loop; one statement for the batch takes it
@@ -183,7 +184,9 @@ def _json_rows(table_rows: list[tuple[Any, ...]]) -> str | None:
     gateway under wrk at c=16 for 12 s the writer kept up (rows = requests when the load
     stopped, RSS flat at 64 MB), where it had fallen behind by two thirds, its queue
     taking RSS to 119 MB and past ``max_pending``."""
-    if not _JSON_EACH:
+    if not _JSON_EACH or any(
+        type(v) is float and not isfinite(v) for row in table_rows for v in row
+    ):  # JSON has no infinity (orjson would write null)
         return None
     import orjson
 

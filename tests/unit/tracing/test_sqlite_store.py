@@ -285,3 +285,12 @@ def test_batches_written_at_once_keep_every_value_exact(store: SQLiteStore, s: A
     assert trace.steps[0].error is not None and "\ud800" not in trace.steps[0].error
     by_attempt = sorted(trace.attempts, key=lambda a: a.attempt)
     assert by_attempt == [attempts[0], attempts[0], attempts[1], attempts[2], attempts[2]]
+
+
+def test_infinite_floats_in_a_batch_are_stored_as_row_by_row(store: SQLiteStore, s: Any) -> None:
+    inf = float("inf")
+    attempts = [s.attempt(attempt=0, latency_s=inf, ttft_s=-inf), s.attempt(attempt=1)]
+    store.write_batch([s.run()], [], attempts)
+    trace = store.get_run("run-0001")
+    assert trace is not None
+    assert (trace.attempts[0].latency_s, trace.attempts[0].ttft_s) == (inf, -inf)
