@@ -129,8 +129,10 @@ class NginxUpstream:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _wrk(url: str, body: bytes, headers: dict[str, str], seconds: float,
-         connections: int, *extra: str) -> str:  # fmt: skip
+def wrk_output(url: str, body: bytes, headers: dict[str, str], seconds: float,
+               connections: int, *extra: str) -> str:  # fmt: skip
+    """wrk's report of one thread and ``connections`` POSTing ``body``; every answer must
+    be a 2xx."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write('wrk.method = "POST"\n')
         script.write(f"wrk.body = {json.dumps(body.decode())}\n")
@@ -152,7 +154,7 @@ def _wrk(url: str, body: bytes, headers: dict[str, str], seconds: float,
 def wrk_latency(url: str, body: bytes, headers: dict[str, str], seconds: float) -> float:
     """p50 latency in ms of one connection POSTing ``body`` back to back for ``seconds``
     (wrk: no Python client between the requests)."""
-    out = _wrk(url, body, headers, seconds, 1, "--latency")
+    out = wrk_output(url, body, headers, seconds, 1, "--latency")
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
     if p50 is None:
         raise SystemExit(f"{url}: no latency in wrk's output:\n{out}")
@@ -169,7 +171,7 @@ def wrk_rate(
 ) -> tuple[float, int]:
     """Requests/s and requests answered, from wrk (one thread, ``connections`` kept
     alive) POSTing ``body``; every answer must be a 2xx."""
-    out = _wrk(url, body, headers, seconds, connections)
+    out = wrk_output(url, body, headers, seconds, connections)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     count = re.search(r"(\d+) requests in", out)
     if rate is None or count is None:

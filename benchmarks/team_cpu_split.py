@@ -12,7 +12,6 @@ most ``2 / (CPU per request, all processes)`` requests a second.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -21,24 +20,9 @@ import time
 import uuid
 from pathlib import Path
 
-from native_rig import NginxUpstream, free_port
+from gateway_overhead import cpu_seconds
+from native_rig import NginxUpstream, free_port, wrk_output
 from team_gateway import BODY, bench_key, config, wait_ready
-
-
-def tree(pid: int) -> list[int]:
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [pid, *(p for c in children.split() for p in tree(int(c)))]
-
-
-def cpu_s(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -63,27 +47,19 @@ def main() -> None:
         try:
             wait_ready(f"http://127.0.0.1:{port}", serve)
             time.sleep(1)
-            script = tmp / "post.lua"
-            script.write_text(
-                'wrk.method = "POST"\n'
-                f"wrk.body = {json.dumps(BODY.decode())}\n"
-                'wrk.headers["content-type"] = "application/json"\n'
-                f'wrk.headers["authorization"] = "Bearer {secret}"\n'
-            )
             redis = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True,
                                    text=True).stdout.split()  # fmt: skip
             assert nginx.proc is not None
-            groups = {"gateway": tree(serve.pid), "redis": [int(p) for p in redis[:1]],
-                      "nginx": tree(nginx.proc.pid)}  # fmt: skip
-            before = {name: cpu_s(pids) for name, pids in groups.items()}
+            pids = {"gateway": serve.pid, "redis": int(redis[0]), "nginx": nginx.proc.pid}
+            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             t0, load0 = time.time(), os.times()
-            out = subprocess.run(
-                ["wrk", "-t1", "-c16", f"-d{args.seconds}s", "-s", str(script),
-                 f"http://127.0.0.1:{port}/v1/chat/completions"],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
+            out = wrk_output(
+                f"http://127.0.0.1:{port}/v1/chat/completions", BODY,
+                {"content-type": "application/json", "authorization": f"Bearer {secret}"},
+                args.seconds, 16,
+            )  # fmt: skip
             wall, load1 = time.time() - t0, os.times()
-            used = {name: cpu_s(pids) - before[name] for name, pids in groups.items()}
+            used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
             used["wrk"] = (load1.children_user - load0.children_user) + (
                 load1.children_system - load0.children_system
             )
