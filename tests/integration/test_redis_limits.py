@@ -141,6 +141,71 @@ async def test_holds_finished_without_waiting_reach_redis_in_one_batch(prefix: s
         await client.aclose()
 
 
+async def test_a_batch_settles_each_budget_in_one_call_exactly(
+    client: redis_asyncio.Redis, prefix: str
+) -> None:
+    now = [1_800_000_000.0]
+    budgets = RedisBudgets(
+        client, prefix=f"{prefix}:budget", batch_s=60, hold_ttl_s=30, clock=lambda: now[0]
+    )
+    big = KeyBudget("team-a", Decimal("100000"), Period.TOTAL)  # past 1e14 pico: no %.14g
+    small = KeyBudget("team-b", Decimal("1"), Period.TOTAL)
+
+    async def evalsha_calls() -> int:
+        return int((await client.info("commandstats"))["cmdstat_evalsha"]["calls"])
+
+    try:
+        assert await budgets.prepare()
+        calls = await evalsha_calls()
+        expired = await budgets.reserve(small, Decimal("0.2"))
+        now[0] += 31  # that hold expires: the next script gives it back, once
+        holds = [await budgets.reserve(big, Decimal("300.000000000001")) for _ in range(3)]
+        kept = await budgets.reserve(small, Decimal("0.1"))
+        for hold, cost in zip(holds, ("250.5", "0", "0.000000000001"), strict=True):
+            budgets.finish_soon(hold, Decimal(cost))
+        budgets.finish_soon(expired, Decimal("0.15"))  # late: its spend still counts
+        budgets.finish_soon(kept, Decimal("0.05"))
+        await budgets.aclose()
+        assert await evalsha_calls() - calls == 5 + 2  # five reserves, one settle a budget
+        a, b = await budgets.state(big), await budgets.state(small)
+        assert (a.spent_usd, a.held_pico) == (Decimal("250.500000000001"), 0)
+        assert (b.spent_usd, b.held_pico) == (Decimal("0.20"), 0)
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("limit", "allowed", "counted", "keys"),
+    [
+        (RateLimit(rpm=3), [True, True, True, False], (3, 0), {"log"}),
+        (RateLimit(tpm=100), [True, True, False, False], (0, 80), {"log", "sum"}),
+        (RateLimit(rpm=3, tpm=100), [True, True, False, False], (2, 80), {"log", "sum"}),
+    ],
+)
+async def test_one_log_serves_requests_and_tokens(
+    client: redis_asyncio.Redis,
+    prefix: str,
+    limit: RateLimit,
+    allowed: list[bool],
+    counted: tuple[int, int],
+    keys: set[str],
+) -> None:
+    now = [1_800_000_000.0]
+    limiter = RedisRateLimiter(client, prefix=f"{prefix}:rl", clock=lambda: now[0], timeout_s=5)
+    decisions = []
+    for _ in range(4):  # 40 tokens at 0, 10, 20 and 30 s
+        decisions.append(await limiter.admit("k", limit, tokens=40))
+        now[0] += 10
+    assert [d.allowed for d in decisions] == allowed
+    last = decisions[-1]
+    assert (last.requests, last.tokens) == counted
+    assert last.retry_after_s == pytest.approx(30, abs=0.01)  # the first leaves at 60 s
+    assert last.reset_requests_s == (pytest.approx(30, abs=0.01) if limit.rpm else 0)
+    assert last.reset_tokens_s == (pytest.approx(30, abs=0.01) if limit.tpm else 0)
+    found = {k.decode().rsplit(":", 1)[1] async for k in client.scan_iter(match=f"{prefix}:rl:*")}
+    assert found == keys
+
+
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server = OwnRedis(tmp_path)

@@ -14,7 +14,10 @@ up to about $9,000 of pico-dollars; stored sums are integers and always exact.
 
 Settling (and releasing) is off the request path, so holds are settled in batches:
 :meth:`RedisBudgets.finish_soon` queues a hold without waiting, and every hold queued
-within ``batch_s`` (5 ms) goes to Redis in one pipelined round trip. Until then the hold
+within ``batch_s`` (5 ms) goes to Redis in one pipelined round trip, one script call
+per budget window (its holds removed with one ``ZMSCORE`` and one ``ZREM``, its costs
+summed in Python, exactly, and added with one ``HINCRBY``): a settle costs Redis about
+a tenth of a call of its own at 2,000 requests a second. Until then the hold
 still counts against the budget (it was reserved at the estimate), so a late settle can
 only make a budget look fuller than it is, never emptier.
 
@@ -59,13 +62,14 @@ log = logging.getLogger("turnout.limits")
 
 BUDGET_LUA = r"""
 local function amount_of(entry) return tonumber(string.match(entry, ':(%d+)$')) end
+local function int(x) return string.format('%d', x) end
 local function budget_open(sk, hk, now)
   local expired = redis.call('ZRANGEBYSCORE', hk, '-inf', now)
   if #expired > 0 then
     local freed = 0
     for i = 1, #expired do freed = freed + amount_of(expired[i]) end
     redis.call('ZREMRANGEBYSCORE', hk, '-inf', now)
-    redis.call('HINCRBY', sk, 'held', -freed)
+    redis.call('HINCRBY', sk, 'held', int(-freed))
   end
   local v = redis.call('HMGET', sk, 'spent', 'held')
   return tonumber(v[1] or '0'), math.max(0, tonumber(v[2] or '0'))
@@ -79,20 +83,29 @@ end
 local function budget_reserve(sk, hk, now, cap, amount_text, member, hold_ttl, key_ttl)
   local spent, held = budget_open(sk, hk, now)
   local amount = tonumber(amount_text)
-  if spent + held + amount > cap then return {0, tostring(spent), tostring(held)} end
+  if spent + held + amount > cap then return {0, int(spent), int(held)} end
   redis.call('ZADD', hk, now + hold_ttl, member .. ':' .. amount_text)
   redis.call('HINCRBY', sk, 'held', amount_text)
-  budget_keep(sk, hk, key_ttl)
-  return {1, tostring(spent), tostring(held + amount)}
+  if held == 0 then budget_keep(sk, hk, key_ttl) end
+  return {1, int(spent), int(held + amount)}
 end
-local function budget_finish(sk, hk, now, member, cost, key_ttl)
+local function budget_finish(sk, hk, now, members, cost, key_ttl)
   local spent, held = budget_open(sk, hk, now)
-  if redis.call('ZREM', hk, member) == 1 then
-    redis.call('HINCRBY', sk, 'held', -amount_of(member))
+  local scores = redis.call('ZMSCORE', hk, unpack(members))
+  local found, freed = {}, 0
+  for i = 1, #members do
+    if scores[i] then
+      found[#found + 1] = members[i]
+      freed = freed + amount_of(members[i])
+    end
   end
-  if tonumber(cost) > 0 then spent = redis.call('HINCRBY', sk, 'spent', cost) end
+  if #found > 0 then
+    redis.call('ZREM', hk, unpack(found))
+    redis.call('HINCRBY', sk, 'held', int(-freed))
+  end
+  if cost ~= '0' then spent = redis.call('HINCRBY', sk, 'spent', cost) end
   budget_keep(sk, hk, key_ttl)
-  return tostring(spent)
+  return int(spent)
 end
 """
 
@@ -109,7 +122,8 @@ _FINISH = (
     SERVER_NOW_LUA
     + BUDGET_LUA
     + r"""
-return budget_finish(KEYS[1], KEYS[2], server_now(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]))
+return budget_finish(KEYS[1], KEYS[2], server_now(ARGV[1]), {unpack(ARGV, 4)}, ARGV[2],
+                     tonumber(ARGV[3]))
 """
 )
 
@@ -118,11 +132,12 @@ _STATE = (
     + BUDGET_LUA
     + r"""
 local spent, held = budget_open(KEYS[1], KEYS[2], server_now(ARGV[1]))
-return {tostring(spent), tostring(held)}
+return {int(spent), int(held)}
 """
 )
 
 _KEEP_AFTER_S = 86_400
+_PER_CALL = 1000  # holds settled by one script call (Lua's unpack has a limit)
 _SEEN = 10_000
 
 
@@ -152,7 +167,7 @@ class RedisBudgets:
         self._state: AsyncScript = redis.register_script(_STATE)
         self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
         self.batch_s = batch_s
-        self._pending: list[tuple[Reservation, Decimal, list[str | int]]] = []
+        self._pending: list[tuple[Reservation, Decimal, int]] = []  # + the keys' ttl
         self._batch: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Task[None]] = set()
@@ -226,11 +241,7 @@ class RedisBudgets:
         now = self._now()
         window = window_of(reservation.budget.period, now)
         ends_at = window.ends_at if window.id == reservation.window else now
-        args: list[str | int] = [
-            self._now_arg(), reservation.hold_id, cost_to_pico(cost),
-            self.key_ttl_ms(ends_at, now),
-        ]  # fmt: skip
-        self._pending.append((reservation, cost, args))
+        self._pending.append((reservation, cost, self.key_ttl_ms(ends_at, now)))
         if self._timer is None:  # the first of a batch: flush it in batch_s
             self._timer = asyncio.get_running_loop().call_later(self.batch_s, self._flush_now)
 
@@ -262,12 +273,10 @@ class RedisBudgets:
                 batch.set_result(None)
             return
         replies: list[object] = []
+        groups = self._grouped(pending)
 
         async def shared() -> None:
-            calls = [
-                (self.keys_of(reservation.budget.name, reservation.window), args)
-                for reservation, _, args in pending
-            ]
+            calls = [(self.keys_of(name, window), args) for (name, window), args in groups]
             if self._pipelined is not None:
                 replies.extend(await self._pipelined.evalsha_many(self._finish, calls))
             else:
@@ -275,8 +284,7 @@ class RedisBudgets:
 
         try:
             if await self.degrader.attempt(shared):
-                for (reservation, _, _), spent in zip(pending, replies, strict=True):
-                    name, window = reservation.budget.name, reservation.window
+                for ((name, window), _), spent in zip(groups, replies, strict=True):
                     text = spent.decode() if isinstance(spent, bytes) else str(spent)
                     self.remember(name, window, int(float(text)))
             else:
@@ -286,6 +294,27 @@ class RedisBudgets:
         finally:
             if batch is not None and not batch.done():
                 batch.set_result(None)
+
+    def _grouped(
+        self, pending: list[tuple[Reservation, Decimal, int]]
+    ) -> list[tuple[tuple[str, str], list[str | int]]]:
+        """One script call per budget window (and per ``_PER_CALL`` holds): its holds,
+        their costs summed here (exact integers), the keys' ttl."""
+        holds: dict[tuple[str, str], list[str]] = {}
+        costs: dict[tuple[str, str], int] = {}
+        ttls: dict[tuple[str, str], int] = {}
+        for reservation, cost, ttl in pending:
+            group = (reservation.budget.name, reservation.window)
+            holds.setdefault(group, []).append(reservation.hold_id)
+            costs[group] = costs.get(group, 0) + cost_to_pico(cost)
+            ttls[group] = max(ttls.get(group, 0), ttl)
+        now = self._now_arg()
+        calls: list[tuple[tuple[str, str], list[str | int]]] = []
+        for group, ids in holds.items():
+            for i in range(0, len(ids), _PER_CALL):
+                spend = costs[group] if i == 0 else 0  # the group's spend, sent once
+                calls.append((group, [now, spend, ttls[group], *ids[i : i + _PER_CALL]]))
+        return calls
 
     async def settle(self, reservation: Reservation, cost: Decimal) -> None:
         await self._finish_shared(reservation, cost)

@@ -59,15 +59,15 @@ local tokens, member = tonumber(ARGV[5]), ARGV[6]
 local generation = tonumber(redis.call('GET', KEYS[1]) or '0')
 local r = {1, 0, 0, 0, 0, 0, 0}
 if rpm > 0 or tpm > 0 then
-  r = rate_admit(KEYS[2], KEYS[3], KEYS[4], now, window, rpm, tpm, tokens, member)
+  r = rate_admit(KEYS[2], KEYS[3], now, window, rpm, tpm, tokens, member)
   if r[1] == 0 then return {generation, r, {-1, '0', '0'}} end
 end
 local b = {-1, '0', '0'}
 if ARGV[7] ~= '' then
-  b = budget_reserve(KEYS[5], KEYS[6], now, tonumber(ARGV[7]), ARGV[8], member,
+  b = budget_reserve(KEYS[4], KEYS[5], now, tonumber(ARGV[7]), ARGV[8], member,
                      tonumber(ARGV[9]), tonumber(ARGV[10]))
   if b[1] == 0 and (rpm > 0 or tpm > 0) then
-    rate_undo(KEYS[2], KEYS[3], KEYS[4], member, tokens, window)
+    rate_undo(KEYS[2], KEYS[3], member, tokens, window)
     r[2] = math.max(0, r[2] - (rpm > 0 and 1 or 0))
     if tpm > 0 then r[3] = math.max(0, r[3] - tokens) end
   end
@@ -82,8 +82,8 @@ _UNDO = (
     + RATE_LUA
     + BUDGET_LUA
     + r"""
-rate_undo(KEYS[1], KEYS[2], KEYS[3], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
-if KEYS[4] ~= '-' then budget_finish(KEYS[4], KEYS[5], server_now(ARGV[1]), ARGV[5], '0', 0) end
+rate_undo(KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+if KEYS[3] ~= '-' then budget_finish(KEYS[3], KEYS[4], server_now(ARGV[1]), {ARGV[5]}, '0', 0) end
 return 1
 """
 )

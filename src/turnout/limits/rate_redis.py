@@ -5,11 +5,13 @@ Keys, per scope (a key name, or ``name|model``), under ``prefix`` (default
 ``turnout:rl``); the scope is a hash tag, so in Redis Cluster a scope's keys share a
 slot::
 
-    {prefix}:{scope}:r   sorted set of admitted requests (score: ms)
-    {prefix}:{scope}:t   sorted set of token entries "<id>:<tokens>" (score: ms)
-    {prefix}:{scope}:s   the sum of the token entries
+    {prefix}:{scope}:log   sorted set of admitted requests "<id>:<tokens>" (score: ms)
+    {prefix}:{scope}:sum   the sum of their tokens (kept only with a tpm limit)
 
-Each expires one window after its last write. Time comes from the Redis server
+Each expires one window after its last write. One log serves both limits: its size is
+the request count, its entries carry the tokens; so a call takes about seven Redis
+commands inside the script, not the eleven of a log per limit (``ZADD``, ``PEXPIRE``,
+the trim and the oldest entry once, not twice). Time comes from the Redis server
 (``TIME``), so replicas with skewed clocks agree; tests may pass ``clock=``.
 
 Every call has a timeout; when Redis fails the request is decided by the in-process
@@ -43,28 +45,25 @@ end
 
 RATE_LUA = r"""
 local function count_of(entry) return tonumber(string.match(entry, ':(%d+)$')) end
-local function rate_admit(rk, tk, sk, now, window, rpm, tpm, tokens, member)
+local function rate_admit(lk, sk, now, window, rpm, tpm, tokens, member)
   local edge = now - window
-  local count = 0
-  if rpm > 0 then
-    redis.call('ZREMRANGEBYSCORE', rk, '-inf', edge)
-    count = redis.call('ZCARD', rk)
-  end
-  local used = 0
+  local used, dirty = 0, false
   if tpm > 0 then
-    local expired = redis.call('ZRANGEBYSCORE', tk, '-inf', edge)
     used = tonumber(redis.call('GET', sk) or '0')
+    local expired = redis.call('ZRANGEBYSCORE', lk, '-inf', edge)
     if #expired > 0 then
-      local freed = 0
-      for i = 1, #expired do freed = freed + count_of(expired[i]) end
-      redis.call('ZREMRANGEBYSCORE', tk, '-inf', edge)
-      used = math.max(0, used - freed)
-      redis.call('SET', sk, used, 'PX', window)
+      for i = 1, #expired do used = used - count_of(expired[i]) end
+      used, dirty = math.max(0, used), true
+      redis.call('ZREMRANGEBYSCORE', lk, '-inf', edge)
     end
+  else
+    redis.call('ZREMRANGEBYSCORE', lk, '-inf', edge)
   end
+  local count = 0
+  if rpm > 0 then count = redis.call('ZCARD', lk) end
   local wait_r, wait_t = 0, 0
   if rpm > 0 and count >= rpm then
-    local e = redis.call('ZRANGE', rk, count - rpm, count - rpm, 'WITHSCORES')
+    local e = redis.call('ZRANGE', lk, count - rpm, count - rpm, 'WITHSCORES')
     wait_r = tonumber(e[2]) + window - now
   end
   if tpm > 0 and used + tokens > tpm then
@@ -72,7 +71,7 @@ local function rate_admit(rk, tk, sk, now, window, rpm, tpm, tokens, member)
       wait_t = -1
     else
       local need, freed = used + tokens - tpm, 0
-      local entries = redis.call('ZRANGE', tk, 0, -1, 'WITHSCORES')
+      local entries = redis.call('ZRANGE', lk, 0, -1, 'WITHSCORES')
       for i = 1, #entries, 2 do
         freed = freed + count_of(entries[i])
         if freed >= need then wait_t = tonumber(entries[i + 1]) + window - now; break end
@@ -81,35 +80,31 @@ local function rate_admit(rk, tk, sk, now, window, rpm, tpm, tokens, member)
   end
   local allowed = wait_r <= 0 and wait_t == 0
   if allowed then
-    if rpm > 0 then
-      redis.call('ZADD', rk, now, member)
-      redis.call('PEXPIRE', rk, window)
-      count = count + 1
-    end
-    if tpm > 0 then
-      redis.call('ZADD', tk, now, member .. ':' .. tokens)
-      redis.call('PEXPIRE', tk, window)
-      used = used + tokens
-      redis.call('SET', sk, used, 'PX', window)
-    end
+    redis.call('ZADD', lk, now, member .. ':' .. tokens)
+    redis.call('PEXPIRE', lk, window)
+    if rpm > 0 then count = count + 1 end
+    if tpm > 0 then used, dirty = used + tokens, true end
   end
+  if dirty then redis.call('SET', sk, string.format('%d', used), 'PX', window) end
   local reset_r, reset_t = 0, 0
-  if count > 0 then
-    local o = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
-    if o[2] then reset_r = tonumber(o[2]) + window - now end
-  end
-  if tpm > 0 and used > 0 then
-    local o = redis.call('ZRANGE', tk, 0, 0, 'WITHSCORES')
-    if o[2] then reset_t = tonumber(o[2]) + window - now end
+  if count > 0 or used > 0 then
+    local o = redis.call('ZRANGE', lk, 0, 0, 'WITHSCORES')
+    if o[2] then
+      local reset = tonumber(o[2]) + window - now
+      if count > 0 then reset_r = reset end
+      if used > 0 then reset_t = reset end
+    end
   end
   return {allowed and 1 or 0, count, used, math.floor(wait_r), math.floor(wait_t),
           math.floor(reset_r), math.floor(reset_t)}
 end
-local function rate_undo(rk, tk, sk, member, tokens, window)
-  redis.call('ZREM', rk, member)
-  if redis.call('ZREM', tk, member .. ':' .. tokens) == 1 then
-    local left = math.max(0, tonumber(redis.call('GET', sk) or '0') - tokens)
-    redis.call('SET', sk, left, 'PX', window)
+local function rate_undo(lk, sk, member, tokens, window)
+  if redis.call('ZREM', lk, member .. ':' .. tokens) == 1 and tokens > 0 then
+    local used = redis.call('GET', sk)
+    if used then
+      local left = math.max(0, tonumber(used) - tokens)
+      redis.call('SET', sk, string.format('%d', left), 'PX', window)
+    end
   end
 end
 """
@@ -118,16 +113,16 @@ _LUA = (
     SERVER_NOW_LUA
     + RATE_LUA
     + r"""
-return rate_admit(KEYS[1], KEYS[2], KEYS[3], server_now(ARGV[1]), tonumber(ARGV[2]),
+return rate_admit(KEYS[1], KEYS[2], server_now(ARGV[1]), tonumber(ARGV[2]),
                   tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6])
 """
 )
 
 
 def rate_keys(prefix: str, scope: str) -> list[str]:
-    """The three keys of a scope's log (the scope is their hash tag)."""
+    """The two keys of a scope's log (the scope is their hash tag)."""
     base = f"{prefix}:{{{scope}}}"
-    return [f"{base}:r", f"{base}:t", f"{base}:s"]
+    return [f"{base}:log", f"{base}:sum"]
 
 
 def rate_decision(reply: Sequence[Any], limit: RateLimit) -> RateDecision:
