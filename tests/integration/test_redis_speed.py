@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from turnout.config import settings_from_dict
 from turnout.execution.setup import build_executor
-from turnout.execution.speed import Sample
+from turnout.execution.speed import Sample, SpeedBoard
 from turnout.execution.speed_redis import RedisSpeedBoard
 
 redis_asyncio = pytest.importorskip("redis.asyncio", reason="redis-py is not installed")
@@ -50,6 +51,38 @@ async def test_two_processes_share_estimates(client: Any, prefix: str) -> None:
         assert n is not None and n.samples == 1
     ttl = await client.pttl(f"{prefix}:speed")
     assert 0 < ttl <= 7 * 86400 * 1000
+
+
+async def test_a_batch_folds_into_the_shared_estimate_as_one_by_one(
+    client: Any, prefix: str
+) -> None:
+    shared = RedisSpeedBoard(client, prefix=f"{prefix}:speed", alpha=0.3, flush_s=60)
+    shared.add(Sample("haiku", 0.5, None, 1.0))
+    assert await shared.sync()  # haiku is known to Redis, with no time per token yet
+    rng = random.Random(7)
+    samples = [
+        Sample(
+            rng.choice(("haiku", "nano")),
+            rng.uniform(0.1, 2),
+            rng.choice((None, 0.01, 0.03)),
+            float(i),
+        )
+        for i in range(2, 300)
+    ]
+    sequential = SpeedBoard(alpha=0.3)  # the same samples folded one at a time
+    sequential.add(Sample("haiku", 0.5, None, 1.0))
+    for sample in samples:
+        shared.add(sample)
+        sequential.add(sample)
+    assert await shared.sync()
+    other = RedisSpeedBoard(client, prefix=f"{prefix}:speed", alpha=0.3, flush_s=60)
+    assert await other.sync()
+    for model in ("haiku", "nano"):
+        got, want = other.snapshot().get(model), sequential.snapshot().get(model)
+        assert got is not None and want is not None
+        assert got.ttft_s == pytest.approx(want.ttft_s, rel=1e-12)
+        assert got.per_token_s == pytest.approx(want.per_token_s, rel=1e-12)
+        assert (got.samples, got.updated_at) == (want.samples, want.updated_at)
 
 
 async def test_flushes_in_the_background_and_on_close(client: Any, prefix: str) -> None:

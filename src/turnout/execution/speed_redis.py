@@ -3,8 +3,9 @@
 Recording stays local and cheap: :meth:`RedisSpeedBoard.observe` updates this
 process's estimates at once and queues the sample. At most every ``flush_s``
 seconds (0.5 s) a background task sends the queued samples to Redis in one Lua
-script call, which folds them into the shared estimates (the same exponentially
-weighted update) and returns every model's shared estimate; this process then
+script call, folded per model here first (the same exponentially weighted update, as
+one multiply-add a model, so Redis reads and writes each model once a batch, not once
+a sample), and the script returns every model's shared estimate; this process then
 takes those over. So each process sees its own calls at once and the others'
 within about ``flush_s``; the request path never waits for Redis.
 
@@ -26,6 +27,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from turnout.execution.speed import DEFAULT_ALPHA, Sample, SpeedBoard
@@ -38,23 +40,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("turnout.speed")
 
 _LUA = r"""
-local key, alpha, ttl_ms = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
-local batch = cjson.decode(ARGV[3])
+local key, ttl_ms = KEYS[1], tonumber(ARGV[1])
+local batch = cjson.decode(ARGV[2])
 for _, s in ipairs(batch) do
-  local model, ttft, per, at = s[1], s[2], s[3], s[4]
+  local model, d, c, first, pd, pc, pfirst, n, at = unpack(s)
   local raw = redis.call('HGET', key, model)
   local e
-  if raw then
-    e = cjson.decode(raw)
-    e[1] = e[1] + alpha * (ttft - e[1])
-    if per ~= false then
-      if e[2] == false then e[2] = per else e[2] = e[2] + alpha * (per - e[2]) end
-    end
-    e[3] = e[3] + 1
-    if at > e[4] then e[4] = at end
-  else
-    e = {ttft, per, 1, at}
+  if raw then e = cjson.decode(raw) else e = {first, false, 0, at} end
+  e[1] = e[1] * d + c
+  if pfirst ~= false then
+    if e[2] == false then e[2] = pfirst end
+    e[2] = e[2] * pd + pc
   end
+  e[3] = e[3] + n
+  if at > e[4] then e[4] = at end
   redis.call('HSET', key, model, cjson.encode(e))
 end
 if #batch > 0 then redis.call('PEXPIRE', key, ttl_ms) end
@@ -116,17 +115,11 @@ class RedisSpeedBoard(SpeedBoard):
     async def sync(self) -> bool:
         """Send the queued samples and take over the shared estimates; False when Redis
         failed (the local estimates stay in use)."""
-        batch = [
-            [s.model, s.ttft_s, False if s.per_token_s is None else s.per_token_s, s.at]
-            for s in self._pending
-        ]
+        payload = json.dumps(_folded(self._pending, self.alpha))
         self._pending.clear()
-        payload = json.dumps(batch)
         try:
             async with asyncio.timeout(self.timeout_s):
-                reply = await self._script(
-                    keys=[self.prefix], args=[repr(self.alpha), self._ttl_ms, payload]
-                )
+                reply = await self._script(keys=[self.prefix], args=[self._ttl_ms, payload])
         except self._errors as exc:
             self._next_sync = time.monotonic() + self.retry_after_s
             if self.last_error is None:
@@ -146,6 +139,42 @@ class RedisSpeedBoard(SpeedBoard):
                 await self._task
         if self._pending:
             await self.sync()
+
+
+class _Fold:
+    """A model's samples of one batch as one update of the shared estimate: applying
+    ``e += alpha * (x - e)`` for x1..xk is ``e * d + c`` with ``d = (1 - alpha)**k``, the
+    same for the time per token over the samples that have one."""
+
+    __slots__ = ("at", "c", "d", "first", "n", "pc", "pd", "pfirst")
+
+    def __init__(self, first: float, at: float) -> None:
+        self.first, self.d, self.c, self.n, self.at = first, 1.0, 0.0, 0, at
+        self.pfirst: float | None = None
+        self.pd, self.pc = 1.0, 0.0
+
+
+def _folded(samples: Iterable[Sample], alpha: float) -> list[list[Any]]:
+    """One entry per model: ``[model, d, c, first, pd, pc, pfirst or false, n, at]``; the
+    script folds it into the shared estimate (a model it has not seen starts at its
+    first sample), so Redis does one read and one write a model, not a sample."""
+    keep = 1.0 - alpha
+    folds: dict[str, _Fold] = {}
+    for model, ttft, per, at in samples:
+        f = folds.get(model)
+        if f is None:
+            f = folds[model] = _Fold(ttft, at)
+        f.d, f.c = f.d * keep, f.c * keep + alpha * ttft
+        if per is not None:
+            if f.pfirst is None:
+                f.pfirst = per
+            f.pd, f.pc = f.pd * keep, f.pc * keep + alpha * per
+        f.n += 1
+        f.at = max(f.at, at)
+    return [
+        [m, f.d, f.c, f.first, f.pd, f.pc, False if f.pfirst is None else f.pfirst, f.n, f.at]
+        for m, f in folds.items()
+    ]
 
 
 def _text(value: Any) -> str:
