@@ -2,7 +2,8 @@
 budget hold before the call (one Redis round trip), and settling the hold after it
 (queued, and sent in batches off the request path, as the gateway does), with the
 state in memory (one process) and in the real Redis (127.0.0.1:6379, a throwaway
-prefix).
+prefix); with Redis, also the Redis server's own CPU per request (``INFO cpu``; run it
+on an otherwise idle Redis).
 
 Measured in-process, without HTTP, so the figures are the gate's own: the gateway's
 end-to-end overhead is measured by benchmarks/team_gateway.py (phase 2). A key with
@@ -22,6 +23,7 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from turnout.keys import KeyStore, Period
 from turnout.keys.cache import CachedKeys, LocalKeyEvents
@@ -31,6 +33,9 @@ from turnout.limits.gate import LocalGate
 from turnout.pricing.cost import Price
 from turnout.tracing.sqlite import SQLiteStore
 from turnout.types import ChatRequest, Message
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 REQ = ChatRequest(messages=(Message("user", "Summarise the ticket in one line."),), max_tokens=64)
 PRICE = Price.of("0.25", "1.25")
@@ -69,6 +74,12 @@ async def measure(
     return admit_p50, statistics.median(latencies) * 1000, rate
 
 
+async def redis_cpu(client: Redis) -> float:
+    """The Redis server's CPU seconds so far (user + system, every thread)."""
+    info = await client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
@@ -96,7 +107,10 @@ async def main() -> None:
         await gate.prepare()
         shared = KeyGuard(CachedKeys(keys), gate)
         try:
+            cpu0 = await redis_cpu(client)
             admit, p50, rate = await measure(shared, secret, args.requests, args.concurrency)
+            await gate.budgets.aclose()  # the last settle batch, counted too
+            redis_us = (await redis_cpu(client) - cpu0) / (50 + 2 * args.requests) * 1e6
             t0 = time.perf_counter()
             for _ in range(500):
                 await client.ping()
@@ -104,6 +118,7 @@ async def main() -> None:
             print(f"Redis     : admit p50 {admit:.3f} ms, admit + settle p50 {p50:.3f} ms, "
                   f"{rate:,.0f} req/s at c={args.concurrency} (one PING round trip here: "
                   f"{ping:.3f} ms)")  # fmt: skip
+            print(f"  Redis CPU per request (admit + settle, INFO cpu): {redis_us:.0f} µs")
             print(f"  requests decided locally (Redis away): {gate.degrader.degraded}")
         finally:
             await gate.aclose()
