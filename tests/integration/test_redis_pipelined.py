@@ -44,6 +44,27 @@ async def test_concurrent_commands_share_one_connection_and_keep_their_order(pre
         await redis.aclose()
 
 
+async def test_commands_of_one_loop_turn_go_out_in_one_write(tmp_path: Path) -> None:
+    server = OwnRedis(tmp_path)  # its own Redis: nothing else adds to its counters
+    server.start()
+    redis = Pipelined("127.0.0.1", server.port)
+
+    async def reads() -> int:
+        info = (await redis.execute("INFO", "stats")).decode()
+        return int(info.split("total_reads_processed:")[1].split()[0])
+
+    try:
+        before = await reads()
+        replies = await asyncio.gather(*(redis.execute("INCR", "n") for _ in range(200)))
+        assert replies == list(range(1, 201))
+        assert await reads() - before <= 3  # 200 commands, one send: Redis read them at once
+        alone = await asyncio.wait_for(redis.execute("PING"), 1)  # a lone command still goes
+        assert alone == b"PONG"
+    finally:
+        await redis.aclose()
+        server.stop()
+
+
 async def test_a_script_redis_lost_is_loaded_and_run_once(prefix: str) -> None:
     redis = Pipelined("127.0.0.1", 6379)
     script = Lua(f"-- {uuid.uuid4().hex}\nreturn redis.call('INCR', KEYS[1]) + tonumber(ARGV[1])")

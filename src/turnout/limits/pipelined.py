@@ -46,6 +46,7 @@ class _Protocol(asyncio.Protocol):
         self._sent_at: deque[float] = deque()  # when each waiting command went out
         self._reply_timeout_s = reply_timeout_s
         self._transport: asyncio.Transport | None = None
+        self._out: list[bytes] = []  # packed, written together once the loop turns
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -55,7 +56,13 @@ class _Protocol(asyncio.Protocol):
         return self.send_many((args,))[0]
 
     def send_many(self, commands: Sequence[Sequence[Any]]) -> list[asyncio.Future[Any]]:
-        """Every command in one write; a future per reply."""
+        """Every command queued for the next write; a future per reply.
+
+        The write happens once the event loop has run what is ready (``call_soon``), so
+        the commands of every request that reached Redis in this turn of the loop go out
+        in one ``send``, and Redis reads them with one ``read`` and answers with one
+        ``write``: at concurrency 16 that is a fraction of a system call a request on
+        both sides instead of one each. Alone, a command waits for nothing."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
         if self.closed or self._transport is None:
@@ -75,10 +82,17 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(error)
             return futures
         pack = self._pack
-        self._transport.write(b"".join(pack(tuple(args)) for args in commands))
+        if not self._out:
+            loop.call_soon(self._write)
+        self._out.extend(pack(tuple(args)) for args in commands)
         self._waiting.extend(futures)
         self._sent_at.extend(now for _ in futures)
         return futures
+
+    def _write(self) -> None:
+        out, self._out = self._out, []
+        if out and not self.closed and self._transport is not None:
+            self._transport.write(b"".join(out))
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -104,6 +118,7 @@ class _Protocol(asyncio.Protocol):
 
     def _fail(self, error: Exception) -> None:
         self.closed = True
+        self._out.clear()
         self._sent_at.clear()
         while self._waiting:
             future = self._waiting.popleft()
