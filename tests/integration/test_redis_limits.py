@@ -174,6 +174,68 @@ async def test_a_batch_settles_each_budget_in_one_call_exactly(
         await client.aclose()
 
 
+async def test_a_hold_finished_twice_in_one_batch_is_freed_once(
+    client: redis_asyncio.Redis, prefix: str
+) -> None:
+    budgets = RedisBudgets(client, prefix=f"{prefix}:budget", batch_s=60)
+    b = KeyBudget("team-a", Decimal("1"), Period.TOTAL)
+    try:
+        first = await budgets.reserve(b, Decimal("0.5"))
+        second = await budgets.reserve(b, Decimal("0.5"))
+        budgets.finish_soon(first, Decimal(0))
+        budgets.finish_soon(first, Decimal(0))  # a caller's mistake must not free the other
+        await budgets.aclose()
+        state = await budgets.state(b)
+        assert state.held_pico == second.estimate_pico
+        await budgets.reserve(b, Decimal("0.5"))
+        with pytest.raises(KeyBudgetExceeded):
+            await budgets.reserve(b, Decimal("0.5"))
+    finally:
+        await client.aclose()
+
+
+async def test_tokens_logged_without_a_tpm_limit_never_leave_the_sum(
+    client: redis_asyncio.Redis, prefix: str
+) -> None:
+    now = [1_800_000_000.0]
+    limiter = RedisRateLimiter(client, prefix=f"{prefix}:rl", clock=lambda: now[0], timeout_s=5)
+    for _ in range(5):  # no tpm limit yet: these tokens are not summed
+        assert (await limiter.admit("k", RateLimit(rpm=100), tokens=1000)).allowed
+    now[0] += 30
+    limit = RateLimit(rpm=100, tpm=3000)  # the key gains a tpm limit
+    assert [(await limiter.admit("k", limit, tokens=1000)).allowed for _ in range(4)] == [
+        True, True, True, False,
+    ]  # fmt: skip
+    now[0] += 31  # the first five leave the window: the sum must not fall with them
+    refused = await limiter.admit("k", limit, tokens=1000)
+    assert not refused.allowed and refused.tokens == 3000
+
+
+@pytest.mark.parametrize("limit", [RateLimit(rpm=5), RateLimit(tpm=500), RateLimit(rpm=5, tpm=500)])
+async def test_the_gate_takes_back_what_it_admitted(
+    client: redis_asyncio.Redis, prefix: str, limit: RateLimit
+) -> None:
+    from turnout.limits.gate_redis import RedisGate
+
+    gate = RedisGate(client, prefix=prefix, timeout_s=5)
+    b = KeyBudget("team-a", Decimal("1"), Period.DAY)
+    try:
+        assert await gate.prepare()
+        results = [await gate.admit("team-a", limit, 100, b, Decimal("0.1")) for _ in range(3)]
+        for result in results:
+            await gate.undo(result)
+        after = await gate.admit("team-a", limit, 100, b, Decimal("0.1"))
+        assert after.rate is not None and after.rate.allowed
+        assert (after.rate.requests, after.rate.tokens) == (
+            1 if limit.rpm else 0,
+            100 if limit.tpm else 0,
+        )  # only this one is counted
+        assert await client.zcard(f"{prefix}:rl:{{team-a}}:log") == 1
+        assert (await gate.budgets.state(b)).held_pico == after.reservation.estimate_pico
+    finally:
+        await gate.aclose()
+
+
 @pytest.mark.parametrize(
     ("limit", "allowed", "counted", "keys"),
     [

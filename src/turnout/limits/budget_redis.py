@@ -92,9 +92,10 @@ end
 local function budget_finish(sk, hk, now, members, cost, key_ttl)
   local spent, held = budget_open(sk, hk, now)
   local scores = redis.call('ZMSCORE', hk, unpack(members))
-  local found, freed = {}, 0
+  local found, freed, seen = {}, 0, {}
   for i = 1, #members do
-    if scores[i] then
+    if scores[i] and not seen[members[i]] then  -- a hold named twice is freed once
+      seen[members[i]] = true
       found[#found + 1] = members[i]
       freed = freed + amount_of(members[i])
     end
@@ -300,17 +301,18 @@ class RedisBudgets:
     ) -> list[tuple[tuple[str, str], list[str | int]]]:
         """One script call per budget window (and per ``_PER_CALL`` holds): its holds,
         their costs summed here (exact integers), the keys' ttl."""
-        holds: dict[tuple[str, str], list[str]] = {}
+        holds: dict[tuple[str, str], dict[str, None]] = {}  # ordered, each hold once
         costs: dict[tuple[str, str], int] = {}
         ttls: dict[tuple[str, str], int] = {}
         for reservation, cost, ttl in pending:
             group = (reservation.budget.name, reservation.window)
-            holds.setdefault(group, []).append(reservation.hold_id)
+            holds.setdefault(group, {})[reservation.hold_id] = None  # finished twice: once
             costs[group] = costs.get(group, 0) + cost_to_pico(cost)
             ttls[group] = max(ttls.get(group, 0), ttl)
         now = self._now_arg()
         calls: list[tuple[tuple[str, str], list[str | int]]] = []
-        for group, ids in holds.items():
+        for group, unique in holds.items():
+            ids = list(unique)
             for i in range(0, len(ids), _PER_CALL):
                 spend = costs[group] if i == 0 else 0  # the group's spend, sent once
                 calls.append((group, [now, spend, ttls[group], *ids[i : i + _PER_CALL]]))

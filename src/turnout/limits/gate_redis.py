@@ -67,7 +67,7 @@ if ARGV[7] ~= '' then
   b = budget_reserve(KEYS[4], KEYS[5], now, tonumber(ARGV[7]), ARGV[8], member,
                      tonumber(ARGV[9]), tonumber(ARGV[10]))
   if b[1] == 0 and (rpm > 0 or tpm > 0) then
-    rate_undo(KEYS[2], KEYS[3], member, tokens, window)
+    rate_undo(KEYS[2], KEYS[3], member, tpm > 0 and tokens or 0, window)
     r[2] = math.max(0, r[2] - (rpm > 0 and 1 or 0))
     if tpm > 0 then r[3] = math.max(0, r[3] - tokens) end
   end
@@ -227,9 +227,10 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
             if reservation is not None
             else ["-", "-"]
         )
+        summed = result.rate is not None and bool(result.rate.limit.tpm)  # as logged
         args: list[Any] = [
             "" if self._clock is None else str(int(self._clock() * 1000)), result.member,
-            result.tokens, self.limiter.window_ms,
+            result.tokens if summed else 0, self.limiter.window_ms,
             reservation.hold_id if reservation is not None else "",
         ]  # fmt: skip
 

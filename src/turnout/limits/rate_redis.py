@@ -79,8 +79,8 @@ local function rate_admit(lk, sk, now, window, rpm, tpm, tokens, member)
     end
   end
   local allowed = wait_r <= 0 and wait_t == 0
-  if allowed then
-    redis.call('ZADD', lk, now, member .. ':' .. tokens)
+  if allowed then  -- tokens are logged only when they are summed (a tpm limit)
+    redis.call('ZADD', lk, now, member .. ':' .. (tpm > 0 and tokens or 0))
     redis.call('PEXPIRE', lk, window)
     if rpm > 0 then count = count + 1 end
     if tpm > 0 then used, dirty = used + tokens, true end
@@ -98,7 +98,7 @@ local function rate_admit(lk, sk, now, window, rpm, tpm, tokens, member)
   return {allowed and 1 or 0, count, used, math.floor(wait_r), math.floor(wait_t),
           math.floor(reset_r), math.floor(reset_t)}
 end
-local function rate_undo(lk, sk, member, tokens, window)
+local function rate_undo(lk, sk, member, tokens, window)  -- tokens: as logged
   if redis.call('ZREM', lk, member .. ':' .. tokens) == 1 and tokens > 0 then
     local used = redis.call('GET', sk)
     if used then
