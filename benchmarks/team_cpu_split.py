@@ -22,7 +22,7 @@ from pathlib import Path
 
 from gateway_overhead import cpu_seconds
 from native_rig import NginxUpstream, free_port, wrk_output
-from team_gateway import BODY, bench_key, config, wait_ready
+from team_gateway import BODY, bench_key, config, drop_prefix, wait_ready
 
 
 def main() -> None:
@@ -66,6 +66,7 @@ def main() -> None:
         finally:
             serve.terminate()
             serve.wait(timeout=30)
+            drop_prefix(prefix)
     n = int(out.split(" requests in")[0].split()[-1])
     total = sum(used.values())
     print(f"--workers {args.workers}: {n / wall:,.0f} req/s at c=16 with keys")

@@ -96,6 +96,16 @@ def bench_key(store: Path) -> str:
     return secret
 
 
+def drop_prefix(prefix: str) -> None:
+    """Delete the run's keys (``prefix:*``) from the machine's Redis."""
+    from redis import Redis
+
+    with Redis.from_url("redis://127.0.0.1:6379/0") as client:
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+
+
 async def latency(url: str, headers: dict[str, str], n: int) -> float:
     async with aiohttp.ClientSession() as session:
         times = []
@@ -215,17 +225,7 @@ def main() -> None:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-        async def clean() -> None:
-            from redis.asyncio import Redis
-
-            client = Redis.from_url("redis://127.0.0.1:6379/0")
-            keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-            if keys:
-                await client.delete(*keys)
-            await client.aclose()
-
-        asyncio.run(clean())
+        drop_prefix(prefix)
         shutil.rmtree(tmp, ignore_errors=True)
         if nginx is not None:
             nginx.__exit__(None, None, None)

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import aiohttp
 
+from team_gateway import drop_prefix
+
 WORDS = " ".join(f"w{i}" for i in range(32))
 
 
@@ -192,6 +194,7 @@ def main() -> None:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        drop_prefix(prefix)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
