@@ -22,7 +22,7 @@ from pathlib import Path
 
 from gateway_overhead import cpu_seconds
 from native_rig import NginxUpstream, free_port, wrk_output
-from team_gateway import BODY, bench_key, config, drop_prefix, wait_ready
+from team_gateway import BODY, bench_env, bench_key, config, drop_prefix, wait_ready
 
 
 def main() -> None:
@@ -32,8 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cpu-split-"))
     prefix = f"turnout-bench:{uuid.uuid4().hex}"
-    env = {**os.environ, "TURNOUT_BENCH_KEY": "sk-bench-0123456789"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env = bench_env()
     with NginxUpstream() as nginx:
         store = tmp / "traces.db"
         secret = bench_key(store)

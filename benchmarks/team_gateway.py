@@ -96,6 +96,14 @@ def bench_key(store: Path) -> str:
     return secret
 
 
+def bench_env() -> dict[str, str]:
+    """The environment a benchmark's ``turnout serve`` runs in: the upstream's API key
+    set, and no ``PROMETHEUS_MULTIPROC_DIR`` inherited from the shell."""
+    env = {**os.environ, "TURNOUT_BENCH_KEY": "sk-bench-0123456789"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
 def drop_prefix(prefix: str) -> None:
     """Delete the run's keys (``prefix:*``) from the machine's Redis."""
     from redis import Redis
@@ -152,8 +160,7 @@ def main() -> None:
     nginx = NginxUpstream().__enter__() if args.native else None
     tmp = Path(tempfile.mkdtemp(prefix="team-gw-"))
     prefix = f"turnout-bench:{uuid.uuid4().hex}"
-    env = {**os.environ, "TURNOUT_BENCH_KEY": "sk-bench-0123456789"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env = bench_env()
     procs: list[subprocess.Popen[bytes]] = []
     try:
         if nginx is not None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import signal
 import socket
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import aiohttp
 
-from team_gateway import drop_prefix
+from team_gateway import bench_env, drop_prefix
 
 WORDS = " ".join(f"w{i}" for i in range(32))
 
@@ -125,8 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="team-soak-"))
     prefix = f"turnout-soak:{uuid.uuid4().hex}"
-    env = {**os.environ, "TURNOUT_BENCH_KEY": "sk-bench-0123456789"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env = bench_env()
     procs: list[subprocess.Popen[bytes]] = []
     try:
         port = free_port()
