@@ -301,18 +301,17 @@ class RedisBudgets:
     ) -> list[tuple[tuple[str, str], list[str | int]]]:
         """One script call per budget window (and per ``_PER_CALL`` holds): its holds,
         their costs summed here (exact integers), the keys' ttl."""
-        holds: dict[tuple[str, str], dict[str, None]] = {}  # ordered, each hold once
+        holds: dict[tuple[str, str], list[str]] = {}
         costs: dict[tuple[str, str], int] = {}
         ttls: dict[tuple[str, str], int] = {}
         for reservation, cost, ttl in pending:
             group = (reservation.budget.name, reservation.window)
-            holds.setdefault(group, {})[reservation.hold_id] = None  # finished twice: once
+            holds.setdefault(group, []).append(reservation.hold_id)
             costs[group] = costs.get(group, 0) + cost_to_pico(cost)
             ttls[group] = max(ttls.get(group, 0), ttl)
         now = self._now_arg()
         calls: list[tuple[tuple[str, str], list[str | int]]] = []
-        for group, unique in holds.items():
-            ids = list(unique)
+        for group, ids in holds.items():  # a hold named twice: the script frees it once
             for i in range(0, len(ids), _PER_CALL):
                 spend = costs[group] if i == 0 else 0  # the group's spend, sent once
                 calls.append((group, [now, spend, ttls[group], *ids[i : i + _PER_CALL]]))
