@@ -300,6 +300,26 @@ _FEEDBACK = sql_migration(
     "CREATE INDEX feedback_run_step ON feedback (run_id, step_id)",
 )
 
+# Indexes on columns that most runs leave empty now hold only the rows that fill them: a
+# gateway request (a one-step run) leaves `bench_id`, `session` and `override_by` NULL, and
+# each of those index entries cost every trace write (about a tenth of SQLite's work for a
+# request, `benchmarks/trace_writes.py --gateway`). The reads keep their index: each names
+# the column with `=` or `IS NOT NULL`, which both SQLite and PostgreSQL match to a partial
+# index. Nothing reads runs by session (the weekly report counts a period's sessions), so
+# that index goes.
+_PARTIAL_INDEXES = sql_migration(
+    "m010_partial_indexes",
+    "DROP INDEX runs_session",
+    "DROP INDEX runs_bench_id_started_at",
+    "CREATE INDEX runs_bench_id_started_at ON runs (bench_id, started_at) "
+    "WHERE bench_id IS NOT NULL",
+    "DROP INDEX steps_override_by",
+    "CREATE INDEX steps_override_by ON steps (override_by) WHERE override_by IS NOT NULL",
+    "DROP INDEX runs_key_name_started_at",
+    "CREATE INDEX runs_key_name_started_at ON runs (key_name, started_at) "
+    "WHERE key_name IS NOT NULL",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     _CREATE_TABLES,
     _CREATE_INDEXES,
@@ -310,6 +330,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _RUN_WRITER,
     _VIRTUAL_KEYS,
     _FEEDBACK,
+    _PARTIAL_INDEXES,
 )
 """Every migration, oldest first. Append only: never rename or edit a shipped one."""
 

@@ -175,3 +175,54 @@ def test_migration_names_are_numbered_in_order() -> None:
 
     numbers = [int(m.name[1:4]) for m in MIGRATIONS]
     assert numbers == list(range(1, len(MIGRATIONS) + 1))
+
+
+_PARTIAL = {
+    "runs_bench_id_started_at": "bench_id IS NOT NULL",
+    "steps_override_by": "override_by IS NOT NULL",
+    "runs_key_name_started_at": "key_name IS NOT NULL",
+}
+
+
+def test_indexes_of_mostly_empty_columns_hold_only_the_rows_that_fill_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.db"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+    for index, where in _PARTIAL.items():
+        assert sql[index].endswith(f"WHERE {where}")
+    assert "runs_session" not in sql  # nothing reads runs by session
+    reads = {
+        "runs_bench_id_started_at": (
+            "SELECT run_id FROM runs WHERE bench_id = ? ORDER BY started_at DESC LIMIT 20",
+            ("b",),
+        ),
+        "steps_override_by": ("SELECT run_id FROM steps WHERE override_by IS NOT NULL", ()),
+        "runs_key_name_started_at": ("SELECT run_id FROM runs WHERE key_name = ?", ("k",)),
+    }
+    for index, (query, params) in reads.items():
+        assert index in _plan(conn, query, params), query
+    conn.close()
+
+
+def test_a_store_made_before_the_partial_indexes_is_upgraded_in_place(
+    tmp_path: Path, s: Any
+) -> None:
+    from turnout.tracing import rows
+
+    path = tmp_path / "t.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    older = [m for m in MIGRATIONS if m.name != "m010_partial_indexes"]
+    conn.execute("BEGIN IMMEDIATE")
+    apply_migrations(_executor(conn), Dialect.SQLITE, older)
+    conn.execute(rows.UPSERT_RUN, rows.run_row(s.run(bench_id="bench-1")))
+    conn.execute(rows.UPSERT_RUN, rows.run_row(s.run(run_id="run-0002", bench_id=None)))
+    conn.execute("COMMIT")
+    assert "runs_session" in {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    with SQLiteStore(path) as store:
+        assert store.migrations()[-1][0] == "m010_partial_indexes"
+        assert [r.run_id for r in store.list_runs(bench_id="bench-1")] == ["run-0001"]
+        assert len(store.list_runs()) == 2
