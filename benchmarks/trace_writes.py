@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/trace_writes.py --attempts 20000 --no-postgres
     .venv/bin/python benchmarks/trace_writes.py --report-rows 1000000   # + a weekly-report query
     .venv/bin/python benchmarks/trace_writes.py --busy --no-postgres   # beside a busy event loop
+    .venv/bin/python benchmarks/trace_writes.py --gateway --no-postgres  # CPU per gateway request
+    .venv/bin/python benchmarks/trace_writes.py --beside-loop   # the writer's batch length
 
 Records are built before the clock starts. The clock runs from the first
 ``submit`` to the return of ``flush``: what a busy gateway sees as sustained
@@ -17,6 +19,21 @@ as in the gateway, when installed). The
 writer then shares the GIL with it, and the figure shows what that costs the writer
 (and the loop's round trips per second, what the writer costs it).
 
+``--gateway`` measures instead the store's own CPU (thread time: converting records to rows
+and SQLite's work) per gateway request: a one-step run, its step and its attempt, written
+``--batch`` requests at a time (15: 1,500 req/s in the writer's 10 ms batches) into a store
+already holding 50,000 such requests. SQLite is measured with this schema and, alternating
+in the same run, with the indexes before ``m010_partial_indexes`` (full indexes on
+``bench_id``, ``session``, ``override_by`` and ``key_name``, which such a request leaves
+NULL but the key name); medians of ``--rounds``.
+
+``--beside-loop`` runs a TraceWriter (SQLite) beside a never-idle uvloop (as ``--busy``) that
+submits ``--rate`` gateway requests a second for ``--seconds``, once per writer batch length
+of ``--delays``, alternating, ``--rounds`` times. It prints, per batch length (medians):
+the writer thread's CPU per request, the loop's round trips a second (what the writer
+leaves the request path), and the loop's stalls at p99.9 and p99.99 (how long the writer
+held the GIL against it).
+
 ``--report-rows N`` also loads N attempts spread over 7 days (straight through
 ``write_batch``) and times a weekly-report query: one week grouped by model,
 tier and step (count, exact cost sum, tokens, mean latency, errors). Planner
@@ -27,6 +44,7 @@ is opened; PostgreSQL: autovacuum, here an explicit ANALYZE).
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import tempfile
@@ -130,6 +148,147 @@ def workload(attempts: int, t0: float) -> list[TraceRecord]:
             )
         )
     return records
+
+
+def gateway_requests(count: int, t0: float, first: int = 0) -> list[list[TraceRecord]]:
+    """What ``turnout serve`` records for each of ``count`` requests (no key name)."""
+    out: list[list[TraceRecord]] = []
+    for i in range(first, first + count):
+        run_id, t = f"{i:020x}", t0 + i * 0.001
+        reason, cost = "static: every step -> small", Decimal("0.000021")
+        out.append([
+            RunRecord(run_id, "gateway", "fast", "succeeded", t, t + 0.04, tags={"run": run_id},
+                      calls=1, latency_s=0.04, input_tokens=12, output_tokens=32, cost_usd=cost),
+            StepRecord(run_id, "chat", "llm", "succeeded", t, 0.04, model="small",
+                       tier="efficient", policy="fast", reason=reason, input_tokens=12,
+                       output_tokens=32, cost_usd=cost, calls=1,
+                       output=" ".join(f"w{j}" for j in range(32)),
+                       prompt=({"role": "user", "content": "Refund? yes or no."},)),
+            AttemptRecord(run_id, "chat", 1, "small", "openai", "efficient", "fast", reason, t,
+                          0.04, "ok", input_tokens=12, output_tokens=32, cost_usd=cost),
+        ])  # fmt: skip
+    return out
+
+
+FULL_INDEXES = """
+DROP INDEX runs_bench_id_started_at; DROP INDEX steps_override_by;
+DROP INDEX runs_key_name_started_at;
+CREATE INDEX runs_bench_id_started_at ON runs (bench_id, started_at);
+CREATE INDEX steps_override_by ON steps (override_by);
+CREATE INDEX runs_key_name_started_at ON runs (key_name, started_at);
+CREATE INDEX runs_session ON runs (session);
+"""
+
+
+def write_gateway(store: TraceStore, requests: list[list[TraceRecord]], batch: int) -> float:
+    """Thread CPU seconds to write ``requests`` ``batch`` at a time."""
+    started = time.thread_time()
+    for i in range(0, len(requests), batch):
+        chunk = [r for request in requests[i : i + batch] for r in request]
+        store.write_batch(
+            [r for r in chunk if isinstance(r, RunRecord)],
+            [r for r in chunk if isinstance(r, StepRecord)],
+            [r for r in chunk if isinstance(r, AttemptRecord)],
+        )
+    return time.thread_time() - started
+
+
+def bench_gateway(tmp: Path, count: int, batch: int, rounds: int, prefill: int = 50_000) -> None:
+    import statistics
+
+    schemas = {"this schema": "", "before m010": FULL_INDEXES}
+    cpu: dict[str, list[float]] = {name: [] for name in schemas}
+    t0 = time.time()
+    for r in range(rounds):
+        for name, script in schemas.items():
+            path = tmp / f"gateway-{r}-{len(cpu[name])}-{script != ''}.db"
+            with SQLiteStore(path) as store:
+                if script:
+                    store._conn.executescript(script)
+                write_gateway(store, gateway_requests(prefill, t0 - 3600), 500)
+                timed = gateway_requests(count, t0, prefill)
+                cpu[name].append(write_gateway(store, timed, batch) / count * 1e6)
+    for name, values in cpu.items():
+        print(
+            f"sqlite     {name:12} {statistics.median(values):6.1f} us of CPU per gateway request "
+            f"(rounds: {', '.join(f'{v:.0f}' for v in values)}; {batch} requests a batch)",
+            flush=True,
+        )
+
+
+def thread_cpu(native_id: int) -> float:
+    """CPU seconds of one thread of this process so far (Linux)."""
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def beside_loop(tmp: Path, delay: float, rate: int, seconds: float) -> dict[str, float]:
+    """One run: a writer with batches of ``delay`` beside a loop submitting ``rate`` req/s."""
+    import asyncio
+    import socket
+
+    requests = gateway_requests(int(rate * seconds) + rate, time.time())
+    stalls: list[float] = []
+    out: dict[str, float] = {}
+    with SQLiteStore(tmp / f"beside-{uuid.uuid4().hex}.db") as store:
+        writer = TraceWriter(store, max_delay_s=delay)
+        tid = writer._thread.native_id
+        assert tid is not None
+
+        async def spin() -> None:
+            loop = asyncio.get_running_loop()
+            a, b = socket.socketpair()
+            a.setblocking(False)
+            b.setblocking(False)
+            t0, cpu0, submitted = time.perf_counter(), thread_cpu(tid), 0
+            while (now := time.perf_counter()) - t0 < seconds:
+                sum(range(200))  # the Python of a request, between its syscalls
+                await loop.sock_sendall(a, b"x")
+                await loop.sock_recv(b, 1)
+                while submitted < (now - t0) * rate:
+                    for record in requests[submitted]:
+                        writer.submit(record)
+                    submitted += 1
+                stalls.append(time.perf_counter() - now)
+            wall = time.perf_counter() - t0
+            out.update(cpu_us=(thread_cpu(tid) - cpu0) / submitted * 1e6, turns=len(stalls) / wall)
+            a.close()
+            b.close()
+
+        try:
+            import uvloop
+
+            uvloop.run(spin())
+        except ImportError:
+            asyncio.run(spin())
+        writer.close()
+    stalls.sort()
+    out["p999_us"] = stalls[int(len(stalls) * 0.999)] * 1e6
+    out["p9999_us"] = stalls[int(len(stalls) * 0.9999)] * 1e6
+    return out
+
+
+def bench_beside_loop(
+    tmp: Path, delays: list[float], rate: int, seconds: float, rounds: int
+) -> None:
+    import statistics
+
+    runs: dict[float, list[dict[str, float]]] = {d: [] for d in delays}
+    for _ in range(rounds):
+        for delay in delays:
+            runs[delay].append(beside_loop(tmp, delay, rate, seconds))
+    print(f"sqlite writer beside a busy uvloop, {rate:,} gateway requests/s, medians of {rounds}:")
+    for delay, results in runs.items():
+
+        def med(key: str, results: list[dict[str, float]] = results) -> float:
+            return statistics.median(r[key] for r in results)
+
+        print(
+            f"  batches of {delay * 1000:5.0f} ms: writer {med('cpu_us'):5.0f} us CPU/request; "
+            f"loop {med('turns'):8,.0f} round trips/s, stalls p99.9 {med('p999_us'):5.0f} us, "
+            f"p99.99 {med('p9999_us'):5.0f} us",
+            flush=True,
+        )
 
 
 @contextmanager
@@ -274,8 +433,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--report-rows", type=int, default=0, metavar="N")
     parser.add_argument("--busy", action="store_true", help="beside a never-idle event loop")
+    parser.add_argument("--gateway", action="store_true", help="CPU per gateway request")
+    parser.add_argument("--requests", type=int, default=15_000, help="with --gateway")
+    parser.add_argument("--batch", type=int, default=15, help="with --gateway")
+    parser.add_argument("--rounds", type=int, default=5, help="with --gateway, --beside-loop")
+    parser.add_argument("--beside-loop", action="store_true", help="writer batch lengths")
+    parser.add_argument("--delays", default="0.01,0.1", help="with --beside-loop: seconds")
+    parser.add_argument("--rate", type=int, default=1500, help="with --beside-loop: req/s")
+    parser.add_argument("--seconds", type=float, default=6.0, help="with --beside-loop")
     args = parser.parse_args(argv)
     t0 = time.time() - WEEK
+    if args.beside_loop:
+        delays = [float(d) for d in args.delays.split(",")]
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_beside_loop(Path(tmp), delays, args.rate, args.seconds, args.rounds)
+        return 0
+    if args.gateway:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_gateway(Path(tmp), args.requests, args.batch, args.rounds)
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         with SQLiteStore(Path(tmp) / "traces.db") as store:
