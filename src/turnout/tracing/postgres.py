@@ -172,9 +172,7 @@ class PostgresStore(SQLStore):
         """Upsert runs and steps, insert attempts: one transaction, all or nothing."""
         if not (runs or steps or attempts):
             return
-        run_rows = [rows.run_row(r) for r in runs]
-        step_rows = [rows.step_row(s) for s in steps]
-        attempt_rows = [rows.attempt_row(a) for a in attempts]
+        run_rows, step_rows, attempt_rows = rows.batch_rows(runs, steps, attempts)
         with self._lock:
             for retry in (True, False):
                 conn = self._connection()

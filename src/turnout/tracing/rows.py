@@ -15,7 +15,8 @@ The SQL here is written once with ``?`` placeholders; stores adapt it with
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -235,6 +236,37 @@ def attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
         a.output_tokens, a.cached_input_tokens, cost_to_pico(a.cost_usd), a.error_class,
         clean_text(a.error), a.cache, cost_to_pico(a.saved_usd), int(a.usage_estimated),
     )  # fmt: skip
+
+
+Row = tuple[Any, ...]
+YIELD_EVERY = 32
+"""Records converted between two offers of the GIL in :func:`batch_rows` (about 0.1 ms of
+Python)."""
+
+
+def batch_rows(
+    runs: Sequence[RunRecord], steps: Sequence[StepRecord], attempts: Sequence[AttemptRecord]
+) -> tuple[list[Row], list[Row], list[Row]]:
+    """The rows of one batch's runs, steps and attempts.
+
+    Converting is Python that holds the GIL, and the trace writer converts its batches
+    on a thread beside the gateway's event loop: so every :data:`YIELD_EVERY` records it
+    offers the GIL (``time.sleep(0)``), and a request that arrives meanwhile waits for
+    one chunk, not for the whole batch (a 0.1 s batch at 1,500 req/s is 450 records,
+    about 1.5 ms of Python)."""
+    done = 0
+
+    def converted(records: Sequence[Any], to_row: Callable[[Any], Row]) -> list[Row]:
+        nonlocal done
+        out: list[Row] = []
+        for record in records:
+            done += 1
+            if done % YIELD_EVERY == 0:
+                time.sleep(0)  # gives up the GIL: a waiting thread takes it
+            out.append(to_row(record))
+        return out
+
+    return converted(runs, run_row), converted(steps, step_row), converted(attempts, attempt_row)
 
 
 # -- rows to records -------------------------------------------------------------------

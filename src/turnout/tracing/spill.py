@@ -45,12 +45,8 @@ class Batch:
 def encode_batch(
     runs: Sequence[RunRecord], steps: Sequence[StepRecord], attempts: Sequence[AttemptRecord]
 ) -> bytes:
-    line = {
-        "v": _VERSION,
-        "runs": [rows.run_row(r) for r in runs],
-        "steps": [rows.step_row(s) for s in steps],
-        "attempts": [rows.attempt_row(a) for a in attempts],
-    }
+    run_rows, step_rows, attempt_rows = rows.batch_rows(runs, steps, attempts)
+    line = {"v": _VERSION, "runs": run_rows, "steps": step_rows, "attempts": attempt_rows}
     return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
