@@ -84,10 +84,15 @@ class TraceWriter:
     """Writes trace records to ``store`` from a background thread, in batches.
 
     ``max_delay_s`` is 10 ms: turning a batch into rows is Python work that holds the
-    GIL, and a request arriving meanwhile waits for it (up to the interpreter's 5 ms
-    switch interval). Batches of 10 ms keep each hold short: the gateway's p99 at
-    concurrency 1 fell from about 3 ms to about 2 ms against 50 ms batches, at the same
-    throughput (``benchmarks/gateway_overhead.py``)."""
+    GIL, and a request arriving meanwhile waits for it. Longer batches cost the writer
+    less (beside a never-idle uvloop taking 1,500 gateway requests a second, about 70 µs
+    of CPU a request with 100 ms batches against 115 µs with 10 ms, and the loop turned
+    about 10% more round trips: ``benchmarks/trace_writes.py --beside-loop``), but in
+    ``turnout serve`` at concurrency 1 the added p99 rose from 0.4-0.75 ms to 1.0-2.5 ms
+    in four paired runs of ``benchmarks/gateway_overhead.py --native``, although the
+    conversion offers the GIL every 32 records: a request that meets a long batch waits
+    at each of its turns of the loop. A full batch (``max_batch``) and a flush or close
+    do not wait out the delay."""
 
     def __init__(
         self,
@@ -111,6 +116,7 @@ class TraceWriter:
         self.retry_s = retry_s
         self._store_down_until = 0.0
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._wake = threading.Event()  # a flush or close cuts the batch's wait short
         self._failures = _Failures()
         self._failures_lock = threading.Lock()
         self._close_lock = threading.Lock()
@@ -126,11 +132,14 @@ class TraceWriter:
             raise StoreError("trace writer is closed")
         if not isinstance(record, RunRecord | StepRecord | AttemptRecord):
             raise TypeError(f"not a trace record: {type(record).__name__}")
-        if self._queue.qsize() >= self.max_pending:
+        waiting = self._queue.qsize()
+        if waiting >= self.max_pending:
             with self._failures_lock:
                 self._failures.dropped += 1
             return
         self._queue.put(record)
+        if waiting + 1 >= self.max_batch:
+            self._wake.set()  # a full batch: no reason to wait out the delay
 
     def submit_many(self, records: Sequence[TraceRecord]) -> None:
         for record in records:
@@ -148,6 +157,7 @@ class TraceWriter:
         if self._thread.is_alive():
             marker = _Marker()
             self._queue.put(marker)
+            self._wake.set()
             if not marker.done.wait(timeout):
                 raise StoreError(f"trace writer: flush timed out after {timeout} s")
         self._raise_failures()
@@ -168,6 +178,7 @@ class TraceWriter:
                 self._closed = True
                 marker = _Marker(stop=True)
                 self._queue.put(marker)
+                self._wake.set()
                 if not marker.done.wait(timeout):
                     raise StoreError(f"trace writer: close timed out after {timeout} s")
                 self._thread.join(timeout)
@@ -252,8 +263,9 @@ class TraceWriter:
         if isinstance(first, _Marker):
             return [], [first]
         batch: list[TraceRecord] = [first]
-        if self.max_delay_s:
-            time.sleep(self.max_delay_s)
+        if self.max_delay_s and 1 + self._queue.qsize() < self.max_batch:
+            self._wake.wait(self.max_delay_s)
+        self._wake.clear()
         while len(batch) < self.max_batch:
             try:
                 item = self._queue.get_nowait()

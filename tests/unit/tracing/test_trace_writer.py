@@ -91,6 +91,30 @@ def test_a_lone_record_is_written_within_max_delay(store: RecordingStore, s: Any
             time.sleep(0.005)
 
 
+def test_flush_and_close_do_not_wait_out_the_batch_delay(store: RecordingStore, s: Any) -> None:
+    writer = TraceWriter(store, max_delay_s=60.0)
+    writer.submit(s.run())
+    started = time.monotonic()
+    writer.flush(timeout=10)  # a StoreError if the writer slept out its 60 s
+    assert store.get_run("run-0001") is not None
+    writer.submit(s.attempt())
+    writer.close(timeout=10)
+    assert time.monotonic() - started < 10
+    assert _attempts(store) == 1
+
+
+def test_a_full_batch_is_written_without_waiting_for_the_delay(
+    store: RecordingStore, s: Any
+) -> None:
+    with TraceWriter(store, max_batch=10, max_delay_s=60.0) as writer:
+        for i in range(10):
+            writer.submit(s.attempt(attempt=i))
+        deadline = time.monotonic() + 10
+        while _attempts(store) < 10:  # no flush: the writer must not sleep 60 s first
+            assert time.monotonic() < deadline, "a full batch waited for max_delay_s"
+            time.sleep(0.005)
+
+
 def test_a_runs_final_status_wins_within_and_across_batches(store: RecordingStore, s: Any) -> None:
     with TraceWriter(store) as writer:
         writer.submit(s.run(status="running", ended_at=None))
