@@ -419,7 +419,9 @@ async def test_runner_routes_around_an_open_breaker(rig: Rig, tmp_path: Path) ->
 
 
 @pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
+async def redis_prefix(rig: Rig) -> AsyncIterator[str]:
+    """A throwaway key prefix in the machine's Redis, its keys deleted after the rig's
+    executors are closed (closing, they publish their last breaker and speed state)."""
     redis_asyncio = pytest.importorskip("redis.asyncio", reason="redis-py is not installed")
     client = redis_asyncio.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2)
     try:
@@ -434,6 +436,7 @@ async def redis_prefix() -> AsyncIterator[str]:
     try:
         yield prefix
     finally:
+        await rig.close_executors()
         keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
         if keys:
             await client.delete(*keys)

@@ -84,6 +84,14 @@ class Rig:
         self.opened.append((ex, resources))
         return ex
 
+    async def close_executors(self) -> None:
+        """Close every executor built so far (their background writes to shared state
+        stop), so that a test can drop its Redis keys after them."""
+        opened, self.opened = self.opened, []
+        for ex, resources in opened:
+            await ex.pool.aclose()
+            await resources.aclose()
+
     def served_cost(self, settings: Settings, requests: Iterable[RecordedRequest]) -> Decimal:
         """The priced usage the fake servers reported for ``requests``."""
         by_id = {m.id: m for m in settings.models.values()}
@@ -114,9 +122,7 @@ async def open_rig() -> AsyncIterator[Rig]:
         try:
             yield r
         finally:
-            for ex, resources in r.opened:
-                await ex.pool.aclose()
-                await resources.aclose()
+            await r.close_executors()
 
 
 def decision(*models: str, strategy: str = "fallback", **kw: Any) -> Decision:
