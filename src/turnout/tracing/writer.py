@@ -138,8 +138,8 @@ class TraceWriter:
                 self._failures.dropped += 1
             return
         self._queue.put(record)
-        if waiting + 1 >= self.max_batch:
-            self._wake.set()  # a full batch: no reason to wait out the delay
+        if waiting + 2 > self.max_batch:  # with the one the writer holds, a full batch
+            self._wake.set()  # no reason to wait out the delay
 
     def submit_many(self, records: Sequence[TraceRecord]) -> None:
         for record in records:
@@ -274,6 +274,8 @@ class TraceWriter:
             if isinstance(item, _Marker):
                 return batch, [item]
             batch.append(item)
+        if len(batch) >= self.max_batch:
+            self._wake.set()  # more may wait (a flush's marker too): the next batch at once
         return batch, []
 
     def _spill_pending(self) -> bool:

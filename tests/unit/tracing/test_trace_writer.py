@@ -115,6 +115,31 @@ def test_a_full_batch_is_written_without_waiting_for_the_delay(
             time.sleep(0.005)
 
 
+def test_a_flush_behind_a_full_batch_does_not_wait_out_the_delay(
+    store: RecordingStore, s: Any
+) -> None:
+    store.gate.clear()
+    writer = TraceWriter(store, max_batch=4, max_delay_s=60.0)
+    try:
+        for i in range(4):  # a full batch: taken at once, and held in the store's write
+            writer.submit(s.attempt(attempt=i))
+        deadline = time.monotonic() + 10
+        while writer._queue.qsize():
+            assert time.monotonic() < deadline, "a full batch waited for max_delay_s"
+            time.sleep(0.005)
+        for i in range(4, 10):  # a full batch and two more queue behind it, then a flush
+            writer.submit(s.attempt(attempt=i))
+        flushed = threading.Thread(target=writer.flush, args=(10,))
+        flushed.start()
+        time.sleep(0.05)
+        store.gate.set()
+        flushed.join(15)
+        assert not flushed.is_alive() and _attempts(store) == 10
+    finally:
+        store.gate.set()
+        writer.close(timeout=70)
+
+
 def test_a_runs_final_status_wins_within_and_across_batches(store: RecordingStore, s: Any) -> None:
     with TraceWriter(store) as writer:
         writer.submit(s.run(status="running", ended_at=None))
