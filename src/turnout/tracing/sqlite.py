@@ -172,7 +172,8 @@ _JSON_EACH = sqlite3.sqlite_version_info >= (3, 38, 0)
 def _json_rows(table_rows: list[tuple[Any, ...]]) -> str | None:
     """The rows as one JSON array for the ``json_each`` statements, or None to bind them
     one by one (SQLite older than 3.38, or a value JSON would not carry exactly: an
-    integer past 2**53, a float that is not finite, text that is not valid UTF-8).
+    integer past 2**53, a float that is not finite, text that is not valid UTF-8 or
+    holds a NUL).
 
     Why: ``executemany`` gives up the GIL and takes it back for every row, and on a busy
     gateway each take waits for the event loop; one statement for the batch takes it
@@ -195,5 +196,7 @@ def _json_rows(table_rows: list[tuple[Any, ...]]) -> str | None:
     # Counting is C, a third of orjson's own time; testing each float took three times it.
     nulls = data.count(b",null") + data.count(b"[null")
     if nulls != sum(row.count(None) for row in table_rows):
+        return None
+    if b"\\u0000" in data:  # `->>` would cut the text at a NUL; bound, it is kept whole
         return None
     return data.decode()

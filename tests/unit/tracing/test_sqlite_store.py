@@ -319,3 +319,11 @@ def test_values_that_read_like_json_nulls_are_stored_exactly(store: SQLiteStore,
     assert trace is not None
     assert {st.step_id: st for st in trace.steps}["classify"].output == "[null"
     assert {st.step_id: st for st in trace.steps}["reply"].output is None
+
+
+def test_text_with_a_nul_in_a_batch_is_stored_whole(store: SQLiteStore, s: Any) -> None:
+    runs = [s.run(run_id="r1", bench_id="b\x00x"), s.run(run_id="r2")]
+    store.write_batch(runs, [], [s.attempt(run_id="r1", model="m\x00x"), s.attempt(attempt=2)])
+    trace = store.get_run("r1")
+    assert trace is not None
+    assert trace.run.bench_id == "b\x00x" and trace.attempts[0].model == "m\x00x"
