@@ -116,7 +116,7 @@ class TraceWriter:
         self.retry_s = retry_s
         self._store_down_until = 0.0
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self._wake = threading.Event()  # a flush or close cuts the batch's wait short
+        self._wake = threading.Event()  # cuts a batch's wait short: flush, close, full
         self._failures = _Failures()
         self._failures_lock = threading.Lock()
         self._close_lock = threading.Lock()
