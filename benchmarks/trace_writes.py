@@ -19,8 +19,10 @@ as in the gateway, when installed). The
 writer then shares the GIL with it, and the figure shows what that costs the writer
 (and the loop's round trips per second, what the writer costs it).
 
-``--gateway`` measures instead the store's own CPU (thread time: converting records to rows
-and SQLite's work) per gateway request: a one-step run, its step and its attempt, written
+``--gateway`` measures instead the store's own CPU (thread time: converting records to
+rows and SQLite's work; for PostgreSQL the client's and the server's backend's, with
+each table's rows as one JSON statement and, alternating, as ``executemany``) per
+gateway request: a one-step run, its step and its attempt, written
 ``--batch`` requests at a time (15: 1,500 req/s in the writer's 10 ms batches) into a store
 already holding 50,000 such requests. SQLite is measured with this schema and, alternating
 in the same run, with the indexes before ``m010_partial_indexes`` (full indexes on
@@ -212,6 +214,49 @@ def bench_gateway(tmp: Path, count: int, batch: int, rounds: int, prefill: int =
         print(
             f"sqlite     {name:12} {statistics.median(values):6.1f} us of CPU per gateway request "
             f"(rounds: {', '.join(f'{v:.0f}' for v in values)}; {batch} requests a batch)",
+            flush=True,
+        )
+
+
+def bench_gateway_postgres(admin: str, count: int, batch: int, rounds: int) -> None:
+    """PostgreSQL's CPU per gateway request, the client's (the writer thread: rows and
+    psycopg) and the server's (the connection's backend process, same machine), with a
+    batch's rows as one JSON statement a table and, alternating, as ``executemany`` (as
+    before: ``rows.json_rows`` made to answer None)."""
+    import statistics
+    from unittest import mock
+
+    from turnout.tracing import rows
+
+    def backend_cpu(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    ways = {"one JSON statement": None, "executemany": lambda table_rows: None}
+    cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+    t0, first = time.time(), 50_000
+    with scratch_database(admin) as dsn, PostgresStore(dsn) as store:
+        row = store.query("SELECT pg_backend_pid()")[0]
+        write_gateway(store, gateway_requests(first, t0 - 3600), 500)
+        for _ in range(rounds):
+            for name, patch in ways.items():
+                timed = gateway_requests(count, t0, first)
+                first += count
+                before = backend_cpu(int(row[0]))
+                if patch is None:
+                    client = write_gateway(store, timed, batch)
+                else:
+                    with mock.patch.object(rows, "json_rows", patch):
+                        client = write_gateway(store, timed, batch)
+                server = backend_cpu(int(row[0])) - before
+                cpu[name].append((client / count * 1e6, server / count * 1e6))
+    for name, values in cpu.items():
+        client_us = statistics.median(v[0] for v in values)
+        server_us = statistics.median(v[1] for v in values)
+        print(
+            f"postgresql {name:18} client {client_us:5.1f} + server {server_us:5.1f} us of CPU "
+            f"per gateway request (rounds: {', '.join(f'{a:.0f}+{b:.0f}' for a, b in values)};"
+            f" {batch} requests a batch)",
             flush=True,
         )
 
@@ -451,6 +496,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.gateway:
         with tempfile.TemporaryDirectory() as tmp:
             bench_gateway(Path(tmp), args.requests, args.batch, args.rounds)
+        admin = None if args.no_postgres else admin_dsn(args.postgres)
+        if admin is not None:
+            bench_gateway_postgres(admin, args.requests // 5, args.batch, args.rounds)
+        elif not args.no_postgres:
+            print("postgres   skipped: no server on 127.0.0.1:5432", file=sys.stderr)
         return 0
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -219,6 +219,86 @@ def test_a_run_is_upserted_and_its_final_status_wins(store: PostgresStore) -> No
     assert len(trace.attempts) == 2
 
 
+def test_a_batch_of_many_rows_goes_as_json_and_round_trips_exactly(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    from turnout.tracing import rows
+
+    payloads: list[str | None] = []
+    json_rows = rows.json_rows
+    monkeypatch.setattr(rows, "json_rows", lambda r: payloads.append(json_rows(r)) or payloads[-1])
+    rng = random.Random(7)
+    texts = ["plain", "ünïcødé ✓ 🚀", 'quote " and \\ backslash', "null", "{}", "", "1e400"]
+    runs, steps, attempts = [], [], []
+    for i in range(40):
+        run_id, text = f"run-{i:04d}", texts[i % len(texts)]
+        runs.append(
+            _run(
+                run_id,
+                started_at=T0 + rng.random() * 1e5,
+                score=rng.random() or None,
+                error=text,
+                cost_usd=Decimal(rng.randrange(10**15)).scaleb(-12),
+            )
+        )
+        steps.append(
+            _step(
+                run_id,
+                ttft_s=None if i % 3 else rng.random(),
+                output=text,
+                latency_s=rng.expovariate(3),
+                annotation={"scope": text},
+            )
+        )
+        attempts.append(
+            _attempt(
+                run_id,
+                attempt=i,
+                latency_s=rng.random() / 7,
+                reason=text,
+                input_tokens=2**40 + i,
+                saved_usd=Decimal("0.5"),
+            )
+        )
+    store.write_batch(runs, steps, attempts)
+    extremes = [_run(f"x-{i}", score=x) for i, x in enumerate((5e-324, 1.7976931348623157e308,
+                                                             -0.1, 1 / 3, 2.0**-60))]  # fmt: skip
+    store.write_batch(extremes, [], [])
+    assert len(payloads) == 4 and None not in payloads  # one statement a table
+    assert [store.get_run(r.run_id).run for r in extremes] == extremes  # type: ignore[union-attr]
+    for run, step, attempt in zip(runs, steps, attempts, strict=True):
+        trace = store.get_run(run.run_id)
+        assert trace is not None
+        assert (trace.run, trace.steps, trace.attempts) == (run, (step,), (attempt,))
+
+
+def test_a_step_and_a_run_twice_in_one_batch_keep_the_last(store: PostgresStore) -> None:
+    running = _run(status="running", ended_at=None, score=None)
+    store.write_batch(
+        [running, _run("run-0002"), _run()], [_step(status="running"), _step(), _step("run-0002")],
+        [_attempt(), _attempt(attempt=2)],
+    )  # fmt: skip
+    trace = store.get_run("run-0001")
+    assert trace is not None
+    assert (trace.run, trace.steps, len(trace.attempts)) == (_run(), (_step(),), 2)
+
+
+def test_floats_and_integers_json_cannot_carry_are_stored_from_a_batch(
+    store: PostgresStore,
+) -> None:
+    nan, inf = float("nan"), float("inf")
+    runs = [_run(score=nan), _run("run-0002")]
+    attempts = [_attempt(latency_s=inf, ttft_s=-inf), _attempt(attempt=2, input_tokens=2**53 + 1)]
+    store.write_batch(runs, [], attempts)
+    trace = store.get_run("run-0001")
+    assert trace is not None
+    assert trace.run.score is not None and trace.run.score != trace.run.score  # NaN
+    assert (trace.attempts[0].latency_s, trace.attempts[0].ttft_s) == (inf, -inf)
+    assert trace.attempts[1].input_tokens == 2**53 + 1
+
+
 def test_a_failed_batch_writes_nothing(store: PostgresStore) -> None:
     with pytest.raises(StoreError, match="write failed") as info:
         store.write_batch([_run()], [], [_attempt(), _attempt(input_tokens=2**70)])

@@ -3,8 +3,9 @@
 Same schema, SQL and behaviour as :class:`~turnout.tracing.sqlite.SQLiteStore`
 (see :mod:`turnout.tracing.migrations`). psycopg 3 is imported when a store is
 opened, never when this module is, so ``import turnout.tracing`` works without
-it. A batch is one transaction of ``executemany`` calls, which psycopg sends
-pipelined (one round trip per batch, not per row).
+it. A batch is one transaction of one statement per table, its rows sent as one JSON
+array (:func:`~turnout.tracing.rows.json_rows`; ``executemany`` when JSON would not
+carry a value exactly).
 
 One connection serves every thread behind a lock; a connection found broken
 (server restart, idle connection cut) is replaced and the call tried once more. Error messages are
@@ -87,6 +88,7 @@ class PostgresStore(SQLStore):
             with self._conn.transaction():
                 self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
                 apply_migrations(self._executor(self._conn), _DIALECT)
+            self._json_inserts = self._load_json_inserts(self._conn)
         except Exception as exc:
             self._conn.close()
             raise self._error(f"cannot migrate trace store {self.display}", exc) from None
@@ -121,6 +123,23 @@ class PostgresStore(SQLStore):
         except Exception as exc:
             # `from None`: the chained exception could repeat the DSN.
             raise self._error(f"cannot connect to trace store {self.display}", exc) from None
+
+    @staticmethod
+    def _load_json_inserts(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[str, str, str]:
+        """The batch inserts from JSON, each value cast to its column's type as the
+        database has it (after the migrations)."""
+        casts: dict[str, list[str]] = {}
+        for table, columns in rows.TABLE_COLUMNS.items():
+            types = dict(
+                conn.execute(
+                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                    "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                    (table,),
+                ).fetchall()
+            )
+            casts[table] = [types[column] for column in columns]
+        runs, steps, attempts = (_DIALECT.sql(sql) for sql in rows.json_inserts(casts))
+        return runs, steps, attempts
 
     def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The live connection, reconnecting if the old one broke. Hold the lock."""
@@ -173,17 +192,27 @@ class PostgresStore(SQLStore):
         if not (runs or steps or attempts):
             return
         run_rows, step_rows, attempt_rows = rows.batch_rows(runs, steps, attempts)
+        tables = zip(
+            (_UPSERT_RUN, _UPSERT_STEP, _INSERT_ATTEMPT),
+            self._json_inserts,
+            (rows.last_per_key(run_rows, 1), rows.last_per_key(step_rows, 2), attempt_rows),
+            strict=True,
+        )
+        batches = [
+            (one_by_one, all_at_once, table_rows, _payload(table_rows))
+            for one_by_one, all_at_once, table_rows in tables
+            if table_rows
+        ]
         with self._lock:
             for retry in (True, False):
                 conn = self._connection()
                 try:
                     with conn.transaction(), conn.cursor() as cur:
-                        if run_rows:
-                            cur.executemany(_UPSERT_RUN, run_rows)
-                        if step_rows:
-                            cur.executemany(_UPSERT_STEP, step_rows)
-                        if attempt_rows:
-                            cur.executemany(_INSERT_ATTEMPT, attempt_rows)
+                        for one_by_one, all_at_once, table_rows, payload in batches:
+                            if payload is None:
+                                cur.executemany(one_by_one, table_rows)
+                            else:
+                                cur.execute(all_at_once, (payload,))
                     return
                 except Exception as exc:
                     # A connection found broken (server restarted, idle connection cut)
@@ -198,3 +227,8 @@ class PostgresStore(SQLStore):
             return cur.fetchall() if cur.description else []
 
         return execute
+
+
+def _payload(table_rows: Sequence[rows.Row]) -> str | None:
+    """Several rows as one JSON statement's parameter; None: bind them one by one."""
+    return rows.json_rows(table_rows) if len(table_rows) > 1 else None

@@ -130,14 +130,24 @@ def column_of(field_name: str) -> str:
 
 
 def _insert(
-    table: str, columns: Sequence[str], conflict: Sequence[str] = (), *, json_rows: bool = False
+    table: str,
+    columns: Sequence[str],
+    conflict: Sequence[str] = (),
+    *,
+    json_rows: bool = False,
+    casts: Sequence[str] | None = None,
 ) -> str:
     """The insert (an upsert on ``conflict``) of one row of ``?`` parameters, or with
-    ``json_rows`` of every row at once, as one JSON array of rows (SQLite's
-    ``json_each``, 3.38 or later): one statement step for a whole batch."""
-    if json_rows:
+    ``json_rows`` of every row at once, as one JSON array of rows (:func:`json_rows`):
+    one statement for a whole batch. Without ``casts`` that is SQLite's ``json_each``
+    (3.38 or later); with them PostgreSQL's ``jsonb_array_elements``, each value cast
+    to its column's type (``->>`` gives text)."""
+    if json_rows and casts is None:
         picks = ", ".join(f"value ->> {i}" for i in range(len(columns)))
         source = f"SELECT {picks} FROM json_each(?) WHERE true"
+    elif json_rows:
+        picks = ", ".join(f"(value ->> {i})::{cast}" for i, cast in enumerate(casts or ()))
+        source = f"SELECT {picks} FROM jsonb_array_elements(?::jsonb)"
     else:
         source = f"VALUES ({', '.join('?' * len(columns))})"
     sql = f"INSERT INTO {table} ({', '.join(columns)}) {source}"
@@ -147,12 +157,25 @@ def _insert(
     return sql
 
 
+def json_inserts(casts: Mapping[str, Sequence[str]] | None = None) -> tuple[str, str, str]:
+    """The runs upsert, steps upsert and attempts insert of a batch given as JSON (SQLite's
+    form; PostgreSQL's with ``casts``: per table, its columns' types in column order)."""
+
+    def cast(table: str) -> Sequence[str] | None:
+        return None if casts is None else casts[table]
+
+    return (
+        _insert("runs", RUN_COLUMNS, ("run_id",), json_rows=True, casts=cast("runs")),
+        _insert("steps", STEP_COLUMNS, ("run_id", "step_id"), json_rows=True,
+                casts=cast("steps")),
+        _insert("attempts", ATTEMPT_COLUMNS, json_rows=True, casts=cast("attempts")),
+    )  # fmt: skip
+
+
 UPSERT_RUN = _insert("runs", RUN_COLUMNS, ("run_id",))
 UPSERT_STEP = _insert("steps", STEP_COLUMNS, ("run_id", "step_id"))
 INSERT_ATTEMPT = _insert("attempts", ATTEMPT_COLUMNS)
-UPSERT_RUNS_JSON = _insert("runs", RUN_COLUMNS, ("run_id",), json_rows=True)
-UPSERT_STEPS_JSON = _insert("steps", STEP_COLUMNS, ("run_id", "step_id"), json_rows=True)
-INSERT_ATTEMPTS_JSON = _insert("attempts", ATTEMPT_COLUMNS, json_rows=True)
+TABLE_COLUMNS = {"runs": RUN_COLUMNS, "steps": STEP_COLUMNS, "attempts": ATTEMPT_COLUMNS}
 
 _RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 SELECT_RUN = f"{_RUN_SELECT} WHERE run_id = ?"
@@ -267,6 +290,47 @@ def batch_rows(
         return out
 
     return converted(runs, run_row), converted(steps, step_row), converted(attempts, attempt_row)
+
+
+def json_rows(table_rows: Sequence[Row]) -> str | None:
+    """The rows as one JSON array, for a store's one-statement batch insert
+    (:func:`json_inserts`), or None when JSON would not carry every value exactly (an
+    integer past 2**53, a float that is not finite, text that is not valid UTF-8 or
+    holds a NUL): the store then binds the rows one by one.
+
+    Why: SQLite's ``executemany`` gives up the GIL and takes it back for every row, and
+    on a busy gateway each take waits for the event loop; one statement for the batch
+    takes it once. Beside a never-idle uvloop (``benchmarks/trace_writes.py --busy``)
+    the writer wrote 1.5x the records per second and the loop turned 1.7x the round
+    trips; in a gateway under wrk at c=16 for 12 s the writer kept up (rows = requests
+    when the load stopped, RSS flat at 64 MB), where it had fallen behind by two thirds.
+    PostgreSQL's ``executemany`` costs the client psycopg's work per row and the server a
+    statement per row: one statement halves the client's CPU and cuts the server's
+    (``benchmarks/trace_writes.py --gateway``)."""
+    try:
+        data = orjson.dumps(table_rows, option=orjson.OPT_STRICT_INTEGER)
+    except (TypeError, ValueError):
+        return None
+    # JSON has no infinity or NaN: orjson writes them as null. So the batch goes as JSON
+    # only if the nulls among its values (each follows "[" or ",") are its Nones; text
+    # holding "[null" or ",null" sends it one by one too, JSON text's `"content":null` not.
+    # Counting is C, a third of orjson's own time; testing each float took three times it.
+    nulls = data.count(b",null") + data.count(b"[null")
+    if nulls != sum(row.count(None) for row in table_rows):
+        return None
+    if b"\\u0000" in data:  # `->>` would cut the text at a NUL (SQLite), or refuse it
+        return None
+    return data.decode()
+
+
+def last_per_key(table_rows: Sequence[Row], width: int) -> Sequence[Row]:
+    """The rows with the last of those sharing their first ``width`` values (the
+    upsert's key) only: what upserting them one by one leaves, and what one PostgreSQL
+    statement needs (it may not update a row twice)."""
+    last: dict[Row, Row] = {}
+    for row in table_rows:
+        last[row[:width]] = row
+    return table_rows if len(last) == len(table_rows) else list(last.values())
 
 
 # -- rows to records -------------------------------------------------------------------

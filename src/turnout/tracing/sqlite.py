@@ -141,17 +141,19 @@ class SQLiteStore(SQLStore):
         if not (runs or steps or attempts):
             return
         run_rows, step_rows, attempt_rows = rows.batch_rows(runs, steps, attempts)
-        batches = (
-            (rows.UPSERT_RUN, rows.UPSERT_RUNS_JSON, run_rows),
-            (rows.UPSERT_STEP, rows.UPSERT_STEPS_JSON, step_rows),
-            (rows.INSERT_ATTEMPT, rows.INSERT_ATTEMPTS_JSON, attempt_rows),
+        batches = zip(
+            (rows.UPSERT_RUN, rows.UPSERT_STEP, rows.INSERT_ATTEMPT),
+            _JSON_INSERTS,
+            (run_rows, step_rows, attempt_rows),
+            strict=True,
         )
         try:
             with self._transaction() as conn:
                 for one_by_one, all_at_once, table_rows in batches:
                     if not table_rows:
                         continue
-                    payload = _json_rows(table_rows) if len(table_rows) > 1 else None
+                    several = _JSON_EACH and len(table_rows) > 1
+                    payload = rows.json_rows(table_rows) if several else None
                     if payload is None:
                         conn.executemany(one_by_one, table_rows)
                     else:
@@ -167,36 +169,5 @@ class SQLiteStore(SQLStore):
 
 
 _JSON_EACH = sqlite3.sqlite_version_info >= (3, 38, 0)
-
-
-def _json_rows(table_rows: list[tuple[Any, ...]]) -> str | None:
-    """The rows as one JSON array for the ``json_each`` statements, or None to bind them
-    one by one (SQLite older than 3.38, or a value JSON would not carry exactly: an
-    integer past 2**53, a float that is not finite, text that is not valid UTF-8 or
-    holds a NUL).
-
-    Why: ``executemany`` gives up the GIL and takes it back for every row, and on a busy
-    gateway each take waits for the event loop; one statement for the batch takes it
-    once. Beside a never-idle uvloop (``benchmarks/trace_writes.py --busy``) the writer
-    wrote 1.5x the records per second and the loop turned 1.7x the round trips; in a
-    gateway under wrk at c=16 for 12 s the writer kept up (rows = requests when the load
-    stopped, RSS flat at 64 MB), where it had fallen behind by two thirds, its queue
-    taking RSS to 119 MB and past ``max_pending``."""
-    if not _JSON_EACH:
-        return None
-    import orjson
-
-    try:
-        data = orjson.dumps(table_rows, option=orjson.OPT_STRICT_INTEGER)
-    except (TypeError, ValueError):
-        return None
-    # JSON has no infinity or NaN: orjson writes them as null. So the batch goes as JSON
-    # only if the nulls among its values (each follows "[" or ",") are its Nones; text
-    # holding "[null" or ",null" sends it one by one too, JSON text's `"content":null` not.
-    # Counting is C, a third of orjson's own time; testing each float took three times it.
-    nulls = data.count(b",null") + data.count(b"[null")
-    if nulls != sum(row.count(None) for row in table_rows):
-        return None
-    if b"\\u0000" in data:  # `->>` would cut the text at a NUL; bound, it is kept whole
-        return None
-    return data.decode()
+"""SQLite has ``->>`` and ``json_each`` for batches as one JSON statement."""
+_JSON_INSERTS = rows.json_inserts()

@@ -296,19 +296,6 @@ def test_infinite_floats_in_a_batch_are_stored_as_row_by_row(store: SQLiteStore,
     assert (trace.attempts[0].latency_s, trace.attempts[0].ttft_s) == (inf, -inf)
 
 
-def test_a_batch_goes_as_one_json_statement_unless_a_float_is_not_finite() -> None:
-    from turnout.tracing.sqlite import _JSON_EACH, _json_rows
-
-    if not _JSON_EACH:
-        pytest.skip(f"SQLite {sqlite3.sqlite_version} has no ->> (3.38 or later)")
-    plain = [("r1", None, 1.5, '{"role":"assistant","content":null}'), ("r2", 2, None, "x")]
-    assert _json_rows(plain) is not None  # a JSON text's null is not a value's
-    for odd in (float("nan"), float("inf"), -float("inf")):
-        assert _json_rows([("r1", None, odd, "x"), ("r2", 2, None, "x")]) is None
-    assert _json_rows([("r1", None, 1.0, "[null, 2]")]) is None  # safe: one by one
-    assert _json_rows([("r1", 2**63, 1.0, "x")]) is None  # past 64 bits
-
-
 def test_values_that_read_like_json_nulls_are_stored_exactly(store: SQLiteStore, s: Any) -> None:
     steps = [
         s.step(output="[null", prompt=({"role": "assistant", "content": ",null"},)),
