@@ -12,6 +12,7 @@ import pytest
 
 from support.pg import throwaway_database
 from support.tcp_proxy import TcpProxy
+from turnout.errors import StoreError
 from turnout.tracing.postgres import PostgresStore
 from turnout.tracing.records import AttemptRecord, RunRecord
 from turnout.tracing.spill import SpillFile
@@ -70,3 +71,61 @@ def test_unreachable_postgres_spills_and_replays(tmp_path: Path) -> None:
             attempts = direct.query("SELECT count(*) FROM attempts", ())
         assert runs == [(REQUESTS, REQUESTS)]
         assert attempts == [(REQUESTS,)]
+
+
+def test_a_write_held_by_a_lock_times_out_spills_and_is_replayed(tmp_path: Path) -> None:
+    """A slow database, not a gone one: another session holds a lock on ``attempts`` for
+    a while. The held write is cancelled after ``write_timeout_s`` instead of stalling
+    the writer, the traffic meanwhile goes to the spill file, and once the lock is
+    released it is all replayed; rows = requests."""
+    import psycopg
+
+    with throwaway_database() as dsn:
+        store = PostgresStore(dsn, write_timeout_s=0.3)
+        spill = SpillFile(tmp_path / "spill.jsonl")
+        writer = TraceWriter(store, spill=spill, retry_s=0.1, max_delay_s=0.005)
+        locker = psycopg.connect(dsn)
+        try:
+            for i in range(REQUESTS):
+                if i == 100:
+                    writer.flush()
+                    locker.execute("LOCK TABLE attempts IN ACCESS EXCLUSIVE MODE")
+                    locked_at = time.monotonic()
+                if i == 200:
+                    writer.flush()  # the held batch timed out and spilled: flush returns
+                    assert time.monotonic() - locked_at < 5
+                    assert spill.spilled > 0 and spill.pending
+                    locker.rollback()  # the lock goes
+                run, attempt = _request(i)
+                writer.submit(run)
+                writer.submit(attempt)
+                time.sleep(0.002)
+            writer.flush()
+            deadline = time.monotonic() + 15
+            while spill.pending and time.monotonic() < deadline:
+                time.sleep(0.05)
+            writer.close()
+        finally:
+            locker.close()
+            store.close()
+        assert spill.dropped == 0 and spill.replayed == spill.spilled > 0
+        with PostgresStore(dsn) as direct:
+            runs = direct.query("SELECT count(*), count(DISTINCT run_id) FROM runs", ())
+            attempts = direct.query("SELECT count(*) FROM attempts", ())
+        assert runs == [(REQUESTS, REQUESTS)]
+        assert attempts == [(REQUESTS,)]
+
+
+def test_a_write_past_its_timeout_is_a_one_line_error() -> None:
+    import psycopg
+
+    with throwaway_database() as dsn, PostgresStore(dsn, write_timeout_s=0.2) as store:
+        run, attempt = _request(1)
+        with psycopg.connect(dsn) as locker:
+            locker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            with pytest.raises(StoreError, match=r"write failed: .*statement timeout") as info:
+                store.write_batch([run], [], [attempt])
+            assert time.monotonic() - started < 3 and "\n" not in str(info.value)
+        store.write_batch([run], [], [attempt])  # the lock gone, the store writes again
+        assert store.get_run(run.run_id) is not None

@@ -7,6 +7,11 @@ it. A batch is one transaction of one statement per table, its rows sent as one 
 array (:func:`~turnout.tracing.rows.json_rows`; ``executemany`` when JSON would not
 carry a value exactly).
 
+A write that takes longer than ``write_timeout_s`` (a lock held, a database that has
+stopped answering queries) is cancelled by the server (``statement_timeout``) and fails
+like any other: the trace writer spills the batch and tries again later, instead of
+waiting on it while its queue grows.
+
 One connection serves every thread behind a lock; a connection found broken
 (server restart, idle connection cut) is replaced and the call tried once more. Error messages are
 one line and never carry the password of the DSN.
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 _DIALECT = Dialect.POSTGRES
 _MIGRATION_LOCK = zlib.crc32(b"turnout.tracing.migrations")
 _DEFAULT_CONNECT_TIMEOUT_S = 10
+_DEFAULT_WRITE_TIMEOUT_S = 10.0
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:\\.|[^'\\])*'|\S+)", re.IGNORECASE)
 
 _UPSERT_RUN = _DIALECT.sql(rows.UPSERT_RUN)
@@ -77,8 +83,16 @@ class PostgresStore(SQLStore):
     dialect = _DIALECT
     _conn: psycopg.Connection[tuple[Any, ...]]
 
-    def __init__(self, dsn: str, *, connect_timeout_s: float = _DEFAULT_CONNECT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        connect_timeout_s: float = _DEFAULT_CONNECT_TIMEOUT_S,
+        write_timeout_s: float = _DEFAULT_WRITE_TIMEOUT_S,
+    ) -> None:
         self._dsn = dsn
+        timeout_ms = max(1, round(write_timeout_s * 1000))
+        self._write_timeout = f"SET LOCAL statement_timeout = {timeout_ms}"
         self.display = redact_dsn(dsn)
         self._connect_timeout_s = connect_timeout_s
         self._lock = threading.RLock()
@@ -208,6 +222,7 @@ class PostgresStore(SQLStore):
                 conn = self._connection()
                 try:
                     with conn.transaction(), conn.cursor() as cur:
+                        cur.execute(self._write_timeout)
                         for one_by_one, all_at_once, table_rows, payload in batches:
                             if payload is None:
                                 cur.executemany(one_by_one, table_rows)

@@ -107,10 +107,11 @@ class SpillFile:
             self.spilled += count
         return True
 
-    def replay(self, write: WriteBatch) -> int:
+    def replay(self, write: WriteBatch, *, stop: Callable[[], bool] | None = None) -> int:
         """Write every pending batch with ``write``, in order; returns the records
         written. A failing ``write`` stops the replay (its exception propagates) with
-        the batches before it recorded as done."""
+        the batches before it recorded as done; so does ``stop()`` answering True after
+        a batch (the rest stays pending)."""
         written = 0
         with self._lock:
             for end, batch in self._batches():
@@ -118,6 +119,8 @@ class SpillFile:
                 self._set_offset(end)
                 written += len(batch)
                 self.replayed += len(batch)
+                if stop is not None and stop():
+                    return written
             self.path.unlink(missing_ok=True)
             self.offset_path.unlink(missing_ok=True)
         return written

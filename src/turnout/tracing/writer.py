@@ -23,6 +23,13 @@ row), and the file is replayed, in order, as soon as the store takes writes agai
 an earlier process: a file that could not be replayed stays for then). Records in the
 spill file count as written for :meth:`~TraceWriter.flush`: they are on disk.
 
+A store that answers but slower than the traffic (a loaded database, a lock held) is
+met the same way: while more than ``spill_backlog`` records wait in memory, batches go
+to the spill file, not to the store, and a replay gives way (after the batch it is
+writing) as soon as the backlog is back. So memory stays bounded by the backlog, not
+by ``max_pending``, and nothing is dropped while the file has room; the file drains
+once the store keeps up again.
+
 The writer does not close its store; whoever opened the store closes it.
 """
 
@@ -103,6 +110,7 @@ class TraceWriter:
         max_pending: int = 100_000,
         spill: SpillFile | None = None,
         retry_s: float = 2.0,
+        spill_backlog: int | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -114,6 +122,10 @@ class TraceWriter:
         self.max_pending = max_pending
         self.spill = spill
         self.retry_s = retry_s
+        self.spill_backlog = (
+            spill_backlog if spill_backlog is not None else min(10 * max_batch, max_pending // 2)
+        )
+        self._slow_since: float | None = None  # spilling because the store is slow
         self._store_down_until = 0.0
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._wake = threading.Event()  # cuts a batch's wait short: flush, close, full
@@ -281,19 +293,29 @@ class TraceWriter:
     def _spill_pending(self) -> bool:
         return self.spill is not None and self.spill.pending
 
+    def _backlogged(self) -> bool:
+        """More records wait in memory than the store is keeping up with (spill on)."""
+        return self.spill is not None and self._queue.qsize() >= self.spill_backlog
+
     def _replay(self, *, force: bool = False) -> bool:
         """Replay the spill file if the store may be back (``force``: try now); True
-        when nothing waits."""
+        when nothing waits. A replay gives way to a backlog (unless forced): what is
+        left waits for the next turn."""
         if self.spill is None or not self.spill.pending:
             return True
         if not force and time.monotonic() < self._store_down_until:
             return False
         try:
-            written = self.spill.replay(self.store.write_batch)
+            written = self.spill.replay(
+                self.store.write_batch, stop=None if force else self._backlogged
+            )
         except Exception:
             self._store_down_until = time.monotonic() + self.retry_s
             return False
+        if self.spill.pending:
+            return False
         log.info("trace store %s is back: %d spilled record(s) replayed", self.store, written)
+        self._slow_since = None
         return True
 
     def _write(self, batch: list[TraceRecord]) -> None:
@@ -311,6 +333,18 @@ class TraceWriter:
             else:
                 runs[record.run_id] = record
         run_list, step_list = list(runs.values()), list(steps.values())
+        if self._backlogged():
+            if self._slow_since is None:
+                self._slow_since = time.monotonic()
+                log.warning(
+                    "trace store %s is slower than the traffic (%d records waiting); "
+                    "spilling traces to %s until it keeps up",
+                    self.store,
+                    self._queue.qsize(),
+                    self.spill.path if self.spill is not None else "-",
+                )
+            self._to_spill(run_list, step_list, attempts, batch, None)
+            return
         if not self._replay():
             self._to_spill(run_list, step_list, attempts, batch, None)
             return

@@ -106,3 +106,77 @@ def test_writer_spills_and_replays_in_order(tmp_path: Path) -> None:
     assert store.inner.get_run("run-0001").run.status == "succeeded"  # type: ignore[union-attr]
     assert len(store.inner.list_runs()) == 2
     store.inner.close()
+
+
+def test_a_replay_gives_way_when_told_and_resumes_after(tmp_path: Path) -> None:
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    for i in range(4):
+        spill.append([_run(i)], [], [_attempt(i)])
+    seen: list[str] = []
+
+    def write(runs: Sequence[RunRecord], steps: object, attempts: object) -> None:
+        seen.append(runs[0].run_id)
+
+    assert spill.replay(write, stop=lambda: len(seen) == 1) == 2  # one batch, then away
+    assert seen == ["run-0000"] and spill.pending
+    assert spill.replay(write, stop=lambda: False) == 6
+    assert seen == [f"run-{i:04d}" for i in range(4)] and not spill.pending
+
+
+class Slow:
+    """A real SQLite store that takes ``delay_s`` over every batch (a loaded database)."""
+
+    def __init__(self, path: Path, delay_s: float) -> None:
+        self.inner = SQLiteStore(path)
+        self.delay_s = delay_s
+
+    def write_batch(
+        self,
+        runs: Sequence[RunRecord],
+        steps: Sequence[StepRecord],
+        attempts: Sequence[AttemptRecord],
+    ) -> None:
+        time.sleep(self.delay_s)
+        self.inner.write_batch(runs, steps, attempts)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_a_store_slower_than_the_traffic_spills_instead_of_dropping(tmp_path: Path) -> None:
+    store = Slow(tmp_path / "traces.db", delay_s=0.05)
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    writer = TraceWriter(
+        store,  # type: ignore[arg-type]
+        spill=spill, max_batch=50, max_pending=1_000, spill_backlog=200, max_delay_s=0.001,
+    )  # fmt: skip
+    count = 3_000  # 3,000 records a second for a second: the store takes 1,000
+    for i in range(count // 3):
+        writer.submit(_run(i, "running"))
+        writer.submit(_attempt(i))
+        writer.submit(_run(i))  # the final status must win over the "running" row
+        if i % 10 == 9:
+            time.sleep(0.01)
+    writer.flush()  # no StoreError: nothing was dropped
+    assert spill.spilled > 0 and spill.dropped == 0
+    store.delay_s = 0  # the database keeps up again: the idle writer drains the file
+    deadline = time.monotonic() + 20
+    while spill.pending and time.monotonic() < deadline:
+        time.sleep(0.02)
+    writer.close()
+    assert not spill.pending
+    runs = store.inner.list_runs(limit=10_000)
+    assert len(runs) == count // 3 and {r.status for r in runs} == {"succeeded"}
+    assert store.inner.query("SELECT count(*) FROM attempts")[0][0] == count // 3
+    store.inner.close()
+
+
+def test_a_store_that_keeps_up_is_written_to_directly(tmp_path: Path) -> None:
+    store = Slow(tmp_path / "traces.db", delay_s=0)
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    with TraceWriter(store, spill=spill, max_delay_s=0.001) as writer:  # type: ignore[arg-type]
+        for i in range(200):
+            writer.submit(_run(i))
+            time.sleep(0.0005)
+    assert spill.spilled == 0 and len(store.inner.list_runs(limit=1_000)) == 200
+    store.inner.close()
