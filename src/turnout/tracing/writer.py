@@ -125,7 +125,7 @@ class TraceWriter:
         self.spill_backlog = (
             spill_backlog if spill_backlog is not None else min(10 * max_batch, max_pending // 2)
         )
-        self._slow_since: float | None = None  # spilling because the store is slow
+        self._slow = False  # spilling because the store is slower than the traffic
         self._store_down_until = 0.0
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._wake = threading.Event()  # cuts a batch's wait short: flush, close, full
@@ -315,7 +315,7 @@ class TraceWriter:
         if self.spill.pending:
             return False
         log.info("trace store %s is back: %d spilled record(s) replayed", self.store, written)
-        self._slow_since = None
+        self._slow = False
         return True
 
     def _write(self, batch: list[TraceRecord]) -> None:
@@ -334,8 +334,8 @@ class TraceWriter:
                 runs[record.run_id] = record
         run_list, step_list = list(runs.values()), list(steps.values())
         if self._backlogged():
-            if self._slow_since is None:
-                self._slow_since = time.monotonic()
+            if not self._slow:
+                self._slow = True
                 log.warning(
                     "trace store %s is slower than the traffic (%d records waiting); "
                     "spilling traces to %s until it keeps up",
