@@ -160,6 +160,25 @@ async def test_revoked_on_one_replica_refused_on_the_other_at_once(
             assert key not in json.dumps(listed)
 
 
+async def test_loosened_on_one_replica_let_through_on_the_other_at_once(
+    replicas: tuple[Serve, Serve],
+) -> None:
+    a, b = replicas
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{a.url}/admin/keys", headers=admin,
+                                json={"name": "narrow", "policies": ["strong"]}) as r:  # fmt: skip
+            assert r.status == 201
+            key = (await r.json())["key"]
+        for replica in (a, b, b):  # the refusing record is cached on both
+            status, _, body = await post(session, replica.url, key)
+            assert (status, body["error"]["code"]) == (403, "policy_not_allowed")
+        async with session.patch(f"{a.url}/admin/keys/narrow", headers=admin,
+                                 json={"policies": []}) as r:  # fmt: skip
+            assert r.status == 200
+        assert [(await post(session, r.url, key))[0] for r in (b, a, b)] == [200, 200, 200]
+
+
 async def test_refusals_through_the_sdk(replicas: tuple[Serve, Serve], dsn: str) -> None:
     base = f"{replicas[0].url}/v1"
     cheap_only = new_key(dsn, "cheap-only", policies=("cheap",))

@@ -140,6 +140,11 @@ class CachedKeys:
             raise refusal
         return key
 
+    def holds(self, presented: str) -> bool:
+        """Whether the record of the key ``presented`` is cached (a known key)."""
+        hit = self._cache.get(hash_key(presented))
+        return hit is not None and hit[0] is not None
+
     async def _read(self, presented: str) -> VirtualKey | None:
         self.reads += 1
         if self._offload:  # a network database: keep the event loop free

@@ -119,7 +119,19 @@ class KeyGuard:
             raise Refused(missing_key())
         for fresh in (False, True):
             seen = self.keys.generation
-            key = await self._key(presented, policy, models, fresh)
+            try:
+                key = await self._key(presented, policy, models, fresh)
+            except Refused:
+                # Refused on a cached record (revoked, expired, not allowed): if a key
+                # changed since, the record may be stale (a key loosened or renewed on
+                # another replica), so decide again on the record as it is now.
+                if fresh or not self.keys.holds(presented):
+                    raise
+                generation = await self.gate.generation()
+                changed = self.keys.observe(generation, seen)
+                if not changed and (seen is not None or generation is None):
+                    raise  # no change since it was cached (or none can be known)
+                continue
             limit = RateLimit(rpm=key.rpm, tpm=key.tpm)
             scope = key.name
             if self.per_model_limits and policy is None and len(models) == 1:
@@ -150,7 +162,7 @@ class KeyGuard:
                 key.check_route(model=model)
         except KeyRefused as exc:
             kind = "invalid_request_error" if exc.status == 401 else "permission_error"
-            raise Refused(Refusal(exc.status, exc.code, str(exc), kind)) from None
+            raise Refused(Refusal(exc.status, exc.code, str(exc), kind, key=exc.name)) from None
         return key
 
     def _outcome(self, key: VirtualKey, scope: str, result: GateResult) -> Admission:

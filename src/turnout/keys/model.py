@@ -41,9 +41,11 @@ class KeyRefused(Exception):
     expired) or 403 (the key may not use this policy or model). The message never
     holds the key."""
 
-    def __init__(self, message: str, *, status: int, code: str) -> None:
+    def __init__(self, message: str, *, status: int, code: str, name: str | None = None) -> None:
         self.status = status
         self.code = code
+        self.name = name
+        """The key's name when the key is known (revoked, expired, not allowed)."""
         super().__init__(message)
 
 
@@ -69,9 +71,13 @@ class VirtualKey:
     def refusal(self, now: float) -> KeyRefused | None:
         """Why this key cannot be used at ``now`` (revoked, expired), else None."""
         if self.revoked_at is not None:
-            return KeyRefused(f"key {self.name!r} is revoked", status=401, code="key_revoked")
+            return KeyRefused(
+                f"key {self.name!r} is revoked", status=401, code="key_revoked", name=self.name
+            )
         if self.expires_at is not None and now >= self.expires_at:
-            return KeyRefused(f"key {self.name!r} has expired", status=401, code="key_expired")
+            return KeyRefused(
+                f"key {self.name!r} has expired", status=401, code="key_expired", name=self.name
+            )
         return None
 
     def allows_policy(self, policy: str) -> bool:
@@ -87,12 +93,14 @@ class VirtualKey:
                 f"key {self.name!r} may not use policy {policy!r}",
                 status=403,
                 code="policy_not_allowed",
+                name=self.name,
             )
         if model is not None and not self.allows_model(model):
             raise KeyRefused(
                 f"key {self.name!r} may not use model {model!r}",
                 status=403,
                 code="model_not_allowed",
+                name=self.name,
             )
 
     def with_changes(self, **changes: object) -> VirtualKey:

@@ -65,6 +65,9 @@ class Gate(Protocol):
     async def bump(self) -> None:
         """A key changed: tell every process sharing this state."""
 
+    async def generation(self) -> int | None:
+        """The generation of key changes alone (None: unknown, Redis away)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -130,6 +133,9 @@ class GateParts(Generic[L, B]):
 
     async def bump(self) -> None:
         await self.events.bump()
+
+    async def generation(self) -> int | None:
+        return await self.events.generation()
 
     async def aclose(self) -> None:
         await self.limiter.aclose()

@@ -113,3 +113,44 @@ async def test_a_change_elsewhere_is_seen_through_the_generation(setup) -> None:
         await admit(guard, secret)
     assert info.value.refusal.code == "budget_exceeded"
     assert guard.keys.reads == 2
+
+
+async def test_a_key_loosened_elsewhere_is_let_through_at_once(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", policies=("strong",))
+    for _ in range(3):  # refused on the cached record: no database read each time
+        with pytest.raises(Refused) as info:
+            await admit(guard, secret)
+        assert info.value.refusal.code == "policy_not_allowed"
+        assert info.value.refusal.key == "team-a"  # the name, for metrics
+    assert guard.keys.reads <= 2
+    keys.update("team-a", policies=())  # another process loosened it...
+    await guard.gate.bump()  # ...and bumped the shared generation
+    assert (await admit(guard, secret)).key.policies == ()
+
+
+async def test_a_renewed_key_is_let_through_at_once(setup) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    keys, guard = setup
+    secret, _ = keys.create("team-a", expires_at=time.time() - 1)
+    with pytest.raises(Refused) as info:
+        await admit(guard, secret)
+    assert (info.value.refusal.code, info.value.refusal.key) == ("key_expired", "team-a")
+    keys.update("team-a", expires_at=time.time() + 3600)
+    await guard.gate.bump()
+    assert (await admit(guard, secret)).key.name == "team-a"
+
+
+async def test_refusals_without_a_change_read_nothing_more(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", policies=("strong",))
+    for _ in range(5):
+        with pytest.raises(Refused):
+            await admit(guard, secret)
+    assert guard.keys.reads == 2  # the first read, and one more to learn the generation
+    with pytest.raises(Refused):
+        await admit(guard, "tk-unknown-unknown-unknown")
+    with pytest.raises(Refused):
+        await admit(guard, "tk-unknown-unknown-unknown")
+    assert guard.keys.reads == 3  # an unknown key is cached too
