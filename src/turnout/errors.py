@@ -50,6 +50,11 @@ class ConfigError(TurnoutError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+class ModelNotAllowed(ConfigError):
+    """Every model a request's policy chose is one the caller may not use (a gateway
+    key's ``models``); nothing was called."""
+
+
 class WorkflowError(ConfigError):
     """A workflow that cannot run as written."""
 
@@ -194,6 +199,8 @@ def error_class_of(exc: BaseException) -> str:
         return "budget"
     if isinstance(exc, TemplateError):
         return "template"
+    if isinstance(exc, ModelNotAllowed):
+        return "model_not_allowed"
     if isinstance(exc, ConfigError):
         return "config"
     return type(exc).__name__

@@ -37,6 +37,7 @@ from turnout.execution.ledger import Execution
 from turnout.execution.run import StreamCutRule
 from turnout.execution.setup import Resources, build_executor
 from turnout.execution.stream_cut import Restart
+from turnout.policies.allowed import only_allowed
 from turnout.policies.base import HEALTHY, Latency, Policy, PoolHealth, RequestContext
 from turnout.policies.registry import build_policy
 from turnout.tracing.records import AttemptRecord, RunRecord, TraceRecord
@@ -229,7 +230,9 @@ class Turnout:
         """One request, decided by ``policy`` (or exactly ``model``) and traced as a
         one-step run. Options: ``policy``, ``model``, ``tags``, ``step``, ``workflow``,
         ``session``, ``annotation``, ``latency`` (``sensitive``: the fastest model inside
-        a tier), ``run_id``, ``budget`` and the request's own
+        a tier), ``run_id``, ``budget``, ``allowed_models`` (the pool models that may
+        answer: the policy's other choices are dropped, and :class:`ModelNotAllowed`
+        raised if none is left) and the request's own
         ``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed``, ``tools``,
         ``tool_choice``, ``response_format``, ``extra``."""
         call, budget = await self._prepare(messages, options)
@@ -262,6 +265,7 @@ class Turnout:
         budget = options.pop("budget", None)
         model = options.pop("model", None)
         name = options.pop("policy", None)
+        allowed = options.pop("allowed_models", None)
         request_fields = {
             k: options.pop(k) for k in list(options) if k in ChatRequest.__dataclass_fields__
         }
@@ -282,6 +286,8 @@ class Turnout:
             decision = policy.decide(ctx, await self.executor.health())
             for m in decision.models:
                 self.executor.pool.spec(m)
+        if allowed is not None:
+            decision = only_allowed(decision, frozenset(allowed))
         call = _Call(run_id, workflow, step, policy, decision, request, tags, annotation)
         self._sink(
             RunRecord(
@@ -333,10 +339,12 @@ class Turnout:
         score: float | None = None,
         by: str = "unknown",
         step: str = CHAT,
+        key_name: str | None = None,
     ) -> None:
         """Record whether a request's answer was good (``passed``, or a ``score`` in
         [0, 1]), after the fact: ``turnout learn`` learns from it. ConfigError for a bad
-        value, StoreError for a run (or step) the store does not have."""
+        value, StoreError for a run (or step) the store does not have; with ``key_name``
+        (a gateway with keys), also for a run made with another key."""
         if (passed is None) == (score is None):
             raise ConfigError("feedback: give either passed or score")
         value = float(passed) if passed is not None else float(score or 0.0)
@@ -348,7 +356,7 @@ class Turnout:
 
         record = FeedbackRecord(run_id, step, value, by)
         await self.writer.aflush()  # the run may still be on its way to the store
-        await asyncio.to_thread(add_feedback, self.store, record)
+        await asyncio.to_thread(add_feedback, self.store, record, key_name=key_name)
 
     # -- workflows -----------------------------------------------------------------------
 

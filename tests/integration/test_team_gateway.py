@@ -179,6 +179,47 @@ async def test_loosened_on_one_replica_let_through_on_the_other_at_once(
         assert [(await post(session, r.url, key))[0] for r in (b, a, b)] == [200, 200, 200]
 
 
+async def test_feedback_and_the_model_list_need_a_key_and_see_only_its_own(
+    replicas: tuple[Serve, Serve], dsn: str
+) -> None:
+    a, b = replicas
+    mine, theirs = new_key(dsn, "fb-mine", policies=("cheap",)), new_key(dsn, "fb-theirs")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{a.url}/v1/chat/completions", json={"model": "cheap", "messages": HI},
+            headers={"authorization": f"Bearer {mine}"},
+        ) as r:  # fmt: skip
+            assert r.status == 200
+            request_id = r.headers["x-request-id"]
+        assert len(await traced(dsn, "fb-mine", 1)) == 1  # written by replica a
+        feedback = f"{b.url}/turnout/v1/feedback"
+        verdict = {"request_id": request_id, "passed": False, "by": "reviewer"}
+        async with session.post(feedback, json=verdict) as r:
+            assert (r.status, (await r.json())["error"]["code"]) == (401, "invalid_api_key")
+        async with session.post(feedback, json=verdict,
+                                headers={"authorization": f"Bearer {theirs}"}) as r:  # fmt: skip
+            assert r.status == 404  # another key's request: as if unknown
+        async with session.post(feedback, json=verdict,
+                                headers={"authorization": f"Bearer {mine}"}) as r:  # fmt: skip
+            assert r.status == 200 and (await r.json())["recorded"] is True
+        async with session.get(f"{b.url}/v1/models") as r:
+            assert r.status == 401
+    listed = openai.AsyncOpenAI(base_url=f"{b.url}/v1", api_key=mine)
+    assert [m.id async for m in listed.models.list()] == ["cheap"]
+    everything = openai.AsyncOpenAI(base_url=f"{b.url}/v1", api_key=theirs)
+    assert {"cheap"} < {m.id async for m in everything.models.list()}
+    await listed.close()
+    await everything.close()
+
+
+async def _drain(reply: Any) -> None:
+    """Await an SDK call, and read a stream to its end."""
+    answer = await reply
+    if isinstance(answer, openai.AsyncStream):
+        async for _ in answer:
+            pass
+
+
 async def test_refusals_through_the_sdk(replicas: tuple[Serve, Serve], dsn: str) -> None:
     base = f"{replicas[0].url}/v1"
     cheap_only = new_key(dsn, "cheap-only", policies=("cheap",))
@@ -199,6 +240,18 @@ async def test_refusals_through_the_sdk(replicas: tuple[Serve, Serve], dsn: str)
         stream = await client.chat.completions.create(model="cheap", messages=HI, stream=True)  # type: ignore[arg-type]
         text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
         assert text == "all good here"
+        with pytest.raises(openai.PermissionDeniedError) as denied:  # no way around its policy
+            await client.chat.completions.create(model="large", messages=HI)  # type: ignore[arg-type]
+        assert denied.value.code == "model_not_allowed"
+    small_only = new_key(dsn, "small-only", models=("small",))
+    async with openai.AsyncOpenAI(base_url=base, api_key=small_only, max_retries=0) as client:
+        answer = await client.chat.completions.create(model="cheap", messages=HI)  # type: ignore[arg-type]
+        assert answer.model == "small"
+        for stream in (False, True):  # `strong` picks large only: refused, nothing called
+            with pytest.raises(openai.PermissionDeniedError) as denied:
+                await _drain(client.chat.completions.create(model="strong", messages=HI,
+                                                            stream=stream))  # type: ignore[arg-type]  # fmt: skip
+            assert denied.value.code == "model_not_allowed" and small_only not in str(denied.value)
 
 
 async def test_metrics_and_no_key_anywhere(replicas: tuple[Serve, Serve], dsn: str) -> None:

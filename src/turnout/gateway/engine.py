@@ -54,5 +54,12 @@ class Engine(Protocol):
     async def chat(self, messages: Any, **options: Any) -> Answer: ...
     def stream(self, messages: Any, **options: Any) -> AnswerStream: ...
     async def feedback(
-        self, run_id: str, *, passed: bool | None, score: float | None, by: str, step: str
+        self,
+        run_id: str,
+        *,
+        passed: bool | None,
+        score: float | None,
+        by: str,
+        step: str,
+        key_name: str | None = None,
     ) -> None: ...

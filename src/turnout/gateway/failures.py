@@ -8,6 +8,7 @@ failure                                            status  ``error.code``
 malformed JSON, a missing or ill-typed field       400     ``invalid_request``
                                                            (``param`` names the field)
 ``model`` neither a policy nor a pool model        404     ``model_not_found``
+the policy chose only models the key may not use   403     ``model_not_allowed``
 body over ``gateway.max_body_bytes``               413     ``request_too_large``
 every attempt refused the request itself           400     the provider's class
 (context length, content filter, bad request)              (``context_length_exceeded``…)
@@ -38,6 +39,7 @@ from turnout.errors import (
     ConfigError,
     ContentFiltered,
     ContextLengthExceeded,
+    ModelNotAllowed,
     ProviderError,
     RateLimited,
     TurnoutError,
@@ -81,7 +83,10 @@ def not_route(method: str, path: str, status: int) -> ErrorReply:
 
 
 def unusable(exc: ConfigError) -> ErrorReply:
-    """A request the configuration cannot serve (a policy that cannot decide for it)."""
+    """A request the configuration cannot serve (a policy that cannot decide for it, or
+    that chose only models the key may not use)."""
+    if isinstance(exc, ModelNotAllowed):
+        return ErrorReply(403, error_body(403, str(exc), "model_not_allowed", "permission_error"))
     return ErrorReply(400, error_body(400, str(exc), "invalid_request"))
 
 

@@ -3,6 +3,9 @@
 Body: ``{"request_id": "...", "passed": true}`` (or ``"score": 0.7`` in [0, 1]),
 optional ``"by"`` (who judged) and ``"step"`` (default ``chat``). The request id is
 the ``x-request-id`` a response carried. ``turnout learn --since`` learns from it.
+
+With keys (``gateway.auth: keys``) feedback needs a key, and only on the requests made
+with that key (another key's request id is answered as unknown: 404).
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ from aiohttp import web
 
 from turnout.errors import ConfigError, StoreError
 from turnout.gateway import failures
-from turnout.gateway.routes import ENGINE, error_response, json_response
+from turnout.gateway.routes import (
+    ENGINE,
+    TEAM,
+    error_response,
+    json_response,
+    refused_response,
+)
+from turnout.keys.guard import Refused
 from turnout.wire.errors import error_body
 from turnout.wire.jsonio import load_json
 from turnout.wire.requests import WireError
@@ -36,6 +46,10 @@ def _field(body: dict[str, Any], name: str, kind: str) -> Any:
 
 async def post_feedback(request: web.Request) -> web.Response:
     try:
+        key = await request.app[TEAM].identify(request.headers.get("authorization"))
+    except Refused as exc:
+        return refused_response(exc)
+    try:
         raw = await request.content.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
             raise WireError(f"the body is over {MAX_BODY} bytes")
@@ -52,7 +66,10 @@ async def post_feedback(request: web.Request) -> web.Response:
         score = _field(body, "score", "number")
         by = _field(body, "by", "text") or "api"
         step = _field(body, "step", "text") or "chat"
-        await request.app[ENGINE].feedback(request_id, passed=passed, score=score, by=by, step=step)
+        await request.app[ENGINE].feedback(
+            request_id, passed=passed, score=score, by=by, step=step,
+            key_name=key.name if key is not None else None,
+        )  # fmt: skip
     except WireError as exc:
         return error_response(failures.bad_request(exc))
     except ConfigError as exc:

@@ -67,7 +67,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     run_id = new_run_id()  # the trace's run id, sortable by time
     authorization = request.headers.get("authorization")
     if team.guard is not None and bearer_token(authorization) is None:  # before the body
-        return _refused(Refused(missing_key()), run_id)
+        return refused_response(Refused(missing_key()), run_id)
     try:
         raw = await _read_body(request, config.max_body_bytes)
         incoming = decode_request(_parse(raw))
@@ -84,11 +84,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         admission = await team.admit(authorization, incoming.request, route)
     except Refused as exc:
         team.refused(route, exc.refusal.key, exc.refusal.code, started)
-        return _refused(exc, run_id)
+        return refused_response(exc, run_id)
     options = _options(incoming, route, ctx, run_id)
     extra = dict(admission.headers) if admission is not None else {}
     if admission is not None:
         options["tags"]["key"] = admission.key.name  # the name, never the key
+        if admission.key.models:  # a policy's choices outside them are dropped
+            options["allowed_models"] = admission.key.models
     engine = request.app[ENGINE]
 
     def done(answer: Answer | None, error: str | None) -> None:
@@ -103,8 +105,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return await _stream(request, engine, incoming, route, options, run_id, extra, done)
     try:
         answer = await engine.chat(incoming.request.messages, **options)
-    except ConfigError as exc:  # a policy that cannot decide for this request
-        done(None, "config")
+    except ConfigError as exc:  # a policy that cannot decide for this request (or not
+        done(None, error_class_of(exc))  # on the models the key may use)
         return error_response(failures.unusable(exc), run_id)
     done(answer, None if answer.ok else error_class_of(answer.error or RuntimeError()))
     if not answer.ok:
@@ -113,11 +115,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return json_response(200, body, {**answer_headers(answer, run_id), **extra})
 
 
-def _refused(exc: Refused, run_id: str) -> web.Response:
+def refused_response(exc: Refused, run_id: str | None = None) -> web.Response:
     refusal = exc.refusal
-    return json_response(
-        refusal.status, refusal.body(), {**refusal.headers, "x-request-id": run_id}
-    )
+    headers = dict(refusal.headers)
+    if run_id:
+        headers["x-request-id"] = run_id
+    return json_response(refusal.status, refusal.body(), headers)
 
 
 async def _stream(
@@ -264,8 +267,13 @@ def _parse(raw: bytes) -> Any:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    """Pool models (``tier``) and policies (``policy_kind``), in OpenAI's list shape."""
+    """Pool models (``tier``) and policies (``policy_kind``), in OpenAI's list shape; with
+    keys, only to a key, and only those it may name."""
     settings = request.app[SETTINGS]
+    try:
+        key = await request.app[TEAM].identify(request.headers.get("authorization"))
+    except Refused as exc:
+        return refused_response(exc)
     data: list[dict[str, Any]] = [
         {
             "id": p.name,
@@ -275,6 +283,7 @@ async def list_models(request: web.Request) -> web.Response:
             "policy_kind": p.kind,
         }
         for p in settings.policies.values()
+        if key is None or key.allows_policy(p.name)
     ]
     data += [
         {
@@ -285,6 +294,7 @@ async def list_models(request: web.Request) -> web.Response:
             "tier": m.tier.value,
         }
         for m in settings.models.values()
+        if key is None or key.may_name_model(m.name)
     ]
     return json_response(200, {"object": "list", "data": data})
 

@@ -23,7 +23,7 @@ from turnout.gateway.config import GatewayConfig
 from turnout.gateway.context import Route
 from turnout.keys.cache import CachedKeys, LocalKeyEvents
 from turnout.keys.guard import Admission, KeyGuard
-from turnout.keys.model import hash_key, same_hash
+from turnout.keys.model import VirtualKey, hash_key, same_hash
 from turnout.keys.store import KeyStore
 from turnout.limits.budget import MemoryBudgets
 from turnout.limits.gate import Gate, LocalGate
@@ -123,12 +123,19 @@ class Team:
             return None
         if route.model is not None:
             models: Sequence[str] = (route.model,)
-            prices = [self.prices[route.model]] if route.model in self.prices else []
+            prices = {route.model: self.prices[route.model]} if route.model in self.prices else {}
         else:
-            models, prices = (), list(self.prices.values())
+            models, prices = (), dict(self.prices)
         return await self.guard.admit(
             authorization, request, policy=route.policy, models=models, prices=prices
         )
+
+    async def identify(self, authorization: str | None) -> VirtualKey | None:
+        """None when auth is off; else the key presented (raises
+        :class:`~turnout.keys.guard.Refused`, 401)."""
+        if self.guard is None:
+            return None
+        return await self.guard.identify(authorization)
 
     def done(
         self,

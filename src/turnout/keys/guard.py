@@ -109,11 +109,12 @@ class KeyGuard:
         *,
         policy: str | None,
         models: Sequence[str],
-        prices: Sequence[Price],
+        prices: Mapping[str, Price],
     ) -> Admission:
         """Raise :class:`Refused` or return the admission. ``policy`` is the policy the
         request names (None when it names a pool model); ``models`` the pool models it
-        may reach and ``prices`` theirs (the dearest one prices the budget hold)."""
+        names and ``prices`` those it may reach, by name (the dearest one that may answer
+        for the key prices the budget hold)."""
         presented = bearer_token(authorization)
         if presented is None:
             raise Refused(missing_key())
@@ -142,7 +143,11 @@ class KeyGuard:
                 else None
             )
             tokens = _tokens(request) if key.tpm is not None else 0
-            estimate = estimate_request(prices, request) if budget is not None else Decimal(0)
+            estimate = (
+                estimate_request([p for m, p in prices.items() if key.allows_model(m)], request)
+                if budget is not None
+                else Decimal(0)
+            )
             result = await self.gate.admit(scope, limit, tokens, budget, estimate)
             if not self.keys.observe(result.generation, seen) or fresh:
                 break
@@ -150,6 +155,18 @@ class KeyGuard:
             # record as it is now (revoked keys are refused here, at once).
             await self.gate.undo(result)
         return self._outcome(key, scope, result)
+
+    async def identify(self, authorization: str | None) -> VirtualKey:
+        """The usable key presented, for requests that call no model (feedback, the
+        model list): no limit or budget, but a key changed anywhere is seen at once
+        (the generation is read first). Raises :class:`Refused` (401)."""
+        presented = bearer_token(authorization)
+        if presented is None:
+            raise Refused(missing_key())
+        seen = self.keys.generation
+        generation = await self.gate.generation()
+        stale = self.keys.observe(generation, seen) or (seen is None and generation is not None)
+        return await self._key(presented, None, (), stale)
 
     async def _key(
         self, presented: str, policy: str | None, models: Sequence[str], fresh: bool

@@ -62,9 +62,11 @@ class VirtualKey:
     rpm: int | None = None
     tpm: int | None = None
     policies: tuple[str, ...] = ()
-    """Policies the key may use; empty: any."""
+    """Policies the key may name; empty: any. A key with policies and no ``models``
+    may name only those policies, not a pool model directly."""
     models: tuple[str, ...] = ()
-    """Pool models the key may name (or a policy may pick); empty: any."""
+    """Pool models that may answer the key's requests, named directly or picked by a
+    policy (a policy's other choices are dropped); empty: any."""
     expires_at: float | None = None
     revoked_at: float | None = None
 
@@ -86,6 +88,12 @@ class VirtualKey:
     def allows_model(self, model: str) -> bool:
         return not self.models or model in self.models
 
+    def may_name_model(self, model: str) -> bool:
+        """Whether a request with this key may name pool model ``model`` directly."""
+        if self.models:
+            return model in self.models
+        return not self.policies  # bound to its policies: no way around them
+
     def check_route(self, *, policy: str | None = None, model: str | None = None) -> None:
         """Raise :class:`KeyRefused` (403) when the key may not use this policy or model."""
         if policy is not None and not self.allows_policy(policy):
@@ -95,7 +103,7 @@ class VirtualKey:
                 code="policy_not_allowed",
                 name=self.name,
             )
-        if model is not None and not self.allows_model(model):
+        if model is not None and not self.may_name_model(model):
             raise KeyRefused(
                 f"key {self.name!r} may not use model {model!r}",
                 status=403,

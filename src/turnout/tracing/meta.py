@@ -115,11 +115,19 @@ class FeedbackRecord:
     created_at: float = field(default_factory=time.time)
 
 
-def add_feedback(store: TraceStore, feedback: FeedbackRecord) -> None:
-    """Record feedback on a run's step; StoreError when the run has no such step."""
-    known = store.query(
-        "SELECT 1 FROM steps WHERE run_id = ? AND step_id = ?", (feedback.run_id, feedback.step_id)
-    )
+def add_feedback(
+    store: TraceStore, feedback: FeedbackRecord, *, key_name: str | None = None
+) -> None:
+    """Record feedback on a run's step; StoreError when the run has no such step (or,
+    with ``key_name``, was not made with that virtual key: not told apart, so a key
+    cannot learn of other keys' runs)."""
+    sql, params = "SELECT 1 FROM steps WHERE run_id = ? AND step_id = ?", [
+        feedback.run_id, feedback.step_id,
+    ]  # fmt: skip
+    if key_name is not None:
+        sql += " AND run_id IN (SELECT run_id FROM runs WHERE run_id = ? AND key_name = ?)"
+        params += [feedback.run_id, key_name]
+    known = store.query(sql, params)
     if not known:
         raise StoreError(f"no step {feedback.step_id!r} in a run {feedback.run_id!r}")
     store.execute(

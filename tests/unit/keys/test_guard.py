@@ -36,7 +36,7 @@ async def admit(guard: KeyGuard, secret: str | None, policy: str | None = "rules
                 models: tuple[str, ...] = ("haiku",)):  # type: ignore[no-untyped-def]  # fmt: skip
     return await guard.admit(
         f"Bearer {secret}" if secret else None, REQ, policy=policy, models=models,
-        prices=[PRICE],
+        prices=dict.fromkeys(models or ("haiku",), PRICE),
     )  # fmt: skip
 
 
@@ -154,3 +154,22 @@ async def test_refusals_without_a_change_read_nothing_more(setup) -> None:  # ty
     with pytest.raises(Refused):
         await admit(guard, "tk-unknown-unknown-unknown")
     assert guard.keys.reads == 3  # an unknown key is cached too
+
+
+async def test_a_key_bound_to_policies_cannot_name_a_model_directly(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", policies=("rules",))
+    assert (await admit(guard, secret, policy="rules", models=())).key.name == "team-a"
+    with pytest.raises(Refused) as info:
+        await admit(guard, secret, policy=None, models=("opus",))
+    assert (info.value.refusal.status, info.value.refusal.code) == (403, "model_not_allowed")
+
+
+async def test_the_budget_hold_is_priced_by_the_models_the_key_may_reach(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", budget_usd=Decimal("1"), models=("haiku",))
+    prices = {"haiku": PRICE, "opus": Price.of(50, 250)}  # opus is ten times dearer
+    admission = await guard.admit(f"Bearer {secret}", REQ, policy="rules", models=(),
+                                  prices=prices)  # fmt: skip
+    assert admission.reservation is not None
+    assert admission.reservation.estimate_pico == 3_000_000_000  # $0.003: haiku's, not opus'

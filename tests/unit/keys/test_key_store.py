@@ -76,7 +76,10 @@ def test_authenticate_and_refusals(db: Path) -> None:
         with pytest.raises(KeyRefused) as info:
             key.check_route(policy="cheap_first")
         assert (info.value.status, info.value.code) == (403, "policy_not_allowed")
-        key.check_route(policy="rules", model="anything")
+        key.check_route(policy="rules")
+        with pytest.raises(KeyRefused) as info:  # bound to its policies: no model by name
+            key.check_route(model="anything")
+        assert (info.value.status, info.value.code) == (403, "model_not_allowed")
         keys.revoke("team-a")
         with pytest.raises(KeyRefused) as info:
             keys.authenticate(secret)
