@@ -7,6 +7,7 @@ are skipped, saying why, only when no server answers.
 
 from __future__ import annotations
 
+import math
 import threading
 import uuid
 from collections.abc import Iterator
@@ -272,6 +273,29 @@ def test_a_batch_of_many_rows_goes_as_json_and_round_trips_exactly(
         trace = store.get_run(run.run_id)
         assert trace is not None
         assert (trace.run, trace.steps, trace.attempts) == (run, (step,), (attempt,))
+
+
+@pytest.mark.parametrize("rows_in_batch", [1, 2])  # row by row / one JSON statement
+def test_odd_numbers_are_stored_the_same_both_ways(
+    store: PostgresStore, rows_in_batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from turnout.tracing import postgres
+
+    payloads: list[str | None] = []
+    payload = postgres._payload
+    monkeypatch.setattr(postgres, "_payload", lambda r: payloads.append(payload(r)) or payloads[-1])
+    odd = _attempt(attempt=1, input_tokens=3.7, output_tokens=2.0)  # type: ignore[arg-type]
+    store.write_batch([], [], [odd] + [_attempt(attempt=2)] * (rows_in_batch - 1))
+    assert (payloads[-1] is not None) == (rows_in_batch == 2)
+    signed = [_attempt(attempt=3, latency_s=-0.0)] * rows_in_batch
+    store.write_batch([_run(score=-0.0)], [], signed)
+    assert payloads[-1] is None  # jsonb has no -0.0: row by row
+    trace = store.get_run("run-0001")
+    assert trace is not None and trace.run.score is not None
+    assert math.copysign(1, trace.run.score) == -1
+    by_attempt = {a.attempt: a for a in trace.attempts}
+    assert (by_attempt[1].input_tokens, by_attempt[1].output_tokens) == (4, 2)  # as bound
+    assert math.copysign(1, by_attempt[3].latency_s) == -1
 
 
 def test_a_step_and_a_run_twice_in_one_batch_keep_the_last(store: PostgresStore) -> None:

@@ -7,10 +7,11 @@ it. A batch is one transaction of one statement per table, its rows sent as one 
 array (:func:`~turnout.tracing.rows.json_rows`; ``executemany`` when JSON would not
 carry a value exactly).
 
-A write that takes longer than ``write_timeout_s`` (a lock held, a database that has
-stopped answering queries) is cancelled by the server (``statement_timeout``) and fails
-like any other: the trace writer spills the batch and tries again later, instead of
-waiting on it while its queue grows.
+A write statement that runs longer than ``write_timeout_s`` (waiting on a lock, an
+overloaded server) is cancelled by the server (``statement_timeout``) and fails like any
+other: the trace writer spills the batch and tries again later, instead of waiting on
+it while its queue grows. The server enforces it: a server or network that stops
+answering altogether is not bounded by it.
 
 One connection serves every thread behind a lock; a connection found broken
 (server restart, idle connection cut) is replaced and the call tried once more. Error messages are
@@ -244,6 +245,17 @@ class PostgresStore(SQLStore):
         return execute
 
 
+_JSONB_MAX_CHARS = 64 * 1024 * 1024
+"""A batch bigger than this is bound row by row: jsonb takes 256 MB at most."""
+
+
 def _payload(table_rows: Sequence[rows.Row]) -> str | None:
-    """Several rows as one JSON statement's parameter; None: bind them one by one."""
-    return rows.json_rows(table_rows) if len(table_rows) > 1 else None
+    """Several rows as one JSON statement's parameter; None: bind them one by one (also
+    when jsonb would not keep a value: it holds numbers as ``numeric``, which has no
+    ``-0.0``; text that reads like one only costs the one-statement path)."""
+    payload = rows.json_rows(table_rows) if len(table_rows) > 1 else None
+    if payload is None or len(payload) > _JSONB_MAX_CHARS:
+        return None
+    if "-0.0," in payload or "-0.0]" in payload:
+        return None
+    return payload

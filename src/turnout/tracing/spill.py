@@ -90,16 +90,24 @@ class SpillFile:
         runs: Sequence[RunRecord],
         steps: Sequence[StepRecord],
         attempts: Sequence[AttemptRecord],
+        *,
+        or_drop: bool = True,
     ) -> bool:
-        """Append one batch; False (and counted as dropped) when the file is full."""
+        """Append one batch; False when the file is full, the batch then counted as
+        dropped (unless ``or_drop`` is False: the caller keeps it)."""
         count = len(runs) + len(steps) + len(attempts)
         if not count:
             return True
         line = encode_batch(runs, steps, attempts)
         with self._lock:
             size = self.path.stat().st_size if self.path.exists() else 0
+            if size and self._offset() >= size:  # all replayed: start the file afresh
+                self.path.unlink(missing_ok=True)
+                self.offset_path.unlink(missing_ok=True)
+                size = 0
             if size + len(line) > self.max_bytes:
-                self.dropped += count
+                if or_drop:
+                    self.dropped += count
                 return False
             with self.path.open("ab") as f:
                 f.write(line)
@@ -114,12 +122,13 @@ class SpillFile:
         a batch (the rest stays pending)."""
         written = 0
         with self._lock:
+            size = self.path.stat().st_size if self.path.exists() else 0
             for end, batch in self._batches():
                 write(batch.runs, batch.steps, batch.attempts)
                 self._set_offset(end)
                 written += len(batch)
                 self.replayed += len(batch)
-                if stop is not None and stop():
+                if stop is not None and end < size and stop():
                     return written
             self.path.unlink(missing_ok=True)
             self.offset_path.unlink(missing_ok=True)

@@ -24,11 +24,14 @@ an earlier process: a file that could not be replayed stays for then). Records i
 spill file count as written for :meth:`~TraceWriter.flush`: they are on disk.
 
 A store that answers but slower than the traffic (a loaded database, a lock held) is
-met the same way: while more than ``spill_backlog`` records wait in memory, batches go
+met the same way: while at least ``spill_backlog`` records wait in memory, batches go
 to the spill file, not to the store, and a replay gives way (after the batch it is
 writing) as soon as the backlog is back. So memory stays bounded by the backlog, not
-by ``max_pending``, and nothing is dropped while the file has room; the file drains
-once the store keeps up again.
+by ``max_pending``, while the file has room; once it is full, batches go to the store
+again (the file replayed first, whole), so they wait in memory rather than being
+dropped. The file drains once the store keeps up again. This needs the writer's thread
+to come back from the store between batches: a write the store never answers holds
+it (the PostgreSQL store cancels statements past ``write_timeout_s``).
 
 The writer does not close its store; whoever opened the store closes it.
 """
@@ -122,8 +125,12 @@ class TraceWriter:
         self.max_pending = max_pending
         self.spill = spill
         self.retry_s = retry_s
+        if spill_backlog is not None and spill_backlog < 1:
+            raise ValueError("spill_backlog must be at least 1")
         self.spill_backlog = (
-            spill_backlog if spill_backlog is not None else min(10 * max_batch, max_pending // 2)
+            spill_backlog
+            if spill_backlog is not None
+            else max(1, min(10 * max_batch, max_pending // 2))
         )
         self._slow = False  # spilling because the store is slower than the traffic
         self._store_down_until = 0.0
@@ -297,18 +304,17 @@ class TraceWriter:
         """More records wait in memory than the store is keeping up with (spill on)."""
         return self.spill is not None and self._queue.qsize() >= self.spill_backlog
 
-    def _replay(self, *, force: bool = False) -> bool:
+    def _replay(self, *, force: bool = False, give_way: bool = True) -> bool:
         """Replay the spill file if the store may be back (``force``: try now); True
-        when nothing waits. A replay gives way to a backlog (unless forced): what is
-        left waits for the next turn."""
+        when nothing waits. A replay gives way to a backlog (unless forced, or not
+        ``give_way``): what is left waits for the next turn."""
         if self.spill is None or not self.spill.pending:
             return True
         if not force and time.monotonic() < self._store_down_until:
             return False
+        stop = self._backlogged if give_way and not force else None
         try:
-            written = self.spill.replay(
-                self.store.write_batch, stop=None if force else self._backlogged
-            )
+            written = self.spill.replay(self.store.write_batch, stop=stop)
         except Exception:
             self._store_down_until = time.monotonic() + self.retry_s
             return False
@@ -333,19 +339,20 @@ class TraceWriter:
             else:
                 runs[record.run_id] = record
         run_list, step_list = list(runs.values()), list(steps.values())
+        room = True
         if self._backlogged():
-            if not self._slow:
-                self._slow = True
-                log.warning(
-                    "trace store %s is slower than the traffic (%d records waiting); "
-                    "spilling traces to %s until it keeps up",
-                    self.store,
-                    self._queue.qsize(),
-                    self.spill.path if self.spill is not None else "-",
-                )
-            self._to_spill(run_list, step_list, attempts, batch, None)
-            return
-        if not self._replay():
+            assert self.spill is not None
+            room = self.spill.append(run_list, step_list, attempts, or_drop=False)
+            if room:
+                if not self._slow:
+                    self._slow = True
+                    log.warning(
+                        "trace store %s is slower than the traffic (%d records waiting); "
+                        "spilling traces to %s until it keeps up",
+                        self.store, self._queue.qsize(), self.spill.path,
+                    )  # fmt: skip
+                return
+        if not self._replay(give_way=room):
             self._to_spill(run_list, step_list, attempts, batch, None)
             return
         try:

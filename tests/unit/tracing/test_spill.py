@@ -180,3 +180,43 @@ def test_a_store_that_keeps_up_is_written_to_directly(tmp_path: Path) -> None:
             time.sleep(0.0005)
     assert spill.spilled == 0 and len(store.inner.list_runs(limit=1_000)) == 200
     store.inner.close()
+
+
+def test_a_replay_that_reaches_the_end_leaves_no_dead_bytes(tmp_path: Path) -> None:
+    one = len(encode_batch([_run(0)], [], [_attempt(0)]))
+    spill = SpillFile(tmp_path / "spill.jsonl", max_bytes=3 * one + 10)
+    for cycle in range(6):  # each batch replayed by a replay that would give way
+        assert spill.append([_run(cycle)], [], [_attempt(cycle)])
+        assert spill.replay(lambda runs, steps, attempts: None, stop=lambda: True) == 2
+        assert not spill.pending
+    assert spill.dropped == 0
+
+
+def test_a_full_spill_file_sends_a_backlog_to_the_store_not_away(tmp_path: Path) -> None:
+    store = Slow(tmp_path / "traces.db", delay_s=0.02)
+    one = len(encode_batch([_run(0)] * 17, [], [_attempt(0)] * 16))
+    spill = SpillFile(tmp_path / "spill.jsonl", max_bytes=3 * one)  # room for a few batches
+    writer = TraceWriter(
+        store,  # type: ignore[arg-type]
+        spill=spill, max_batch=50, spill_backlog=100, max_delay_s=0.001,
+    )  # fmt: skip
+    for i in range(1_000):
+        writer.submit(_run(i, "running"))
+        writer.submit(_attempt(i))
+        writer.submit(_run(i))
+    writer.flush()  # no StoreError: what did not fit waited in memory
+    writer.close()
+    assert spill.dropped == 0 and not spill.pending
+    runs = store.inner.list_runs(limit=10_000)
+    assert len(runs) == 1_000 and {r.status for r in runs} == {"succeeded"}
+    store.inner.close()
+
+
+def test_a_backlog_of_nothing_is_refused(tmp_path: Path) -> None:
+    store = Slow(tmp_path / "traces.db", delay_s=0)
+    with pytest.raises(ValueError, match="spill_backlog"):
+        TraceWriter(store, spill_backlog=0)  # type: ignore[arg-type]
+    writer = TraceWriter(store, max_pending=1, max_batch=1)  # type: ignore[arg-type]
+    assert writer.spill_backlog == 1
+    writer.close()
+    store.inner.close()
