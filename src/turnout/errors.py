@@ -46,6 +46,8 @@ class ConfigError(TurnoutError):
     def __init__(self, message: str, *, file: str | None = None, field: str | None = None) -> None:
         self.file = file
         self.field = field
+        self.detail = message
+        """The message without the file and field."""
         where = ": ".join(p for p in (file, field) if p)
         super().__init__(f"{where}: {message}" if where else message)
 

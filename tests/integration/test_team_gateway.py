@@ -223,7 +223,8 @@ async def _drain(reply: Any) -> None:
 async def test_refusals_through_the_sdk(replicas: tuple[Serve, Serve], dsn: str) -> None:
     base = f"{replicas[0].url}/v1"
     cheap_only = new_key(dsn, "cheap-only", policies=("cheap",))
-    expired = new_key(dsn, "expired", expires_at=1.0)
+    with PostgresStore(dsn) as store:  # made in 1970, expired since
+        expired, _ = KeyStore(store, clock=lambda: 0.0).create("expired", expires_at=1.0)
     async with aiohttp.ClientSession() as session:
         status, _, body = await post(session, replicas[0].url, None)
         assert (status, body["error"]["code"]) == (401, "invalid_api_key")

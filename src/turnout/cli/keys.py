@@ -8,7 +8,8 @@ traces there also sees every key.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -22,6 +23,35 @@ from turnout.keys.model import Period, VirtualKey, parse_expiry, parse_names
 from turnout.keys.store import KeyStore, key_summary
 
 PERIODS = [p.value for p in Period]
+
+
+_FLAGS = {
+    "name": "--name", "budget_usd": "--budget-usd", "period": "--period", "rpm": "--rpm",
+    "tpm": "--tpm", "policies": "--policies", "models": "--models", "expires": "--expires",
+}  # fmt: skip
+
+
+@contextmanager
+def _as_options() -> Iterator[None]:
+    """The key store's errors naming the command's options, not the record's fields."""
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.field in _FLAGS:
+            raise ConfigError(exc.detail, field=_FLAGS[exc.field]) from None
+        raise
+
+
+def _redis(url: str | None) -> str | None:
+    """``--redis``, checked before anything is written."""
+    if url is None:
+        return None
+    from turnout.config.schema import check_redis_url
+
+    try:
+        return check_redis_url(url)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="--redis") from None
 
 
 def _budget(value: str | None, flag: str = "--budget-usd") -> Decimal | None:
@@ -137,9 +167,9 @@ def create_cmd(
     """Create a key and print it, once: it cannot be shown again."""
     budget = _budget(budget_usd)
     expires_at = _expiry(expires)
-    with opened_store(store_url) as store:
+    with opened_store(store_url) as store, _as_options():
         secret, key = KeyStore(store).create(
-            name, budget_usd=budget, period=Period(period or "month"), rpm=rpm, tpm=tpm,
+            name, budget_usd=budget, period=Period(period) if period else None, rpm=rpm, tpm=tpm,
             policies=parse_names(policies), models=parse_names(models), expires_at=expires_at,
         )  # fmt: skip
     if as_json:
@@ -229,7 +259,8 @@ def update_cmd(
         changes["expires_at"] = _expiry(expires)
     if not changes:
         raise ConfigError("nothing to change: give at least one option", field="keys update")
-    with opened_store(store_url) as store:
+    redis_url = _redis(redis_url)
+    with opened_store(store_url) as store, _as_options():
         key = KeyStore(store).update(name, **changes)
     _announce(redis_url, redis_prefix)
     _show(key, as_json)
@@ -242,6 +273,7 @@ def update_cmd(
 @redis_prefix_option
 def revoke_cmd(name: str, store_url: str | None, redis_url: str | None, redis_prefix: str) -> None:
     """Revoke a key for good (with --redis, every replica refuses it at once)."""
+    redis_url = _redis(redis_url)
     with opened_store(store_url) as store:
         key = KeyStore(store).revoke(name)
     _announce(redis_url, redis_prefix)

@@ -16,8 +16,20 @@ from pydantic import (
     Field,
     PositiveFloat,
     PositiveInt,
+    field_validator,
     model_validator,
 )
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def check_redis_url(url: str) -> str:
+    """``url`` if it is a Redis URL redis-py takes (``redis://``, ``rediss://`` or
+    ``unix://``); ValueError saying so otherwise (the URL is not repeated: it may hold a
+    password)."""
+    if not url.startswith(REDIS_SCHEMES):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return url
 
 
 class _Strict(BaseModel):
@@ -159,6 +171,11 @@ class ExecutorSchema(_Strict):
     redis_prefix: str = "turnout"
     # what a stream does when it breaks after tokens reached the caller
     on_stream_cut: Literal["continue", "restart", "fail"] = "continue"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        return check_redis_url(value)
 
 
 # -- gateway: turnout serve -----------------------------------------------------------------

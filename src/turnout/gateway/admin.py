@@ -21,6 +21,7 @@ before its next request.
 from __future__ import annotations
 
 import asyncio
+import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -33,6 +34,8 @@ from turnout.wire.errors import error_body
 from turnout.wire.jsonio import encode, load_json
 
 _FIELDS = {"budget_usd", "period", "rpm", "tpm", "policies", "models", "expires"}
+
+log = logging.getLogger("turnout.gateway")
 
 
 def _json(status: int, body: Any) -> web.Response:
@@ -107,10 +110,12 @@ async def _run(request: web.Request, work: Any) -> web.Response:
     try:
         status, body, changed = await asyncio.to_thread(work)
     except ConfigError as exc:
-        status_code = 404 if "no key named" in str(exc) else 400
-        return _error(status_code, str(exc), "invalid_request", exc.field)
+        if exc.field == "NAME":  # no such key
+            return _error(404, exc.detail, "key_not_found")
+        return _error(400, str(exc), "invalid_request", exc.field)
     except StoreError as exc:
-        return _error(503, str(exc), "store_error")
+        log.warning("admin: the key store failed: %s", exc)
+        return _error(503, "the key store failed (see the gateway's log)", "store_error")
     if changed:
         await request.app[TEAM].key_changed()
     return _json(status, body)

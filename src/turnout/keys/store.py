@@ -69,22 +69,40 @@ def _key(row: Sequence[Any]) -> VirtualKey:
     )  # fmt: skip
 
 
+MAX_BUDGET_USD = Decimal(9_000_000)
+"""Budgets are kept in pico-dollars in a BIGINT: about $9.2M at most."""
+MAX_RATE = 2**31 - 1
+
+
 def check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME or not all(c.isalnum() or c in "-_." for c in name):
         raise ConfigError(
             f"key name {name!r}: use 1-{MAX_NAME} letters, digits, '-', '_' or '.'",
-            field="--name",
+            field="name",
         )
     return name
 
 
-def _check_limits(budget_usd: Decimal | None, rpm: int | None, tpm: int | None) -> None:
-    if budget_usd is not None and budget_usd < 0:
-        raise ConfigError("must not be negative", field="--budget-usd")
-    for flag, value in (("--rpm", rpm), ("--tpm", tpm)):
-        if value is not None and value < 1:
-            raise ConfigError("must be at least 1", field=flag)
+def _check_limits(key: VirtualKey, *, period_given: bool, now: float) -> None:
+    """What a key may be given; ConfigError naming the field (as the admin API spells
+    it: ``turnout keys`` shows the option instead)."""
+    budget = key.budget_usd
+    if budget is not None:
+        if budget < 0:
+            raise ConfigError("must not be negative", field="budget_usd")
+        if budget > MAX_BUDGET_USD:
+            raise ConfigError(f"at most {MAX_BUDGET_USD:,}", field="budget_usd")
+        if 0 < budget < Decimal("1e-12"):
+            raise ConfigError("below the smallest amount kept ($0.000000000001)",
+                              field="budget_usd")  # fmt: skip
+    elif period_given:
+        raise ConfigError("a period is for a budget: give budget_usd too", field="period")
+    for field, value in (("rpm", key.rpm), ("tpm", key.tpm)):
+        if value is not None and not 1 <= value <= MAX_RATE:
+            raise ConfigError(f"must be from 1 to {MAX_RATE:,}", field=field)
+    if key.expires_at is not None and key.expires_at <= now:
+        raise ConfigError("is in the past (to stop a key now, revoke it)", field="expires")
 
 
 class KeyStore:
@@ -99,24 +117,26 @@ class KeyStore:
         name: str,
         *,
         budget_usd: Decimal | None = None,
-        period: Period = Period.MONTH,
+        period: Period | None = None,
         rpm: int | None = None,
         tpm: int | None = None,
         policies: Sequence[str] = (),
         models: Sequence[str] = (),
         expires_at: float | None = None,
     ) -> tuple[str, VirtualKey]:
-        """A new key and its record. The key is returned once and never stored."""
+        """A new key and its record (``period``: a month unless given, and only with a
+        budget). The key is returned once and never stored."""
         name = check_name(name)
-        _check_limits(budget_usd, rpm, tpm)
-        if self.get(name) is not None:
-            raise ConfigError(f"a key named {name!r} exists already", field="--name")
         secret = generate_key()
         record = VirtualKey(
             name=name, key_hash=hash_key(secret), prefix=shown_prefix(secret),
-            created_at=self._clock(), budget_usd=budget_usd, period=period, rpm=rpm, tpm=tpm,
-            policies=tuple(policies), models=tuple(models), expires_at=expires_at,
+            created_at=self._clock(), budget_usd=budget_usd, period=period or Period.MONTH,
+            rpm=rpm, tpm=tpm, policies=tuple(policies), models=tuple(models),
+            expires_at=expires_at,
         )  # fmt: skip
+        _check_limits(record, period_given=period is not None, now=self._clock())
+        if self.get(name) is not None:
+            raise ConfigError(f"a key named {name!r} exists already", field="name")
         self.store.execute(_INSERT, _row(record))
         return secret, record
 
@@ -127,7 +147,7 @@ class KeyStore:
     def require(self, name: str) -> VirtualKey:
         key = self.get(name)
         if key is None:
-            raise ConfigError(f"no key named {name!r}", field="NAME")
+            raise ConfigError(f"no key named {name!r}", field="NAME")  # the CLI's argument
         return key
 
     def list(self, *, include_revoked: bool = True) -> list[VirtualKey]:
@@ -179,7 +199,7 @@ class KeyStore:
             if field in changes:
                 changes[field] = tuple(changes[field])
         updated = current.with_changes(**changes)
-        _check_limits(updated.budget_usd, updated.rpm, updated.tpm)
+        _check_limits(updated, period_given="period" in changes, now=self._clock())
         row = dict(zip(_COLUMNS, _row(updated), strict=True))
         columns = [c for c in _COLUMNS if c not in ("name", "key_hash", "prefix", "created_at")]
         sets = ", ".join(f"{c} = ?" for c in columns)

@@ -92,3 +92,33 @@ def test_revoke_tells_the_gateways_through_redis(
     if "unreachable" in err:
         pytest.skip("Redis is not reachable at 127.0.0.1:6379")
     assert asyncio.run(generation()) == 1
+
+
+def test_limits_out_of_range_name_the_option_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "traces.db")
+    for args, option in (
+        (("--budget-usd", "10000000"), "--budget-usd: at most 9,000,000"),
+        (("--rpm", "3000000000"), "--rpm: must be from 1 to"),
+        (("--period", "week"), "--period: a period is for a budget"),
+        (("--expires", "2020-01-01"), "--expires: is in the past"),
+    ):
+        code, out, err = run(capsys, "keys", "create", "--name", "big", *args, "--store", db)
+        assert code == 2 and option in err and len(err.strip().splitlines()) == 1, err
+        assert out == ""
+    code, out, _ = run(capsys, "keys", "list", "--store", db, "--json")
+    assert json.loads(out) == []
+
+
+def test_a_bad_redis_url_is_refused_before_the_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "traces.db")
+    assert run(capsys, "keys", "create", "--name", "team-a", "--store", db)[0] == 0
+    for command in (("revoke", "team-a"), ("update", "team-a", "--rpm", "5")):
+        code, _, err = run(capsys, "keys", *command, "--redis", "127.0.0.1:6379", "--store", db)
+        assert code == 2 and "--redis: expected a redis://" in err and "Traceback" not in err
+    code, out, _ = run(capsys, "keys", "show", "team-a", "--store", db, "--json")
+    shown = json.loads(out)
+    assert shown["status"] == "active" and shown["rpm"] is None  # nothing changed

@@ -97,3 +97,9 @@ def test_a_misspelt_required_field_is_named_with_the_close_match(
     message = _err(pool_dict)
     assert message.endswith("models.opus.teir: unknown field; did you mean 'tier'?")
     assert "required field is missing" not in message and "more problem" not in message
+
+
+def test_a_redis_url_without_its_scheme_is_named(pool_dict: dict[str, Any]) -> None:
+    pool_dict["executor"] = {"state": "redis", "redis_url": "127.0.0.1:6379"}
+    error = _err(pool_dict)
+    assert "executor.redis_url" in error and "redis://" in error and "\n" not in error

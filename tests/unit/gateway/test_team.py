@@ -75,8 +75,15 @@ async def test_admin_api(gateway: Gateway) -> None:
         status, _, bad = await call(s, gateway, "POST", "/admin/keys", ADMIN,
                                     json={"name": "b", "rpm": "many"})  # fmt: skip
         assert status == 400 and bad["error"]["param"] == "rpm"
+        for body, param in (
+            ({"name": "c", "budget_usd": "1e7"}, "budget_usd"),
+            ({"name": "bad name!"}, "name"),
+            ({"name": "a", "tpm": 0}, "tpm"),
+        ):
+            status, _, bad = await call(s, gateway, "POST", "/admin/keys", ADMIN, json=body)
+            assert (status, bad["error"]["param"]) == (400, param)  # the JSON field, no option
         status, _, bad = await call(s, gateway, "PATCH", "/admin/keys/ghost", ADMIN, json={})
-        assert status == 404
+        assert (status, bad["error"]["code"]) == (404, "key_not_found")
         status, _, changed = await call(s, gateway, "PATCH", "/admin/keys/team-a", ADMIN,
                                         json={"rpm": None, "models": ["small"]})  # fmt: skip
         assert status == 200 and changed["rpm"] is None and changed["models"] == ["small"]

@@ -108,10 +108,22 @@ def test_bad_input_names_the_field(db: Path) -> None:
         keys.create("team-a")
         with pytest.raises(ConfigError, match="exists already"):
             keys.create("team-a")
-        with pytest.raises(ConfigError, match="--name"):
+        with pytest.raises(ConfigError, match=r"^name: "):
             keys.create("bad name!")
-        with pytest.raises(ConfigError, match="--rpm"):
-            keys.create("team-b", rpm=0)
+        bad = [
+            ({"rpm": 0}, "rpm"), ({"tpm": 2**31}, "tpm"), ({"budget_usd": Decimal(-1)}, "budget_usd"),
+            ({"budget_usd": Decimal(10_000_000)}, "budget_usd"),  # past a BIGINT of pico-dollars
+            ({"budget_usd": Decimal("1e-13")}, "budget_usd"),  # would be kept as $0
+            ({"period": Period.WEEK}, "period"),  # a period without a budget
+            ({"expires_at": 1.0}, "expires"),  # already past
+        ]  # fmt: skip
+        for given, field in bad:
+            with pytest.raises(ConfigError) as info:
+                keys.create("team-b", **given)
+            assert info.value.field == field and "\n" not in str(info.value)
+        assert keys.get("team-b") is None  # nothing half-written
+        with pytest.raises(ConfigError, match=r"^budget_usd: at most"):
+            keys.update("team-a", budget_usd=Decimal(10_000_000))
         with pytest.raises(ConfigError, match="no key named"):
             keys.revoke("ghost")
     with pytest.raises(ValueError, match="not a date"):
