@@ -90,7 +90,8 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-        assert "listening on" in err
+        assert f"traces and keys in {store}" in err  # where keys are read from, said
+        assert f"listening on http://127.0.0.1:{port}/v1" in err
         with sqlite3.connect(store) as conn:
             assert conn.execute("select workflow, status from runs").fetchall() == [
                 ("gateway", "succeeded")
@@ -144,3 +145,66 @@ def test_bad_input_exits_2(tmp_path: Path, args: list[str], words: str) -> None:
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert words in out.stderr.strip().splitlines()[-1]  # one line says what is wrong
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.add(int(entry))
+    return out
+
+
+def test_a_worker_that_dies_is_replaced_and_the_port_keeps_answering(tmp_path: Path) -> None:
+    with FakeOpenAI.start_in_thread(reply=reply) as up:
+        config = tmp_path / "turnout.yaml"
+        write_config(config, up.base_url)
+        port = free_port()
+        cmd = [TURNOUT, "serve", "-c", str(config), "--port", str(port), "--workers", "2",
+               "--store", str(tmp_path / "traces.db")]  # fmt: skip
+        proc = subprocess.Popen(cmd, env={**os.environ, KEY_ENV: KEY}, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=3)
+        try:
+            wait_listening(port, proc)
+            deadline = time.monotonic() + 20
+            while len(children(proc.pid)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            before = children(proc.pid)
+            assert len(before) == 2
+            os.kill(min(before), signal.SIGKILL)
+            chat = client.chat.completions.create
+            hi = [{"role": "user", "content": "hi"}]
+            assert chat(model="auto", messages=hi).choices[0].message.content == FULL  # type: ignore[arg-type]
+            while time.monotonic() < deadline:
+                now = children(proc.pid)
+                if len(now) == 2 and now != before:
+                    break
+                time.sleep(0.05)
+            assert len(now) == 2 and min(before) not in now  # replaced
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=20)
+        finally:
+            client.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0
+    assert f"(pid {min(before)}) exited with -9; starting another" in err
+
+
+def test_workers_that_cannot_start_are_not_restarted_for_ever(tmp_path: Path) -> None:
+    config = tmp_path / "turnout.yaml"
+    write_config(config, "http://127.0.0.1:9/v1")
+    cmd = [TURNOUT, "serve", "-c", str(config), "--port", str(free_port()), "--workers", "2",
+           "--store", "/proc/no-such-dir/traces.db"]  # fmt: skip
+    out = subprocess.run(cmd, env={**os.environ, KEY_ENV: KEY}, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert out.returncode != 0
+    assert "quick deaths in a row: stopping every worker" in out.stderr

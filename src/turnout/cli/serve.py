@@ -52,7 +52,7 @@ def serve_cmd(
 ) -> None:
     """Serve an OpenAI-compatible API that routes every request by policy."""
     from turnout.gateway.config import GatewayConfig
-    from turnout.gateway.server import run
+    from turnout.gateway.server import Gateway, run
 
     settings = _settings(config_path)
     config = GatewayConfig.from_settings(settings)
@@ -65,11 +65,16 @@ def serve_cmd(
             raise ConfigError("--workers needs a fixed --port (they share it)", field="--port")
         raise SystemExit(run_workers(workers))
 
-    def ready(url: str) -> None:
+    def ready(gateway: Gateway) -> None:
         policy = config.default_policy or "none"
         auth = config.auth_for(host or config.host)
+        url = gateway.base_url
+        bound = gateway.listening
+        where_to = url if bound.startswith("127.0.0.1:") else f"{bound} ({url} from here)"
+        notes = "; ".join(gateway.notes())
         click.echo(
-            f"turnout serve: {where}, default policy {policy}, auth {auth}; listening on {url}",
+            f"turnout serve: {where}, default policy {policy}, auth {auth}; {notes}; "
+            f"listening on {where_to}",
             err=True,
         )
 

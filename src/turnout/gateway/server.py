@@ -69,6 +69,27 @@ class Gateway:
         )
 
     @property
+    def listening(self) -> str:
+        """Where it listens, as bound (``0.0.0.0:8000``)."""
+        port = next((a[1] for a in self._runner.addresses if isinstance(a, tuple)), self.port)
+        return f"{self.host or '0.0.0.0'}:{port}"
+
+    def notes(self) -> list[str]:
+        """What a person starting it should know: the trace store (where the keys are
+        too), and whether the admin API is on."""
+        from turnout.gateway import routes
+
+        out: list[str] = []
+        store = getattr(self.app.get(routes.ENGINE), "store", None)
+        out.append(f"traces and keys in {store.display}" if store is not None else "no traces")
+        if self.config.auth_for(self.host) == "keys":
+            team = self.app.get(routes.TEAM)
+            admin = team is not None and team.admin_hash is not None
+            env = self.config.admin_key_env
+            out.append(f"admin API on ({env})" if admin else f"admin API off ({env} unset)")
+        return out
+
+    @property
     def base_url(self) -> str:
         port = next((a[1] for a in self._runner.addresses if isinstance(a, tuple)), self.port)
         shown = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
@@ -106,8 +127,8 @@ class Gateway:
         await self.stop()
 
 
-async def serve(gateway: Gateway, *, on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve until SIGTERM / SIGINT; ``on_ready`` gets the base URL once listening."""
+async def serve(gateway: Gateway, *, on_ready: Callable[[Gateway], None] | None = None) -> None:
+    """Serve until SIGTERM / SIGINT; ``on_ready`` gets the gateway once listening."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -124,7 +145,7 @@ async def serve(gateway: Gateway, *, on_ready: Callable[[str], None] | None = No
             # every 10,000 about 4 us (a collection of a few ms every second or so).
             gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
             if on_ready is not None:
-                on_ready(gateway.base_url)
+                on_ready(gateway)
             await stop.wait()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -138,7 +159,7 @@ def run(
     host: str | None = None,
     port: int | None = None,
     store: str | None = None,
-    on_ready: Callable[[str], None] | None = None,
+    on_ready: Callable[[Gateway], None] | None = None,
     reuse_port: bool = False,
 ) -> None:
     """``turnout serve``: the gateway on uvloop until a signal stops it."""

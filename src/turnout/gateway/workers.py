@@ -6,7 +6,9 @@ SO_REUSEPORT), numbered by ``TURNOUT_WORKER`` (each worker's trace spill file is
 own), and sharing a ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary one unless it is
 set) so ``GET /metrics`` on any worker reports them all. SIGTERM / SIGINT are passed on
 to every worker, each of which drains its requests and flushes its traces; the parent
-exits when they have. A worker that dies is reported and the others go on.
+exits when they have. A worker that dies meanwhile is reported and replaced at once (its
+port is shared, so the others answer meanwhile); one that keeps dying right after it
+starts stops them all.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from types import FrameType
 
 from turnout.gateway.app import WORKER_ENV
@@ -40,8 +43,23 @@ def _worker_argv() -> list[str]:
     return [sys.executable, "-m", "turnout.cli.main", *out, "--workers", "1", "--reuse-port"]
 
 
+RESTART_WINDOW_S = 10.0
+"""A worker that dies within this long of starting counts towards a crash loop."""
+MAX_QUICK_DEATHS = 5
+"""Quick deaths in a row after which the workers are stopped (a worker that cannot
+start: a port taken, a store refused), rather than replaced for ever."""
+_POLL_S = 0.2
+
+
+def _say(message: str) -> None:
+    print(f"turnout serve: {message}", file=sys.stderr, flush=True)
+
+
 def run_workers(count: int) -> int:
-    """Run ``count`` workers until they stop; the exit status of the first that failed."""
+    """Run ``count`` workers until they are told to stop; a worker that dies meanwhile is
+    reported and replaced (up to :data:`MAX_QUICK_DEATHS` quick deaths in a row, then
+    every worker is stopped). The exit status: 0 after a clean stop, else the first
+    failure's."""
     metrics_dir = os.environ.get(MULTIPROC_ENV)
     temporary = None
     if not metrics_dir:
@@ -52,25 +70,51 @@ def run_workers(count: int) -> int:
             if name.endswith(".db"):
                 os.unlink(os.path.join(metrics_dir, name))
     argv = _worker_argv()
-    procs: list[subprocess.Popen[bytes]] = []
-    for index in range(count):
+
+    def start(index: int) -> tuple[subprocess.Popen[bytes], float]:
         env = {**os.environ, WORKER_ENV: str(index), MULTIPROC_ENV: metrics_dir}
-        procs.append(subprocess.Popen(argv, env=env))
+        return subprocess.Popen(argv, env=env), time.monotonic()
+
+    workers = [start(index) for index in range(count)]
+    stopping = False
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        for proc in procs:
+        nonlocal stopping
+        stopping = True
+        for proc, _ in workers:
             if proc.poll() is None:
                 proc.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
-    status = 0
+    status, quick_deaths = 0, 0
+    os.environ[MULTIPROC_ENV] = metrics_dir
     try:
-        for proc in procs:
-            code = proc.wait()
-            os.environ[MULTIPROC_ENV] = metrics_dir
-            mark_process_dead(proc.pid)
-            if code not in (0, -signal.SIGTERM, -signal.SIGINT) and status == 0:
-                status = code if code > 0 else 1
+        while any(proc.returncode is None for proc, _ in workers):
+            time.sleep(_POLL_S)
+            for index, (proc, started) in enumerate(workers):
+                if proc.returncode is not None:  # seen before
+                    continue
+                code = proc.poll()
+                if code is None:
+                    continue
+                mark_process_dead(proc.pid)
+                clean = code in (0, -signal.SIGTERM, -signal.SIGINT)
+                if stopping:
+                    if not clean and status == 0:
+                        status = code if code > 0 else 1
+                    continue
+                quick = time.monotonic() - started < RESTART_WINDOW_S
+                quick_deaths = quick_deaths + 1 if quick else 0
+                if quick_deaths >= MAX_QUICK_DEATHS:
+                    _say(
+                        f"worker {index} (pid {proc.pid}) exited with {code}, the last of "
+                        f"{quick_deaths} quick deaths in a row: stopping every worker"
+                    )
+                    status = code if code > 0 else 1
+                    forward(signal.SIGTERM, None)
+                    continue
+                _say(f"worker {index} (pid {proc.pid}) exited with {code}; starting another")
+                workers[index] = start(index)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -158,3 +158,16 @@ def test_otlp_provider_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> 
     assert provider is not None
     provider.shutdown()
     assert os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+
+
+async def test_startup_notes_name_the_store_and_the_admin_api(
+    upstream: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = gateway_settings(upstream.base_url, auth="keys")
+    store = tmp_path / "traces.db"
+    async with Gateway(settings, host="0.0.0.0", port=0, store=str(store)) as gw:
+        assert gw.notes() == [f"traces and keys in {store}", "admin API on (TURNOUT_ADMIN_KEY)"]
+        assert gw.listening.startswith("0.0.0.0:")
+    monkeypatch.delenv("TURNOUT_ADMIN_KEY")
+    async with Gateway(settings, port=0, store=str(store)) as gw:
+        assert gw.notes()[1] == "admin API off (TURNOUT_ADMIN_KEY unset)"
