@@ -208,3 +208,14 @@ def test_workers_that_cannot_start_are_not_restarted_for_ever(tmp_path: Path) ->
                          text=True, timeout=120)  # fmt: skip
     assert out.returncode != 0
     assert "quick deaths in a row: stopping every worker" in out.stderr
+
+
+def test_an_unset_provider_key_stops_serve_before_it_listens(tmp_path: Path) -> None:
+    config = tmp_path / "turnout.yaml"
+    write_config(config, "http://127.0.0.1:9/v1")
+    env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
+    out = subprocess.run([TURNOUT, "serve", "-c", str(config), "--port", str(free_port())],
+                         env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert f"environment variable {KEY_ENV} is not set" in last and "small" in last

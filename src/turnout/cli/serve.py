@@ -57,6 +57,9 @@ def serve_cmd(
     settings = _settings(config_path)
     config = GatewayConfig.from_settings(settings)
     config.auth_for(host or config.host)  # refuse `auth: none` off loopback before starting
+    from turnout.workflows.keys import require_keys
+
+    require_keys(settings, settings.models)  # any pool model may be asked for
     where = settings.source if settings.path else "the embedded local pool"
     if workers > 1:
         from turnout.gateway.workers import run_workers

@@ -172,7 +172,9 @@ def validate_options(
         try:
             return schema.model_validate(data).model_dump()
         except ValidationError as exc:
-            raise first_error(exc, file or "turnout.yaml", prefix=field, raw=data) from None
+            raise first_error(
+                exc, file or "turnout.yaml", prefix=field, raw=data, schema=schema
+            ) from None
     if isinstance(schema, Mapping):
         return _json_schema(schema, data, file, field)
     names = set(schema)

@@ -38,7 +38,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
     try:
         schema = SettingsSchema.model_validate(dict(raw))
     except ValidationError as exc:
-        raise first_error(exc, file, raw=dict(raw)) from None
+        raise first_error(exc, file, raw=dict(raw), schema=SettingsSchema) from None
 
     providers = {name: _provider(name, p, file) for name, p in schema.providers.items()}
     models = {name: _model(name, m, providers, file) for name, m in schema.models.items()}

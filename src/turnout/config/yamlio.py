@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from turnout.errors import ConfigError
 
@@ -31,11 +32,18 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"malformed YAML: {exc}", file=str(path)) from None
 
 
-def first_error(exc: ValidationError, file: str, prefix: str = "", raw: Any = None) -> ConfigError:
+def first_error(
+    exc: ValidationError,
+    file: str,
+    prefix: str = "",
+    raw: Any = None,
+    schema: type[BaseModel] | None = None,
+) -> ConfigError:
     """Turn pydantic's report into one line naming the first bad field.
 
     With ``raw`` (the validated input), the tags pydantic adds for discriminated
-    unions (``policies.p.cascade.models``) are dropped: ``policies.p.models``.
+    unions (``policies.p.cascade.models``) are dropped: ``policies.p.models``. With
+    ``schema`` (the model validated), an unknown field gets the closest known one.
     """
     errors = exc.errors()
     # An unknown field explains the required one "missing" next to it (a typo: `teir:`),
@@ -63,9 +71,12 @@ def first_error(exc: ValidationError, file: str, prefix: str = "", raw: Any = No
     msg = str(err["msg"]).removeprefix("Value error, ")
     more = len(errors) - 1
     if err["type"] == "extra_forbidden":
-        close = _close_match(str(err["loc"][-1]), err["loc"][:-1], errors)
-        msg = "unknown field" + (f"; did you mean {close!r}?" if close else "")
+        name = str(err["loc"][-1])
+        close = _close_match(name, err["loc"][:-1], errors)
         more -= close is not None  # the "missing" field is the same typo
+        if close is None and schema is not None:
+            close = _close_field(name, _fields_at(schema, err["loc"][:-1]))
+        msg = "unknown field" + (f"; did you mean {close!r}?" if close else "")
     elif err["type"] == "missing":
         msg = "required field is missing"
     if more:
@@ -79,3 +90,37 @@ def _close_match(name: str, parent: tuple[Any, ...], errors: list[Any]) -> str |
                if e["type"] == "missing" and tuple(e["loc"][:-1]) == tuple(parent)]  # fmt: skip
     close = difflib.get_close_matches(name, missing, n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+def _close_field(name: str, known: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _fields_at(schema: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    """The field names of the model at ``loc`` (pydantic's path, with dict keys, list
+    indexes and union tags) under ``schema``; empty when it cannot be told."""
+    models: list[type[BaseModel]] = [schema]
+    for part in loc:
+        found: list[type[BaseModel]] = []
+        for model in models:
+            field = model.model_fields.get(part) if isinstance(part, str) else None
+            found += _models_in(field.annotation) if field is not None else [model]
+        models = [m for m in found if _tag_of(m) == part] or found
+    if len(models) != 1:
+        return []
+    return list(models[0].model_fields)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation holds (``X``, ``X | None``, ``dict[str, X]``,
+    ``list[X]``, an ``Annotated`` union of kinds)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    kind = model.model_fields.get("kind")
+    values = get_args(kind.annotation) if kind is not None else ()
+    return str(values[0]) if len(values) == 1 else None

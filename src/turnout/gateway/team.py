@@ -51,6 +51,8 @@ class Team:
     spans: GenAISpans | None = None
     admin_hash: str | None = None
     prices: Mapping[str, Price] = field(default_factory=dict)
+    reach: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """The pool models each policy may call (a budget hold is priced by the dearest)."""
     _closers: list[Any] = field(default_factory=list)
     _spill_seen: tuple[int, int] = (0, 0)
 
@@ -63,7 +65,12 @@ class Team:
         host: str,
         store: TraceStore | None,
     ) -> Team:
-        team = cls(prices={name: m.price for name, m in settings.models.items()})
+        from turnout.workflows.keys import policy_reach
+
+        team = cls(
+            prices={name: m.price for name, m in settings.models.items()},
+            reach={name: frozenset(policy_reach(settings, name)) for name in settings.policies},
+        )
         team.metrics = _metrics()
         team.spans = _spans()
         admin = os.environ.get(config.admin_key_env)
@@ -125,7 +132,8 @@ class Team:
             models: Sequence[str] = (route.model,)
             prices = {route.model: self.prices[route.model]} if route.model in self.prices else {}
         else:
-            models, prices = (), dict(self.prices)
+            reach = self.reach.get(route.policy or "", frozenset(self.prices))
+            models, prices = (), {m: p for m, p in self.prices.items() if m in reach}
         return await self.guard.admit(
             authorization, request, policy=route.policy, models=models, prices=prices
         )

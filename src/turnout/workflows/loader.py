@@ -33,7 +33,7 @@ def workflow_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> W
     try:
         schema = WorkflowSchema.model_validate(dict(raw))
     except ValidationError as exc:
-        err = first_error(exc, file, raw=dict(raw))
+        err = first_error(exc, file, raw=dict(raw), schema=WorkflowSchema)
         # name the step by id rather than by list index where we can
         loc = exc.errors()[0]["loc"]
         if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):

@@ -103,3 +103,25 @@ def test_a_redis_url_without_its_scheme_is_named(pool_dict: dict[str, Any]) -> N
     pool_dict["executor"] = {"state": "redis", "redis_url": "127.0.0.1:6379"}
     error = _err(pool_dict)
     assert "executor.redis_url" in error and "redis://" in error and "\n" not in error
+
+
+@pytest.mark.parametrize(
+    ("section", "typo", "meant"),
+    [("gateway", {"auht": "keys"}, "gateway.auht: unknown field; did you mean 'auth'?"),
+     ("executor", {"stat": "redis"}, "executor.stat: unknown field; did you mean 'state'?"),
+     ("executor", {"breaker": {"cooldwon_s": 3}},
+      "executor.breaker.cooldwon_s: unknown field; did you mean 'cooldown_s'?")],
+)  # fmt: skip
+def test_a_typo_of_an_optional_field_gets_the_close_match(
+    pool_dict: dict[str, Any], section: str, typo: dict[str, Any], meant: str
+) -> None:
+    pool_dict[section] = typo
+    assert _err(pool_dict).endswith(meant)
+
+
+def test_a_typo_in_a_policy_gets_the_close_match(pool_dict: dict[str, Any]) -> None:
+    pool_dict["policies"]["r"] = {"kind": "rules", "rules": [], "default": "efficient",
+                                  "within_teir": "cheapest"}  # fmt: skip
+    assert _err(pool_dict).endswith(
+        "policies.r.within_teir: unknown field; did you mean 'within_tier'?"
+    )

@@ -171,3 +171,31 @@ async def test_startup_notes_name_the_store_and_the_admin_api(
     monkeypatch.delenv("TURNOUT_ADMIN_KEY")
     async with Gateway(settings, port=0, store=str(store)) as gw:
         assert gw.notes()[1] == "admin API off (TURNOUT_ADMIN_KEY unset)"
+
+
+async def test_a_budget_hold_is_priced_by_what_the_policy_may_call(tmp_path: Path) -> None:
+    from turnout.gateway.context import Route
+    from turnout.gateway.team import Team
+    from turnout.keys.cache import CachedKeys, LocalKeyEvents
+    from turnout.keys.guard import KeyGuard
+    from turnout.limits import MemoryBudgets, MemoryRateLimiter
+    from turnout.limits.gate import LocalGate
+    from turnout.pricing.cost import Price
+    from turnout.types import ChatRequest, Message
+
+    with SQLiteStore(tmp_path / "traces.db") as store:
+        keys = KeyStore(store)
+        secret, _ = keys.create("team-a", budget_usd=Decimal(1))
+        gate = LocalGate(LocalKeyEvents(), MemoryRateLimiter(), MemoryBudgets())
+        team = Team(
+            guard=KeyGuard(CachedKeys(keys), gate),
+            prices={"small": Price.of(1, 2), "large": Price.of(100, 200)},
+            reach={"cheap": frozenset({"small"}), "any": frozenset({"small", "large"})},
+        )
+        request = ChatRequest(messages=(Message("user", "x" * 396),), max_tokens=100)
+        holds = {}
+        for policy in ("cheap", "any"):
+            admission = await team.admit(f"Bearer {secret}", request, Route(policy=policy))
+            assert admission is not None and admission.reservation is not None
+            holds[policy] = admission.reservation.estimate_pico
+        assert holds["any"] == 100 * holds["cheap"]  # large's price only where it may answer
