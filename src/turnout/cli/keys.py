@@ -84,8 +84,11 @@ redis_option = click.option(
     "once. Without it, replicas see it within their key cache's lifetime (30 s).",
 )
 redis_prefix_option = click.option(
-    "--redis-prefix", default="turnout", show_default=True, envvar="TURNOUT_REDIS_PREFIX",
-    help="executor.redis_prefix."
+    "--redis-prefix",
+    default="turnout",
+    show_default=True,
+    envvar="TURNOUT_REDIS_PREFIX",
+    help="executor.redis_prefix.",
 )
 
 
