@@ -117,6 +117,15 @@ def _announce(redis_url: str | None, prefix: str) -> None:
     asyncio.run(bump())
 
 
+def _short_time(iso: str | None) -> str:
+    """An ISO time as a listing shows it: the date alone at midnight UTC, no seconds."""
+    if iso is None:
+        return "—"
+    date, _, time = iso.partition("T")
+    time = time.removesuffix("+00:00")
+    return date if time in ("", "00:00:00") else f"{date} {time[:5]}"
+
+
 def _show(key: VirtualKey, as_json: bool) -> None:
     summary = key_summary(key)
     if as_json:
@@ -200,13 +209,15 @@ def list_cmd(store_url: str | None, active: bool, as_json: bool) -> None:
         click.echo("no keys (create one with `turnout keys create --name NAME`)")
         return
     table = Table(box=None)
-    for column in ("name", "prefix", "status", "budget", "rpm", "tpm", "policies", "expires"):
+    for column in ("name", "prefix", "status", "budget", "rpm", "tpm", "policies", "models",
+                   "expires"):  # fmt: skip
         table.add_column(column)
     for s in summaries:
         budget = f"${s['budget_usd']}/{s['period']}" if s["budget_usd"] is not None else "—"
         table.add_row(
             s["name"], s["prefix"] + "…", s["status"], budget, str(s["rpm"] or "—"),
-            str(s["tpm"] or "—"), ", ".join(s["policies"]) or "(any)", s["expires_at"] or "—",
+            str(s["tpm"] or "—"), ", ".join(s["policies"]) or "(any)",
+            ", ".join(s["models"]) or "(any)", _short_time(s["expires_at"]),
         )  # fmt: skip
     Console(soft_wrap=True).print(table)
 

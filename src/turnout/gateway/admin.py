@@ -95,6 +95,23 @@ def _changes(body: Any) -> dict[str, Any]:
     return out
 
 
+def _known(request: web.Request, changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` if the policies and models they name are this gateway's (a key bound
+    to a name the gateway does not have could never be used as meant)."""
+    from turnout.gateway.routes import TEAM
+
+    team = request.app[TEAM]
+    for field, what, known in (
+        ("policies", "policy", team.reach),
+        ("models", "model", team.prices),
+    ):
+        unknown = [n for n in changes.get(field, ()) if n not in known]
+        if unknown:
+            names = ", ".join(sorted(known)) or "none"
+            raise ConfigError(f"unknown {what} {unknown[0]!r} (known: {names})", field=field)
+    return changes
+
+
 async def _body(request: web.Request) -> Any:
     raw = await request.read()
     try:
@@ -139,7 +156,7 @@ async def create_key(request: web.Request) -> web.Response:
         return keys
     try:
         body = await _body(request)
-        changes = _changes(body)
+        changes = _known(request, _changes(body))
     except ConfigError as exc:
         return _error(400, str(exc), "invalid_request", exc.field)
     name = body.get("name")
@@ -166,7 +183,7 @@ async def update_key(request: web.Request) -> web.Response:
     if isinstance(keys, web.Response):
         return keys
     try:
-        changes = _changes(await _body(request))
+        changes = _known(request, _changes(await _body(request)))
     except ConfigError as exc:
         return _error(400, str(exc), "invalid_request", exc.field)
     name = request.match_info["name"]

@@ -101,9 +101,10 @@ class KeyBudgetExceeded(BudgetExceeded):
         when = format_time(state.resets_at)
         resets = f"; it resets at {when}" if when else " (a total budget never resets)"
         b = state.budget
+        per = "in total" if b.period.value == "total" else f"a {b.period.value}"
         super().__init__(
-            f"key {b.name!r}: budget of ${b.budget_usd} per {b.period.value} reached "
-            f"(spent ${state.spent_usd:.6f}, this request needs up to ${estimate:.6f}){resets}",
+            f"key {b.name!r}: this request (up to ${estimate:.6f}) would pass the budget of "
+            f"${b.budget_usd} {per} (${state.remaining_usd:.6f} left){resets}",
             scope="key",
         )
 

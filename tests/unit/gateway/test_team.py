@@ -77,6 +77,8 @@ async def test_admin_api(gateway: Gateway) -> None:
         assert status == 400 and bad["error"]["param"] == "rpm"
         for body, param in (
             ({"name": "c", "budget_usd": "1e7"}, "budget_usd"),
+            ({"name": "c", "policies": ["nosuch"]}, "policies"),  # not this gateway's
+            ({"name": "c", "models": ["gpt-9"]}, "models"),
             ({"name": "bad name!"}, "name"),
             ({"name": "a", "tpm": 0}, "tpm"),
         ):

@@ -175,3 +175,14 @@ async def test_the_budget_hold_is_priced_by_the_models_the_key_may_reach(setup) 
                                   prices=prices)  # fmt: skip
     assert admission.reservation is not None
     assert admission.reservation.estimate_pico == 3_000_000_000  # $0.003: haiku's, not opus'
+
+
+async def test_a_budget_refusal_says_what_would_pass_and_what_is_left(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", budget_usd=Decimal("0.004"), period=Period.TOTAL)
+    await admit(guard, secret)  # $0.003 held
+    with pytest.raises(Refused) as info:
+        await admit(guard, secret)
+    message = info.value.refusal.message
+    assert "this request (up to $0.003000) would pass the budget of $0.004 in total" in message
+    assert "($0.001000 left)" in message and "never resets" in message
