@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,7 +62,7 @@ class SQLiteStore(SQLStore):
             raise StoreError(f"cannot open trace store {self.display}: {exc}") from exc
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._wal(busy_timeout_s)
             self._conn.execute("PRAGMA synchronous = NORMAL")
             with self._transaction() as conn:
                 apply_migrations(self._executor(conn), _DIALECT)
@@ -72,6 +73,22 @@ class SQLiteStore(SQLStore):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.display!r})"
+
+    def _wal(self, timeout_s: float) -> None:
+        """Switch to WAL. Switching takes the file alone, and SQLite answers "database is
+        locked" at once, without waiting out the busy timeout, when another connection
+        opens it meanwhile (workers starting together on a new file): so it is tried
+        again, backing off, for up to ``timeout_s``."""
+        deadline, pause = time.monotonic() + timeout_s, 0.001
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(2 * pause, 0.05)
 
     # -- plumbing ----------------------------------------------------------------------
 
