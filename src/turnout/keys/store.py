@@ -71,7 +71,10 @@ def _key(row: Sequence[Any]) -> VirtualKey:
 
 MAX_BUDGET_USD = Decimal(9_000_000)
 """Budgets are kept in pico-dollars in a BIGINT: about $9.2M at most."""
-MAX_RATE = 2**31 - 1
+MAX_RPM = 2**31 - 1
+"""``rpm`` is an INTEGER column."""
+MAX_TPM = 2**53
+"""``tpm`` is a BIGINT, counted in Redis's Lua numbers (doubles): exact to 2**53."""
 
 
 def check_name(name: str) -> str:
@@ -98,9 +101,9 @@ def _check_limits(key: VirtualKey, *, period_given: bool, now: float) -> None:
                               field="budget_usd")  # fmt: skip
     elif period_given:
         raise ConfigError("a period is for a budget: give budget_usd too", field="period")
-    for field, value in (("rpm", key.rpm), ("tpm", key.tpm)):
-        if value is not None and not 1 <= value <= MAX_RATE:
-            raise ConfigError(f"must be from 1 to {MAX_RATE:,}", field=field)
+    for field, value, most in (("rpm", key.rpm, MAX_RPM), ("tpm", key.tpm, MAX_TPM)):
+        if value is not None and not 1 <= value <= most:
+            raise ConfigError(f"must be from 1 to {most:,}", field=field)
     if key.expires_at is not None and key.expires_at <= now:
         raise ConfigError("is in the past (to stop a key now, revoke it)", field="expires")
 

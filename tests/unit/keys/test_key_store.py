@@ -111,7 +111,7 @@ def test_bad_input_names_the_field(db: Path) -> None:
         with pytest.raises(ConfigError, match=r"^name: "):
             keys.create("bad name!")
         bad = [
-            ({"rpm": 0}, "rpm"), ({"tpm": 2**31}, "tpm"), ({"budget_usd": Decimal(-1)}, "budget_usd"),
+            ({"rpm": 0}, "rpm"), ({"tpm": 2**53 + 1}, "tpm"), ({"budget_usd": Decimal(-1)}, "budget_usd"),
             ({"budget_usd": Decimal(10_000_000)}, "budget_usd"),  # past a BIGINT of pico-dollars
             ({"budget_usd": Decimal("1e-13")}, "budget_usd"),  # would be kept as $0
             ({"period": Period.WEEK}, "period"),  # a period without a budget
