@@ -265,6 +265,9 @@ class Decision:
     """``ensemble``: how one answer is chosen."""
     on_content_filter: str | None = None
     """``fallback``: the model to try when a provider refuses on content grounds."""
+    allowed: frozenset[str] | None = None
+    """The pool models the caller may use (a gateway key's ``models``; None: any): the
+    executor picks nothing outside them, not even a fallback's larger window."""
 
     @property
     def model(self) -> str:

@@ -240,6 +240,15 @@ async def test_context_length_picks_a_larger_window_from_the_pool(rig: Rig) -> N
     assert_costs(rig, settings, out, rig.answered())
 
 
+async def test_a_larger_window_is_not_taken_outside_the_allowed_models(rig: Rig) -> None:
+    settings = rig.settings()
+    ex = rig.executor(settings)
+    rig.alpha.script("context_length")
+    out = await run(ex, decision("small", "backup", allowed=frozenset({"small", "backup"})))
+    assert not out.ok and classes(out) == ["context_length"]  # big is not the key's
+    assert [r.model for r in rig.alpha.requests] == ["alpha-small"]
+
+
 async def test_context_length_with_no_larger_window_fails_at_once(rig: Rig) -> None:
     settings = rig.settings()
     ex = rig.executor(settings)

@@ -27,7 +27,7 @@ def check_redis_url(url: str) -> str:
     """``url`` if it is a Redis URL redis-py takes (``redis://``, ``rediss://`` or
     ``unix://``); ValueError saying so otherwise (the URL is not repeated: it may hold a
     password)."""
-    if not url.startswith(REDIS_SCHEMES):
+    if not url.lower().startswith(REDIS_SCHEMES):
         raise ValueError("expected a redis://, rediss:// or unix:// URL")
     return url
 

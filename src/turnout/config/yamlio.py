@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -101,15 +101,32 @@ def _fields_at(schema: type[BaseModel], loc: Sequence[Any]) -> list[str]:
     """The field names of the model at ``loc`` (pydantic's path, with dict keys, list
     indexes and union tags) under ``schema``; empty when it cannot be told."""
     models: list[type[BaseModel]] = [schema]
+    keyed = False  # the next part is a dict key or a list index, not a field
     for part in loc:
-        found: list[type[BaseModel]] = []
-        for model in models:
-            field = model.model_fields.get(part) if isinstance(part, str) else None
-            found += _models_in(field.annotation) if field is not None else [model]
-        models = [m for m in found if _tag_of(m) == part] or found
+        if keyed or not isinstance(part, str):
+            keyed = False
+            continue
+        tagged = [m for m in models if _tag_of(m) == part]
+        if tagged:  # a union's tag: the kind it names
+            models = tagged
+            continue
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        if not fields:
+            return []
+        models = [m for f in fields for m in _models_in(f.annotation)]
+        keyed = any(_keyed(f.annotation) for f in fields)
     if len(models) != 1:
         return []
     return list(models[0].model_fields)
+
+
+def _keyed(annotation: Any) -> bool:
+    """Whether values of ``annotation`` are reached through a key or an index (a dict
+    or a list of models, possibly optional)."""
+    origin = get_origin(annotation)
+    if origin in (dict, list, Mapping, Sequence):
+        return True
+    return any(_keyed(arg) for arg in get_args(annotation) if get_origin(arg) is not None)
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

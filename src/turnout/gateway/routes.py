@@ -105,6 +105,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return await _stream(request, engine, incoming, route, options, run_id, extra, done)
     try:
         answer = await engine.chat(incoming.request.messages, **options)
+    except asyncio.CancelledError:  # the client hung up: its hold released, counted
+        done(None, "abandoned")
+        raise
     except ConfigError as exc:  # a policy that cannot decide for this request (or not
         done(None, error_class_of(exc))  # on the models the key may use)
         return error_response(failures.unusable(exc), run_id)

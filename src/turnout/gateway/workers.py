@@ -87,16 +87,16 @@ def run_workers(count: int) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     status, quick_deaths = 0, 0
+    handled: set[int] = set()  # pids whose exit was dealt with (forward() may reap one)
     os.environ[MULTIPROC_ENV] = metrics_dir
     try:
-        while any(proc.returncode is None for proc, _ in workers):
+        while any(proc.pid not in handled for proc, _ in workers):
             time.sleep(_POLL_S)
             for index, (proc, started) in enumerate(workers):
-                if proc.returncode is not None:  # seen before
-                    continue
-                code = proc.poll()
+                code = None if proc.pid in handled else proc.poll()
                 if code is None:
                     continue
+                handled.add(proc.pid)
                 mark_process_dead(proc.pid)
                 clean = code in (0, -signal.SIGTERM, -signal.SIGINT)
                 if stopping:
@@ -115,6 +115,8 @@ def run_workers(count: int) -> int:
                     continue
                 _say(f"worker {index} (pid {proc.pid}) exited with {code}; starting another")
                 workers[index] = start(index)
+                if stopping:  # told to stop while it was starting: it stops too
+                    workers[index][0].send_signal(signal.SIGTERM)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -87,11 +87,14 @@ def check_name(name: str) -> str:
     return name
 
 
-def _check_limits(key: VirtualKey, *, period_given: bool, now: float) -> None:
+def _check_limits(key: VirtualKey, *, period_given: bool, expiry_given: bool, now: float) -> None:
     """What a key may be given; ConfigError naming the field (as the admin API spells
-    it: ``turnout keys`` shows the option instead)."""
+    it: ``turnout keys`` shows the option instead). An expiry is checked when given (an
+    expired key can still be changed)."""
     budget = key.budget_usd
     if budget is not None:
+        if not budget.is_finite():
+            raise ConfigError(f"not a number: {budget}", field="budget_usd")
         if budget < 0:
             raise ConfigError("must not be negative", field="budget_usd")
         if budget > MAX_BUDGET_USD:
@@ -104,7 +107,7 @@ def _check_limits(key: VirtualKey, *, period_given: bool, now: float) -> None:
     for field, value, most in (("rpm", key.rpm, MAX_RPM), ("tpm", key.tpm, MAX_TPM)):
         if value is not None and not 1 <= value <= most:
             raise ConfigError(f"must be from 1 to {most:,}", field=field)
-    if key.expires_at is not None and key.expires_at <= now:
+    if expiry_given and key.expires_at is not None and key.expires_at <= now:
         raise ConfigError("is in the past (to stop a key now, revoke it)", field="expires")
 
 
@@ -137,7 +140,8 @@ class KeyStore:
             rpm=rpm, tpm=tpm, policies=tuple(policies), models=tuple(models),
             expires_at=expires_at,
         )  # fmt: skip
-        _check_limits(record, period_given=period is not None, now=self._clock())
+        _check_limits(record, period_given=period is not None, expiry_given=True,
+                      now=self._clock())  # fmt: skip
         if self.get(name) is not None:
             raise ConfigError(f"a key named {name!r} exists already", field="name")
         self.store.execute(_INSERT, _row(record))
@@ -202,7 +206,10 @@ class KeyStore:
             if field in changes:
                 changes[field] = tuple(changes[field])
         updated = current.with_changes(**changes)
-        _check_limits(updated, period_given="period" in changes, now=self._clock())
+        _check_limits(
+            updated, period_given="period" in changes, expiry_given="expires_at" in changes,
+            now=self._clock(),
+        )  # fmt: skip
         row = dict(zip(_COLUMNS, _row(updated), strict=True))
         columns = [c for c in _COLUMNS if c not in ("name", "key_hash", "prefix", "created_at")]
         sets = ", ".join(f"{c} = ?" for c in columns)

@@ -9,24 +9,35 @@ from turnout.types import Decision
 
 
 def only_allowed(decision: Decision, allowed: frozenset[str]) -> Decision:
-    """``decision`` with the models outside ``allowed`` dropped (a fallback chain keeps
-    its allowed links, a cascade its allowed rungs); :class:`ModelNotAllowed` when none
-    is left."""
+    """``decision`` kept to ``allowed``: the chain's other models dropped (a fallback
+    keeps its allowed links, a cascade its allowed rungs), a content-filter alternative
+    or an ensemble judge outside it dropped, and the set carried on for the executor's
+    own picks. :class:`ModelNotAllowed` when no model is left, or an ensemble that must
+    be judged has a judge outside it."""
     models = tuple(m for m in decision.models if m in allowed)
-    if models == decision.models:
-        return decision
     if not models:
-        chose = ", ".join(decision.models)
         raise ModelNotAllowed(
-            f"policy {decision.policy!r} chose {chose}: not among the models this key may "
-            f"use ({', '.join(sorted(allowed))})"
+            f"policy {decision.policy!r} chose {', '.join(decision.models)}: not among the "
+            f"models this key may use ({', '.join(sorted(allowed))})"
         )
-    dropped = ", ".join(m for m in decision.models if m not in allowed)
+    ensemble = decision.ensemble
+    if ensemble is not None and ensemble.judge is not None and ensemble.judge not in allowed:
+        if ensemble.mode == "judge":
+            raise ModelNotAllowed(
+                f"policy {decision.policy!r} is judged by {ensemble.judge}: not among the "
+                f"models this key may use ({', '.join(sorted(allowed))})"
+            )
+        ensemble = replace(ensemble, judge=None)
+    dropped = [m for m in decision.models if m not in allowed]
+    reason = decision.reason
+    if dropped:
+        reason = f"{reason} (not allowed for this key: {', '.join(dropped)})"
+    alternative = decision.on_content_filter
     return replace(
         decision,
         models=models,
-        reason=f"{decision.reason} (not allowed for this key: {dropped})",
-        on_content_filter=(
-            decision.on_content_filter if decision.on_content_filter in allowed else None
-        ),
+        reason=reason,
+        on_content_filter=alternative if alternative in allowed else None,
+        ensemble=ensemble,
+        allowed=allowed,
     )

@@ -2,7 +2,9 @@
 environment variable, instead of running every job to a stored 0/N.
 
 Which models a command may call: the ones its policy names (recursively for ``ab``
-variants that are policies), the workflow's default and step models, and, for a
+variants that are policies; for a ``fallback``, also the pool's models of its tier or
+above, which it may move to past a context window), the workflow's default and step
+models, and, for a
 policy that chooses by tier (or names no model), every pool model (the tier rule
 may pick any of them). A provider is checked when one of those models uses it and
 its config names an ``api_key_env``.
@@ -62,6 +64,9 @@ def _policy_models(settings: Settings, name: str | None, seen: tuple[str, ...]) 
             named |= _policy_models(settings, variant, (*seen, name))
         else:
             named.add(variant)
+    if config.kind == "fallback" and named:  # past a context window: a larger one, from
+        lowest = min(settings.models[m].tier.rank for m in named if m in settings.models)
+        named |= {m for m, spec in settings.models.items() if spec.tier.rank >= lowest}
     return named or set(settings.models)
 
 

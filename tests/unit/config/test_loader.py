@@ -125,3 +125,12 @@ def test_a_typo_in_a_policy_gets_the_close_match(pool_dict: dict[str, Any]) -> N
     assert _err(pool_dict).endswith(
         "policies.r.within_teir: unknown field; did you mean 'within_tier'?"
     )
+
+
+def test_a_typo_under_a_key_named_like_a_field_gets_the_close_match(
+    pool_dict: dict[str, Any],
+) -> None:
+    pool_dict["models"]["price"] = {**pool_dict["models"]["opus"], "contex_window": 5}
+    assert _err(pool_dict).endswith(
+        "models.price.contex_window: unknown field; did you mean 'context_window'?"
+    )

@@ -3,6 +3,7 @@ and budgets, spans from a request (a real Turnout over the fake upstream, SQLite
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -201,3 +202,28 @@ async def test_a_budget_hold_is_priced_by_what_the_policy_may_call(tmp_path: Pat
             assert admission is not None and admission.reservation is not None
             holds[policy] = admission.reservation.estimate_pico
         assert holds["any"] == 100 * holds["cheap"]  # large's price only where it may answer
+
+
+async def test_a_client_that_hangs_up_gives_its_budget_hold_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from turnout.gateway.routes import TEAM
+    from turnout.limits.budget import KeyBudget
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with SQLiteStore(tmp_path / "traces.db") as store:
+        secret, _ = KeyStore(store).create("patient", budget_usd=Decimal(1), period=Period.DAY)
+    async with FakeOpenAI(reply=reply, latency=2.0) as slow:
+        settings = gateway_settings(slow.base_url, auth="keys")
+        async with Gateway(settings, port=0, store=str(tmp_path / "traces.db")) as gw:
+            budgets = gw.app[TEAM].guard.gate.budgets  # type: ignore[union-attr]
+            for stream in (False, True):
+                async with aiohttp.ClientSession() as s:
+                    with pytest.raises(TimeoutError):
+                        await call(s, gw, "POST", "/v1/chat/completions", secret,
+                                   json={"model": "cheap", "messages": HI, "stream": stream},
+                                   timeout=aiohttp.ClientTimeout(total=0.3))  # fmt: skip
+                await asyncio.sleep(0.3)  # the cancellation reaches the handler
+                state = await budgets.state(KeyBudget("patient", Decimal(1), Period.DAY))
+                assert state.held_pico == 0, f"stream={stream}: the hold was kept"

@@ -86,6 +86,18 @@ def test_authenticate_and_refusals(db: Path) -> None:
         assert (info.value.status, info.value.code) == (401, "key_revoked")
 
 
+def test_an_expired_key_can_still_be_changed(db: Path) -> None:
+    clock = Clock()
+    with SQLiteStore(db) as store:
+        keys = KeyStore(store, clock=clock)
+        keys.create("team-a", expires_at=clock.t + 60)
+        clock.t += 120  # expired since
+        assert keys.update("team-a", rpm=5).rpm == 5
+        with pytest.raises(ConfigError, match=r"^expires: is in the past"):
+            keys.update("team-a", expires_at=clock.t - 1)
+        assert keys.update("team-a", expires_at=clock.t + 60).expires_at == clock.t + 60
+
+
 def test_update_list_show(db: Path) -> None:
     with SQLiteStore(db) as store:
         keys = KeyStore(store)
@@ -121,6 +133,9 @@ def test_bad_input_names_the_field(db: Path) -> None:
             with pytest.raises(ConfigError) as info:
                 keys.create("team-b", **given)
             assert info.value.field == field and "\n" not in str(info.value)
+        for odd in ("NaN", "sNaN", "Infinity"):
+            with pytest.raises(ConfigError, match=r"^budget_usd: not a number"):
+                keys.create("team-b", budget_usd=Decimal(odd))
         assert keys.get("team-b") is None  # nothing half-written
         with pytest.raises(ConfigError, match=r"^budget_usd: at most"):
             keys.update("team-a", budget_usd=Decimal(10_000_000))

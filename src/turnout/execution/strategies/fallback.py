@@ -59,17 +59,18 @@ class FallbackRoute:
 
     def _larger_window(self, model: str, rest: Sequence[str]) -> str | None:
         """The next model with a larger context window: from the chain, else the pool
-        (same tier or higher, cheapest first)."""
+        (same tier or higher, cheapest first; only models the caller may use)."""
         spec = self.pool.spec(model)
         window = spec.context_window or 0
         for name in rest:
             other = self.pool.spec(name).context_window
             if other is None or other > window:
                 return name
+        allowed = self.decision.allowed
         candidates = [
             m for m in self.pool.settings.models.values()
             if m.name not in self.tried and (m.context_window or 0) > window
-            and m.tier.rank >= spec.tier.rank
+            and m.tier.rank >= spec.tier.rank and (allowed is None or m.name in allowed)
         ]  # fmt: skip
         if not candidates:
             return None
