@@ -246,6 +246,7 @@ async def test_refusals_through_the_sdk(replicas: tuple[Serve, Serve], dsn: str)
         assert denied.value.code == "model_not_allowed"
     small_only = new_key(dsn, "small-only", models=("small",))
     async with openai.AsyncOpenAI(base_url=base, api_key=small_only, max_retries=0) as client:
+        assert sorted([m.id async for m in client.models.list()]) == ["cheap", "small"]
         answer = await client.chat.completions.create(model="cheap", messages=HI)  # type: ignore[arg-type]
         assert answer.model == "small"
         for stream in (False, True):  # `strong` picks large only: refused, nothing called

@@ -272,9 +272,9 @@ def _parse(raw: bytes) -> Any:
 async def list_models(request: web.Request) -> web.Response:
     """Pool models (``tier``) and policies (``policy_kind``), in OpenAI's list shape; with
     keys, only to a key, and only those it may name."""
-    settings = request.app[SETTINGS]
+    settings, team = request.app[SETTINGS], request.app[TEAM]
     try:
-        key = await request.app[TEAM].identify(request.headers.get("authorization"))
+        key = await team.identify(request.headers.get("authorization"))
     except Refused as exc:
         return refused_response(exc)
     data: list[dict[str, Any]] = [
@@ -286,7 +286,7 @@ async def list_models(request: web.Request) -> web.Response:
             "policy_kind": p.kind,
         }
         for p in settings.policies.values()
-        if key is None or key.allows_policy(p.name)
+        if key is None or (key.allows_policy(p.name) and team.may_answer(key, p.name))
     ]
     data += [
         {

@@ -138,6 +138,12 @@ class Team:
             authorization, request, policy=route.policy, models=models, prices=prices
         )
 
+    def may_answer(self, key: VirtualKey, policy: str) -> bool:
+        """Whether ``policy`` may call any model ``key`` may use (else every request
+        through it would be refused)."""
+        reach = self.reach.get(policy, frozenset(self.prices))
+        return not key.models or any(m in reach for m in key.models)
+
     async def identify(self, authorization: str | None) -> VirtualKey | None:
         """None when auth is off; else the key presented (raises
         :class:`~turnout.keys.guard.Refused`, 401)."""
