@@ -34,6 +34,24 @@ def _request(i: int) -> tuple[RunRecord, AttemptRecord]:
     )  # fmt: skip
 
 
+def _drain(writer: TraceWriter, spill: SpillFile) -> None:
+    """Flush, wait for the idle writer to replay the spill file, close."""
+    writer.flush()
+    deadline = time.monotonic() + 15
+    while spill.pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.close()
+
+
+def _assert_rows_are_requests(dsn: str, spill: SpillFile) -> None:
+    assert spill.dropped == 0 and spill.replayed == spill.spilled > 0
+    with PostgresStore(dsn) as direct:
+        runs = direct.query("SELECT count(*), count(DISTINCT run_id) FROM runs", ())
+        attempts = direct.query("SELECT count(*) FROM attempts", ())
+    assert runs == [(REQUESTS, REQUESTS)]
+    assert attempts == [(REQUESTS,)]
+
+
 def test_unreachable_postgres_spills_and_replays(tmp_path: Path) -> None:
     with throwaway_database() as dsn:
         PostgresStore(dsn).close()  # migrated before the proxy is cut
@@ -57,20 +75,11 @@ def test_unreachable_postgres_spills_and_replays(tmp_path: Path) -> None:
                 run, attempt = _request(i)
                 writer.submit(run)
                 writer.submit(attempt)
-            writer.flush()
-            deadline = time.monotonic() + 15
-            while spill.pending and time.monotonic() < deadline:
-                time.sleep(0.05)
-            writer.close()
+            _drain(writer, spill)
         finally:
             proxy.stop()
             store.close()
-        assert spill.dropped == 0 and spill.replayed == spill.spilled > 0
-        with PostgresStore(dsn) as direct:
-            runs = direct.query("SELECT count(*), count(DISTINCT run_id) FROM runs", ())
-            attempts = direct.query("SELECT count(*) FROM attempts", ())
-        assert runs == [(REQUESTS, REQUESTS)]
-        assert attempts == [(REQUESTS,)]
+        _assert_rows_are_requests(dsn, spill)
 
 
 def test_a_write_held_by_a_lock_times_out_spills_and_is_replayed(tmp_path: Path) -> None:
@@ -100,20 +109,11 @@ def test_a_write_held_by_a_lock_times_out_spills_and_is_replayed(tmp_path: Path)
                 writer.submit(run)
                 writer.submit(attempt)
                 time.sleep(0.002)
-            writer.flush()
-            deadline = time.monotonic() + 15
-            while spill.pending and time.monotonic() < deadline:
-                time.sleep(0.05)
-            writer.close()
+            _drain(writer, spill)
         finally:
             locker.close()
             store.close()
-        assert spill.dropped == 0 and spill.replayed == spill.spilled > 0
-        with PostgresStore(dsn) as direct:
-            runs = direct.query("SELECT count(*), count(DISTINCT run_id) FROM runs", ())
-            attempts = direct.query("SELECT count(*) FROM attempts", ())
-        assert runs == [(REQUESTS, REQUESTS)]
-        assert attempts == [(REQUESTS,)]
+        _assert_rows_are_requests(dsn, spill)
 
 
 def test_a_write_past_its_timeout_is_a_one_line_error() -> None:

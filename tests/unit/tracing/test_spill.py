@@ -18,11 +18,13 @@ from turnout.tracing.writer import TraceWriter
 
 
 class Flaky:
-    """A real SQLite store whose writes fail while ``down``."""
+    """A real SQLite store whose writes fail while ``down``, and take ``delay_s`` each
+    (a loaded database)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, delay_s: float = 0.0) -> None:
         self.inner = SQLiteStore(path)
         self.down = False
+        self.delay_s = delay_s
         self.batches = 0
 
     def write_batch(
@@ -33,6 +35,7 @@ class Flaky:
     ) -> None:
         if self.down:
             raise StoreError("trace store: cannot connect (test)")
+        time.sleep(self.delay_s)
         self.batches += 1
         self.inner.write_batch(runs, steps, attempts)
 
@@ -123,28 +126,8 @@ def test_a_replay_gives_way_when_told_and_resumes_after(tmp_path: Path) -> None:
     assert seen == [f"run-{i:04d}" for i in range(4)] and not spill.pending
 
 
-class Slow:
-    """A real SQLite store that takes ``delay_s`` over every batch (a loaded database)."""
-
-    def __init__(self, path: Path, delay_s: float) -> None:
-        self.inner = SQLiteStore(path)
-        self.delay_s = delay_s
-
-    def write_batch(
-        self,
-        runs: Sequence[RunRecord],
-        steps: Sequence[StepRecord],
-        attempts: Sequence[AttemptRecord],
-    ) -> None:
-        time.sleep(self.delay_s)
-        self.inner.write_batch(runs, steps, attempts)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-
 def test_a_store_slower_than_the_traffic_spills_instead_of_dropping(tmp_path: Path) -> None:
-    store = Slow(tmp_path / "traces.db", delay_s=0.05)
+    store = Flaky(tmp_path / "traces.db", delay_s=0.05)
     spill = SpillFile(tmp_path / "spill.jsonl")
     writer = TraceWriter(
         store,  # type: ignore[arg-type]
@@ -172,7 +155,7 @@ def test_a_store_slower_than_the_traffic_spills_instead_of_dropping(tmp_path: Pa
 
 
 def test_a_store_that_keeps_up_is_written_to_directly(tmp_path: Path) -> None:
-    store = Slow(tmp_path / "traces.db", delay_s=0)
+    store = Flaky(tmp_path / "traces.db", delay_s=0)
     spill = SpillFile(tmp_path / "spill.jsonl")
     with TraceWriter(store, spill=spill, max_delay_s=0.001) as writer:  # type: ignore[arg-type]
         for i in range(200):
@@ -193,7 +176,7 @@ def test_a_replay_that_reaches_the_end_leaves_no_dead_bytes(tmp_path: Path) -> N
 
 
 def test_a_full_spill_file_sends_a_backlog_to_the_store_not_away(tmp_path: Path) -> None:
-    store = Slow(tmp_path / "traces.db", delay_s=0.02)
+    store = Flaky(tmp_path / "traces.db", delay_s=0.02)
     one = len(encode_batch([_run(0)] * 17, [], [_attempt(0)] * 16))
     spill = SpillFile(tmp_path / "spill.jsonl", max_bytes=3 * one)  # room for a few batches
     writer = TraceWriter(
@@ -213,7 +196,7 @@ def test_a_full_spill_file_sends_a_backlog_to_the_store_not_away(tmp_path: Path)
 
 
 def test_a_backlog_of_nothing_is_refused(tmp_path: Path) -> None:
-    store = Slow(tmp_path / "traces.db", delay_s=0)
+    store = Flaky(tmp_path / "traces.db", delay_s=0)
     with pytest.raises(ValueError, match="spill_backlog"):
         TraceWriter(store, spill_backlog=0)  # type: ignore[arg-type]
     writer = TraceWriter(store, max_pending=1, max_batch=1)  # type: ignore[arg-type]
