@@ -137,16 +137,21 @@ async def test_budget_never_passed_by_concurrent_requests(
     assert all(json.loads(t)["key"] == "budget-1c" for (t,) in rows)
 
 
+async def admin_create(session: aiohttp.ClientSession, replica: Serve, body: Any) -> str:
+    """A key made through ``replica``'s admin API; the key."""
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    async with session.post(f"{replica.url}/admin/keys", json=body, headers=headers) as r:
+        assert r.status == 201
+        return str((await r.json())["key"])
+
+
 async def test_revoked_on_one_replica_refused_on_the_other_at_once(
     replicas: tuple[Serve, Serve],
 ) -> None:
     a, b = replicas
     admin = {"authorization": f"Bearer {ADMIN_KEY}"}
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{a.url}/admin/keys", json={"name": "short-lived"},
-                                headers=admin) as r:  # fmt: skip
-            assert r.status == 201
-            key = (await r.json())["key"]
+        key = await admin_create(session, a, {"name": "short-lived"})
         assert (await post(session, b.url, key))[0] == 200
         async with session.post(f"{a.url}/admin/keys/short-lived/revoke", headers=admin) as r:
             assert r.status == 200 and (await r.json())["status"] == "revoked"
@@ -166,10 +171,7 @@ async def test_loosened_on_one_replica_let_through_on_the_other_at_once(
     a, b = replicas
     admin = {"authorization": f"Bearer {ADMIN_KEY}"}
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{a.url}/admin/keys", headers=admin,
-                                json={"name": "narrow", "policies": ["strong"]}) as r:  # fmt: skip
-            assert r.status == 201
-            key = (await r.json())["key"]
+        key = await admin_create(session, a, {"name": "narrow", "policies": ["strong"]})
         for replica in (a, b, b):  # the refusing record is cached on both
             status, _, body = await post(session, replica.url, key)
             assert (status, body["error"]["code"]) == (403, "policy_not_allowed")

@@ -88,8 +88,7 @@ def _close_match(name: str, parent: tuple[Any, ...], errors: list[Any]) -> str |
     """A required field missing beside the unknown ``name`` and close to it (``tier``)."""
     missing = [str(e["loc"][-1]) for e in errors
                if e["type"] == "missing" and tuple(e["loc"][:-1]) == tuple(parent)]  # fmt: skip
-    close = difflib.get_close_matches(name, missing, n=1, cutoff=0.6)
-    return close[0] if close else None
+    return _close_field(name, missing)
 
 
 def _close_field(name: str, known: Iterable[str]) -> str | None:

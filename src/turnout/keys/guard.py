@@ -126,12 +126,8 @@ class KeyGuard:
                 # Refused on a cached record (revoked, expired, not allowed): if a key
                 # changed since, the record may be stale (a key loosened or renewed on
                 # another replica), so decide again on the record as it is now.
-                if fresh or not self.keys.holds(presented):
+                if fresh or not self.keys.holds(presented) or not await self._stale(seen):
                     raise
-                generation = await self.gate.generation()
-                changed = self.keys.observe(generation, seen)
-                if not changed and (seen is not None or generation is None):
-                    raise  # no change since it was cached (or none can be known)
                 continue
             limit = RateLimit(rpm=key.rpm, tpm=key.tpm)
             scope = key.name
@@ -163,10 +159,14 @@ class KeyGuard:
         presented = bearer_token(authorization)
         if presented is None:
             raise Refused(missing_key())
-        seen = self.keys.generation
+        return await self._key(presented, None, (), await self._stale(self.keys.generation))
+
+    async def _stale(self, seen: int | None) -> bool:
+        """Whether records cached when the key-change generation was ``seen`` may be
+        stale: a key changed since (read now from the shared state), or ``seen`` was not
+        known yet. False when the generation cannot be read (the cache is trusted)."""
         generation = await self.gate.generation()
-        stale = self.keys.observe(generation, seen) or (seen is None and generation is not None)
-        return await self._key(presented, None, (), stale)
+        return self.keys.observe(generation, seen) or (seen is None and generation is not None)
 
     async def _key(
         self, presented: str, policy: str | None, models: Sequence[str], fresh: bool
