@@ -329,3 +329,74 @@ async def test_two_workers_aggregate_metrics(upstream: str, dsn: str, tmp_path: 
         if s.name == "turnout_requests_total" and s.labels.get("key") == "workers"
     )
     assert total == 40
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP trace receiver on its own port (``POST /v1/traces``, protobuf), as a
+    collector would be: the spans it was sent, decoded."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        self._request = trace_service_pb2.ExportTraceServiceRequest
+        self.spans: list[tuple[str, dict[str, Any], str]] = []  # name, attributes, service
+
+    async def traces(self, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        import gzip
+
+        body = await request.read()
+        if request.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        sent = self._request()
+        sent.ParseFromString(body)
+        for resource in sent.resource_spans:
+            service = next(a.value.string_value for a in resource.resource.attributes
+                           if a.key == "service.name")  # fmt: skip
+            for scope in resource.scope_spans:
+                for span in scope.spans:
+                    attributes = {a.key: getattr(a.value, a.value.WhichOneof("value"))
+                                  for a in span.attributes}  # fmt: skip
+                    self.spans.append((span.name, attributes, service))
+        return aiohttp.web.Response(content_type="application/x-protobuf")
+
+
+async def test_two_workers_export_every_span_by_otlp(
+    upstream: str, dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    from aiohttp import web
+
+    receiver = OtlpReceiver()
+    app = web.Application()
+    app.router.add_post("/v1/traces", receiver.traces)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    config = write_config(tmp_path / "turnout.yaml", upstream, redis_url=None, prefix="-")
+    key = new_key(dsn, "traced")
+    try:
+        gw = await asyncio.to_thread(Serve, config, dsn, tmp_path / "gw.log", workers=2)
+        try:
+            async with aiohttp.ClientSession() as session:
+                results = await asyncio.gather(*(post(session, gw.url, key) for _ in range(20)))
+            assert [r[0] for r in results] == [200] * 20
+        finally:  # SIGTERM, while the receiver answers: each worker sends what it holds
+            await asyncio.to_thread(gw.stop)
+        assert gw.proc.returncode == 0
+    finally:
+        await runner.cleanup()
+    names = sorted(name for name, _, _ in receiver.spans)
+    assert names == ["chat cheap"] * 20 + ["chat small-1"] * 20
+    for name, attributes, service in receiver.spans:
+        assert service == "turnout-gateway"
+        assert attributes["gen_ai.operation.name"] == "chat"
+        assert attributes["gen_ai.provider.name"] == "openai"
+        assert attributes["turnout.key"] == "traced"
+        assert key not in json.dumps(attributes)
+        if name == "chat small-1":
+            assert attributes["gen_ai.request.model"] == "small-1"
+            assert attributes["server.address"] == "127.0.0.1"
+            assert attributes["gen_ai.usage.output_tokens"] > 0

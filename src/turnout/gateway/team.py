@@ -72,7 +72,7 @@ class Team:
             reach={name: frozenset(policy_reach(settings, name)) for name in settings.policies},
         )
         team.metrics = _metrics()
-        team.spans = _spans()
+        team.spans = _spans(settings)
         admin = os.environ.get(config.admin_key_env)
         team.admin_hash = hash_key(admin) if admin else None
         if store is not None:
@@ -245,8 +245,8 @@ def _metrics() -> Metrics | None:
         return None
 
 
-def _spans() -> GenAISpans | None:
-    from turnout.observability.otel import GenAISpans, tracer_provider_from_env
+def _spans(settings: Settings) -> GenAISpans | None:
+    from turnout.observability.otel import GenAISpans, tracer_provider_from_env, upstreams
 
     provider = tracer_provider_from_env("turnout-gateway")
-    return GenAISpans(provider) if provider is not None else None
+    return GenAISpans(provider, upstreams(settings)) if provider is not None else None

@@ -9,14 +9,23 @@ pays nothing while the call runs. Attributes:
 
 =================================  ==================================================
 ``gen_ai.operation.name``          ``chat``
-``gen_ai.provider.name``           the attempt's provider (as named in turnout.yaml)
-``gen_ai.request.model``           what the client asked for (a policy or a model);
-                                   on an attempt, the pool model called
-``gen_ai.response.model``          the pool model that answered
+``gen_ai.provider.name``           the API called, by the provider's kind (``openai``
+                                   for any OpenAI-compatible server, ``llama.cpp``
+                                   for the local pool, a plugin's kind as named); on
+                                   the request span, that of the model that answered
+``gen_ai.request.model``           what the client asked for (a policy or a pool
+                                   model); on an attempt, the provider's model id
+``gen_ai.response.model``          the pool model that answered (as the response body
+                                   says); on an attempt, the provider's model id
 ``gen_ai.usage.input_tokens``      prompt tokens (``output_tokens`` likewise)
 ``gen_ai.request.max_tokens``      when the request set it
+``server.address`` / ``.port``     on an attempt, the host and port of the provider's
+                                   ``base_url`` (which server an OpenAI-compatible
+                                   call went to)
 ``error.type``                     turnout's error class, when it failed
-``turnout.*``                      policy, key (its name), cost_usd, attempt, cache
+``turnout.*``                      policy, key (its name), cost_usd, attempt, cache;
+                                   on an attempt, ``turnout.model`` (the pool name)
+                                   and ``turnout.provider`` (as named in turnout.yaml)
 =================================  ==================================================
 
 :func:`tracer_provider_from_env` exports by OTLP over HTTP when
@@ -27,18 +36,53 @@ own provider with an in-memory exporter.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
+    from turnout.config.settings import Settings
     from turnout.tracing.records import AttemptRecord
 
 INSTALL_HINT = "OpenTelemetry spans need: pip install 'turnout[otel]'"
 _NS = 1_000_000_000
 OPERATION = "chat"
+_PROVIDER_NAMES = {"openai": "openai", "local": "llama.cpp"}
+"""``gen_ai.provider.name`` by provider kind (another kind is named as it is)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """What an attempt on one pool model calls, as the conventions name it."""
+
+    provider: str
+    """``gen_ai.provider.name``"""
+    model: str
+    """the provider's model id"""
+    address: str | None = None
+    port: int | None = None
+
+
+def upstreams(settings: Settings) -> dict[str, Upstream]:
+    """The :class:`Upstream` of every pool model in ``settings``."""
+    out: dict[str, Upstream] = {}
+    for name, model in settings.models.items():
+        config = settings.providers.get(model.provider)
+        kind = config.kind if config is not None else model.provider
+        address, port = None, None
+        base_url = config.options.get("base_url") if config is not None else None
+        if isinstance(base_url, str):
+            try:
+                parts = urlsplit(base_url)
+                address = parts.hostname
+                port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+            except ValueError:  # a malformed URL is the provider's error to report
+                address, port = None, None
+        out[name] = Upstream(_PROVIDER_NAMES.get(kind, kind), model.id, address, port)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +128,13 @@ def tracer_provider_from_env(service_name: str = "turnout") -> TracerProvider | 
 class GenAISpans:
     """Makes the spans of answered requests on ``provider``."""
 
-    def __init__(self, provider: TracerProvider) -> None:
+    def __init__(
+        self, provider: TracerProvider, models: Mapping[str, Upstream] | None = None
+    ) -> None:
         self.provider = provider
+        self.models = dict(models or {})
+        """What each pool model calls (:func:`upstreams`); a model not in it is named by
+        its pool name and its trace's provider."""
         self._tracer = provider.get_tracer("turnout")
 
     def record(self, request: RequestSpan, attempts: Sequence[AttemptRecord] = ()) -> None:
@@ -106,6 +155,15 @@ class GenAISpans:
         }
         if request.response_model:
             attributes["gen_ai.response.model"] = request.response_model
+        answered = request.response_model or (attempts[-1].model if attempts else None)
+        if answered is not None:
+            upstream = self.models.get(answered)
+            if upstream is not None:
+                attributes["gen_ai.provider.name"] = upstream.provider
+            else:
+                called = [a.provider for a in attempts if a.model == answered]
+                if called:
+                    attributes["gen_ai.provider.name"] = called[-1]
         if request.key:
             attributes["turnout.key"] = request.key
         if request.max_tokens is not None:
@@ -129,19 +187,26 @@ class GenAISpans:
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         start = int(attempt.started_at * _NS)
+        upstream = self.models.get(attempt.model) or Upstream(attempt.provider, attempt.model)
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": OPERATION,
-            "gen_ai.provider.name": attempt.provider,
-            "gen_ai.request.model": attempt.model,
+            "gen_ai.provider.name": upstream.provider,
+            "gen_ai.request.model": upstream.model,
             "gen_ai.usage.input_tokens": attempt.input_tokens,
             "gen_ai.usage.output_tokens": attempt.output_tokens,
             "turnout.attempt": attempt.attempt,
+            "turnout.model": attempt.model,
+            "turnout.provider": attempt.provider,
             "turnout.policy": attempt.policy,
             "turnout.cost_usd": float(attempt.cost_usd),
             "turnout.status": attempt.status,
         }
+        if upstream.address is not None:
+            attributes["server.address"] = upstream.address
+        if upstream.port is not None:
+            attributes["server.port"] = upstream.port
         if attempt.status != "error":
-            attributes["gen_ai.response.model"] = attempt.model
+            attributes["gen_ai.response.model"] = upstream.model
         if attempt.error_class:
             attributes["error.type"] = attempt.error_class
         if attempt.cache:
@@ -149,7 +214,7 @@ class GenAISpans:
         if request.key:
             attributes["turnout.key"] = request.key
         span = self._tracer.start_span(
-            f"{OPERATION} {attempt.model}",
+            f"{OPERATION} {upstream.model}",
             context=context,
             kind=SpanKind.CLIENT,
             start_time=start,

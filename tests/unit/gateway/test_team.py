@@ -130,12 +130,12 @@ async def test_spans_per_request_and_attempt(upstream: FakeOpenAI, tmp_path: Pat
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from turnout.gateway import team as team_module
-    from turnout.observability.otel import GenAISpans
+    from turnout.observability.otel import GenAISpans, upstreams
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(team_module, "_spans", lambda: GenAISpans(provider))
+    monkeypatch.setattr(team_module, "_spans", lambda st: GenAISpans(provider, upstreams(st)))
     settings = gateway_settings(upstream.base_url)
     async with Gateway(settings, port=0, store=str(tmp_path / "t.db")) as gw, \
             aiohttp.ClientSession() as s:  # fmt: skip
@@ -145,9 +145,15 @@ async def test_spans_per_request_and_attempt(upstream: FakeOpenAI, tmp_path: Pat
             scraped = await r.text()
     assert 'turnout_breaker_state{model="down"} 2.0' in scraped  # opened by the 503
     spans = {sp.name: sp for sp in exporter.get_finished_spans()}
-    assert set(spans) == {"chat resilient", "chat down", "chat small"}
-    assert spans["chat down"].attributes["error.type"] == "server_error"  # type: ignore[index]
-    assert spans["chat resilient"].attributes["gen_ai.response.model"] == "small"  # type: ignore[index]
+    assert set(spans) == {"chat resilient", "chat fault:503", "chat small-1"}
+    failed, answered = spans["chat fault:503"].attributes, spans["chat small-1"].attributes
+    assert failed is not None and answered is not None
+    assert failed["error.type"] == "server_error"
+    assert (answered["gen_ai.provider.name"], answered["turnout.model"]) == ("openai", "small")
+    assert f"{answered['server.address']}:{answered['server.port']}" in upstream.base_url
+    request = spans["chat resilient"].attributes
+    assert request is not None and request["gen_ai.response.model"] == "small"
+    assert request["gen_ai.provider.name"] == "openai"
 
 
 def test_otlp_provider_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from turnout.observability.otel import GenAISpans, RequestSpan
+from turnout.config.loader import settings_from_dict
+from turnout.observability.otel import GenAISpans, RequestSpan, Upstream, upstreams
 from turnout.tracing.records import AttemptRecord
 
 sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
@@ -55,3 +56,52 @@ def test_request_and_attempt_spans() -> None:
     assert bad.status.status_code is StatusCode.ERROR
     assert good.attributes is not None and good.attributes["gen_ai.usage.output_tokens"] == 7
     assert "error.type" not in good.attributes
+
+
+def test_attempts_are_named_by_what_they_call() -> None:
+    exporter = InMemorySpanExporter()
+    provider = sdk_trace.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    called = {"haiku": Upstream("openai", "claude-haiku-4", "llm.internal", 8443)}
+    spans = GenAISpans(provider, called)
+    ok = AttemptRecord("r1", "chat", 1, "haiku", "hosted", "efficient", "rules", "why",
+                       1_800_000_000.0, 0.3, "ok", input_tokens=5, output_tokens=2)  # fmt: skip
+    spans.record(
+        RequestSpan(run_id="r1", policy="rules", request_model="rules", response_model="haiku",
+                    started_at=1_800_000_000.0, latency_s=0.4),
+        [ok],
+    )  # fmt: skip
+    finished = {s.name: s.attributes for s in exporter.get_finished_spans()}
+    assert set(finished) == {"chat rules", "chat claude-haiku-4"}
+    attempt = finished["chat claude-haiku-4"]
+    assert attempt is not None
+    assert attempt["gen_ai.provider.name"] == "openai"
+    assert attempt["gen_ai.request.model"] == attempt["gen_ai.response.model"] == "claude-haiku-4"
+    assert (attempt["server.address"], attempt["server.port"]) == ("llm.internal", 8443)
+    assert (attempt["turnout.model"], attempt["turnout.provider"]) == ("haiku", "hosted")
+    request = finished["chat rules"]
+    assert request is not None and request["gen_ai.provider.name"] == "openai"
+
+
+def test_upstreams_from_settings() -> None:
+    settings = settings_from_dict(
+        {
+            "providers": {
+                "hosted": {"kind": "openai", "base_url": "https://api.example.com/v1",
+                           "api_key_env": "EXAMPLE_KEY"},
+                "lan": {"kind": "openai", "base_url": "http://10.0.0.5:8080/v1",
+                        "api_key_env": "EXAMPLE_KEY"},
+            },
+            "models": {
+                "big": {"provider": "hosted", "id": "gpt-x", "tier": "frontier",
+                        "price": {"input": 1, "output": 2}},
+                "near": {"provider": "lan", "id": "qwen", "tier": "efficient",
+                         "price": {"input": 0, "output": 0}},
+            },
+            "policies": {"p": {"kind": "static", "model": "big"}},
+        }
+    )  # fmt: skip
+    assert upstreams(settings) == {
+        "big": Upstream("openai", "gpt-x", "api.example.com", 443),
+        "near": Upstream("openai", "qwen", "10.0.0.5", 8080),
+    }
