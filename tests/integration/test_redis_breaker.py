@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from turnout.execution import breaker_script
 from turnout.execution.breaker import BreakerBoard, BreakerConfig
 from turnout.execution.breaker_redis import RedisBreakerStore
+from turnout.limits.degrade import OUTAGES, server_of
 from turnout.limits.lua import Lua
 
 redis_asyncio = pytest.importorskip("redis.asyncio", reason="redis-py is not installed")
@@ -243,6 +245,11 @@ async def test_fails_open_when_redis_is_down(caplog: pytest.LogCaptureFixture) -
             assert await resting.allow("opus", CFG)
             assert await resting.record("opus", False, CFG) == "closed"
         assert tried == 1  # after the first failure Redis is left alone for a second
+        # and so is every other part of the process that talks to it
+        server = server_of(down)
+        assert server is not None and OUTAGES.until(server) > 0
+        assert await RedisBreakerStore(down, prefix="turnout-test:other").allow("opus", CFG)
+        OUTAGES.answered(server)  # a store of its own from here: it has not seen Redis away
         queued = RedisBreakerStore(down, prefix="turnout-test:down", clock=lambda: 0.0)
         queued._view.learn_names([], 0.0)  # as if every breaker had been seen closed
         for _ in range(1000):
@@ -386,3 +393,57 @@ async def test_a_success_queued_during_a_flush_is_sent_without_more_traffic(
     await board.record("opus", True)
     await asyncio.sleep(0.2)
     assert sum(int(v) for v in (await client.hgetall(f"{prefix}:opus:w")).values()) == 2
+
+
+async def test_a_frozen_redis_delays_one_caller_not_every_caller(tmp_path: Path) -> None:
+    """A Redis that takes commands and never answers (stopped with SIGSTOP): the caller
+    that refreshes the stale view waits out its timeout, the others answer at once from
+    the view as last seen, and once it failed nobody waits until one probe is due."""
+    import os
+    import signal
+    import time
+
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    from support.own_redis import OwnRedis
+
+    server = OwnRedis(tmp_path)
+    server.start()
+    assert server.proc is not None
+    client = redis_asyncio.Redis.from_url(
+        server.url, socket_timeout=0.2, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    frozen = False
+
+    async def timed(call: Any) -> float:
+        started = time.monotonic()
+        await call
+        return time.monotonic() - started
+
+    try:
+        store = RedisBreakerStore(client, prefix=f"turnout-test:{uuid.uuid4().hex}",
+                                  view_ttl_s=0.05, retry_after_s=0.4)  # fmt: skip
+        board = BreakerBoard(CFG, store)
+        assert await board.unavailable() == frozenset()  # seen once, from Redis
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        frozen = True
+        await asyncio.sleep(0.06)  # the view is too old to trust
+        waits = sorted(await asyncio.gather(*(timed(board.unavailable()) for _ in range(20))))
+        assert waits[-1] >= 0.15  # the one that asked Redis waited for its timeout
+        assert waits[-2] < 0.1  # nobody else did (before: 20 timeouts, one after another)
+        waits = [await timed(board.allow("opus")) for _ in range(10)]
+        assert max(waits) < 0.1 and store.last_error is not None  # left alone, failing open
+        await asyncio.sleep(0.45)  # a probe is due: one caller tries, the others do not wait
+        waits = sorted(await asyncio.gather(*(timed(board.unavailable()) for _ in range(20))))
+        assert waits[-2] < 0.1
+        os.kill(server.proc.pid, signal.SIGCONT)
+        frozen = False
+        await asyncio.sleep(0.45)
+        assert await board.unavailable() == frozenset()
+        assert store.last_error is None  # Redis answers again
+    finally:
+        if frozen:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        await client.aclose()
+        server.stop()

@@ -313,6 +313,48 @@ async def test_redis_stopped_mid_test_the_gateway_keeps_answering(
         assert 'turnout_redis_degraded_total{what="shared state"}' in text
 
 
+async def test_redis_frozen_mid_test_no_request_waits_long(
+    upstream: str, dsn: str, own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    """A Redis that stops answering without closing its connections (SIGSTOP): the
+    requests of the first timeout wait for it, then one a second (the probe); every other
+    request is decided by the process at once. Before, each part of the gateway waited
+    out its own timeout in turn, and queued callers retried: 5-6 s a request."""
+    import os
+    import signal
+    import time
+
+    config = write_config(tmp_path / "turnout.yaml", upstream, redis_url=own_redis.url,
+                          prefix="turnout", redis_timeout_s=0.3)  # fmt: skip
+    key = new_key(dsn, "frozen", rpm=10_000, budget_usd=Decimal("10"))
+    assert own_redis.proc is not None
+    frozen = False
+    with serving(Serve(config, dsn, tmp_path / "gw.log")) as (gw,):
+        try:
+            async with aiohttp.ClientSession() as session:
+                assert (await post(session, gw.url, key))[0] == 200
+                os.kill(own_redis.proc.pid, signal.SIGSTOP)
+                frozen = True
+
+                async def timed() -> tuple[int, float]:
+                    started = time.monotonic()
+                    status = (await post(session, gw.url, key))[0]
+                    return status, time.monotonic() - started
+
+                results = []
+                for _ in range(15):  # 1.5 s of traffic, 5 requests at a time
+                    results += await asyncio.gather(*(timed() for _ in range(5)))
+                    await asyncio.sleep(0.1)
+        finally:
+            if frozen:
+                os.kill(own_redis.proc.pid, signal.SIGCONT)
+    assert [status for status, _ in results] == [200] * 75
+    waits = sorted(wait for _, wait in results)
+    assert waits[-1] < 1.5  # one timeout (0.3 s) and room for a slow machine, not 5 s
+    assert waits[len(waits) // 2] < 0.15  # most are decided at once
+    assert "Redis unreachable" in gw.log.read_text()
+
+
 async def test_two_workers_aggregate_metrics(upstream: str, dsn: str, tmp_path: Path) -> None:
     config = write_config(tmp_path / "turnout.yaml", upstream, redis_url=None, prefix="-")
     key = new_key(dsn, "workers")

@@ -24,10 +24,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(path: Path, upstream: str, *, redis_url: str | None, prefix: str) -> Path:
+def write_config(
+    path: Path,
+    upstream: str,
+    *,
+    redis_url: str | None,
+    prefix: str,
+    redis_timeout_s: float | None = None,
+) -> Path:
     state = (
         f"  state: redis\n  redis_url: {redis_url}\n  redis_prefix: {prefix}\n" if redis_url else ""
     )
+    if redis_url and redis_timeout_s is not None:
+        state += f"  redis_timeout_s: {redis_timeout_s}\n"
     path.write_text(
         f"""
 providers:

@@ -21,6 +21,9 @@ from pydantic import (
 )
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_TIMEOUT_S = 0.5
+"""``executor.redis_timeout_s``: how long any Redis call may take (a request's own
+included) before the process goes on with its own state."""
 
 
 def check_redis_url(url: str) -> str:
@@ -169,6 +172,8 @@ class ExecutorSchema(_Strict):
     speed: SpeedSchema = Field(default_factory=SpeedSchema)
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "turnout"
+    # how long any Redis call may take before this process uses its own state instead
+    redis_timeout_s: PositiveFloat = REDIS_TIMEOUT_S
     # what a stream does when it breaks after tokens reached the caller
     on_stream_cut: Literal["continue", "restart", "fail"] = "continue"
 

@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING, Any
 from turnout.execution.breaker import BreakerConfig, BreakerState, BreakerStatus, Clock
 from turnout.execution.breaker_script import LUA, blocked, state_of, status, text
 from turnout.execution.breaker_view import BreakerView
+from turnout.limits.degrade import OUTAGES, server_of, unreachable
 from turnout.limits.lua import Lua
 
 if TYPE_CHECKING:
@@ -117,6 +118,8 @@ class RedisBreakerStore:
         self.last_error: str | None = None  # set while Redis is failing
         self.retry_after_s = retry_after_s
         self._retry_at = 0.0
+        self._probe_until = 0.0  # a caller is trying Redis again after a failure
+        self._server = server_of(client)  # its outages are shared (turnout.limits.degrade)
         self._view = BreakerView(view_ttl_s, clock or time.monotonic)
         self._refreshing = asyncio.Lock()
         self.flush_s = flush_s
@@ -124,12 +127,38 @@ class RedisBreakerStore:
         self._flusher: asyncio.Task[None] | None = None
 
     def _resting(self) -> bool:
+        """Redis failed lately: leave it alone. Once ``retry_after_s`` is over, the first
+        caller tries it again (the probe) and the others keep resting until that call
+        reports (or ``retry_after_s`` more has passed), so a Redis that does not answer
+        delays one call, not every call meanwhile."""
+        self._take_shared_outage()
+        if self._retry_at == 0.0:
+            return False
+        now = time.monotonic()
+        if now < self._retry_at or now < self._probe_until:
+            return True
+        self._probe_until = now + self.retry_after_s  # this caller is the probe
+        return False
+
+    def _failed_lately(self) -> bool:
+        self._take_shared_outage()
         return self._retry_at > 0.0 and time.monotonic() < self._retry_at
+
+    def _take_shared_outage(self) -> None:
+        """Rest while another part of the process finds this Redis away (failing open:
+        a store that raises Redis's errors meets them itself)."""
+        if self._server is not None and self.fail_open:
+            shared = OUTAGES.until(self._server)
+            if shared > self._retry_at:
+                self._retry_at = shared
 
     def _failed(self, op: str, exc: Exception) -> None:
         if not self.fail_open:
             raise exc
         self._retry_at = time.monotonic() + self.retry_after_s
+        self._probe_until = 0.0
+        if self._server is not None and unreachable(exc):
+            OUTAGES.failed(self._server, self._retry_at)
         if self.last_error is None:
             log.warning(
                 "breaker store: %s failed, allowing every model until Redis is back: %s", op, exc
@@ -137,7 +166,9 @@ class RedisBreakerStore:
         self.last_error = f"{op}: {type(exc).__name__}: {exc}"[:300]
 
     def _ok(self) -> None:
-        self._retry_at = 0.0
+        self._retry_at = self._probe_until = 0.0
+        if self._server is not None:
+            OUTAGES.answered(self._server)
         if self.last_error is not None:
             log.info("breaker store: Redis is answering again")
             self.last_error = None
@@ -187,7 +218,7 @@ class RedisBreakerStore:
     # -- the request path ------------------------------------------------------------------
 
     async def allow(self, model: str, config: BreakerConfig) -> bool:
-        if self._resting() or self._view.closed(model, config):
+        if self._view.closed(model, config) or self._resting():
             return True
         if self._view.cooling(model, config):
             return False
@@ -205,10 +236,12 @@ class RedisBreakerStore:
         """A success on a breaker known to be closed is queued and sent within
         ``flush_s``; anything else is sent now (after that model's queued successes,
         in the same round trip, so the failure rate Redis sees is the true one)."""
-        if self._resting():
+        if self._failed_lately():
             return "closed"
         if ok and self._view.closed(model, config):
             self._queue(model, config)
+            return "closed"
+        if self._resting():  # another call is trying Redis again
             return "closed"
         calls: list[Call] = []
         queued = self._pending.pop((model, config), 0)
@@ -310,17 +343,25 @@ class RedisBreakerStore:
         return sorted(text(m) for m in members)
 
     async def unavailable(self, config: BreakerConfig) -> frozenset[str]:
-        """From the local view while it is fresh; else from Redis, one caller at a time
-        (the others then find it fresh)."""
-        if self._resting():
-            return frozenset()
+        """From the local view while it is fresh; else from Redis, by one caller at a
+        time: while it asks, the others answer from the view as last seen (they wait
+        only when nothing was seen yet), and a caller that waited does not ask again
+        when that call failed."""
         known = self._view.unavailable(config)
         if known is not None:
             return known
+        if self._refreshing.locked():
+            seen = self._view.unavailable(config, any_age=True)
+            if seen is not None:
+                return seen
+        if self._resting():
+            return frozenset()
         async with self._refreshing:
             known = self._view.unavailable(config)
             if known is not None:
                 return known
+            if self._failed_lately():
+                return frozenset()
             try:
                 _, views = await self._views(sorted(self._view.names), config, names=True)
             except self._errors as exc:

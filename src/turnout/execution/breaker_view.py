@@ -116,15 +116,20 @@ class BreakerView:
         now = self._clock()
         return now < s.until and self._fresh(s.at, config, now)
 
-    def unavailable(self, config: BreakerConfig) -> frozenset[str] | None:
-        """The models refusing calls now, or None when any of it is too old to say."""
+    def unavailable(self, config: BreakerConfig, *, any_age: bool = False) -> frozenset[str] | None:
+        """The models refusing calls now, or None when any of it is too old to say
+        (``any_age``: however old, None only when nothing was seen)."""
         now = self._clock()
-        if not self._fresh(self._names_at, config, now):
+
+        def known(at: float) -> bool:
+            return at > float("-inf") if any_age else self._fresh(at, config, now)
+
+        if not known(self._names_at):
             return None
         out: list[str] = []
         for model in self._names:
             s = self._seen.get(model)
-            if s is None or not self._fresh(s.at, config, now):
+            if s is None or not known(s.at):
                 return None
             if s.state != "closed" and now < s.until:
                 out.append(model)

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from turnout.config.schema import REDIS_TIMEOUT_S
 from turnout.config.settings import Settings
 from turnout.execution.breaker import BreakerBoard, BreakerConfig
 from turnout.execution.cache_gate import ResponseCache
@@ -118,10 +119,11 @@ def _redis(cfg: Mapping[str, Any], resources: Resources) -> Any:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    timeout = float(cfg.get("redis_timeout_s", REDIS_TIMEOUT_S))
     client = Redis.from_url(
         str(cfg.get("redis_url", "redis://127.0.0.1:6379/0")),
-        socket_timeout=1.0,
-        socket_connect_timeout=1.0,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
     )
     resources.closers.append(client)

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from turnout.config.schema import REDIS_TIMEOUT_S
 from turnout.config.settings import Settings
 from turnout.gateway.config import GatewayConfig
 from turnout.gateway.context import Route
@@ -106,16 +107,18 @@ class Team:
 
         from turnout.limits.gate_redis import RedisGate
 
+        timeout = float(executor.get("redis_timeout_s", REDIS_TIMEOUT_S))
         client = Redis.from_url(
             str(executor.get("redis_url", "redis://127.0.0.1:6379/0")),
-            socket_timeout=2.0,
-            socket_connect_timeout=1.0,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
         self._closers.append(client)
         gate = RedisGate(
-            client, prefix=str(executor.get("redis_prefix", "turnout")), on_degrade=on_degrade
-        )
+            client, prefix=str(executor.get("redis_prefix", "turnout")), timeout_s=timeout,
+            on_degrade=on_degrade,
+        )  # fmt: skip
         await gate.prepare()
         return gate
 

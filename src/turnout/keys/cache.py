@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from turnout.keys.model import KeyRefused, VirtualKey, hash_key
 from turnout.keys.store import KeyStore
-from turnout.limits.degrade import Degrader
+from turnout.limits.degrade import Degrader, server_of
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -64,7 +64,9 @@ class RedisKeyEvents:
     ) -> None:
         self.redis = redis
         self.key = f"{prefix}:generation"
-        self.degrader = Degrader("virtual keys", timeout_s=timeout_s, on_degrade=on_degrade)
+        self.degrader = Degrader(
+            "virtual keys", timeout_s=timeout_s, on_degrade=on_degrade, server=server_of(redis)
+        )
 
     async def generation(self) -> int | None:
         async def read() -> int | None:

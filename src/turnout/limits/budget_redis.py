@@ -45,7 +45,7 @@ from turnout.limits.budget import (
     MemoryBudgets,
     Reservation,
 )
-from turnout.limits.degrade import Degrader
+from turnout.limits.degrade import Degrader, server_of
 from turnout.limits.ids import entry_id
 from turnout.limits.lua import Lua
 from turnout.limits.periods import window_of
@@ -176,8 +176,9 @@ class RedisBudgets:
             hold_ttl_s=hold_ttl_s, clock=clock or time.time, seed=self._last_spent
         )
         self.degrader = Degrader(
-            "budgets", timeout_s=timeout_s, retry_after_s=retry_after_s, on_degrade=on_degrade
-        )
+            "budgets", timeout_s=timeout_s, retry_after_s=retry_after_s, on_degrade=on_degrade,
+            server=server_of(redis),
+        )  # fmt: skip
 
     # -- plumbing ----------------------------------------------------------------------
 

@@ -6,10 +6,18 @@ timeouts). When one fails (timeout, connection refused, any Redis error), the ca
 served by the in-process twin instead, the first failure of an outage is logged as a
 warning (the recovery as info), and :attr:`Degrader.degraded` counts the calls served
 locally (``on_degrade`` tells a metric). After a failure Redis is left alone for
-``retry_after_s``, so a dead Redis costs one attempt a second, not one a request.
+``retry_after_s``; then one call tries it again (the probe) while the others stay local
+until it succeeds. So a dead Redis costs one attempt a second, not one a request, and a
+frozen one (it accepts connections but never answers) delays one call a second by
+``timeout_s``, not every call that arrives meanwhile.
 
 The twins keep bounded state (see :class:`~turnout.limits.rate.MemoryRateLimiter`),
 so an outage never grows memory without bound.
+
+Every part of a process that talks to one Redis server learns of its outage together
+(:data:`OUTAGES`, by server): once one call finds it unreachable (a timeout, a refused
+or lost connection), the others go local at once instead of each waiting out its own
+timeout first.
 """
 
 from __future__ import annotations
@@ -23,6 +31,55 @@ from typing import TypeVar
 T = TypeVar("T")
 
 log = logging.getLogger("turnout.limits")
+
+
+class Outages:
+    """The Redis servers this process found unreachable lately, and until when (on
+    ``time.monotonic``) they are left alone."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    def failed(self, server: str, until: float) -> None:
+        self._until[server] = max(until, self._until.get(server, 0.0))
+
+    def answered(self, server: str) -> None:
+        self._until.pop(server, None)
+
+    def until(self, server: str) -> float:
+        """When ``server`` may be tried again (0.0: it is not known to be down)."""
+        until = self._until.get(server, 0.0)
+        if until and until <= time.monotonic():
+            del self._until[server]
+            return 0.0
+        return until
+
+
+OUTAGES = Outages()
+"""This process's :class:`Outages`."""
+
+
+def server_of(client: object) -> str | None:
+    """Which Redis server a redis-py client talks to (``host:port/db``, or a socket
+    path), or None when it cannot tell."""
+    pool = getattr(client, "connection_pool", None)
+    kw = getattr(pool, "connection_kwargs", None)
+    if not isinstance(kw, dict):
+        return None
+    where = kw.get("path") or f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
+    return f"{where}/{kw.get('db', 0) or 0}"
+
+
+def unreachable(exc: BaseException) -> bool:
+    """A failure that says the server cannot be reached (not a refused command)."""
+    if isinstance(exc, (TimeoutError, OSError, ConnectionError)):
+        return True
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis is what this module is for
+        return False
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError))
 
 
 def redis_errors() -> tuple[type[BaseException], ...]:
@@ -48,8 +105,12 @@ class Degrader:
         retry_after_s: float = 1.0,
         on_degrade: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        server: str | None = None,
     ) -> None:
         self.what = what
+        self.server = server
+        """The Redis server (:func:`server_of`): its outages are shared with every other
+        part of the process that talks to it (on ``time.monotonic``, not ``clock``)."""
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
         self.on_degrade = on_degrade
@@ -58,21 +119,47 @@ class Degrader:
         self._clock = clock
         self._down_until = 0.0
         self._down = False
+        self._probing = False
         self._errors = redis_errors()
 
     @property
     def down(self) -> bool:
         return self._down
 
+    def _shared_outage(self) -> None:
+        """Take on an outage another part of the process found."""
+        if self.server is None:
+            return
+        until = OUTAGES.until(self.server)
+        if not until:
+            return
+        until = self._clock() + (until - time.monotonic())
+        if until > self._down_until:
+            self._down_until = until
+            if not self._down:
+                self._down = True
+                log.warning(
+                    "%s: Redis unreachable; using per-process state until it is back", self.what
+                )
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        self._down_until = self._clock() + self.retry_after_s
+        if self.server is not None and unreachable(exc):
+            OUTAGES.failed(self.server, time.monotonic() + self.retry_after_s)
+
     async def run(self, shared: Callable[[], Awaitable[T]], local: Callable[[], T]) -> T:
-        if self._down and self._clock() < self._down_until:
-            return self._local(local)
+        probe = False
+        self._shared_outage()
+        if self._down:
+            if self._probing or self._clock() < self._down_until:
+                return self._local(local)
+            self._probing = probe = True  # this call tries Redis; the others stay local
         try:
             async with asyncio.timeout(self.timeout_s):
                 result = await shared()
         except self._errors as exc:
-            self.failures += 1
-            self._down_until = self._clock() + self.retry_after_s
+            self._failed(exc)
             if not self._down:
                 self._down = True
                 log.warning(
@@ -81,6 +168,11 @@ class Degrader:
                     type(exc).__name__,
                 )
             return self._local(local)
+        finally:
+            if probe:
+                self._probing = False
+        if self.server is not None:
+            OUTAGES.answered(self.server)
         if self._down:
             self._down = False
             log.info("%s: Redis is back; shared state again", self.what)
@@ -88,15 +180,17 @@ class Degrader:
 
     async def attempt(self, shared: Callable[[], Awaitable[None]]) -> bool:
         """A shared call with nothing to fall back to (giving back a hold): True when done."""
+        self._shared_outage()
         if self._down and self._clock() < self._down_until:
             return False
         try:
             async with asyncio.timeout(self.timeout_s):
                 await shared()
-        except self._errors:
-            self.failures += 1
-            self._down_until = self._clock() + self.retry_after_s
+        except self._errors as exc:
+            self._failed(exc)
             return False
+        if self.server is not None:
+            OUTAGES.answered(self.server)
         return True
 
     def _local(self, local: Callable[[], T]) -> T:

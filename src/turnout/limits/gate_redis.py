@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from turnout.keys.cache import RedisKeyEvents
 from turnout.limits.budget import BudgetState, KeyBudget, KeyBudgetExceeded, Reservation
 from turnout.limits.budget_redis import BUDGET_LUA, RedisBudgets
-from turnout.limits.degrade import Degrader
+from turnout.limits.degrade import Degrader, server_of
 from turnout.limits.gate import GateParts, GateResult, admit_in_process
 from turnout.limits.ids import entry_id
 from turnout.limits.lua import Lua
@@ -120,7 +120,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         )
         self.degrader = Degrader(
             "shared state", timeout_s=timeout_s, retry_after_s=retry_after_s,
-            on_degrade=on_degrade,
+            on_degrade=on_degrade, server=server_of(redis),
         )  # fmt: skip
         self._gate = Lua(_GATE)
         self._undo: AsyncScript = redis.register_script(_UNDO)

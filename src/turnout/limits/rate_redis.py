@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from turnout.limits.degrade import Degrader
+from turnout.limits.degrade import Degrader, server_of
 from turnout.limits.ids import entry_id
 from turnout.limits.rate import WINDOW_S, MemoryRateLimiter, RateDecision, RateLimit
 
@@ -163,8 +163,9 @@ class RedisRateLimiter:
         self._script: AsyncScript = redis.register_script(_LUA)
         self.local = local or MemoryRateLimiter(window_s=window_s)
         self.degrader = Degrader(
-            "rate limits", timeout_s=timeout_s, retry_after_s=retry_after_s, on_degrade=on_degrade
-        )
+            "rate limits", timeout_s=timeout_s, retry_after_s=retry_after_s,
+            on_degrade=on_degrade, server=server_of(redis),
+        )  # fmt: skip
 
     async def admit(self, scope: str, limit: RateLimit, tokens: int = 0) -> RateDecision:
         if not limit:
