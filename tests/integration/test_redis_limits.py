@@ -355,3 +355,53 @@ async def test_one_round_trip_gate(prefix: str, tmp_path: Path) -> None:
                 await g.aclose()
             for c in clients:
                 await c.aclose()
+
+
+async def test_a_budget_redis_has_not_counted_starts_from_the_trace_store(
+    prefix: str, tmp_path: Path
+) -> None:
+    import time
+
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.limits.ledger import SpendLedger
+    from turnout.limits.periods import window_of
+    from turnout.tracing.sqlite import SQLiteStore
+
+    budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
+    other = KeyBudget("team-b", Decimal("0.0001"), Period.DAY)
+    limit = RateLimit(rpm=5)
+    clients = [replica() for _ in range(2)]
+    with SQLiteStore(tmp_path / "t.db") as store:
+        store.execute(
+            "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
+            "cost_picousd) VALUES ('r1', 'gateway', 'p', 'succeeded', ?, 'team-a', 95000000)",
+            (time.time(),),
+        )
+        ledgers = [SpendLedger(store, offload=False) for _ in clients]
+        gates = [
+            RedisGate(c, prefix=prefix, ledger=ld) for c, ld in zip(clients, ledgers, strict=True)
+        ]
+        try:
+            refused = await gates[0].admit("team-a", limit, 0, budget, Decimal("0.00001"))
+            assert refused.over_budget is not None  # $0.000095 spent before Redis knew
+            assert refused.over_budget.state.spent_pico == 95_000_000
+            refused = await gates[1].admit("team-a", limit, 0, budget, Decimal("0.00001"))
+            assert refused.over_budget is not None
+            assert [ld.reads for ld in ledgers] == [1, 0]  # seeded once, for every replica
+            admitted = await gates[1].admit("team-a", limit, 0, budget, Decimal("0.000004"))
+            assert admitted.reservation is not None
+            assert admitted.rate is not None and admitted.rate.remaining_requests == 4
+            # a state Redis already counts is never lowered by the store's
+            window = window_of(Period.DAY, time.time())
+            sk, _ = gates[0].budgets.keys_of("team-b", window.id)
+            await clients[0].hset(sk, "spent", 99_000_000)
+            refused = await gates[0].admit("team-b", limit, 0, other, Decimal("0.00001"))
+            assert refused.over_budget is not None
+            assert refused.over_budget.state.spent_pico == 99_000_000
+            assert await clients[0].hget(sk, "seeded") == b"1"
+            assert await clients[0].pttl(sk) > 0  # expires with its period
+        finally:
+            for g in gates:
+                await g.aclose()
+            for c in clients:
+                await c.aclose()

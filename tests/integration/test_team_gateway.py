@@ -137,6 +137,54 @@ async def test_budget_never_passed_by_concurrent_requests(
     assert all(json.loads(t)["key"] == "budget-1c" for (t,) in rows)
 
 
+async def spend_all(session: aiohttp.ClientSession, base: str, key: str) -> list[int]:
+    """Requests until the key's budget refuses one (each holds about $0.000012)."""
+    statuses: list[int] = []
+    while not statuses or statuses[-1] == 200:
+        assert len(statuses) < 50
+        statuses.append((await post(session, base, key, max_tokens=5))[0])
+    return statuses
+
+
+async def test_redis_losing_its_counters_does_not_give_a_key_its_budget_again(
+    replicas: tuple[Serve, Serve], dsn: str, prefix: str
+) -> None:
+    """Redis restarted without persistence, or flushed: the budget's state for the period
+    is seeded again from what the trace store holds of the key's spend."""
+    key = new_key(dsn, "flushed", budget_usd=Decimal("0.0001"), period=Period.DAY)
+    async with aiohttp.ClientSession() as session:
+        statuses = await spend_all(session, replicas[0].url, key)
+        assert statuses[-1] == 429 and statuses.count(200) >= 3
+        await traced(dsn, "flushed", statuses.count(200))  # the writer has flushed them
+        client = redis_asyncio.Redis.from_url("redis://127.0.0.1:6379/0")
+        try:
+            lost = [k async for k in client.scan_iter(match=f"{prefix}:budget:*")]
+            assert lost
+            await client.delete(*lost)
+        finally:
+            await client.aclose()
+        status, _, body = await post(session, replicas[1].url, key, max_tokens=5)
+        assert (status, body["error"]["code"]) == (429, "budget_exceeded")
+        status, _, body = await post(session, replicas[0].url, key, max_tokens=5)
+        assert (status, body["error"]["code"]) == (429, "budget_exceeded")
+
+
+async def test_a_restarted_gateway_does_not_give_a_key_its_budget_again(
+    upstream: str, dsn: str, tmp_path: Path
+) -> None:
+    """One process and no Redis: the budget lives in the process, and a new process
+    starts each key's period from what the trace store holds of its spend."""
+    config = write_config(tmp_path / "turnout.yaml", upstream, redis_url=None, prefix="-")
+    key = new_key(dsn, "restarted", budget_usd=Decimal("0.0001"), period=Period.DAY)
+    async with aiohttp.ClientSession() as session:
+        with serving(Serve(config, dsn, tmp_path / "first.log")) as (gw,):
+            statuses = await spend_all(session, gw.url, key)
+            assert statuses[-1] == 429 and statuses.count(200) >= 3
+        with serving(Serve(config, dsn, tmp_path / "second.log")) as (gw,):
+            status, _, body = await post(session, gw.url, key, max_tokens=5)
+    assert (status, body["error"]["code"]) == (429, "budget_exceeded")
+
+
 async def admin_create(session: aiohttp.ClientSession, replica: Serve, body: Any) -> str:
     """A key made through ``replica``'s admin API; the key."""
     headers = {"authorization": f"Bearer {ADMIN_KEY}"}

@@ -36,6 +36,7 @@ from turnout.types import ChatRequest
 
 if TYPE_CHECKING:
     from turnout.gateway.engine import Answer
+    from turnout.limits.ledger import SpendLedger
     from turnout.observability.metrics import Metrics
     from turnout.observability.otel import GenAISpans
 
@@ -85,22 +86,25 @@ class Team:
 
             raise ConfigError("auth: keys needs a trace store (the keys live in it)",
                               field="gateway.auth")  # fmt: skip
+        from turnout.limits.ledger import SpendLedger
         from turnout.tracing.sqlite import SQLiteStore
 
-        cache = CachedKeys(
-            KeyStore(store), ttl_s=config.key_cache_s, offload=not isinstance(store, SQLiteStore)
-        )
-        gate = await team._gate(settings)
+        offload = not isinstance(store, SQLiteStore)  # a network database: off the loop
+        cache = CachedKeys(KeyStore(store), ttl_s=config.key_cache_s, offload=offload)
+        gate = await team._gate(settings, SpendLedger(store, offload=offload))
         team.guard = KeyGuard(
             cache, gate, per_model_limits=config.per_model_limits, metrics=team.metrics
         )
         return team
 
-    async def _gate(self, settings: Settings) -> Gate:
+    async def _gate(self, settings: Settings, ledger: SpendLedger) -> Gate:
+        """The gate of ``settings``' state; a key's budget for a period starts from what
+        the trace store holds of its spend (``ledger``), so a restart of the gateway or
+        of Redis does not give a key its budget again."""
         executor = settings.executor
         on_degrade = self.metrics.count_degraded if self.metrics is not None else None
         if executor.get("state") != "redis":
-            return LocalGate(LocalKeyEvents(), MemoryRateLimiter(), MemoryBudgets())
+            return LocalGate(LocalKeyEvents(), MemoryRateLimiter(), MemoryBudgets(), ledger)
         from redis.asyncio import Redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
@@ -117,7 +121,7 @@ class Team:
         self._closers.append(client)
         gate = RedisGate(
             client, prefix=str(executor.get("redis_prefix", "turnout")), timeout_s=timeout,
-            on_degrade=on_degrade,
+            on_degrade=on_degrade, ledger=ledger,
         )  # fmt: skip
         await gate.prepare()
         return gate

@@ -28,7 +28,7 @@ from typing import Protocol
 from turnout.errors import BudgetExceeded
 from turnout.execution.budget import estimate_cost
 from turnout.keys.model import Period, format_time
-from turnout.limits.periods import window_of
+from turnout.limits.periods import Window, window_of
 from turnout.pricing.cost import Price
 from turnout.tracing.rows import cost_to_pico, pico_to_cost
 from turnout.types import ChatRequest
@@ -171,6 +171,21 @@ class MemoryBudgets:
                 self._accounts.popitem(last=False)
         self._accounts.move_to_end(name)
         return account
+
+    def window(self, budget: KeyBudget) -> Window:
+        """The period ``budget`` is in now."""
+        return window_of(budget.period, self._clock())
+
+    def knows(self, name: str, window: str) -> bool:
+        """Whether key ``name`` has an account for ``window`` here."""
+        account = self._accounts.get(name)
+        return account is not None and account.window == window
+
+    def open(self, name: str, window: str, spent: int) -> None:
+        """Start key ``name``'s account for ``window`` from ``spent`` (what the trace store
+        has of it; an account already open keeps the larger)."""
+        account = self._account(name, window)
+        account.spent = max(account.spent, spent)
 
     def state_now(self, budget: KeyBudget) -> BudgetState:
         now = self._clock()

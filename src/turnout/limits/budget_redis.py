@@ -71,8 +71,8 @@ local function budget_open(sk, hk, now)
     redis.call('ZREMRANGEBYSCORE', hk, '-inf', now)
     redis.call('HINCRBY', sk, 'held', int(-freed))
   end
-  local v = redis.call('HMGET', sk, 'spent', 'held')
-  return tonumber(v[1] or '0'), math.max(0, tonumber(v[2] or '0'))
+  local v = redis.call('HMGET', sk, 'spent', 'held', 'seeded')
+  return tonumber(v[1] or '0'), math.max(0, tonumber(v[2] or '0')), v[3]
 end
 local function budget_keep(sk, hk, ttl)
   if ttl > 0 then
@@ -80,8 +80,9 @@ local function budget_keep(sk, hk, ttl)
     redis.call('PEXPIRE', hk, ttl)
   end
 end
-local function budget_reserve(sk, hk, now, cap, amount_text, member, hold_ttl, key_ttl)
-  local spent, held = budget_open(sk, hk, now)
+local function budget_reserve(sk, hk, now, cap, amount_text, member, hold_ttl, key_ttl, seed)
+  local spent, held, seeded = budget_open(sk, hk, now)
+  if seed and not seeded then return {-2, int(spent), int(held)} end  -- see SEED_LUA
   local amount = tonumber(amount_text)
   if spent + held + amount > cap then return {0, int(spent), int(held)} end
   redis.call('ZADD', hk, now + hold_ttl, member .. ':' .. amount_text)
@@ -108,6 +109,21 @@ local function budget_finish(sk, hk, now, members, cost, key_ttl)
   budget_keep(sk, hk, key_ttl)
   return int(spent)
 end
+"""
+
+SEED_LUA = r"""
+-- a budget's state for one period starts from what the trace store holds of it
+-- (turnout.limits.ledger), once: KEYS[1] its hash; ARGV[1] the store's spend (pico),
+-- ARGV[2] the hash's ttl (ms, 0: none)
+if redis.call('HSETNX', KEYS[1], 'seeded', '1') == 1 then
+  local spent = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
+  local stored = tonumber(ARGV[1])
+  if stored > spent then
+    redis.call('HINCRBY', KEYS[1], 'spent', string.format('%d', stored - spent))
+  end
+end
+if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
 """
 
 _RESERVE = (

@@ -18,6 +18,7 @@ from turnout.limits.rate import MemoryRateLimiter, RateDecision, RateLimit
 
 if TYPE_CHECKING:
     from turnout.keys.cache import KeyEvents
+    from turnout.limits.ledger import SpendLedger
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,9 @@ class GateResult:
     tokens: int = 0
     member: str = ""
     """The id of this admission in the shared state (to take it back)."""
+    unseeded: bool = False
+    """Nothing was decided: the budget's state for this period has not counted what the
+    trace store holds yet (:mod:`turnout.limits.ledger`)."""
 
     @property
     def admitted(self) -> bool:
@@ -146,11 +150,17 @@ class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
     """The gate in this process: the in-process limiter and budgets, asked in turn."""
 
     def __init__(
-        self, events: KeyEvents, limiter: MemoryRateLimiter, budgets: MemoryBudgets
+        self,
+        events: KeyEvents,
+        limiter: MemoryRateLimiter,
+        budgets: MemoryBudgets,
+        ledger: SpendLedger | None = None,
     ) -> None:
         self.events = events
         self.limiter = limiter
         self.budgets = budgets
+        self.ledger = ledger
+        """Where a key's spend in a period starts from (none: from $0)."""
 
     async def admit(
         self,
@@ -161,6 +171,11 @@ class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
         estimate: Decimal,
     ) -> GateResult:
         generation = await self.events.generation()
+        if budget is not None and self.ledger is not None:
+            window = self.budgets.window(budget)
+            if not self.budgets.knows(budget.name, window.id):
+                spent = await self.ledger.spent(budget.name, window)
+                self.budgets.open(budget.name, window.id, spent or 0)
         return admit_in_process(
             self.limiter, self.budgets, generation, scope, limit, tokens, budget, estimate
         )

@@ -15,6 +15,13 @@ redis-py's pool: about a third of the CPU per call.
 On a Redis error the request is decided by the in-process twins (per-process limits,
 the budget seeded with the spend Redis last reported), with a logged warning and a
 metric; never an outage.
+
+Given a :class:`~turnout.limits.ledger.SpendLedger`, a budget's state for a period that
+Redis has not seeded (a new period, or a Redis that restarted or was flushed) is seeded
+from the trace store first: the script refuses to decide (``-2``, its rate-limit entry
+taken back), the ledger is read, :data:`~turnout.limits.budget_redis.SEED_LUA` seeds
+the state once across replicas, and the request is decided again. Two more round trips
+and a store read, once per key and period; none otherwise.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from turnout.keys.cache import RedisKeyEvents
 from turnout.limits.budget import BudgetState, KeyBudget, KeyBudgetExceeded, Reservation
-from turnout.limits.budget_redis import BUDGET_LUA, RedisBudgets
+from turnout.limits.budget_redis import BUDGET_LUA, SEED_LUA, RedisBudgets
 from turnout.limits.degrade import Degrader, server_of
 from turnout.limits.gate import GateParts, GateResult, admit_in_process
 from turnout.limits.ids import entry_id
@@ -48,6 +55,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
+    from turnout.limits.ledger import SpendLedger
+
 _GATE = (
     SERVER_NOW_LUA
     + RATE_LUA
@@ -65,8 +74,8 @@ end
 local b = {-1, '0', '0'}
 if ARGV[7] ~= '' then
   b = budget_reserve(KEYS[4], KEYS[5], now, tonumber(ARGV[7]), ARGV[8], member,
-                     tonumber(ARGV[9]), tonumber(ARGV[10]))
-  if b[1] == 0 and (rpm > 0 or tpm > 0) then
+                     tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11] == '1')
+  if b[1] ~= 1 and (rpm > 0 or tpm > 0) then
     rate_undo(KEYS[2], KEYS[3], member, tpm > 0 and tokens or 0, window)
     r[2] = math.max(0, r[2] - (rpm > 0 and 1 or 0))
     if tpm > 0 then r[3] = math.max(0, r[3] - tokens) end
@@ -103,9 +112,11 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         retry_after_s: float = 1.0,
         on_degrade: Callable[[str], None] | None = None,
         clock: Callable[[], float] | None = None,
+        ledger: SpendLedger | None = None,
     ) -> None:
         self.redis = redis
         self._clock = clock
+        self.ledger = ledger
         self.limiter = RedisRateLimiter(
             redis, prefix=f"{prefix}:rl", timeout_s=timeout_s, retry_after_s=retry_after_s,
             on_degrade=on_degrade, clock=clock,
@@ -123,6 +134,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
             on_degrade=on_degrade, server=server_of(redis),
         )  # fmt: skip
         self._gate = Lua(_GATE)
+        self._seed = Lua(SEED_LUA)
         self._undo: AsyncScript = redis.register_script(_UNDO)
 
     async def prepare(self, connections: int = 16) -> bool:
@@ -147,12 +159,38 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         budget: KeyBudget | None,
         estimate: Decimal,
     ) -> GateResult:
-        async def shared() -> GateResult:
-            return await self._admit(scope, limit, tokens, budget, estimate)
+        seed = self.ledger is not None
 
-        return await self.degrader.run(
-            shared, lambda: self._local(scope, limit, tokens, budget, estimate)
-        )
+        async def shared() -> GateResult:
+            return await self._admit(scope, limit, tokens, budget, estimate, seed=seed)
+
+        def local() -> GateResult:
+            return self._local(scope, limit, tokens, budget, estimate)
+
+        result = await self.degrader.run(shared, local)
+        if result.unseeded and budget is not None:
+            await self._seed_budget(budget)
+            seed = False  # decided now on what Redis holds, seeded or not
+            result = await self.degrader.run(shared, local)
+        return result
+
+    async def _seed_budget(self, budget: KeyBudget) -> None:
+        """Seed ``budget``'s state for this period from the trace store (once across
+        replicas; the store's spend counts only if larger than what Redis holds)."""
+        assert self.ledger is not None
+        now = self._clock() if self._clock is not None else time.time()
+        window = window_of(budget.period, now)
+        spent = await self.ledger.spent(budget.name, window)
+        sk, _ = self.budgets.keys_of(budget.name, window.id)
+        args = [spent or 0, self.budgets.key_ttl_ms(window.ends_at, now)]
+
+        async def seed() -> None:
+            if self._pipelined is not None:
+                await self._pipelined.evalsha(self._seed, [sk], args)
+            else:
+                await self._seed(self.redis, [sk], args)
+
+        await self.degrader.attempt(seed)
 
     async def _admit(
         self,
@@ -161,11 +199,13 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         tokens: int,
         budget: KeyBudget | None,
         estimate: Decimal,
+        *,
+        seed: bool = False,
     ) -> GateResult:
         now = self._clock() if self._clock is not None else time.time()
         member = entry_id()
         keys = [self.events.key, *rate_keys(self.limiter.prefix, scope)]
-        budget_args: list[Any] = ["", 0, 0, 0]
+        budget_args: list[Any] = ["", 0, 0, 0, "0"]
         window = None
         amount = cost_to_pico(estimate)
         if budget is not None:
@@ -173,7 +213,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
             keys += self.budgets.keys_of(budget.name, window.id)
             budget_args = [
                 cost_to_pico(budget.budget_usd), amount, self.budgets.hold_ttl_ms,
-                self.budgets.key_ttl_ms(window.ends_at, now),
+                self.budgets.key_ttl_ms(window.ends_at, now), "1" if seed else "0",
             ]  # fmt: skip
         else:
             keys += ["-", "-"]
@@ -188,8 +228,10 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         generation, rate_reply, budget_reply = reply
         rate = rate_decision(rate_reply, limit) if limit else None
         gen, tokens = int(generation), max(0, tokens)
-        if budget is None or window is None or int(budget_reply[0]) < 0:
+        if budget is None or window is None or int(budget_reply[0]) == -1:
             return GateResult(gen, rate, scope=scope, tokens=tokens, member=member)
+        if int(budget_reply[0]) == -2:  # its rate-limit entry was taken back
+            return GateResult(gen, None, scope=scope, tokens=tokens, unseeded=True)
         spent, held = int(float(budget_reply[1])), int(float(budget_reply[2]))
         self.budgets.remember(budget.name, window.id, spent)
         state = BudgetState(budget, window.id, spent, held, window.ends_at)

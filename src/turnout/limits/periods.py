@@ -15,10 +15,12 @@ from turnout.keys.model import Period
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """One period: its id, and when it ends (epoch seconds; None for ``total``)."""
+    """One period: its id, and when it starts and ends (epoch seconds; None for
+    ``total``)."""
 
     id: str
     ends_at: float | None
+    starts_at: float | None = None
 
 
 _SEEN: dict[tuple[Period, int], Window] = {}
@@ -39,13 +41,15 @@ def _window_of(period: Period, now: float) -> Window:
     moment = datetime.fromtimestamp(now, UTC)
     day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     if period is Period.DAY:
-        return Window(day.date().isoformat(), (day + timedelta(days=1)).timestamp())
+        following = day + timedelta(days=1)
+        return Window(day.date().isoformat(), following.timestamp(), day.timestamp())
     if period is Period.WEEK:
         start = day - timedelta(days=day.weekday())
         year, week, _ = start.isocalendar()
-        return Window(f"{year}-W{week:02d}", (start + timedelta(days=7)).timestamp())
+        following = start + timedelta(days=7)
+        return Window(f"{year}-W{week:02d}", following.timestamp(), start.timestamp())
     if period is Period.MONTH:
         start = day.replace(day=1)
         following = (start + timedelta(days=32)).replace(day=1)
-        return Window(start.strftime("%Y-%m"), following.timestamp())
+        return Window(start.strftime("%Y-%m"), following.timestamp(), start.timestamp())
     return Window("total", None)

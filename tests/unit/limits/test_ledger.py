@@ -1,0 +1,75 @@
+"""A key's spend in a period from the trace store, and in-process budgets started from it."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from turnout.keys.cache import LocalKeyEvents
+from turnout.keys.model import Period
+from turnout.limits.budget import KeyBudget, MemoryBudgets
+from turnout.limits.gate import LocalGate
+from turnout.limits.ledger import SpendLedger
+from turnout.limits.periods import window_of
+from turnout.limits.rate import MemoryRateLimiter, RateLimit
+from turnout.tracing.sqlite import SQLiteStore
+
+
+def spend(store: SQLiteStore, run_id: str, key: str | None, started_at: float, pico: int) -> None:
+    store.execute(
+        "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
+        "cost_picousd) VALUES (?, 'gateway', 'p', 'succeeded', ?, ?, ?)",
+        (run_id, started_at, key, pico),
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    return SQLiteStore(tmp_path / "traces.db")
+
+
+async def test_the_spend_of_one_key_in_one_period(store: SQLiteStore) -> None:
+    now = time.time()
+    today = window_of(Period.DAY, now)
+    assert today.starts_at is not None and today.starts_at <= now < today.ends_at  # type: ignore[operator]
+    spend(store, "a1", "team-a", today.starts_at, 5)  # the period's first moment counts
+    spend(store, "a2", "team-a", now, 7)
+    spend(store, "a3", "team-a", today.starts_at - 1, 1_000)  # yesterday
+    spend(store, "b1", "team-b", now, 1_000)
+    spend(store, "n1", None, now, 1_000)
+    ledger = SpendLedger(store, offload=False)
+    assert await ledger.spent("team-a", today) == 12
+    assert await ledger.spent("team-a", window_of(Period.TOTAL, now)) == 1_012
+    assert await ledger.spent("nobody", today) == 0
+    offloaded = SpendLedger(store, offload=True)
+    assert await offloaded.spent("team-a", today) == 12
+
+
+async def test_a_store_that_fails_is_left_alone(store: SQLiteStore) -> None:
+    store.close()  # every query now fails
+    t = [0.0]
+    ledger = SpendLedger(store, offload=False, retry_after_s=30, clock=lambda: t[0])
+    today = window_of(Period.DAY, time.time())
+    assert await ledger.spent("team-a", today) is None
+    assert await ledger.spent("team-a", today) is None
+    assert ledger.reads == 1  # not asked again within retry_after_s
+    t[0] = 31
+    assert await ledger.spent("team-a", today) is None
+    assert ledger.reads == 2
+
+
+async def test_in_process_budgets_start_from_the_store(store: SQLiteStore) -> None:
+    budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
+    spend(store, "a1", "team-a", time.time(), 95_000_000)
+    ledger = SpendLedger(store, offload=False)
+    gate = LocalGate(LocalKeyEvents(), MemoryRateLimiter(), MemoryBudgets(), ledger)
+    refused = await gate.admit("team-a", RateLimit(rpm=10), 0, budget, Decimal("0.00001"))
+    assert refused.over_budget is not None and refused.reservation is None
+    assert refused.over_budget.state.spent_pico == 95_000_000
+    admitted = await gate.admit("team-a", RateLimit(rpm=10), 0, budget, Decimal("0.000004"))
+    assert admitted.reservation is not None
+    assert ledger.reads == 1  # once per key and period
+    assert (await gate.limiter.admit("team-a", RateLimit(rpm=10))).remaining_requests == 8
