@@ -1,11 +1,17 @@
-"""A TCP forwarder a test can cut and restore: "the database is unreachable" without
-stopping the machine's server. While stopped, its port refuses connections and every
-connection through it is closed."""
+"""A TCP forwarder a test can cut and restore, or freeze and thaw: "the database is
+unreachable" without stopping the machine's server. While stopped, its port refuses
+connections and every connection through it is closed. While frozen, nothing is
+forwarded either way but every connection stays open and new ones are taken: what a
+client sees of a SIGSTOPped server, or of a proxy or network that blackholes an
+established connection (its bytes are acknowledged, or just lost, and nothing comes
+back). Run as ``python -m support.tcp_proxy PORT`` it forwards to 127.0.0.1:PORT from
+a process of its own, printing the port it listens on."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 
 
@@ -18,6 +24,16 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
+
+    def freeze(self) -> None:
+        """Stop forwarding; keep every connection open (and take new ones)."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Forward again, what was held first."""
+        self._flowing.set()
 
     def start(self) -> None:
         listener = socket.socket()
@@ -39,6 +55,7 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
+        self.thaw()  # a frozen pump goes on to find its sockets closed
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -61,10 +78,10 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -72,3 +89,10 @@ class TcpProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+
+
+if __name__ == "__main__":
+    proxy = TcpProxy(("127.0.0.1", int(sys.argv[1])))
+    proxy.start()
+    print(proxy.port, flush=True)
+    sys.stdin.read()  # until the test closes our stdin (or kills us)

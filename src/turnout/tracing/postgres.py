@@ -7,14 +7,26 @@ it. A batch is one transaction of one statement per table, its rows sent as one 
 array (:func:`~turnout.tracing.rows.json_rows`; ``executemany`` when JSON would not
 carry a value exactly).
 
-A write statement that runs longer than ``write_timeout_s`` (waiting on a lock, an
-overloaded server) is cancelled by the server (``statement_timeout``) and fails like any
-other: the trace writer spills the batch and tries again later, instead of waiting on
-it while its queue grows. The server enforces it: a server or network that stops
-answering altogether is not bounded by it.
+Every round trip has a deadline, so a failing database turns into an error the trace
+writer can act on (spill the batch, try again later) instead of a thread that waits
+while its queue grows:
+
+* a write statement that runs longer than ``write_timeout_s`` (waiting on a lock, an
+  overloaded server) is cancelled by the server (``statement_timeout``), and the
+  connection is kept;
+* a write (or :meth:`~PostgresStore.execute`) still unanswered ``write_timeout_s`` + 1 s
+  after it began, a server or network that stopped answering altogether (SIGSTOPped,
+  partitioned, a proxy that blackholes the connection), is cut off on the client: the
+  connection's socket is shut down (:mod:`turnout.tracing.watchdog`), the connection
+  dropped and the write fails; so does a write that waits that long for the connection
+  another thread holds;
+* a read is cut off after ``read_timeout_s`` (60 s; None: no limit), on the client
+  only: a report may legitimately read for a while;
+* a new connection is bounded by ``connect_timeout_s`` (psycopg: 2 s at least).
 
 One connection serves every thread behind a lock; a connection found broken
-(server restart, idle connection cut) is replaced and the call tried once more. Error messages are
+(server restart, idle connection cut) is replaced and the call tried once more (not
+one cut off by its deadline: the server is not answering). Error messages are
 one line and never carry the password of the DSN.
 """
 
@@ -22,9 +34,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import zlib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from turnout.errors import StoreError
@@ -32,6 +45,7 @@ from turnout.tracing import rows
 from turnout.tracing.migrations import Dialect, Execute, apply_migrations
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
 from turnout.tracing.sql_store import SQLStore
+from turnout.tracing.watchdog import Watchdog
 
 if TYPE_CHECKING:
     import psycopg
@@ -40,11 +54,17 @@ _DIALECT = Dialect.POSTGRES
 _MIGRATION_LOCK = zlib.crc32(b"turnout.tracing.migrations")
 _DEFAULT_CONNECT_TIMEOUT_S = 10
 _DEFAULT_WRITE_TIMEOUT_S = 10.0
+_DEFAULT_READ_TIMEOUT_S = 60.0
+_CLIENT_GRACE_S = 1.0
+"""How much longer than ``statement_timeout`` a write waits on the client: long enough
+for the server's own cancellation (which keeps the connection) to come first."""
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:\\.|[^'\\])*'|\S+)", re.IGNORECASE)
 
 _UPSERT_RUN = _DIALECT.sql(rows.UPSERT_RUN)
 _UPSERT_STEP = _DIALECT.sql(rows.UPSERT_STEP)
 _INSERT_ATTEMPT = _DIALECT.sql(rows.INSERT_ATTEMPT)
+
+_T = TypeVar("_T")
 
 INSTALL_HINT = "the PostgreSQL trace store needs psycopg: pip install 'turnout[postgres]'"
 
@@ -90,14 +110,18 @@ class PostgresStore(SQLStore):
         *,
         connect_timeout_s: float = _DEFAULT_CONNECT_TIMEOUT_S,
         write_timeout_s: float = _DEFAULT_WRITE_TIMEOUT_S,
+        read_timeout_s: float | None = _DEFAULT_READ_TIMEOUT_S,
     ) -> None:
         self._dsn = dsn
         timeout_ms = max(1, round(write_timeout_s * 1000))
         self._write_timeout = f"SET LOCAL statement_timeout = {timeout_ms}"
+        self._write_bound_s = write_timeout_s + _CLIENT_GRACE_S
+        self._read_bound_s = read_timeout_s
         self.display = redact_dsn(dsn)
         self._connect_timeout_s = connect_timeout_s
         self._lock = threading.RLock()
         self._closed = False
+        self._watchdog = Watchdog("turnout-postgres-watchdog")
         self._conn = self._connect()
         try:
             with self._conn.transaction():
@@ -165,17 +189,48 @@ class PostgresStore(SQLStore):
             self._conn = self._connect()
         return self._conn
 
-    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with self._lock:
+    def _call(
+        self,
+        what: str,
+        bound_s: float | None,
+        work: Callable[[psycopg.Connection[tuple[Any, ...]]], _T],
+    ) -> _T:
+        """``work`` on the live connection, all of it within ``bound_s`` (None: no
+        limit), waiting for the lock included. A connection found broken is replaced and
+        ``work`` tried once more, unless the deadline cut it off."""
+        deadline = None if bound_s is None else time.monotonic() + bound_s
+        if not self._lock.acquire(timeout=-1 if bound_s is None else bound_s):
+            raise StoreError(
+                f"trace store {self.display}: {what} failed: "
+                f"the connection stayed busy for {bound_s:g} s"
+            )
+        try:
             for retry in (True, False):
                 conn = self._connection()
-                try:
-                    return conn.execute(sql, params).fetchall()
-                except Exception as exc:
-                    if retry and conn.broken:
-                        continue  # a stale connection (server restarted): once more, anew
-                    raise self._error(f"trace store {self.display}: read failed", exc) from None
-        raise AssertionError("unreachable")
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                with self._watchdog.guard(conn.fileno(), left) as guard:
+                    try:
+                        return work(conn)
+                    except Exception as exc:
+                        if guard.fired:
+                            conn.close()
+                            raise StoreError(
+                                f"trace store {self.display}: {what} failed: no answer "
+                                f"within {bound_s:g} s (connection dropped)"
+                            ) from None
+                        if retry and conn.broken:
+                            continue  # a stale connection (server restarted): once more, anew
+                        raise self._error(
+                            f"trace store {self.display}: {what} failed", exc
+                        ) from None
+            raise AssertionError("unreachable")
+        finally:
+            self._lock.release()
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self._call(
+            "read", self._read_bound_s, lambda conn: conn.execute(sql, params).fetchall()
+        )
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Read-only SQL in the shared dialect (``?`` placeholders): reports use this."""
@@ -183,17 +238,17 @@ class PostgresStore(SQLStore):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """One write statement in the shared dialect, in its own transaction."""
-        with self._lock:
-            for retry in (True, False):
-                conn = self._connection()
-                try:
-                    with conn.transaction():
-                        conn.execute(Dialect.POSTGRES.sql(sql), params)
-                    return
-                except Exception as exc:
-                    if retry and conn.broken:
-                        continue
-                    raise self._error(f"trace store {self.display}: write failed", exc) from None
+
+        def execute(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+            with conn.transaction():
+                conn.execute(self._write_timeout)
+                conn.execute(Dialect.POSTGRES.sql(sql), params)
+
+        self._call("write", self._write_bound_s, execute)
+
+    def close(self) -> None:
+        super().close()
+        self._watchdog.close()
 
     # -- TraceStore --------------------------------------------------------------------
 
@@ -218,24 +273,19 @@ class PostgresStore(SQLStore):
             for one_by_one, all_at_once, table_rows in tables
             if table_rows
         ]
-        with self._lock:
-            for retry in (True, False):
-                conn = self._connection()
-                try:
-                    with conn.transaction(), conn.cursor() as cur:
-                        cur.execute(self._write_timeout)
-                        for one_by_one, all_at_once, table_rows, payload in batches:
-                            if payload is None:
-                                cur.executemany(one_by_one, table_rows)
-                            else:
-                                cur.execute(all_at_once, (payload,))
-                    return
-                except Exception as exc:
-                    # A connection found broken (server restarted, idle connection cut)
-                    # rolled the transaction back: write the batch once more on a new one.
-                    if retry and conn.broken:
-                        continue
-                    raise self._error(f"trace store {self.display}: write failed", exc) from None
+
+        def write(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(self._write_timeout)
+                for one_by_one, all_at_once, table_rows, payload in batches:
+                    if payload is None:
+                        cur.executemany(one_by_one, table_rows)
+                    else:
+                        cur.execute(all_at_once, (payload,))
+
+        # A connection found broken (server restarted, idle connection cut) rolled the
+        # transaction back: the batch is written once more on a new one.
+        self._call("write", self._write_bound_s, write)
 
     def _executor(self, conn: psycopg.Connection[tuple[Any, ...]]) -> Execute:
         def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

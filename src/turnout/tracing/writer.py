@@ -30,8 +30,12 @@ writing) as soon as the backlog is back. So memory stays bounded by the backlog,
 by ``max_pending``, while the file has room; once it is full, batches go to the store
 again (the file replayed first, whole), so they wait in memory rather than being
 dropped. The file drains once the store keeps up again. This needs the writer's thread
-to come back from the store between batches: a write the store never answers holds
-it (the PostgreSQL store cancels statements past ``write_timeout_s``).
+to come back from the store between batches: a write the store never answers would
+hold it, so the store must bound its writes (the PostgreSQL store fails a write within
+``write_timeout_s`` + 1 s whatever the server or the network does). With such a store
+:meth:`~TraceWriter.close` is bounded too: the batch it writes fails within that time
+and spills, and the last replay before stopping is not tried when the store failed
+while closing (the spill file waits for the next start).
 
 The writer does not close its store; whoever opened the store closes it.
 """
@@ -39,6 +43,7 @@ The writer does not close its store; whoever opened the store closes it.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -133,7 +138,8 @@ class TraceWriter:
             else max(1, min(10 * max_batch, max_pending // 2))
         )
         self._slow = False  # spilling because the store is slower than the traffic
-        self._store_down_until = 0.0
+        self._store_failed_at = -math.inf
+        self._closing_at = math.inf
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._wake = threading.Event()  # cuts a batch's wait short: flush, close, full
         self._failures = _Failures()
@@ -195,6 +201,7 @@ class TraceWriter:
         with self._close_lock:
             if not self._closed:
                 self._closed = True
+                self._closing_at = time.monotonic()
                 marker = _Marker(stop=True)
                 self._queue.put(marker)
                 self._wake.set()
@@ -259,8 +266,10 @@ class TraceWriter:
             batch, markers = self._gather()
             try:
                 self._write(batch)
-                if any(m.stop for m in markers):
-                    self._replay(force=True)  # one last try before stopping
+                if any(m.stop for m in markers) and self._store_failed_at < self._closing_at:
+                    # One last try before stopping, unless the store failed while closing:
+                    # trying again would hold the close for another of its timeouts.
+                    self._replay(force=True)
             finally:
                 for marker in markers:
                     stop = stop or marker.stop
@@ -310,13 +319,13 @@ class TraceWriter:
         ``give_way``): what is left waits for the next turn."""
         if self.spill is None or not self.spill.pending:
             return True
-        if not force and time.monotonic() < self._store_down_until:
+        if not force and time.monotonic() < self._store_failed_at + self.retry_s:
             return False
         stop = self._backlogged if give_way and not force else None
         try:
             written = self.spill.replay(self.store.write_batch, stop=stop)
         except Exception:
-            self._store_down_until = time.monotonic() + self.retry_s
+            self._store_failed_at = time.monotonic()
             return False
         if self.spill.pending:
             return False
@@ -360,7 +369,7 @@ class TraceWriter:
         except Exception as exc:
             text = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
             if self.spill is not None:
-                self._store_down_until = time.monotonic() + self.retry_s
+                self._store_failed_at = time.monotonic()
                 self._to_spill(run_list, step_list, attempts, batch, text)
                 return
             with self._failures_lock:

@@ -19,7 +19,8 @@ from turnout.tracing.writer import TraceWriter
 
 class Flaky:
     """A real SQLite store whose writes fail while ``down``, and take ``delay_s`` each
-    (a loaded database)."""
+    (a loaded database; one that is down too: a store that stopped answering, which
+    fails a write only after its timeout)."""
 
     def __init__(self, path: Path, delay_s: float = 0.0) -> None:
         self.inner = SQLiteStore(path)
@@ -33,9 +34,9 @@ class Flaky:
         steps: Sequence[StepRecord],
         attempts: Sequence[AttemptRecord],
     ) -> None:
+        time.sleep(self.delay_s)
         if self.down:
             raise StoreError("trace store: cannot connect (test)")
-        time.sleep(self.delay_s)
         self.batches += 1
         self.inner.write_batch(runs, steps, attempts)
 
@@ -108,6 +109,39 @@ def test_writer_spills_and_replays_in_order(tmp_path: Path) -> None:
     assert not spill.pending and spill.replayed == 3
     assert store.inner.get_run("run-0001").run.status == "succeeded"  # type: ignore[union-attr]
     assert len(store.inner.list_runs()) == 2
+    store.inner.close()
+
+
+def test_closing_while_the_store_hangs_waits_out_one_timeout_not_two(tmp_path: Path) -> None:
+    """SIGTERM's drain with a store that stopped answering: the batch written at close
+    fails after the store's timeout and spills, and the last replay is not tried against
+    a store that failed while closing."""
+    store = Flaky(tmp_path / "traces.db")
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    writer = TraceWriter(store, spill=spill, retry_s=0.05, max_delay_s=0.001)  # type: ignore[arg-type]
+    writer.submit(_run(0))
+    writer.flush()
+    store.down, store.delay_s = True, 0.5  # each write fails after 0.5 s
+    writer.submit(_run(1))
+    writer.submit(_attempt(1))
+    started = time.monotonic()
+    writer.close()  # no StoreError: on disk
+    assert time.monotonic() - started < 0.8
+    assert spill.spilled == 2 and spill.pending
+    store.inner.close()
+
+
+def test_closing_soon_after_the_store_came_back_replays_the_file(tmp_path: Path) -> None:
+    store = Flaky(tmp_path / "traces.db")
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    writer = TraceWriter(store, spill=spill, retry_s=60, max_delay_s=0.001)  # type: ignore[arg-type]
+    store.down = True
+    writer.submit(_run(1))
+    writer.flush()
+    assert spill.pending
+    store.down = False
+    writer.close()  # long before retry_s: the last try at close writes it
+    assert not spill.pending and store.inner.get_run("run-0001") is not None
     store.inner.close()
 
 
