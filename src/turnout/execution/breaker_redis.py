@@ -48,8 +48,11 @@ slot.
 
 When Redis cannot be reached the store fails open (``fail_open=True``): every
 model is allowed and results (queued ones too) are dropped, so a Redis outage never
-stops traffic. After a failure Redis is left alone for ``retry_after_s`` (1 s), so a
-dead Redis costs one connection attempt a second, not one a call. The first
+stops traffic. After a failure Redis is left alone for ``retry_after_s`` (1 s); then one
+call tries it again while the others still rest, so a dead or frozen Redis costs one
+attempt a second, not one a call. An outage another part of the process found on the
+same server (:data:`turnout.limits.degrade.OUTAGES`) is taken at once, and while one
+caller refreshes the view the others answer from it as last seen. The first
 failure is logged as a warning on ``turnout.breaker`` and the recovery as info.
 With ``fail_open=False`` the Redis error is raised (a failed background flush
 has no caller: it is logged).
