@@ -415,6 +415,8 @@ async def test_two_workers_aggregate_metrics(upstream: str, dsn: str, tmp_path: 
             assert [r[0] for r in results] == [200] * 40
             async with session.get(f"{gw.url}/metrics") as r:
                 text = await r.text()
+    # no Redis: each worker has its own limits and budgets, and serve said so
+    assert "each of the 2 workers keeps its own rate limits and budgets" in gw.log.read_text()
     total = sum(
         s.value
         for family in parser.text_string_to_metric_families(text)

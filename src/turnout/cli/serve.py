@@ -66,6 +66,16 @@ def serve_cmd(
 
         if (port if port is not None else config.port) == 0:
             raise ConfigError("--workers needs a fixed --port (they share it)", field="--port")
+        if (
+            config.auth_for(host or config.host) == "keys"
+            and settings.executor.get("state") != "redis"
+        ):
+            click.echo(
+                f"turnout serve: warning: executor.state is memory, so each of the {workers} "
+                f"workers keeps its own rate limits and budgets (a key may get up to {workers}x "
+                "its limits); set executor.state: redis to share them",
+                err=True,
+            )
         raise SystemExit(run_workers(workers))
 
     def ready(gateway: Gateway) -> None:
