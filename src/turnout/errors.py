@@ -23,6 +23,7 @@
     ├── BudgetExceeded              the next call would pass a run or step cost cap (none spent)
     ├── CheckError                  a check that could not be evaluated (e.g. a python check raised)
     └── StoreError                  the trace store could not be opened, migrated or written
+        └── CommitUnknown           a write's COMMIT went unanswered: it may have been written
 
 ``ProviderError.retryable`` says whether the executor may retry or fall back.
 """
@@ -189,6 +190,18 @@ class CheckError(TurnoutError):
 
 class StoreError(TurnoutError):
     """The trace store failed."""
+
+
+class CommitUnknown(StoreError):
+    """A write failed after its COMMIT was sent (the connection was cut, or the answer did
+    not come in time): the server may have committed it. ``transaction`` names the
+    write's transaction for the store to ask about later
+    (:meth:`~turnout.tracing.store.CommitStatus.committed`), or is None when the store
+    cannot say (then writing it again may write it twice)."""
+
+    def __init__(self, message: str, *, transaction: str | None) -> None:
+        self.transaction = transaction
+        super().__init__(message)
 
 
 def error_class_of(exc: BaseException) -> str:

@@ -3,7 +3,10 @@ stops forwarding but keeps every connection open (what a SIGSTOPped server, or a
 or network that blackholes a connection, looks like to the client), or is a process of
 the test's own that it SIGSTOPs. Every call of the store fails within its bound, the
 writer spills instead of hanging (closing too), and once the database answers again
-the spill file is replayed: rows = records written."""
+the spill file is replayed: rows = records written. Also when the answer lost is the one
+to COMMIT (the proxy freezes, or cuts the connection, right after forwarding it): the
+server may have committed, so the batch is spilled naming its transaction and replayed
+only if that did not commit; attempt rows are written exactly once."""
 
 from __future__ import annotations
 
@@ -23,10 +26,10 @@ from tests.integration.test_postgres_spill import _drain, _request
 
 from support.pg import throwaway_database
 from support.tcp_proxy import TcpProxy
-from turnout.errors import StoreError
+from turnout.errors import CommitUnknown, StoreError
 from turnout.tracing.postgres import PostgresStore
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
-from turnout.tracing.spill import SpillFile
+from turnout.tracing.spill import SpillFile, decode_batch
 from turnout.tracing.writer import TraceWriter
 
 pytestmark = pytest.mark.postgres
@@ -187,6 +190,131 @@ def test_closing_a_writer_while_the_database_is_frozen_is_bounded(tmp_path: Path
         with PostgresStore(dsn) as direct:  # the next start, straight to the database
             TraceWriter(direct, spill=SpillFile(spill.path)).close()
         assert _counts(dsn) == (100, 100) and not spill.pending
+
+
+def _writer_losing_one_commit(tmp_path: Path, *, forward: bool) -> tuple[str, SpillFile, int]:
+    """Three requests through a writer; the second one's COMMIT is forwarded (the server
+    commits) or dropped (it never gets it, and rolls back when the connection goes), and
+    the proxy freezes: the answer never comes. The DSN, the spill file and how many
+    transactions its spilled lines named."""
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    with throwaway_database() as dsn, _frozen_path(dsn) as (proxy, via_proxy):
+        store = PostgresStore(via_proxy, connect_timeout_s=1, write_timeout_s=WRITE_TIMEOUT_S)
+        writer = TraceWriter(store, spill=spill, retry_s=0.1, max_delay_s=0.005)
+        try:
+            writer.submit_many(_request(0))
+            writer.flush()
+            proxy.trip_on(b"COMMIT", forward=forward)
+            writer.submit_many(_request(1))
+            writer.flush(timeout=BOUND_S + SLACK_S)  # spilled after the write's bound
+            lines = spill.path.read_bytes().splitlines(keepends=True)
+            named = sum(len(decode_batch(line).in_doubt) for line in lines)
+            proxy.thaw()
+            writer.submit_many(_request(2))
+            _drain(writer, spill)
+        finally:
+            proxy.thaw()
+            store.close()
+        assert spill.dropped == 0 and spill.replayed == spill.spilled > 0
+        assert _counts(dsn) == (3, 3)  # rows = requests: each attempt exactly once
+        return dsn, spill, named
+
+
+def test_a_batch_whose_commit_answer_was_lost_is_not_written_twice(tmp_path: Path) -> None:
+    _, spill, named = _writer_losing_one_commit(tmp_path, forward=True)
+    assert named == 1 and spill.found_written == 2  # asked, found committed: not rewritten
+
+
+def test_a_batch_in_doubt_that_the_server_rolled_back_is_replayed(tmp_path: Path) -> None:
+    _, spill, named = _writer_losing_one_commit(tmp_path, forward=False)
+    assert named == 1 and spill.found_written == 0  # asked, found not committed: written
+
+
+def test_a_connection_cut_after_commit_is_not_written_again_on_a_new_one() -> None:
+    """The connection breaks while COMMIT is answered: before, the store wrote the batch
+    once more on a new connection, as for a connection found broken before the write."""
+    import psycopg
+
+    with throwaway_database() as dsn, _frozen_path(dsn) as (proxy, via_proxy):
+        with PostgresStore(
+            via_proxy, connect_timeout_s=1, write_timeout_s=WRITE_TIMEOUT_S
+        ) as store:
+            store.write_batch(*_batch(0))
+            proxy.trip_on(b"COMMIT", then="cut")
+            with pytest.raises(CommitUnknown, match="may have been written") as cut:
+                store.write_batch(*_batch(1))
+            transaction = cut.value.transaction
+            assert transaction is not None and store.committed(transaction)
+            assert _counts(dsn) == (2, 2)
+            proxy.trip_on(b"COMMIT", forward=False, then="cut")  # never reaches the server
+            with pytest.raises(CommitUnknown) as dropped:
+                store.write_batch(*_batch(2))
+            assert dropped.value.transaction is not None
+            deadline = time.monotonic() + 5
+            while True:  # the server rolls back once it sees the connection gone
+                try:
+                    assert not store.committed(dropped.value.transaction)
+                    break
+                except StoreError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+            server, _, xid = transaction.rpartition("/")
+            with psycopg.connect(dsn) as other:  # a transaction still open
+                ((open_xid,),) = other.execute("SELECT txid_current()").fetchall()
+                with pytest.raises(StoreError, match="still in progress"):
+                    store.committed(f"{server}/{open_xid}")
+            assert not store.committed(f"{server}/{int(xid) + 10**9}")  # not yet: never was
+            assert not store.committed(f"0/1/{xid}")  # another database's transaction
+            assert not store.committed("not a transaction")
+        assert _counts(dsn) == (2, 2)
+
+
+@pytest.mark.parametrize("version", [120000, 90600])
+def test_older_servers_name_the_transaction_their_way_or_not_at_all(
+    version: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL 10-12 (``txid_current()``, ``txid_status()``) and before 10 (no way to
+    ask: the write is in doubt, unnamed), on a server where ``pg_control_system()`` may
+    not be called (the database alone names where a transaction ran)."""
+    from turnout.tracing import postgres
+
+    functions = postgres._xact_functions(version)
+    monkeypatch.setattr(postgres, "_xact_functions", lambda _: functions)
+    monkeypatch.setattr(postgres, "_SERVER_ID", "SELECT no_such_function()")
+    with throwaway_database() as dsn, _frozen_path(dsn) as (proxy, via_proxy):
+        with PostgresStore(
+            via_proxy, connect_timeout_s=1, write_timeout_s=WRITE_TIMEOUT_S
+        ) as store:
+            store.write_batch(*_batch(0))
+            proxy.trip_on(b"COMMIT", then="cut")
+            with pytest.raises(CommitUnknown) as cut:
+                store.write_batch(*_batch(1))
+            transaction = cut.value.transaction
+            if functions is None:
+                assert transaction is None
+            else:
+                assert transaction is not None and transaction.startswith("-/")
+                assert store.committed(transaction)
+        assert _counts(dsn) == (2, 2)
+
+
+def test_a_replay_whose_commit_answer_was_lost_is_not_written_twice(tmp_path: Path) -> None:
+    """The replay's own write loses its COMMIT's answer: the next replay asks about that
+    transaction, finds it committed and moves on."""
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    spill.append(*_batch(1))
+    spill.append(*_batch(2))
+    with throwaway_database() as dsn, _frozen_path(dsn) as (proxy, via_proxy):
+        with PostgresStore(
+            via_proxy, connect_timeout_s=1, write_timeout_s=WRITE_TIMEOUT_S
+        ) as store:
+            proxy.trip_on(b"COMMIT", then="cut")
+            with pytest.raises(CommitUnknown):
+                spill.replay(store.write_batch, committed=store.committed)
+            assert spill.pending and spill.doubt_path.exists()
+            assert spill.replay(store.write_batch, committed=store.committed) == 4
+        assert spill.found_written == 2 and not spill.pending
+        assert _counts(dsn) == (2, 2)
 
 
 @contextmanager

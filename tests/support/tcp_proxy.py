@@ -4,8 +4,10 @@ connections and every connection through it is closed. While frozen, nothing is
 forwarded either way but every connection stays open and new ones are taken: what a
 client sees of a SIGSTOPped server, or of a proxy or network that blackholes an
 established connection (its bytes are acknowledged, or just lost, and nothing comes
-back). Run as ``python -m support.tcp_proxy PORT`` it forwards to 127.0.0.1:PORT from
-a process of its own, printing the port it listens on."""
+back). :meth:`TcpProxy.trip_on` does either at one exact point of the conversation:
+right after (or instead of) forwarding the client's next message that holds a marker,
+say ``COMMIT``. Run as ``python -m support.tcp_proxy PORT`` it forwards to
+127.0.0.1:PORT from a process of its own, printing the port it listens on."""
 
 from __future__ import annotations
 
@@ -13,6 +15,15 @@ import contextlib
 import socket
 import sys
 import threading
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class _Trip:
+    marker: bytes
+    forward: bool
+    then: Literal["freeze", "cut"]
 
 
 class TcpProxy:
@@ -26,6 +37,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._flowing = threading.Event()
         self._flowing.set()
+        self._trip: _Trip | None = None
 
     def freeze(self) -> None:
         """Stop forwarding; keep every connection open (and take new ones)."""
@@ -34,6 +46,24 @@ class TcpProxy:
     def thaw(self) -> None:
         """Forward again, what was held first."""
         self._flowing.set()
+
+    def trip_on(
+        self, marker: bytes, *, forward: bool = True, then: Literal["freeze", "cut"] = "freeze"
+    ) -> None:
+        """Once, at the next chunk a client sends that holds ``marker``: forward it (or,
+        ``forward=False``, drop it: the server never gets it), then freeze (as
+        :meth:`freeze`: the server's answer is held) or cut that connection (both its
+        sockets shut down: the client finds it closed)."""
+        with self._lock:
+            self._trip = _Trip(marker, forward, then)
+
+    def _tripped(self, data: bytes) -> _Trip | None:
+        with self._lock:
+            trip = self._trip
+            if trip is None or trip.marker not in data:
+                return None
+            self._trip = None
+            return trip
 
     def start(self) -> None:
         listener = socket.socket()
@@ -75,14 +105,20 @@ class TcpProxy:
                     upstream.close()
                     return
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, from_client in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pump, args=(a, b, from_client), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
         try:
             while data := src.recv(65536):
                 self._flowing.wait()
-                dst.sendall(data)
+                trip = self._tripped(data) if from_client else None
+                if trip is None or trip.forward:
+                    dst.sendall(data)
+                if trip is not None:
+                    if trip.then == "cut":
+                        return  # both sockets shut down below
+                    self._flowing.clear()
         except OSError:
             pass
         finally:

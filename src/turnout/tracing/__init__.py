@@ -24,7 +24,7 @@ from turnout.tracing.records import (
 )
 from turnout.tracing.rows import cost_to_pico, pico_to_cost, record_to_dict
 from turnout.tracing.sqlite import SQLiteStore
-from turnout.tracing.store import DEFAULT_SQLITE_PATH, TraceStore
+from turnout.tracing.store import DEFAULT_SQLITE_PATH, CommitStatus, TraceStore
 from turnout.tracing.writer import TraceWriter
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "MIGRATIONS",
     "AttemptRecord",
     "AttemptStatus",
+    "CommitStatus",
     "Dialect",
     "Migration",
     "PostgresStore",

@@ -24,10 +24,26 @@ while its queue grows:
   only: a report may legitimately read for a while;
 * a new connection is bounded by ``connect_timeout_s`` (psycopg: 2 s at least).
 
+A write that fails after its COMMIT was sent (the connection cut, or the watchdog firing,
+while the answer was on its way) may have been committed all the same. Writing its batch
+again would write its attempts twice (runs and steps are upserts, attempts plain
+inserts), so such a write raises :class:`~turnout.errors.CommitUnknown` naming its
+transaction: the write's first round trip, the one that sets ``statement_timeout``, also
+reads the transaction's id (``pg_current_xact_id()``; ``txid_current()`` before
+PostgreSQL 13), and the first write on a connection asks which database it is on (the
+cluster's ``system_identifier`` and the database's oid). The trace writer spills the
+batch with that name, and :meth:`PostgresStore.committed` asks the server before the
+batch is replayed (``pg_xact_status()``; ``txid_status()`` before 13): committed, the
+batch is not written again; aborted, too old to tell, not this database's or not in its
+history (a restored backup), it is; still in progress, the replay waits. Before
+PostgreSQL 10 a transaction's status cannot be asked: such a write raises
+``CommitUnknown`` without a name and its batch is written again, as before. A write the
+server answered with an error (it rolled back) is an ordinary failure.
+
 One connection serves every thread behind a lock; a connection found broken
 (server restart, idle connection cut) is replaced and the call tried once more (not
-one cut off by its deadline: the server is not answering). Error messages are
-one line and never carry the password of the DSN.
+one cut off by its deadline: the server is not answering; nor a write whose COMMIT was
+sent). Error messages are one line and never carry the password of the DSN.
 """
 
 from __future__ import annotations
@@ -37,10 +53,11 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from turnout.errors import StoreError
+from turnout.errors import CommitUnknown, StoreError
 from turnout.tracing import rows
 from turnout.tracing.migrations import Dialect, Execute, apply_migrations
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
@@ -58,6 +75,13 @@ _DEFAULT_READ_TIMEOUT_S = 60.0
 _CLIENT_GRACE_S = 1.0
 """How much longer than ``statement_timeout`` a write waits on the client: long enough
 for the server's own cancellation (which keeps the connection) to come first."""
+_SERVER_ID = (
+    "SELECT (SELECT system_identifier FROM pg_control_system())::text || '/' || "
+    "(SELECT oid FROM pg_database WHERE datname = current_database())::text"
+)
+_DATABASE_ID = "SELECT '-/' || (SELECT oid FROM pg_database WHERE datname = current_database())"
+"""Which database a connection's transactions belong to: the cluster and the database
+(the database alone where ``pg_control_system()`` may not be called)."""
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:\\.|[^'\\])*'|\S+)", re.IGNORECASE)
 
 _UPSERT_RUN = _DIALECT.sql(rows.UPSERT_RUN)
@@ -67,6 +91,32 @@ _INSERT_ATTEMPT = _DIALECT.sql(rows.INSERT_ATTEMPT)
 _T = TypeVar("_T")
 
 INSTALL_HINT = "the PostgreSQL trace store needs psycopg: pip install 'turnout[postgres]'"
+
+
+@dataclass(frozen=True, slots=True)
+class _XactFunctions:
+    current: str
+    """An expression: the current transaction's id, as text (one is assigned)."""
+    status: str
+    """A query: ``committed``, ``aborted``, ``in progress`` or NULL of transaction ``%s``."""
+
+
+def _xact_functions(server_version: int) -> _XactFunctions | None:
+    """How a server of this version names a transaction and tells its outcome (None:
+    it cannot, before PostgreSQL 10)."""
+    if server_version >= 130000:
+        return _XactFunctions("pg_current_xact_id()::text", "SELECT pg_xact_status(%s::xid8)")
+    if server_version >= 100000:
+        return _XactFunctions("txid_current()::text", "SELECT txid_status(%s::bigint)")
+    return None
+
+
+@dataclass(slots=True)
+class _Commit:
+    """Where a write stands: the name of its transaction, and whether COMMIT was sent."""
+
+    transaction: str | None = None
+    sent: bool = False
 
 
 def redact_dsn(dsn: str) -> str:
@@ -103,6 +153,9 @@ class PostgresStore(SQLStore):
 
     dialect = _DIALECT
     _conn: psycopg.Connection[tuple[Any, ...]]
+    _xact: _XactFunctions | None
+    _begin: str
+    _server: str | None
 
     def __init__(
         self,
@@ -113,8 +166,8 @@ class PostgresStore(SQLStore):
         read_timeout_s: float | None = _DEFAULT_READ_TIMEOUT_S,
     ) -> None:
         self._dsn = dsn
-        timeout_ms = max(1, round(write_timeout_s * 1000))
-        self._write_timeout = f"SET LOCAL statement_timeout = {timeout_ms}"
+        self._timeout_ms = max(1, round(write_timeout_s * 1000))
+        self._write_timeout = f"SET LOCAL statement_timeout = {self._timeout_ms}"
         self._write_bound_s = write_timeout_s + _CLIENT_GRACE_S
         self._read_bound_s = read_timeout_s
         self.display = redact_dsn(dsn)
@@ -139,11 +192,14 @@ class PostgresStore(SQLStore):
 
     def _error(self, what: str, exc: BaseException) -> StoreError:
         """A one-line StoreError, ``what`` then the cause, with any password removed."""
+        return StoreError(f"{what}: {self._cause(exc)}")
+
+    def _cause(self, exc: BaseException) -> str:
         message = " ".join(str(exc).split()) or type(exc).__name__
         password = _password_of(self._dsn)
         if password:
             message = message.replace(password, "***")
-        return StoreError(f"{what}: {message}")
+        return message
 
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
         try:
@@ -158,10 +214,35 @@ class PostgresStore(SQLStore):
                 options["connect_timeout"] = max(1, round(self._connect_timeout_s))
             if "application_name" not in params:
                 options["application_name"] = "turnout"
-            return psycopg.connect(self._dsn, **options)
+            conn = psycopg.connect(self._dsn, **options)
         except Exception as exc:
             # `from None`: the chained exception could repeat the DSN.
             raise self._error(f"cannot connect to trace store {self.display}", exc) from None
+        self._xact = _xact_functions(conn.info.server_version)
+        self._begin = (
+            self._write_timeout
+            if self._xact is None
+            else f"SELECT set_config('statement_timeout', '{self._timeout_ms}', true), "
+            f"{self._xact.current}"
+        )
+        self._server = None  # asked by the first write (within its deadline)
+        return conn
+
+    def _server_id(self, conn: psycopg.Connection[tuple[Any, ...]]) -> str:
+        """Which database ``conn`` (the live connection) writes to: asked once a
+        connection, outside a transaction."""
+        if self._server is None:
+            import psycopg
+
+            try:
+                row = conn.execute(_SERVER_ID).fetchone()
+            except psycopg.Error:
+                if conn.broken or conn.closed:
+                    raise
+                row = conn.execute(_DATABASE_ID).fetchone()
+            assert row is not None
+            self._server = str(row[0])
+        return self._server
 
     @staticmethod
     def _load_json_inserts(conn: psycopg.Connection[tuple[Any, ...]]) -> tuple[str, str, str]:
@@ -194,10 +275,13 @@ class PostgresStore(SQLStore):
         what: str,
         bound_s: float | None,
         work: Callable[[psycopg.Connection[tuple[Any, ...]]], _T],
+        commit: _Commit | None = None,
     ) -> _T:
         """``work`` on the live connection, all of it within ``bound_s`` (None: no
         limit), waiting for the lock included. A connection found broken is replaced and
-        ``work`` tried once more, unless the deadline cut it off."""
+        ``work`` tried once more, unless the deadline cut it off or ``commit`` (which
+        ``work`` keeps up to date) says COMMIT was sent: then its outcome is unknown
+        (:class:`~turnout.errors.CommitUnknown`)."""
         deadline = None if bound_s is None else time.monotonic() + bound_s
         if not self._lock.acquire(timeout=-1 if bound_s is None else bound_s):
             raise StoreError(
@@ -212,8 +296,12 @@ class PostgresStore(SQLStore):
                     try:
                         return work(conn)
                     except Exception as exc:
+                        unanswered = guard.fired or conn.closed or conn.broken
                         if guard.fired:
                             conn.close()
+                        if commit is not None and commit.sent and unanswered:
+                            raise self._unknown(what, bound_s, exc, guard.fired, commit) from None
+                        if guard.fired:
                             raise StoreError(
                                 f"trace store {self.display}: {what} failed: no answer "
                                 f"within {bound_s:g} s (connection dropped)"
@@ -226,6 +314,19 @@ class PostgresStore(SQLStore):
             raise AssertionError("unreachable")
         finally:
             self._lock.release()
+
+    def _unknown(
+        self, what: str, bound_s: float | None, exc: BaseException, fired: bool, commit: _Commit
+    ) -> CommitUnknown:
+        cause = (
+            f"no answer within {bound_s:g} s (connection dropped)" if fired else self._cause(exc)
+        )
+        named = "" if commit.transaction is None else f" (transaction {commit.transaction})"
+        return CommitUnknown(
+            f"trace store {self.display}: {what} failed after COMMIT was sent, so it may have "
+            f"been written{named}: {cause}",
+            transaction=commit.transaction,
+        )
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._call(
@@ -249,6 +350,35 @@ class PostgresStore(SQLStore):
     def close(self) -> None:
         super().close()
         self._watchdog.close()
+
+    def committed(self, transaction: str) -> bool:
+        """Whether the write that raised :class:`~turnout.errors.CommitUnknown` naming
+        ``transaction`` was committed (:class:`~turnout.tracing.store.CommitStatus`).
+        False also when that cannot be known any more: a transaction too old for the
+        server to remember, or one of another database (the store now elsewhere, a
+        restored backup that never had it)."""
+        server, _, xid = transaction.rpartition("/")
+        if not server or not xid.isdigit():
+            return False
+
+        def ask(conn: psycopg.Connection[tuple[Any, ...]]) -> str | None:
+            import psycopg
+
+            if self._xact is None or self._server_id(conn) != server:
+                return None
+            try:
+                row = conn.execute(self._xact.status, (xid,)).fetchone()
+            except psycopg.errors.InvalidParameterValue:
+                return None  # "in the future": not in this server's history
+            return None if row is None or row[0] is None else str(row[0])
+
+        status = self._call("commit check", self._write_bound_s, ask)
+        if status == "in progress":
+            raise StoreError(
+                f"trace store {self.display}: transaction {xid} is still in progress: "
+                "whether its write committed is not known yet"
+            )
+        return status == "committed"
 
     # -- TraceStore --------------------------------------------------------------------
 
@@ -274,18 +404,28 @@ class PostgresStore(SQLStore):
             if table_rows
         ]
 
+        commit = _Commit()
+
         def write(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+            commit.transaction, commit.sent = None, False
+            server = None if self._xact is None else self._server_id(conn)
             with conn.transaction(), conn.cursor() as cur:
-                cur.execute(self._write_timeout)
+                cur.execute(self._begin)  # statement_timeout (and the transaction's id)
+                if server is not None:
+                    row = cur.fetchone()
+                    assert row is not None
+                    commit.transaction = f"{server}/{row[1]}"
                 for one_by_one, all_at_once, table_rows, payload in batches:
                     if payload is None:
                         cur.executemany(one_by_one, table_rows)
                     else:
                         cur.execute(all_at_once, (payload,))
+                commit.sent = True  # from here on a lost answer leaves the outcome unknown
 
-        # A connection found broken (server restarted, idle connection cut) rolled the
-        # transaction back: the batch is written once more on a new one.
-        self._call("write", self._write_bound_s, write)
+        # A connection found broken before COMMIT was sent (server restarted, idle
+        # connection cut) rolled the transaction back: the batch is written once more on a
+        # new one. After: CommitUnknown, for the replay to ask about.
+        self._call("write", self._write_bound_s, write, commit)
 
     def _executor(self, conn: psycopg.Connection[tuple[Any, ...]]) -> Execute:
         def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

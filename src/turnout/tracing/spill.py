@@ -10,7 +10,18 @@ recorded beside the file (``.offset``), so a replay cut short (a crash, the stor
 failing again) resumes where it stopped and never writes a batch twice. Once every
 batch is written, the file and its offset are removed.
 
-Counters (for metrics): ``spilled`` / ``dropped`` / ``replayed`` records.
+A batch whose write failed with its outcome unknown (:class:`~turnout.errors.CommitUnknown`:
+the connection lost after COMMIT was sent, so the store may have it already) carries the
+name of that write's transaction, ``"in_doubt": [...]`` on its line (lines without it,
+as earlier versions wrote them, replay as before). A replay of such a batch first asks
+the store (``committed``, :class:`~turnout.tracing.store.CommitStatus`): committed, the
+batch is not written again but counts as replayed; not committed, it is written. When a
+replay's own write of a batch leaves its outcome unknown, its transaction is recorded
+beside the file (``.doubt``: the batch's offset and the names), for the next replay to
+ask about as well.
+
+Counters (for metrics): ``spilled`` / ``dropped`` / ``replayed`` records, and of the
+replayed, ``found_written``: those of in-doubt batches the store turned out to have.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from turnout.errors import CommitUnknown
 from turnout.tracing import rows
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
 
@@ -30,6 +42,7 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 _VERSION = 1
 
 WriteBatch = Callable[[Sequence[RunRecord], Sequence[StepRecord], Sequence[AttemptRecord]], None]
+Committed = Callable[[str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +50,23 @@ class Batch:
     runs: tuple[RunRecord, ...]
     steps: tuple[StepRecord, ...]
     attempts: tuple[AttemptRecord, ...]
+    in_doubt: tuple[str, ...] = ()
+    """Transactions that may have written this batch already (their outcome unknown)."""
 
     def __len__(self) -> int:
         return len(self.runs) + len(self.steps) + len(self.attempts)
 
 
 def encode_batch(
-    runs: Sequence[RunRecord], steps: Sequence[StepRecord], attempts: Sequence[AttemptRecord]
+    runs: Sequence[RunRecord],
+    steps: Sequence[StepRecord],
+    attempts: Sequence[AttemptRecord],
+    in_doubt: Sequence[str] = (),
 ) -> bytes:
     run_rows, step_rows, attempt_rows = rows.batch_rows(runs, steps, attempts)
     line = {"v": _VERSION, "runs": run_rows, "steps": step_rows, "attempts": attempt_rows}
+    if in_doubt:
+        line["in_doubt"] = list(in_doubt)
     return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
@@ -58,6 +78,7 @@ def decode_batch(line: bytes) -> Batch:
         tuple(rows.run_from_row(r) for r in value["runs"]),
         tuple(rows.step_from_row(s) for s in value["steps"]),
         tuple(rows.attempt_from_row(a) for a in value["attempts"]),
+        tuple(str(t) for t in value.get("in_doubt", ())),
     )
 
 
@@ -67,10 +88,12 @@ class SpillFile:
     def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES):
         self.path = Path(path)
         self.offset_path = self.path.with_name(self.path.name + ".offset")
+        self.doubt_path = self.path.with_name(self.path.name + ".doubt")
         self.max_bytes = max_bytes
         self.spilled = 0
         self.dropped = 0
         self.replayed = 0
+        self.found_written = 0
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -92,18 +115,19 @@ class SpillFile:
         attempts: Sequence[AttemptRecord],
         *,
         or_drop: bool = True,
+        in_doubt: str | None = None,
     ) -> bool:
         """Append one batch; False when the file is full, the batch then counted as
-        dropped (unless ``or_drop`` is False: the caller keeps it)."""
+        dropped (unless ``or_drop`` is False: the caller keeps it). ``in_doubt``: the
+        transaction of a failed write of this batch that may have committed."""
         count = len(runs) + len(steps) + len(attempts)
         if not count:
             return True
-        line = encode_batch(runs, steps, attempts)
+        line = encode_batch(runs, steps, attempts, () if in_doubt is None else (in_doubt,))
         with self._lock:
             size = self.path.stat().st_size if self.path.exists() else 0
             if size and self._offset() >= size:  # all replayed: start the file afresh
-                self.path.unlink(missing_ok=True)
-                self.offset_path.unlink(missing_ok=True)
+                self._remove()
                 size = 0
             if size + len(line) > self.max_bytes:
                 if or_drop:
@@ -115,36 +139,53 @@ class SpillFile:
             self.spilled += count
         return True
 
-    def replay(self, write: WriteBatch, *, stop: Callable[[], bool] | None = None) -> int:
+    def replay(
+        self,
+        write: WriteBatch,
+        *,
+        stop: Callable[[], bool] | None = None,
+        committed: Committed | None = None,
+    ) -> int:
         """Write every pending batch with ``write``, in order; returns the records
         written. A failing ``write`` stops the replay (its exception propagates) with
         the batches before it recorded as done; so does ``stop()`` answering True after
-        a batch (the rest stays pending)."""
+        a batch (the rest stays pending). A batch in doubt is first looked up with
+        ``committed`` (None: written all the same): one found committed counts as
+        written; a failing ``committed`` stops the replay as a failing ``write`` does."""
         written = 0
         with self._lock:
             size = self.path.stat().st_size if self.path.exists() else 0
-            for end, batch in self._batches():
-                write(batch.runs, batch.steps, batch.attempts)
+            for start, end, batch in self._batches():
+                doubts = batch.in_doubt + self._doubts_at(start)
+                if committed is not None and any(committed(t) for t in doubts):
+                    self.found_written += len(batch)
+                else:
+                    try:
+                        write(batch.runs, batch.steps, batch.attempts)
+                    except CommitUnknown as exc:
+                        if exc.transaction is not None:
+                            self._set_doubts(start, (*self._doubts_at(start), exc.transaction))
+                        raise
                 self._set_offset(end)
                 written += len(batch)
                 self.replayed += len(batch)
                 if stop is not None and end < size and stop():
                     return written
-            self.path.unlink(missing_ok=True)
-            self.offset_path.unlink(missing_ok=True)
+            self._remove()
         return written
 
     def skip_one(self) -> int:
         """Give up on the next pending batch (it fails however often it is tried);
         returns its record count, counted as dropped."""
         with self._lock:
-            for end, batch in self._batches():
+            for _, end, batch in self._batches():
                 self._set_offset(end)
                 self.dropped += len(batch)
                 return len(batch)
         return 0
 
-    def _batches(self) -> Iterator[tuple[int, Batch]]:
+    def _batches(self) -> Iterator[tuple[int, int, Batch]]:
+        """The pending batches: where each starts and ends in the file, and the batch."""
         try:
             f = self.path.open("rb")
         except FileNotFoundError:
@@ -152,6 +193,7 @@ class SpillFile:
         with f:
             f.seek(self._offset())
             while True:
+                start = f.tell()
                 line = f.readline()
                 if not line:
                     return
@@ -163,7 +205,29 @@ class SpillFile:
                     # a line a crash cut short, with the next append glued to it
                     self._set_offset(f.tell())
                     continue
-                yield f.tell(), batch
+                yield start, f.tell(), batch
+
+    def _remove(self) -> None:
+        """The file and what is kept beside it; the doubts first, so that a crash
+        midway never leaves them to be read as a later file's."""
+        self.doubt_path.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
+        self.offset_path.unlink(missing_ok=True)
+
+    def _doubts_at(self, start: int) -> tuple[str, ...]:
+        """Transactions of the replays of the batch at ``start`` that left it in doubt."""
+        try:
+            value = json.loads(self.doubt_path.read_bytes())
+            if value["at"] == start:
+                return tuple(str(t) for t in value["in_doubt"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            pass
+        return ()
+
+    def _set_doubts(self, start: int, transactions: Sequence[str]) -> None:
+        tmp = self.doubt_path.with_name(self.doubt_path.name + ".tmp")
+        tmp.write_text(json.dumps({"at": start, "in_doubt": list(transactions)}), "utf-8")
+        os.replace(tmp, self.doubt_path)
 
     def _offset(self) -> int:
         try:

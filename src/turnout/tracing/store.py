@@ -4,13 +4,20 @@ Stores are synchronous and are written from a background thread by
 :class:`~turnout.tracing.writer.TraceWriter`, so the request path never waits on
 disk or network. A store must accept the same run twice (``running``, then its
 final status): runs and steps are upserts, attempts are inserts.
+
+So a batch must not be written twice: a store whose write can fail with its outcome
+unknown (the PostgreSQL store, when the connection is lost after COMMIT was sent) raises
+:class:`~turnout.errors.CommitUnknown` naming the write's transaction, and answers
+:class:`CommitStatus` so that the spill file's replay can ask before writing the batch
+again. The SQLite store commits in the process, with no answer to lose on the way: it
+needs neither.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from turnout.tracing.records import AttemptRecord, RunRecord, RunTrace, StepRecord
 
@@ -47,3 +54,15 @@ class TraceStore(Protocol):
         """A run with its steps and attempts, or None. Accepts a unique id prefix."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class CommitStatus(Protocol):
+    """A store that can tell whether a write that left its outcome unknown
+    (:class:`~turnout.errors.CommitUnknown`) was committed after all."""
+
+    def committed(self, transaction: str) -> bool:
+        """True: the transaction committed (its batch is written); False: it did not, or
+        the store cannot know any more (write the batch). Raises
+        :class:`~turnout.errors.StoreError` while that cannot be told yet (the
+        transaction still in progress, the store unreachable)."""

@@ -23,6 +23,12 @@ row), and the file is replayed, in order, as soon as the store takes writes agai
 an earlier process: a file that could not be replayed stays for then). Records in the
 spill file count as written for :meth:`~TraceWriter.flush`: they are on disk.
 
+A write that failed with its outcome unknown (:class:`~turnout.errors.CommitUnknown`: the
+PostgreSQL store lost the connection after COMMIT was sent) spills its batch with the
+name of its transaction, and the replay asks the store
+(:class:`~turnout.tracing.store.CommitStatus`) before writing it: a batch the store
+committed after all is not written twice (attempts are plain inserts).
+
 A store that answers but slower than the traffic (a loaded database, a lock held) is
 met the same way: while at least ``spill_backlog`` records wait in memory, batches go
 to the spill file, not to the store, and a replay gives way (after the batch it is
@@ -51,10 +57,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from turnout.errors import StoreError
+from turnout.errors import CommitUnknown, StoreError
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord, TraceRecord
 from turnout.tracing.spill import SpillFile
-from turnout.tracing.store import TraceStore
+from turnout.tracing.store import CommitStatus, TraceStore
 
 log = logging.getLogger("turnout.tracing")
 
@@ -125,6 +131,7 @@ class TraceWriter:
         if max_delay_s < 0:
             raise ValueError("max_delay_s must not be negative")
         self.store = store
+        self._committed = store.committed if isinstance(store, CommitStatus) else None
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self.max_pending = max_pending
@@ -323,7 +330,9 @@ class TraceWriter:
             return False
         stop = self._backlogged if give_way and not force else None
         try:
-            written = self.spill.replay(self.store.write_batch, stop=stop)
+            written = self.spill.replay(
+                self.store.write_batch, stop=stop, committed=self._committed
+            )
         except Exception:
             self._store_failed_at = time.monotonic()
             return False
@@ -370,7 +379,8 @@ class TraceWriter:
             text = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
             if self.spill is not None:
                 self._store_failed_at = time.monotonic()
-                self._to_spill(run_list, step_list, attempts, batch, text)
+                in_doubt = exc.transaction if isinstance(exc, CommitUnknown) else None
+                self._to_spill(run_list, step_list, attempts, batch, text, in_doubt)
                 return
             with self._failures_lock:
                 self._failures.errors.append(text)
@@ -383,10 +393,11 @@ class TraceWriter:
         attempts: list[AttemptRecord],
         batch: list[TraceRecord],
         error: str | None,
+        in_doubt: str | None = None,
     ) -> None:
         assert self.spill is not None
         was_pending = self.spill.pending
-        if self.spill.append(runs, steps, attempts):
+        if self.spill.append(runs, steps, attempts, in_doubt=in_doubt):
             if error is not None and not was_pending:
                 log.warning(
                     "trace store unreachable (%s); spilling traces to %s until it is back",

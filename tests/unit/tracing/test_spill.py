@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from turnout.errors import StoreError
+from turnout.errors import CommitUnknown, StoreError
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
 from turnout.tracing.spill import SpillFile, decode_batch, encode_batch
 from turnout.tracing.sqlite import SQLiteStore
@@ -236,4 +236,144 @@ def test_a_backlog_of_nothing_is_refused(tmp_path: Path) -> None:
     writer = TraceWriter(store, max_pending=1, max_batch=1)  # type: ignore[arg-type]
     assert writer.spill_backlog == 1
     writer.close()
+    store.inner.close()
+
+
+OLD_LINE = (
+    b'{"v":1,"runs":[["run-0007","gateway","rules","succeeded",8.0,null,"{}",'
+    b'"{\\"key\\":\\"team-a\\"}",null,null,0,0.0,0,0,0,123000000,null,null,null,null,'
+    b'"team-a"]],"steps":[],"attempts":[["run-0007","chat",1,"haiku","hosted","efficient",'
+    b'"rules","why",8.0,0.2,"ok",null,0,0,0,123000000,null,null,null,0,0]]}\n'
+)
+"""A spill line as versions before ``in_doubt`` wrote it."""
+
+
+def test_an_old_format_line_still_replays(tmp_path: Path) -> None:
+    (tmp_path / "spill.jsonl").write_bytes(OLD_LINE)
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    asked: list[str] = []
+    written: list[tuple[RunRecord, ...]] = []
+
+    def committed(transaction: str) -> bool:
+        asked.append(transaction)
+        return True
+
+    replayed = spill.replay(
+        lambda runs, steps, attempts: written.append((*runs, *attempts)),  # type: ignore[arg-type]
+        committed=committed,
+    )
+    assert replayed == 2 and asked == [] and spill.found_written == 0
+    assert written == [(_run(7), _attempt(7))] and not spill.pending
+
+
+def test_a_batch_in_doubt_is_written_only_if_its_transaction_did_not_commit(
+    tmp_path: Path,
+) -> None:
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    spill.append([_run(0)], [], [_attempt(0)], in_doubt="tx-committed")
+    spill.append([_run(1)], [], [_attempt(1)], in_doubt="tx-aborted")
+    spill.append([_run(2)], [], [_attempt(2)])
+    assert decode_batch(encode_batch([_run(0)], [], [], ["tx"])).in_doubt == ("tx",)
+    asked: list[str] = []
+    written: list[str] = []
+
+    def committed(transaction: str) -> bool:
+        asked.append(transaction)
+        return transaction == "tx-committed"
+
+    def write(runs: Sequence[RunRecord], steps: object, attempts: object) -> None:
+        written.append(runs[0].run_id)
+
+    assert spill.replay(write, committed=committed) == 6
+    assert asked == ["tx-committed", "tx-aborted"] and written == ["run-0001", "run-0002"]
+    assert spill.replayed == 6 and spill.found_written == 2 and not spill.pending
+
+
+def test_a_replay_left_in_doubt_asks_about_its_own_write_next_time(tmp_path: Path) -> None:
+    """The replay's write of a batch fails after COMMIT was sent: the next replay (a new
+    process here) asks about that write's transaction too before writing the batch."""
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    spill.append([_run(0)], [], [_attempt(0)], in_doubt="tx-1")
+    spill.append([_run(1)], [], [_attempt(1)])
+    written: list[str] = []
+
+    def cut_at_commit(runs: Sequence[RunRecord], steps: object, attempts: object) -> None:
+        written.append(runs[0].run_id)  # the store took it, then the answer was lost
+        raise CommitUnknown("write failed after COMMIT was sent", transaction="tx-2")
+
+    committed_ones = {"tx-2"}
+    with pytest.raises(CommitUnknown):
+        spill.replay(cut_at_commit, committed=committed_ones.__contains__)
+    assert written == ["run-0000"] and spill.pending
+    again = SpillFile(tmp_path / "spill.jsonl")
+    asked: list[str] = []
+
+    def committed(transaction: str) -> bool:
+        asked.append(transaction)
+        return transaction in committed_ones
+
+    again.replay(lambda runs, steps, attempts: written.append(runs[0].run_id), committed=committed)
+    assert asked == ["tx-1", "tx-2"] and written == ["run-0000", "run-0001"]
+    assert again.found_written == 2 and not again.pending
+    assert not again.doubt_path.exists() and not again.offset_path.exists()
+
+
+def test_a_batch_whose_outcome_is_not_known_yet_waits(tmp_path: Path) -> None:
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    spill.append([_run(0)], [], [_attempt(0)], in_doubt="tx-1")
+    written: list[str] = []
+
+    def still_running(transaction: str) -> bool:
+        raise StoreError(f"transaction {transaction} is still in progress")
+
+    with pytest.raises(StoreError, match="in progress"):
+        spill.replay(lambda r, s, a: written.append(r[0].run_id), committed=still_running)
+    assert written == [] and spill.pending
+    spill.replay(lambda r, s, a: written.append(r[0].run_id), committed=lambda t: False)
+    assert written == ["run-0000"] and not spill.pending
+
+
+class CommitLost(Flaky):
+    """A store whose next write commits but whose answer is lost (``lose_next``), and
+    which can tell afterwards which of its writes committed."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.lose_next = False
+        self.commits: set[str] = set()
+
+    def write_batch(
+        self,
+        runs: Sequence[RunRecord],
+        steps: Sequence[StepRecord],
+        attempts: Sequence[AttemptRecord],
+    ) -> None:
+        super().write_batch(runs, steps, attempts)
+        transaction = f"tx-{self.batches}"
+        self.commits.add(transaction)
+        if self.lose_next:
+            self.lose_next = False
+            raise CommitUnknown("answer to COMMIT lost", transaction=transaction)
+
+    def committed(self, transaction: str) -> bool:
+        return transaction in self.commits
+
+
+def test_the_writer_does_not_write_twice_a_batch_whose_commit_answer_was_lost(
+    tmp_path: Path,
+) -> None:
+    store = CommitLost(tmp_path / "traces.db")
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    writer = TraceWriter(store, spill=spill, retry_s=0.05, max_delay_s=0.001)  # type: ignore[arg-type]
+    for i in range(3):
+        store.lose_next = i == 1
+        writer.submit(_run(i))
+        writer.submit(_attempt(i))
+        writer.flush()
+    deadline = time.monotonic() + 5
+    while spill.pending and time.monotonic() < deadline:
+        time.sleep(0.02)
+    writer.close()
+    assert spill.spilled >= 2 and spill.found_written == 2 and not spill.pending
+    assert store.inner.query("SELECT count(*) FROM attempts")[0][0] == 3
     store.inner.close()
