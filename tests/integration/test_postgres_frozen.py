@@ -359,3 +359,19 @@ def test_a_sigstopped_process_in_the_path_is_cut_off_and_the_store_recovers() ->
                     proc.send_signal(signal.SIGCONT)
                 store.write_batch(*_batch(1))  # a new connection through the live process
         assert _counts(dsn) == (2, 2)
+
+
+def test_a_statement_whose_commit_answer_was_lost_is_not_run_again() -> None:
+    """``execute`` (keys, flags, feedback): the connection cut while COMMIT is answered.
+    Before, the statement ran once more on a new connection: a key created twice failed
+    as a duplicate though the first had been written."""
+    with (
+        throwaway_database() as dsn,
+        _frozen_path(dsn) as (proxy, via_proxy),
+        PostgresStore(via_proxy, connect_timeout_s=1, write_timeout_s=WRITE_TIMEOUT_S) as store,
+    ):
+        store.execute("CREATE TABLE notes (id TEXT PRIMARY KEY)")
+        proxy.trip_on(b"COMMIT", then="cut")
+        with pytest.raises(CommitUnknown, match="may have been written"):
+            store.execute("INSERT INTO notes (id) VALUES (?)", ("n1",))
+        assert store.query("SELECT id FROM notes", ()) == [("n1",)]

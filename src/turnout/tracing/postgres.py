@@ -338,14 +338,20 @@ class PostgresStore(SQLStore):
         return self._query(Dialect.POSTGRES.sql(sql), params)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """One write statement in the shared dialect, in its own transaction."""
+        """One write statement in the shared dialect, in its own transaction. When the
+        answer to its COMMIT is lost it is not tried again (it may have been written:
+        a key created twice would fail as a duplicate, a flag be counted twice):
+        :class:`~turnout.errors.CommitUnknown`, for the caller to check."""
+        commit = _Commit()
 
         def execute(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+            commit.sent = False
             with conn.transaction():
                 conn.execute(self._write_timeout)
                 conn.execute(Dialect.POSTGRES.sql(sql), params)
+                commit.sent = True
 
-        self._call("write", self._write_bound_s, execute)
+        self._call("write", self._write_bound_s, execute, commit)
 
     def close(self) -> None:
         super().close()
