@@ -230,6 +230,16 @@ def test_a_batch_in_doubt_that_the_server_rolled_back_is_replayed(tmp_path: Path
     assert named == 1 and spill.found_written == 0  # asked, found not committed: written
 
 
+def _cut_after_commit(store: PostgresStore, proxy: TcpProxy) -> str | None:
+    """A batch written, then one whose connection is cut once its COMMIT went out: the
+    name of the transaction that may have been written."""
+    store.write_batch(*_batch(0))
+    proxy.trip_on(b"COMMIT", then="cut")
+    with pytest.raises(CommitUnknown, match="may have been written") as cut:
+        store.write_batch(*_batch(1))
+    return cut.value.transaction
+
+
 def test_a_connection_cut_after_commit_is_not_written_again_on_a_new_one() -> None:
     """The connection breaks while COMMIT is answered: before, the store wrote the batch
     once more on a new connection, as for a connection found broken before the write."""
@@ -239,11 +249,7 @@ def test_a_connection_cut_after_commit_is_not_written_again_on_a_new_one() -> No
         with PostgresStore(
             via_proxy, connect_timeout_s=1, write_timeout_s=WRITE_TIMEOUT_S
         ) as store:
-            store.write_batch(*_batch(0))
-            proxy.trip_on(b"COMMIT", then="cut")
-            with pytest.raises(CommitUnknown, match="may have been written") as cut:
-                store.write_batch(*_batch(1))
-            transaction = cut.value.transaction
+            transaction = _cut_after_commit(store, proxy)
             assert transaction is not None and store.committed(transaction)
             assert _counts(dsn) == (2, 2)
             proxy.trip_on(b"COMMIT", forward=False, then="cut")  # never reaches the server
@@ -285,11 +291,7 @@ def test_older_servers_name_the_transaction_their_way_or_not_at_all(
         with PostgresStore(
             via_proxy, connect_timeout_s=1, write_timeout_s=WRITE_TIMEOUT_S
         ) as store:
-            store.write_batch(*_batch(0))
-            proxy.trip_on(b"COMMIT", then="cut")
-            with pytest.raises(CommitUnknown) as cut:
-                store.write_batch(*_batch(1))
-            transaction = cut.value.transaction
+            transaction = _cut_after_commit(store, proxy)
             if functions is None:
                 assert transaction is None
             else:
