@@ -406,3 +406,39 @@ async def test_a_budget_redis_has_not_counted_starts_from_the_trace_store(
                 await g.aclose()
             for c in clients:
                 await c.aclose()
+
+
+async def test_a_budget_decided_while_redis_is_away_starts_from_the_trace_store(
+    tmp_path: Path,
+) -> None:
+    """A gateway that starts while Redis is away has never heard a key's spend from
+    Redis: its in-process twin starts the key's period from the trace store."""
+    import time
+
+    from support.own_redis import free_port
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.limits.ledger import SpendLedger
+    from turnout.tracing.sqlite import SQLiteStore
+
+    budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
+    client = replica(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    with SQLiteStore(tmp_path / "t.db") as store:
+        store.execute(
+            "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
+            "cost_picousd) VALUES ('r1', 'gateway', 'p', 'succeeded', ?, 'team-a', 95000000)",
+            (time.time(),),
+        )
+        ledger = SpendLedger(store, offload=False)
+        gate = RedisGate(client, prefix="turnout-test", ledger=ledger, timeout_s=0.5)
+        try:
+            refused = await gate.admit("team-a", RateLimit(rpm=5), 0, budget, Decimal("0.00001"))
+            assert refused.over_budget is not None  # $0.000095 spent before this process
+            assert refused.over_budget.state.spent_pico == 95_000_000
+            assert not refused.member  # decided in this process
+            admitted = await gate.admit("team-a", RateLimit(rpm=5), 0, budget, Decimal("0.000004"))
+            assert admitted.reservation is not None
+            assert ledger.reads == 1  # the store is asked once for the period
+            assert gate.degrader.degraded >= 1
+        finally:
+            await gate.aclose()
+            await client.aclose()

@@ -223,6 +223,10 @@ class RedisBudgets:
     def _last_spent(self, name: str, window: str) -> int:
         return self._seen.get((name, window), 0)
 
+    def saw(self, name: str, window: str) -> bool:
+        """Whether Redis said in this process what key ``name`` spent in ``window``."""
+        return (name, window) in self._seen
+
     # -- KeyBudgets --------------------------------------------------------------------
 
     async def reserve(self, budget: KeyBudget, estimate: Decimal) -> Reservation:

@@ -13,8 +13,9 @@ The script, and the batches settling budget holds, go out on one pipelined conne
 redis-py's pool: about a third of the CPU per call.
 
 On a Redis error the request is decided by the in-process twins (per-process limits,
-the budget seeded with the spend Redis last reported), with a logged warning and a
-metric; never an outage.
+the budget seeded with the spend Redis last reported, or, for a key Redis never
+reported in this process, with what the trace store holds), with a logged warning and
+a metric; never an outage.
 
 Given a :class:`~turnout.limits.ledger.SpendLedger`, a budget's state for a period that
 Redis has not seeded (a new period, or a Redis that restarted or was flushed) is seeded
@@ -160,27 +161,48 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         estimate: Decimal,
     ) -> GateResult:
         seed = self.ledger is not None
+        twin_unseeded = False
 
         async def shared() -> GateResult:
             return await self._admit(scope, limit, tokens, budget, estimate, seed=seed)
 
         def local() -> GateResult:
+            nonlocal twin_unseeded
+            if seed and budget is not None and self._twin_unseeded(budget):
+                twin_unseeded = True
+                return GateResult(None, None, scope=scope, tokens=tokens, unseeded=True)
             return self._local(scope, limit, tokens, budget, estimate)
 
         result = await self.degrader.run(shared, local)
         if result.unseeded and budget is not None:
-            await self._seed_budget(budget)
-            seed = False  # decided now on what Redis holds, seeded or not
+            await self._seed_budget(budget, twin=twin_unseeded)
+            seed = False  # decided now on what Redis (or the twin) holds, seeded or not
             result = await self.degrader.run(shared, local)
         return result
 
-    async def _seed_budget(self, budget: KeyBudget) -> None:
-        """Seed ``budget``'s state for this period from the trace store (once across
-        replicas; the store's spend counts only if larger than what Redis holds)."""
+    def _twin_unseeded(self, budget: KeyBudget) -> bool:
+        """Whether the in-process twin would start ``budget``'s period from nothing: it
+        has no account for it, and Redis never said what the key spent in it (a gateway
+        that started while Redis was away)."""
+        twin = self.budgets.local
+        window = twin.window(budget)
+        return not twin.knows(budget.name, window.id) and not self.budgets.saw(
+            budget.name, window.id
+        )
+
+    async def _seed_budget(self, budget: KeyBudget, *, twin: bool = False) -> None:
+        """Seed ``budget``'s state for this period from the trace store: Redis's (once
+        across replicas; the store's spend counts only if larger than what Redis holds),
+        or with ``twin`` the in-process twin's, which decides while Redis is away."""
         assert self.ledger is not None
         now = self._clock() if self._clock is not None else time.time()
         window = window_of(budget.period, now)
         spent = await self.ledger.spent(budget.name, window)
+        if twin:
+            self.budgets.local.open(budget.name, window.id, spent or 0)
+            return
+        if spent and not self.budgets.saw(budget.name, window.id):
+            self.budgets.remember(budget.name, window.id, spent)  # the twin's, if Redis goes
         sk, _ = self.budgets.keys_of(budget.name, window.id)
         args = [spent or 0, self.budgets.key_ttl_ms(window.ends_at, now)]
 
