@@ -442,3 +442,42 @@ async def test_a_budget_decided_while_redis_is_away_starts_from_the_trace_store(
         finally:
             await gate.aclose()
             await client.aclose()
+
+
+async def test_a_budget_the_store_could_not_say_is_seeded_once_it_answers(
+    prefix: str, tmp_path: Path
+) -> None:
+    import time
+
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.limits.ledger import SpendLedger
+    from turnout.tracing.sqlite import SQLiteStore
+
+    budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
+    t = [0.0]
+    down = SQLiteStore(tmp_path / "down.db")
+    down.close()  # every query fails
+    ledger = SpendLedger(down, offload=False, retry_after_s=30, clock=lambda: t[0])
+    client = replica()
+    gate = RedisGate(client, prefix=prefix, ledger=ledger)
+    try:
+        first = await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.00001"))
+        assert first.reservation is not None and first.member  # decided by Redis, from $0
+        assert (await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0"))).admitted
+        assert ledger.reads == 1  # left alone meanwhile: no extra round trips either
+        with SQLiteStore(tmp_path / "up.db") as up:
+            up.execute(
+                "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
+                "cost_picousd) VALUES ('r1', 'gateway', 'p', 'succeeded', ?, 'team-a', "
+                "95000000)",
+                (time.time(),),
+            )
+            ledger.store = up  # the store answers again
+            t[0] = 31
+            refused = await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.00001"))
+            assert refused.over_budget is not None  # Redis seeded from the store now
+            assert refused.over_budget.state.spent_pico == 95_000_000
+            assert ledger.reads == 2
+    finally:
+        await gate.aclose()
+        await client.aclose()

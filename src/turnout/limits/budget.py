@@ -128,12 +128,13 @@ class KeyBudgets(Protocol):
 
 
 class _Account:
-    __slots__ = ("holds", "spent", "window")
+    __slots__ = ("holds", "seeded", "spent", "window")
 
     def __init__(self, window: str, spent: int = 0) -> None:
         self.window = window
         self.spent = spent
         self.holds: dict[str, tuple[int, float]] = {}
+        self.seeded = False  # started from the trace store's spend (open)
 
     def held(self, now: float) -> int:
         expired = [h for h, (_, until) in self.holds.items() if until <= now]
@@ -176,16 +177,18 @@ class MemoryBudgets:
         """The period ``budget`` is in now."""
         return window_of(budget.period, self._clock())
 
-    def knows(self, name: str, window: str) -> bool:
-        """Whether key ``name`` has an account for ``window`` here."""
+    def seeded(self, name: str, window: str) -> bool:
+        """Whether key ``name``'s account for ``window`` was started from the trace store
+        (:meth:`open`)."""
         account = self._accounts.get(name)
-        return account is not None and account.window == window
+        return account is not None and account.window == window and account.seeded
 
     def open(self, name: str, window: str, spent: int) -> None:
         """Start key ``name``'s account for ``window`` from ``spent`` (what the trace store
-        has of it; an account already open keeps the larger)."""
+        has of it; an account already counting keeps the larger)."""
         account = self._account(name, window)
         account.spent = max(account.spent, spent)
+        account.seeded = True
 
     def state_now(self, budget: KeyBudget) -> BudgetState:
         now = self._clock()

@@ -171,11 +171,12 @@ class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
         estimate: Decimal,
     ) -> GateResult:
         generation = await self.events.generation()
-        if budget is not None and self.ledger is not None:
+        if budget is not None and self.ledger is not None and self.ledger.available():
             window = self.budgets.window(budget)
-            if not self.budgets.knows(budget.name, window.id):
+            if not self.budgets.seeded(budget.name, window.id):
                 spent = await self.ledger.spent(budget.name, window)
-                self.budgets.open(budget.name, window.id, spent or 0)
+                if spent is not None:  # else asked again once the store may answer
+                    self.budgets.open(budget.name, window.id, spent)
         return admit_in_process(
             self.limiter, self.budgets, generation, scope, limit, tokens, budget, estimate
         )

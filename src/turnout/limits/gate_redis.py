@@ -22,7 +22,9 @@ Redis has not seeded (a new period, or a Redis that restarted or was flushed) is
 from the trace store first: the script refuses to decide (``-2``, its rate-limit entry
 taken back), the ledger is read, :data:`~turnout.limits.budget_redis.SEED_LUA` seeds
 the state once across replicas, and the request is decided again. Two more round trips
-and a store read, once per key and period; none otherwise.
+and a store read, once per key and period; none otherwise. A store that cannot say
+leaves the state unseeded: requests are decided on what Redis holds, and the state is
+seeded once the ledger asks the store again and it answers.
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         budget: KeyBudget | None,
         estimate: Decimal,
     ) -> GateResult:
-        seed = self.ledger is not None
+        seed = self.ledger is not None and self.ledger.available()
         twin_unseeded = False
 
         async def shared() -> GateResult:
@@ -186,7 +188,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         that started while Redis was away)."""
         twin = self.budgets.local
         window = twin.window(budget)
-        return not twin.knows(budget.name, window.id) and not self.budgets.saw(
+        return not twin.seeded(budget.name, window.id) and not self.budgets.saw(
             budget.name, window.id
         )
 
@@ -198,13 +200,15 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         now = self._clock() if self._clock is not None else time.time()
         window = window_of(budget.period, now)
         spent = await self.ledger.spent(budget.name, window)
+        if spent is None:  # the store cannot say: left unseeded, asked again later
+            return
         if twin:
-            self.budgets.local.open(budget.name, window.id, spent or 0)
+            self.budgets.local.open(budget.name, window.id, spent)
             return
         if spent and not self.budgets.saw(budget.name, window.id):
             self.budgets.remember(budget.name, window.id, spent)  # the twin's, if Redis goes
         sk, _ = self.budgets.keys_of(budget.name, window.id)
-        args = [spent or 0, self.budgets.key_ttl_ms(window.ends_at, now)]
+        args = [spent, self.budgets.key_ttl_ms(window.ends_at, now)]
 
         async def seed() -> None:
             if self._pipelined is not None:

@@ -13,7 +13,8 @@ the store is unreachable.
 
 A network store is asked off the event loop. A store that fails, or does not answer
 within ``timeout_s``, is left alone for ``retry_after_s``: the spend is then unknown,
-and the state counts from what it holds, with a warning in the log.
+and the state counts from what it holds, with a warning in the log, until the store is
+asked again and answers; then the period's state takes the larger of the two.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class SpendLedger:
         self.reads = 0
         self._clock = clock
         self._retry_at = 0.0
+
+    def available(self) -> bool:
+        """False while a failed store is left alone (:meth:`spent` would say None)."""
+        return self._clock() >= self._retry_at
 
     async def spent(self, name: str, window: Window) -> int | None:
         """What key ``name`` spent in ``window``; None when the store cannot say."""

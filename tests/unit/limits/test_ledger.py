@@ -73,3 +73,28 @@ async def test_in_process_budgets_start_from_the_store(store: SQLiteStore) -> No
     assert admitted.reservation is not None
     assert ledger.reads == 1  # once per key and period
     assert (await gate.limiter.admit("team-a", RateLimit(rpm=10))).remaining_requests == 8
+
+
+async def test_a_period_the_store_could_not_say_is_started_once_it_answers(
+    tmp_path: Path,
+) -> None:
+    budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
+    t = [0.0]
+    down = SQLiteStore(tmp_path / "down.db")
+    down.close()  # every query fails
+    ledger = SpendLedger(down, offload=False, retry_after_s=30, clock=lambda: t[0])
+    gate = LocalGate(LocalKeyEvents(), MemoryRateLimiter(), MemoryBudgets(), ledger)
+    first = await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.00001"))
+    assert first.reservation is not None  # the store cannot say: counted from $0
+    await gate.settle(first.reservation, Decimal("0.00001"))
+    assert (await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0"))).admitted
+    assert ledger.reads == 1  # left alone meanwhile
+    with SQLiteStore(tmp_path / "up.db") as up:
+        spend(up, "a1", "team-a", time.time(), 95_000_000)
+        ledger.store = up  # the store answers again
+        t[0] = 31
+        refused = await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.00001"))
+        assert refused.over_budget is not None  # started from the store's spend now
+        assert refused.over_budget.state.spent_pico == 95_000_000
+        assert (await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.000001"))).admitted
+        assert ledger.reads == 2  # once it answered, not again for the period
