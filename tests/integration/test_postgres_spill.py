@@ -71,11 +71,16 @@ def test_unreachable_postgres_spills_and_replays(tmp_path: Path) -> None:
                 if i == 200:
                     writer.flush()
                     assert spill.spilled > 0 and spill.pending
+                    assert writer.behind()  # a key's spend is not read from the store now
                     proxy.start()  # and back
                 run, attempt = _request(i)
                 writer.submit(run)
                 writer.submit(attempt)
+            unspilled = TraceWriter(store)
+            assert not unspilled.behind()  # no spill file: never behind
+            unspilled.close()
             _drain(writer, spill)
+            assert not writer.behind()
         finally:
             proxy.stop()
             store.close()

@@ -18,6 +18,7 @@ from turnout.gateway.engine import Engine
 from turnout.gateway.feedback import post_feedback
 from turnout.gateway.team import Team
 from turnout.tracing.spill import SpillFile
+from turnout.tracing.writer import TraceWriter
 
 WORKER_ENV = "TURNOUT_WORKER"
 """The worker's number (0, 1, ...) under ``turnout serve --workers N``."""
@@ -92,8 +93,11 @@ def _engine_ctx(
 
 def _team_ctx(settings: Settings, config: GatewayConfig, host: str) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        store = getattr(app[routes.ENGINE], "store", None)
-        team = await Team.open(settings, config, host=host, store=store)
+        engine = app[routes.ENGINE]
+        store = getattr(engine, "store", None)
+        writer = getattr(engine, "writer", None)
+        behind = writer.behind if isinstance(writer, TraceWriter) else None
+        team = await Team.open(settings, config, host=host, store=store, behind=behind)
         app[routes.TEAM] = team
         try:
             yield

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +66,10 @@ class Team:
         *,
         host: str,
         store: TraceStore | None,
+        behind: Callable[[], bool] | None = None,
     ) -> Team:
+        """``behind``: whether records the store lacks wait to be written (a spill file
+        being replayed); a key's budget is not started from the store meanwhile."""
         from turnout.workflows.keys import policy_reach
 
         team = cls(
@@ -91,7 +94,8 @@ class Team:
 
         offload = not isinstance(store, SQLiteStore)  # a network database: off the loop
         cache = CachedKeys(KeyStore(store), ttl_s=config.key_cache_s, offload=offload)
-        gate = await team._gate(settings, SpendLedger(store, offload=offload))
+        ledger = SpendLedger(store, offload=offload, behind=behind)
+        gate = await team._gate(settings, ledger)
         team.guard = KeyGuard(
             cache, gate, per_model_limits=config.per_model_limits, metrics=team.metrics
         )

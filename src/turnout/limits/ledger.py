@@ -8,8 +8,9 @@ has not counted it, asks the store once (:class:`SpendLedger`): the sum of
 ``runs.cost_picousd`` over the key's runs started in the period (read on the index
 ``runs (key_name, started_at)``), and the state starts from that (Redis: from the
 larger of that and what it holds). What is not in the store yet is not counted: the
-records the writer has not flushed (under a second), and those a spill file holds while
-the store is unreachable.
+records the writer has not flushed (under a second). While a spill file holds records
+the store lacks (the store was unreachable, perhaps before a restart), the store cannot
+say, and is asked again a second later.
 
 A network store is asked off the event loop. A store that fails, or does not answer
 within ``timeout_s``, is left alone for ``retry_after_s``: the spend is then unknown,
@@ -43,8 +44,14 @@ class SpendLedger:
         timeout_s: float = 2.0,
         retry_after_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        behind: Callable[[], bool] | None = None,
+        behind_retry_s: float = 1.0,
     ) -> None:
         self.store = store
+        self.behind = behind
+        """Whether records the store lacks wait to be written (a spill file): the store
+        cannot say then, and is asked again after ``behind_retry_s``."""
+        self.behind_retry_s = behind_retry_s
         self.offload = offload
         """Whether to ask from a thread (a network database), not on the event loop."""
         self.timeout_s = timeout_s
@@ -60,6 +67,9 @@ class SpendLedger:
     async def spent(self, name: str, window: Window) -> int | None:
         """What key ``name`` spent in ``window``; None when the store cannot say."""
         if self._clock() < self._retry_at:
+            return None
+        if self.behind is not None and self.behind():
+            self._retry_at = self._clock() + self.behind_retry_s
             return None
         sql = "SELECT COALESCE(SUM(cost_picousd), 0) FROM runs WHERE key_name = ?"
         params: list[object] = [name]

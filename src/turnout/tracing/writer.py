@@ -316,6 +316,11 @@ class TraceWriter:
     def _spill_pending(self) -> bool:
         return self.spill is not None and self.spill.pending
 
+    def behind(self) -> bool:
+        """Whether records the store does not have yet wait in the spill file (a file
+        left by an earlier process counts too)."""
+        return self._spill_pending()
+
     def _backlogged(self) -> bool:
         """More records wait in memory than the store is keeping up with (spill on)."""
         return self.spill is not None and self._queue.qsize() >= self.spill_backlog

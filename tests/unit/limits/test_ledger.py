@@ -98,3 +98,17 @@ async def test_a_period_the_store_could_not_say_is_started_once_it_answers(
         assert refused.over_budget.state.spent_pico == 95_000_000
         assert (await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.000001"))).admitted
         assert ledger.reads == 2  # once it answered, not again for the period
+
+
+async def test_the_store_cannot_say_while_a_spill_file_holds_records(store: SQLiteStore) -> None:
+    spend(store, "a1", "team-a", time.time(), 95_000_000)
+    t, behind = [0.0], [True]
+    ledger = SpendLedger(store, offload=False, clock=lambda: t[0], behind=lambda: behind[0])
+    today = window_of(Period.DAY, time.time())
+    assert await ledger.spent("team-a", today) is None  # the spill is not replayed yet
+    assert not ledger.available() and ledger.reads == 0
+    behind[0] = False
+    assert await ledger.spent("team-a", today) is None  # asked again a second later
+    t[0] = 1.0
+    assert ledger.available()
+    assert await ledger.spent("team-a", today) == 95_000_000
