@@ -460,11 +460,16 @@ async def test_a_budget_the_store_could_not_say_is_seeded_once_it_answers(
     ledger = SpendLedger(down, offload=False, retry_after_s=30, clock=lambda: t[0])
     client = replica()
     gate = RedisGate(client, prefix=prefix, ledger=ledger)
+    assert gate._pipelined is not None
+    scripts = count_calls(gate._pipelined, "evalsha")
+    asked = count_calls(ledger, "spent")
     try:
         first = await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.00001"))
         assert first.reservation is not None and first.member  # decided by Redis, from $0
+        assert (scripts[0], asked[0]) == (2, 1)  # unseeded, the store asked, decided again
         assert (await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0"))).admitted
-        assert ledger.reads == 1  # left alone meanwhile: no extra round trips either
+        assert (scripts[0], asked[0]) == (3, 1)  # left alone meanwhile: one round trip
+        assert ledger.reads == 1
         with SQLiteStore(tmp_path / "up.db") as up:
             up.execute(
                 "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
@@ -481,3 +486,131 @@ async def test_a_budget_the_store_could_not_say_is_seeded_once_it_answers(
     finally:
         await gate.aclose()
         await client.aclose()
+
+
+def count_calls(owner: object, name: str) -> list[int]:
+    """Count the calls of ``owner``'s async method ``name`` (a one-item list)."""
+    method = getattr(owner, name)
+    calls = [0]
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        return await method(*args, **kwargs)
+
+    setattr(owner, name, counted)
+    return calls
+
+
+async def test_a_key_redis_reported_is_decided_on_that_in_an_outage_and_never_on_older_spend(
+    own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    """The twin starts a key Redis reported from that report (the store is not asked);
+    an account the twin kept from an earlier outage counts what Redis reported since."""
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.limits.ledger import SpendLedger
+    from turnout.limits.periods import window_of
+    from turnout.tracing.sqlite import SQLiteStore
+
+    budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
+    client = replica(own_redis.url)
+    with SQLiteStore(tmp_path / "t.db") as store:
+        ledger = SpendLedger(store, offload=False)
+        asked = count_calls(ledger, "spent")
+        gate = RedisGate(client, prefix="turnout-test", ledger=ledger, retry_after_s=0.2)
+        sk, _ = gate.budgets.keys_of("team-a", window_of(Period.DAY, __import__("time").time()).id)
+        try:
+            await gate.prepare()
+            held = await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.00001"))
+            assert held.reservation is not None and held.member and asked[0] == 1
+            await gate.settle(held.reservation, Decimal("0.00001"))  # Redis: 10,000,000
+            own_redis.stop()  # outage 1
+            local = await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.000001"))
+            assert local.reservation is not None and not local.member
+            assert local.reservation.state.spent_pico == 10_000_000  # what Redis reported
+            assert asked[0] == 1  # the store is not asked for a key Redis reported
+            await gate.settle(local.reservation, Decimal("0.000001"))
+            own_redis.start()
+            await asyncio.sleep(0.3)  # the next call tries Redis again
+            other = replica(own_redis.url)
+            await other.hset(sk, "spent", 90_000_000)  # other replicas spent meanwhile
+            await other.aclose()
+            seen = await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0"))
+            assert seen.member and seen.reservation is not None
+            assert seen.reservation.state.spent_pico == 90_000_000
+            await gate.release(seen.reservation)
+            own_redis.stop()  # outage 2: the twin's account from outage 1 counts 90M now
+            refused = await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.00002"))
+            assert not refused.member and refused.over_budget is not None
+            assert refused.over_budget.state.spent_pico == 90_000_000
+        finally:
+            await gate.aclose()
+            await client.aclose()
+
+
+async def test_a_store_read_made_to_seed_redis_serves_the_twin_if_redis_goes(
+    own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    import time
+
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.limits.ledger import SpendLedger
+    from turnout.tracing.sqlite import SQLiteStore
+
+    budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
+    client = replica(own_redis.url)
+    with SQLiteStore(tmp_path / "t.db") as store:
+        store.execute(
+            "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
+            "cost_picousd) VALUES ('r1', 'gateway', 'p', 'succeeded', ?, 'team-a', 95000000)",
+            (time.time(),),
+        )
+        gate = RedisGate(client, prefix="turnout-test", ledger=SpendLedger(store, offload=False))
+        seed_redis = gate._seed_budget
+
+        async def seed_then_lose_redis(b: KeyBudget, *, twin: bool = False) -> None:
+            await seed_redis(b, twin=twin)
+            own_redis.stop()  # Redis goes before the request is decided again
+
+        gate._seed_budget = seed_then_lose_redis  # type: ignore[method-assign]
+        try:
+            refused = await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.00001"))
+            assert not refused.member and refused.over_budget is not None
+            assert refused.over_budget.state.spent_pico == 95_000_000
+        finally:
+            await gate.aclose()
+            await client.aclose()
+
+
+async def test_concurrent_first_requests_of_a_key_share_one_store_read(
+    own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    import time
+
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.limits.ledger import SpendLedger
+    from turnout.tracing.sqlite import SQLiteStore
+
+    budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
+    client = replica(own_redis.url)
+    own_redis.stop()  # a gateway started while Redis is away
+    with SQLiteStore(tmp_path / "t.db") as store:
+        store.execute(
+            "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
+            "cost_picousd) VALUES ('r1', 'gateway', 'p', 'succeeded', ?, 'team-a', 50000000)",
+            (time.time(),),
+        )
+        ledger = SpendLedger(store, offload=True)  # off the loop, as for PostgreSQL
+        gate = RedisGate(client, prefix="turnout-test", ledger=ledger)
+        try:
+            results = await asyncio.gather(
+                *(
+                    gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.00001"))
+                    for _ in range(20)
+                )
+            )
+            assert ledger.reads == 1
+            assert sum(r.reservation is not None for r in results) == 5  # 50M left: five 10M
+            assert gate.degrader.degraded == 20  # each request counted once
+        finally:
+            await gate.aclose()
+            await client.aclose()

@@ -183,6 +183,14 @@ class MemoryBudgets:
         account = self._accounts.get(name)
         return account is not None and account.window == window and account.seeded
 
+    def saw_spent(self, name: str, window: str, spent: int) -> None:
+        """The shared state says key ``name`` spent ``spent`` in ``window``: an account
+        kept for it here (the twin of a shared state, from an earlier outage) counts no
+        less."""
+        account = self._accounts.get(name)
+        if account is not None and account.window == window and account.spent < spent:
+            account.spent = spent
+
     def open(self, name: str, window: str, spent: int) -> None:
         """Start key ``name``'s account for ``window`` from ``spent`` (what the trace store
         has of it; an account already counting keeps the larger)."""

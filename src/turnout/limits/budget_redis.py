@@ -216,6 +216,7 @@ class RedisBudgets:
 
     def remember(self, name: str, window: str, spent: int) -> None:
         self._seen[(name, window)] = spent
+        self.local.saw_spent(name, window, spent)  # a twin account kept from an outage
         self._seen.move_to_end((name, window))
         if len(self._seen) > _SEEN:
             self._seen.popitem(last=False)

@@ -179,6 +179,8 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         if result.unseeded and budget is not None:
             await self._seed_budget(budget, twin=twin_unseeded)
             seed = False  # decided now on what Redis (or the twin) holds, seeded or not
+            if twin_unseeded:  # Redis was just found away: the twin decides
+                return self._local(scope, limit, tokens, budget, estimate)
             result = await self.degrader.run(shared, local)
         return result
 

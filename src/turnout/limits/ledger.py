@@ -59,18 +59,37 @@ class SpendLedger:
         self.reads = 0
         self._clock = clock
         self._retry_at = 0.0
+        self._reading: dict[tuple[str, str], asyncio.Future[int | None]] = {}
 
     def available(self) -> bool:
         """False while a failed store is left alone (:meth:`spent` would say None)."""
         return self._clock() >= self._retry_at
 
     async def spent(self, name: str, window: Window) -> int | None:
-        """What key ``name`` spent in ``window``; None when the store cannot say."""
+        """What key ``name`` spent in ``window``; None when the store cannot say. The
+        concurrent first requests of a key share one read."""
         if self._clock() < self._retry_at:
             return None
-        if self.behind is not None and self.behind():
+        if self._behind():
             self._retry_at = self._clock() + self.behind_retry_s
             return None
+        key = (name, window.id)
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = self._reading[key] = asyncio.ensure_future(self._read(name, window))
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        return await asyncio.shield(reading)
+
+    def _behind(self) -> bool:
+        if self.behind is None:
+            return False
+        try:
+            return self.behind()
+        except Exception as exc:  # the spill file cannot be read: assume it holds records
+            log.warning("budgets: cannot tell whether the spill file holds records (%s)", exc)
+            return True
+
+    async def _read(self, name: str, window: Window) -> int | None:
         sql = "SELECT COALESCE(SUM(cost_picousd), 0) FROM runs WHERE key_name = ?"
         params: list[object] = [name]
         if window.starts_at is not None:

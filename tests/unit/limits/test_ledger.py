@@ -13,7 +13,7 @@ from turnout.keys.model import Period
 from turnout.limits.budget import KeyBudget, MemoryBudgets
 from turnout.limits.gate import LocalGate
 from turnout.limits.ledger import SpendLedger
-from turnout.limits.periods import window_of
+from turnout.limits.periods import Window, window_of
 from turnout.limits.rate import MemoryRateLimiter, RateLimit
 from turnout.tracing.sqlite import SQLiteStore
 
@@ -84,11 +84,19 @@ async def test_a_period_the_store_could_not_say_is_started_once_it_answers(
     down.close()  # every query fails
     ledger = SpendLedger(down, offload=False, retry_after_s=30, clock=lambda: t[0])
     gate = LocalGate(LocalKeyEvents(), MemoryRateLimiter(), MemoryBudgets(), ledger)
+    asked = [0]
+    spent = ledger.spent
+
+    async def counted(name: str, window: Window) -> int | None:
+        asked[0] += 1
+        return await spent(name, window)
+
+    ledger.spent = counted  # type: ignore[method-assign]
     first = await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.00001"))
     assert first.reservation is not None  # the store cannot say: counted from $0
     await gate.settle(first.reservation, Decimal("0.00001"))
     assert (await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0"))).admitted
-    assert ledger.reads == 1  # left alone meanwhile
+    assert ledger.reads == asked[0] == 1  # left alone meanwhile, not even asked
     with SQLiteStore(tmp_path / "up.db") as up:
         spend(up, "a1", "team-a", time.time(), 95_000_000)
         ledger.store = up  # the store answers again
@@ -112,3 +120,15 @@ async def test_the_store_cannot_say_while_a_spill_file_holds_records(store: SQLi
     t[0] = 1.0
     assert ledger.available()
     assert await ledger.spent("team-a", today) == 95_000_000
+
+
+async def test_a_spill_file_that_cannot_be_read_counts_as_holding_records(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unreadable() -> bool:
+        raise NotADirectoryError(20, "Not a directory")
+
+    ledger = SpendLedger(store, offload=False, behind=unreadable)
+    with caplog.at_level("WARNING", logger="turnout.limits"):
+        assert await ledger.spent("team-a", window_of(Period.DAY, time.time())) is None
+    assert "spill file" in caplog.text and ledger.reads == 0
