@@ -62,8 +62,7 @@ class _Protocol(asyncio.Protocol):
         the commands of every request that reached Redis in this turn of the loop go out
         in one ``send``, and Redis reads them with one ``read`` and answers with one
         ``write``: at concurrency 16 that is a fraction of a system call a request on
-        both sides instead of one each. A command sent when nothing is in flight or
-        queued has nothing to share a write with: it is written at once."""
+        both sides instead of one each. Alone, a command waits for nothing."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
         if self.closed or self._transport is None:
@@ -83,14 +82,11 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(error)
             return futures
         pack = self._pack
-        alone = not self._waiting and not self._out
-        if not self._out and not alone:
+        if not self._out:
             loop.call_soon(self._write)
         self._out.extend(pack(tuple(args)) for args in commands)
         self._waiting.extend(futures)
         self._sent_at.extend(now for _ in futures)
-        if alone:  # nothing in flight: nothing to share a write with, it goes now
-            self._write()
         return futures
 
     def _write(self) -> None:
