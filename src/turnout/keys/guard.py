@@ -35,6 +35,7 @@ from turnout.limits.budget import KeyBudget, KeyBudgetExceeded, Reservation, est
 from turnout.limits.gate import Gate, GateResult
 from turnout.limits.rate import RateDecision, RateLimit, RateLimitExceeded
 from turnout.pricing.cost import Price
+from turnout.tracing.rows import cost_to_pico
 from turnout.types import ChatRequest
 
 if TYPE_CHECKING:
@@ -232,10 +233,10 @@ class KeyGuard:
         reservation = admission.reservation
         if self.metrics is None or reservation is None:
             return
-        # as this request saw it: others may have spent since
-        state = reservation.state
-        left = state.remaining_usd + _pico_usd(reservation.estimate_pico) - (cost or 0)
-        self.metrics.set_budget_remaining(admission.key.name, max(Decimal(0), left))
+        # as this request saw it: others may have spent since (pico-dollars: exact)
+        spent = cost_to_pico(cost) if cost else 0
+        left = reservation.state.remaining_pico + reservation.estimate_pico - spent
+        self.metrics.set_budget_remaining(admission.key.name, max(0, left) / 1e12)
 
     async def key_changed(self) -> None:
         """A key was changed through this process (admin API): every replica rereads."""
@@ -252,16 +253,8 @@ def _tokens(request: ChatRequest) -> int:
     )
 
 
-def _pico_usd(pico: int) -> Decimal:
-    from turnout.tracing.rows import pico_to_cost
-
-    return pico_to_cost(pico)
-
-
 def _share(pico: int, budget: KeyBudget) -> str:
-    from turnout.tracing.rows import cost_to_pico
-
-    cap = cost_to_pico(budget.budget_usd)
+    cap = budget.pico
     return f"{100 * pico / cap:.0f}%" if cap else "100%"
 
 

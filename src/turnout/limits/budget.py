@@ -21,7 +21,7 @@ import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
@@ -52,6 +52,11 @@ class KeyBudget:
     name: str
     budget_usd: Decimal
     period: Period = Period.MONTH
+    pico: int = field(init=False, repr=False, compare=False)
+    """``budget_usd`` in whole pico-dollars."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pico", cost_to_pico(self.budget_usd))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +71,12 @@ class BudgetState:
     shared: bool = True
 
     @property
+    def remaining_pico(self) -> int:
+        return max(0, self.budget.pico - self.spent_pico - self.held_pico)
+
+    @property
     def remaining_usd(self) -> Decimal:
-        left = cost_to_pico(self.budget.budget_usd) - self.spent_pico - self.held_pico
-        return pico_to_cost(max(0, left))
+        return pico_to_cost(self.remaining_pico)
 
     @property
     def spent_usd(self) -> Decimal:
@@ -76,7 +84,7 @@ class BudgetState:
 
     @property
     def soft_limit_reached(self) -> bool:
-        cap = cost_to_pico(self.budget.budget_usd)
+        cap = self.budget.pico
         return cap > 0 and self.spent_pico + self.held_pico >= SOFT_LIMIT * cap
 
 
@@ -213,7 +221,7 @@ class MemoryBudgets:
         amount = cost_to_pico(estimate)
         held = account.held(now)
         state = BudgetState(budget, window.id, account.spent, held, window.ends_at, shared=False)
-        if account.spent + held + amount > cost_to_pico(budget.budget_usd):
+        if account.spent + held + amount > budget.pico:
             raise KeyBudgetExceeded(state, estimate)
         hold_id = f"m{next(self._ids)}"
         account.holds[hold_id] = (amount, now + self.hold_ttl_s)

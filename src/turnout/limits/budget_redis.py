@@ -239,7 +239,7 @@ class RedisBudgets:
             reply = await self._reserve(
                 keys=self.keys_of(budget.name, window.id),
                 args=[
-                    self._now_arg(), cost_to_pico(budget.budget_usd), amount, hold_id,
+                    self._now_arg(), budget.pico, amount, hold_id,
                     self.hold_ttl_ms, self.key_ttl_ms(window.ends_at, now),
                 ],
             )  # fmt: skip

@@ -240,7 +240,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
             window = window_of(budget.period, now)
             keys += self.budgets.keys_of(budget.name, window.id)
             budget_args = [
-                cost_to_pico(budget.budget_usd), amount, self.budgets.hold_ttl_ms,
+                budget.pico, amount, self.budgets.hold_ttl_ms,
                 self.budgets.key_ttl_ms(window.ends_at, now), "1" if seed else "0",
             ]  # fmt: skip
         else:

@@ -176,7 +176,7 @@ class Metrics:
     def set_breaker(self, model: str, state: str) -> None:
         self._child(self.breaker, model).set(BREAKER_VALUES.get(state, 0))
 
-    def set_budget_remaining(self, key: str, remaining_usd: Decimal) -> None:
+    def set_budget_remaining(self, key: str, remaining_usd: Decimal | float) -> None:
         self._child(self.budget_remaining, key).set(float(remaining_usd))
 
     def count_rate_limited(self, key: str, limit: str) -> None:
