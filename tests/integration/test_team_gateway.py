@@ -364,6 +364,28 @@ async def test_redis_stopped_mid_test_the_gateway_keeps_answering(
         assert 'turnout_redis_degraded_total{what="shared state"}' in text
 
 
+async def test_a_gateway_restarted_while_redis_is_away_does_not_give_a_key_its_budget_again(
+    upstream: str, dsn: str, own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    """With Redis, a key spends its budget; Redis goes away and the gateway restarts: the
+    new process has never heard the key's spend from Redis, and its in-process twin
+    starts the period from the trace store."""
+    config = write_config(tmp_path / "turnout.yaml", upstream, redis_url=own_redis.url,
+                          prefix="turnout")  # fmt: skip
+    key = new_key(dsn, "restarted-alone", budget_usd=Decimal("0.0001"), period=Period.DAY)
+    async with aiohttp.ClientSession() as session:
+        with serving(Serve(config, dsn, tmp_path / "first.log")) as (gw,):
+            statuses = await spend_all(session, gw.url, key)
+            assert statuses[-1] == 429 and statuses.count(200) >= 3
+        own_redis.stop()
+        with serving(Serve(config, dsn, tmp_path / "second.log")) as (gw,):
+            status, _, body = await post(session, gw.url, key, max_tokens=5)
+            other = new_key(dsn, "fresh-alone", budget_usd=Decimal("0.0001"), period=Period.DAY)
+            fresh, _, _ = await post(session, gw.url, other, max_tokens=5)
+    assert (status, body["error"]["code"]) == (429, "budget_exceeded")
+    assert fresh == 200  # the gateway answers: only the spent key is refused
+
+
 async def test_redis_frozen_mid_test_no_request_waits_long(
     upstream: str, dsn: str, own_redis: OwnRedis, tmp_path: Path
 ) -> None:
