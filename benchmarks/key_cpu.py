@@ -52,7 +52,7 @@ async def main() -> None:
             "bench", rpm=10_000_000, tpm=10_000_000_000, budget_usd=Decimal(1_000_000),
             period=Period.DAY,
         )  # fmt: skip
-        client = Redis(port=1)  # never connected: every reply below is canned
+        client = Redis(port=1, socket_timeout=0.5)  # as the gateway opens it; never connected
         gate = RedisGate(client, prefix="turnout-bench:canned", timeout_s=0.5)
         pipelined = gate._pipelined
         assert pipelined is not None, "hiredis is needed (the redis extra)"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -188,18 +189,35 @@ class _SilentFirst:
         writer.close()
 
 
-async def test_a_connection_that_stops_answering_is_dropped_after_the_reply_timeout() -> None:
+async def test_a_connection_that_stops_answering_fails_its_commands_at_the_reply_timeout() -> None:
     async with _SilentFirst() as port:
         redis = Pipelined("127.0.0.1", port, reply_timeout_s=0.3)
         try:
-            with pytest.raises(TimeoutError):  # the caller's own timeout, as the degrader's
-                await asyncio.wait_for(redis.execute("PING"), 0.1)
-            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            first = asyncio.ensure_future(redis.execute("PING"))  # no timeout of its own
+            await asyncio.sleep(0.1)
             with pytest.raises(RedisConnectionError, match="not answered for"):
-                await redis.execute("PING")
+                await asyncio.wait_for(redis.execute("PING"), 2)  # sent later: fails too
+            with pytest.raises(RedisConnectionError, match="not answered for"):
+                await asyncio.wait_for(first, 2)  # (the guard of the test, not of the code)
+            assert 0.25 <= time.monotonic() - started < 1.0
             assert await redis.execute("PING") == b"PONG"  # a new connection answers
         finally:
             await redis.aclose()
+
+
+async def test_an_answering_connection_outlives_the_reply_timeout() -> None:
+    redis = Pipelined("127.0.0.1", 6379, reply_timeout_s=0.1)
+    try:
+        assert await redis.execute("PING") == b"PONG"
+        connection = redis._protocol
+        await asyncio.sleep(0.25)  # idle past the deadline's check
+        assert await redis.execute("PING") == b"PONG"
+        await asyncio.gather(*(redis.execute("PING") for _ in range(50)))
+        await asyncio.sleep(0.25)
+        assert redis._protocol is connection and not connection.closed
+    finally:
+        await redis.aclose()
 
 
 async def test_a_server_that_never_answers_auth_does_not_hang_the_connect() -> None:

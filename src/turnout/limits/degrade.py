@@ -148,7 +148,12 @@ class Degrader:
         if self.server is not None and unreachable(exc):
             OUTAGES.failed(self.server, time.monotonic() + self.retry_after_s)
 
-    async def run(self, shared: Callable[[], Awaitable[T]], local: Callable[[], T]) -> T:
+    async def run(
+        self, shared: Callable[[], Awaitable[T]], local: Callable[[], T], *, bounded: bool = False
+    ) -> T:
+        """``shared``'s answer, or ``local``'s when Redis fails or is away. ``bounded``:
+        ``shared`` ends within the timeout by itself (a pipelined connection's reply
+        deadline), so no timer of its own is set."""
         probe = False
         self._shared_outage()
         if self._down:
@@ -156,8 +161,11 @@ class Degrader:
                 return self._local(local)
             self._probing = probe = True  # this call tries Redis; the others stay local
         try:
-            async with asyncio.timeout(self.timeout_s):
+            if bounded:
                 result = await shared()
+            else:
+                async with asyncio.timeout(self.timeout_s):
+                    result = await shared()
         except self._errors as exc:
             self._failed(exc)
             if not self._down:

@@ -125,6 +125,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
             on_degrade=on_degrade, clock=clock,
         )  # fmt: skip
         self._pipelined = Pipelined.of(redis)
+        self._bounded = self._pipelined is not None and self._pipelined.reply_timeout_s <= timeout_s
         self.budgets = RedisBudgets(
             redis, prefix=f"{prefix}:budget", timeout_s=timeout_s, retry_after_s=retry_after_s,
             on_degrade=on_degrade, clock=clock, pipelined=self._pipelined,
@@ -175,13 +176,14 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
                 return GateResult(None, None, scope=scope, tokens=tokens, unseeded=True)
             return self._local(scope, limit, tokens, budget, estimate)
 
-        result = await self.degrader.run(shared, local)
+        bounded = self._bounded  # the pipelined replies' own deadline is the timeout
+        result = await self.degrader.run(shared, local, bounded=bounded)
         if result.unseeded and budget is not None:
             await self._seed_budget(budget, twin=twin_unseeded)
             seed = False  # decided now on what Redis (or the twin) holds, seeded or not
             if twin_unseeded:  # Redis was just found away: the twin decides
                 return self._local(scope, limit, tokens, budget, estimate)
-            result = await self.degrader.run(shared, local)
+            result = await self.degrader.run(shared, local, bounded=bounded)
         return result
 
     def _twin_unseeded(self, budget: KeyBudget) -> bool:

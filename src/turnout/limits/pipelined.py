@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 _MAX_WAITING = 10_000
 """Commands without a reply (their callers may have timed out) before the connection is
 dropped: a Redis that hangs with the connection open never grows memory without bound.
-The connection is also dropped, at the next command, once its oldest unanswered command
-is older than the reply timeout (the client's ``socket_timeout``)."""
+The connection is also dropped once its oldest unanswered command is older than the
+reply timeout (the client's ``socket_timeout``), failing every command waiting on it:
+checked by one timer for the connection (and at the next command), so a caller needs
+no timer of its own."""
 
 
 class _Protocol(asyncio.Protocol):
@@ -47,6 +49,7 @@ class _Protocol(asyncio.Protocol):
         self._reply_timeout_s = reply_timeout_s
         self._transport: asyncio.Transport | None = None
         self._out: list[bytes] = []  # packed, written together once the loop turns
+        self._timer: asyncio.TimerHandle | None = None  # the reply deadline's check
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -87,7 +90,28 @@ class _Protocol(asyncio.Protocol):
         self._out.extend(pack(tuple(args)) for args in commands)
         self._waiting.extend(futures)
         self._sent_at.extend(now for _ in futures)
+        if self._timer is None:  # one timer for the connection, not one a command
+            self._timer = loop.call_later(self._reply_timeout_s, self._expire)
         return futures
+
+    def _expire(self) -> None:
+        """A command unanswered past the reply timeout fails every waiting command (the
+        connection is reset): so each caller waits at most that long without a timer of
+        its own; else the check comes back when the oldest waiting command would be due."""
+        self._timer = None
+        if self.closed or not self._waiting:
+            return
+        loop = asyncio.get_running_loop()
+        age = loop.time() - self._sent_at[0]
+        if age >= self._reply_timeout_s:
+            self._fail(
+                _connection_error(
+                    f"Redis has not answered for {age:.1f} s ({len(self._waiting)} commands):"
+                    " the connection was reset"
+                )
+            )
+            return
+        self._timer = loop.call_later(self._reply_timeout_s - age, self._expire)
 
     def _write(self) -> None:
         out, self._out = self._out, []
@@ -118,6 +142,9 @@ class _Protocol(asyncio.Protocol):
 
     def _fail(self, error: Exception) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._out.clear()
         self._sent_at.clear()
         while self._waiting:

@@ -87,3 +87,22 @@ def test_what_counts_as_unreachable() -> None:
     assert unreachable(redis_exceptions.ConnectionError("lost"))
     assert unreachable(redis_exceptions.TimeoutError("slow"))
     assert not unreachable(redis_exceptions.ResponseError("NOSCRIPT"))
+
+
+async def test_a_bounded_call_keeps_its_own_deadline() -> None:
+    """``bounded``: the call ends within the timeout by itself (a pipelined connection's
+    reply deadline): the degrader sets no timer, and its error still degrades."""
+    d = Degrader("test", timeout_s=0.05, retry_after_s=0.05)
+
+    async def slow() -> str:
+        await asyncio.sleep(0.1)
+        return "shared"
+
+    assert await d.run(slow, lambda: "local", bounded=True) == "shared"
+    assert await d.run(slow, lambda: "local") == "local"  # unbounded: the degrader's timer
+    await asyncio.sleep(0.06)
+
+    async def reset() -> str:
+        raise redis_exceptions.ConnectionError("Redis has not answered for 0.5 s")
+
+    assert await d.run(reset, lambda: "local", bounded=True) == "local" and d.down
