@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -18,6 +19,7 @@ from turnout.limits.budget import KeyBudget, KeyBudgetExceeded
 from turnout.limits.budget_redis import RedisBudgets
 from turnout.limits.rate import RateLimit
 from turnout.limits.rate_redis import RedisRateLimiter
+from turnout.tracing.sqlite import SQLiteStore
 
 redis_asyncio = pytest.importorskip("redis.asyncio", reason="redis-py is not installed")
 
@@ -314,7 +316,6 @@ async def test_one_round_trip_gate(prefix: str, tmp_path: Path) -> None:
     from turnout.keys.guard import KeyGuard, Refused
     from turnout.limits.gate_redis import RedisGate
     from turnout.pricing.cost import Price
-    from turnout.tracing.sqlite import SQLiteStore
     from turnout.types import ChatRequest, Message
 
     request = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
@@ -366,18 +367,13 @@ async def test_a_budget_redis_has_not_counted_starts_from_the_trace_store(
     from turnout.limits.gate_redis import RedisGate
     from turnout.limits.ledger import SpendLedger
     from turnout.limits.periods import window_of
-    from turnout.tracing.sqlite import SQLiteStore
 
     budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
     other = KeyBudget("team-b", Decimal("0.0001"), Period.DAY)
     limit = RateLimit(rpm=5)
     clients = [replica() for _ in range(2)]
     with SQLiteStore(tmp_path / "t.db") as store:
-        store.execute(
-            "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
-            "cost_picousd) VALUES ('r1', 'gateway', 'p', 'succeeded', ?, 'team-a', 95000000)",
-            (time.time(),),
-        )
+        spent_before(store, "team-a", 95_000_000)
         ledgers = [SpendLedger(store, offload=False) for _ in clients]
         gates = [
             RedisGate(c, prefix=prefix, ledger=ld) for c, ld in zip(clients, ledgers, strict=True)
@@ -413,21 +409,15 @@ async def test_a_budget_decided_while_redis_is_away_starts_from_the_trace_store(
 ) -> None:
     """A gateway that starts while Redis is away has never heard a key's spend from
     Redis: its in-process twin starts the key's period from the trace store."""
-    import time
 
     from support.own_redis import free_port
     from turnout.limits.gate_redis import RedisGate
     from turnout.limits.ledger import SpendLedger
-    from turnout.tracing.sqlite import SQLiteStore
 
     budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
     client = replica(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     with SQLiteStore(tmp_path / "t.db") as store:
-        store.execute(
-            "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
-            "cost_picousd) VALUES ('r1', 'gateway', 'p', 'succeeded', ?, 'team-a', 95000000)",
-            (time.time(),),
-        )
+        spent_before(store, "team-a", 95_000_000)
         ledger = SpendLedger(store, offload=False)
         gate = RedisGate(client, prefix="turnout-test", ledger=ledger, timeout_s=0.5)
         try:
@@ -447,11 +437,9 @@ async def test_a_budget_decided_while_redis_is_away_starts_from_the_trace_store(
 async def test_a_budget_the_store_could_not_say_is_seeded_once_it_answers(
     prefix: str, tmp_path: Path
 ) -> None:
-    import time
 
     from turnout.limits.gate_redis import RedisGate
     from turnout.limits.ledger import SpendLedger
-    from turnout.tracing.sqlite import SQLiteStore
 
     budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
     t = [0.0]
@@ -471,12 +459,7 @@ async def test_a_budget_the_store_could_not_say_is_seeded_once_it_answers(
         assert (scripts[0], asked[0]) == (3, 1)  # left alone meanwhile: one round trip
         assert ledger.reads == 1
         with SQLiteStore(tmp_path / "up.db") as up:
-            up.execute(
-                "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
-                "cost_picousd) VALUES ('r1', 'gateway', 'p', 'succeeded', ?, 'team-a', "
-                "95000000)",
-                (time.time(),),
-            )
+            spent_before(up, "team-a", 95_000_000)
             ledger.store = up  # the store answers again
             t[0] = 31
             refused = await gate.admit("team-a", RateLimit(), 0, budget, Decimal("0.00001"))
@@ -509,7 +492,6 @@ async def test_a_key_redis_reported_is_decided_on_that_in_an_outage_and_never_on
     from turnout.limits.gate_redis import RedisGate
     from turnout.limits.ledger import SpendLedger
     from turnout.limits.periods import window_of
-    from turnout.tracing.sqlite import SQLiteStore
 
     budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
     client = replica(own_redis.url)
@@ -550,20 +532,14 @@ async def test_a_key_redis_reported_is_decided_on_that_in_an_outage_and_never_on
 async def test_a_store_read_made_to_seed_redis_serves_the_twin_if_redis_goes(
     own_redis: OwnRedis, tmp_path: Path
 ) -> None:
-    import time
 
     from turnout.limits.gate_redis import RedisGate
     from turnout.limits.ledger import SpendLedger
-    from turnout.tracing.sqlite import SQLiteStore
 
     budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
     client = replica(own_redis.url)
     with SQLiteStore(tmp_path / "t.db") as store:
-        store.execute(
-            "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
-            "cost_picousd) VALUES ('r1', 'gateway', 'p', 'succeeded', ?, 'team-a', 95000000)",
-            (time.time(),),
-        )
+        spent_before(store, "team-a", 95_000_000)
         gate = RedisGate(client, prefix="turnout-test", ledger=SpendLedger(store, offload=False))
         seed_redis = gate._seed_budget
 
@@ -584,21 +560,15 @@ async def test_a_store_read_made_to_seed_redis_serves_the_twin_if_redis_goes(
 async def test_concurrent_first_requests_of_a_key_share_one_store_read(
     own_redis: OwnRedis, tmp_path: Path
 ) -> None:
-    import time
 
     from turnout.limits.gate_redis import RedisGate
     from turnout.limits.ledger import SpendLedger
-    from turnout.tracing.sqlite import SQLiteStore
 
     budget = KeyBudget("team-a", Decimal("0.0001"), Period.DAY)  # 100,000,000 pico
     client = replica(own_redis.url)
     own_redis.stop()  # a gateway started while Redis is away
     with SQLiteStore(tmp_path / "t.db") as store:
-        store.execute(
-            "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
-            "cost_picousd) VALUES ('r1', 'gateway', 'p', 'succeeded', ?, 'team-a', 50000000)",
-            (time.time(),),
-        )
+        spent_before(store, "team-a", 50_000_000)
         ledger = SpendLedger(store, offload=True)  # off the loop, as for PostgreSQL
         gate = RedisGate(client, prefix="turnout-test", ledger=ledger)
         try:
@@ -614,3 +584,13 @@ async def test_concurrent_first_requests_of_a_key_share_one_store_read(
         finally:
             await gate.aclose()
             await client.aclose()
+
+
+def spent_before(store: SQLiteStore, key: str, pico: int) -> None:
+    """A run of ``key`` costing ``pico`` pico-dollars, started now, in the trace store."""
+
+    store.execute(
+        "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
+        "cost_picousd) VALUES (?, 'gateway', 'p', 'succeeded', ?, ?, ?)",
+        (f"r-{uuid.uuid4().hex}", time.time(), key, pico),
+    )
