@@ -437,7 +437,6 @@ async def test_a_budget_decided_while_redis_is_away_starts_from_the_trace_store(
 async def test_a_budget_the_store_could_not_say_is_seeded_once_it_answers(
     prefix: str, tmp_path: Path
 ) -> None:
-
     from turnout.limits.gate_redis import RedisGate
     from turnout.limits.ledger import SpendLedger
 
@@ -532,7 +531,6 @@ async def test_a_key_redis_reported_is_decided_on_that_in_an_outage_and_never_on
 async def test_a_store_read_made_to_seed_redis_serves_the_twin_if_redis_goes(
     own_redis: OwnRedis, tmp_path: Path
 ) -> None:
-
     from turnout.limits.gate_redis import RedisGate
     from turnout.limits.ledger import SpendLedger
 
@@ -560,7 +558,6 @@ async def test_a_store_read_made_to_seed_redis_serves_the_twin_if_redis_goes(
 async def test_concurrent_first_requests_of_a_key_share_one_store_read(
     own_redis: OwnRedis, tmp_path: Path
 ) -> None:
-
     from turnout.limits.gate_redis import RedisGate
     from turnout.limits.ledger import SpendLedger
 
