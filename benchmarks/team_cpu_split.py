@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,7 @@ def main() -> None:
             serve.terminate()
             serve.wait(timeout=30)
             drop_prefix(prefix)
+            shutil.rmtree(tmp, ignore_errors=True)
     n = int(out.split(" requests in")[0].split()[-1])
     total = sum(used.values())
     print(f"--workers {args.workers}: {n / wall:,.0f} req/s at c=16 with keys")
