@@ -225,7 +225,8 @@ class RedisBudgets:
         return self._seen.get((name, window), 0)
 
     def saw(self, name: str, window: str) -> bool:
-        """Whether Redis said in this process what key ``name`` spent in ``window``."""
+        """Whether this process knows what key ``name`` spent in ``window``: Redis said so,
+        or the trace store did when Redis's state was seeded from it."""
         return (name, window) in self._seen
 
     # -- KeyBudgets --------------------------------------------------------------------

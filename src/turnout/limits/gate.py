@@ -100,6 +100,17 @@ def admit_in_process(
     return GateResult(generation, rate, reservation, scope=scope, tokens=tokens)
 
 
+async def start_from_ledger(budgets: MemoryBudgets, ledger: SpendLedger, budget: KeyBudget) -> None:
+    """Start ``budget``'s account in ``budgets`` for this period from what the trace store
+    holds of the key's spend, once; a store that cannot say leaves it to a later call."""
+    window = budgets.window(budget)
+    if budgets.seeded(budget.name, window.id):
+        return
+    spent = await ledger.spent(budget.name, window)
+    if spent is not None:
+        budgets.open(budget.name, window.id, spent)
+
+
 class _Closing(Protocol):
     async def aclose(self) -> None: ...
 
@@ -172,11 +183,7 @@ class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
     ) -> GateResult:
         generation = await self.events.generation()
         if budget is not None and self.ledger is not None and self.ledger.available():
-            window = self.budgets.window(budget)
-            if not self.budgets.seeded(budget.name, window.id):
-                spent = await self.ledger.spent(budget.name, window)
-                if spent is not None:  # else asked again once the store may answer
-                    self.budgets.open(budget.name, window.id, spent)
+            await start_from_ledger(self.budgets, self.ledger, budget)
         return admit_in_process(
             self.limiter, self.budgets, generation, scope, limit, tokens, budget, estimate
         )

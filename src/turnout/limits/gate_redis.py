@@ -39,7 +39,7 @@ from turnout.keys.cache import RedisKeyEvents
 from turnout.limits.budget import BudgetState, KeyBudget, KeyBudgetExceeded, Reservation
 from turnout.limits.budget_redis import BUDGET_LUA, SEED_LUA, RedisBudgets
 from turnout.limits.degrade import Degrader, server_of
-from turnout.limits.gate import GateParts, GateResult, admit_in_process
+from turnout.limits.gate import GateParts, GateResult, admit_in_process, start_from_ledger
 from turnout.limits.ids import entry_id
 from turnout.limits.lua import Lua
 from turnout.limits.periods import window_of
@@ -125,6 +125,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
             on_degrade=on_degrade, clock=clock,
         )  # fmt: skip
         self._pipelined = Pipelined.of(redis)
+        # the pipelined connection's own reply deadline bounds the gate's calls
         self._bounded = self._pipelined is not None and self._pipelined.reply_timeout_s <= timeout_s
         self.budgets = RedisBudgets(
             redis, prefix=f"{prefix}:budget", timeout_s=timeout_s, retry_after_s=retry_after_s,
@@ -176,14 +177,13 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
                 return GateResult(None, None, scope=scope, tokens=tokens, unseeded=True)
             return self._local(scope, limit, tokens, budget, estimate)
 
-        bounded = self._bounded  # the pipelined replies' own deadline is the timeout
-        result = await self.degrader.run(shared, local, bounded=bounded)
+        result = await self.degrader.run(shared, local, bounded=self._bounded)
         if result.unseeded and budget is not None:
             await self._seed_budget(budget, twin=twin_unseeded)
             seed = False  # decided now on what Redis (or the twin) holds, seeded or not
             if twin_unseeded:  # Redis was just found away: the twin decides
                 return self._local(scope, limit, tokens, budget, estimate)
-            result = await self.degrader.run(shared, local, bounded=bounded)
+            result = await self.degrader.run(shared, local, bounded=self._bounded)
         return result
 
     def _twin_unseeded(self, budget: KeyBudget) -> bool:
@@ -201,13 +201,13 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         across replicas; the store's spend counts only if larger than what Redis holds),
         or with ``twin`` the in-process twin's, which decides while Redis is away."""
         assert self.ledger is not None
+        if twin:
+            await start_from_ledger(self.budgets.local, self.ledger, budget)
+            return
         now = self._clock() if self._clock is not None else time.time()
         window = window_of(budget.period, now)
         spent = await self.ledger.spent(budget.name, window)
         if spent is None:  # the store cannot say: left unseeded, asked again later
-            return
-        if twin:
-            self.budgets.local.open(budget.name, window.id, spent)
             return
         if spent and not self.budgets.saw(budget.name, window.id):
             self.budgets.remember(budget.name, window.id, spent)  # the twin's, if Redis goes

@@ -33,8 +33,7 @@ _MAX_WAITING = 10_000
 dropped: a Redis that hangs with the connection open never grows memory without bound.
 The connection is also dropped once its oldest unanswered command is older than the
 reply timeout (the client's ``socket_timeout``), failing every command waiting on it:
-checked by one timer for the connection (and at the next command), so a caller needs
-no timer of its own."""
+checked by one timer for the connection, so a caller needs no timer of its own."""
 
 
 class _Protocol(asyncio.Protocol):
@@ -73,9 +72,7 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(_connection_error("the connection to Redis is closed"))
             return futures
         now = loop.time()
-        if self._waiting and (  # Redis stopped answering on this connection: start afresh
-            len(self._waiting) >= _MAX_WAITING or now - self._sent_at[0] > self._reply_timeout_s
-        ):
+        if len(self._waiting) >= _MAX_WAITING:  # Redis stopped answering: start afresh
             error = _connection_error(
                 f"Redis has not answered for {now - self._sent_at[0]:.1f} s "
                 f"({len(self._waiting)} commands): the connection was reset"

@@ -292,7 +292,7 @@ class TraceWriter:
         ``get`` would be woken, and the GIL handed over, for every record, which costs
         the request path far more than the write itself)."""
         try:
-            first = self._queue.get(timeout=self.retry_s if self._spill_pending() else None)
+            first = self._queue.get(timeout=self.retry_s if self.behind() else None)
         except queue.Empty:
             return [], []
         if isinstance(first, _Marker):
@@ -313,13 +313,10 @@ class TraceWriter:
             self._wake.set()  # more may wait (a flush's marker too): the next batch at once
         return batch, []
 
-    def _spill_pending(self) -> bool:
-        return self.spill is not None and self.spill.pending
-
     def behind(self) -> bool:
         """Whether records the store does not have yet wait in the spill file (a file
         left by an earlier process counts too)."""
-        return self._spill_pending()
+        return self.spill is not None and self.spill.pending
 
     def _backlogged(self) -> bool:
         """More records wait in memory than the store is keeping up with (spill on)."""
