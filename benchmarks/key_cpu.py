@@ -37,7 +37,7 @@ from turnout.tracing.sqlite import SQLiteStore
 from turnout.types import ChatRequest, Message
 
 REQ = ChatRequest(messages=(Message("user", "Refund? yes or no."),), max_tokens=16)
-PRICES = {"bench": Price.of(Decimal("0.15"), Decimal("0.6"))}
+PLANS = [{"bench": Price.of(Decimal("0.15"), Decimal("0.6"))}]
 # the gate script's reply: generation, the rate decision (admitted), the budget hold
 GATE_REPLY = [0, [1, 5, 100, 0, 0, 59000, 59000], [1, b"1000000", b"2000"]]
 
@@ -70,7 +70,7 @@ async def main() -> None:
 
         async def requests(n: int) -> None:
             for i in range(n):
-                admission = await guard.admit(auth, REQ, policy="fast", models=(), prices=PRICES)
+                admission = await guard.admit(auth, REQ, policy="fast", models=(), plans=PLANS)
                 guard.finish_soon(admission, Decimal("0.00001"))
                 if i % 16 == 0:
                     await asyncio.sleep(0)  # the loop turns: settle batches go out

@@ -52,7 +52,9 @@ async def measure(
 
     async def one() -> float:
         t0 = time.perf_counter()
-        admission = await guard.admit(auth, REQ, policy="rules", models=("m",), prices={"m": PRICE})
+        admission = await guard.admit(
+            auth, REQ, policy="rules", models=("m",), plans=[{"m": PRICE}]
+        )
         admits.append(time.perf_counter() - t0)
         guard.finish_soon(admission, Decimal("0.00001"))  # as the gateway does: batched
         return time.perf_counter() - t0

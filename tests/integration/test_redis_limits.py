@@ -333,7 +333,7 @@ async def test_one_round_trip_gate(prefix: str, tmp_path: Path) -> None:
             async def one(i: int) -> str:
                 try:
                     a = await guards[i % 2].admit(f"Bearer {secret}", request, policy="rules",
-                                                  models=("m",), prices={"m": price})  # fmt: skip
+                                                  models=("m",), plans=[{"m": price}])  # fmt: skip
                 except Refused as exc:
                     return exc.refusal.code
                 await guards[i % 2].finish(a, Decimal("0.003"))

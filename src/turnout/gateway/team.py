@@ -54,7 +54,11 @@ class Team:
     admin_hash: str | None = None
     prices: Mapping[str, Price] = field(default_factory=dict)
     reach: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    """The pool models each policy may call (a budget hold is priced by the dearest)."""
+    """The pool models each policy may call."""
+    plans: Mapping[str, tuple[Mapping[str, Price], ...]] = field(default_factory=dict)
+    """Per policy, the sets of models (and their prices) one request may pay for together
+    (:func:`~turnout.workflows.keys.policy_plans`); the dearest prices a budget hold.
+    A policy without them: its reach, one model at a time."""
     _closers: list[Any] = field(default_factory=list)
     _spill_seen: tuple[int, int] = (0, 0)
 
@@ -70,11 +74,16 @@ class Team:
     ) -> Team:
         """``behind``: whether records the store lacks wait to be written (a spill file
         being replayed); a key's budget is not started from the store meanwhile."""
-        from turnout.workflows.keys import policy_reach
+        from turnout.workflows.keys import policy_plans, policy_reach
 
+        prices = {name: m.price for name, m in settings.models.items()}
         team = cls(
-            prices={name: m.price for name, m in settings.models.items()},
+            prices=prices,
             reach={name: frozenset(policy_reach(settings, name)) for name in settings.policies},
+            plans={
+                name: tuple({m: prices[m] for m in plan} for plan in policy_plans(settings, name))
+                for name in settings.policies
+            },
         )
         team.metrics = _metrics()
         team.spans = _spans(settings)
@@ -139,14 +148,20 @@ class Team:
         :class:`~turnout.keys.guard.Refused`)."""
         if self.guard is None:
             return None
+        plans: Sequence[Mapping[str, Price]]
         if route.model is not None:
             models: Sequence[str] = (route.model,)
-            prices = {route.model: self.prices[route.model]} if route.model in self.prices else {}
+            price = self.prices.get(route.model)
+            plans = ({route.model: price},) if price is not None else ()
         else:
-            reach = self.reach.get(route.policy or "", frozenset(self.prices))
-            models, prices = (), {m: p for m, p in self.prices.items() if m in reach}
+            models = ()
+            plans = self.plans.get(route.policy or "") or tuple(
+                {m: p}
+                for m, p in self.prices.items()
+                if m in self.reach.get(route.policy or "", self.prices)
+            )
         return await self.guard.admit(
-            authorization, request, policy=route.policy, models=models, prices=prices
+            authorization, request, policy=route.policy, models=models, plans=plans
         )
 
     def may_answer(self, key: VirtualKey, policy: str) -> bool:

@@ -110,12 +110,12 @@ class KeyGuard:
         *,
         policy: str | None,
         models: Sequence[str],
-        prices: Mapping[str, Price],
+        plans: Sequence[Mapping[str, Price]],
     ) -> Admission:
         """Raise :class:`Refused` or return the admission. ``policy`` is the policy the
         request names (None when it names a pool model); ``models`` the pool models it
-        names and ``prices`` those it may reach, by name (the dearest one that may answer
-        for the key prices the budget hold)."""
+        names; ``plans`` the sets of models, by name, one request may pay for together
+        (the dearest set, of the models the key may use, prices the budget hold)."""
         presented = bearer_token(authorization)
         if presented is None:
             raise Refused(missing_key())
@@ -141,7 +141,10 @@ class KeyGuard:
             )
             tokens = _tokens(request) if key.tpm is not None else 0
             estimate = (
-                estimate_request([p for m, p in prices.items() if key.allows_model(m)], request)
+                estimate_request(
+                    [[p for m, p in plan.items() if key.allows_model(m)] for plan in plans],
+                    request,
+                )
                 if budget is not None
                 else Decimal(0)
             )

@@ -1,7 +1,7 @@
 """Key budgets that cannot be overspent: reserve, then settle or release.
 
 Before a call, its estimated cost (the prompt's tokens plus ``max_tokens``, priced at
-the dearest model the request may reach: :func:`estimate_request`) is *reserved*
+the dearest models the request may pay for together: :func:`estimate_request`) is *reserved*
 against the key's budget for the current period, atomically: a reservation is
 admitted only when ``spent + held + estimate <= budget``. After the call the hold is
 *settled* to the real cost, or *released* when nothing was spent. So concurrent
@@ -26,10 +26,11 @@ from decimal import Decimal
 from typing import Protocol
 
 from turnout.errors import BudgetExceeded
-from turnout.execution.budget import estimate_cost
+from turnout.execution.budget import DEFAULT_OUTPUT_ESTIMATE
 from turnout.keys.model import Period, format_time
 from turnout.limits.periods import Window, window_of
 from turnout.pricing.cost import Price
+from turnout.pricing.tokens import estimate_prompt_tokens
 from turnout.tracing.rows import cost_to_pico, pico_to_cost
 from turnout.types import ChatRequest
 
@@ -38,11 +39,17 @@ SOFT_LIMIT = 0.8
 HOLD_TTL_S = 900.0
 
 
-def estimate_request(prices: Iterable[Price], request: ChatRequest) -> Decimal:
-    """The reservation for a request that may reach any of ``prices``' models: the
-    dearest estimate (prompt tokens + ``max_tokens``, see
-    :func:`~turnout.execution.budget.estimate_cost`)."""
-    return max((estimate_cost(p, request) for p in prices), default=Decimal(0))
+def estimate_request(plans: Iterable[Iterable[Price]], request: ChatRequest) -> Decimal:
+    """The reservation for a request that may pay for any one of ``plans`` (each the
+    prices of models one request may pay together: an ensemble's members, a cascade's
+    chain, or one model): the dearest plan's estimate, each call priced at the prompt's
+    tokens plus ``max_tokens`` (see :func:`~turnout.execution.budget.estimate_cost`)."""
+    prompt = estimate_prompt_tokens(request.messages)
+    output = request.max_tokens or DEFAULT_OUTPUT_ESTIMATE
+    return max(
+        (sum((p.estimate(prompt, output) for p in plan), Decimal(0)) for plan in plans),
+        default=Decimal(0),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,36 @@ def policy_reach(settings: Settings, name: str | None) -> set[str]:
     return _policy_models(settings, name, ()) or set(settings.models)
 
 
+TOGETHER_KINDS = frozenset({"ensemble", "cascade"})
+"""Policy kinds one request of which may pay several models: an ensemble calls every
+member (and its judge), a cascade may escalate through its whole chain."""
+
+
+def policy_plans(
+    settings: Settings, name: str | None, seen: tuple[str, ...] = ()
+) -> list[frozenset[str]]:
+    """The sets of pool models one request under the policy called ``name`` may pay for
+    together, at worst: an ensemble's members and judge, a cascade's chain, else one
+    model at a time (a fallback moves on after a failure, and a failure bills nothing).
+    A variant or case that is another policy brings its own sets."""
+    config = settings.policies.get(name or "")
+    if config is not None and config.kind in TOGETHER_KINDS and name not in seen:
+        together = {m for _, m in model_refs(config.options, config.kind)} & set(settings.models)
+        if together:
+            return [frozenset(together)]
+    plans = [frozenset({m}) for m in sorted(policy_reach(settings, name))]
+    if config is None or name in seen:
+        return plans
+    options = config.options
+    targets = [*(options.get("variants") or ()), *(options.get("cases") or {}).values()]
+    if config.kind == "switch" and isinstance(options.get("default"), str):
+        targets.append(options["default"])
+    for target in targets:
+        if target in settings.policies and target not in settings.models:
+            plans += [p for p in policy_plans(settings, target, (*seen, name or "")) if len(p) > 1]
+    return plans
+
+
 def _policy_models(settings: Settings, name: str | None, seen: tuple[str, ...]) -> set[str]:
     config = settings.policies.get(name or "")
     if name in (None, WORKFLOW_POLICY) or config is None:

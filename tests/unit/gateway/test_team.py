@@ -19,6 +19,7 @@ from turnout.gateway.config import GatewayConfig, is_loopback
 from turnout.gateway.server import Gateway
 from turnout.keys import KeyStore, Period
 from turnout.testing import FakeOpenAI
+from turnout.tracing.rows import cost_to_pico
 from turnout.tracing.sqlite import SQLiteStore
 
 ADMIN = "admin-unit-test-key-0123456789"
@@ -208,6 +209,35 @@ async def test_a_budget_hold_is_priced_by_what_the_policy_may_call(tmp_path: Pat
             assert admission is not None and admission.reservation is not None
             holds[policy] = admission.reservation.estimate_pico
         assert holds["any"] == 100 * holds["cheap"]  # large's price only where it may answer
+
+
+async def test_an_ensemble_holds_every_member_it_pays_for(tmp_path: Path) -> None:
+    from turnout.gateway.context import Route
+    from turnout.gateway.team import Team
+    from turnout.limits.budget import estimate_request
+    from turnout.types import ChatRequest, Message
+
+    settings = gateway_settings("http://127.0.0.1:9/v1", auth="keys")
+    request = ChatRequest(messages=(Message("user", "x" * 396),), max_tokens=100)
+    one = estimate_request([[settings.models["small"].price]], request)
+    with SQLiteStore(tmp_path / "traces.db") as store:
+        keys = KeyStore(store)
+        everywhere, _ = keys.create("everywhere", budget_usd=Decimal(1))
+        small_only, _ = keys.create("small-only", budget_usd=Decimal(1), models=["small"])
+        team = await Team.open(settings, GatewayConfig(auth="keys"), host="127.0.0.1",
+                               store=store)  # fmt: skip
+        try:
+            holds = {}
+            for secret, policy in ((everywhere, "escalate"), (everywhere, "cheap"),
+                                   (small_only, "escalate")):  # fmt: skip
+                admission = await team.admit(f"Bearer {secret}", request, Route(policy=policy))
+                assert admission is not None and admission.reservation is not None
+                holds[secret, policy] = admission.reservation.estimate_pico
+        finally:
+            await team.aclose()
+    # the cascade may pay small and large; a key kept to small pays small alone
+    assert holds[everywhere, "escalate"] == 2 * holds[everywhere, "cheap"]
+    assert holds[everywhere, "cheap"] == holds[small_only, "escalate"] == cost_to_pico(one)
 
 
 async def test_a_client_that_hangs_up_gives_its_budget_hold_back(

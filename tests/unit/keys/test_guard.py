@@ -36,7 +36,7 @@ async def admit(guard: KeyGuard, secret: str | None, policy: str | None = "rules
                 models: tuple[str, ...] = ("haiku",)):  # type: ignore[no-untyped-def]  # fmt: skip
     return await guard.admit(
         f"Bearer {secret}" if secret else None, REQ, policy=policy, models=models,
-        prices=dict.fromkeys(models or ("haiku",), PRICE),
+        plans=[{m: PRICE} for m in models or ("haiku",)],
     )  # fmt: skip
 
 
@@ -172,9 +172,18 @@ async def test_the_budget_hold_is_priced_by_the_models_the_key_may_reach(setup) 
     secret, _ = keys.create("team-a", budget_usd=Decimal("1"), models=("haiku",))
     prices = {"haiku": PRICE, "opus": Price.of(50, 250)}  # opus is ten times dearer
     admission = await guard.admit(f"Bearer {secret}", REQ, policy="rules", models=(),
-                                  prices=prices)  # fmt: skip
+                                  plans=[{m: p} for m, p in prices.items()])  # fmt: skip
     assert admission.reservation is not None
     assert admission.reservation.estimate_pico == 3_000_000_000  # $0.003: haiku's, not opus'
+    anything, _ = keys.create("team-b", budget_usd=Decimal("1"))
+    vote = [{"haiku": PRICE, "opus": prices["opus"], "h2": PRICE}]  # an ensemble's members
+    holds = []
+    for key in (secret, anything):
+        together = await guard.admit(f"Bearer {key}", REQ, policy="vote", models=(), plans=vote)
+        assert together.reservation is not None
+        holds.append(together.reservation.estimate_pico)
+    # every member the key may use: haiku alone; haiku + opus + h2 ($0.003 + $0.03 + $0.003)
+    assert holds == [3_000_000_000, 36_000_000_000]
 
 
 async def test_a_budget_refusal_says_what_would_pass_and_what_is_left(setup) -> None:  # type: ignore[no-untyped-def]

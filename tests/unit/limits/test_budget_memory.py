@@ -93,8 +93,10 @@ def test_remembered_windows_change_exactly_at_the_boundary() -> None:
         assert window_of(Period.WEEK, new_year - 0.001).id == "2026-W53"
 
 
-def test_estimate_uses_the_dearest_model() -> None:
+def test_estimate_is_the_dearest_set_of_models_paid_together() -> None:
     request = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
     cheap, dear = Price.of(1, 1), Price.of(5, 25)
     # 100 prompt tokens (392 characters + 8 framing, four a token) + 100 output tokens
-    assert estimate_request([cheap, dear], request) == Decimal("0.003")
+    assert estimate_request([[cheap], [dear]], request) == Decimal("0.003")
+    assert estimate_request([[cheap], [cheap, dear]], request) == Decimal("0.0032")
+    assert estimate_request([[]], request) == estimate_request([], request) == 0
