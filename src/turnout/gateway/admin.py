@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from turnout.errors import ConfigError, StoreError
-from turnout.keys.model import Period, parse_expiry
+from turnout.keys.model import Period, check_scopes, parse_expiry
 from turnout.keys.store import KeyStore, key_summary
 from turnout.wire.errors import error_body
 from turnout.wire.jsonio import encode, load_json
@@ -96,19 +96,11 @@ def _changes(body: Any) -> dict[str, Any]:
 
 
 def _known(request: web.Request, changes: dict[str, Any]) -> dict[str, Any]:
-    """``changes`` if the policies and models they name are this gateway's (a key bound
-    to a name the gateway does not have could never be used as meant)."""
+    """``changes`` if the policies and models they name are this gateway's."""
     from turnout.gateway.routes import TEAM
 
     team = request.app[TEAM]
-    for field, what, known in (
-        ("policies", "policy", team.reach),
-        ("models", "model", team.prices),
-    ):
-        unknown = [n for n in changes.get(field, ()) if n not in known]
-        if unknown:
-            names = ", ".join(sorted(known)) or "none"
-            raise ConfigError(f"unknown {what} {unknown[0]!r} (known: {names})", field=field)
+    check_scopes(changes, policies=team.reach, models=team.prices)
     return changes
 
 
@@ -183,10 +175,13 @@ async def update_key(request: web.Request) -> web.Response:
     if isinstance(keys, web.Response):
         return keys
     try:
-        changes = _known(request, _changes(await _body(request)))
+        body = await _body(request)
+        changes = _known(request, _changes(body))
+        name = request.match_info["name"]
+        if isinstance(body, dict) and body.get("name", name) != name:
+            raise ConfigError("a key's name cannot change (create a new key)", field="name")
     except ConfigError as exc:
         return _error(400, str(exc), "invalid_request", exc.field)
-    name = request.match_info["name"]
     return await _run(request, lambda: (200, key_summary(keys.update(name, **changes)), True))
 
 

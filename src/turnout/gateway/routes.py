@@ -31,6 +31,7 @@ from turnout.gateway.failures import ErrorReply
 from turnout.gateway.replies import ChunkEncoder, answer_headers, completion_body, header_value
 from turnout.gateway.team import Team
 from turnout.keys.guard import Refused, bearer_token, missing_key
+from turnout.keys.model import VirtualKey
 from turnout.types import StreamEnd
 from turnout.wire.jsonio import encode, load_json
 from turnout.wire.requests import IncomingRequest, WireError, decode_request
@@ -73,12 +74,18 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         incoming = decode_request(_parse(raw))
         route = resolve(incoming.model, settings, config)
         ctx = call_context(request.headers, incoming)
-    except WireError as exc:
-        return error_response(failures.bad_request(exc), run_id)
-    except ModelNotFound as exc:
-        known = [*settings.policies, *settings.models]
-        return error_response(failures.model_not_found(exc.name, known), run_id)
-    except web.HTTPRequestEntityTooLarge:
+    except (WireError, ModelNotFound, web.HTTPRequestEntityTooLarge) as exc:
+        # A request that cannot be served: a key that is not valid hears so first (401,
+        # as OpenAI answers), and the names a key is shown are those it may use.
+        try:
+            key = await team.identify(authorization)
+        except Refused as refused:
+            return refused_response(refused, run_id)
+        if isinstance(exc, WireError):
+            return error_response(failures.bad_request(exc), run_id)
+        if isinstance(exc, ModelNotFound):
+            known = [n["id"] for n in nameable(settings, team, key)]
+            return error_response(failures.model_not_found(exc.name, known), run_id)
         return error_response(failures.too_large(config.max_body_bytes), run_id)
     try:
         admission = await team.admit(authorization, incoming.request, route)
@@ -277,6 +284,12 @@ async def list_models(request: web.Request) -> web.Response:
         key = await team.identify(request.headers.get("authorization"))
     except Refused as exc:
         return refused_response(exc)
+    return json_response(200, {"object": "list", "data": nameable(settings, team, key)})
+
+
+def nameable(settings: Settings, team: Team, key: VirtualKey | None) -> list[dict[str, Any]]:
+    """The policies (``policy_kind``) and pool models (``tier``) a request may name as
+    its model, in OpenAI's model-list shape: with a key, only those it may use."""
     data: list[dict[str, Any]] = [
         {
             "id": p.name,
@@ -299,7 +312,7 @@ async def list_models(request: web.Request) -> web.Response:
         for m in settings.models.values()
         if key is None or key.may_name_model(m.name)
     ]
-    return json_response(200, {"object": "list", "data": data})
+    return data
 
 
 async def live(request: web.Request) -> web.Response:

@@ -17,10 +17,11 @@ import enum
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 KEY_PREFIX = "tk-"
 _RANDOM_BYTES = 32
@@ -145,6 +146,21 @@ def parse_names(text: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
 
 
+def check_scopes(
+    changes: Mapping[str, Any], *, policies: Collection[str], models: Collection[str]
+) -> None:
+    """Raise :class:`~turnout.errors.ConfigError` (naming the field) when ``changes``
+    bind a key to a policy or model the gateway does not have: such a key could never
+    be used as meant."""
+    from turnout.errors import ConfigError
+
+    for field, what, known in (("policies", "policy", policies), ("models", "model", models)):
+        unknown = [n for n in changes.get(field) or () if n not in known]
+        if unknown:
+            names = ", ".join(sorted(known)) or "none"
+            raise ConfigError(f"unknown {what} {unknown[0]!r} (known: {names})", field=field)
+
+
 def parse_expiry(text: str) -> float:
     """``2026-12-31`` (end of that day is not implied: midnight UTC) or a full ISO 8601
     time; returns epoch seconds. Raises ValueError naming the text."""
@@ -154,13 +170,20 @@ def parse_expiry(text: str) -> float:
         raise ValueError(f"not a date or ISO 8601 time: {text!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC)  # shown in UTC, so it must be a UTC time Python can hold
+    except OverflowError:
+        raise ValueError(f"past 9999-12-31 in UTC: {text!r}") from None
     return moment.timestamp()
 
 
 def format_time(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):  # a stored time no calendar date holds
+        return f"{epoch:.0f} (epoch seconds)"
 
 
 def names_json(names: Sequence[str]) -> str:

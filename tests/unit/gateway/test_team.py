@@ -91,6 +91,20 @@ async def test_admin_api(gateway: Gateway) -> None:
         status, _, changed = await call(s, gateway, "PATCH", "/admin/keys/team-a", ADMIN,
                                         json={"rpm": None, "models": ["small"]})  # fmt: skip
         assert status == 200 and changed["rpm"] is None and changed["models"] == ["small"]
+        for name, expected in (("renamed", 400), ("team-a", 200)):  # its own name is no change
+            status, _, _ = await call(s, gateway, "PATCH", "/admin/keys/team-a", ADMIN,
+                                      json={"name": name})  # fmt: skip
+            assert status == expected, name
+        status, _, bad = await call(
+            s,
+            gateway,
+            "POST",
+            "/admin/keys",
+            ADMIN,
+            json={"name": "far", "expires": "9999-12-31T23:59:59-12:00"},
+        )
+        assert (status, bad["error"]["param"]) == (400, "expires")
+        assert (await call(s, gateway, "GET", "/admin/keys/far", ADMIN))[0] == 404
         status, _, shown = await call(s, gateway, "GET", "/admin/keys/team-a", ADMIN)
         assert shown["budget_usd"] == "0.5" and "key" not in shown
         key = made["key"]
@@ -122,6 +136,33 @@ async def test_in_process_limits_and_budget(gateway: Gateway, tmp_path: Path) ->
     assert await codes(limited, 5) == ["ok"] * 3 + ["rate_limit_exceeded"] * 2
     spent = await codes(budgeted, 4)
     assert spent[0] == "ok" and spent[-1] == "budget_exceeded"
+
+
+async def test_a_key_is_checked_before_the_body(gateway: Gateway, tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "traces.db") as store:
+        keys = KeyStore(store)
+        narrow, _ = keys.create("narrow", policies=["cheap"], models=["small"])
+        revoked, _ = keys.create("gone")
+        keys.revoke("gone")
+    bad_bodies: list[dict[str, Any]] = [
+        {"model": "gpt-4o", "messages": HI},  # no such model
+        {"model": "cheap", "messages": HI, "n": 3},  # a field turnout refuses
+        {"model": "cheap"},  # no messages
+    ]
+    async with aiohttp.ClientSession() as s:
+        for wrong in ("sk-not-a-key", revoked):
+            for body in bad_bodies:
+                status, _, answer = await call(s, gateway, "POST", "/v1/chat/completions",
+                                               wrong, json=body)  # fmt: skip
+                assert status == 401, (body, answer)
+                assert "gpt-4o" not in str(answer) and "large" not in str(answer)
+        status, _, answer = await call(s, gateway, "POST", "/v1/chat/completions", narrow,
+                                       json=bad_bodies[0])  # fmt: skip
+        assert status == 404 and answer["error"]["code"] == "model_not_found"
+        assert "(cheap, small)" in answer["error"]["message"]  # only what the key may name
+        status, _, answer = await call(s, gateway, "POST", "/v1/chat/completions", narrow,
+                                       json=bad_bodies[1])  # fmt: skip
+        assert status == 400
 
 
 async def test_spans_per_request_and_attempt(upstream: FakeOpenAI, tmp_path: Path,

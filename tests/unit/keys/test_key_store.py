@@ -11,7 +11,7 @@ import pytest
 
 from turnout.errors import ConfigError
 from turnout.keys import KeyRefused, KeyStore, Period, hash_key, key_summary
-from turnout.keys.model import generate_key, parse_expiry, parse_names
+from turnout.keys.model import format_time, generate_key, parse_expiry, parse_names
 from turnout.tracing.migrations import MIGRATIONS
 from turnout.tracing.sqlite import SQLiteStore
 
@@ -144,4 +144,8 @@ def test_bad_input_names_the_field(db: Path) -> None:
     with pytest.raises(ValueError, match="not a date"):
         parse_expiry("tomorrow")
     assert parse_expiry("2026-12-31") == 1798675200.0
+    with pytest.raises(ValueError, match="past 9999-12-31"):  # year 10000 in UTC
+        parse_expiry("9999-12-31T23:59:59-12:00")
+    assert format_time(parse_expiry("9999-12-31T23:59:59+05:00")) == "9999-12-31T18:59:59+00:00"
+    assert format_time(1e15) == "1000000000000000 (epoch seconds)"  # a stored odd time shows
     assert parse_names(" rules, cheap_first ,rules") == ("rules", "cheap_first")
