@@ -1,8 +1,11 @@
 """``turnout keys``: virtual keys for the team gateway (create, list, show, update, revoke).
 
 A new key is printed once, by ``keys create``; the store keeps only its hash. Keys live
-in the trace store's database (``--store``), so every gateway replica that writes
-traces there also sees every key.
+in the trace store's database, so every gateway replica that writes traces there also
+sees every key. The store is the gateways': ``--store`` (or ``TURNOUT_STORE``), else
+``storage:`` in the config (``-c``, ``./turnout.yaml`` when it exists), else
+``.turnout/traces.db``. With a config, the policies and models a key is bound to must be
+its own, and a change is announced on its Redis (``executor.state: redis``).
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,8 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from turnout.cli.traces import opened_store, store_option
+from turnout.config.settings import Settings
 from turnout.errors import ConfigError
-from turnout.keys.model import Period, VirtualKey, parse_expiry, parse_names
+from turnout.keys.model import Period, VirtualKey, check_scopes, parse_expiry, parse_names
 from turnout.keys.store import KeyStore, key_summary
 
 PERIODS = [p.value for p in Period]
@@ -75,6 +81,46 @@ def _expiry(value: str | None) -> float | None:
         raise ConfigError(str(exc), field="--expires") from None
 
 
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The gateways' turnout.yaml: its storage:, policies, models and Redis "
+    "[default: ./turnout.yaml when it exists].",
+)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """Where a command's keys live, and what the gateways' config says of them."""
+
+    store_url: str | None
+    settings: Settings | None
+
+    @classmethod
+    def of(cls, config_path: Path | None, store_url: str | None) -> _Setup:
+        path = config_path or Path("turnout.yaml")
+        if config_path is None and not path.is_file():
+            return cls(store_url, None)
+        from turnout.config.loader import load_settings
+
+        settings = load_settings(path)
+        return cls(store_url or settings.storage, settings)
+
+    def check(self, changes: dict[str, Any]) -> None:
+        if self.settings is not None:
+            with _as_options():
+                check_scopes(changes, policies=self.settings.policies, models=self.settings.models)
+
+    def redis(self, url: str | None, prefix: str | None) -> tuple[str | None, str]:
+        """``--redis`` and ``--redis-prefix``, else the config's shared state."""
+        executor = self.settings.executor if self.settings is not None else {}
+        if url is None and executor.get("state") == "redis":
+            url = str(executor.get("redis_url", "redis://127.0.0.1:6379/0"))
+        return _redis(url), prefix or str(executor.get("redis_prefix", "turnout"))
+
+
 redis_option = click.option(
     "--redis",
     "redis_url",
@@ -85,10 +131,8 @@ redis_option = click.option(
 )
 redis_prefix_option = click.option(
     "--redis-prefix",
-    default="turnout",
-    show_default=True,
     envvar="TURNOUT_REDIS_PREFIX",
-    help="executor.redis_prefix.",
+    help="executor.redis_prefix [default: the config's, else turnout].",
 )
 
 
@@ -164,6 +208,7 @@ def keys_group() -> None:
 @click.option("--name", required=True, help="The key's name (a tag on its traces).")
 @_limits
 @store_option
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the key and its record as JSON.")
 def create_cmd(
     name: str,
@@ -175,15 +220,19 @@ def create_cmd(
     models: str | None,
     expires: str | None,
     store_url: str | None,
+    config_path: Path | None,
     as_json: bool,
 ) -> None:
     """Create a key and print it, once: it cannot be shown again."""
+    setup = _Setup.of(config_path, store_url)
     budget = _budget(budget_usd)
     expires_at = _expiry(expires)
-    with opened_store(store_url) as store, _as_options():
+    scopes = {"policies": parse_names(policies), "models": parse_names(models)}
+    setup.check(scopes)
+    with opened_store(setup.store_url) as store, _as_options():
         secret, key = KeyStore(store).create(
             name, budget_usd=budget, period=Period(period) if period else None, rpm=rpm, tpm=tpm,
-            policies=parse_names(policies), models=parse_names(models), expires_at=expires_at,
+            expires_at=expires_at, **scopes,
         )  # fmt: skip
     if as_json:
         click.echo(json.dumps({"key": secret, **key_summary(key)}, indent=2))
@@ -195,11 +244,12 @@ def create_cmd(
 
 @keys_group.command("list")
 @store_option
+@config_option
 @click.option("--active", is_flag=True, help="Leave out revoked keys.")
 @click.option("--json", "as_json", is_flag=True)
-def list_cmd(store_url: str | None, active: bool, as_json: bool) -> None:
+def list_cmd(store_url: str | None, config_path: Path | None, active: bool, as_json: bool) -> None:
     """Every key, with its limits and status (never the key itself)."""
-    with opened_store(store_url) as store:
+    with opened_store(_Setup.of(config_path, store_url).store_url) as store:
         keys = KeyStore(store).list(include_revoked=not active)
     summaries = [key_summary(k) for k in keys]
     if as_json:
@@ -225,10 +275,11 @@ def list_cmd(store_url: str | None, active: bool, as_json: bool) -> None:
 @keys_group.command("show")
 @click.argument("name")
 @store_option
+@config_option
 @click.option("--json", "as_json", is_flag=True)
-def show_cmd(name: str, store_url: str | None, as_json: bool) -> None:
+def show_cmd(name: str, store_url: str | None, config_path: Path | None, as_json: bool) -> None:
     """One key's record."""
-    with opened_store(store_url) as store:
+    with opened_store(_Setup.of(config_path, store_url).store_url) as store:
         key = KeyStore(store).require(name)
     _show(key, as_json)
 
@@ -237,6 +288,7 @@ def show_cmd(name: str, store_url: str | None, as_json: bool) -> None:
 @click.argument("name")
 @_limits
 @store_option
+@config_option
 @redis_option
 @redis_prefix_option
 @click.option("--json", "as_json", is_flag=True)
@@ -250,8 +302,9 @@ def update_cmd(
     models: str | None,
     expires: str | None,
     store_url: str | None,
+    config_path: Path | None,
     redis_url: str | None,
-    redis_prefix: str,
+    redis_prefix: str | None,
     as_json: bool,
 ) -> None:
     """Change a key's limits; options left out stay as they are. ``--budget-usd none``,
@@ -274,22 +327,33 @@ def update_cmd(
         changes["expires_at"] = _expiry(expires)
     if not changes:
         raise ConfigError("nothing to change: give at least one option", field="keys update")
-    redis_url = _redis(redis_url)
-    with opened_store(store_url) as store, _as_options():
+    setup = _Setup.of(config_path, store_url)
+    setup.check(changes)
+    url, prefix = setup.redis(redis_url, redis_prefix)
+    with opened_store(setup.store_url) as store, _as_options():
         key = KeyStore(store).update(name, **changes)
-    _announce(redis_url, redis_prefix)
+    _announce(url, prefix)
     _show(key, as_json)
 
 
 @keys_group.command("revoke")
 @click.argument("name")
 @store_option
+@config_option
 @redis_option
 @redis_prefix_option
-def revoke_cmd(name: str, store_url: str | None, redis_url: str | None, redis_prefix: str) -> None:
-    """Revoke a key for good (with --redis, every replica refuses it at once)."""
-    redis_url = _redis(redis_url)
-    with opened_store(store_url) as store:
+def revoke_cmd(
+    name: str,
+    store_url: str | None,
+    config_path: Path | None,
+    redis_url: str | None,
+    redis_prefix: str | None,
+) -> None:
+    """Revoke a key for good (with the gateways' Redis, from --redis or the config, every
+    replica refuses it at once)."""
+    setup = _Setup.of(config_path, store_url)
+    url, prefix = setup.redis(redis_url, redis_prefix)
+    with opened_store(setup.store_url) as store:
         key = KeyStore(store).revoke(name)
-    _announce(redis_url, redis_prefix)
+    _announce(url, prefix)
     click.echo(f"key {key.name!r} revoked")

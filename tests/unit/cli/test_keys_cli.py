@@ -122,3 +122,47 @@ def test_a_bad_redis_url_is_refused_before_the_change(
     code, out, _ = run(capsys, "keys", "show", "team-a", "--store", db, "--json")
     shown = json.loads(out)
     assert shown["status"] == "active" and shown["rpm"] is None  # nothing changed
+
+
+def test_the_gateways_config_names_the_store_the_scopes_and_the_redis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    redis = pytest.importorskip("redis")
+    prefix = f"turnout-test:{uuid.uuid4().hex}"
+    db = tmp_path / "team.db"
+    (tmp_path / "turnout.yaml").write_text(
+        "providers: {up: {kind: openai, base_url: 'http://127.0.0.1:9/v1'}}\n"
+        "models: {small: {provider: up, id: s, tier: efficient, price: {input: 1, output: 2}}}\n"
+        "policies: {cheap: {kind: static, model: small}}\n"
+        f"storage: {db}\n"
+        f"executor: {{state: redis, redis_prefix: '{prefix}'}}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TURNOUT_STORE", raising=False)
+    for scope, message in ((("--policies", "cheap,nope"), "--policies: unknown policy 'nope'"),
+                           (("--models", "haiku"), "--models: unknown model 'haiku'")):  # fmt: skip
+        code, out, err = run(capsys, "keys", "create", "--name", "a", *scope)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    code, out, err = run(capsys, "keys", "create", "--name", "a", "--policies", "cheap")
+    assert code == 0, err
+    with SQLiteStore(db) as store:  # storage: in ./turnout.yaml, not .turnout/traces.db
+        assert KeyStore(store).authenticate(out.strip()).name == "a"
+    assert not (tmp_path / ".turnout").exists()
+    code, _, err = run(capsys, "keys", "update", "a", "--models", "haiku")
+    assert code == 2 and "--models: unknown model 'haiku'" in err
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, out, _ = run(capsys, "keys", "show", "a", "-c", str(tmp_path / "turnout.yaml"), "--json")
+    assert code == 0 and json.loads(out)["policies"] == ["cheap"]
+    code, _, err = run(capsys, "keys", "revoke", "a", "-c", str(tmp_path / "turnout.yaml"))
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:  # the config's Redis was told, under its prefix
+        assert code == 0 and client.get(f"{prefix}:keys:generation") == b"1", err
+    finally:
+        client.delete(f"{prefix}:keys:generation")
+        client.close()
+    code, _, err = run(capsys, "keys", "list", "-c", str(elsewhere / "missing.yaml"))
+    assert code == 2 and "missing.yaml" in err
