@@ -94,6 +94,8 @@ class RateDecision:
         if not self.allowed and self.retry_after_s is not None:
             out["retry-after"] = str(max(1, math.ceil(self.retry_after_s)))
             out["retry-after-ms"] = str(max(1, math.ceil(self.retry_after_s * 1000)))
+        elif not self.allowed:  # larger than the limit itself: waiting never admits it
+            out["x-should-retry"] = "false"
         return out
 
 

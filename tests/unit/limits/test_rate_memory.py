@@ -65,6 +65,8 @@ async def test_tokens_refused_until_enough_leave() -> None:
     assert refused.retry_after_s == pytest.approx(40)  # when the 60 leave
     never = await limiter.admit("k", limit, tokens=101)
     assert not never.allowed and never.retry_after_s is None
+    assert never.headers()["x-should-retry"] == "false" and "retry-after" not in never.headers()
+    assert "x-should-retry" not in refused.headers() and refused.headers()["retry-after"] == "40"
     clock.t += 40.001
     assert (await limiter.admit("k", limit, tokens=50)).allowed
 
