@@ -1,7 +1,9 @@
 """The gateway with its traces in PostgreSQL, cut off mid-traffic (a TCP proxy of the
 test's own; the machine's server keeps running): requests keep being answered, traces
 spill to .turnout/spill-0.jsonl, are replayed when the database is back; after the
-gateway stops, trace rows = requests served."""
+gateway stops, trace rows = requests served. With keys (which live in that database),
+past the key cache's lifetime: a key seen before keeps being let through, a key revoked
+before stays refused, a key never seen gets 503."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from support.gateway_rig import KEY, KEY_ENV, gateway_settings, reply
 from support.pg import throwaway_database
 from support.tcp_proxy import TcpProxy
 from turnout.gateway.server import Gateway
+from turnout.keys import KeyStore
 from turnout.testing import FakeOpenAI
 from turnout.tracing.postgres import PostgresStore
 
@@ -23,8 +26,9 @@ pytestmark = pytest.mark.postgres
 HI = [{"role": "user", "content": "hi"}]
 
 
+@pytest.mark.parametrize("auth", ["none", "keys"])
 async def test_traces_spill_while_postgres_is_away(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth: str
 ) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
     monkeypatch.chdir(tmp_path)
@@ -34,32 +38,51 @@ async def test_traces_spill_while_postgres_is_away(
         proxy = TcpProxy((host, int(port or 5432)))
         proxy.start()
         via_proxy = dsn.replace(host_port, f"127.0.0.1:{proxy.port}")
+        secrets = {}
+        with PostgresStore(dsn) as store:
+            keys = KeyStore(store)
+            for name in ("team-a", "gone", "unseen"):
+                secrets[name] = keys.create(name)[0]
+            keys.revoke("gone")
         served = 0
         try:
             async with FakeOpenAI(reply=reply) as upstream:
-                settings = gateway_settings(upstream.base_url)
+                settings = gateway_settings(upstream.base_url, auth=auth, key_cache_s=0.3)
                 async with (
                     Gateway(settings, port=0, store=via_proxy) as gw,
                     aiohttp.ClientSession() as session,
                 ):
                     url = f"{gw.base_url}/chat/completions"
 
-                    async def burst(n: int) -> int:
-                        async def one() -> int:
-                            async with session.post(
-                                url, json={"model": "cheap", "messages": HI}
-                            ) as r:
-                                await r.read()
-                                return r.status
+                    async def status(key: str) -> tuple[int, str, str | None]:
+                        headers = {"authorization": f"Bearer {key}"}
+                        body = {"model": "cheap", "messages": HI}
+                        async with session.post(url, json=body, headers=headers) as r:
+                            answer = await r.json()
+                            code = answer["error"]["code"] if r.status != 200 else ""
+                            return r.status, code, r.headers.get("retry-after")
 
-                        statuses = await asyncio.gather(*(one() for _ in range(n)))
-                        assert statuses == [200] * n
+                    async def burst(n: int) -> int:
+                        statuses = await asyncio.gather(
+                            *(status(secrets["team-a"]) for _ in range(n))
+                        )
+                        assert [s for s, _, _ in statuses] == [200] * n
                         return n
 
                     served += await burst(30)
+                    if auth == "keys":
+                        assert (await status(secrets["gone"]))[:2] == (401, "key_revoked")
                     await asyncio.sleep(0.3)
                     proxy.stop()  # PostgreSQL is unreachable
+                    await asyncio.sleep(0.4)  # past the key cache's lifetime
                     served += await burst(40)
+                    if auth == "keys":
+                        assert (await status(secrets["gone"]))[:2] == (401, "key_revoked")
+                        assert await status(secrets["unseen"]) == (
+                            503,
+                            "key_store_unavailable",
+                            "1",
+                        )
                     await asyncio.sleep(0.5)
                     assert (tmp_path / ".turnout" / "spill-0.jsonl").exists()
                     async with session.get(gw.base_url.removesuffix("/v1") + "/metrics") as r:

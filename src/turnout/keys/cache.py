@@ -11,20 +11,30 @@ number lives in the process, and the cache keeps records ``ttl_s`` at most (chan
 made by another process are seen within that time).
 
 If Redis cannot be read, the cache is trusted for ``ttl_s`` (a warning is logged once
-by the degrader): never an outage.
+by the degrader): never an outage. If the database cannot be read (down, or past its
+deadline), a key's last record is used however old (*stale if error*): a key that was
+let through keeps being let through, and a key revoked before the outage stays
+refused. A key never seen gets 503 ``key_store_unavailable`` (the SDK retries it). The
+database is asked again at most once every ``retry_s`` meanwhile, so the outage costs
+one request a wait, not each one; a warning is logged when it starts and a note when it
+ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from turnout.errors import StoreError
 from turnout.keys.model import KeyRefused, VirtualKey, hash_key
 from turnout.keys.store import KeyStore
 from turnout.limits.degrade import Degrader, server_of
+
+log = logging.getLogger("turnout.keys")
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -94,15 +104,22 @@ class CachedKeys:
         max_keys: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
         offload: bool = False,
+        retry_s: float = 1.0,
     ) -> None:
         self.store = store
         self.ttl_s = ttl_s
         self.max_keys = max_keys
+        self.retry_s = retry_s
         self._clock = clock
         self._offload = offload
         self._cache: OrderedDict[str, tuple[VirtualKey | None, float]] = OrderedDict()
+        self._stale: dict[str, VirtualKey | None] = {}
+        """Records dropped by a key change, kept only for a database outage."""
         self._generation: int | None = None
+        self._down_until: float | None = None
+        """While the database is failing: when it may be asked again."""
         self.reads = 0
+        self.store_failures = 0
 
     @property
     def generation(self) -> int | None:
@@ -119,7 +136,7 @@ class CachedKeys:
             return False
         if generation != self._generation:
             self._generation = generation
-            self._cache.clear()
+            self._clear()
         return True
 
     async def authenticate(self, presented: str, *, fresh: bool = False) -> VirtualKey:
@@ -127,14 +144,18 @@ class CachedKeys:
         ``fresh``: read the database even if the key is cached."""
         digest = hash_key(presented)
         now = self._clock()
-        hit = None if fresh else self._cache.get(digest)
-        if hit is not None and hit[1] > now:
+        hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now and not fresh:
             key = hit[0]
         else:
-            key = await self._read(presented)
-            self._cache[digest] = (key, now + self.ttl_s)
-            if len(self._cache) > self.max_keys:
-                self._cache.popitem(last=False)
+            try:
+                key = await self._read(presented, now)
+            except StoreError:
+                key = self._last_known(digest, hit)
+            else:
+                self._cache[digest] = (key, now + self.ttl_s)
+                if len(self._cache) > self.max_keys:
+                    self._cache.popitem(last=False)
         if key is None:
             raise KeyRefused("invalid API key", status=401, code="invalid_api_key")
         refusal = key.refusal(time.time())
@@ -147,12 +168,52 @@ class CachedKeys:
         hit = self._cache.get(hash_key(presented))
         return hit is not None and hit[0] is not None
 
-    async def _read(self, presented: str) -> VirtualKey | None:
+    async def _read(self, presented: str, now: float) -> VirtualKey | None:
+        """The key's record from the database; :class:`StoreError` when it fails, or
+        at once while it failed less than ``retry_s`` ago."""
+        if self._down_until is not None and now < self._down_until:
+            raise StoreError("the key store failed less than a second ago")
         self.reads += 1
-        if self._offload:  # a network database: keep the event loop free
-            return await asyncio.to_thread(self.store.find, presented)
-        return self.store.find(presented)
+        try:
+            if self._offload:  # a network database: keep the event loop free
+                key = await asyncio.to_thread(self.store.find, presented)
+            else:
+                key = self.store.find(presented)
+        except StoreError as exc:
+            self.store_failures += 1
+            if self._down_until is None:
+                log.warning("keys: the key store failed (%s); known keys are let through "
+                            "on their last record, new ones get 503 until it is back", exc)  # fmt: skip
+            self._down_until = self._clock() + self.retry_s
+            raise
+        if self._down_until is not None:
+            log.info("keys: the key store answers again")
+            self._down_until = None
+            self._stale.clear()
+        return key
+
+    def _last_known(
+        self, digest: str, hit: tuple[VirtualKey | None, float] | None
+    ) -> VirtualKey | None:
+        """The record to decide on while the database fails (raises 503 without one)."""
+        if hit is not None:
+            return hit[0]
+        if digest in self._stale:
+            return self._stale[digest]
+        raise KeyRefused(
+            "the key store is unavailable and this key was not seen before it failed; "
+            "retry shortly",
+            status=503,
+            code="key_store_unavailable",
+        )
+
+    def _clear(self) -> None:
+        """Read every key afresh; the records dropped stay for a database outage."""
+        self._stale.update((d, rec) for d, (rec, _) in self._cache.items())
+        while len(self._stale) > self.max_keys:
+            self._stale.pop(next(iter(self._stale)))
+        self._cache.clear()
 
     def forget(self) -> None:
         """A key was changed in this process: read keys afresh."""
-        self._cache.clear()
+        self._clear()

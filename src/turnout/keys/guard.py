@@ -75,6 +75,14 @@ class Admission:
     headers: Mapping[str, str]
 
 
+_KINDS: dict[int, tuple[str, Mapping[str, str]]] = {
+    401: ("invalid_request_error", {}),
+    403: ("permission_error", {}),
+    503: ("server_error", {"retry-after": "1"}),  # the key store is away: try again
+}
+"""OpenAI's error type (and headers) of a key refused with each status."""
+
+
 def missing_key() -> Refusal:
     message = "missing API key: send 'Authorization: Bearer tk-...'"
     return Refusal(401, "invalid_api_key", message, "invalid_request_error")
@@ -182,8 +190,10 @@ class KeyGuard:
             for model in models:
                 key.check_route(model=model)
         except KeyRefused as exc:
-            kind = "invalid_request_error" if exc.status == 401 else "permission_error"
-            raise Refused(Refusal(exc.status, exc.code, str(exc), kind, key=exc.name)) from None
+            kind, headers = _KINDS.get(exc.status, ("permission_error", {}))
+            raise Refused(
+                Refusal(exc.status, exc.code, str(exc), kind, headers, key=exc.name)
+            ) from None
         return key
 
     def _outcome(self, key: VirtualKey, scope: str, result: GateResult) -> Admission:
