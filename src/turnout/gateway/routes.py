@@ -340,5 +340,7 @@ async def openai_errors(request: web.Request, handler: Any) -> web.StreamRespons
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
-        log.exception("gateway: %s %s failed", request.method, request.path)
-        return error_response(failures.internal())
+        request_id = new_run_id()
+        log.exception("gateway: %s %s failed (x-request-id %s)", request.method, request.path,
+                      request_id)  # fmt: skip
+        return error_response(failures.internal(), request_id)
