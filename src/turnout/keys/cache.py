@@ -182,8 +182,11 @@ class CachedKeys:
         except StoreError as exc:
             self.store_failures += 1
             if self._down_until is None:
-                log.warning("keys: the key store failed (%s); known keys are let through "
-                            "on their last record, new ones get 503 until it is back", exc)  # fmt: skip
+                log.warning(
+                    "keys: the key store failed (%s); known keys are let through on their "
+                    "last record, new ones get 503 until it is back",
+                    exc,
+                )
             self._down_until = self._clock() + self.retry_s
             raise
         if self._down_until is not None:
