@@ -103,3 +103,59 @@ async def test_traces_spill_while_postgres_is_away(
         assert runs[0] == served == 100
         assert attempts[0] == served
         assert not (tmp_path / ".turnout" / "spill-0.jsonl").exists()
+
+
+async def test_gateways_sharing_a_spill_path_and_a_restart_with_fewer_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two gateways given one ``spill:`` path (as ``--workers 2`` workers are) each spill
+    to a file of their own; stopped while PostgreSQL is still away, they leave both
+    files, and one gateway started alone replays both: rows = requests, none twice."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    monkeypatch.chdir(tmp_path)
+    with throwaway_database() as dsn:
+        host_port = dsn.split("@", 1)[1].split("/", 1)[0]
+        host, _, port = host_port.partition(":")
+        proxy = TcpProxy((host, int(port or 5432)))
+        proxy.start()
+        via_proxy = dsn.replace(host_port, f"127.0.0.1:{proxy.port}")
+        served = 0
+        try:
+            async with FakeOpenAI(reply=reply) as upstream, aiohttp.ClientSession() as session:
+                settings = gateway_settings(upstream.base_url, spill=str(tmp_path / "shared.jsonl"))
+
+                async def burst(gw: Gateway, n: int) -> int:
+                    async def one() -> int:
+                        body = {"model": "cheap", "messages": HI}
+                        async with session.post(f"{gw.base_url}/chat/completions", json=body) as r:
+                            await r.read()
+                            return r.status
+
+                    assert await asyncio.gather(*(one() for _ in range(n))) == [200] * n
+                    return n
+
+                async with (
+                    Gateway(settings, port=0, store=via_proxy) as one,
+                    Gateway(settings, port=0, store=via_proxy) as two,
+                ):
+                    served += await burst(one, 10) + await burst(two, 10)
+                    await asyncio.sleep(0.3)
+                    proxy.stop()  # PostgreSQL is unreachable, and stays so past their stop
+                    served += await burst(one, 20) + await burst(two, 20)
+                files = sorted(p.name for p in tmp_path.glob("shared-*.jsonl"))
+                assert files == ["shared-0.jsonl", "shared-1.jsonl"]
+                proxy.start()
+                async with Gateway(settings, port=0, store=via_proxy) as alone:
+                    served += await burst(alone, 10)
+        finally:
+            proxy.stop()
+        assert not list(tmp_path.glob("shared-*.jsonl"))
+        with PostgresStore(dsn) as store:
+            (runs,) = store.query("SELECT count(*), count(DISTINCT run_id) FROM runs", ())
+            (attempts,) = store.query("SELECT count(*) FROM attempts", ())
+            (running,) = store.query("SELECT count(*) FROM runs WHERE status <> 'succeeded'", ())
+        assert (
+            (runs[0], runs[1], attempts[0], running[0])
+            == (served, served, served, 0)
+            == (70, 70, 70, 0)
+        )

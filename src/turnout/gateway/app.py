@@ -17,11 +17,13 @@ from turnout.gateway.config import CorsConfig, GatewayConfig
 from turnout.gateway.engine import Engine
 from turnout.gateway.feedback import post_feedback
 from turnout.gateway.team import Team
-from turnout.tracing.spill import SpillFile
+from turnout.tracing.spill import SpillFile, claim_spill
 from turnout.tracing.writer import TraceWriter
 
 WORKER_ENV = "TURNOUT_WORKER"
 """The worker's number (0, 1, ...) under ``turnout serve --workers N``."""
+WORKERS_ENV = "TURNOUT_WORKERS"
+"""N, under ``turnout serve --workers N``."""
 
 EXPOSED = ", ".join(
     [
@@ -98,6 +100,8 @@ def _team_ctx(settings: Settings, config: GatewayConfig, host: str) -> Any:
         writer = getattr(engine, "writer", None)
         behind = writer.behind if isinstance(writer, TraceWriter) else None
         team = await Team.open(settings, config, host=host, store=store, behind=behind)
+        if isinstance(writer, TraceWriter) and writer.spill is not None:
+            team.watch_spill(writer.spill)
         app[routes.TEAM] = team
         try:
             yield
@@ -108,16 +112,26 @@ def _team_ctx(settings: Settings, config: GatewayConfig, host: str) -> Any:
 
 
 def _spill(config: GatewayConfig, store: str | None) -> SpillFile | None:
-    """The spill file: ``gateway.spill``, else one per worker beside a PostgreSQL store's
-    gateway (``.turnout/spill-N.jsonl``); ``none``: no spilling."""
+    """The spill file: one per process beside ``gateway.spill`` (``<spill>-N``, N the
+    worker's number), else beside a PostgreSQL store's gateway
+    (``.turnout/spill-N.jsonl``); ``none``: no spilling. Files no live process claims
+    are adopted and replayed (:func:`~turnout.tracing.spill.claim_spill`)."""
     path = config.spill
     if path == "none":
         return None
     if path is None:
         if not (store or "").lower().startswith(("postgresql://", "postgres://")):
             return None
-        path = f".turnout/spill-{os.environ.get(WORKER_ENV, '0')}.jsonl"
-    return SpillFile(path, max_bytes=config.spill_max_bytes)
+        path = ".turnout/spill.jsonl"
+    index = int(os.environ.get(WORKER_ENV, "0"))
+    workers = int(os.environ.get(WORKERS_ENV, "0"))  # 0: not under --workers
+    return claim_spill(
+        path,
+        index=index,
+        first_free=max(workers, index + 1),
+        adopt_from=workers,
+        max_bytes=config.spill_max_bytes,
+    )
 
 
 def _cors(cors: CorsConfig) -> Any:

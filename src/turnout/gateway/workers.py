@@ -21,7 +21,7 @@ import tempfile
 import time
 from types import FrameType
 
-from turnout.gateway.app import WORKER_ENV
+from turnout.gateway.app import WORKER_ENV, WORKERS_ENV
 from turnout.observability.metrics import MULTIPROC_ENV, mark_process_dead
 
 
@@ -72,7 +72,8 @@ def run_workers(count: int) -> int:
     argv = _worker_argv()
 
     def start(index: int) -> tuple[subprocess.Popen[bytes], float]:
-        env = {**os.environ, WORKER_ENV: str(index), MULTIPROC_ENV: metrics_dir}
+        env = {**os.environ, WORKER_ENV: str(index), WORKERS_ENV: str(count),
+               MULTIPROC_ENV: metrics_dir}  # fmt: skip
         return subprocess.Popen(argv, env=env), time.monotonic()
 
     workers = [start(index) for index in range(count)]

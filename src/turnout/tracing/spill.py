@@ -22,12 +22,23 @@ ask about as well.
 
 Counters (for metrics): ``spilled`` / ``dropped`` / ``replayed`` records, and of the
 replayed, ``found_written``: those of in-doubt batches the store turned out to have.
+``on_count`` hears of each record spilled or dropped as it happens.
+
+One file, one writer: a process *claims* its file (:meth:`SpillFile.claim`, an
+exclusive ``flock`` on ``<file>.lock``, which the kernel releases when the process
+dies), so two gateways started in one directory, or workers given one ``spill:`` path,
+never append to or replay the same file. :func:`claim_spill` gives each process a
+numbered file beside a base path (``spill-0.jsonl``, ``spill-1.jsonl``, ...) and has it
+*adopt* the files no live process claims (left by a run with more workers, or by a
+process that crashed): they are replayed before the process's own file.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -85,16 +96,27 @@ def decode_batch(line: bytes) -> Batch:
 class SpillFile:
     """A bounded, append-only file of trace batches waiting for their store."""
 
-    def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        adopted: Sequence[SpillFile] = (),
+    ):
         self.path = Path(path)
         self.offset_path = self.path.with_name(self.path.name + ".offset")
         self.doubt_path = self.path.with_name(self.path.name + ".doubt")
         self.max_bytes = max_bytes
+        self.adopted = list(adopted)
+        """Files no live process claims, replayed before this one (then let go)."""
         self.spilled = 0
         self.dropped = 0
         self.replayed = 0
         self.found_written = 0
+        self.on_count: Callable[[int, int], None] | None = None
+        """Called with (records spilled, records dropped) as each batch is."""
         self._lock = threading.Lock()
+        self._claim: int | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
@@ -104,9 +126,40 @@ class SpillFile:
     def pending(self) -> bool:
         """Whether batches wait to be replayed (also those left by an earlier process)."""
         try:
-            return self.path.stat().st_size > self._offset()
+            if self.path.stat().st_size > self._offset():
+                return True
         except FileNotFoundError:
+            pass
+        return any(other.pending for other in self.adopted)
+
+    def claim(self) -> bool:
+        """Take the file for this process until :meth:`release` (or its exit); False
+        when another live process holds it."""
+        if self._claim is not None:
+            return True
+        lock = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
             return False
+        self._claim = fd
+        return True
+
+    def release(self) -> None:
+        """Let the file go (and every adopted one)."""
+        for other in self.adopted:
+            other.release()
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
+
+    def _count(self, spilled: int, dropped: int) -> None:
+        self.spilled += spilled
+        self.dropped += dropped
+        if self.on_count is not None:
+            self.on_count(spilled, dropped)
 
     def append(
         self,
@@ -131,12 +184,12 @@ class SpillFile:
                 size = 0
             if size + len(line) > self.max_bytes:
                 if or_drop:
-                    self.dropped += count
+                    self._count(0, count)
                 return False
             with self.path.open("ab") as f:
                 f.write(line)
                 f.flush()
-            self.spilled += count
+            self._count(count, 0)
         return True
 
     def replay(
@@ -153,6 +206,17 @@ class SpillFile:
         ``committed`` (None: written all the same): one found committed counts as
         written; a failing ``committed`` stops the replay as a failing ``write`` does."""
         written = 0
+        while self.adopted:  # the oldest first
+            other = self.adopted[0]
+            before = other.found_written
+            written += other.replay(write, stop=stop, committed=committed)
+            self.found_written += other.found_written - before
+            if other.pending:
+                self.replayed += written
+                return written
+            other.release()
+            self.adopted.pop(0)
+        self.replayed += written
         with self._lock:
             size = self.path.stat().st_size if self.path.exists() else 0
             for start, end, batch in self._batches():
@@ -177,10 +241,15 @@ class SpillFile:
     def skip_one(self) -> int:
         """Give up on the next pending batch (it fails however often it is tried);
         returns its record count, counted as dropped."""
+        for other in self.adopted:
+            if other.pending:
+                skipped = other.skip_one()
+                self._count(0, skipped)
+                return skipped
         with self._lock:
             for _, end, batch in self._batches():
                 self._set_offset(end)
-                self.dropped += len(batch)
+                self._count(0, len(batch))
                 return len(batch)
         return 0
 
@@ -239,3 +308,47 @@ class SpillFile:
         tmp = self.offset_path.with_name(self.offset_path.name + ".tmp")
         tmp.write_text(str(offset), "ascii")
         os.replace(tmp, self.offset_path)
+
+
+_NUMBERED = re.compile(r"-(\d+)$")
+
+
+def numbered(base: Path, index: int) -> Path:
+    """``spill.jsonl`` -> ``spill-3.jsonl``."""
+    return base.with_name(f"{base.stem}-{index}{base.suffix}")
+
+
+def claim_spill(
+    base: str | os.PathLike[str],
+    *,
+    index: int = 0,
+    first_free: int = 1,
+    adopt_from: int = 0,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> SpillFile:
+    """This process's spill file beside ``base``: ``<base>-<index>``, or if a live
+    process holds that one, the first free from ``first_free`` on. It adopts every file
+    beside it that no live process claims: ``base`` itself (as earlier versions named a
+    configured file) and the numbered ones from ``adopt_from`` on (under ``--workers N``,
+    N: lower numbers belong to workers that may still be starting)."""
+    base = Path(base)
+    own = SpillFile(numbered(base, index), max_bytes=max_bytes)
+    candidate = first_free
+    while not own.claim():
+        own = SpillFile(numbered(base, candidate), max_bytes=max_bytes)
+        candidate += 1
+    found: list[tuple[int, Path]] = [(-1, base)] if base.exists() else []
+    for path in base.parent.glob(f"{base.stem}-*{base.suffix}"):
+        match = _NUMBERED.search(path.name.removesuffix(base.suffix))
+        if match is not None and path.name.endswith(base.suffix):
+            number = int(match.group(1))
+            if number >= adopt_from and path != own.path:
+                found.append((number, path))
+    for _, path in sorted(found):
+        other = SpillFile(path, max_bytes=max_bytes)
+        if other.claim():
+            if other.pending:
+                own.adopted.append(other)
+            else:
+                other.release()
+    return own

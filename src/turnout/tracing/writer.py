@@ -216,6 +216,8 @@ class TraceWriter:
                     raise StoreError(f"trace writer: close timed out after {timeout} s")
                 self._thread.join(timeout)
                 self._count_late_records()
+                if self.spill is not None:
+                    self.spill.release()  # a later writer in this process may claim it
         self._raise_failures()
 
     async def aclose(self) -> None:

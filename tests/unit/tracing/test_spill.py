@@ -12,7 +12,7 @@ import pytest
 
 from turnout.errors import CommitUnknown, StoreError
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
-from turnout.tracing.spill import SpillFile, decode_batch, encode_batch
+from turnout.tracing.spill import SpillFile, claim_spill, decode_batch, encode_batch
 from turnout.tracing.sqlite import SQLiteStore
 from turnout.tracing.writer import TraceWriter
 
@@ -377,3 +377,42 @@ def test_the_writer_does_not_write_twice_a_batch_whose_commit_answer_was_lost(
     assert spill.spilled >= 2 and spill.found_written == 2 and not spill.pending
     assert store.inner.query("SELECT count(*) FROM attempts")[0][0] == 3
     store.inner.close()
+
+
+def test_one_file_one_process_and_unclaimed_files_are_adopted(tmp_path: Path) -> None:
+    base = tmp_path / "spill.jsonl"
+    legacy = SpillFile(base)  # as an earlier version named a configured file
+    legacy.append([_run(0)], [], [])
+    left = SpillFile(tmp_path / "spill-3.jsonl")  # a run with more workers left it
+    left.append([_run(1)], [], [])
+    held = SpillFile(tmp_path / "spill-1.jsonl")  # another live gateway's
+    held.append([_run(9)], [], [])
+    assert held.claim()
+    first = claim_spill(base, index=0)
+    assert first.path.name == "spill-0.jsonl"
+    assert [a.path.name for a in first.adopted] == ["spill.jsonl", "spill-3.jsonl"]
+    second = claim_spill(base, index=0)  # the same number asked for: the next free one
+    assert second.path.name == "spill-2.jsonl" and second.adopted == []
+    counted: list[tuple[int, int]] = []
+    first.on_count = lambda spilled, dropped: counted.append((spilled, dropped))
+    first.append([_run(2)], [], [_attempt(2)])
+    assert counted == [(2, 0)] and first.pending
+    seen: list[str] = []
+    written = first.replay(lambda runs, steps, attempts: seen.append(runs[0].run_id))
+    assert seen == ["run-0000", "run-0001", "run-0002"]  # the adopted ones first
+    assert written == first.replayed == 4 and not first.pending and first.adopted == []
+    assert not base.exists() and not (tmp_path / "spill-3.jsonl").exists()
+    assert SpillFile(tmp_path / "spill-3.jsonl").claim()  # let go once replayed
+    assert held.pending  # the live one's file was left to it
+    for spill in (held, first, second):
+        spill.release()
+    assert claim_spill(base, index=0).adopted[0].path.name == "spill-1.jsonl"
+
+
+def test_under_workers_only_files_past_their_count_are_adopted(tmp_path: Path) -> None:
+    base = tmp_path / "spill.jsonl"
+    for n in (1, 2):
+        SpillFile(tmp_path / f"spill-{n}.jsonl").append([_run(n)], [], [])
+    worker = claim_spill(base, index=0, first_free=2, adopt_from=2)  # --workers 2
+    assert [a.path.name for a in worker.adopted] == ["spill-2.jsonl"]  # 1 is worker 1's
+    assert claim_spill(base, index=1, first_free=2, adopt_from=2).path.name == "spill-1.jsonl"
