@@ -208,10 +208,6 @@ async def metrics(request: web.Request) -> web.Response:
                 team.metrics.set_breaker(model, status.state)
         except Exception:  # a breaker store that cannot answer leaves the last values
             pass
-    writer = getattr(request.app[ENGINE], "writer", None)
-    spill = getattr(writer, "spill", None)
-    if spill is not None:  # the spill file's counters since the last scrape
-        team.count_spill(spill.spilled, spill.dropped)
     body, content_type = await asyncio.to_thread(team.metrics.render)
     response = web.Response(status=200, body=body)
     response.headers["content-type"] = content_type

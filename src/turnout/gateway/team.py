@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from turnout.limits.ledger import SpendLedger
     from turnout.observability.metrics import Metrics
     from turnout.observability.otel import GenAISpans
+    from turnout.tracing.spill import SpillFile
 
 log = logging.getLogger("turnout.gateway")
 
@@ -60,7 +61,6 @@ class Team:
     (:func:`~turnout.workflows.keys.policy_plans`); the dearest prices a budget hold.
     A policy without them: its reach, one model at a time."""
     _closers: list[Any] = field(default_factory=list)
-    _spill_seen: tuple[int, int] = (0, 0)
 
     @classmethod
     async def open(
@@ -228,13 +228,13 @@ class Team:
                 latency_s=time.perf_counter() - started,
             )  # fmt: skip
 
-    def count_spill(self, spilled: int, dropped: int) -> None:
-        """Feed the spill file's running totals to the metrics (as increments)."""
+    def watch_spill(self, spill: SpillFile) -> None:
+        """Count the spill file's records in the metrics as they spill or drop (from
+        the writer's thread), the ones before now included."""
         if self.metrics is None:
             return
-        seen_spilled, seen_dropped = self._spill_seen
-        self.metrics.count_spill(spilled - seen_spilled, dropped - seen_dropped)
-        self._spill_seen = (spilled, dropped)
+        self.metrics.count_spill(spill.spilled, spill.dropped)
+        spill.on_count = self.metrics.count_spill
 
     # -- admin -------------------------------------------------------------------------
 
