@@ -105,6 +105,10 @@ async def test_traces_spill_while_postgres_is_away(
         assert not (tmp_path / ".turnout" / "spill-0.jsonl").exists()
 
 
+def spill_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob("shared-*.jsonl"))
+
+
 async def test_gateways_sharing_a_spill_path_and_a_restart_with_fewer_lose_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -142,14 +146,13 @@ async def test_gateways_sharing_a_spill_path_and_a_restart_with_fewer_lose_nothi
                     await asyncio.sleep(0.3)
                     proxy.stop()  # PostgreSQL is unreachable, and stays so past their stop
                     served += await burst(one, 20) + await burst(two, 20)
-                files = sorted(p.name for p in tmp_path.glob("shared-*.jsonl"))
-                assert files == ["shared-0.jsonl", "shared-1.jsonl"]
+                assert spill_files(tmp_path) == ["shared-0.jsonl", "shared-1.jsonl"]
                 proxy.start()
                 async with Gateway(settings, port=0, store=via_proxy) as alone:
                     served += await burst(alone, 10)
         finally:
             proxy.stop()
-        assert not list(tmp_path.glob("shared-*.jsonl"))
+        assert spill_files(tmp_path) == []
         with PostgresStore(dsn) as store:
             (runs,) = store.query("SELECT count(*), count(DISTINCT run_id) FROM runs", ())
             (attempts,) = store.query("SELECT count(*) FROM attempts", ())
