@@ -239,6 +239,7 @@ class Turnout:
         execution = await self.executor.execute(
             call.decision, call.request, run_id=call.run_id, step_id=call.step,
             budget=budget, sink=self._sink,
+            on_abandon=lambda abandoned: self._finished(call, abandoned),  # a run that ends
         )  # fmt: skip
         self._finished(call, execution)
         return Answer(call.run_id, call.policy.name, call.decision, execution)

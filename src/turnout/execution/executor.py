@@ -103,8 +103,11 @@ class Executor:
         accept: Acceptor | None = None,
         budget: Budget | None = None,
         sink: AttemptSink | None = None,
+        on_abandon: Callable[[Execution], None] | None = None,
     ) -> Execution:
-        """Carry ``decision`` out and return the finished answer (or why there is none)."""
+        """Carry ``decision`` out and return the finished answer (or why there is none).
+        Cancelled (the caller stopped waiting), the execution so far, its attempts
+        recorded as abandoned, goes to ``on_abandon`` before the cancellation goes on."""
         stream = ExecutionStream(
             self, decision, request, run_id=run_id, step_id=step_id, accept=accept,
             budget=budget, sink=sink, streamed=False, on_stream_cut=self.on_stream_cut,
@@ -114,6 +117,10 @@ class Executor:
                 pass
         except TurnoutError:
             pass  # in the execution
+        except asyncio.CancelledError:
+            if on_abandon is not None and stream.execution is not None:
+                on_abandon(stream.execution)
+            raise
         assert stream.execution is not None
         return stream.execution
 

@@ -304,3 +304,7 @@ async def test_a_client_that_hangs_up_gives_its_budget_hold_back(
                 await asyncio.sleep(0.3)  # the cancellation reaches the handler
                 state = await budgets.state(KeyBudget("patient", Decimal(1), Period.DAY))
                 assert state.held_pico == 0, f"stream={stream}: the hold was kept"
+    with SQLiteStore(tmp_path / "traces.db") as store:  # each run ended, its attempt abandoned
+        runs = store.query("SELECT status FROM runs WHERE key_name = 'patient'")
+        attempts = store.query("SELECT error_class FROM attempts")
+    assert runs == [("failed",), ("failed",)] and attempts == [("abandoned",), ("abandoned",)]
