@@ -68,6 +68,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     run_id = new_run_id()  # the trace's run id, sortable by time
     authorization = request.headers.get("authorization")
     if team.guard is not None and bearer_token(authorization) is None:  # before the body
+        team.refused(Route(), None, "invalid_api_key", started, run_id)
         return refused_response(Refused(missing_key()), run_id)
     try:
         raw = await _read_body(request, config.max_body_bytes)
@@ -80,17 +81,22 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         try:
             key = await team.identify(authorization)
         except Refused as refused:
+            team.refused(Route(), refused.refusal.key, refused.refusal.code, started, run_id)
             return refused_response(refused, run_id)
         if isinstance(exc, WireError):
-            return error_response(failures.bad_request(exc), run_id)
-        if isinstance(exc, ModelNotFound):
+            reply = failures.bad_request(exc)
+        elif isinstance(exc, ModelNotFound):
             known = [n["id"] for n in nameable(settings, team, key)]
-            return error_response(failures.model_not_found(exc.name, known), run_id)
-        return error_response(failures.too_large(config.max_body_bytes), run_id)
+            reply = failures.model_not_found(exc.name, known)
+        else:
+            reply = failures.too_large(config.max_body_bytes)
+        code = str(reply.body["error"].get("code") or reply.body["error"]["type"])
+        team.refused(Route(), key.name if key else None, code, started, run_id)
+        return error_response(reply, run_id)
     try:
         admission = await team.admit(authorization, incoming.request, route)
     except Refused as exc:
-        team.refused(route, exc.refusal.key, exc.refusal.code, started)
+        team.refused(route, exc.refusal.key, exc.refusal.code, started, run_id)
         return refused_response(exc, run_id)
     options = _options(incoming, route, ctx, run_id)
     extra = dict(admission.headers) if admission is not None else {}
@@ -105,7 +111,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         asyncio.get_running_loop().call_soon(  # counted once the answer has gone out
             lambda: team.done(route=route, admission=admission, answer=answer,
                               latency_s=latency_s, error_class=error, streamed=incoming.stream,
-                              max_tokens=incoming.request.max_tokens)
+                              max_tokens=incoming.request.max_tokens, run_id=run_id)
         )  # fmt: skip
 
     if incoming.stream:

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from turnout.config.schema import REDIS_TIMEOUT_S
@@ -187,8 +187,10 @@ class Team:
         error_class: str | None,
         streamed: bool = False,
         max_tokens: int | None = None,
+        run_id: str | None = None,
     ) -> None:
-        """Settle the hold (off the request path), count the request, make its spans."""
+        """Settle the hold (off the request path), count the request, make its spans
+        (a request that has no answer, abandoned, too: by ``run_id``)."""
         if admission is not None and self.guard is not None:
             self.guard.finish_soon(admission, answer.cost if answer is not None else None)
         key = admission.key.name if admission is not None else None
@@ -206,26 +208,45 @@ class Team:
             )  # fmt: skip
             for attempt in attempts:
                 self.metrics.observe_attempt(attempt, key)
-        if self.spans is not None and answer is not None:
+        if self.spans is not None and (answer is not None or run_id is not None):
             from turnout.observability.otel import RequestSpan
 
-            usage = answer.usage
-            self.spans.record(
-                RequestSpan(
-                    run_id=answer.run_id, policy=policy, request_model=route.label,
-                    response_model=model, started_at=time.time() - latency_s, latency_s=latency_s,
-                    input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                    cost_usd=float(answer.cost), key=key, error_type=error_class,
-                    max_tokens=max_tokens, streamed=streamed,
-                ),
-                attempts,
+            span = RequestSpan(
+                run_id=answer.run_id if answer is not None else run_id or "",
+                policy=policy, request_model=route.label, response_model=model,
+                started_at=time.time() - latency_s, latency_s=latency_s, key=key,
+                error_type=error_class, max_tokens=max_tokens, streamed=streamed,
             )  # fmt: skip
+            if answer is not None:
+                usage = answer.usage
+                span = replace(
+                    span,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cost_usd=float(answer.cost),
+                )
+            self.spans.record(span, attempts)
 
-    def refused(self, route: Route, key: str | None, code: str, started: float) -> None:
+    def refused(
+        self, route: Route, key: str | None, code: str, started: float, run_id: str
+    ) -> None:
+        """Count a request answered without any model call (refused, or one that could
+        not be read or routed), and make its span."""
+        latency_s = time.perf_counter() - started
+        policy = route.policy or route.label or "-"
         if self.metrics is not None:
             self.metrics.observe_request(
-                policy=route.policy or route.label, model=None, key=key, error_class=code,
-                latency_s=time.perf_counter() - started,
+                policy=policy, model=None, key=key, error_class=code, latency_s=latency_s
+            )
+        if self.spans is not None:
+            from turnout.observability.otel import RequestSpan
+
+            self.spans.record(
+                RequestSpan(
+                    run_id=run_id, policy=policy, request_model=route.label or "-",
+                    response_model=None, started_at=time.time() - latency_s,
+                    latency_s=latency_s, key=key, error_type=code,
+                )
             )  # fmt: skip
 
     def watch_spill(self, spill: SpillFile) -> None:

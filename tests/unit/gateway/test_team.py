@@ -198,6 +198,49 @@ async def test_spans_per_request_and_attempt(upstream: FakeOpenAI, tmp_path: Pat
     assert request["gen_ai.provider.name"] == "openai"
 
 
+async def test_requests_answered_without_a_model_have_a_span_and_a_count(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from turnout.gateway.routes import TEAM
+    from turnout.observability.otel import GenAISpans
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    gateway.app[TEAM].spans = GenAISpans(provider, {})
+    with SQLiteStore(tmp_path / "traces.db") as store:
+        limited, _ = KeyStore(store).create("one-a-minute", rpm=1)
+    url = "/v1/chat/completions"
+    async with aiohttp.ClientSession() as s:
+        for key, body, status in (
+            (None, {"model": "cheap", "messages": HI}, 401),  # no key at all
+            (limited, {"model": "gpt-4o", "messages": HI}, 404),
+            (limited, {"model": "cheap", "messages": HI, "n": 3}, 400),
+            (limited, {"model": "cheap", "messages": HI}, 200),
+            (limited, {"model": "cheap", "messages": HI}, 429),
+        ):
+            assert (await call(s, gateway, "POST", url, key, json=body))[0] == status, body
+        async with s.get(gateway.base_url.removesuffix("/v1") + "/metrics") as r:
+            scraped = await r.text()
+    errors = {
+        (sample.labels["error_class"], sample.labels["policy"]): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+        if sample.name == "turnout_errors_total"
+    }
+    assert errors == {("invalid_api_key", "-"): 1, ("model_not_found", "-"): 1,
+                      ("invalid_request", "-"): 1, ("rate_limit_exceeded", "cheap"): 1}  # fmt: skip
+    spans = [dict(sp.attributes or {}) for sp in exporter.get_finished_spans()]
+    refused = sorted(str(a["error.type"]) for a in spans if "error.type" in a)
+    assert refused == ["invalid_api_key", "invalid_request", "model_not_found",
+                       "rate_limit_exceeded"]  # fmt: skip
+
+
 def test_otlp_provider_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     from turnout.observability.otel import tracer_provider_from_env
 
