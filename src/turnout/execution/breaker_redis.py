@@ -46,16 +46,17 @@ skewed clocks agree; tests pass ``clock=`` to use their own. In Redis Cluster
 put a hash tag in the prefix (``{turnout}:breaker``) so a script's keys share a
 slot.
 
-When Redis cannot be reached the store fails open (``fail_open=True``): every
-model is allowed and results (queued ones too) are dropped, so a Redis outage never
-stops traffic. After a failure Redis is left alone for ``retry_after_s`` (1 s); then one
-call tries it again while the others still rest, so a dead or frozen Redis costs one
-attempt a second, not one a call. An outage another part of the process found on the
-same server (:data:`turnout.limits.degrade.OUTAGES`) is taken at once, and while one
-caller refreshes the view the others answer from it as last seen. The first
-failure is logged as a warning on ``turnout.breaker`` and the recovery as info.
-With ``fail_open=False`` the Redis error is raised (a failed background flush
-has no caller: it is logged).
+When Redis cannot be reached the store fails open (``fail_open=True``): the breakers go
+on in the process (``local``, a :class:`~turnout.execution.breaker.MemoryBreakerStore`,
+as with one process and no Redis: they learn afresh from the calls made meanwhile),
+results queued for Redis are dropped, and a Redis outage never stops traffic. After a
+failure Redis is left alone for ``retry_after_s`` (1 s); then one call tries it again
+while the others still rest, so a dead or frozen Redis costs one attempt a second, not
+one a call. An outage another part of the process found on the same server
+(:data:`turnout.limits.degrade.OUTAGES`) is taken at once, and while one caller
+refreshes the view the others answer from it as last seen. The first failure is logged
+as a warning on ``turnout.breaker`` and the recovery as info. With ``fail_open=False``
+the Redis error is raised (a failed background flush has no caller: it is logged).
 
 Give the client short timeouts and no retries of its own (redis-py's default
 retries with backoff take seconds per call when Redis is down)::
@@ -75,7 +76,13 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from turnout.execution.breaker import BreakerConfig, BreakerState, BreakerStatus, Clock
+from turnout.execution.breaker import (
+    BreakerConfig,
+    BreakerState,
+    BreakerStatus,
+    Clock,
+    MemoryBreakerStore,
+)
 from turnout.execution.breaker_script import LUA, blocked, state_of, status, text
 from turnout.execution.breaker_view import BreakerView
 from turnout.limits.degrade import OUTAGES, server_of, unreachable
@@ -109,6 +116,7 @@ class RedisBreakerStore:
         retry_after_s: float = 1.0,
         view_ttl_s: float = 0.25,
         flush_s: float = 0.01,
+        local: MemoryBreakerStore | None = None,
     ) -> None:
         from redis.exceptions import RedisError
 
@@ -128,6 +136,8 @@ class RedisBreakerStore:
         self.flush_s = flush_s
         self._pending: dict[tuple[str, BreakerConfig], int] = {}  # one counter per model
         self._flusher: asyncio.Task[None] | None = None
+        self.local = local or MemoryBreakerStore(clock or time.monotonic)
+        """The breakers while Redis is away."""
 
     def _resting(self) -> bool:
         """Redis failed lately: leave it alone. Once ``retry_after_s`` is over, the first
@@ -164,7 +174,9 @@ class RedisBreakerStore:
             OUTAGES.failed(self._server, self._retry_at)
         if self.last_error is None:
             log.warning(
-                "breaker store: %s failed, allowing every model until Redis is back: %s", op, exc
+                "breaker store: %s failed, breakers kept in this process until Redis is back: %s",
+                op,
+                exc,
             )
         self.last_error = f"{op}: {type(exc).__name__}: {exc}"[:300]
 
@@ -221,8 +233,10 @@ class RedisBreakerStore:
     # -- the request path ------------------------------------------------------------------
 
     async def allow(self, model: str, config: BreakerConfig) -> bool:
-        if self._view.closed(model, config) or self._resting():
+        if self._view.closed(model, config):
             return True
+        if self._resting():
+            return await self.local.allow(model, config)
         if self._view.cooling(model, config):
             return False
         at = self._view.now()
@@ -230,7 +244,7 @@ class RedisBreakerStore:
             raw = await self._run(model, self._args("allow", config))
         except self._errors as exc:
             self._failed("allow", exc)
-            return True
+            return await self.local.allow(model, config)
         self._ok()
         self._learn(model, raw[1:], config, at)
         return bool(int(raw[0]))
@@ -240,12 +254,12 @@ class RedisBreakerStore:
         ``flush_s``; anything else is sent now (after that model's queued successes,
         in the same round trip, so the failure rate Redis sees is the true one)."""
         if self._failed_lately():
-            return "closed"
+            return await self.local.record(model, ok, config)
         if ok and self._view.closed(model, config):
             self._queue(model, config)
             return "closed"
         if self._resting():  # another call is trying Redis again
-            return "closed"
+            return await self.local.record(model, ok, config)
         calls: list[Call] = []
         queued = self._pending.pop((model, config), 0)
         if queued:
@@ -256,7 +270,7 @@ class RedisBreakerStore:
             replies = await self._eval(calls)
         except self._errors as exc:
             self._failed("record", exc)
-            return "closed"
+            return await self.local.record(model, ok, config)
         self._ok()
         return self._learn(model, replies[-1][1:], config, at)
 
@@ -337,7 +351,7 @@ class RedisBreakerStore:
             _, (seen,) = await self._views([model], config)
         except self._errors as exc:
             self._failed("state", exc)
-            return "closed"
+            return await self.local.state(model, config)
         return seen.state
 
     async def models(self) -> list[str]:
@@ -358,26 +372,30 @@ class RedisBreakerStore:
             if seen is not None:
                 return seen
         if self._resting():
-            return frozenset()
+            return await self.local.unavailable(config)
         async with self._refreshing:
             known = self._view.unavailable(config)
             if known is not None:
                 return known
             if self._failed_lately():
-                return frozenset()
+                return await self.local.unavailable(config)
             try:
                 _, views = await self._views(sorted(self._view.names), config, names=True)
             except self._errors as exc:
                 self._failed("unavailable", exc)
-                return frozenset()
+                return await self.local.unavailable(config)
         self._ok()
         return frozenset(v.model for v in views if blocked(v))
 
     async def snapshot(self, config: BreakerConfig) -> Mapping[str, BreakerStatus]:
-        """Every model's breaker, the queued successes counted (raises when Redis cannot
-        be reached: this is for display)."""
+        """Every model's breaker, the queued successes counted; while Redis is away,
+        the breakers kept in the process (raises instead with ``fail_open=False``)."""
         await self.flush()
-        _, views = await self._views(sorted(self._view.names), config, names=True)
+        try:
+            _, views = await self._views(sorted(self._view.names), config, names=True)
+        except self._errors as exc:
+            self._failed("snapshot", exc)
+            return await self.local.snapshot(config)
         return {v.model: v for v in views}
 
     async def reset(self, model: str | None = None) -> None:
