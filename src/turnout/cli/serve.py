@@ -91,7 +91,21 @@ def serve_cmd(
             err=True,
         )
 
+    _fresh_metrics()
     run(settings, host=host, port=port, store=store_url, on_ready=ready, reuse_port=reuse_port)
+
+
+def _fresh_metrics() -> None:
+    """One gateway process given ``PROMETHEUS_MULTIPROC_DIR`` (not a worker, whose parent
+    did this) starts its metrics from zero, as a process without it does."""
+    import os
+
+    from turnout.gateway.app import WORKER_ENV
+    from turnout.observability.metrics import MULTIPROC_ENV, start_afresh
+
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory and WORKER_ENV not in os.environ and os.path.isdir(directory):
+        start_afresh(directory)
 
 
 def _settings(config_path: Path | None) -> Settings:

@@ -22,7 +22,7 @@ import time
 from types import FrameType
 
 from turnout.gateway.app import WORKER_ENV, WORKERS_ENV
-from turnout.observability.metrics import MULTIPROC_ENV, mark_process_dead
+from turnout.observability.metrics import MULTIPROC_ENV, mark_process_dead, start_afresh
 
 
 def _worker_argv() -> list[str]:
@@ -66,9 +66,7 @@ def run_workers(count: int) -> int:
         temporary = tempfile.TemporaryDirectory(prefix="turnout-metrics-")
         metrics_dir = temporary.name
     else:
-        for name in os.listdir(metrics_dir):  # values of an earlier run would be summed in
-            if name.endswith(".db"):
-                os.unlink(os.path.join(metrics_dir, name))
+        start_afresh(metrics_dir)
     argv = _worker_argv()
 
     def start(index: int) -> tuple[subprocess.Popen[bytes], float]:

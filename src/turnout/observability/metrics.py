@@ -52,6 +52,14 @@ def multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
+def start_afresh(directory: str) -> None:
+    """Remove an earlier run's values from the multiprocess ``directory`` (they would be
+    summed into this run's)."""
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(directory, name))
+
+
 def mark_process_dead(pid: int) -> None:
     """Tell the multiprocess files that worker ``pid`` has exited (its live gauges go)."""
     if multiprocess():
@@ -155,8 +163,16 @@ class Metrics:
         self._child(self.added, policy).observe(max(0.0, latency_s - upstream_s))
 
     def observe_attempt(self, attempt: AttemptRecord, key: str | None) -> None:
-        """One call to a provider (or a cache hit): tokens, cost, TTFT, cache."""
+        """One call to a provider (or a cache hit): tokens, cost, TTFT, cache. A cache
+        hit counts as a hit and its savings, not as the provider's tokens or speed."""
         key_label = key or NO_KEY
+        if attempt.cache is not None:
+            self._child(self.cache_hits, attempt.cache).inc()
+            if attempt.saved_usd:
+                self._child(self.cache_saved, attempt.cache).inc(float(attempt.saved_usd))
+            if attempt.cost_usd:
+                self._child(self.cost, attempt.model, key_label).inc(float(attempt.cost_usd))
+            return
         for kind, count in (
             ("input", attempt.input_tokens),
             ("output", attempt.output_tokens),
@@ -168,10 +184,6 @@ class Metrics:
             self._child(self.cost, attempt.model, key_label).inc(float(attempt.cost_usd))
         if attempt.ttft_s is not None:
             self._child(self.ttft, attempt.model).observe(attempt.ttft_s)
-        if attempt.cache is not None:
-            self._child(self.cache_hits, attempt.cache).inc()
-            if attempt.saved_usd:
-                self._child(self.cache_saved, attempt.cache).inc(float(attempt.saved_usd))
 
     def set_breaker(self, model: str, state: str) -> None:
         self._child(self.breaker, model).set(BREAKER_VALUES.get(state, 0))

@@ -201,9 +201,12 @@ class GenAISpans:
             "turnout.cost_usd": float(attempt.cost_usd),
             "turnout.status": attempt.status,
         }
-        if upstream.address is not None:
+        hit = bool(attempt.cache)  # answered from turnout's cache: no provider was called
+        if hit:
+            del attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]
+        if upstream.address is not None and not hit:
             attributes["server.address"] = upstream.address
-        if upstream.port is not None:
+        if upstream.port is not None and not hit:
             attributes["server.port"] = upstream.port
         if attempt.status != "error":
             attributes["gen_ai.response.model"] = upstream.model
@@ -216,7 +219,7 @@ class GenAISpans:
         span = self._tracer.start_span(
             f"{OPERATION} {upstream.model}",
             context=context,
-            kind=SpanKind.CLIENT,
+            kind=SpanKind.INTERNAL if hit else SpanKind.CLIENT,
             start_time=start,
             attributes=attributes,
         )

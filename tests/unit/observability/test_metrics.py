@@ -67,7 +67,7 @@ def test_exposition_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     assert got[err] == 1
     assert (
         got[("turnout_tokens_total", (("key", "team-a"), ("model", "haiku"), ("type", "input")))]
-        == 200
+        == 100  # the call's; a cache hit's answer spent no provider tokens
     )
     assert got[
         ("turnout_cost_usd_total", (("key", "team-a"), ("model", "haiku")))
@@ -77,7 +77,7 @@ def test_exposition_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     assert got[("turnout_breaker_state", (("model", "opus"),))] == 2
     assert got[("turnout_budget_remaining_usd", (("key", "team-a"),))] == 49.5
     assert got[("turnout_added_seconds_bucket", (("le", "0.0001"), ("policy", "rules")))] == 1
-    assert got[("turnout_ttft_seconds_count", (("model", "haiku"),))] == 2
+    assert got[("turnout_ttft_seconds_count", (("model", "haiku"),))] == 1
     assert got[("turnout_redis_degraded_total", (("what", "rate limits"),))] == 1
     assert got[("turnout_traces_spilled_total", ())] == 3
     assert "tk-" not in body.decode()
@@ -108,3 +108,20 @@ def test_workers_aggregate(tmp_path: Path) -> None:
     assert got[key] == 7
     assert got[("turnout_request_seconds_count", (("policy", "rules"),))] == 7
     assert got[("turnout_budget_remaining_usd", (("key", "team-a"),))] == 9  # the most recent
+
+
+def test_one_gateway_process_starts_its_shared_metrics_from_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from turnout.cli.serve import _fresh_metrics
+    from turnout.gateway.app import WORKER_ENV
+
+    (tmp_path / "counter_123.db").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("kept")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv(WORKER_ENV, "1")  # a worker: its parent cleared the directory
+    _fresh_metrics()
+    assert (tmp_path / "counter_123.db").exists()
+    monkeypatch.delenv(WORKER_ENV)
+    _fresh_metrics()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -83,6 +83,25 @@ def test_attempts_are_named_by_what_they_call() -> None:
     assert request is not None and request["gen_ai.provider.name"] == "openai"
 
 
+def test_a_cache_hit_is_an_internal_span_without_an_upstream() -> None:
+    exporter = InMemorySpanExporter()
+    provider = sdk_trace.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    called = {"haiku": Upstream("openai", "claude-haiku-4", "llm.internal", 8443)}
+    hit = AttemptRecord("r1", "chat", 1, "haiku", "hosted", "efficient", "rules", "why",
+                        1_800_000_000.0, 0.001, "ok", input_tokens=5, output_tokens=2,
+                        cache="exact")  # fmt: skip
+    GenAISpans(provider, called).record(
+        RequestSpan(run_id="r1", policy="rules", request_model="rules", response_model="haiku",
+                    started_at=1_800_000_000.0, latency_s=0.002),
+        [hit],
+    )  # fmt: skip
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "chat claude-haiku-4"]
+    attributes = dict(span.attributes or {})
+    assert span.kind is SpanKind.INTERNAL and attributes["turnout.cache"] == "exact"
+    assert not {"server.address", "server.port", "gen_ai.usage.input_tokens"} & set(attributes)
+
+
 def test_upstreams_from_settings() -> None:
     settings = settings_from_dict(
         {
