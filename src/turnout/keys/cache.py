@@ -12,12 +12,13 @@ made by another process are seen within that time).
 
 If Redis cannot be read, the cache is trusted for ``ttl_s`` (a warning is logged once
 by the degrader): never an outage. If the database cannot be read (down, or past its
-deadline), a key's last record is used however old (*stale if error*): a key that was
+deadline), a key's cached record is used however old (*stale if error*): a key that was
 let through keeps being let through, and a key revoked before the outage stays
-refused. A key never seen gets 503 ``key_store_unavailable`` (the SDK retries it). The
-database is asked again at most once every ``retry_s`` meanwhile, so the outage costs
-one request a wait, not each one; a warning is logged when it starts and a note when it
-ends.
+refused. A key not cached (never seen, or not seen since a key changed: a record that
+may be stale is not trusted to let a request through) gets 503 ``key_store_unavailable``
+(the SDK retries it). The database is asked again at most once every ``retry_s``
+meanwhile, so the outage costs one request a wait, not each one; a warning is logged
+when it starts and a note when it ends.
 """
 
 from __future__ import annotations
@@ -113,8 +114,6 @@ class CachedKeys:
         self._clock = clock
         self._offload = offload
         self._cache: OrderedDict[str, tuple[VirtualKey | None, float]] = OrderedDict()
-        self._stale: dict[str, VirtualKey | None] = {}
-        """Records dropped by a key change, kept only for a database outage."""
         self._generation: int | None = None
         self._down_until: float | None = None
         """While the database is failing: when it may be asked again."""
@@ -136,7 +135,7 @@ class CachedKeys:
             return False
         if generation != self._generation:
             self._generation = generation
-            self._clear()
+            self._cache.clear()
         return True
 
     async def authenticate(self, presented: str, *, fresh: bool = False) -> VirtualKey:
@@ -151,7 +150,7 @@ class CachedKeys:
             try:
                 key = await self._read(presented, now)
             except StoreError:
-                key = self._last_known(digest, hit)
+                key = self._last_known(hit)
             else:
                 self._cache[digest] = (key, now + self.ttl_s)
                 if len(self._cache) > self.max_keys:
@@ -192,31 +191,19 @@ class CachedKeys:
         if self._down_until is not None:
             log.info("keys: the key store answers again")
             self._down_until = None
-            self._stale.clear()
         return key
 
-    def _last_known(
-        self, digest: str, hit: tuple[VirtualKey | None, float] | None
-    ) -> VirtualKey | None:
+    def _last_known(self, hit: tuple[VirtualKey | None, float] | None) -> VirtualKey | None:
         """The record to decide on while the database fails (raises 503 without one)."""
         if hit is not None:
             return hit[0]
-        if digest in self._stale:
-            return self._stale[digest]
         raise KeyRefused(
-            "the key store is unavailable and this key was not seen before it failed; "
-            "retry shortly",
+            "the key store is unavailable and this key was not seen since a key last "
+            "changed; retry shortly",
             status=503,
             code="key_store_unavailable",
         )
 
-    def _clear(self) -> None:
-        """Read every key afresh; the records dropped stay for a database outage."""
-        self._stale.update((d, rec) for d, (rec, _) in self._cache.items())
-        while len(self._stale) > self.max_keys:
-            self._stale.pop(next(iter(self._stale)))
-        self._cache.clear()
-
     def forget(self) -> None:
         """A key was changed in this process: read keys afresh."""
-        self._clear()
+        self._cache.clear()

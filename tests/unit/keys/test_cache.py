@@ -1,5 +1,6 @@
-"""The key cache while its database fails: known keys are decided on their last record,
-an unseen key is a 503, and the database is asked at most once every ``retry_s``."""
+"""The key cache while its database fails: cached keys are decided on their last record,
+a key not cached (never seen, or not since a key changed) is a 503, and the database is
+asked at most once every ``retry_s``."""
 
 from __future__ import annotations
 
@@ -37,7 +38,6 @@ async def test_a_failing_store_leaves_known_keys_on_their_last_record(
         assert (await cache.authenticate(ok)).name == "team-a"
         with pytest.raises(KeyRefused, match="revoked"):
             await cache.authenticate(gone)
-        cache.forget()  # a key changed: the records are read afresh, and kept for an outage
 
         def down(presented: str) -> None:
             raise StoreError("connection refused")
@@ -57,6 +57,9 @@ async def test_a_failing_store_leaves_known_keys_on_their_last_record(
             clock.t = 61.5
             assert (await cache.authenticate(ok, fresh=True)).name == "team-a"
             assert cache.reads == reads + 2 and cache.store_failures == 2
+            cache.forget()  # a key changed: a record from before is not trusted to admit
+            with pytest.raises(KeyRefused, match="not seen since a key last changed"):
+                await cache.authenticate(ok)
             monkeypatch.undo()  # the store is back
             clock.t = 63
             assert (await cache.authenticate(unseen)).name == "unseen"
