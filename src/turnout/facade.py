@@ -234,12 +234,19 @@ class Turnout:
         answer: the policy's other choices are dropped, and :class:`ModelNotAllowed`
         raised if none is left) and the request's own
         ``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed``, ``tools``,
-        ``tool_choice``, ``response_format``, ``extra``."""
+        ``tool_choice``, ``response_format``, ``extra``. ``on_abandon``: called with the
+        answer so far (what its attempts cost included) when the call is cancelled."""
+        on_abandon = options.pop("on_abandon", None)
         call, budget = await self._prepare(messages, options)
+
+        def abandoned(execution: Execution) -> None:  # the run ends, traced and paid for
+            self._finished(call, execution)
+            if on_abandon is not None:
+                on_abandon(Answer(call.run_id, call.policy.name, call.decision, execution))
+
         execution = await self.executor.execute(
             call.decision, call.request, run_id=call.run_id, step_id=call.step,
-            budget=budget, sink=self._sink,
-            on_abandon=lambda abandoned: self._finished(call, abandoned),  # a run that ends
+            budget=budget, sink=self._sink, on_abandon=abandoned,
         )  # fmt: skip
         self._finished(call, execution)
         return Answer(call.run_id, call.policy.name, call.decision, execution)

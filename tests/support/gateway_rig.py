@@ -28,8 +28,15 @@ def reply(body: Mapping[str, Any]) -> str:
     return FULL
 
 
-def gateway_settings(base_url: str, **gateway: Any) -> Settings:
-    """A pool on the fake server: model ids ``fault:<spec>`` fail as the spec says."""
+def gateway_settings(
+    base_url: str,
+    *,
+    more_models: Mapping[str, Any] | None = None,
+    more_policies: Mapping[str, Any] | None = None,
+    **gateway: Any,
+) -> Settings:
+    """A pool on the fake server: model ids ``fault:<spec>`` fail as the spec says;
+    ``more_models`` (by fake model id) and ``more_policies`` add to it."""
     up = {"kind": "openai", "base_url": base_url, "api_key_env": KEY_ENV}
     price = {"input": 1.0, "output": 2.0}
     models = {
@@ -67,6 +74,9 @@ def gateway_settings(base_url: str, **gateway: Any) -> Settings:
         "split": {"kind": "ab", "key": "user", "variants": {"small": 1, "large": 1}},
         "escalate": {"kind": "cascade", "models": ["small", "large"], "quality": {"min_chars": 30}},
     }
+    for name, model_id in (more_models or {}).items():
+        models[name] = {"provider": "up", "id": model_id, "tier": "frontier", "price": price}
+    policies.update(more_policies or {})
     executor = {
         "retries": {"max_attempts": 1, "base_delay_s": 0.01, "max_delay_s": 0.02},
         "breaker": {"enabled": True, "min_requests": 1, "failure_rate": 1.0, "cooldown_s": 60},

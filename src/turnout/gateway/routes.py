@@ -116,10 +116,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
     if incoming.stream:
         return await _stream(request, engine, incoming, route, options, run_id, extra, done)
+    abandoned: list[Answer] = []  # the answer so far of a request the client hung up on
     try:
-        answer = await engine.chat(incoming.request.messages, **options)
-    except asyncio.CancelledError:  # the client hung up: its hold released, counted
-        done(None, "abandoned")
+        answer = await engine.chat(
+            incoming.request.messages, **options, on_abandon=abandoned.append
+        )
+    except asyncio.CancelledError:  # the client hung up: the hold settled to what was paid
+        done(abandoned[0] if abandoned else None, "abandoned")
         raise
     except ConfigError as exc:  # a policy that cannot decide for this request (or not
         done(None, error_class_of(exc))  # on the models the key may use)

@@ -324,6 +324,37 @@ async def test_an_ensemble_holds_every_member_it_pays_for(tmp_path: Path) -> Non
     assert holds[everywhere, "cheap"] == holds[small_only, "escalate"] == cost_to_pico(one)
 
 
+async def test_a_client_that_hangs_up_still_pays_for_the_calls_made(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from turnout.gateway.routes import TEAM
+    from turnout.limits.budget import KeyBudget
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with SQLiteStore(tmp_path / "traces.db") as store:
+        secret, _ = KeyStore(store).create("quitter", budget_usd=Decimal(1), period=Period.DAY)
+    async with FakeOpenAI(reply=reply) as upstream:
+        settings = gateway_settings(
+            upstream.base_url, auth="keys", more_models={"sluggish": "fault:stall:3"},
+            more_policies={"climb": {"kind": "cascade", "models": ["small", "sluggish"],
+                                     "quality": {"min_chars": 30}}},
+        )  # fmt: skip
+        async with Gateway(settings, port=0, store=str(tmp_path / "traces.db")) as gw:
+            budgets = gw.app[TEAM].guard.gate.budgets  # type: ignore[union-attr]
+            body = {"model": "climb", "messages": [{"role": "user", "content": "escalate"}]}
+            async with aiohttp.ClientSession() as s:
+                with pytest.raises(TimeoutError):  # small answered (too short), then a wait
+                    await call(s, gw, "POST", "/v1/chat/completions", secret, json=body,
+                               timeout=aiohttp.ClientTimeout(total=0.5))  # fmt: skip
+            await asyncio.sleep(0.3)  # the cancellation reaches the handler
+            state = await budgets.state(KeyBudget("quitter", Decimal(1), Period.DAY))
+    with SQLiteStore(tmp_path / "traces.db") as store:
+        ((paid,),) = store.query("SELECT sum(cost_picousd) FROM attempts WHERE status = 'ok'")
+    assert paid > 0 and state.held_pico == 0
+    assert state.spent_pico == paid  # small's answer is charged to the key
+
+
 async def test_a_client_that_hangs_up_gives_its_budget_hold_back(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
