@@ -252,10 +252,8 @@ class Team:
     def watch_spill(self, spill: SpillFile) -> None:
         """Count the spill file's records in the metrics as they spill or drop (from
         the writer's thread), the ones before now included."""
-        if self.metrics is None:
-            return
-        self.metrics.count_spill(spill.spilled, spill.dropped)
-        spill.on_count = self.metrics.count_spill
+        if self.metrics is not None:
+            spill.watch(self.metrics.count_spill)
 
     # -- admin -------------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from turnout.errors import CommitUnknown
+from turnout.errors import CommitUnknown, StoreError
 from turnout.tracing import rows
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
 
@@ -138,12 +138,21 @@ class SpillFile:
         if self._claim is not None:
             return True
         lock = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as exc:
+            raise StoreError(f"spill file {self.path}: cannot open {lock}: {exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:  # another live process holds it
             os.close(fd)
             return False
+        except OSError as exc:  # a filesystem without locks (some network mounts)
+            os.close(fd)
+            raise StoreError(
+                f"spill file {self.path}: cannot lock {lock} ({exc.strerror}); "
+                "put gateway.spill on a local filesystem"
+            ) from None
         self._claim = fd
         return True
 
@@ -154,6 +163,13 @@ class SpillFile:
         if self._claim is not None:
             os.close(self._claim)
             self._claim = None
+
+    def watch(self, on_count: Callable[[int, int], None]) -> None:
+        """Have ``on_count`` hear of the records spilled and dropped so far, then of each
+        batch as it spills or drops (none counted twice, none missed)."""
+        with self._lock:
+            on_count(self.spilled, self.dropped)
+            self.on_count = on_count
 
     def _count(self, spilled: int, dropped: int) -> None:
         self.spilled += spilled
@@ -244,7 +260,8 @@ class SpillFile:
         for other in self.adopted:
             if other.pending:
                 skipped = other.skip_one()
-                self._count(0, skipped)
+                with self._lock:
+                    self._count(0, skipped)
                 return skipped
         with self._lock:
             for _, end, batch in self._batches():

@@ -416,3 +416,18 @@ def test_under_workers_only_files_past_their_count_are_adopted(tmp_path: Path) -
     worker = claim_spill(base, index=0, first_free=2, adopt_from=2)  # --workers 2
     assert [a.path.name for a in worker.adopted] == ["spill-2.jsonl"]  # 1 is worker 1's
     assert claim_spill(base, index=1, first_free=2, adopt_from=2).path.name == "spill-1.jsonl"
+
+
+def test_a_filesystem_without_locks_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(StoreError, match=r"cannot lock .*spill-0\.jsonl\.lock \(No locks"):
+        claim_spill(tmp_path / "spill.jsonl")
+    assert [p.name for p in tmp_path.iterdir()] == ["spill-0.jsonl.lock"]  # no loop of them
