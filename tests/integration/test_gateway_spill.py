@@ -2,12 +2,13 @@
 test's own; the machine's server keeps running): requests keep being answered, traces
 spill to .turnout/spill-0.jsonl, are replayed when the database is back; after the
 gateway stops, trace rows = requests served. With keys (which live in that database),
-past the key cache's lifetime: a key seen before keeps being let through, a key revoked
-before stays refused, a key never seen gets 503."""
+past the key cache's lifetime, with key changes shared in Redis: a key seen before keeps
+being let through, a key revoked before stays refused, a key never seen gets 503."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import aiohttp
@@ -26,6 +27,19 @@ pytestmark = pytest.mark.postgres
 HI = [{"role": "user", "content": "hi"}]
 
 
+def drop_prefix(prefix: str) -> None:
+    """The test's keys in the machine's Redis."""
+    import redis
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("auth", ["none", "keys"])
 async def test_traces_spill_while_postgres_is_away(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth: str
@@ -39,6 +53,7 @@ async def test_traces_spill_while_postgres_is_away(
         proxy.start()
         via_proxy = dsn.replace(host_port, f"127.0.0.1:{proxy.port}")
         secrets = {}
+        prefix = f"turnout-test:{uuid.uuid4().hex}"
         with PostgresStore(dsn) as store:
             keys = KeyStore(store)
             for name in ("team-a", "gone", "unseen"):
@@ -47,7 +62,9 @@ async def test_traces_spill_while_postgres_is_away(
         served = 0
         try:
             async with FakeOpenAI(reply=reply) as upstream:
-                settings = gateway_settings(upstream.base_url, auth=auth, key_cache_s=0.3)
+                shared = {"state": "redis", "redis_prefix": prefix}  # key changes announced
+                settings = gateway_settings(upstream.base_url, auth=auth, key_cache_s=0.3,
+                                            more_executor=shared if auth == "keys" else None)  # fmt: skip
                 async with (
                     Gateway(settings, port=0, store=via_proxy) as gw,
                     aiohttp.ClientSession() as session,
@@ -97,6 +114,7 @@ async def test_traces_spill_while_postgres_is_away(
                 # stopped: drained and flushed (the spill replayed by then or at close)
         finally:
             proxy.stop()
+            drop_prefix(prefix)
         with PostgresStore(dsn) as store:
             (runs,) = store.query("SELECT count(*) FROM runs", ())
             (attempts,) = store.query("SELECT count(*) FROM attempts", ())

@@ -33,10 +33,12 @@ def gateway_settings(
     *,
     more_models: Mapping[str, Any] | None = None,
     more_policies: Mapping[str, Any] | None = None,
+    more_executor: Mapping[str, Any] | None = None,
     **gateway: Any,
 ) -> Settings:
     """A pool on the fake server: model ids ``fault:<spec>`` fail as the spec says;
-    ``more_models`` (by fake model id) and ``more_policies`` add to it."""
+    ``more_models`` (by fake model id), ``more_policies`` and ``more_executor`` add to
+    it."""
     up = {"kind": "openai", "base_url": base_url, "api_key_env": KEY_ENV}
     price = {"input": 1.0, "output": 2.0}
     models = {
@@ -86,7 +88,7 @@ def gateway_settings(
             "providers": {"up": up},
             "models": models,
             "policies": policies,
-            "executor": executor,
+            "executor": {**executor, **(more_executor or {})},
             "gateway": {"default_policy": "cheap", **gateway},
         }
     )

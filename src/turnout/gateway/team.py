@@ -105,6 +105,7 @@ class Team:
         cache = CachedKeys(KeyStore(store), ttl_s=config.key_cache_s, offload=offload)
         ledger = SpendLedger(store, offload=offload, behind=behind)
         gate = await team._gate(settings, ledger)
+        cache.shared = not isinstance(gate, LocalGate)  # key changes announced in Redis
         team.guard = KeyGuard(
             cache, gate, per_model_limits=config.per_model_limits, metrics=team.metrics
         )

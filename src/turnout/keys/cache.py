@@ -10,15 +10,16 @@ reads the key afresh from the database. Without Redis (:class:`LocalKeyEvents`) 
 number lives in the process, and the cache keeps records ``ttl_s`` at most (changes
 made by another process are seen within that time).
 
-If Redis cannot be read, the cache is trusted for ``ttl_s`` (a warning is logged once
-by the degrader): never an outage. If the database cannot be read (down, or past its
-deadline), a key's cached record is used however old (*stale if error*): a key that was
-let through keeps being let through, and a key revoked before the outage stays
-refused. A key not cached (never seen, or not seen since a key changed: a record that
-may be stale is not trusted to let a request through) gets 503 ``key_store_unavailable``
-(the SDK retries it). The database is asked again at most once every ``retry_s``
-meanwhile, so the outage costs one request a wait, not each one; a warning is logged
-when it starts and a note when it ends.
+If Redis cannot be read, the cache is trusted for ``ttl_s`` (a warning is logged once by
+the degrader): never an outage. If the database cannot be read (down, or past its
+deadline), a key's cached record is used however old (*stale if error*) to refuse it (a
+key revoked before the outage stays refused), and to let it through only while key
+changes are shared and heard (``shared``: the generation lives in Redis and was read
+last time; no change since means the record is current). A key otherwise not decided
+(never seen, not seen since a key changed, or a record too old to trust without shared
+changes) gets 503 ``key_store_unavailable`` (the SDK retries it). The database is asked
+again at most once every ``retry_s`` meanwhile, so the outage costs one request a wait,
+not each one; a warning is logged when it starts and a note when it ends.
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ class CachedKeys:
         self._offload = offload
         self._cache: OrderedDict[str, tuple[VirtualKey | None, float]] = OrderedDict()
         self._generation: int | None = None
+        self.shared = False
+        """Whether key changes are announced through a shared generation (Redis)."""
+        self._heard = False  # the last generation read succeeded
         self._down_until: float | None = None
         """While the database is failing: when it may be asked again."""
         self.reads = 0
@@ -128,6 +132,7 @@ class CachedKeys:
     def observe(self, generation: int | None, seen: int | None) -> bool:
         """Note the shared ``generation`` read after a key was found with the cache at
         ``seen``; True when that key may be stale (a change since): read it afresh."""
+        self._heard = generation is not None
         if generation is None or generation == seen:
             return False
         if self._generation is None:  # the first look: what is cached was just read
@@ -182,8 +187,8 @@ class CachedKeys:
             self.store_failures += 1
             if self._down_until is None:
                 log.warning(
-                    "keys: the key store failed (%s); known keys are let through on their "
-                    "last record, new ones get 503 until it is back",
+                    "keys: the key store failed (%s); keys are decided on their cached "
+                    "records, others get 503 until it is back",
                     exc,
                 )
             self._down_until = self._clock() + self.retry_s
@@ -196,7 +201,17 @@ class CachedKeys:
     def _last_known(self, hit: tuple[VirtualKey | None, float] | None) -> VirtualKey | None:
         """The record to decide on while the database fails (raises 503 without one)."""
         if hit is not None:
-            return hit[0]
+            key = hit[0]
+            if key is None or key.refusal(time.time()) is not None:
+                return key  # refusing on an old record is always safe
+            if self.shared and self._heard:
+                return key  # no key changed since it was read, as far as Redis says
+            raise KeyRefused(
+                "the key store is unavailable and this key's record is too old to trust "
+                "without shared key changes; retry shortly",
+                status=503,
+                code="key_store_unavailable",
+            )
         raise KeyRefused(
             "the key store is unavailable and this key was not seen since a key last "
             "changed; retry shortly",

@@ -1,6 +1,7 @@
-"""The key cache while its database fails: cached keys are decided on their last record,
-a key not cached (never seen, or not since a key changed) is a 503, and the database is
-asked at most once every ``retry_s``."""
+"""The key cache while its database fails: cached keys are decided on their last record
+(let through only while key changes are shared and heard), a key not cached (never
+seen, or not since a key changed) is a 503, and the database is asked at most once
+every ``retry_s``."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ async def test_a_failing_store_leaves_known_keys_on_their_last_record(
         unseen, _ = keys.create("unseen")
         clock = Clock()
         cache = CachedKeys(keys, ttl_s=30, retry_s=1, clock=clock)
+        cache.shared = True  # key changes are announced through Redis
+        assert not cache.observe(7, None)  # and the generation was heard
         assert (await cache.authenticate(ok)).name == "team-a"
         with pytest.raises(KeyRefused, match="revoked"):
             await cache.authenticate(gone)
@@ -57,6 +60,13 @@ async def test_a_failing_store_leaves_known_keys_on_their_last_record(
             clock.t = 61.5
             assert (await cache.authenticate(ok, fresh=True)).name == "team-a"
             assert cache.reads == reads + 2 and cache.store_failures == 2
+            cache.observe(None, 7)  # Redis is away too: no word of key changes
+            with pytest.raises(KeyRefused, match="too old to trust"):
+                await cache.authenticate(ok)
+            with pytest.raises(KeyRefused, match="revoked"):  # refusing stays safe
+                await cache.authenticate(gone)
+            cache.observe(7, 7)
+            assert (await cache.authenticate(ok)).name == "team-a"
             cache.forget()  # a key changed: a record from before is not trusted to admit
             with pytest.raises(KeyRefused, match="not seen since a key last changed"):
                 await cache.authenticate(ok)
@@ -66,3 +76,25 @@ async def test_a_failing_store_leaves_known_keys_on_their_last_record(
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1 and "key store failed" in warnings[0].getMessage()
         assert "answers again" in caplog.records[-1].getMessage()
+
+
+async def test_without_shared_key_changes_an_old_record_only_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SQLiteStore(tmp_path / "traces.db") as store:
+        keys = KeyStore(store)
+        ok, _ = keys.create("team-a")
+        clock = Clock()
+        cache = CachedKeys(keys, ttl_s=30, clock=clock)  # one process, no Redis
+        assert (await cache.authenticate(ok)).name == "team-a"
+
+        def down(presented: str) -> None:
+            raise StoreError("connection refused")
+
+        monkeypatch.setattr(keys, "find", down)
+        clock.t = 29  # within its lifetime the record stands, as always
+        assert (await cache.authenticate(ok)).name == "team-a"
+        clock.t = 31  # past it: another process may have revoked it unseen
+        with pytest.raises(KeyRefused) as info:
+            await cache.authenticate(ok)
+        assert (info.value.status, info.value.code) == (503, "key_store_unavailable")
