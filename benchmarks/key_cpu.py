@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from turnout.keys import KeyStore, Period
 from turnout.keys.cache import CachedKeys
 from turnout.keys.guard import KeyGuard
+from turnout.limits.budget import PaidCall
 from turnout.limits.gate_redis import RedisGate
 from turnout.limits.lua import Call, Lua
 from turnout.observability.metrics import Metrics
@@ -37,7 +38,7 @@ from turnout.tracing.sqlite import SQLiteStore
 from turnout.types import ChatRequest, Message
 
 REQ = ChatRequest(messages=(Message("user", "Refund? yes or no."),), max_tokens=16)
-PLANS = [{"bench": Price.of(Decimal("0.15"), Decimal("0.6"))}]
+PLANS = [(PaidCall("bench", Price.of(Decimal("0.15"), Decimal("0.6"))),)]
 # the gate script's reply: generation, the rate decision (admitted), the budget hold
 GATE_REPLY = [0, [1, 5, 100, 0, 0, 59000, 59000], [1, b"1000000", b"2000"]]
 

@@ -29,6 +29,7 @@ from turnout.keys import KeyStore, Period
 from turnout.keys.cache import CachedKeys, LocalKeyEvents
 from turnout.keys.guard import KeyGuard
 from turnout.limits import MemoryBudgets, MemoryRateLimiter
+from turnout.limits.budget import PaidCall
 from turnout.limits.gate import LocalGate
 from turnout.pricing.cost import Price
 from turnout.tracing.sqlite import SQLiteStore
@@ -53,7 +54,7 @@ async def measure(
     async def one() -> float:
         t0 = time.perf_counter()
         admission = await guard.admit(
-            auth, REQ, policy="rules", models=("m",), plans=[{"m": PRICE}]
+            auth, REQ, policy="rules", models=("m",), plans=[(PaidCall("m", PRICE),)]
         )
         admits.append(time.perf_counter() - t0)
         guard.finish_soon(admission, Decimal("0.00001"))  # as the gateway does: batched

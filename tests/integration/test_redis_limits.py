@@ -15,7 +15,7 @@ import pytest
 
 from support.own_redis import OwnRedis
 from turnout.keys.model import Period
-from turnout.limits.budget import KeyBudget, KeyBudgetExceeded
+from turnout.limits.budget import KeyBudget, KeyBudgetExceeded, PaidCall
 from turnout.limits.budget_redis import RedisBudgets
 from turnout.limits.rate import RateLimit
 from turnout.limits.rate_redis import RedisRateLimiter
@@ -333,7 +333,7 @@ async def test_one_round_trip_gate(prefix: str, tmp_path: Path) -> None:
             async def one(i: int) -> str:
                 try:
                     a = await guards[i % 2].admit(f"Bearer {secret}", request, policy="rules",
-                                                  models=("m",), plans=[{"m": price}])  # fmt: skip
+                                                  models=("m",), plans=[(PaidCall("m", price),)])  # fmt: skip
                 except Refused as exc:
                     return exc.refusal.code
                 await guards[i % 2].finish(a, Decimal("0.003"))

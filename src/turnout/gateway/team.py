@@ -26,7 +26,7 @@ from turnout.keys.cache import CachedKeys, LocalKeyEvents
 from turnout.keys.guard import Admission, KeyGuard
 from turnout.keys.model import VirtualKey, hash_key, same_hash
 from turnout.keys.store import KeyStore
-from turnout.limits.budget import MemoryBudgets
+from turnout.limits.budget import MemoryBudgets, PaidCall
 from turnout.limits.gate import Gate, LocalGate
 from turnout.limits.rate import MemoryRateLimiter
 from turnout.pricing.cost import Price
@@ -56,8 +56,8 @@ class Team:
     prices: Mapping[str, Price] = field(default_factory=dict)
     reach: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """The pool models each policy may call."""
-    plans: Mapping[str, tuple[Mapping[str, Price], ...]] = field(default_factory=dict)
-    """Per policy, the sets of models (and their prices) one request may pay for together
+    plans: Mapping[str, tuple[tuple[PaidCall, ...], ...]] = field(default_factory=dict)
+    """Per policy, the sets of calls one request may pay for together
     (:func:`~turnout.workflows.keys.policy_plans`); the dearest prices a budget hold.
     A policy without them: its reach, one model at a time."""
     _closers: list[Any] = field(default_factory=list)
@@ -81,7 +81,10 @@ class Team:
             prices=prices,
             reach={name: frozenset(policy_reach(settings, name)) for name in settings.policies},
             plans={
-                name: tuple({m: prices[m] for m in plan} for plan in policy_plans(settings, name))
+                name: tuple(
+                    tuple(PaidCall(m, prices[m], reads) for m, reads in plan)
+                    for plan in policy_plans(settings, name)
+                )
                 for name in settings.policies
             },
         )
@@ -149,15 +152,15 @@ class Team:
         :class:`~turnout.keys.guard.Refused`)."""
         if self.guard is None:
             return None
-        plans: Sequence[Mapping[str, Price]]
+        plans: Sequence[Sequence[PaidCall]]
         if route.model is not None:
             models: Sequence[str] = (route.model,)
             price = self.prices.get(route.model)
-            plans = ({route.model: price},) if price is not None else ()
+            plans = ((PaidCall(route.model, price),),) if price is not None else ()
         else:
             models = ()
             plans = self.plans.get(route.policy or "") or tuple(
-                {m: p}
+                (PaidCall(m, p),)
                 for m, p in self.prices.items()
                 if m in self.reach.get(route.policy or "", self.prices)
             )

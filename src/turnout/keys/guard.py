@@ -31,10 +31,15 @@ from typing import TYPE_CHECKING, Any
 
 from turnout.keys.cache import CachedKeys
 from turnout.keys.model import KeyRefused, VirtualKey
-from turnout.limits.budget import KeyBudget, KeyBudgetExceeded, Reservation, estimate_request
+from turnout.limits.budget import (
+    KeyBudget,
+    KeyBudgetExceeded,
+    PaidCall,
+    Reservation,
+    estimate_request,
+)
 from turnout.limits.gate import Gate, GateResult
 from turnout.limits.rate import RateDecision, RateLimit, RateLimitExceeded
-from turnout.pricing.cost import Price
 from turnout.tracing.rows import cost_to_pico
 from turnout.types import ChatRequest
 
@@ -118,12 +123,12 @@ class KeyGuard:
         *,
         policy: str | None,
         models: Sequence[str],
-        plans: Sequence[Mapping[str, Price]],
+        plans: Sequence[Sequence[PaidCall]],
     ) -> Admission:
         """Raise :class:`Refused` or return the admission. ``policy`` is the policy the
         request names (None when it names a pool model); ``models`` the pool models it
-        names; ``plans`` the sets of models, by name, one request may pay for together
-        (the dearest set, of the models the key may use, prices the budget hold)."""
+        names; ``plans`` the sets of calls one request may pay for together (the dearest
+        set, of the models the key may use, prices the budget hold)."""
         presented = bearer_token(authorization)
         if presented is None:
             raise Refused(missing_key())
@@ -150,8 +155,7 @@ class KeyGuard:
             tokens = _tokens(request) if key.tpm is not None else 0
             estimate = (
                 estimate_request(
-                    [[p for m, p in plan.items() if key.allows_model(m)] for plan in plans],
-                    request,
+                    [[c for c in plan if key.allows_model(c.model)] for plan in plans], request
                 )
                 if budget is not None
                 else Decimal(0)

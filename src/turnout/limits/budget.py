@@ -5,9 +5,10 @@ the dearest models the request may pay for together: :func:`estimate_request`) i
 against the key's budget for the current period, atomically: a reservation is
 admitted only when ``spent + held + estimate <= budget``. After the call the hold is
 *settled* to the real cost, or *released* when nothing was spent. So concurrent
-requests can never together pass the budget; the only overrun left is a call whose
-real cost beats its estimate (a prompt longer in tokens than four characters each),
-which is less than one request's estimate.
+requests can never together pass the budget; the overruns left are a call whose real
+cost beats its estimate (a prompt longer in tokens than four characters each), and a
+streamed answer cut mid-way and finished by another attempt, which pays the cut part
+too (each less than one request's estimate).
 
 Amounts are whole pico-dollars (see :func:`~turnout.tracing.rows.cost_to_pico`), so
 the arithmetic is exact. Holds expire after ``hold_ttl_s`` (a replica that died
@@ -39,15 +40,29 @@ SOFT_LIMIT = 0.8
 HOLD_TTL_S = 900.0
 
 
-def estimate_request(plans: Iterable[Iterable[Price]], request: ChatRequest) -> Decimal:
+@dataclass(frozen=True, slots=True)
+class PaidCall:
+    """One call a request may pay for: its pool model, that model's price, and how many
+    other calls' answers its prompt carries (an ensemble's judge reads every member's)."""
+
+    model: str
+    price: Price
+    reads: int = 0
+
+
+def estimate_request(plans: Iterable[Iterable[PaidCall]], request: ChatRequest) -> Decimal:
     """The reservation for a request that may pay for any one of ``plans`` (each the
-    prices of models one request may pay together: an ensemble's members, a cascade's
+    calls one request may pay for together: an ensemble's members and judge, a cascade's
     chain, or one model): the dearest plan's estimate, each call priced at the prompt's
-    tokens plus ``max_tokens`` (see :func:`~turnout.execution.budget.estimate_cost`)."""
+    tokens (plus ``max_tokens`` for every answer it reads) in and ``max_tokens`` out (see
+    :func:`~turnout.execution.budget.estimate_cost`)."""
     prompt = estimate_prompt_tokens(request.messages)
     output = request.max_tokens or DEFAULT_OUTPUT_ESTIMATE
     return max(
-        (sum((p.estimate(prompt, output) for p in plan), Decimal(0)) for plan in plans),
+        (
+            sum((c.price.estimate(prompt + c.reads * output, output) for c in plan), Decimal(0))
+            for plan in plans
+        ),
         default=Decimal(0),
     )
 

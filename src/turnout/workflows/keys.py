@@ -53,23 +53,29 @@ def policy_reach(settings: Settings, name: str | None) -> set[str]:
 
 
 TOGETHER_KINDS = frozenset({"ensemble", "cascade"})
-"""Policy kinds one request of which may pay several models: an ensemble calls every
+"""Policy kinds one request of which may pay several calls: an ensemble calls every
 member (and its judge), a cascade may escalate through its whole chain."""
 
+Plan = tuple[tuple[str, int], ...]
+"""The calls one request may pay for together: each a pool model and how many other
+calls' answers its prompt carries (an ensemble's judge reads every member's)."""
 
-def policy_plans(
-    settings: Settings, name: str | None, seen: tuple[str, ...] = ()
-) -> list[frozenset[str]]:
-    """The sets of pool models one request under the policy called ``name`` may pay for
-    together, at worst: an ensemble's members and judge, a cascade's chain, else one
-    model at a time (a fallback moves on after a failure, and a failure bills nothing).
-    A variant or case that is another policy brings its own sets."""
+
+def policy_plans(settings: Settings, name: str | None, seen: tuple[str, ...] = ()) -> list[Plan]:
+    """The sets of calls one request under the policy called ``name`` may pay for
+    together, at worst: an ensemble's members (a model named twice, called twice) and its
+    judge, a cascade's chain, else one model at a time (a fallback moves on after a
+    failure, and a failure bills nothing). A variant or case that is another policy
+    brings its own sets."""
     config = settings.policies.get(name or "")
     if config is not None and config.kind in TOGETHER_KINDS and name not in seen:
-        together = {m for _, m in model_refs(config.options, config.kind)} & set(settings.models)
-        if together:
-            return [frozenset(together)]
-    plans = [frozenset({m}) for m in sorted(policy_reach(settings, name))]
+        calls = [(m, 0) for m in config.options.get("models") or () if m in settings.models]
+        judge = config.options.get("judge")
+        if config.kind == "ensemble" and isinstance(judge, str) and judge in settings.models:
+            calls.append((judge, len(calls)))
+        if calls:
+            return [tuple(calls)]
+    plans: list[Plan] = [((m, 0),) for m in sorted(policy_reach(settings, name))]
     if config is None or name in seen:
         return plans
     options = config.options
@@ -78,7 +84,8 @@ def policy_plans(
         targets.append(options["default"])
     for target in targets:
         if target in settings.policies and target not in settings.models:
-            plans += [p for p in policy_plans(settings, target, (*seen, name or "")) if len(p) > 1]
+            inner = policy_plans(settings, target, (*seen, name or ""))
+            plans += [p for p in inner if len(p) > 1]
     return plans
 
 

@@ -298,12 +298,12 @@ async def test_a_budget_hold_is_priced_by_what_the_policy_may_call(tmp_path: Pat
 async def test_an_ensemble_holds_every_member_it_pays_for(tmp_path: Path) -> None:
     from turnout.gateway.context import Route
     from turnout.gateway.team import Team
-    from turnout.limits.budget import estimate_request
+    from turnout.limits.budget import PaidCall, estimate_request
     from turnout.types import ChatRequest, Message
 
     settings = gateway_settings("http://127.0.0.1:9/v1", auth="keys")
     request = ChatRequest(messages=(Message("user", "x" * 396),), max_tokens=100)
-    one = estimate_request([[settings.models["small"].price]], request)
+    one = estimate_request([[PaidCall("small", settings.models["small"].price)]], request)
     with SQLiteStore(tmp_path / "traces.db") as store:
         keys = KeyStore(store)
         everywhere, _ = keys.create("everywhere", budget_usd=Decimal(1))

@@ -13,6 +13,7 @@ from turnout.keys import KeyStore, Period
 from turnout.keys.cache import CachedKeys, LocalKeyEvents
 from turnout.keys.guard import KeyGuard, Refused
 from turnout.limits import MemoryBudgets, MemoryRateLimiter
+from turnout.limits.budget import PaidCall
 from turnout.limits.gate import LocalGate
 from turnout.pricing.cost import Price
 from turnout.tracing.sqlite import SQLiteStore
@@ -36,7 +37,7 @@ async def admit(guard: KeyGuard, secret: str | None, policy: str | None = "rules
                 models: tuple[str, ...] = ("haiku",)):  # type: ignore[no-untyped-def]  # fmt: skip
     return await guard.admit(
         f"Bearer {secret}" if secret else None, REQ, policy=policy, models=models,
-        plans=[{m: PRICE} for m in models or ("haiku",)],
+        plans=[(PaidCall(m, PRICE),) for m in models or ("haiku",)],
     )  # fmt: skip
 
 
@@ -172,11 +173,11 @@ async def test_the_budget_hold_is_priced_by_the_models_the_key_may_reach(setup) 
     secret, _ = keys.create("team-a", budget_usd=Decimal("1"), models=("haiku",))
     prices = {"haiku": PRICE, "opus": Price.of(50, 250)}  # opus is ten times dearer
     admission = await guard.admit(f"Bearer {secret}", REQ, policy="rules", models=(),
-                                  plans=[{m: p} for m, p in prices.items()])  # fmt: skip
+                                  plans=[(PaidCall(m, p),) for m, p in prices.items()])  # fmt: skip
     assert admission.reservation is not None
     assert admission.reservation.estimate_pico == 3_000_000_000  # $0.003: haiku's, not opus'
     anything, _ = keys.create("team-b", budget_usd=Decimal("1"))
-    vote = [{"haiku": PRICE, "opus": prices["opus"], "h2": PRICE}]  # an ensemble's members
+    vote = [(PaidCall("haiku", PRICE), PaidCall("opus", prices["opus"]), PaidCall("h2", PRICE))]
     holds = []
     for key in (secret, anything):
         together = await guard.admit(f"Bearer {key}", REQ, policy="vote", models=(), plans=vote)

@@ -9,7 +9,13 @@ from decimal import Decimal
 import pytest
 
 from turnout.keys.model import Period
-from turnout.limits.budget import KeyBudget, KeyBudgetExceeded, MemoryBudgets, estimate_request
+from turnout.limits.budget import (
+    KeyBudget,
+    KeyBudgetExceeded,
+    MemoryBudgets,
+    PaidCall,
+    estimate_request,
+)
 from turnout.limits.periods import window_of
 from turnout.pricing.cost import Price
 from turnout.types import ChatRequest, Message
@@ -97,6 +103,10 @@ def test_estimate_is_the_dearest_set_of_models_paid_together() -> None:
     request = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
     cheap, dear = Price.of(1, 1), Price.of(5, 25)
     # 100 prompt tokens (392 characters + 8 framing, four a token) + 100 output tokens
-    assert estimate_request([[cheap], [dear]], request) == Decimal("0.003")
-    assert estimate_request([[cheap], [cheap, dear]], request) == Decimal("0.0032")
+    one, other = PaidCall("cheap", cheap), PaidCall("dear", dear)
+    assert estimate_request([[one], [other]], request) == Decimal("0.003")
+    assert estimate_request([[one], [one, other]], request) == Decimal("0.0032")
     assert estimate_request([[]], request) == estimate_request([], request) == 0
+    # a judge reading two answers: 100 + 2 x 100 tokens in, 100 out, at $5/$25 a million
+    judge = PaidCall("dear", dear, reads=2)
+    assert estimate_request([[one, one, judge]], request) == Decimal("0.0044")
