@@ -54,10 +54,25 @@ def multiprocess() -> bool:
 
 def start_afresh(directory: str) -> None:
     """Remove an earlier run's values from the multiprocess ``directory`` (they would be
-    summed into this run's)."""
+    summed into this run's): the files of processes that are gone (``<kind>_<pid>.db``);
+    a live process's, one sharing the directory, stay."""
     for name in os.listdir(directory):
-        if name.endswith(".db"):
-            os.unlink(os.path.join(directory, name))
+        if not name.endswith(".db"):
+            continue
+        pid = name.removesuffix(".db").rpartition("_")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        os.unlink(os.path.join(directory, name))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
 
 
 def mark_process_dead(pid: int) -> None:

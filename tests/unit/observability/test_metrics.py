@@ -116,12 +116,15 @@ def test_one_gateway_process_starts_its_shared_metrics_from_zero(
     from turnout.cli.serve import _fresh_metrics
     from turnout.gateway.app import WORKER_ENV
 
-    (tmp_path / "counter_123.db").write_bytes(b"x")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    (tmp_path / f"counter_{gone}.db").write_bytes(b"x")
+    (tmp_path / f"counter_{os.getppid()}.db").write_bytes(b"x")  # a live process's: kept
     (tmp_path / "notes.txt").write_text("kept")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     monkeypatch.setenv(WORKER_ENV, "1")  # a worker: its parent cleared the directory
     _fresh_metrics()
-    assert (tmp_path / "counter_123.db").exists()
+    assert (tmp_path / f"counter_{gone}.db").exists()
     monkeypatch.delenv(WORKER_ENV)
     _fresh_metrics()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"counter_{os.getppid()}.db", "notes.txt"]
