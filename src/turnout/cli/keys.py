@@ -115,10 +115,13 @@ class _Setup:
 
     def redis(self, url: str | None, prefix: str | None) -> tuple[str | None, str]:
         """``--redis`` and ``--redis-prefix``, else the config's shared state."""
+        from turnout.config.schema import redis_of
+
         executor = self.settings.executor if self.settings is not None else {}
+        config_url, config_prefix, _ = redis_of(executor)
         if url is None and executor.get("state") == "redis":
-            url = str(executor.get("redis_url", "redis://127.0.0.1:6379/0"))
-        return _redis(url), prefix or str(executor.get("redis_prefix", "turnout"))
+            url = config_url
+        return _redis(url), prefix or config_prefix
 
 
 redis_option = click.option(

@@ -8,6 +8,7 @@ validates the options with the kind's own schema; the built-in kinds' schemas ar
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import (
@@ -24,6 +25,20 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 REDIS_TIMEOUT_S = 0.5
 """``executor.redis_timeout_s``: how long any Redis call may take (a request's own
 included) before the process goes on with its own state."""
+REDIS_URL = "redis://127.0.0.1:6379/0"
+"""``executor.redis_url`` when unset."""
+REDIS_PREFIX = "turnout"
+"""``executor.redis_prefix`` when unset."""
+
+
+def redis_of(executor: Mapping[str, Any]) -> tuple[str, str, float]:
+    """The shared state's Redis URL, key prefix and call timeout from an ``executor:``
+    section (as loaded: a mapping), the defaults filled in."""
+    return (
+        str(executor.get("redis_url", REDIS_URL)),
+        str(executor.get("redis_prefix", REDIS_PREFIX)),
+        float(executor.get("redis_timeout_s", REDIS_TIMEOUT_S)),
+    )
 
 
 def check_redis_url(url: str) -> str:
@@ -170,8 +185,8 @@ class ExecutorSchema(_Strict):
     cache: CacheSchema | None = None
     state: Literal["memory", "redis"] = "memory"
     speed: SpeedSchema = Field(default_factory=SpeedSchema)
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_prefix: str = "turnout"
+    redis_url: str = REDIS_URL
+    redis_prefix: str = REDIS_PREFIX
     # how long any Redis call may take before this process uses its own state instead
     redis_timeout_s: PositiveFloat = REDIS_TIMEOUT_S
     # what a stream does when it breaks after tokens reached the caller

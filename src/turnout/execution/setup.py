@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from turnout.config.schema import REDIS_TIMEOUT_S
+from turnout.config.schema import redis_of
 from turnout.config.settings import Settings
 from turnout.execution.breaker import BreakerBoard, BreakerConfig
 from turnout.execution.cache_gate import ResponseCache
@@ -73,7 +73,7 @@ def build_executor(
     pool = pool or ModelPool(settings)
     resources = Resources()
     redis = _redis(cfg, resources) if cfg.get("state") == "redis" else None
-    prefix = str(cfg.get("redis_prefix", "turnout"))
+    prefix = redis_of(cfg)[1]
     retry = _fields(RetryPolicy, cfg.get("retries"))
     timeouts = _fields(Timeouts, cfg.get("timeouts"))
     breakers = _breakers(cfg.get("breaker") or {}, redis, prefix, resources)
@@ -115,19 +115,22 @@ def _speeds(
 
 
 def _redis(cfg: Mapping[str, Any], resources: Resources) -> Any:
+    client = redis_client(cfg)
+    resources.closers.append(client)
+    return client
+
+
+def redis_client(cfg: Mapping[str, Any]) -> Any:
+    """A ``redis.asyncio.Redis`` for the ``executor:`` section's shared state: every call
+    bounded by ``redis_timeout_s``, no retries of its own (the caller goes local)."""
     from redis.asyncio import Redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    timeout = float(cfg.get("redis_timeout_s", REDIS_TIMEOUT_S))
-    client = Redis.from_url(
-        str(cfg.get("redis_url", "redis://127.0.0.1:6379/0")),
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
+    url, _, timeout = redis_of(cfg)
+    return Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
     )
-    resources.closers.append(client)
-    return client
 
 
 def _breakers(

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from turnout.config.schema import REDIS_TIMEOUT_S
 from turnout.config.settings import Settings
 from turnout.gateway.config import GatewayConfig
 from turnout.gateway.context import Route
@@ -122,24 +121,16 @@ class Team:
         on_degrade = self.metrics.count_degraded if self.metrics is not None else None
         if executor.get("state") != "redis":
             return LocalGate(LocalKeyEvents(), MemoryRateLimiter(), MemoryBudgets(), ledger)
-        from redis.asyncio import Redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
+        from turnout.config.schema import redis_of
+        from turnout.execution.setup import redis_client
         from turnout.limits.gate_redis import RedisGate
 
-        timeout = float(executor.get("redis_timeout_s", REDIS_TIMEOUT_S))
-        client = Redis.from_url(
-            str(executor.get("redis_url", "redis://127.0.0.1:6379/0")),
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
+        _, prefix, timeout = redis_of(executor)
+        client = redis_client(executor)
         self._closers.append(client)
         gate = RedisGate(
-            client, prefix=str(executor.get("redis_prefix", "turnout")), timeout_s=timeout,
-            on_degrade=on_degrade, ledger=ledger,
-        )  # fmt: skip
+            client, prefix=prefix, timeout_s=timeout, on_degrade=on_degrade, ledger=ledger
+        )
         await gate.prepare()
         return gate
 
