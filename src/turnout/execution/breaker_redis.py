@@ -174,7 +174,8 @@ class RedisBreakerStore:
             OUTAGES.failed(self._server, self._retry_at)
         if self.last_error is None:
             log.warning(
-                "breaker store: %s failed, breakers kept in this process until Redis is back: %s",
+                "breaker store: Redis failed (%s), breakers kept in this process until it "
+                "is back: %s",
                 op,
                 exc,
             )

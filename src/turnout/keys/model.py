@@ -173,7 +173,7 @@ def parse_expiry(text: str) -> float:
     try:
         moment.astimezone(UTC)  # shown in UTC, so it must be a UTC time Python can hold
     except OverflowError:
-        raise ValueError(f"past 9999-12-31 in UTC: {text!r}") from None
+        raise ValueError(f"outside the years 1 to 9999 in UTC: {text!r}") from None
     return moment.timestamp()
 
 

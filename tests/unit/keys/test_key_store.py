@@ -144,8 +144,9 @@ def test_bad_input_names_the_field(db: Path) -> None:
     with pytest.raises(ValueError, match="not a date"):
         parse_expiry("tomorrow")
     assert parse_expiry("2026-12-31") == 1798675200.0
-    with pytest.raises(ValueError, match="past 9999-12-31"):  # year 10000 in UTC
-        parse_expiry("9999-12-31T23:59:59-12:00")
+    for odd in ("9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"):  # years 10000, 0
+        with pytest.raises(ValueError, match="outside the years 1 to 9999 in UTC"):
+            parse_expiry(odd)
     assert format_time(parse_expiry("9999-12-31T23:59:59+05:00")) == "9999-12-31T18:59:59+00:00"
     assert format_time(1e15) == "1000000000000000 (epoch seconds)"  # a stored odd time shows
     assert parse_names(" rules, cheap_first ,rules") == ("rules", "cheap_first")
