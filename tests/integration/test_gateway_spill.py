@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -40,18 +42,28 @@ def drop_prefix(prefix: str) -> None:
         client.close()
 
 
+@contextmanager
+def postgres_behind_a_proxy() -> Iterator[tuple[str, str, TcpProxy]]:
+    """A throwaway database, its URL, and its URL through a TCP proxy of the test's own
+    (stop the proxy: PostgreSQL is unreachable; start it: back)."""
+    with throwaway_database() as dsn:
+        host_port = dsn.split("@", 1)[1].split("/", 1)[0]
+        host, _, port = host_port.partition(":")
+        proxy = TcpProxy((host, int(port or 5432)))
+        proxy.start()
+        try:
+            yield dsn, dsn.replace(host_port, f"127.0.0.1:{proxy.port}"), proxy
+        finally:
+            proxy.stop()
+
+
 @pytest.mark.parametrize("auth", ["none", "keys"])
 async def test_traces_spill_while_postgres_is_away(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth: str
 ) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
     monkeypatch.chdir(tmp_path)
-    with throwaway_database() as dsn:
-        host_port = dsn.split("@", 1)[1].split("/", 1)[0]
-        host, _, port = host_port.partition(":")
-        proxy = TcpProxy((host, int(port or 5432)))
-        proxy.start()
-        via_proxy = dsn.replace(host_port, f"127.0.0.1:{proxy.port}")
+    with postgres_behind_a_proxy() as (dsn, via_proxy, proxy):
         secrets = {}
         prefix = f"turnout-test:{uuid.uuid4().hex}"
         with PostgresStore(dsn) as store:
@@ -135,12 +147,7 @@ async def test_gateways_sharing_a_spill_path_and_a_restart_with_fewer_lose_nothi
     files, and one gateway started alone replays both: rows = requests, none twice."""
     monkeypatch.setenv(KEY_ENV, KEY)
     monkeypatch.chdir(tmp_path)
-    with throwaway_database() as dsn:
-        host_port = dsn.split("@", 1)[1].split("/", 1)[0]
-        host, _, port = host_port.partition(":")
-        proxy = TcpProxy((host, int(port or 5432)))
-        proxy.start()
-        via_proxy = dsn.replace(host_port, f"127.0.0.1:{proxy.port}")
+    with postgres_behind_a_proxy() as (dsn, via_proxy, proxy):
         served = 0
         try:
             async with FakeOpenAI(reply=reply) as upstream, aiohttp.ClientSession() as session:
