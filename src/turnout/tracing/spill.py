@@ -96,18 +96,12 @@ def decode_batch(line: bytes) -> Batch:
 class SpillFile:
     """A bounded, append-only file of trace batches waiting for their store."""
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        adopted: Sequence[SpillFile] = (),
-    ):
+    def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES):
         self.path = Path(path)
         self.offset_path = self.path.with_name(self.path.name + ".offset")
         self.doubt_path = self.path.with_name(self.path.name + ".doubt")
         self.max_bytes = max_bytes
-        self.adopted = list(adopted)
+        self.adopted: list[SpillFile] = []
         """Files no live process claims, replayed before this one (then let go)."""
         self.spilled = 0
         self.dropped = 0
@@ -366,6 +360,7 @@ def claim_spill(
         if other.claim():
             if other.pending:
                 own.adopted.append(other)
-            else:
+            else:  # replayed to its end already: what is left of it goes
+                other._remove()
                 other.release()
     return own

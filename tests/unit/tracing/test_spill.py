@@ -409,6 +409,14 @@ def test_one_file_one_process_and_unclaimed_files_are_adopted(tmp_path: Path) ->
     assert claim_spill(base, index=0).adopted[0].path.name == "spill-1.jsonl"
 
 
+def test_an_unclaimed_file_replayed_to_its_end_is_removed(tmp_path: Path) -> None:
+    done = SpillFile(tmp_path / "spill-4.jsonl")
+    done.append([_run(4)], [], [])
+    done._set_offset((tmp_path / "spill-4.jsonl").stat().st_size)  # replayed, then a crash
+    assert claim_spill(tmp_path / "spill.jsonl").adopted == []
+    assert sorted(p.name for p in tmp_path.glob("spill-4.jsonl*")) == ["spill-4.jsonl.lock"]
+
+
 def test_under_workers_only_files_past_their_count_are_adopted(tmp_path: Path) -> None:
     base = tmp_path / "spill.jsonl"
     for n in (1, 2):
