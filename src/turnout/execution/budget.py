@@ -23,10 +23,14 @@ DEFAULT_OUTPUT_ESTIMATE = 1024
 """Output tokens assumed for a request without ``max_tokens``."""
 
 
+def estimate_tokens(request: ChatRequest) -> tuple[int, int]:
+    """An upper-bound guess at one call's (input, output) tokens, before making it."""
+    return estimate_prompt_tokens(request.messages), request.max_tokens or DEFAULT_OUTPUT_ESTIMATE
+
+
 def estimate_cost(price: Price, request: ChatRequest) -> Decimal:
     """An upper-bound guess at one call's cost, before making it."""
-    prompt = estimate_prompt_tokens(request.messages)
-    return price.estimate(prompt, request.max_tokens or DEFAULT_OUTPUT_ESTIMATE)
+    return price.estimate(*estimate_tokens(request))
 
 
 @dataclass(slots=True)

@@ -27,11 +27,10 @@ from decimal import Decimal
 from typing import Protocol
 
 from turnout.errors import BudgetExceeded
-from turnout.execution.budget import DEFAULT_OUTPUT_ESTIMATE
+from turnout.execution.budget import estimate_tokens
 from turnout.keys.model import Period, format_time
 from turnout.limits.periods import Window, window_of
 from turnout.pricing.cost import Price
-from turnout.pricing.tokens import estimate_prompt_tokens
 from turnout.tracing.rows import cost_to_pico, pico_to_cost
 from turnout.types import ChatRequest
 
@@ -56,8 +55,7 @@ def estimate_request(plans: Iterable[Iterable[PaidCall]], request: ChatRequest) 
     chain, or one model): the dearest plan's estimate, each call priced at the prompt's
     tokens (plus ``max_tokens`` for every answer it reads) in and ``max_tokens`` out (see
     :func:`~turnout.execution.budget.estimate_cost`)."""
-    prompt = estimate_prompt_tokens(request.messages)
-    output = request.max_tokens or DEFAULT_OUTPUT_ESTIMATE
+    prompt, output = estimate_tokens(request)
     return max(
         (
             sum((c.price.estimate(prompt + c.reads * output, output) for c in plan), Decimal(0))
