@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from turnout.errors import BudgetExceeded
 from turnout.pricing.cost import Price
-from turnout.pricing.tokens import estimate_prompt_tokens
+from turnout.pricing.tokens import request_prompt_tokens
 from turnout.types import ChatRequest
 
 DEFAULT_OUTPUT_ESTIMATE = 1024
@@ -25,7 +25,7 @@ DEFAULT_OUTPUT_ESTIMATE = 1024
 
 def estimate_tokens(request: ChatRequest) -> tuple[int, int]:
     """An upper-bound guess at one call's (input, output) tokens, before making it."""
-    return estimate_prompt_tokens(request.messages), request.max_tokens or DEFAULT_OUTPUT_ESTIMATE
+    return request_prompt_tokens(request), request.max_tokens or DEFAULT_OUTPUT_ESTIMATE
 
 
 def estimate_cost(price: Price, request: ChatRequest) -> Decimal:

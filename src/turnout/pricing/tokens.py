@@ -8,13 +8,17 @@ these estimates is marked ``Usage.estimated`` so traces can say so.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from turnout.types import Message, Usage
+from turnout.types import ChatRequest, Message, Usage
 
 CHARS_PER_TOKEN = 4
-MESSAGE_OVERHEAD_CHARS = 8
-"""Role and framing of one chat message, in characters."""
+MESSAGE_OVERHEAD_CHARS = 12
+"""Role and framing of one chat message, in characters (three tokens, as OpenAI counts)."""
+REPLY_PRIMING_CHARS = 12
+"""The assistant turn every prompt ends with, in characters (three tokens)."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -22,12 +26,35 @@ def estimate_tokens(text: str) -> int:
     return max(1, (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN) if text else 0
 
 
-def estimate_prompt_tokens(messages: Iterable[Message]) -> int:
-    """The prompt's tokens: every message's text plus a little framing each."""
-    chars = sum(len(m.content or "") + MESSAGE_OVERHEAD_CHARS for m in messages)
-    return (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN if chars else 0
+def estimate_prompt_tokens(
+    messages: Iterable[Message], tools: Iterable[Mapping[str, Any]] = ()
+) -> int:
+    """The prompt's tokens: every message's text, name and tool calls plus a little
+    framing each, the tools' definitions (as the JSON sent), and the reply's priming."""
+    chars = sum(_message_chars(m) for m in messages)
+    if not chars:
+        return 0
+    chars += REPLY_PRIMING_CHARS + sum(
+        len(json.dumps(tool, separators=(",", ":"), default=str)) for tool in tools
+    )
+    return (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
 
 
-def estimated_usage(messages: Iterable[Message], output: str) -> Usage:
+def request_prompt_tokens(request: ChatRequest) -> int:
+    """:func:`estimate_prompt_tokens` of a request: its messages and its tools."""
+    return estimate_prompt_tokens(request.messages, request.tools)
+
+
+def _message_chars(message: Message) -> int:
+    chars = len(message.content or "") + len(message.name or "") + MESSAGE_OVERHEAD_CHARS
+    chars += len(message.tool_call_id or "")
+    for call in message.tool_calls:
+        chars += len(call.name) + len(call.arguments) + len(call.id)
+    return chars
+
+
+def estimated_usage(
+    messages: Iterable[Message], output: str, tools: Iterable[Mapping[str, Any]] = ()
+) -> Usage:
     """The usage of a call that reported none, marked as an estimate."""
-    return Usage(estimate_prompt_tokens(messages), estimate_tokens(output), estimated=True)
+    return Usage(estimate_prompt_tokens(messages, tools), estimate_tokens(output), estimated=True)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from turnout.pricing.tokens import estimate_prompt_tokens
+from turnout.pricing.tokens import request_prompt_tokens
 from turnout.types import ChatRequest, Message, ToolCall
 
 # -- out -------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def request_body(request: ChatRequest, *, model: str, stream: bool) -> dict[str,
 
 
 def prompt_estimate(request: ChatRequest) -> int:
-    return estimate_prompt_tokens(request.messages)
+    return request_prompt_tokens(request)
 
 
 def content_text(content: Any) -> str:

@@ -19,7 +19,7 @@ from turnout.pricing.cost import Price
 from turnout.tracing.sqlite import SQLiteStore
 from turnout.types import ChatRequest, Message
 
-REQ = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
+REQ = ChatRequest(messages=(Message("user", "x" * 376),), max_tokens=100)
 PRICE = Price.of(5, 25)  # the request's estimate: 100 * 5 + 100 * 25 per million = $0.003
 
 

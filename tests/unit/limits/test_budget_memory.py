@@ -100,9 +100,9 @@ def test_remembered_windows_change_exactly_at_the_boundary() -> None:
 
 
 def test_estimate_is_the_dearest_set_of_models_paid_together() -> None:
-    request = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
+    request = ChatRequest(messages=(Message("user", "x" * 376),), max_tokens=100)
     cheap, dear = Price.of(1, 1), Price.of(5, 25)
-    # 100 prompt tokens (392 characters + 8 framing, four a token) + 100 output tokens
+    # 100 prompt tokens (376 characters + 12 framing + 12 reply priming, four a token) + 100 output tokens
     one, other = PaidCall("cheap", cheap), PaidCall("dear", dear)
     assert estimate_request([[one], [other]], request) == Decimal("0.003")
     assert estimate_request([[one], [one, other]], request) == Decimal("0.0032")
