@@ -180,10 +180,10 @@ class Attempt:
                 await ex.breaker_gate.succeeded(self.model)  # it was answering
             raise TotalExpired from None
         except (GeneratorExit, asyncio.CancelledError):
-            if self.response is None:  # the caller stopped waiting: charge what was streamed
-                why = f"the caller stopped waiting {self._progress()}"
+            if self.response is None:  # the caller stopped waiting: charge what was sent
+                why = f"the caller stopped waiting {self._progress()}"  # and streamed
                 abandoned = StreamAbandoned(why, model=self.model)
-                usage = self._estimate() if self.started else Usage()
+                usage = self._estimate()  # the prompt reached the provider: it bills it
                 budget.settle(self._record(spec, started_at, t0, usage, abandoned))
                 if self.started:
                     await ex.breaker_gate.succeeded(self.model)
@@ -270,4 +270,4 @@ class Attempt:
         return f"(after {len(self.text)} characters)"
 
     def _estimate(self) -> Usage:
-        return estimated_usage(self.request.messages, self.text)
+        return estimated_usage(self.request.messages, self.text, self.request.tools)

@@ -351,8 +351,13 @@ async def test_a_client_that_hangs_up_still_pays_for_the_calls_made(
             state = await budgets.state(KeyBudget("quitter", Decimal(1), Period.DAY))
     with SQLiteStore(tmp_path / "traces.db") as store:
         ((paid,),) = store.query("SELECT sum(cost_picousd) FROM attempts WHERE status = 'ok'")
+        ((sent, estimated),) = store.query(
+            "SELECT sum(cost_picousd), min(usage_estimated) FROM attempts WHERE status <> 'ok'"
+        )
     assert paid > 0 and state.held_pico == 0
-    assert state.spent_pico == paid  # small's answer is charged to the key
+    # small's answer is charged to the key, and the prompt sent to sluggish (an estimate)
+    assert sent > 0 and estimated == 1
+    assert state.spent_pico == paid + sent
 
 
 async def test_a_client_that_hangs_up_gives_its_budget_hold_back(
