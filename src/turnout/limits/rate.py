@@ -48,9 +48,10 @@ class RateLimit:
 class RateDecision:
     """Whether a request was admitted, and what OpenAI's ``x-ratelimit-*`` headers say.
 
-    ``reset_*_s``: seconds until the oldest request (or tokens) counted leaves the
-    window, i.e. until the remaining count next grows. ``retry_after_s``: when a refused
-    request could be admitted (None when it never could: more tokens than the limit).
+    ``reset_*_s``: seconds until the limit is back to its initial state (every request,
+    or every token, counted has left the window), as OpenAI's headers say.
+    ``retry_after_s``: when a refused request could be admitted (None when it never
+    could: more tokens than the limit).
     """
 
     allowed: bool
@@ -200,8 +201,8 @@ class MemoryRateLimiter:
             limit=limit,
             requests=len(log.requests),
             tokens=log.used,
-            reset_requests_s=log.requests[0] + self.window_s - now if log.requests else 0.0,
-            reset_tokens_s=log.tokens[0][0] + self.window_s - now if log.tokens else 0.0,
+            reset_requests_s=log.requests[-1] + self.window_s - now if log.requests else 0.0,
+            reset_tokens_s=log.tokens[-1][0] + self.window_s - now if log.tokens else 0.0,
             retry_after_s=None if allowed or never else max(wait_r, wait_t),
             shared=False,
         )

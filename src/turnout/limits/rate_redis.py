@@ -88,7 +88,7 @@ local function rate_admit(lk, sk, now, window, rpm, tpm, tokens, member)
   if dirty then redis.call('SET', sk, string.format('%d', used), 'PX', window) end
   local reset_r, reset_t = 0, 0
   if count > 0 or used > 0 then
-    local o = redis.call('ZRANGE', lk, 0, 0, 'WITHSCORES')
+    local o = redis.call('ZRANGE', lk, -1, -1, 'WITHSCORES')  -- the newest: a full reset
     if o[2] then
       local reset = tonumber(o[2]) + window - now
       if count > 0 then reset_r = reset end

@@ -82,3 +82,17 @@ def test_duration_format() -> None:
     assert [duration(x) for x in (0, 0.017, 1, 1.5, 360, 61.25)] == [
         "0s", "17ms", "1s", "1.5s", "6m0s", "1m1.25s",
     ]  # fmt: skip
+
+
+async def test_reset_is_when_the_newest_entry_leaves() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock=clock)
+    limit = RateLimit(rpm=5, tpm=1000)
+    await limiter.admit("k", limit, tokens=10)
+    clock.t += 20
+    second = await limiter.admit("k", limit, tokens=10)
+    assert second.reset_requests_s == pytest.approx(60)  # back to 5 of 5 in a minute
+    clock.t += 15
+    third = await limiter.admit("k", limit, tokens=10)
+    assert third.headers()["x-ratelimit-reset-requests"] == "1m0s"
+    assert third.headers()["x-ratelimit-reset-tokens"] == "1m0s"
