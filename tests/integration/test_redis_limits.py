@@ -593,3 +593,28 @@ def spent_before(store: SQLiteStore, key: str, pico: int) -> None:
         "cost_picousd) VALUES (?, 'gateway', 'p', 'succeeded', ?, ?, ?)",
         (f"r-{uuid.uuid4().hex}", time.time(), key, pico),
     )
+
+
+async def test_an_admission_is_recounted_to_the_tokens_it_used(
+    client: redis_asyncio.Redis, prefix: str
+) -> None:
+    from turnout.limits.gate_redis import RedisGate
+
+    gate = RedisGate(client, prefix=prefix, timeout_s=5)
+    limit = RateLimit(rpm=10, tpm=1000)
+    try:
+        assert await gate.prepare()
+        first = await gate.admit("team-a", limit, 300, None, Decimal(0))
+        second = await gate.admit("team-a", limit, 200, None, Decimal(0))
+        assert second.rate is not None and second.rate.tokens == 500
+        gate.recount_soon(first, 40)  # it used 40 of the 300 counted
+        gate.recount_soon(second, 900)  # no max_tokens: it used more than counted
+        await gate.limiter._recounts.drain()
+        third = await gate.admit("team-a", limit, 10, None, Decimal(0))
+        assert third.rate is not None and third.rate.tokens == 40 + 900 + 10
+        log = [m.decode() for m in await client.zrange(f"{prefix}:rl:{{team-a}}:log", 0, -1)]
+        assert sorted(int(m.rsplit(":", 1)[1]) for m in log) == [10, 40, 900]
+        refused = await gate.admit("team-a", limit, 100, None, Decimal(0))
+        assert refused.rate is not None and refused.rate.refused_by == "tokens"
+    finally:
+        await gate.aclose()

@@ -186,14 +186,19 @@ class Team:
     ) -> None:
         """Settle the hold (off the request path), count the request, make its spans
         (a request that has no answer, abandoned, too: by ``run_id``)."""
-        if admission is not None and self.guard is not None:
-            self.guard.finish_soon(admission, answer.cost if answer is not None else None)
-        key = admission.key.name if admission is not None else None
         attempts = tuple(
             a
             for a in (answer.attempts if answer is not None else ())
             if isinstance(a, AttemptRecord)
         )
+        if admission is not None and self.guard is not None:
+            used = (  # what the providers were asked for and gave: cache hits are free
+                sum(a.input_tokens + a.output_tokens for a in attempts if a.cache is None)
+                if answer is not None
+                else None
+            )
+            self.guard.finish_soon(admission, answer.cost if answer is not None else None, used)
+        key = admission.key.name if admission is not None else None
         model = answer.model if answer is not None else None
         policy = route.policy or route.label
         if self.metrics is not None:

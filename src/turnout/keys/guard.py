@@ -78,6 +78,8 @@ class Admission:
     key: VirtualKey
     reservation: Reservation | None
     headers: Mapping[str, str]
+    counted: GateResult | None = None
+    """What the gate counted (its tokens are recounted once the request is answered)."""
 
 
 _KINDS: dict[int, tuple[str, Mapping[str, str]]] = {
@@ -223,12 +225,17 @@ class KeyGuard:
                     f"key {key.name!r} has used {used} of its ${key.budget_usd} "
                     f"{key.period.value} budget"
                 )
-        return Admission(key, reservation, headers)
+        return Admission(key, reservation, headers, result)
 
-    def finish_soon(self, admission: Admission, cost: Decimal | None) -> None:
+    def finish_soon(
+        self, admission: Admission, cost: Decimal | None, tokens: int | None = None
+    ) -> None:
         """Settle the hold to ``cost`` (what the request really cost), or release it
-        (``None``: nothing was spent), without waiting: the gate batches it to the
-        shared state off the request path."""
+        (``None``: nothing was spent), and recount its tokens against the key's limit to
+        ``tokens`` (what its calls used; None: unknown, the count stays), without
+        waiting: the gate batches both to the shared state off the request path."""
+        if tokens is not None and admission.counted is not None:
+            self.gate.recount_soon(admission.counted, tokens)
         reservation = admission.reservation
         if reservation is None:
             return
@@ -262,12 +269,12 @@ class KeyGuard:
 
 
 def _tokens(request: ChatRequest) -> int:
-    from turnout.execution.budget import DEFAULT_OUTPUT_ESTIMATE
-    from turnout.pricing.tokens import estimate_prompt_tokens
+    """The tokens a request counts against a key's TPM when admitted: the prompt's
+    estimate plus ``max_tokens`` when it sets one, as OpenAI counts (recounted to what
+    was used once it is answered)."""
+    from turnout.pricing.tokens import request_prompt_tokens
 
-    return estimate_prompt_tokens(request.messages) + (
-        request.max_tokens or DEFAULT_OUTPUT_ESTIMATE
-    )
+    return request_prompt_tokens(request) + (request.max_tokens or 0)
 
 
 def _share(pico: int, budget: KeyBudget) -> str:

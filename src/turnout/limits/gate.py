@@ -66,6 +66,10 @@ class Gate(Protocol):
         """Settle (``cost`` > 0) or release the hold without waiting (off the request
         path: batched to the shared state)."""
 
+    def recount_soon(self, result: GateResult, used: int) -> None:
+        """Recount an admission's tokens to the ``used`` its calls really used, without
+        waiting (off the request path)."""
+
     async def bump(self) -> None:
         """A key changed: tell every process sharing this state."""
 
@@ -193,3 +197,12 @@ class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
             self.limiter.undo_now(result.scope, result.rate.limit, result.tokens)
         if result.reservation is not None:
             self.budgets.finish_now(result.reservation, Decimal(0))
+
+    def recount_soon(self, result: GateResult, used: int) -> None:
+        if counts_tokens(result):
+            self.limiter.recount_now(result.scope, result.tokens, used)
+
+
+def counts_tokens(result: GateResult) -> bool:
+    """Whether ``result`` admitted a request whose tokens its rate log counts."""
+    return result.rate is not None and result.rate.allowed and bool(result.rate.limit.tpm)

@@ -39,7 +39,13 @@ from turnout.keys.cache import RedisKeyEvents
 from turnout.limits.budget import BudgetState, KeyBudget, KeyBudgetExceeded, Reservation
 from turnout.limits.budget_redis import BUDGET_LUA, SEED_LUA, RedisBudgets
 from turnout.limits.degrade import Degrader, server_of
-from turnout.limits.gate import GateParts, GateResult, admit_in_process, start_from_ledger
+from turnout.limits.gate import (
+    GateParts,
+    GateResult,
+    admit_in_process,
+    counts_tokens,
+    start_from_ledger,
+)
 from turnout.limits.ids import entry_id
 from turnout.limits.lua import Lua
 from turnout.limits.periods import window_of
@@ -120,11 +126,11 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         self.redis = redis
         self._clock = clock
         self.ledger = ledger
+        self._pipelined = Pipelined.of(redis)
         self.limiter = RedisRateLimiter(
             redis, prefix=f"{prefix}:rl", timeout_s=timeout_s, retry_after_s=retry_after_s,
-            on_degrade=on_degrade, clock=clock,
+            on_degrade=on_degrade, clock=clock, pipelined=self._pipelined,
         )  # fmt: skip
-        self._pipelined = Pipelined.of(redis)
         # the pipelined connection's own reply deadline bounds the gate's calls
         self._bounded = self._pipelined is not None and self._pipelined.reply_timeout_s <= timeout_s
         self.budgets = RedisBudgets(
@@ -310,6 +316,14 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
             await self._undo(keys=keys, args=args)
 
         await self.degrader.attempt(shared)
+
+    def recount_soon(self, result: GateResult, used: int) -> None:
+        if not counts_tokens(result):
+            return
+        if result.member:
+            self.limiter.recount_soon(result.scope, result.member, result.tokens, used)
+        else:  # decided in this process
+            self.limiter.local.recount_now(result.scope, result.tokens, used)
 
     async def aclose(self) -> None:
         await super().aclose()  # the budgets send what they hold first

@@ -11,8 +11,12 @@ is bounded by the limit itself, and an idle key's entries expire with it. Tokens
 the same log (an entry carries its count) with a running sum, so a check is O(1)
 amortised: expired entries are subtracted once, as they leave.
 
-Tokens are counted when a request is admitted, as the prompt's estimate plus its
-``max_tokens`` (what OpenAI counts too): a limit must be decided before the answer.
+Tokens are counted when a request is admitted, as the prompt's estimate (messages and
+tools) plus its ``max_tokens`` when it sets one (what OpenAI counts): a limit must be
+decided before the answer. Once answered, the request's entry is recounted to the tokens
+its provider calls really used (:meth:`MemoryRateLimiter.recount_now`), so a request
+without ``max_tokens`` still counts its output, and one that used less than it allowed
+gives the rest back.
 
 :class:`MemoryRateLimiter` is the one-process implementation;
 :class:`~turnout.limits.rate_redis.RedisRateLimiter` runs the same algorithm in one
@@ -220,6 +224,19 @@ class MemoryRateLimiter:
                     del log.tokens[i]
                     log.used -= tokens
                     break
+
+    def recount_now(self, scope: str, counted: int, used: int) -> None:
+        """Recount the latest admission of ``scope`` that counted ``counted`` tokens as
+        ``used`` (what its calls really used); nothing when it has left the window."""
+        log = self._logs.get(scope)
+        if log is None or counted == used:
+            return
+        for i in range(len(log.tokens) - 1, -1, -1):
+            at, count = log.tokens[i]
+            if count == counted:
+                log.tokens[i] = (at, max(0, used))
+                log.used += max(0, used) - counted
+                return
 
     def _log(self, scope: str) -> _Log:
         log = self._logs.get(scope)

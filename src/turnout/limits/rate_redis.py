@@ -24,13 +24,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from turnout.limits.batch import Batch
 from turnout.limits.degrade import Degrader, server_of
 from turnout.limits.ids import entry_id
+from turnout.limits.lua import Call, Lua
 from turnout.limits.rate import WINDOW_S, MemoryRateLimiter, RateDecision, RateLimit
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
+
+    from turnout.limits.pipelined import Pipelined
 
 SERVER_NOW_LUA = r"""
 local function server_now(arg)
@@ -109,6 +113,24 @@ local function rate_undo(lk, sk, member, tokens, window)  -- tokens: as logged
 end
 """
 
+_RECOUNT = r"""
+local window = tonumber(ARGV[1])
+for i = 2, #ARGV, 3 do
+  local member, old, new = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local score = redis.call('ZSCORE', KEYS[1], member .. ':' .. old)
+  if score then
+    redis.call('ZREM', KEYS[1], member .. ':' .. old)
+    redis.call('ZADD', KEYS[1], score, member .. ':' .. new)
+    local used = tonumber(redis.call('GET', KEYS[2]) or '0') - tonumber(old) + tonumber(new)
+    redis.call('SET', KEYS[2], string.format('%d', math.max(0, used)), 'PX', window)
+    redis.call('PEXPIRE', KEYS[1], window)
+  end
+end
+return 1
+"""
+"""Recount admissions of one scope to the tokens they used: ARGV window, then
+(member, counted, used) triples; an entry that has left the window is left alone."""
+
 _LUA = (
     SERVER_NOW_LUA
     + RATE_LUA
@@ -155,6 +177,7 @@ class RedisRateLimiter:
         on_degrade: Callable[[str], None] | None = None,
         clock: Callable[[], float] | None = None,
         local: MemoryRateLimiter | None = None,
+        pipelined: Pipelined | None = None,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
@@ -166,6 +189,32 @@ class RedisRateLimiter:
             "rate limits", timeout_s=timeout_s, retry_after_s=retry_after_s,
             on_degrade=on_degrade, server=server_of(redis),
         )  # fmt: skip
+        self._recount = Lua(_RECOUNT)
+        self._pipelined = pipelined
+        self._recounts: Batch[tuple[str, str, int, int]] = Batch(
+            self._send_recounts, what="rate limits"
+        )
+
+    def recount_soon(self, scope: str, member: str, counted: int, used: int) -> None:
+        """Recount the admission ``member`` of ``scope`` from ``counted`` tokens to
+        ``used`` without waiting (batched; lost, never wrong, if Redis is away: the
+        entry leaves the window within a minute anyway)."""
+        if counted != used:
+            self._recounts.add((scope, member, counted, max(0, used)))
+
+    async def _send_recounts(self, items: list[tuple[str, str, int, int]]) -> None:
+        by_scope: dict[str, list[str | int]] = {}
+        for scope, member, counted, used in items:
+            by_scope.setdefault(scope, [self.window_ms]).extend((member, counted, used))
+        calls: list[Call] = [(rate_keys(self.prefix, s), args) for s, args in by_scope.items()]
+
+        async def shared() -> None:
+            if self._pipelined is not None:
+                await self._pipelined.evalsha_many(self._recount, calls)
+            else:
+                await self._recount.many(self.redis, calls)
+
+        await self.degrader.attempt(shared)
 
     async def admit(self, scope: str, limit: RateLimit, tokens: int = 0) -> RateDecision:
         if not limit:
@@ -195,4 +244,5 @@ class RedisRateLimiter:
         return await self.degrader.attempt(load)
 
     async def aclose(self) -> None:
+        await self._recounts.drain()
         await self.local.aclose()

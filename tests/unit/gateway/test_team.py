@@ -387,3 +387,31 @@ async def test_a_client_that_hangs_up_gives_its_budget_hold_back(
         runs = store.query("SELECT status FROM runs WHERE key_name = 'patient'")
         attempts = store.query("SELECT error_class FROM attempts")
     assert runs == [("failed",), ("failed",)] and attempts == [("abandoned",), ("abandoned",)]
+
+
+async def test_a_key_counts_tokens_used_and_tells_the_budget_left_after_the_answer(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    with SQLiteStore(tmp_path / "traces.db") as store:
+        secret, _ = KeyStore(store).create(
+            "plain", tpm=300, budget_usd=Decimal(1), period=Period.DAY
+        )
+    body = {"model": "cheap", "messages": HI}  # no max_tokens, as the SDK sends by default
+    async with aiohttp.ClientSession() as s:
+        status, headers, _ = await call(s, gateway, "POST", "/v1/chat/completions", secret,
+                                        json=body)  # fmt: skip
+        assert status == 200  # a tpm far below 1,024 still serves requests without max_tokens
+        cost = Decimal(headers["x-turnout-cost-usd"])
+        assert cost > 0
+        first_left = int(headers["x-ratelimit-remaining-tokens"])
+        await asyncio.sleep(0.05)  # the recount is off the request path
+        status, headers, _ = await call(s, gateway, "POST", "/v1/chat/completions", secret,
+                                        json=body)  # fmt: skip
+        assert status == 200
+    with SQLiteStore(tmp_path / "traces.db") as store:
+        ((used,),) = store.query(
+            "SELECT input_tokens + output_tokens FROM attempts ORDER BY started_at LIMIT 1"
+        )
+    prompt = 300 - first_left
+    # the second request sees the first counted at what it used, plus its own prompt
+    assert int(headers["x-ratelimit-remaining-tokens"]) == 300 - used - prompt

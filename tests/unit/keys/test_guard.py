@@ -196,3 +196,26 @@ async def test_a_budget_refusal_says_what_would_pass_and_what_is_left(setup) -> 
     message = info.value.refusal.message
     assert "this request (up to $0.003000) would pass the budget of $0.004 in total" in message
     assert "($0.001000 left)" in message and "never resets" in message
+
+
+async def test_tokens_without_max_tokens_count_the_prompt_then_what_was_used(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", tpm=400)
+    plain = ChatRequest(messages=(Message("user", "x" * 376),))  # 100 prompt tokens
+
+    async def ask():  # type: ignore[no-untyped-def]
+        return await guard.admit(f"Bearer {secret}", plain, policy="rules", models=(),
+                                 plans=[(PaidCall("haiku", PRICE),)])  # fmt: skip
+
+    first = await ask()
+    assert first.headers["x-ratelimit-remaining-tokens"] == "300"  # no 1,024 invented
+    guard.finish_soon(first, Decimal(0), 250)  # its answer was long: 250 tokens in all
+    second = await ask()
+    assert second.headers["x-ratelimit-remaining-tokens"] == "50"  # 250 + 100
+    guard.finish_soon(second, Decimal(0), 30)  # a short one gives the rest back
+    third = await ask()
+    assert third.headers["x-ratelimit-remaining-tokens"] == "20"  # 250 + 30 + 100
+    guard.finish_soon(third, Decimal(0), None)  # unknown (abandoned): the count stays
+    with pytest.raises(Refused) as info:
+        await ask()
+    assert info.value.refusal.type == "tokens"

@@ -96,3 +96,20 @@ async def test_reset_is_when_the_newest_entry_leaves() -> None:
     third = await limiter.admit("k", limit, tokens=10)
     assert third.headers()["x-ratelimit-reset-requests"] == "1m0s"
     assert third.headers()["x-ratelimit-reset-tokens"] == "1m0s"
+
+
+async def test_an_admission_is_recounted_to_what_it_used() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock=clock)
+    limit = RateLimit(tpm=1000)
+    await limiter.admit("k", limit, tokens=300)
+    clock.t += 1
+    await limiter.admit("k", limit, tokens=200)
+    limiter.recount_now("k", 300, 40)
+    limiter.recount_now("k", 200, 900)
+    limiter.recount_now("k", 7, 70)  # nothing counted 7: nothing changes
+    refused = await limiter.admit("k", limit, tokens=100)
+    assert not refused.allowed and refused.tokens == 940
+    assert (await limiter.admit("k", limit, tokens=60)).tokens == 1000
+    clock.t += 59.5  # the first (recounted to 40) leaves the window with its 40
+    assert (await limiter.admit("k", limit, tokens=40)).tokens == 1000
