@@ -131,6 +131,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if not answer.ok:
         return _failed(answer, run_id, extra)
     body = completion_body(answer, f"chatcmpl-{run_id}")
+    if admission is not None:  # the budget left with this answer charged, not held
+        extra = dict(admission.headers_after(answer.cost))
     return json_response(200, body, {**answer_headers(answer, run_id), **extra})
 
 

@@ -40,7 +40,7 @@ from turnout.limits.budget import (
 )
 from turnout.limits.gate import Gate, GateResult
 from turnout.limits.rate import RateDecision, RateLimit, RateLimitExceeded
-from turnout.tracing.rows import cost_to_pico
+from turnout.tracing.rows import cost_to_pico, pico_to_cost
 from turnout.types import ChatRequest
 
 if TYPE_CHECKING:
@@ -80,6 +80,23 @@ class Admission:
     headers: Mapping[str, str]
     counted: GateResult | None = None
     """What the gate counted (its tokens are recounted once the request is answered)."""
+
+    def left_after(self, cost: Decimal | None) -> int | None:
+        """The budget left, in pico-dollars, as this request saw it once it cost
+        ``cost`` (its hold given back; others may have spent since): None without one."""
+        reservation = self.reservation
+        if reservation is None:
+            return None
+        spent = cost_to_pico(cost) if cost else 0
+        return max(0, reservation.state.remaining_pico + reservation.estimate_pico - spent)
+
+    def headers_after(self, cost: Decimal | None) -> Mapping[str, str]:
+        """:attr:`headers`, the budget left counting this request at what it cost (a
+        JSON answer's; a stream's headers go out before, counting its hold)."""
+        left = self.left_after(cost)
+        if left is None:
+            return self.headers
+        return {**self.headers, "x-turnout-budget-remaining-usd": str(pico_to_cost(left))}
 
 
 _KINDS: dict[int, tuple[str, Mapping[str, str]]] = {
@@ -168,7 +185,7 @@ class KeyGuard:
             # A key changed somewhere since this one was cached: decide again on its
             # record as it is now (revoked keys are refused here, at once).
             await self.gate.undo(result)
-        return self._outcome(key, scope, result)
+        return self._outcome(key, scope, result, request)
 
     async def identify(self, authorization: str | None) -> VirtualKey:
         """The usable key presented, for requests that call no model (feedback, the
@@ -202,7 +219,9 @@ class KeyGuard:
             ) from None
         return key
 
-    def _outcome(self, key: VirtualKey, scope: str, result: GateResult) -> Admission:
+    def _outcome(
+        self, key: VirtualKey, scope: str, result: GateResult, request: ChatRequest
+    ) -> Admission:
         headers: dict[str, str] = {}
         if result.rate is not None:
             headers.update(result.rate.headers())
@@ -214,7 +233,7 @@ class KeyGuard:
         if result.over_budget is not None:
             if self.metrics is not None:
                 self.metrics.set_budget_remaining(key.name, result.over_budget.state.remaining_usd)
-            raise Refused(_budget_refusal(key, result.over_budget, headers))
+            raise Refused(_budget_refusal(key, result.over_budget, headers, request))
         reservation = result.reservation
         if reservation is not None:
             state = reservation.state
@@ -254,13 +273,9 @@ class KeyGuard:
         self._count_remaining(admission, cost)
 
     def _count_remaining(self, admission: Admission, cost: Decimal | None) -> None:
-        reservation = admission.reservation
-        if self.metrics is None or reservation is None:
-            return
-        # as this request saw it: others may have spent since (pico-dollars: exact)
-        spent = cost_to_pico(cost) if cost else 0
-        left = reservation.state.remaining_pico + reservation.estimate_pico - spent
-        self.metrics.set_budget_remaining(admission.key.name, max(0, left) / 1e12)
+        left = admission.left_after(cost)
+        if self.metrics is not None and left is not None:
+            self.metrics.set_budget_remaining(admission.key.name, left / 1e12)
 
     async def key_changed(self) -> None:
         """A key was changed through this process (admin API): every replica rereads."""
@@ -294,10 +309,20 @@ def _rate_refusal(key: VirtualKey, scope: str, decision: RateDecision) -> Refusa
     )
 
 
-def _budget_refusal(key: VirtualKey, exc: KeyBudgetExceeded, headers: Mapping[str, str]) -> Refusal:
+def _budget_refusal(
+    key: VirtualKey, exc: KeyBudgetExceeded, headers: Mapping[str, str], request: ChatRequest
+) -> Refusal:
+    from turnout.execution.budget import DEFAULT_OUTPUT_ESTIMATE
+
+    message = str(exc)
+    if request.max_tokens is None and exc.state.remaining_pico > 0:
+        message += (
+            f"; max_tokens is not set, so {DEFAULT_OUTPUT_ESTIMATE} output tokens are held: "
+            "a lower max_tokens holds less"
+        )
     out = dict(headers)
     out["x-should-retry"] = "false"
     if exc.resets_at is not None:
         out["retry-after"] = str(max(1, math.ceil(exc.resets_at - time.time())))
     out["x-turnout-budget-remaining-usd"] = str(exc.state.remaining_usd)
-    return Refusal(429, "budget_exceeded", str(exc), "insufficient_quota", out, key.name)
+    return Refusal(429, "budget_exceeded", message, "insufficient_quota", out, key.name)

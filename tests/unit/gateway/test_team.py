@@ -403,6 +403,8 @@ async def test_a_key_counts_tokens_used_and_tells_the_budget_left_after_the_answ
         assert status == 200  # a tpm far below 1,024 still serves requests without max_tokens
         cost = Decimal(headers["x-turnout-cost-usd"])
         assert cost > 0
+        # the budget left once this answer is charged, not while its estimate was held
+        assert Decimal(headers["x-turnout-budget-remaining-usd"]) == Decimal(1) - cost
         first_left = int(headers["x-ratelimit-remaining-tokens"])
         await asyncio.sleep(0.05)  # the recount is off the request path
         status, headers, _ = await call(s, gateway, "POST", "/v1/chat/completions", secret,

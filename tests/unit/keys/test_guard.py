@@ -219,3 +219,15 @@ async def test_tokens_without_max_tokens_count_the_prompt_then_what_was_used(set
     with pytest.raises(Refused) as info:
         await ask()
     assert info.value.refusal.type == "tokens"
+
+
+async def test_a_budget_refusal_without_max_tokens_says_what_it_held(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", budget_usd=Decimal("0.01"), period=Period.DAY)
+    plain = ChatRequest(messages=(Message("user", "hi"),))  # 1,024 output tokens held
+    plans = [(PaidCall("opus", Price.of(15, 75)),)]  # about $0.077
+    with pytest.raises(Refused) as info:
+        await guard.admit(f"Bearer {secret}", plain, policy="rules", models=(), plans=plans)
+    message = info.value.refusal.message
+    assert "max_tokens is not set, so 1024 output tokens are held" in message
+    assert info.value.refusal.headers["x-should-retry"] == "false"
