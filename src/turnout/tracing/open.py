@@ -8,6 +8,10 @@
 ``sqlite:///:memory:``             SQLite in memory (tests)
 ``postgresql://...``               PostgreSQL (``postgres://`` too); needs psycopg
 =================================  ==============================================
+
+Anything else with a ``scheme://`` is refused, and so is a libpq keyword/value string
+(``host=... dbname=... password=...``): taken as a path it would make a SQLite file
+named after it, password and all. Neither error repeats the value.
 """
 
 from __future__ import annotations
@@ -21,6 +25,22 @@ from turnout.tracing.store import DEFAULT_SQLITE_PATH, TraceStore
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 _MEMORY = ":memory:"
+_LIBPQ_KEYWORDS = frozenset(
+    (
+        "host", "hostaddr", "port", "dbname", "user", "password", "passfile",
+        "connect_timeout", "options", "sslmode", "sslrootcert", "sslcert", "sslkey",
+        "application_name", "service", "target_session_attrs",
+    )
+)  # fmt: skip
+_KEYWORD = re.compile(r"^\s*([A-Za-z_]+)\s*=")
+
+
+def _looks_like_keywords(value: str) -> bool:
+    """``host=h dbname=d``: a libpq keyword/value string (or any ``=`` with spaces)."""
+    match = _KEYWORD.match(value)
+    if match is not None and match.group(1).lower() in _LIBPQ_KEYWORDS:
+        return True
+    return "=" in value and any(c.isspace() for c in value.strip())
 
 
 def sqlite_path_of(url: str | None) -> Path | None:
@@ -35,6 +55,11 @@ def sqlite_path_of(url: str | None) -> Path | None:
         raise StoreError("empty trace store URL")
     match = _SCHEME.match(url)
     if match is None:
+        if _looks_like_keywords(url):
+            raise StoreError(
+                "the trace store looks like a PostgreSQL key=value string, not a path: "
+                "give it as a URL, postgresql://USER[:PASSWORD]@HOST[:PORT]/DB"
+            )
         return Path(url).expanduser()
     scheme = match.group(1).lower()
     if scheme in _POSTGRES_SCHEMES:

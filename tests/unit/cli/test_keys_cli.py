@@ -66,6 +66,18 @@ def test_one_line_errors(
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_libpq_keyword_store_is_refused_without_making_a_file_or_showing_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for command in (("list",), ("create", "--name", "a")):
+        code, out, err = run(capsys, "keys", *command, "--store",
+                             "host=127.0.0.1 dbname=x password=S3CRET")  # fmt: skip
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+        assert "postgresql://" in err and "S3CRET" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_revoke_tells_the_gateways_through_redis(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

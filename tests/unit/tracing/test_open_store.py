@@ -79,6 +79,30 @@ def test_bad_urls_are_one_line_store_errors(url: str, message: str) -> None:
     assert "hunter2" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "host=127.0.0.1 dbname=x password=hunter2",
+        "dbname=turnout",
+        "  user = alice password=hunter2",
+        "a=b c",
+    ],
+)
+def test_keyword_strings_are_refused_without_a_file_or_the_password(
+    value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match=r"looks like a PostgreSQL key=value string") as info:
+        open_store(value)
+    assert "hunter2" not in str(info.value) and "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["my=traces.db", "with space/t.db", "dbname.db"])
+def test_paths_with_an_equals_sign_or_a_space_alone_are_still_paths(path: str) -> None:
+    assert sqlite_path_of(path) == Path(path)
+
+
 def test_unreachable_postgres_is_a_one_line_error_without_the_password() -> None:
     with pytest.raises(StoreError) as info:
         open_store("postgresql://alice:s3cr3t-pw@127.0.0.1:1/traces?connect_timeout=2")
