@@ -81,15 +81,40 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
             file=file,
             field="gateway.default_policy",
         )
+    gateway = schema.gateway.model_dump()
+    if gateway.get("spill") not in (None, "none"):
+        gateway["spill"] = str(_beside(source, Path(gateway["spill"]).expanduser()))
     return Settings(
         providers=MappingProxyType(providers),
         models=MappingProxyType(models),
         policies=MappingProxyType(policies),
-        storage=schema.storage,
+        storage=_storage(schema.storage, source, file),
         path=source,
-        gateway=MappingProxyType(schema.gateway.model_dump()),
+        gateway=MappingProxyType(gateway),
         executor=MappingProxyType(schema.executor.model_dump(exclude_none=True)),
     )
+
+
+def _beside(source: Path | None, path: Path) -> Path:
+    """A path written in the config file: relative to the file's folder (as a
+    ``learned`` policy's ``router`` is), not to wherever the command runs."""
+    return path if path.is_absolute() or source is None else source.parent / path
+
+
+def _storage(value: str | None, source: Path | None, file: str) -> str | None:
+    """``storage:`` checked, and a relative SQLite path made relative to the config file
+    (``--store`` and ``TURNOUT_STORE`` stay relative to the working directory). URLs of
+    PostgreSQL and in-memory SQLite are kept as they are."""
+    if value is None:
+        return None
+    from turnout.errors import StoreError
+    from turnout.tracing.open import sqlite_path_of
+
+    try:
+        path = sqlite_path_of(value)
+    except StoreError as exc:
+        raise ConfigError(str(exc), file=file, field="storage") from None
+    return value if path is None else str(_beside(source, path))
 
 
 def _provider(name: str, p: ProviderEntrySchema, file: str) -> ProviderConfig:

@@ -178,3 +178,27 @@ def test_the_gateways_config_names_the_store_the_scopes_and_the_redis(
         client.close()
     code, _, err = run(capsys, "keys", "list", "-c", str(elsewhere / "missing.yaml"))
     assert code == 2 and "missing.yaml" in err
+
+
+def test_a_relative_storage_is_beside_the_config_not_the_working_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = tmp_path / "gateway"
+    conf.mkdir()
+    (conf / "turnout.yaml").write_text(
+        "providers: {up: {kind: openai, base_url: 'http://127.0.0.1:9/v1'}}\n"
+        "models: {small: {provider: up, id: s, tier: efficient, price: {input: 1, output: 2}}}\n"
+        "storage: keys.db\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("TURNOUT_STORE", raising=False)
+    code, out, err = run(capsys, "keys", "create", "--name", "a", "-c", "../gateway/turnout.yaml")
+    assert code == 0, err
+    with SQLiteStore(conf / "keys.db") as store:
+        assert KeyStore(store).authenticate(out.strip()).name == "a"
+    assert list(elsewhere.iterdir()) == []
+    monkeypatch.chdir(conf)
+    code, out, err = run(capsys, "keys", "list", "--json")  # ./turnout.yaml: the same store
+    assert code == 0 and [k["name"] for k in json.loads(out)] == ["a"], err

@@ -134,3 +134,45 @@ def test_a_typo_under_a_key_named_like_a_field_gets_the_close_match(
     assert _err(pool_dict).endswith(
         "models.price.contex_window: unknown field; did you mean 'context_window'?"
     )
+
+
+_POOL = (
+    "providers: {up: {kind: openai, base_url: 'http://127.0.0.1:9/v1'}}\n"
+    "models: {small: {provider: up, id: s, tier: efficient, price: {input: 1, output: 2}}}\n"
+)
+
+
+def test_relative_paths_in_the_file_are_relative_to_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "turnout.yaml").write_text(
+        _POOL + "storage: data/traces.db\ngateway: {spill: spill/s.jsonl}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(Path("conf/turnout.yaml"))
+    assert s.storage is not None and Path(s.storage) == Path("conf/data/traces.db")
+    assert Path(s.gateway["spill"]) == Path("conf/spill/s.jsonl")
+    (conf / "turnout.yaml").write_text(_POOL + "storage: sqlite:///rel.db\n")
+    assert Path(str(load_settings(conf / "turnout.yaml").storage)) == conf / "rel.db"
+
+
+@pytest.mark.parametrize(
+    "storage",
+    ["/abs/traces.db", "postgresql://u@h/db", "sqlite:///:memory:"],
+)
+def test_absolute_paths_and_urls_are_kept(tmp_path: Path, storage: str) -> None:
+    (tmp_path / "turnout.yaml").write_text(
+        _POOL + f"storage: '{storage}'\ngateway: {{spill: none}}\n"
+    )
+    s = load_settings(tmp_path / "turnout.yaml")
+    assert s.storage == storage and s.gateway["spill"] == "none"
+
+
+def test_a_bad_storage_names_the_file_and_field_without_the_password(tmp_path: Path) -> None:
+    f = tmp_path / "turnout.yaml"
+    f.write_text(_POOL + "storage: 'host=db password=S3CRET'\n")
+    with pytest.raises(ConfigError, match=r"turnout\.yaml: storage: the trace store looks") as info:
+        load_settings(f)
+    assert "S3CRET" not in str(info.value)
