@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import click
 from rich.table import Table
 
+from turnout.cli.flag import existing_store
 from turnout.cli.output import make_console
 from turnout.cli.traces import opened_store, store_option
 from turnout.cli.when import parse_since
@@ -42,6 +43,7 @@ def audit_cmd(
         params.append(by)
     sql += " ORDER BY started_at DESC LIMIT ?"
     params.append(limit)
+    existing_store(store_url)
     with opened_store(store_url) as store:
         rows = store.query(sql, params)
     items = [

@@ -19,14 +19,17 @@ VERDICT_WORDS: dict[Verdict, str] = {
 }
 
 
-def existing_store(store_url: str | None, what: str = "") -> None:
-    """Refuse, in one line, a SQLite store that does not exist (opening would create it)."""
+def existing_store(
+    store_url: str | None, what: str = "", *, why: str = "nothing recorded yet"
+) -> None:
+    """Refuse, in one line, a SQLite store that does not exist (opening would create it):
+    what a read-only command must do rather than leave an empty store behind."""
     try:
         path = sqlite_path_of(store_url)
     except StoreError as exc:
         raise CLIError(str(exc)) from None
     if path is not None and not path.exists():
-        raise CLIError(f"{what}no trace store at {path}: nothing recorded yet")
+        raise CLIError(f"{what}no trace store at {path}: {why}")
 
 
 @click.command("flag")

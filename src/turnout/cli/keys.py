@@ -108,6 +108,14 @@ class _Setup:
         settings = load_settings(path)
         return cls(store_url or settings.storage, settings)
 
+    def existing(self, what: str = "") -> None:
+        """Refuse a SQLite store that does not exist, rather than create an empty one, for
+        a command that only reads keys or changes one."""
+        from turnout.cli.flag import existing_store
+
+        existing_store(self.store_url, what, why="no keys there (is --store, TURNOUT_STORE "
+                       "or the config's storage: the gateways'?)")  # fmt: skip
+
     def check(self, changes: dict[str, Any]) -> None:
         if self.settings is not None:
             with _as_options():
@@ -252,7 +260,9 @@ def create_cmd(
 @click.option("--json", "as_json", is_flag=True)
 def list_cmd(store_url: str | None, config_path: Path | None, active: bool, as_json: bool) -> None:
     """Every key, with its limits and status (never the key itself)."""
-    with opened_store(_Setup.of(config_path, store_url).store_url) as store:
+    setup = _Setup.of(config_path, store_url)
+    setup.existing()
+    with opened_store(setup.store_url) as store:
         keys = KeyStore(store).list(include_revoked=not active)
     summaries = [key_summary(k) for k in keys]
     if as_json:
@@ -282,7 +292,9 @@ def list_cmd(store_url: str | None, config_path: Path | None, active: bool, as_j
 @click.option("--json", "as_json", is_flag=True)
 def show_cmd(name: str, store_url: str | None, config_path: Path | None, as_json: bool) -> None:
     """One key's record."""
-    with opened_store(_Setup.of(config_path, store_url).store_url) as store:
+    setup = _Setup.of(config_path, store_url)
+    setup.existing(f"no key named {name!r}: ")
+    with opened_store(setup.store_url) as store:
         key = KeyStore(store).require(name)
     _show(key, as_json)
 
@@ -333,6 +345,7 @@ def update_cmd(
     setup = _Setup.of(config_path, store_url)
     setup.check(changes)
     url, prefix = setup.redis(redis_url, redis_prefix)
+    setup.existing(f"no key named {name!r}: ")
     with opened_store(setup.store_url) as store, _as_options():
         key = KeyStore(store).update(name, **changes)
     _announce(url, prefix)
@@ -356,6 +369,7 @@ def revoke_cmd(
     replica refuses it at once)."""
     setup = _Setup.of(config_path, store_url)
     url, prefix = setup.redis(redis_url, redis_prefix)
+    setup.existing(f"no key named {name!r}: ")
     with opened_store(setup.store_url) as store:
         key = KeyStore(store).revoke(name)
     _announce(url, prefix)

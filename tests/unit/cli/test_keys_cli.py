@@ -202,3 +202,29 @@ def test_a_relative_storage_is_beside_the_config_not_the_working_directory(
     monkeypatch.chdir(conf)
     code, out, err = run(capsys, "keys", "list", "--json")  # ./turnout.yaml: the same store
     assert code == 0 and [k["name"] for k in json.loads(out)] == ["a"], err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("list",),
+        ("list", "--active"),
+        ("show", "a"),
+        ("update", "a", "--rpm", "5"),
+        ("revoke", "a"),
+    ],
+)
+def test_a_missing_store_is_named_and_not_created(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: tuple[str, ...],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TURNOUT_STORE", raising=False)
+    for store in (("--store", "keys.db"), ()):  # given, and the default
+        code, out, err = run(capsys, "keys", *command, *store)
+        where = "keys.db" if store else ".turnout/traces.db"
+        assert code == 2 and out == "" and f"no trace store at {where}" in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
