@@ -117,9 +117,19 @@ class _Setup:
                        "or the config's storage: the gateways'?)")  # fmt: skip
 
     def check(self, changes: dict[str, Any]) -> None:
+        """The policies and models a key is bound to must be the gateways' (with no config
+        to check them against, a warning: such a key may be of no use)."""
         if self.settings is not None:
             with _as_options():
                 check_scopes(changes, policies=self.settings.policies, models=self.settings.models)
+            return
+        given = [_FLAGS[f] for f in ("policies", "models") if changes.get(f)]
+        if given:
+            click.echo(
+                f"warning: no turnout.yaml found: {'/'.join(given)} not checked against the "
+                "gateways' policies and models; pass -c turnout.yaml",
+                err=True,
+            )
 
     def redis(self, url: str | None, prefix: str | None) -> tuple[str | None, str]:
         """``--redis`` and ``--redis-prefix``, else the config's shared state."""

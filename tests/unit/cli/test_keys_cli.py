@@ -228,3 +228,19 @@ def test_a_missing_store_is_named_and_not_created(
         assert code == 2 and out == "" and f"no trace store at {where}" in err, err
         assert len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_scopes_without_a_config_to_check_them_are_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./turnout.yaml, no -c
+    db = str(tmp_path / "t.db")
+    code, out, err = run(capsys, "keys", "create", "--name", "a", "--policies", "nosuchpolicy",
+                         "--models", "nosuchmodel", "--store", db)  # fmt: skip
+    assert code == 0 and out.startswith("tk-")
+    assert "warning: no turnout.yaml found: --policies/--models not checked" in err
+    assert "pass -c" in err
+    code, _, err = run(capsys, "keys", "update", "a", "--models", "other", "--store", db)
+    assert code == 0 and "warning: no turnout.yaml found: --models not checked" in err
+    code, _, err = run(capsys, "keys", "create", "--name", "b", "--rpm", "5", "--store", db)
+    assert code == 0 and "warning" not in err  # nothing to check
