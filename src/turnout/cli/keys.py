@@ -14,7 +14,6 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from rich.table import Table
 from turnout.cli.traces import opened_store, store_option
 from turnout.config.settings import Settings
 from turnout.errors import ConfigError
-from turnout.keys.model import Period, VirtualKey, check_scopes, parse_expiry, parse_names
+from turnout.keys.model import Period, VirtualKey, check_scopes, key_changes
 from turnout.keys.store import KeyStore, key_summary
 
 PERIODS = [p.value for p in Period]
@@ -60,25 +59,11 @@ def _redis(url: str | None) -> str | None:
         raise ConfigError(str(exc), field="--redis") from None
 
 
-def _budget(value: str | None, flag: str = "--budget-usd") -> Decimal | None:
-    if value is None or value.strip().lower() in ("", "none"):
-        return None
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise ConfigError(f"not a number: {value!r}", field=flag) from None
-    if not amount.is_finite():
-        raise ConfigError(f"not a number: {value!r}", field=flag)
-    return amount
-
-
-def _expiry(value: str | None) -> float | None:
-    if value is None or value.strip().lower() in ("", "never", "none"):
-        return None
-    try:
-        return parse_expiry(value)
-    except ValueError as exc:
-        raise ConfigError(str(exc), field="--expires") from None
+def _changes(**given: object) -> dict[str, Any]:
+    """The options given (those not None), read by the rules the admin API reads its
+    JSON by (:func:`~turnout.keys.model.key_changes`)."""
+    with _as_options():
+        return key_changes({field: value for field, value in given.items() if value is not None})
 
 
 config_option = click.option(
@@ -246,15 +231,11 @@ def create_cmd(
 ) -> None:
     """Create a key and print it, once: it cannot be shown again."""
     setup = _Setup.of(config_path, store_url)
-    budget = _budget(budget_usd)
-    expires_at = _expiry(expires)
-    scopes = {"policies": parse_names(policies), "models": parse_names(models)}
-    setup.check(scopes)
+    changes = _changes(budget_usd=budget_usd, period=period, rpm=rpm, tpm=tpm,
+                       policies=policies, models=models, expires=expires)  # fmt: skip
+    setup.check(changes)
     with opened_store(setup.store_url) as store, _as_options():
-        secret, key = KeyStore(store).create(
-            name, budget_usd=budget, period=Period(period) if period else None, rpm=rpm, tpm=tpm,
-            expires_at=expires_at, **scopes,
-        )  # fmt: skip
+        secret, key = KeyStore(store).create(name, **changes)
     if as_json:
         click.echo(json.dumps({"key": secret, **key_summary(key)}, indent=2))
         return
@@ -334,22 +315,9 @@ def update_cmd(
 ) -> None:
     """Change a key's limits; options left out stay as they are. ``--budget-usd none``,
     ``--expires never`` and an empty ``--policies ''`` clear them; ``--rpm 0`` and
-    ``--tpm 0`` remove a rate limit."""
-    changes: dict[str, Any] = {}
-    if budget_usd is not None:
-        changes["budget_usd"] = _budget(budget_usd)
-    if period is not None:
-        changes["period"] = Period(period)
-    if rpm is not None:
-        changes["rpm"] = rpm or None
-    if tpm is not None:
-        changes["tpm"] = tpm or None
-    if policies is not None:
-        changes["policies"] = parse_names(policies)
-    if models is not None:
-        changes["models"] = parse_names(models)
-    if expires is not None:
-        changes["expires_at"] = _expiry(expires)
+    ``--tpm 0`` remove a rate limit. A revoked key cannot be changed."""
+    changes = _changes(budget_usd=budget_usd, period=period, rpm=rpm, tpm=tpm,
+                       policies=policies, models=models, expires=expires)  # fmt: skip
     if not changes:
         raise ConfigError("nothing to change: give at least one option", field="keys update")
     setup = _Setup.of(config_path, store_url)

@@ -10,9 +10,14 @@ It is sent as ``Authorization: Bearer ...`` and compared in constant time.
                                         "rpm", "tpm", "policies", "models",
                                         "expires"}``; the answer holds ``key``, once
 ``GET /admin/keys/{name}``              one key
-``PATCH /admin/keys/{name}``            change any of the fields above (null clears)
+``PATCH /admin/keys/{name}``            change any of the fields above (at least
+                                        one; a revoked key: 409)
 ``POST /admin/keys/{name}/revoke``      revoke (``DELETE /admin/keys/{name}`` too)
 ======================================  ============================================
+
+The fields are read by the rules ``turnout keys`` reads its options by
+(:func:`turnout.keys.model.key_changes`): null, ``"none"`` or ``0`` (``rpm``, ``tpm``)
+clears a limit, ``"never"`` an expiry; an amount may be a number or its text.
 
 A change bumps the shared key-change generation, so every replica rereads the key
 before its next request.
@@ -22,18 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
 
 from turnout.errors import ConfigError, StoreError
-from turnout.keys.model import Period, check_scopes, parse_expiry
-from turnout.keys.store import KeyStore, key_summary
+from turnout.keys.model import KEY_FIELDS, check_scopes, key_changes
+from turnout.keys.store import KeyRevokedError, KeyStore, key_summary
 from turnout.wire.errors import error_body
 from turnout.wire.jsonio import encode, load_json
-
-_FIELDS = {"budget_usd", "period", "rpm", "tpm", "policies", "models", "expires"}
 
 log = logging.getLogger("turnout.gateway")
 
@@ -61,38 +63,12 @@ def _store(request: web.Request) -> KeyStore | web.Response:
 
 
 def _changes(body: Any) -> dict[str, Any]:
+    """The body's changes, by the rules ``turnout keys`` reads its options by
+    (:func:`~turnout.keys.model.key_changes`: ``0`` or null removes a rate limit,
+    ``"none"`` clears a budget, ``"never"`` an expiry, ...)."""
     if not isinstance(body, dict):
         raise ConfigError("expected a JSON object", field="body")
-    unknown = sorted(set(body) - _FIELDS - {"name"})
-    if unknown:
-        raise ConfigError(f"unknown field(s) {', '.join(unknown)}", field=unknown[0])
-    out: dict[str, Any] = {}
-    for field in _FIELDS & set(body):
-        value = body[field]
-        if field == "budget_usd":
-            try:
-                out[field] = None if value is None else Decimal(str(value))
-            except InvalidOperation:
-                raise ConfigError(f"not a number: {value!r}", field=field) from None
-        elif field == "period":
-            try:
-                out[field] = Period(value)
-            except ValueError:
-                raise ConfigError("expected day, week, month or total", field=field) from None
-        elif field in ("rpm", "tpm"):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ConfigError("expected a whole number or null", field=field)
-            out[field] = value
-        elif field in ("policies", "models"):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError("expected a list of names", field=field)
-            out[field] = tuple(value)
-        else:
-            try:
-                out["expires_at"] = None if value is None else parse_expiry(str(value))
-            except ValueError as exc:
-                raise ConfigError(str(exc), field=field) from None
-    return out
+    return key_changes({field: value for field, value in body.items() if field != "name"})
 
 
 def _known(request: web.Request, changes: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +94,8 @@ async def _run(request: web.Request, work: Any) -> web.Response:
 
     try:
         status, body, changed = await asyncio.to_thread(work)
+    except KeyRevokedError as exc:
+        return _error(409, str(exc), "key_revoked")
     except ConfigError as exc:
         if exc.field == "NAME":  # no such key
             return _error(404, exc.detail, "key_not_found")
@@ -180,6 +158,8 @@ async def update_key(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if isinstance(body, dict) and body.get("name", name) != name:
             raise ConfigError("a key's name cannot change (create a new key)", field="name")
+        if not changes:
+            raise ConfigError(f"nothing to change: give at least one of {', '.join(KEY_FIELDS)}")
     except ConfigError as exc:
         return _error(400, str(exc), "invalid_request", exc.field)
     return await _run(request, lambda: (200, key_summary(keys.update(name, **changes)), True))

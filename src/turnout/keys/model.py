@@ -20,8 +20,10 @@ import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from turnout.errors import ConfigError
 
 KEY_PREFIX = "tk-"
 _RANDOM_BYTES = 32
@@ -152,8 +154,6 @@ def check_scopes(
     """Raise :class:`~turnout.errors.ConfigError` (naming the field) when ``changes``
     bind a key to a policy or model the gateway does not have: such a key could never
     be used as meant."""
-    from turnout.errors import ConfigError
-
     for field, what, known in (("policies", "policy", policies), ("models", "model", models)):
         unknown = [n for n in changes.get(field) or () if n not in known]
         if unknown:
@@ -161,9 +161,89 @@ def check_scopes(
             raise ConfigError(f"unknown {what} {unknown[0]!r} (known: {names})", field=field)
 
 
+KEY_FIELDS = ("budget_usd", "period", "rpm", "tpm", "policies", "models", "expires")
+"""What may be asked of a key, as the admin API's JSON spells it (``turnout keys``: the
+same as options, ``--budget-usd`` ...)."""
+_CLEAR = ("", "none", "null")
+
+
+def _cleared(value: object, *words: str) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in (*_CLEAR, *words))
+
+
+def key_changes(raw: Mapping[str, object]) -> dict[str, Any]:
+    """What ``raw`` (fields of :data:`KEY_FIELDS` and their values, as the admin API's
+    JSON body or ``turnout keys``' options give them) asks of a key, in the arguments of
+    :meth:`~turnout.keys.store.KeyStore.create` and ``update``. One set of rules for both:
+
+    - ``budget_usd``: an amount (a number or its text); ``null`` / ``none`` clears it;
+    - ``period``: ``day``, ``week``, ``month`` or ``total`` (with a budget only);
+    - ``rpm``, ``tpm``: a whole number; ``0`` or ``null`` / ``none``: no limit;
+    - ``policies``, ``models``: a list of names, or ``a,b`` as text; empty or ``null``: any;
+    - ``expires``: a date (00:00 UTC of that day) or an ISO 8601 time; ``null`` / ``never``
+      / ``none``: never.
+
+    Raises :class:`~turnout.errors.ConfigError` naming the field. What a value may be
+    (a budget's range, an expiry in the future) is the store's to check."""
+    out: dict[str, Any] = {}
+    for field, value in raw.items():
+        if field not in KEY_FIELDS:
+            raise ConfigError(f"unknown field (known: {', '.join(KEY_FIELDS)})", field=field)
+        if field == "budget_usd":
+            out[field] = None if _cleared(value) else _amount(value, field)
+        elif field == "period":
+            try:
+                out[field] = Period(value)
+            except ValueError:
+                raise ConfigError("expected day, week, month or total", field=field) from None
+        elif field in ("rpm", "tpm"):
+            out[field] = None if _cleared(value) else (_whole(value, field) or None)
+        elif field in ("policies", "models"):
+            out[field] = _names(value, field)
+        elif _cleared(value, "never"):
+            out["expires_at"] = None
+        elif not isinstance(value, str):
+            raise ConfigError("expected a date, an ISO 8601 time, or never", field=field)
+        else:
+            try:
+                out["expires_at"] = parse_expiry(value)
+            except ValueError as exc:
+                raise ConfigError(str(exc), field=field) from None
+    return out
+
+
+def _amount(value: object, field: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ConfigError(f"not a number: {value!r}", field=field)
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ConfigError(f"not a number: {value!r}", field=field) from None
+    if not amount.is_finite():
+        raise ConfigError(f"not a number: {value!r}", field=field)
+    return amount
+
+
+def _whole(value: object, field: str) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError("expected a whole number (0 or null: no limit)", field=field)
+    return value
+
+
+def _names(value: object, field: str) -> tuple[str, ...]:
+    if value is None or isinstance(value, str):
+        return parse_names(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return parse_names(",".join(value))
+    raise ConfigError("expected a list of names", field=field)
+
+
 def parse_expiry(text: str) -> float:
-    """``2026-12-31`` (end of that day is not implied: midnight UTC) or a full ISO 8601
-    time; returns epoch seconds. Raises ValueError naming the text."""
+    """``2026-12-31`` (00:00 UTC of that day: the end of the day is not implied) or a
+    full ISO 8601 time; returns epoch seconds. Raises ValueError naming the text."""
+
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:

@@ -111,6 +111,10 @@ def _check_limits(key: VirtualKey, *, period_given: bool, expiry_given: bool, no
         raise ConfigError("is in the past (to stop a key now, revoke it)", field="expires")
 
 
+class KeyRevokedError(ConfigError):
+    """A change asked of a revoked key (revoking is for good: make a new key)."""
+
+
 class KeyStore:
     """Create, find, change and revoke virtual keys in ``store``."""
 
@@ -195,8 +199,12 @@ class KeyStore:
         expires_at: float | None = _UNSET,
     ) -> VirtualKey:
         """Change what ``name`` may do; arguments left out stay as they are (None clears
-        a limit)."""
+        a limit). A revoked key cannot be
+        changed: :class:`KeyRevokedError`."""
         current = self.require(name)
+        if current.revoked_at is not None:
+            raise KeyRevokedError(f"key {name!r} is revoked: it cannot be changed "
+                                  "(create a new key)")  # fmt: skip
         given = {
             "budget_usd": budget_usd, "period": period, "rpm": rpm, "tpm": tpm,
             "policies": policies, "models": models, "expires_at": expires_at,

@@ -244,3 +244,18 @@ def test_scopes_without_a_config_to_check_them_are_a_warning(
     assert code == 0 and "warning: no turnout.yaml found: --models not checked" in err
     code, _, err = run(capsys, "keys", "create", "--name", "b", "--rpm", "5", "--store", db)
     assert code == 0 and "warning" not in err  # nothing to check
+
+
+def test_keys_read_options_by_the_admin_api_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "traces.db")
+    code, out, err = run(capsys, "keys", "create", "--name", "a", "--rpm", "0", "--expires",
+                         "never", "--budget-usd", "none", "--store", db, "--json")  # fmt: skip
+    made = json.loads(out)
+    assert code == 0 and made["rpm"] is None and made["expires_at"] is None, err
+    assert made["budget_usd"] is None
+    assert run(capsys, "keys", "revoke", "a", "--store", db)[0] == 0
+    code, out, err = run(capsys, "keys", "update", "a", "--rpm", "5", "--store", db)
+    assert code == 2 and out == "" and "key 'a' is revoked: it cannot be changed" in err
+    assert len(err.strip().splitlines()) == 1

@@ -82,18 +82,19 @@ async def test_admin_api(gateway: Gateway) -> None:
             ({"name": "c", "policies": ["nosuch"]}, "policies"),  # not this gateway's
             ({"name": "c", "models": ["gpt-9"]}, "models"),
             ({"name": "bad name!"}, "name"),
-            ({"name": "a", "tpm": 0}, "tpm"),
+            ({"name": "a", "tpm": -1}, "tpm"),
         ):
             status, _, bad = await call(s, gateway, "POST", "/admin/keys", ADMIN, json=body)
             assert (status, bad["error"]["param"]) == (400, param)  # the JSON field, no option
-        status, _, bad = await call(s, gateway, "PATCH", "/admin/keys/ghost", ADMIN, json={})
+        status, _, bad = await call(s, gateway, "PATCH", "/admin/keys/ghost", ADMIN,
+                                    json={"rpm": 5})  # fmt: skip
         assert (status, bad["error"]["code"]) == (404, "key_not_found")
         status, _, changed = await call(s, gateway, "PATCH", "/admin/keys/team-a", ADMIN,
                                         json={"rpm": None, "models": ["small"]})  # fmt: skip
         assert status == 200 and changed["rpm"] is None and changed["models"] == ["small"]
         for name, expected in (("renamed", 400), ("team-a", 200)):  # its own name is no change
             status, _, _ = await call(s, gateway, "PATCH", "/admin/keys/team-a", ADMIN,
-                                      json={"name": name})  # fmt: skip
+                                      json={"name": name, "rpm": 10})  # fmt: skip
             assert status == expected, name
         status, _, bad = await call(
             s,
@@ -114,6 +115,34 @@ async def test_admin_api(gateway: Gateway) -> None:
         status, _, _ = await call(s, gateway, "DELETE", "/admin/keys/team-a", ADMIN)
         status, _, refused = await call(s, gateway, "POST", "/v1/chat/completions", key, json=body)
         assert (status, refused["error"]["code"]) == (401, "key_revoked")
+
+
+async def test_the_admin_api_reads_fields_as_turnout_keys_reads_options(
+    gateway: Gateway,
+) -> None:
+    async with aiohttp.ClientSession() as s:
+        status, _, made = await call(s, gateway, "POST", "/admin/keys", ADMIN, json={
+            "name": "k", "budget_usd": 5, "rpm": 0, "expires": "never"})  # fmt: skip
+        assert status == 201 and made["rpm"] is None and made["expires_at"] is None
+        for body, field, value in (
+            ({"rpm": 7}, "rpm", 7),
+            ({"rpm": 0}, "rpm", None),  # as `keys update --rpm 0`
+            ({"expires": "2099-01-01"}, "expires_at", "2099-01-01T00:00:00+00:00"),
+            ({"expires": "never"}, "expires_at", None),  # as `--expires never`
+            ({"budget_usd": "none"}, "budget_usd", None),  # as `--budget-usd none`
+            ({"policies": "cheap"}, "policies", ["cheap"]),  # as `--policies cheap`
+        ):
+            status, _, changed = await call(s, gateway, "PATCH", "/admin/keys/k", ADMIN,
+                                            json=body)  # fmt: skip
+            assert (status, changed.get(field)) == (200, value), (body, changed)
+        for body in ({}, {"name": "k"}):  # as `keys update k` with no option
+            status, _, bad = await call(s, gateway, "PATCH", "/admin/keys/k", ADMIN, json=body)
+            assert status == 400 and bad["error"]["message"].startswith("nothing to change")
+        status, _, _ = await call(s, gateway, "POST", "/admin/keys/k/revoke", ADMIN)
+        assert status == 200
+        status, _, bad = await call(s, gateway, "PATCH", "/admin/keys/k", ADMIN, json={"rpm": 5})
+        assert (status, bad["error"]["code"]) == (409, "key_revoked")
+        assert "is revoked" in bad["error"]["message"]
 
 
 async def test_in_process_limits_and_budget(gateway: Gateway, tmp_path: Path) -> None:

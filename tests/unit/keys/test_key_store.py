@@ -12,6 +12,7 @@ import pytest
 from turnout.errors import ConfigError
 from turnout.keys import KeyRefused, KeyStore, Period, hash_key, key_summary
 from turnout.keys.model import format_time, generate_key, parse_expiry, parse_names
+from turnout.keys.store import KeyRevokedError
 from turnout.tracing.migrations import MIGRATIONS
 from turnout.tracing.sqlite import SQLiteStore
 
@@ -109,6 +110,9 @@ def test_update_list_show(db: Path) -> None:
         assert [k.name for k in keys.list()] == ["a-team", "b-team"]
         keys.revoke("a-team")
         assert [k.name for k in keys.list(include_revoked=False)] == ["b-team"]
+        with pytest.raises(KeyRevokedError, match=r"^key 'a-team' is revoked: it cannot be"):
+            keys.update("a-team", rpm=5)  # revoking is for good
+        assert keys.require("a-team").rpm is None
         summary = key_summary(keys.require("a-team"))
         assert summary["status"] == "revoked" and summary["budget_usd"] == "0.01"
         assert "key_hash" not in summary
