@@ -247,14 +247,15 @@ def create_cmd(
 @keys_group.command("list")
 @store_option
 @config_option
-@click.option("--active", is_flag=True, help="Leave out revoked keys.")
+@click.option("--active", is_flag=True, help="Only keys usable now: leave out revoked and "
+              "expired ones.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True)
 def list_cmd(store_url: str | None, config_path: Path | None, active: bool, as_json: bool) -> None:
     """Every key, with its limits and status (never the key itself)."""
     setup = _Setup.of(config_path, store_url)
     setup.existing()
     with opened_store(setup.store_url) as store:
-        keys = KeyStore(store).list(include_revoked=not active)
+        keys = KeyStore(store).list(active=active)
     summaries = [key_summary(k) for k in keys]
     if as_json:
         click.echo(json.dumps(summaries, indent=2))

@@ -5,7 +5,8 @@ The admin key is read from the environment variable ``gateway.admin_key_env``
 It is sent as ``Authorization: Bearer ...`` and compared in constant time.
 
 ======================================  ============================================
-``GET /admin/keys``                     every key (``?active=1``: not revoked)
+``GET /admin/keys``                     every key (``?active=1``: neither revoked
+                                        nor expired)
 ``POST /admin/keys``                    create: ``{"name", "budget_usd", "period",
                                         "rpm", "tpm", "policies", "models",
                                         "expires"}``; the answer holds ``key``, once
@@ -116,7 +117,7 @@ async def list_keys(request: web.Request) -> web.Response:
     return await _run(
         request,
         lambda: (200, {"object": "list", "data": [key_summary(k) for k in
-                                                  keys.list(include_revoked=not active)]}, False),
+                                                  keys.list(active=active)]}, False),
     )  # fmt: skip
 
 

@@ -161,9 +161,12 @@ class KeyStore:
             raise ConfigError(f"no key named {name!r}", field="NAME")  # the CLI's argument
         return key
 
-    def list(self, *, include_revoked: bool = True) -> list[VirtualKey]:
-        where = "" if include_revoked else " WHERE revoked_at IS NULL"
-        return [_key(r) for r in self.store.query(f"{_SELECT}{where} ORDER BY name", ())]
+    def list(self, *, active: bool = False) -> list[VirtualKey]:
+        """Every key by name; ``active``: only those usable now (not revoked, not expired)."""
+        where = " WHERE revoked_at IS NULL" if active else ""
+        keys = [_key(r) for r in self.store.query(f"{_SELECT}{where} ORDER BY name", ())]
+        now = self._clock()
+        return [k for k in keys if k.refusal(now) is None] if active else keys
 
     def find(self, presented: str) -> VirtualKey | None:
         """The record of a presented key (revoked and expired ones too), or None."""

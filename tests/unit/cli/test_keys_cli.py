@@ -259,3 +259,24 @@ def test_keys_read_options_by_the_admin_api_rules(
     code, out, err = run(capsys, "keys", "update", "a", "--rpm", "5", "--store", db)
     assert code == 2 and out == "" and "key 'a' is revoked: it cannot be changed" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_list_active_leaves_out_revoked_and_expired_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    db = str(tmp_path / "traces.db")
+    with SQLiteStore(db) as store:  # made an hour ago, to expire a minute ago
+        KeyStore(store, clock=lambda: time.time() - 3600).create(
+            "expired", expires_at=time.time() - 60
+        )
+        KeyStore(store).create("revoked")
+        KeyStore(store).revoke("revoked")
+        KeyStore(store).create("usable")
+    code, out, _ = run(capsys, "keys", "list", "--active", "--store", db, "--json")
+    assert code == 0 and [k["name"] for k in json.loads(out)] == ["usable"]
+    code, out, _ = run(capsys, "keys", "list", "--store", db, "--json")
+    assert [(k["name"], k["status"]) for k in json.loads(out)] == [
+        ("expired", "expired"), ("revoked", "revoked"), ("usable", "active")
+    ]  # fmt: skip

@@ -109,13 +109,26 @@ def test_update_list_show(db: Path) -> None:
         assert keys.require("b-team") == updated
         assert [k.name for k in keys.list()] == ["a-team", "b-team"]
         keys.revoke("a-team")
-        assert [k.name for k in keys.list(include_revoked=False)] == ["b-team"]
+        assert [k.name for k in keys.list(active=True)] == ["b-team"]
         with pytest.raises(KeyRevokedError, match=r"^key 'a-team' is revoked: it cannot be"):
             keys.update("a-team", rpm=5)  # revoking is for good
         assert keys.require("a-team").rpm is None
         summary = key_summary(keys.require("a-team"))
         assert summary["status"] == "revoked" and summary["budget_usd"] == "0.01"
         assert "key_hash" not in summary
+
+
+def test_active_keys_are_neither_revoked_nor_expired(db: Path) -> None:
+    clock = Clock()
+    with SQLiteStore(db) as store:
+        keys = KeyStore(store, clock=clock)
+        for name in ("expiring", "revoked", "usable"):
+            keys.create(name, expires_at=clock.t + 60 if name == "expiring" else None)
+        keys.revoke("revoked")
+        assert [k.name for k in keys.list(active=True)] == ["expiring", "usable"]
+        clock.t += 60  # the expiry is reached
+        assert [k.name for k in keys.list(active=True)] == ["usable"]
+        assert [k.name for k in keys.list()] == ["expiring", "revoked", "usable"]
 
 
 def test_bad_input_names_the_field(db: Path) -> None:
