@@ -38,12 +38,14 @@ _FLAGS = {
 
 @contextmanager
 def _as_options() -> Iterator[None]:
-    """The key store's errors naming the command's options, not the record's fields."""
+    """The key store's errors naming the command's options, not the record's fields (in
+    the message too: "give budget_usd too" is "give --budget-usd too" here)."""
     try:
         yield
     except ConfigError as exc:
         if exc.field in _FLAGS:
-            raise ConfigError(exc.detail, field=_FLAGS[exc.field]) from None
+            detail = exc.detail.replace("budget_usd", _FLAGS["budget_usd"])
+            raise ConfigError(detail, field=_FLAGS[exc.field]) from None
         raise
 
 
@@ -192,13 +194,27 @@ def _limits(
     fn: Callable[..., Any],
 ) -> Callable[..., Any]:
     options = [
-        click.option("--budget-usd", "budget_usd", metavar="USD", help="Spend cap per period."),
-        click.option("--period", type=click.Choice(PERIODS), help="Budget period (UTC)."),
+        click.option(
+            "--budget-usd",
+            "budget_usd",
+            metavar="USD",
+            help="Spend cap per period ('none': no budget).",
+        ),
+        click.option(
+            "--period",
+            type=click.Choice(PERIODS),
+            help="Budget period, in UTC; only with a budget [default: month].",
+        ),
         click.option("--rpm", type=int, help="Requests per minute."),
         click.option("--tpm", type=int, help="Tokens per minute (prompt + max_tokens)."),
         click.option("--policies", metavar="A,B", help="Policies the key may use (default any)."),
         click.option("--models", metavar="A,B", help="Models the key may use (default any)."),
-        click.option("--expires", metavar="DATE", help="Expiry: 2026-12-31 or an ISO time."),
+        click.option(
+            "--expires",
+            metavar="DATE",
+            help="Expiry: a date (00:00 UTC of that day, e.g. 2026-12-31), an ISO "
+            "8601 time, or 'never'.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)

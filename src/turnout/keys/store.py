@@ -202,7 +202,7 @@ class KeyStore:
         expires_at: float | None = _UNSET,
     ) -> VirtualKey:
         """Change what ``name`` may do; arguments left out stay as they are (None clears
-        a limit). A revoked key cannot be
+        a limit; a budget cleared takes its period with it). A revoked key cannot be
         changed: :class:`KeyRevokedError`."""
         current = self.require(name)
         if current.revoked_at is not None:
@@ -216,9 +216,12 @@ class KeyStore:
         for field in ("policies", "models"):
             if field in changes:
                 changes[field] = tuple(changes[field])
+        period_given = "period" in changes
+        if changes.get("budget_usd", current.budget_usd) is None and not period_given:
+            changes["period"] = Period.MONTH  # no budget, no period: a later budget is monthly
         updated = current.with_changes(**changes)
         _check_limits(
-            updated, period_given="period" in changes, expiry_given="expires_at" in changes,
+            updated, period_given=period_given, expiry_given="expires_at" in changes,
             now=self._clock(),
         )  # fmt: skip
         row = dict(zip(_COLUMNS, _row(updated), strict=True))
@@ -249,7 +252,7 @@ def key_summary(key: VirtualKey) -> dict[str, Any]:
         "prefix": key.prefix,
         "created_at": format_time(key.created_at),
         "budget_usd": None if key.budget_usd is None else str(key.budget_usd),
-        "period": key.period.value,
+        "period": None if key.budget_usd is None else key.period.value,  # a budget's only
         "rpm": key.rpm,
         "tpm": key.tpm,
         "policies": list(key.policies),

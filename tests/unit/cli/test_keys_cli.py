@@ -280,3 +280,23 @@ def test_list_active_leaves_out_revoked_and_expired_keys(
     assert [(k["name"], k["status"]) for k in json.loads(out)] == [
         ("expired", "expired"), ("revoked", "revoked"), ("usable", "active")
     ]  # fmt: skip
+
+
+def test_a_period_is_a_budgets_and_is_named_as_the_options_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "traces.db")
+    assert run(capsys, "keys", "create", "--name", "nobudget", "--store", db)[0] == 0
+    code, out, err = run(capsys, "keys", "update", "nobudget", "--period", "week", "--store", db)
+    assert code == 2 and "--period: a period is for a budget: give --budget-usd too" in err
+    code, out, _ = run(capsys, "keys", "show", "nobudget", "--store", db, "--json")
+    assert json.loads(out)["period"] is None  # no budget: no period shown
+    code, out, _ = run(capsys, "keys", "show", "nobudget", "--store", db)
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("period")] == ["—"]
+    code, out, _ = run(capsys, "keys", "update", "nobudget", "--budget-usd", "5", "--store", db,
+                       "--json")  # fmt: skip
+    assert json.loads(out)["period"] == "month"  # a budget without --period: a month
+    for args, period in ((("--period", "day"), "day"), (("--budget-usd", "none"), None),
+                         (("--budget-usd", "7"), "month")):  # fmt: skip
+        code, out, err = run(capsys, "keys", "update", "nobudget", *args, "--store", db, "--json")
+        assert code == 0 and json.loads(out)["period"] == period, (args, err)
