@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from turnout.config.settings import Settings
@@ -40,6 +40,8 @@ class GatewayConfig:
     per_model_limits: bool = False
     spill: str | None = None
     spill_max_bytes: int = 256 * 1024 * 1024
+    source: str | None = field(default=None, compare=False)
+    """The config file, named by the errors of its ``gateway:`` section."""
 
     def auth_for(self, host: str) -> Literal["keys", "none"]:
         """The auth mode on ``host``: keys by default off loopback; ``none`` refused there."""
@@ -48,6 +50,7 @@ class GatewayConfig:
             raise ConfigError(
                 f"auth: none is allowed only on a loopback host, not {host!r} "
                 "(use auth: keys, or --host 127.0.0.1)",
+                file=self.source,
                 field="gateway.auth",
             )
         return self.auth or ("none" if loopback else "keys")
@@ -76,6 +79,7 @@ class GatewayConfig:
             per_model_limits=bool(raw.get("per_model_limits", False)),
             spill=raw.get("spill"),
             spill_max_bytes=raw.get("spill_max_bytes", 256 * 1024 * 1024),
+            source=settings.source,
         )
 
 

@@ -60,3 +60,19 @@ def test_the_embedded_local_pool() -> None:
     settings = local_settings()
     assert set(settings.models) == {"smol", "qwen"}
     assert GatewayConfig.from_settings(settings).default_policy == "rules"
+
+
+def test_auth_none_off_loopback_names_the_file_as_every_config_error_does(
+    pool_dict: dict[str, Any], tmp_path: Any
+) -> None:
+    import yaml
+
+    from turnout.config import load_settings
+
+    pool_dict["gateway"] = {"auth": "none", "host": "0.0.0.0"}
+    path = tmp_path / "turnout.yaml"
+    path.write_text(yaml.safe_dump(pool_dict))
+    config = GatewayConfig.from_settings(load_settings(path))
+    with pytest.raises(ConfigError) as info:
+        config.auth_for("0.0.0.0")
+    assert str(info.value).startswith(f"{path}: gateway.auth: auth: none is allowed only")
