@@ -219,3 +219,28 @@ def test_an_unset_provider_key_stops_serve_before_it_listens(tmp_path: Path) -> 
     assert out.returncode == 2 and "Traceback" not in out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert f"environment variable {KEY_ENV} is not set" in last and "small" in last
+
+
+def test_workers_have_one_banner_with_their_count(tmp_path: Path) -> None:
+    config = tmp_path / "turnout.yaml"
+    write_config(config, "http://127.0.0.1:9/v1")
+    port = free_port()
+    env = {**os.environ, KEY_ENV: KEY}
+    cmd = [TURNOUT, "serve", "-c", str(config), "--port", str(port), "--workers", "2",
+           "--store", str(tmp_path / "traces.db")]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(port, proc)
+        deadline = time.monotonic() + 20
+        while len(children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # both workers up and past their start-up
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    banners = [line for line in err.splitlines() if "listening on" in line]
+    assert len(banners) == 1 and ", 2 workers;" in banners[0], err

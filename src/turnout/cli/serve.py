@@ -6,6 +6,7 @@ turnout serve                   # no config: the embedded local pool, offline
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,9 @@ def serve_cmd(
 
     require_keys(settings, settings.models)  # any pool model may be asked for
     where = settings.source if settings.path else "the embedded local pool"
+    from turnout.gateway.app import WORKER_ENV, WORKERS_ENV
+
+    worker = os.environ.get(WORKER_ENV)  # set in a worker of --workers N
     if workers > 1:
         from turnout.gateway.workers import run_workers
 
@@ -79,15 +83,19 @@ def serve_cmd(
         raise SystemExit(run_workers(workers))
 
     def ready(gateway: Gateway) -> None:
+        if worker not in (None, "0"):
+            return  # worker 0 speaks for every worker
         policy = config.default_policy or "none"
         auth = config.auth_for(host or config.host)
+        count = int(os.environ.get(WORKERS_ENV) or 1)
+        processes = f", {count} workers" if count > 1 else ""
         url = gateway.base_url
         bound = gateway.listening
         where_to = url if bound.startswith("127.0.0.1:") else f"{bound} ({url} from here)"
         notes = "; ".join(gateway.notes())
         click.echo(
-            f"turnout serve: {where}, default policy {policy}, auth {auth}; {notes}; "
-            f"listening on {where_to}",
+            f"turnout serve: {where}, default policy {policy}, auth {auth}{processes}; "
+            f"{notes}; listening on {where_to}",
             err=True,
         )
 
@@ -98,8 +106,6 @@ def serve_cmd(
 def _fresh_metrics() -> None:
     """One gateway process given ``PROMETHEUS_MULTIPROC_DIR`` (not a worker, whose parent
     did this) starts its metrics from zero, as a process without it does."""
-    import os
-
     from turnout.gateway.app import WORKER_ENV
     from turnout.observability.metrics import MULTIPROC_ENV, start_afresh
 
