@@ -244,3 +244,25 @@ def test_workers_have_one_banner_with_their_count(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     banners = [line for line in err.splitlines() if "listening on" in line]
     assert len(banners) == 1 and ", 2 workers;" in banners[0], err
+
+
+@pytest.mark.parametrize(("admin", "warned"), [("hunter2", True), ("x" * 16, False)])
+def test_a_short_admin_key_is_warned_of_without_showing_it(
+    tmp_path: Path, admin: str, warned: bool
+) -> None:
+    config = tmp_path / "turnout.yaml"
+    write_config(config, "http://127.0.0.1:9/v1")
+    port = free_port()
+    env = {**os.environ, KEY_ENV: KEY, "TURNOUT_ADMIN_KEY": admin}
+    cmd = [TURNOUT, "serve", "-c", str(config), "--port", str(port),
+           "--store", str(tmp_path / "t.db")]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening(port, proc)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == warned and admin not in err, err
+    if warned:
+        assert "TURNOUT_ADMIN_KEY is shorter than 16 characters" in warnings[0]

@@ -64,7 +64,9 @@ def serve_cmd(
     where = settings.source if settings.path else "the embedded local pool"
     from turnout.gateway.app import WORKER_ENV, WORKERS_ENV
 
-    worker = os.environ.get(WORKER_ENV)  # set in a worker of --workers N
+    worker = os.environ.get(WORKER_ENV)  # set in a worker of --workers N: its parent spoke
+    if worker is None:
+        _check_admin_key(config.admin_key_env)
     if workers > 1:
         from turnout.gateway.workers import run_workers
 
@@ -101,6 +103,21 @@ def serve_cmd(
 
     _fresh_metrics()
     run(settings, host=host, port=port, store=store_url, on_ready=ready, reuse_port=reuse_port)
+
+
+ADMIN_KEY_MIN_CHARS = 16
+
+
+def _check_admin_key(env: str) -> None:
+    """Warn (never showing it) of an admin key short enough to be guessed."""
+    admin = os.environ.get(env)
+    if admin and len(admin) < ADMIN_KEY_MIN_CHARS:
+        click.echo(
+            f"turnout serve: warning: the admin key in {env} is shorter than "
+            f"{ADMIN_KEY_MIN_CHARS} characters, easy to guess; make one with python -c "
+            "'import secrets; print(secrets.token_urlsafe(32))'",
+            err=True,
+        )
 
 
 def _fresh_metrics() -> None:
