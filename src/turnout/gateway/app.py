@@ -19,6 +19,7 @@ from turnout.gateway.feedback import post_feedback
 from turnout.gateway.team import Team
 from turnout.tracing.spill import SpillFile, claim_spill
 from turnout.tracing.writer import TraceWriter
+from turnout.workflows.runner import new_run_id
 
 WORKER_ENV = "TURNOUT_WORKER"
 """The worker's number (0, 1, ...) under ``turnout serve --workers N``."""
@@ -50,7 +51,7 @@ def create_app(
     the interface served (``gateway.auth`` defaults to keys off loopback)."""
     config = config or GatewayConfig.from_settings(settings)
     config.auth_for(host or config.host)  # `auth: none` off loopback: refused before serving
-    middlewares: list[Any] = [routes.openai_errors]
+    middlewares: list[Any] = [_request_id, routes.openai_errors]
     if config.cors is not None:
         middlewares.insert(0, _cors(config.cors))
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
@@ -132,6 +133,20 @@ def _spill(config: GatewayConfig, store: str | None) -> SpillFile | None:
         adopt_from=workers,
         max_bytes=config.spill_max_bytes,
     )
+
+
+@web.middleware
+async def _request_id(request: web.Request, handler: Any) -> web.StreamResponse:
+    """``x-request-id`` on every response: a request's trace id where it has one (set by
+    its handler), else a fresh id (an unknown route, health, metrics, the admin API)."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:  # one no middleware turned into a reply
+        exc.headers.setdefault("x-request-id", new_run_id())
+        raise
+    if not response.prepared:  # a stream sent its headers with its own id
+        response.headers.setdefault("x-request-id", new_run_id())
+    return response
 
 
 def _cors(cors: CorsConfig) -> Any:

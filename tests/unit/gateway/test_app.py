@@ -184,6 +184,28 @@ async def test_models_and_health(client: openai.AsyncOpenAI, gateway: Gateway) -
                 assert r.status == 200
 
 
+async def test_every_response_has_a_request_id(gateway: Gateway) -> None:
+    root = gateway.base_url.removesuffix("/v1")
+    async with aiohttp.ClientSession() as s:
+        for method, path, status in (
+            ("GET", "/nope", 404),
+            ("DELETE", "/v1/models", 405),
+            ("GET", "/health/live", 200),
+            ("GET", "/health/ready", 200),
+            ("GET", "/v1/models", 200),
+            ("GET", "/admin/keys", 404),  # no admin key: as if it did not exist
+            ("GET", "/metrics", 200),
+        ):
+            async with s.request(method, root + path) as r:
+                assert r.status == status, path
+                assert len(r.headers.get("x-request-id", "")) >= 12, (method, path)
+        ids = set()
+        for _ in range(2):
+            async with s.get(root + "/nope") as r:
+                ids.add(r.headers["x-request-id"])
+        assert len(ids) == 2  # one a response
+
+
 async def test_client_hangup_cancels_the_call(gateway: Gateway, engine: FakeEngine) -> None:
     engine.events = [TextDelta("a"), TextDelta("b"), StreamEnd("stop", Usage(1, 1), "haiku")]
     engine.delay = 0.3
