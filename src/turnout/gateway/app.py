@@ -19,6 +19,8 @@ from turnout.gateway.feedback import post_feedback
 from turnout.gateway.team import Team
 from turnout.tracing.spill import SpillFile, claim_spill
 from turnout.tracing.writer import TraceWriter
+from turnout.wire.errors import error_body
+from turnout.wire.jsonio import encode
 from turnout.workflows.runner import new_run_id
 
 WORKER_ENV = "TURNOUT_WORKER"
@@ -53,7 +55,7 @@ def create_app(
     config.auth_for(host or config.host)  # `auth: none` off loopback: refused before serving
     middlewares: list[Any] = [_request_id, routes.openai_errors]
     if config.cors is not None:
-        middlewares.insert(0, _cors(config.cors))
+        middlewares.insert(1, _cors(config.cors))
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app[routes.SETTINGS] = settings
     app[routes.CONFIG] = config
@@ -150,12 +152,24 @@ async def _request_id(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def _cors(cors: CorsConfig) -> Any:
+    """CORS for ``gateway.cors.allow_origins``. A preflight from another origin gets 403
+    without CORS headers, as aiohttp-cors answers it (Starlette: 400): the browser then
+    refuses the request, and the caller reads why."""
     allow_any = "*" in cors.allow_origins
 
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         origin = request.headers.get("origin")
         allowed = origin is not None and (allow_any or origin in cors.allow_origins)
+        preflight = (
+            request.method == "OPTIONS"
+            and origin is not None
+            and "access-control-request-method" in request.headers
+        )
+        if preflight and not allowed:
+            body = error_body(403, f"CORS: origin {origin!r} is not allowed",
+                              "cors_origin_not_allowed", "permission_error")  # fmt: skip
+            return web.Response(status=403, body=encode(body), content_type="application/json")
         if request.method == "OPTIONS" and allowed:
             response: web.StreamResponse = web.Response(status=204)
             response.headers["access-control-allow-methods"] = "GET, POST, OPTIONS"

@@ -206,6 +206,30 @@ async def test_every_response_has_a_request_id(gateway: Gateway) -> None:
         assert len(ids) == 2  # one a response
 
 
+async def test_a_preflight_from_an_origin_not_allowed_is_403_without_cors_headers(
+    pool_dict: dict,
+    engine: FakeEngine,  # type: ignore[type-arg]
+) -> None:
+    pool_dict["gateway"] = {"cors": {"allow_origins": ["https://app.example.com"]}}
+    async with Gateway(settings_from_dict(pool_dict), port=0, engine=engine) as gw:
+        url = gw.base_url + "/chat/completions"
+        asks = {"access-control-request-method": "POST"}
+        async with aiohttp.ClientSession() as s:
+            async with s.options(url, headers={"origin": "https://app.example.com", **asks}) as r:
+                assert r.status == 204
+                assert r.headers["access-control-allow-origin"] == "https://app.example.com"
+            async with s.options(url, headers={"origin": "https://evil.example", **asks}) as r:
+                body = await r.json()
+                assert r.status == 403 and body["error"]["code"] == "cors_origin_not_allowed"
+                assert not any(h.lower().startswith("access-control-") for h in r.headers)
+                assert r.headers["x-request-id"]
+            async with s.options(url, headers={"origin": "https://evil.example"}) as r:
+                assert r.status == 405  # not a preflight: no route for OPTIONS
+            body = {"model": "mixed", "messages": MESSAGES}
+            async with s.post(url, json=body, headers={"origin": "https://evil.example"}) as r:
+                assert r.status == 200 and "access-control-allow-origin" not in r.headers
+
+
 async def test_client_hangup_cancels_the_call(gateway: Gateway, engine: FakeEngine) -> None:
     engine.events = [TextDelta("a"), TextDelta("b"), StreamEnd("stop", Usage(1, 1), "haiku")]
     engine.delay = 0.3
