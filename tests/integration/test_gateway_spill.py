@@ -132,11 +132,16 @@ async def test_traces_spill_while_postgres_is_away(
             (attempts,) = store.query("SELECT count(*) FROM attempts", ())
         assert runs[0] == served == 100
         assert attempts[0] == served
-        assert not (tmp_path / ".turnout" / "spill-0.jsonl").exists()
+        assert left(tmp_path / ".turnout", "spill") == []  # the file and its lock
 
 
 def spill_files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.glob("shared-*.jsonl"))
+
+
+def left(directory: Path, prefix: str) -> list[str]:
+    """Whatever a spill path left in ``directory``: files, locks, offsets."""
+    return sorted(p.name for p in directory.glob(f"{prefix}*"))
 
 
 async def test_gateways_sharing_a_spill_path_and_a_restart_with_fewer_lose_nothing(
@@ -178,6 +183,7 @@ async def test_gateways_sharing_a_spill_path_and_a_restart_with_fewer_lose_nothi
         finally:
             proxy.stop()
         assert spill_files(tmp_path) == []
+        assert left(tmp_path, "shared") == []  # no lock files either
         with PostgresStore(dsn) as store:
             (runs,) = store.query("SELECT count(*), count(DISTINCT run_id) FROM runs", ())
             (attempts,) = store.query("SELECT count(*) FROM attempts", ())

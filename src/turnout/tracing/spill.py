@@ -27,7 +27,13 @@ replayed, ``found_written``: those of in-doubt batches the store turned out to h
 One file, one writer: a process *claims* its file (:meth:`SpillFile.claim`, an
 exclusive ``flock`` on ``<file>.lock``, which the kernel releases when the process
 dies), so two gateways started in one directory, or workers given one ``spill:`` path,
-never append to or replay the same file. :func:`claim_spill` gives each process a
+never append to or replay the same file. A process that lets go of a file with nothing
+left in it removes the lock file too, while it still holds the lock; so that no one
+is left holding a lock on a file no longer there (opened just before the removal,
+locked just after), a claim counts only when the lock taken is on the file that is at
+the path then, and is tried again otherwise. A process that dies leaves its lock file
+(the kernel frees the lock, not the name): the next process to claim it removes it,
+once it finds nothing to replay. :func:`claim_spill` gives each process a
 numbered file beside a base path (``spill-0.jsonl``, ``spill-1.jsonl``, ...) and has it
 *adopt* the files no live process claims (left by a run with more workers, or by a
 process that crashed): they are replayed before the process's own file.
@@ -119,44 +125,60 @@ class SpillFile:
     @property
     def pending(self) -> bool:
         """Whether batches wait to be replayed (also those left by an earlier process)."""
-        try:
-            if self.path.stat().st_size > self._offset():
-                return True
-        except FileNotFoundError:
-            pass
-        return any(other.pending for other in self.adopted)
+        return self._holds_batches() or any(other.pending for other in self.adopted)
 
     def claim(self) -> bool:
         """Take the file for this process until :meth:`release` (or its exit); False
         when another live process holds it."""
         if self._claim is not None:
             return True
-        lock = self.path.with_name(self.path.name + ".lock")
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-        except OSError as exc:
-            raise StoreError(f"spill file {self.path}: cannot open {lock}: {exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # another live process holds it
+        lock = self.lock_path
+        while True:
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError as exc:
+                raise StoreError(f"spill file {self.path}: cannot open {lock}: {exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another live process holds it
+                os.close(fd)
+                return False
+            except OSError as exc:  # a filesystem without locks (some network mounts)
+                os.close(fd)
+                raise StoreError(
+                    f"spill file {self.path}: cannot lock {lock} ({exc.strerror}); "
+                    "put gateway.spill on a local filesystem"
+                ) from None
+            if _same_file(fd, lock):
+                self._claim = fd
+                return True
+            # The lock file was removed by a process letting go of it between our open
+            # and our lock: what we hold locks nothing anyone else can see. Again.
             os.close(fd)
-            return False
-        except OSError as exc:  # a filesystem without locks (some network mounts)
-            os.close(fd)
-            raise StoreError(
-                f"spill file {self.path}: cannot lock {lock} ({exc.strerror}); "
-                "put gateway.spill on a local filesystem"
-            ) from None
-        self._claim = fd
-        return True
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
 
     def release(self) -> None:
-        """Let the file go (and every adopted one)."""
+        """Let the file go (and every adopted one). With nothing left to replay, the file
+        and its lock file go too: removed while the lock is still held (see :meth:`claim`
+        for why that is safe)."""
         for other in self.adopted:
             other.release()
         if self._claim is not None:
+            if not self._holds_batches():
+                self._remove()
+                self.lock_path.unlink(missing_ok=True)
             os.close(self._claim)
             self._claim = None
+
+    def _holds_batches(self) -> bool:
+        """Whether this file (not the adopted ones) has batches not yet replayed."""
+        try:
+            return self.path.stat().st_size > self._offset()
+        except FileNotFoundError:
+            return False
 
     def watch(self, on_count: Callable[[int, int], None]) -> None:
         """Have ``on_count`` hear of the records spilled and dropped so far, then of each
@@ -321,6 +343,16 @@ class SpillFile:
         os.replace(tmp, self.offset_path)
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is open on the file now at ``path``."""
+    try:
+        at_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)
+
+
 _NUMBERED = re.compile(r"-(\d+)$")
 
 
@@ -348,19 +380,23 @@ def claim_spill(
     while not own.claim():
         own = SpillFile(numbered(base, candidate), max_bytes=max_bytes)
         candidate += 1
-    found: list[tuple[int, Path]] = [(-1, base)] if base.exists() else []
-    for path in base.parent.glob(f"{base.stem}-*{base.suffix}"):
-        match = _NUMBERED.search(path.name.removesuffix(base.suffix))
-        if match is not None and path.name.endswith(base.suffix):
-            number = int(match.group(1))
-            if number >= adopt_from and path != own.path:
-                found.append((number, path))
-    for _, path in sorted(found):
+    found: dict[Path, int] = {}
+    if base.exists() or base.with_name(base.name + ".lock").exists():
+        found[base] = -1
+    for lock in (False, True):  # the files, and the lock files a dead process left alone
+        pattern = f"{base.stem}-*{base.suffix}" + (".lock" if lock else "")
+        for path in base.parent.glob(pattern):
+            path = path.with_name(path.name.removesuffix(".lock")) if lock else path
+            match = _NUMBERED.search(path.name.removesuffix(base.suffix))
+            if match is not None and path.name.endswith(base.suffix):
+                number = int(match.group(1))
+                if number >= adopt_from and path != own.path:
+                    found[path] = number
+    for path, _ in sorted(found.items(), key=lambda item: item[1]):
         other = SpillFile(path, max_bytes=max_bytes)
         if other.claim():
             if other.pending:
                 own.adopted.append(other)
-            else:  # replayed to its end already: what is left of it goes
-                other._remove()
+            else:  # replayed to its end already, or only a lock: what is left of it goes
                 other.release()
     return own

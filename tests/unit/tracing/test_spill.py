@@ -414,7 +414,78 @@ def test_an_unclaimed_file_replayed_to_its_end_is_removed(tmp_path: Path) -> Non
     done.append([_run(4)], [], [])
     done._set_offset((tmp_path / "spill-4.jsonl").stat().st_size)  # replayed, then a crash
     assert claim_spill(tmp_path / "spill.jsonl").adopted == []
-    assert sorted(p.name for p in tmp_path.glob("spill-4.jsonl*")) == ["spill-4.jsonl.lock"]
+    assert sorted(p.name for p in tmp_path.glob("spill-4.jsonl*")) == []  # its lock too
+
+
+def test_a_clean_stop_leaves_no_lock_file_but_one_beside_batches_still_to_replay(
+    tmp_path: Path,
+) -> None:
+    store = Flaky(tmp_path / "traces.db")
+    spill = claim_spill(tmp_path / "spill.jsonl")
+    writer = TraceWriter(store, spill=spill, retry_s=0.05, max_delay_s=0.001)  # type: ignore[arg-type]
+    store.down = True
+    writer.submit(_run(1))
+    writer.flush()  # spilled
+    store.down = False
+    deadline = time.monotonic() + 5
+    while spill.pending and time.monotonic() < deadline:
+        time.sleep(0.02)  # replayed, the file removed
+    writer.close()
+    assert not spill.pending and sorted(p.name for p in tmp_path.glob("spill*")) == []
+    kept = claim_spill(tmp_path / "spill.jsonl")
+    kept.append([_run(2)], [], [])
+    kept.release()  # the store never came back: the file and its lock stay for the next
+    assert sorted(p.name for p in tmp_path.glob("spill*")) == [
+        "spill-0.jsonl",
+        "spill-0.jsonl.lock",
+    ]
+    assert claim_spill(tmp_path / "spill.jsonl").pending  # and the next one takes it
+    store.inner.close()
+
+
+def test_a_lock_file_removed_while_another_process_waits_to_lock_it_is_not_claimed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of removing lock files: B opens the lock file, A (holding it) lets go and
+    removes it, C makes a new one and locks it, then B's lock on the old one succeeds.
+    B must see that it holds a lock on a file no longer there, and try again."""
+    import fcntl
+
+    path = tmp_path / "spill-0.jsonl"
+    a, b, c = SpillFile(path), SpillFile(path), SpillFile(path)
+    assert a.claim()
+    real_flock = fcntl.flock
+    raced: list[bool] = []
+
+    def flock(fd: int, operation: int) -> None:
+        if not raced:  # b's first lock, after its open: the others act in between
+            raced.append(True)
+            a.release()  # nothing in it: its lock file goes
+            assert not b.lock_path.exists()
+            assert c.claim()  # a new lock file, locked
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    assert not b.claim()  # its first lock was on the removed file; the new one is c's
+    assert raced and c.lock_path.exists()
+    c.release()
+    assert b.claim() and b.lock_path.exists()  # free now: b takes it
+    b.release()
+    assert not b.lock_path.exists()
+
+
+def test_a_lock_file_a_dead_process_left_is_removed_and_a_live_ones_kept(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "spill-5.jsonl.lock").touch()  # its process died with nothing spilled
+    live = SpillFile(tmp_path / "spill-6.jsonl")
+    assert live.claim()
+    own = claim_spill(tmp_path / "spill.jsonl")
+    assert own.adopted == [] and not (tmp_path / "spill-5.jsonl.lock").exists()
+    assert live.lock_path.exists()
+    for spill in (own, live):
+        spill.release()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_under_workers_only_files_past_their_count_are_adopted(tmp_path: Path) -> None:
