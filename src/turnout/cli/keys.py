@@ -21,7 +21,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from turnout.cli.traces import opened_store, store_option
+from turnout.cli.traces import opened_store
 from turnout.config.settings import Settings
 from turnout.errors import ConfigError
 from turnout.keys.model import Period, VirtualKey, check_scopes, key_changes
@@ -134,13 +134,25 @@ redis_option = click.option(
     "redis_url",
     metavar="URL",
     envvar="TURNOUT_REDIS_URL",
-    help="The gateways' Redis (executor.redis_url): tell every replica of the change at "
-    "once. Without it, replicas see it within their key cache's lifetime (30 s).",
+    help="The gateways' Redis, to tell every replica of the change at once (without it, "
+    "they see it within their key cache's lifetime, 30 s) [default: $TURNOUT_REDIS_URL, "
+    "else the config's executor.redis_url when executor.state is redis].",
 )
 redis_prefix_option = click.option(
     "--redis-prefix",
+    metavar="PREFIX",
     envvar="TURNOUT_REDIS_PREFIX",
-    help="executor.redis_prefix [default: the config's, else turnout].",
+    help="The gateways' Redis key prefix [default: $TURNOUT_REDIS_PREFIX, else the "
+    "config's executor.redis_prefix, else turnout].",
+)
+keys_store_option = click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    envvar="TURNOUT_STORE",
+    help="Where the keys are (the gateways' trace store): a SQLite file path, "
+    "sqlite:///PATH or postgresql://USER@HOST/DB [default: $TURNOUT_STORE, else storage: "
+    "of the config (relative to it), else .turnout/traces.db].",
 )
 
 
@@ -205,8 +217,10 @@ def _limits(
             type=click.Choice(PERIODS),
             help="Budget period, in UTC; only with a budget [default: month].",
         ),
-        click.option("--rpm", type=int, help="Requests per minute."),
-        click.option("--tpm", type=int, help="Tokens per minute (prompt + max_tokens)."),
+        click.option("--rpm", type=int, help="Requests per minute (0: no limit)."),
+        click.option(
+            "--tpm", type=int, help="Tokens per minute, prompt + max_tokens (0: no limit)."
+        ),
         click.option("--policies", metavar="A,B", help="Policies the key may use (default any)."),
         click.option("--models", metavar="A,B", help="Models the key may use (default any)."),
         click.option(
@@ -229,7 +243,7 @@ def keys_group() -> None:
 @keys_group.command("create")
 @click.option("--name", required=True, help="The key's name (a tag on its traces).")
 @_limits
-@store_option
+@keys_store_option
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the key and its record as JSON.")
 def create_cmd(
@@ -261,11 +275,11 @@ def create_cmd(
 
 
 @keys_group.command("list")
-@store_option
+@keys_store_option
 @config_option
 @click.option("--active", is_flag=True, help="Only keys usable now: leave out revoked and "
               "expired ones.")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the records as a JSON list.")
 def list_cmd(store_url: str | None, config_path: Path | None, active: bool, as_json: bool) -> None:
     """Every key, with its limits and status (never the key itself)."""
     setup = _Setup.of(config_path, store_url)
@@ -295,9 +309,9 @@ def list_cmd(store_url: str | None, config_path: Path | None, active: bool, as_j
 
 @keys_group.command("show")
 @click.argument("name")
-@store_option
+@keys_store_option
 @config_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 def show_cmd(name: str, store_url: str | None, config_path: Path | None, as_json: bool) -> None:
     """One key's record."""
     setup = _Setup.of(config_path, store_url)
@@ -310,11 +324,11 @@ def show_cmd(name: str, store_url: str | None, config_path: Path | None, as_json
 @keys_group.command("update")
 @click.argument("name")
 @_limits
-@store_option
+@keys_store_option
 @config_option
 @redis_option
 @redis_prefix_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the changed record as JSON.")
 def update_cmd(
     name: str,
     budget_usd: str | None,
@@ -330,9 +344,9 @@ def update_cmd(
     redis_prefix: str | None,
     as_json: bool,
 ) -> None:
-    """Change a key's limits; options left out stay as they are. ``--budget-usd none``,
-    ``--expires never`` and an empty ``--policies ''`` clear them; ``--rpm 0`` and
-    ``--tpm 0`` remove a rate limit. A revoked key cannot be changed."""
+    """Change a key's limits; options left out stay as they are. --budget-usd none,
+    --expires never and an empty --policies '' (or --models '') clear them; --rpm 0 and
+    --tpm 0 remove a rate limit. A revoked key cannot be changed."""
     changes = _changes(budget_usd=budget_usd, period=period, rpm=rpm, tpm=tpm,
                        policies=policies, models=models, expires=expires)  # fmt: skip
     if not changes:
@@ -349,7 +363,7 @@ def update_cmd(
 
 @keys_group.command("revoke")
 @click.argument("name")
-@store_option
+@keys_store_option
 @config_option
 @redis_option
 @redis_prefix_option

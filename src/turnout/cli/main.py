@@ -3,7 +3,8 @@
 Every error prints as one line, ``error: ...``, on stderr. Exit codes: 2 for
 usage, configuration and other errors turnout raises on purpose (nothing was
 run, or nothing more could be), 1 for a run or bench that ran and failed, 130
-when interrupted. ``--debug`` (or ``TURNOUT_DEBUG=1``) also shows the traceback.
+when interrupted (``turnout serve``: 0, a server's normal stop). ``--debug`` (or
+``TURNOUT_DEBUG=1``) also shows the traceback.
 """
 
 from __future__ import annotations

@@ -32,8 +32,11 @@ if TYPE_CHECKING:
 @click.option(
     "--store",
     "store_url",
+    metavar="URL",
     envvar="TURNOUT_STORE",
-    help="Trace store: a SQLite path or postgresql:// URL [storage:, else .turnout/traces.db].",
+    help="Trace store, where the keys are too: a SQLite path, sqlite:///PATH or "
+    "postgresql://USER@HOST/DB [default: $TURNOUT_STORE, else storage: of the config "
+    "(relative to it), else .turnout/traces.db].",
 )
 @click.option(
     "--workers",
@@ -51,7 +54,10 @@ def serve_cmd(
     workers: int,
     reuse_port: bool,
 ) -> None:
-    """Serve an OpenAI-compatible API that routes every request by policy."""
+    """Serve an OpenAI-compatible API that routes every request by policy.
+
+    Ctrl-C or SIGTERM stops it: no new connections, requests in flight finish (up to
+    gateway.shutdown_timeout_s), traces are flushed, and it exits 0."""
     from turnout.gateway.config import GatewayConfig
     from turnout.gateway.server import Gateway, run
 

@@ -40,7 +40,8 @@ OUTPUT_CHARS = 400
 """How much of each step's output ``traces show`` prints unless ``--full``."""
 STORE_HELP = (
     "Trace store: a SQLite file path, sqlite:///PATH or postgresql://USER@HOST/DB "
-    "[default: .turnout/traces.db]."
+    "[default: $TURNOUT_STORE, else storage: of the config where the command reads one, "
+    "else .turnout/traces.db]."
 )
 
 

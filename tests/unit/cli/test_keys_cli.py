@@ -300,3 +300,17 @@ def test_a_period_is_a_budgets_and_is_named_as_the_options_are(
                          (("--budget-usd", "7"), "month")):  # fmt: skip
         code, out, err = run(capsys, "keys", "update", "nobudget", *args, "--store", db, "--json")
         assert code == 0 and json.loads(out)["period"] == period, (args, err)
+
+
+@pytest.mark.parametrize("command", ["create", "list", "show", "update", "revoke"])
+def test_help_names_the_environment_and_every_option_has_help(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    code, out, _ = run(capsys, "keys", command, "--help")
+    text = " ".join(out.split())
+    assert code == 0 and "$TURNOUT_STORE, else storage: of the config" in text
+    if command in ("update", "revoke"):
+        assert "$TURNOUT_REDIS_URL" in text and "$TURNOUT_REDIS_PREFIX" in text
+    options = [line.split()[0] for line in out.splitlines() if line.startswith("  -")]
+    bare = [line for line in out.splitlines() if line.startswith("  -") and len(line.split()) < 2]
+    assert options and bare == [], bare  # e.g. `--json` with nothing said of it

@@ -26,3 +26,12 @@ def test_auth_none_off_loopback_is_a_config_error_naming_the_file(
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(f"error: {config}: gateway.auth: auth: none is allowed")
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "t.db").exists()
+
+
+def test_help_says_how_it_stops_and_where_the_store_comes_from(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["serve", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "SIGTERM" in text and "exits 0" in text
+    assert "$TURNOUT_STORE, else storage: of the config (relative to it)" in text
