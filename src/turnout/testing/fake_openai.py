@@ -362,7 +362,12 @@ def _json(status: int, body: Any, headers: Sequence[tuple[str, str]] = ()) -> we
 
 def _error(fault: Fault, headers: Mapping[str, str]) -> web.Response:
     if fault.status == 502 and fault.message is None:
-        return web.Response(status=502, text=replies.BAD_GATEWAY_HTML, content_type="text/html")
+        return web.Response(
+            status=502,
+            text=replies.BAD_GATEWAY_HTML,
+            content_type="text/html",
+            headers=dict(fault.headers),
+        )
     message = fault.message
     if fault.echo_auth:
         key = headers.get("authorization", "").removeprefix("Bearer ")

@@ -16,6 +16,7 @@ spec                               behaviour
 ``429:retry-after=2``              429 with ``Retry-After: 2`` (for an HTTP date, which
                                    holds colons, use ``Fault.rate_limited(retry_after=...)``)
 ``429:retry-after-ms=150``         429 with ``retry-after-ms: 150``
+``503:retry-after=2``              any status with ``Retry-After`` (or ``retry-after-ms``)
 ``context_length``                 400, code ``context_length_exceeded``
 ``content_filter``                 200 with ``finish_reason: "content_filter"``
 ``content_filter_error``           400, code ``content_filter``
@@ -66,7 +67,7 @@ _CODE_ERRORS: dict[str, tuple[str, str]] = {
 
 
 _KNOWN = (
-    "ok, <status>, 401:echo, 429[:retry-after=S][:retry-after-ms=MS], context_length, "
+    "ok, <status>[:retry-after=S][:retry-after-ms=MS], 401:echo, context_length, "
     "content_filter, content_filter_error, content_policy, stall:S[:after=N], malformed_json, "
     "malformed_sse[:after=N], cut[:after=N], tool_calls, error_in_200[:after=N]"
 )
@@ -193,12 +194,14 @@ class Fault:
 def _parse_head(head: str, positional: list[str], named: dict[str, str]) -> Fault:
     if head.isdigit():
         status = int(head)
+        ms = named.get("retry-after-ms")
         if status == 429:
-            ms = named.get("retry-after-ms")
             return Fault.rate_limited(
                 retry_after=named.get("retry-after"), retry_after_ms=int(ms) if ms else None
             )
-        return Fault.error(status, echo_auth="echo" in positional)
+        waits = [("Retry-After", named["retry-after"])] if "retry-after" in named else []
+        waits += [("retry-after-ms", str(int(ms)))] if ms else []
+        return Fault.error(status, echo_auth="echo" in positional, headers=tuple(waits))
     if head in ("context_length", "content_filter_error", "content_policy"):
         code = _CODE_ERRORS[head][0]
         if head == "context_length":

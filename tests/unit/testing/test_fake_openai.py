@@ -48,6 +48,8 @@ def sse_payloads(raw: bytes) -> list[str]:
         ("429", Fault.rate_limited()),
         ("429:retry-after=2", Fault.rate_limited(retry_after="2")),
         ("429:retry-after-ms=150", Fault.rate_limited(retry_after_ms=150)),
+        ("503:retry-after=2", Fault.error(503, headers=(("Retry-After", "2"),))),
+        ("529:retry-after-ms=150", Fault.error(529, headers=(("retry-after-ms", "150"),))),
         ("context_length", Fault.context_length()),
         ("content_filter", Fault.content_filter()),
         ("content_filter_error", Fault.content_policy_error("content_filter")),
