@@ -8,7 +8,7 @@
     │   └── TemplateError           a prompt placeholder with no value (names step, variable)
     ├── ModelPackageMissing         a local model's package is not installed (says what to install)
     ├── ProviderError               one call to a provider failed (names model; never secrets)
-    │   ├── RateLimited             429; carries retry_after seconds when the provider sent one
+    │   ├── RateLimited             429
     │   ├── ProviderTimeout         connect / read / total timeout
     │   ├── ProviderConnectionError refused, reset, DNS, cut stream
     │   ├── ServerError             5xx
@@ -25,7 +25,9 @@
     └── StoreError                  the trace store could not be opened, migrated or written
         └── CommitUnknown           a write's COMMIT went unanswered: it may have been written
 
-``ProviderError.retryable`` says whether the executor may retry or fall back.
+``ProviderError.retryable`` says whether the executor may retry or fall back;
+``ProviderError.retry_after`` how long the provider asked to be left alone (its
+``Retry-After``), whatever the error's class.
 """
 
 from __future__ import annotations
@@ -87,10 +89,18 @@ class ProviderError(TurnoutError):
     in a 200 body, an error event in a stream), kept apart from the HTTP ``status``."""
 
     def __init__(
-        self, message: str, *, model: str | None = None, status: int | None = None
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.model = model
         self.status = status
+        self.retry_after = retry_after
+        """Seconds the provider asked to be left alone for (``Retry-After`` or
+        ``retry-after-ms`` on any status: a 429, a 503, a 529), None when it did not say."""
         self.detail = message
         prefix = f"{model}: " if model else ""
         super().__init__(f"{prefix}{message}")
@@ -108,8 +118,7 @@ class RateLimited(ProviderError):
         status: int | None = 429,
         retry_after: float | None = None,
     ) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, model=model, status=status)
+        super().__init__(message, model=model, status=status, retry_after=retry_after)
 
 
 class ProviderTimeout(ProviderError):

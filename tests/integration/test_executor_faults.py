@@ -94,6 +94,25 @@ async def test_rate_limited_then_recovers_waiting_retry_after(
     assert_costs(rig, settings, out, rig.answered())
 
 
+@pytest.mark.parametrize(
+    ("spec", "wait"),
+    [("503:retry-after=1", 1.0), ("529:retry-after-ms=600", 0.6), ("502:retry-after=1", 1.0),
+     ("500:retry-after=1", 1.0), ("504:retry-after=1", 1.0)],
+)  # fmt: skip
+async def test_a_server_error_with_retry_after_waits_that_long(
+    rig: Rig, spec: str, wait: float
+) -> None:
+    settings = rig.settings({"retries": {"max_retry_after_s": 5}})
+    ex = rig.executor(settings)
+    rig.alpha.script(spec)
+    out = await run(ex, decision("small", strategy="single"))
+    assert out.ok and classes(out) == ["server_error", None]
+    first, second = out.attempts
+    gap = second.started_at - (first.started_at + first.latency_s)
+    assert wait - 0.02 <= gap < wait + 0.5, gap  # not the 0.01 s backoff
+    assert_costs(rig, settings, out, rig.answered())
+
+
 async def test_retry_after_longer_than_the_cap_is_capped(rig: Rig) -> None:
     settings = rig.settings({"retries": {"max_retry_after_s": 0.2}})
     ex = rig.executor(settings)

@@ -11,7 +11,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from turnout.errors import ProviderError, RateLimited
+from turnout.errors import ProviderError
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -28,7 +28,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, error: ProviderError, rng: random.Random | None = None) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` starts at 1)."""
-        if isinstance(error, RateLimited) and error.retry_after is not None:
+        if error.retry_after is not None:  # a 429, 503, 529 ... that said how long
             return min(max(error.retry_after, 0.0), self.max_retry_after_s)
         base = min(self.base_delay_s * 2.0 ** (attempt - 1), self.max_delay_s)
         r = float((rng or random).uniform(-self.jitter, self.jitter))

@@ -151,7 +151,25 @@ def classify(
 
     ``where`` says where the error came from when it was not an HTTP status (see
     :func:`classify_embedded`); the message then says so instead of ``HTTP <status>``.
+    A ``Retry-After`` in ``headers`` is kept whatever the class (a 503 or 529 sends one
+    as a 429 does): the executor honours it on any error it retries.
     """
+    error = _classified(status, info, provider=provider, model=model, secrets=secrets,
+                        where=where)  # fmt: skip
+    if headers is not None:
+        error.retry_after = parse_retry_after(headers)
+    return error
+
+
+def _classified(
+    status: int | None,
+    info: ErrorInfo,
+    *,
+    provider: str,
+    model: str | None,
+    secrets: Iterable[str | Secret | None],
+    where: str | None,
+) -> ProviderError:
     said = truncate(redact(info.message, secrets), MESSAGE_LIMIT)
     code = f" [{redact(info.code, secrets)}]" if info.code else ""
     if where is None:
@@ -159,8 +177,7 @@ def classify(
     message = f"{where} from {provider}: {said}{code}"
     client_error = status is not None and 400 <= status < 500
     if status == 429 or (status is None and info.code in ("rate_limit_exceeded", "429")):
-        retry_after = parse_retry_after(headers) if headers is not None else None
-        return RateLimited(message, model=model, status=status, retry_after=retry_after)
+        return RateLimited(message, model=model, status=status)
     if status in (401, 403):
         return AuthenticationError(message, model=model, status=status)
     if is_context_length(info) and (status is None or status >= 400):

@@ -1,0 +1,71 @@
+"""Retries and error replies of `turnout serve` as the official openai SDK sees them: a
+real gateway on a real socket, the fake OpenAI server as its upstream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from support.gateway_rig import FULL, KEY, KEY_ENV, gateway_settings, reply
+from turnout.gateway.server import Gateway
+from turnout.testing import FakeOpenAI
+
+USER: Any = [{"role": "user", "content": "Update the README for the new flag"}]
+NO_BREAKER = {"enabled": False}
+
+
+def retries(max_attempts: int, **more: Any) -> dict[str, Any]:
+    return {"max_attempts": max_attempts, "base_delay_s": 0.01, "max_delay_s": 0.02, **more}
+
+
+@pytest.fixture
+async def upstream(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeOpenAI]:
+    """The fake upstream, and the key the gateway's provider sends it."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    async with FakeOpenAI(reply=reply) as server:
+        yield server
+
+
+@asynccontextmanager
+async def serve(
+    upstream: FakeOpenAI,
+    tmp_path: Path,
+    *,
+    executor: Mapping[str, Any] | None = None,
+    models: Mapping[str, str] | None = None,
+    policies: Mapping[str, Any] | None = None,
+    max_retries: int = 2,
+) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The gateway over ``upstream`` and an SDK client with its usual retries."""
+    settings = gateway_settings(
+        upstream.base_url, more_models=models, more_policies=policies, more_executor=executor
+    )
+    async with (
+        Gateway(settings, port=0, store=str(tmp_path / "traces.db")) as gw,
+        openai.AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=max_retries) as client,
+    ):
+        yield client
+
+
+# -- Retry-After ----------------------------------------------------------------------------
+
+
+async def test_an_upstream_503_retry_after_is_waited_before_the_retry(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    upstream.script("503:retry-after=1")
+    executor = {"retries": retries(2), "breaker": NO_BREAKER}
+    async with serve(upstream, tmp_path, executor=executor) as client:
+        t0 = time.perf_counter()
+        raw = await client.chat.completions.with_raw_response.create(model="cheap", messages=USER)
+        elapsed = time.perf_counter() - t0
+    assert raw.parse().choices[0].message.content == FULL
+    assert raw.headers["x-turnout-attempts"] == "2"
+    assert [r.model for r in upstream.requests] == ["small-1", "small-1"]
+    assert 1.0 <= elapsed < 2.5, elapsed  # the upstream's second, not the 0.01 s backoff
