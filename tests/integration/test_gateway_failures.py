@@ -69,3 +69,29 @@ async def test_an_upstream_503_retry_after_is_waited_before_the_retry(
     assert raw.headers["x-turnout-attempts"] == "2"
     assert [r.model for r in upstream.requests] == ["small-1", "small-1"]
     assert 1.0 <= elapsed < 2.5, elapsed  # the upstream's second, not the 0.01 s backoff
+
+
+async def test_a_retry_after_past_the_cap_is_not_retried_and_reaches_the_client(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    """The upstream asked for 120 s; turnout waits at most 1 s: it does not ask that model
+    again into a limit it knows is on, and passes the provider's 120 s on. A fallback
+    moves on to its next model at once."""
+    executor = {"retries": retries(3, max_retry_after_s=1), "breaker": NO_BREAKER}
+    models = {"busy": "fault:429:retry-after=120", "sleepy": "fault:503:retry-after=120"}
+    policies = {"busy": {"kind": "static", "model": "busy"},
+                "onwards": {"kind": "fallback", "models": ["sleepy", "small"]}}  # fmt: skip
+    async with serve(upstream, tmp_path, executor=executor, models=models, policies=policies) as c:
+        t0 = time.perf_counter()
+        with pytest.raises(openai.RateLimitError) as limited:
+            await c.chat.completions.create(model="busy", messages=USER)
+        assert time.perf_counter() - t0 < 0.8
+        assert limited.value.response.headers["retry-after"] == "120"
+        assert limited.value.response.headers["x-turnout-attempts"] == "1"
+        assert [r.model for r in upstream.requests] == ["fault:429:retry-after=120"]
+        upstream.reset()
+        t0 = time.perf_counter()
+        raw = await c.chat.completions.with_raw_response.create(model="onwards", messages=USER)
+        assert time.perf_counter() - t0 < 0.8
+    assert raw.parse().model == "small"
+    assert [r.model for r in upstream.requests] == ["fault:503:retry-after=120", "small-1"]

@@ -26,10 +26,22 @@ class RetryPolicy:
     jitter: float = 0.25
     max_retry_after_s: float = 30.0
 
-    def delay(self, attempt: int, error: ProviderError, rng: random.Random | None = None) -> float:
-        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` starts at 1)."""
+    def delay(
+        self, attempt: int, error: ProviderError, rng: random.Random | None = None
+    ) -> float | None:
+        """Seconds to wait before asking the same model again after its attempt number
+        ``attempt`` (from 1) failed with ``error``: the provider's Retry-After when it gave
+        one, else exponential backoff with jitter.
+
+        None when the provider asked to be left alone for longer than
+        ``max_retry_after_s``: the model is not asked again within this decision (its
+        strategy moves on to its next model, or the decision fails at once, keeping the
+        provider's Retry-After for the caller) rather than asked early into a limit
+        that is still on.
+        """
         if error.retry_after is not None:  # a 429, 503, 529 ... that said how long
-            return min(max(error.retry_after, 0.0), self.max_retry_after_s)
+            wait = max(error.retry_after, 0.0)
+            return wait if wait <= self.max_retry_after_s else None
         base = min(self.base_delay_s * 2.0 ** (attempt - 1), self.max_delay_s)
         r = float((rng or random).uniform(-self.jitter, self.jitter))
         return max(0.0, base * (1 + r))
@@ -47,6 +59,9 @@ class Backoff:
         self._sleep = sleep
         self._rng = rng or random.Random()
 
-    def pause(self, attempt: int, error: ProviderError) -> Awaitable[None]:
-        """Wait before retrying after ``attempt`` calls to one model failed with ``error``."""
-        return self._sleep(self.policy.delay(attempt, error, self._rng))
+    def delay(self, attempt: int, error: ProviderError) -> float | None:
+        """:meth:`RetryPolicy.delay`, with this backoff's jitter."""
+        return self.policy.delay(attempt, error, self._rng)
+
+    def pause(self, seconds: float) -> Awaitable[None]:
+        return self._sleep(seconds)

@@ -73,6 +73,32 @@ async def test_non_retryable_error_stops_at_once(settings: Settings) -> None:
     assert isinstance(out.error, AuthenticationError) and len(out.attempts) == 1 and slept == []
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_retry_after_past_the_cap_fails_at_once(settings: Settings, streamed: bool) -> None:
+    """single: the model asked for 120 s (max_retry_after_s is 30): not asked again."""
+    ex, slept = executor(settings, script(RateLimited("429", retry_after=120), "ok"))
+    d = Decision(("opus",), "r", "p")
+    if streamed:
+        stream = ex.stream(d, REQ, run_id="r", step_id="s")
+        with pytest.raises(RateLimited):
+            async for _ in stream:
+                pass
+        assert stream.execution is not None
+        out = stream.execution
+    else:
+        out = await ex.execute(d, REQ, run_id="r", step_id="s")
+    assert isinstance(out.error, RateLimited) and out.error.retry_after == 120
+    assert [a.status for a in out.attempts] == ["error"] and slept == []
+
+
+async def test_a_retry_after_past_the_cap_moves_down_the_chain(settings: Settings) -> None:
+    primary = script(ServerError("503", status=503, retry_after=600))
+    ex, slept = executor(settings, primary, script("from backup"))
+    d = Decision(("opus", "nano"), "r", "p", strategy="fallback")
+    out = await ex.execute(d, REQ, run_id="r", step_id="s")
+    assert out.ok and out.model == "nano" and slept == []
+
+
 async def test_fallback_chain_moves_across_providers(settings: Settings) -> None:
     primary = script(ServerError("503"))
     backup = script("from backup")
@@ -116,7 +142,3 @@ def test_backoff_is_bounded(attempt: int) -> None:
     r = RetryPolicy(base_delay_s=0.5, max_delay_s=4, jitter=0.25)
     d = r.delay(attempt, ServerError("x"), random.Random(0))
     assert 0 <= d <= 5.0
-
-
-def test_retry_after_is_capped() -> None:
-    assert RetryPolicy(max_retry_after_s=30).delay(1, RateLimited("x", retry_after=3600)) == 30

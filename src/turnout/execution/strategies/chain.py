@@ -86,6 +86,11 @@ class Walk:
                 assert error is not None
                 rejected = continuing and isinstance(error, BadRequest)
                 nxt = route.after_error(model, error, moving_on=rejected)
+                wait: float | None = None
+                if nxt is not None and nxt == model:  # the same model again, after a pause
+                    wait = run.executor.backoff.delay(calls[model], error)
+                    if wait is None:  # it asked to be left alone for longer than we wait
+                        nxt = None
                 if forward and attempt.started:  # the caller has some of this answer
                     rule = run.on_stream_cut
                     if attempt.sent_tool_calls and rule == "continue":
@@ -103,8 +108,8 @@ class Walk:
                             a.usage_estimated,
                         )  # fmt: skip
                         continuing = True
-                if nxt is not None and nxt == model:
-                    await run.deadline.within(run.executor.backoff.pause(calls[model], error))
+                if wait is not None:
+                    await run.deadline.within(run.executor.backoff.pause(wait))
                 model = nxt
         except TotalExpired:
             ledger.errors.append(run.deadline.error(started=bool(shown) or self.ttft_s is not None))

@@ -1,5 +1,7 @@
 """``single``: one model, retried (after backoff) on retryable failures, up to
-``RetryPolicy.max_attempts`` calls."""
+``RetryPolicy.max_attempts`` calls; never sooner than the provider's Retry-After, and
+not at all when that is longer than ``max_retry_after_s`` (see
+:meth:`~turnout.execution.retry.RetryPolicy.delay`)."""
 
 from __future__ import annotations
 
