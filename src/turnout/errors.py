@@ -85,8 +85,13 @@ class ProviderError(TurnoutError):
     """What the failed call consumed, when the provider said (e.g. an answer stopped by
     its content filter still bills its tokens); the executor charges it."""
     provider_code: str | None = None
-    """The provider's own error code when it sent one inside an answer (an error object
-    in a 200 body, an error event in a stream), kept apart from the HTTP ``status``."""
+    """The provider's own error ``code`` when its error object gave one (an HTTP error's
+    body, an error object in a 200 body, an error event in a stream), kept apart from the
+    HTTP ``status``."""
+    provider_type: str | None = None
+    """The ``type`` of the provider's error object (a 429's ``requests`` or ``tokens``)."""
+    provider_param: str | None = None
+    """The ``param`` of the provider's error object: the request field it blamed."""
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ import pytest
 
 from support.gateway_rig import FULL, KEY, KEY_ENV, gateway_settings, reply
 from turnout.gateway.server import Gateway
-from turnout.testing import FakeOpenAI
+from turnout.testing import FakeOpenAI, Fault
 
 USER: Any = [{"role": "user", "content": "Update the README for the new flag"}]
 NO_BREAKER = {"enabled": False}
@@ -95,3 +95,21 @@ async def test_a_retry_after_past_the_cap_is_not_retried_and_reaches_the_client(
         assert time.perf_counter() - t0 < 0.8
     assert raw.parse().model == "small"
     assert [r.model for r in upstream.requests] == ["fault:503:retry-after=120", "small-1"]
+
+
+# -- what the upstream said -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["tokens", "requests", None])
+async def test_an_upstream_429_is_openais_rate_limit_exceeded_of_its_type(
+    upstream: FakeOpenAI, tmp_path: Path, kind: str | None
+) -> None:
+    wait = (("Retry-After", "3"),)
+    upstream.script(Fault.error(429, code="rate_limit_exceeded", error_type=kind, headers=wait))
+    async with serve(upstream, tmp_path) as client:
+        with pytest.raises(openai.RateLimitError) as limited:
+            await client.chat.completions.create(model="cheap", messages=USER)
+    assert limited.value.code == "rate_limit_exceeded"  # as the gateway's own key limit says
+    assert limited.value.type == (kind or "requests")
+    assert limited.value.response.headers["retry-after"] == "3"
+    assert len(upstream.requests) == 1  # x-should-retry: false: turnout already retried

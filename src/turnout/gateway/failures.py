@@ -12,7 +12,9 @@ the policy chose only models the key may not use   403     ``model_not_allowed``
 body over ``gateway.max_body_bytes``               413     ``request_too_large``
 every attempt refused the request itself           400     the provider's class
 (context length, content filter, bad request)              (``context_length_exceeded``…)
-every attempt rate-limited                         429     ``rate_limited`` + Retry-After
+every attempt rate-limited                         429     ``rate_limit_exceeded``
+                                                           + Retry-After (``type``: the
+                                                           upstream's, else ``requests``)
 a budget cap                                       429     ``budget_exceeded``
 every model's breaker open                         503     ``circuit_open``
 any other mix of failed attempts                   502     ``all_attempts_failed``
@@ -27,7 +29,7 @@ tree's own, which never carry secrets; no traceback reaches a response.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,13 +118,20 @@ def from_failure(exc: BaseException) -> ErrorReply:
         if all(isinstance(e, kind) for e in errors):
             return _turnout_tried(400, message, code, errors, "invalid_request_error")
     if all(isinstance(e, RateLimited) for e in errors):
-        reply = _turnout_tried(429, message, "rate_limited", errors, "requests")
+        limit = _agreed(e.provider_type for e in errors) or "requests"  # or "tokens"
+        reply = _turnout_tried(429, message, "rate_limit_exceeded", errors, limit)
         waits = [e.retry_after for e in errors if isinstance(e, RateLimited) and e.retry_after]
         retry_after = str(max(1, math.ceil(min(waits)))) if waits else "1"
         return ErrorReply(reply.status, reply.body, {**reply.headers, "retry-after": retry_after})
     if all(isinstance(e, CircuitOpen) for e in errors):
         return _turnout_tried(503, message, "circuit_open", errors)
     return _turnout_tried(502, message, "all_attempts_failed", errors)
+
+
+def _agreed(values: Iterable[str | None]) -> str | None:
+    """What every upstream that said anything said (None: none said, or they differ)."""
+    said = {v for v in values if v}
+    return said.pop() if len(said) == 1 else None
 
 
 def _attempt_errors(exc: BaseException) -> list[ProviderError]:

@@ -34,6 +34,8 @@ from turnout.errors import (
 from turnout.providers.redact import Secret, redact, truncate
 
 MESSAGE_LIMIT = 300
+FIELD_LIMIT = 100
+"""The longest ``code``, ``type`` or ``param`` kept of a provider's error object."""
 
 _CONTEXT_CODES = frozenset(
     {"context_length_exceeded", "context_window_exceeded", "exceed_context_size_error"}
@@ -51,11 +53,13 @@ _HTML_TAG = re.compile(r"<[^>]+>")
 
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
-    """What an error body said: the provider's message, and its code and type if any."""
+    """What an error body said: the provider's message, and its code, type and param if
+    any."""
 
     message: str
     code: str | None = None
     type: str | None = None
+    param: str | None = None
 
 
 def error_info(body: bytes | str) -> ErrorInfo:
@@ -84,6 +88,7 @@ def error_info_from(data: Any) -> ErrorInfo:
         _text(message) if message is not None else _text(data),
         _opt(err.get("code")),
         _opt(err.get("type")),
+        _opt(err.get("param")),
     )
 
 
@@ -152,12 +157,19 @@ def classify(
     ``where`` says where the error came from when it was not an HTTP status (see
     :func:`classify_embedded`); the message then says so instead of ``HTTP <status>``.
     A ``Retry-After`` in ``headers`` is kept whatever the class (a 503 or 529 sends one
-    as a 429 does): the executor honours it on any error it retries.
+    as a 429 does): the executor honours it on any error it retries. The error object's
+    ``code``, ``type`` and ``param`` are kept too (redacted, truncated), for a gateway to
+    pass on.
     """
+    secrets = tuple(secrets)
     error = _classified(status, info, provider=provider, model=model, secrets=secrets,
                         where=where)  # fmt: skip
     if headers is not None:
         error.retry_after = parse_retry_after(headers)
+    error.provider_code, error.provider_type, error.provider_param = (
+        None if v is None else truncate(redact(v, secrets), FIELD_LIMIT)
+        for v in (info.code, info.type, info.param)
+    )
     return error
 
 
@@ -238,5 +250,4 @@ def classify_embedded(
         where=EMBEDDED_WHERE[origin],
     )
     error.status = 200 if origin == "body" else None
-    error.provider_code = info.code
     return error

@@ -79,6 +79,27 @@ def test_rate_limits_carry_retry_after() -> None:
     assert failures.from_failure(failed(RateLimited("x", model="a"))).headers["retry-after"] == "1"
 
 
+def limited(retry_after: float | None = None, kind: str | None = None) -> RateLimited:
+    error = RateLimited("slow down", model="a", retry_after=retry_after)
+    error.provider_code, error.provider_type = "rate_limit_exceeded", kind
+    return error
+
+
+@pytest.mark.parametrize(
+    ("errors", "kind"),
+    [
+        ((limited(kind="tokens"),), "tokens"),
+        ((limited(kind="tokens"), limited()), "tokens"),  # one said nothing
+        ((limited(kind="requests"),), "requests"),
+        ((limited(),), "requests"),  # the upstream said nothing: OpenAI's usual
+        ((limited(kind="tokens"), limited(kind="requests")), "requests"),  # they differ
+    ],
+)
+def test_an_upstream_rate_limit_is_openais(errors: tuple[RateLimited, ...], kind: str) -> None:
+    body = failures.from_failure(failed(*errors)).body["error"]
+    assert (body["code"], body["type"]) == ("rate_limit_exceeded", kind)
+
+
 def test_request_errors() -> None:
     reply = failures.bad_request(WireError("temperature must be a number", "temperature"))
     assert (reply.status, reply.body["error"]["param"]) == (400, "temperature")
