@@ -372,7 +372,9 @@ def _error(fault: Fault, headers: Mapping[str, str]) -> web.Response:
     if fault.echo_auth:
         key = headers.get("authorization", "").removeprefix("Bearer ")
         message = f"Incorrect API key provided: {key}. Find your API key in your account."
-    body = wire_errors.error_body(fault.status, message, fault.code, fault.error_type)
+    body = wire_errors.error_body(
+        fault.status, message, fault.code, fault.error_type, param=fault.param
+    )
     return _json(fault.status, body, fault.headers)
 
 

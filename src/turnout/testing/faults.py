@@ -17,7 +17,7 @@ spec                               behaviour
                                    holds colons, use ``Fault.rate_limited(retry_after=...)``)
 ``429:retry-after-ms=150``         429 with ``retry-after-ms: 150``
 ``503:retry-after=2``              any status with ``Retry-After`` (or ``retry-after-ms``)
-``context_length``                 400, code ``context_length_exceeded``
+``context_length``                 400, code ``context_length_exceeded``, param ``messages``
 ``content_filter``                 200 with ``finish_reason: "content_filter"``
 ``content_filter_error``           400, code ``content_filter``
 ``content_policy``                 400, code ``content_policy_violation``
@@ -87,6 +87,7 @@ class Fault:
     after_chunks: int = 0
     tool_calls: tuple[tuple[str, str], ...] = field(default=())
     echo_auth: bool = False
+    param: str | None = None
 
     # -- constructors ------------------------------------------------------------------
 
@@ -104,8 +105,10 @@ class Fault:
         error_type: str | None = None,
         echo_auth: bool = False,
         headers: tuple[tuple[str, str], ...] = (),
+        param: str | None = None,
     ) -> Fault:
-        """An HTTP error with OpenAI's body shape ``{"error": {message, type, code}}``."""
+        """An HTTP error with OpenAI's body shape ``{"error": {message, type, param,
+        code}}``."""
         return cls(
             "error",
             status,
@@ -114,6 +117,7 @@ class Fault:
             error_type,
             headers=headers,
             echo_auth=echo_auth,
+            param=param,
         )
 
     @classmethod
@@ -131,7 +135,9 @@ class Fault:
     @classmethod
     def context_length(cls) -> Fault:
         code, message = _CODE_ERRORS["context_length"]
-        return cls.error(400, message, code=code, error_type="invalid_request_error")
+        return cls.error(
+            400, message, code=code, error_type="invalid_request_error", param="messages"
+        )
 
     @classmethod
     def content_filter(cls) -> Fault:
