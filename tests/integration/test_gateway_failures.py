@@ -113,3 +113,18 @@ async def test_an_upstream_429_is_openais_rate_limit_exceeded_of_its_type(
     assert limited.value.type == (kind or "requests")
     assert limited.value.response.headers["retry-after"] == "3"
     assert len(upstream.requests) == 1  # x-should-retry: false: turnout already retried
+
+
+async def test_an_upstream_400_keeps_its_param_and_code(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    invalid = Fault.error(400, "temperature must be at most 2", code="invalid_value",
+                          error_type="invalid_request_error", param="temperature")  # fmt: skip
+    upstream.script(invalid)
+    async with serve(upstream, tmp_path) as client:
+        with pytest.raises(openai.BadRequestError) as too_long:
+            await client.chat.completions.create(model="narrow", messages=USER)
+        with pytest.raises(openai.BadRequestError) as bad:
+            await client.chat.completions.create(model="cheap", messages=USER)
+    assert (too_long.value.code, too_long.value.param) == ("context_length_exceeded", "messages")
+    assert (bad.value.code, bad.value.param) == ("invalid_value", "temperature")

@@ -10,8 +10,11 @@ malformed JSON, a missing or ill-typed field       400     ``invalid_request``
 ``model`` neither a policy nor a pool model        404     ``model_not_found``
 the policy chose only models the key may not use   403     ``model_not_allowed``
 body over ``gateway.max_body_bytes``               413     ``request_too_large``
-every attempt refused the request itself           400     the provider's class
-(context length, content filter, bad request)              (``context_length_exceeded``…)
+every attempt refused the request itself           400     ``context_length_exceeded``,
+(context length, content filter, bad request)              ``content_filter``, else the
+                                                           upstream's code (or
+                                                           ``invalid_request``); ``param``
+                                                           the upstream's
 every attempt rate-limited                         429     ``rate_limit_exceeded``
                                                            + Retry-After (``type``: the
                                                            upstream's, else ``requests``)
@@ -50,10 +53,10 @@ from turnout.execution.stream_cut import Restart
 from turnout.wire.errors import error_body
 from turnout.wire.requests import WireError
 
-_CLIENT_FAULTS: Mapping[type[ProviderError], str] = {
+_CLIENT_FAULTS: Mapping[type[ProviderError], str | None] = {
     ContextLengthExceeded: "context_length_exceeded",
     ContentFiltered: "content_filter",
-    BadRequest: "invalid_request",
+    BadRequest: None,  # the upstream's own code, else invalid_request
 }
 
 
@@ -116,7 +119,9 @@ def from_failure(exc: BaseException) -> ErrorReply:
         return _turnout_tried(502, message, "all_attempts_failed", [])
     for kind, code in _CLIENT_FAULTS.items():
         if all(isinstance(e, kind) for e in errors):
-            return _turnout_tried(400, message, code, errors, "invalid_request_error")
+            said = code or _agreed(_word(e.provider_code) for e in errors) or "invalid_request"
+            param = _agreed(e.provider_param for e in errors)
+            return _turnout_tried(400, message, said, errors, "invalid_request_error", param)
     if all(isinstance(e, RateLimited) for e in errors):
         limit = _agreed(e.provider_type for e in errors) or "requests"  # or "tokens"
         reply = _turnout_tried(429, message, "rate_limit_exceeded", errors, limit)
@@ -134,6 +139,11 @@ def _agreed(values: Iterable[str | None]) -> str | None:
     return said.pop() if len(said) == 1 else None
 
 
+def _word(code: str | None) -> str | None:
+    """A code a client can match on (``invalid_value``), not a bare status (``"400"``)."""
+    return None if code is None or code.isdigit() else code
+
+
 def _attempt_errors(exc: BaseException) -> list[ProviderError]:
     if isinstance(exc, AllAttemptsFailed):
         return list(exc.errors)
@@ -148,8 +158,9 @@ def _turnout_tried(
     code: str,
     errors: Sequence[ProviderError],
     error_type: str | None = None,
+    param: str | None = None,
 ) -> ErrorReply:
-    body = error_body(status, message, code, error_type)
+    body = error_body(status, message, code, error_type, param)
     body["error"]["attempts"] = [
         {"model": e.model, "error": e.error_class, "status": e.status} for e in errors
     ]

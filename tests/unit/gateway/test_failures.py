@@ -100,6 +100,35 @@ def test_an_upstream_rate_limit_is_openais(errors: tuple[RateLimited, ...], kind
     assert (body["code"], body["type"]) == ("rate_limit_exceeded", kind)
 
 
+def refused(cls: type[ProviderError], code: str | None, param: str | None) -> ProviderError:
+    error = cls("no", model="a", status=400)
+    error.provider_code, error.provider_param = code, param
+    return error
+
+
+@pytest.mark.parametrize(
+    ("errors", "code", "param"),
+    [
+        ((refused(ContextLengthExceeded, "context_length_exceeded", "messages"),),
+         "context_length_exceeded", "messages"),
+        ((refused(ContextLengthExceeded, None, None),), "context_length_exceeded", None),
+        ((refused(BadRequest, "invalid_value", "temperature"),), "invalid_value", "temperature"),
+        ((refused(BadRequest, "400", None),), "invalid_request", None),  # old vLLM: a number
+        ((refused(BadRequest, None, "tools"),), "invalid_request", "tools"),
+        ((refused(BadRequest, "a", "x"), refused(BadRequest, "b", "y")), "invalid_request", None),
+        ((refused(ContentFiltered, "content_policy_violation", "prompt"),), "content_filter",
+         "prompt"),
+    ],
+)  # fmt: skip
+def test_an_upstream_refusal_keeps_its_param_and_code(
+    errors: tuple[ProviderError, ...], code: str, param: str | None
+) -> None:
+    reply = failures.from_failure(failed(*errors))
+    assert reply.status == 400
+    body = reply.body["error"]
+    assert (body["code"], body["param"], body["type"]) == (code, param, "invalid_request_error")
+
+
 def test_request_errors() -> None:
     reply = failures.bad_request(WireError("temperature must be a number", "temperature"))
     assert (reply.status, reply.body["error"]["param"]) == (400, "temperature")
