@@ -92,6 +92,9 @@ class ProviderError(TurnoutError):
     """The ``type`` of the provider's error object (a 429's ``requests`` or ``tokens``)."""
     provider_param: str | None = None
     """The ``param`` of the provider's error object: the request field it blamed."""
+    endpoint: str | None = None
+    """Where the call went (the provider's URL, without credentials), when the message
+    names it: the operator's to see (traces, the CLI), never a gateway client's."""
 
     def __init__(
         self,

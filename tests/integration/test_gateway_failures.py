@@ -3,6 +3,8 @@ real gateway on a real socket, the fake OpenAI server as its upstream."""
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -41,10 +43,16 @@ async def serve(
     models: Mapping[str, str] | None = None,
     policies: Mapping[str, Any] | None = None,
     max_retries: int = 2,
+    **gateway: Any,
 ) -> AsyncIterator[openai.AsyncOpenAI]:
-    """The gateway over ``upstream`` and an SDK client with its usual retries."""
+    """The gateway over ``upstream`` (its traces in ``tmp_path/traces.db``, written by the
+    time this ends) and an SDK client with its usual retries."""
     settings = gateway_settings(
-        upstream.base_url, more_models=models, more_policies=policies, more_executor=executor
+        upstream.base_url,
+        more_models=models,
+        more_policies=policies,
+        more_executor=executor,
+        **gateway,
     )
     async with (
         Gateway(settings, port=0, store=str(tmp_path / "traces.db")) as gw,
@@ -128,3 +136,37 @@ async def test_an_upstream_400_keeps_its_param_and_code(
             await client.chat.completions.create(model="cheap", messages=USER)
     assert (too_long.value.code, too_long.value.param) == ("context_length_exceeded", "messages")
     assert (bad.value.code, bad.value.param) == ("invalid_value", "temperature")
+
+
+# -- what a client is told -----------------------------------------------------------------
+
+
+async def test_a_client_hears_which_provider_failed_not_where_it_is(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Every key holder reads error messages: they name the provider and the model; the
+    upstream's URL stays in the trace, for the operator."""
+    executor = {"retries": retries(1), "breaker": NO_BREAKER}
+    messages: list[str] = []
+    async with serve(upstream, tmp_path, executor=executor, on_stream_cut="fail") as client:
+        with pytest.raises(openai.InternalServerError) as answered:
+            await client.chat.completions.create(model="doomed", messages=USER)
+        messages.append(answered.value.message)
+        with pytest.raises(openai.InternalServerError) as streamed:
+            await client.chat.completions.create(model="doomed", messages=USER, stream=True)
+        messages.append(streamed.value.message)
+        stream = await client.chat.completions.create(
+            model="cut", messages=USER, stream=True, max_tokens=50
+        )
+        with pytest.raises(openai.APIError) as cut:  # in-band, after the first tokens
+            async for _ in stream:
+                pass
+        messages.append(cut.value.message)
+    host = upstream.base_url.split("//")[1].split("/")[0]  # 127.0.0.1:PORT
+    for message in messages:
+        assert host not in message and "http://" not in message, message
+        assert re.search(r"\bup\b", message), message  # the provider, by name
+    assert "fault:500: HTTP 500 from up: " in messages[0]  # the model id, then the provider
+    with sqlite3.connect(tmp_path / "traces.db") as db:
+        traced = [e for (e,) in db.execute("select error from attempts where error is not null")]
+    assert len(traced) == 3 and all(upstream.base_url in e for e in traced), traced

@@ -164,6 +164,8 @@ class Attempt:
         except ProviderError as exc:
             if exc.model is None:
                 exc.model = self.model
+            if exc.endpoint is None:
+                exc.endpoint = provider.endpoint
             usage = exc.usage or (self._estimate() if self.started else Usage())
             budget.settle(self._record(spec, started_at, t0, usage, exc))
             self._fail(exc)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from turnout.errors import ProviderError
 from turnout.types import ChatRequest, Message
 
 CONTINUE_PROMPT = (
@@ -34,7 +35,7 @@ class Restart:
 
     failed: str
     next: str
-    error: str
+    error: ProviderError
 
 
 def continuation(request: ChatRequest, partial: str) -> ChatRequest:

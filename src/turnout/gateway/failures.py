@@ -26,7 +26,8 @@ any other mix of failed attempts                   502     ``all_attempts_failed
 When turnout made the attempts (everything from 429 down), ``x-should-retry: false``
 tells the SDK not to multiply them with its own retries; the body's
 ``error.attempts`` lists each one (model, class, status). Messages are the error
-tree's own, which never carry secrets; no traceback reaches a response.
+tree's own, which never carry secrets, without the providers' URLs (those are in the
+traces); no traceback reaches a response.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def cannot_restart(event: Restart) -> ErrorReply:
     """The in-band error of a stream cut under ``on_stream_cut: restart``: text already
     sent cannot be taken back over SSE."""
     message = (
-        f"{event.failed}: the stream broke after its first token ({event.error}); "
+        f"{event.failed}: the stream broke after its first token "
+        f"({public_message(str(event.error), [event.error])}); "
         "on_stream_cut: restart cannot take back text already sent"
     )
     return _turnout_tried(502, message, "stream_cut", [])
@@ -114,7 +116,9 @@ def from_failure(exc: BaseException) -> ErrorReply:
     if isinstance(exc, BudgetExceeded):
         return _turnout_tried(429, str(exc), "budget_exceeded", [], "insufficient_quota")
     errors = _attempt_errors(exc)
-    message = str(exc) if isinstance(exc, TurnoutError) else "The request failed."
+    message = (
+        public_message(str(exc), errors) if isinstance(exc, TurnoutError) else "The request failed."
+    )
     if not errors:
         return _turnout_tried(502, message, "all_attempts_failed", [])
     for kind, code in _CLIENT_FAULTS.items():
@@ -131,6 +135,14 @@ def from_failure(exc: BaseException) -> ErrorReply:
     if all(isinstance(e, CircuitOpen) for e in errors):
         return _turnout_tried(503, message, "circuit_open", errors)
     return _turnout_tried(502, message, "all_attempts_failed", errors)
+
+
+def public_message(message: str, errors: Iterable[ProviderError]) -> str:
+    """``message`` for a client: it names providers and models, not where they are (the
+    operator finds the URL in the trace of the reply's ``x-request-id``)."""
+    for endpoint in {e.endpoint for e in errors if e.endpoint}:
+        message = message.replace(f" ({endpoint})", "").replace(endpoint, "(provider)")
+    return message
 
 
 def _agreed(values: Iterable[str | None]) -> str | None:

@@ -24,6 +24,9 @@ class Provider(abc.ABC):
     """Answers chat requests. ``request.model`` is the provider's model id."""
 
     name: str = "provider"
+    endpoint: str | None = None
+    """Where calls go (a URL without credentials), when there is such a place: the
+    executor sets it on the provider's errors (see ``ProviderError.endpoint``)."""
 
     @abc.abstractmethod
     async def complete(self, request: ChatRequest) -> ChatResponse:

@@ -69,6 +69,7 @@ class OpenAICompatProvider(Provider):
             raise ValueError(f"base_url must be an http(s) URL, got {_safe_url(url)!r}")
         self.name = name
         self.base_url = str(url)
+        self.endpoint = _safe_url(url)
         self.api_key_env = api_key_env
         self.timeouts = timeouts or Timeouts()
         self.max_connections = max_connections
@@ -158,7 +159,7 @@ class OpenAICompatProvider(Provider):
             await pool.aclose()
 
     def _where(self) -> str:
-        return f"{self.name} ({_safe_url(URL(self.base_url))})"
+        return f"{self.name} ({self.endpoint})"
 
     def _secrets(self) -> tuple[Secret | None]:
         return (self._key,)

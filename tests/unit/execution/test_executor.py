@@ -99,6 +99,15 @@ async def test_a_retry_after_past_the_cap_moves_down_the_chain(settings: Setting
     assert out.ok and out.model == "nano" and slept == []
 
 
+async def test_a_providers_errors_say_where_it_is(settings: Settings) -> None:
+    hosted = script(AuthenticationError("HTTP 401 from hosted (http://10.0.0.5/v1): no"))
+    hosted.endpoint = "http://10.0.0.5/v1"
+    ex, _ = executor(settings, hosted)
+    out = await ex.execute(Decision(("opus",), "r", "p"), REQ, run_id="r", step_id="s")
+    assert isinstance(out.error, AuthenticationError)
+    assert out.error.endpoint == "http://10.0.0.5/v1"
+
+
 async def test_fallback_chain_moves_across_providers(settings: Settings) -> None:
     primary = script(ServerError("503"))
     backup = script("from backup")

@@ -12,11 +12,13 @@ from turnout.errors import (
     CircuitOpen,
     ContentFiltered,
     ContextLengthExceeded,
+    ProviderConnectionError,
     ProviderError,
     ProviderTimeout,
     RateLimited,
     ServerError,
 )
+from turnout.execution.stream_cut import Restart
 from turnout.gateway import failures
 from turnout.wire.requests import WireError
 
@@ -127,6 +129,30 @@ def test_an_upstream_refusal_keeps_its_param_and_code(
     assert reply.status == 400
     body = reply.body["error"]
     assert (body["code"], body["param"], body["type"]) == (code, param, "invalid_request_error")
+
+
+URL = "http://10.1.2.3:8000/v1"
+
+
+def located(error: ProviderError) -> ProviderError:
+    error.endpoint = URL
+    return error
+
+
+def test_messages_name_the_provider_not_where_it_is() -> None:
+    answered = located(ServerError(f"HTTP 500 from up ({URL}): boom", model="m", status=500))
+    refused = located(ProviderConnectionError(f"cannot connect to up ({URL}): refused"))
+    replies = [
+        failures.from_failure(failed(answered, refused)),
+        failures.from_failure(answered),
+        failures.cannot_restart(Restart("m", "n", answered)),
+    ]
+    for reply in replies:
+        message = reply.body["error"]["message"]
+        assert "10.1.2.3" not in message and "http" not in message, message
+        assert "HTTP 500 from up: boom" in message
+    assert "cannot connect to up: refused" in replies[0].body["error"]["message"]
+    assert URL in str(answered)  # the operator's message (traces, the CLI) keeps it
 
 
 def test_request_errors() -> None:

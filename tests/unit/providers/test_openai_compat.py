@@ -468,6 +468,7 @@ def test_repr_shows_no_key_no_url_credentials(monkeypatch: pytest.MonkeyPatch) -
     assert "token=abc" not in text
     assert "hdr-value" not in text
     assert "api_key_env='K'" in text
+    assert p.endpoint == "https://gw.example.com/v1"  # what its errors say it called
 
 
 def test_from_config_validates_base_url() -> None:
