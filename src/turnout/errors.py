@@ -95,6 +95,9 @@ class ProviderError(TurnoutError):
     endpoint: str | None = None
     """Where the call went (the provider's URL, without credentials), when the message
     names it: the operator's to see (traces, the CLI), never a gateway client's."""
+    attempt: int | None = None
+    """The number of the traced attempt (``AttemptRecord.attempt``) that failed with this
+    error; None when no call was made (a model skipped for its open breaker)."""
 
     def __init__(
         self,

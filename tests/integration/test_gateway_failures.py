@@ -170,3 +170,45 @@ async def test_a_client_hears_which_provider_failed_not_where_it_is(
     with sqlite3.connect(tmp_path / "traces.db") as db:
         traced = [e for (e,) in db.execute("select error from attempts where error is not null")]
     assert len(traced) == 3 and all(upstream.base_url in e for e in traced), traced
+
+
+# -- attempts: the calls made to providers ---------------------------------------------------
+
+
+def attempts_said(error: openai.APIStatusError) -> tuple[str, list[Any], list[Any]]:
+    """The header, and the body's calls and skipped models."""
+    body: Any = error.body
+    return error.response.headers["x-turnout-attempts"], body["attempts"], body["skipped"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_attempts_header_and_body_agree(
+    upstream: FakeOpenAI, tmp_path: Path, stream: bool
+) -> None:
+    """broken: a 500 opens its breaker (min_requests 1), so the retry is refused unsent:
+    one call, and one model skipped. Then only the breaker answers: no call at all."""
+    executor = {"retries": retries(2)}  # the rig's breaker: opens on the first failure
+    async with serve(upstream, tmp_path, executor=executor, max_retries=0) as client:
+        with pytest.raises(openai.InternalServerError) as first:
+            await client.chat.completions.create(model="doomed", messages=USER, stream=stream)
+        with pytest.raises(openai.InternalServerError) as then:
+            await client.chat.completions.create(model="doomed", messages=USER, stream=stream)
+    assert len(upstream.requests) == 1
+    header, calls, skipped = attempts_said(first.value)
+    assert header == "1" and calls == [{"model": "broken", "error": "server_error", "status": 500}]
+    assert skipped == [{"model": "broken", "error": "circuit_open"}]
+    assert then.value.status_code == 503 and then.value.code == "circuit_open"
+    header, calls, skipped = attempts_said(then.value)
+    assert (header, calls, skipped) == ("0", [], [{"model": "broken", "error": "circuit_open"}])
+
+
+async def test_a_cache_hit_is_no_attempt(upstream: FakeOpenAI, tmp_path: Path) -> None:
+    executor = {"cache": {"exact": {"enabled": True}}}
+    async with serve(upstream, tmp_path, executor=executor) as client:
+        said = []
+        for _ in range(2):
+            raw = await client.chat.completions.with_raw_response.create(
+                model="cheap", messages=USER, temperature=0
+            )
+            said.append(raw.headers["x-turnout-attempts"])
+    assert said == ["1", "0"] and len(upstream.requests) == 1

@@ -9,7 +9,15 @@ from decimal import Decimal
 from typing import Any
 
 from turnout.errors import TurnoutError
+from turnout.tracing.records import AttemptRecord
 from turnout.types import ChatResponse, StreamEnd, StreamEvent, TextDelta, Usage
+
+
+def call(model: str = "haiku", n: int = 1, error_class: str | None = None) -> AttemptRecord:
+    """One traced call to ``model`` (failed with ``error_class``, if given)."""
+    status = "error" if error_class else "ok"
+    return AttemptRecord("r", "chat", n, model, "hosted", "efficient", "rules", "why", 0.0, 0.1,
+                         status, error_class=error_class)  # fmt: skip
 
 
 @dataclass
@@ -19,7 +27,7 @@ class FakeAnswer:
     model: str | None = "haiku"
     policy: str | None = "rules"
     reason: str | None = "domain docs → efficient"
-    attempts: Sequence[Any] = (object(),)
+    attempts: Sequence[AttemptRecord] = (call(),)
     usage: Usage = field(default_factory=lambda: Usage(12, 3))
     cost: Decimal = Decimal("0.0000270")
     run_id: str | None = None

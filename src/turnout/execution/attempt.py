@@ -257,10 +257,11 @@ class Attempt:
         """Record this attempt as failed, with what it streamed; return its cost."""
         partial = ChatResponse(self.text, usage, spec.id, None, ttft_s=self.ttft)
         latency = time.perf_counter() - t0
-        ledger = self.run.ledger
-        return ledger.record(
+        record = self.run.ledger.record(
             spec, started_at, latency, "error", usage, partial, error=error
-        ).cost_usd
+        )
+        error.attempt = record.attempt
+        return record.cost_usd
 
     def _fail(self, error: ProviderError) -> None:
         self.error = error

@@ -78,9 +78,14 @@ class Ledger:
         self.attempts[index] = replace(a, status="rejected", error_class="rejected", error=why)
 
     def absorb(self, other: Ledger) -> None:
-        """Take over a sub-ledger's attempts (an ensemble member's), renumbered."""
+        """Take over a sub-ledger's attempts (an ensemble member's), renumbered (and their
+        errors with them)."""
+        offset = len(self.attempts)
         for a in other.attempts:
-            self.attempts.append(replace(a, attempt=len(self.attempts) + 1))
+            self.attempts.append(replace(a, attempt=a.attempt + offset))
+        for e in other.errors:
+            if e.attempt is not None:
+                e.attempt += offset
         self.errors.extend(other.errors)
         self.queued_s = max(self.queued_s, other.queued_s)
         self.fatal = self.fatal or other.fatal

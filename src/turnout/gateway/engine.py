@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from turnout.errors import TurnoutError
 from turnout.execution.stream_cut import Restart
+from turnout.tracing.records import AttemptRecord
 from turnout.types import ChatResponse, Decision, StreamEvent, Usage
 
 
@@ -24,7 +25,7 @@ class Answer(Protocol):
     @property
     def reason(self) -> str: ...
     @property
-    def attempts(self) -> Sequence[Any]: ...
+    def attempts(self) -> Sequence[AttemptRecord]: ...
     @property
     def usage(self) -> Usage: ...
     @property

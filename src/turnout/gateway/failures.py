@@ -24,8 +24,11 @@ any other mix of failed attempts                   502     ``all_attempts_failed
 =================================================  ======  ==========================
 
 When turnout made the attempts (everything from 429 down), ``x-should-retry: false``
-tells the SDK not to multiply them with its own retries; the body's
-``error.attempts`` lists each one (model, class, status). Messages are the error
+tells the SDK not to multiply them with its own retries. An attempt is a call made to
+a provider (:attr:`~turnout.tracing.records.AttemptRecord.called`): the body's
+``error.attempts`` lists each one (pool model, error class, HTTP status) and the
+``x-turnout-attempts`` header counts them; ``error.skipped`` names the models not
+called because their breaker was open. Messages are the error
 tree's own, which never carry secrets, without the providers' URLs (those are in the
 traces); no traceback reaches a response.
 """
@@ -51,6 +54,7 @@ from turnout.errors import (
     TurnoutError,
 )
 from turnout.execution.stream_cut import Restart
+from turnout.tracing.records import AttemptRecord
 from turnout.wire.errors import error_body
 from turnout.wire.requests import WireError
 
@@ -104,37 +108,42 @@ def cannot_restart(event: Restart) -> ErrorReply:
         f"({public_message(str(event.error), [event.error])}); "
         "on_stream_cut: restart cannot take back text already sent"
     )
-    return _turnout_tried(502, message, "stream_cut", [])
+    return _turnout_tried(502, message, "stream_cut", (), ())
 
 
 def internal() -> ErrorReply:
     return ErrorReply(500, error_body(500, "The gateway failed unexpectedly (see its log)."))
 
 
-def from_failure(exc: BaseException) -> ErrorReply:
-    """The reply for a request whose attempts all failed (or that was never sent)."""
-    if isinstance(exc, BudgetExceeded):
-        return _turnout_tried(429, str(exc), "budget_exceeded", [], "insufficient_quota")
+def from_failure(exc: BaseException, attempts: Sequence[AttemptRecord] = ()) -> ErrorReply:
+    """The reply for a request whose attempts all failed (or that was never sent).
+    ``attempts``: what the request's trace holds; ``error.attempts`` lists its calls."""
     errors = _attempt_errors(exc)
+    if isinstance(exc, BudgetExceeded):
+        return _turnout_tried(
+            429, str(exc), "budget_exceeded", attempts, errors, "insufficient_quota"
+        )
     message = (
         public_message(str(exc), errors) if isinstance(exc, TurnoutError) else "The request failed."
     )
     if not errors:
-        return _turnout_tried(502, message, "all_attempts_failed", [])
+        return _turnout_tried(502, message, "all_attempts_failed", attempts, errors)
     for kind, code in _CLIENT_FAULTS.items():
         if all(isinstance(e, kind) for e in errors):
             said = code or _agreed(_word(e.provider_code) for e in errors) or "invalid_request"
             param = _agreed(e.provider_param for e in errors)
-            return _turnout_tried(400, message, said, errors, "invalid_request_error", param)
+            return _turnout_tried(
+                400, message, said, attempts, errors, "invalid_request_error", param
+            )
     if all(isinstance(e, RateLimited) for e in errors):
         limit = _agreed(e.provider_type for e in errors) or "requests"  # or "tokens"
-        reply = _turnout_tried(429, message, "rate_limit_exceeded", errors, limit)
+        reply = _turnout_tried(429, message, "rate_limit_exceeded", attempts, errors, limit)
         waits = [e.retry_after for e in errors if isinstance(e, RateLimited) and e.retry_after]
         retry_after = str(max(1, math.ceil(min(waits)))) if waits else "1"
         return ErrorReply(reply.status, reply.body, {**reply.headers, "retry-after": retry_after})
     if all(isinstance(e, CircuitOpen) for e in errors):
-        return _turnout_tried(503, message, "circuit_open", errors)
-    return _turnout_tried(502, message, "all_attempts_failed", errors)
+        return _turnout_tried(503, message, "circuit_open", attempts, errors)
+    return _turnout_tried(502, message, "all_attempts_failed", attempts, errors)
 
 
 def public_message(message: str, errors: Iterable[ProviderError]) -> str:
@@ -168,12 +177,21 @@ def _turnout_tried(
     status: int,
     message: str,
     code: str,
+    attempts: Sequence[AttemptRecord],
     errors: Sequence[ProviderError],
     error_type: str | None = None,
     param: str | None = None,
 ) -> ErrorReply:
+    """``error.attempts``: one entry per call made (what ``x-turnout-attempts`` counts);
+    ``error.skipped``: the models not called because their breaker was open."""
     body = error_body(status, message, code, error_type, param)
+    statuses = {e.attempt: e.status for e in errors if e.attempt is not None}
     body["error"]["attempts"] = [
-        {"model": e.model, "error": e.error_class, "status": e.status} for e in errors
+        {"model": a.model, "error": a.error_class, "status": statuses.get(a.attempt)}
+        for a in attempts
+        if a.called
+    ]
+    body["error"]["skipped"] = [
+        {"model": e.model, "error": e.error_class} for e in errors if isinstance(e, CircuitOpen)
     ]
     return ErrorReply(status, body, {"x-should-retry": "false"})

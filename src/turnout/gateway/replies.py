@@ -3,7 +3,8 @@
 
 ``model`` in every body is the pool model that answered. Headers on every response:
 ``x-request-id`` (the trace's run id), ``x-turnout-policy``, ``x-turnout-model``,
-``x-turnout-reason``, ``x-turnout-attempts`` and, for JSON, ``x-turnout-cost-usd``.
+``x-turnout-reason``, ``x-turnout-attempts`` (the calls made to providers: a cache hit
+makes none) and, for JSON, ``x-turnout-cost-usd``.
 A stream's usage chunk (``stream_options.include_usage``) carries ``cost_usd`` next
 to the token counts.
 """
@@ -41,7 +42,7 @@ def answer_headers(answer: Answer | None, run_id: str, *, cost: bool = True) -> 
         headers["x-turnout-model"] = header_value(answer.model)
     if answer.reason:
         headers["x-turnout-reason"] = header_value(answer.reason)
-    headers["x-turnout-attempts"] = str(len(answer.attempts))
+    headers["x-turnout-attempts"] = str(sum(1 for a in answer.attempts if a.called))
     if cost:
         headers["x-turnout-cost-usd"] = usd_exact(answer.cost)
     return headers

@@ -191,8 +191,11 @@ async def _stream(
                 await response.write(encoder.end(end, cost))
     except TurnoutError as exc:
         error = error_class_of(exc)
+        tried = stream.answer.attempts if stream.answer is not None else ()
         reply = (
-            failures.unusable(exc) if isinstance(exc, ConfigError) else failures.from_failure(exc)
+            failures.unusable(exc)
+            if isinstance(exc, ConfigError)
+            else failures.from_failure(exc, tried)
         )
         if response is None:
             headers = {**answer_headers(stream.answer, run_id, cost=False), **reply.headers}
@@ -240,7 +243,7 @@ async def _start_stream(
 
 
 def _failed(answer: Answer, run_id: str, extra: Mapping[str, str]) -> web.Response:
-    reply = failures.from_failure(answer.error or RuntimeError())
+    reply = failures.from_failure(answer.error or RuntimeError(), answer.attempts)
     headers = {**answer_headers(answer, run_id), **extra, **reply.headers}
     return json_response(reply.status, reply.body, headers)
 

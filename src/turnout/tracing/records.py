@@ -57,6 +57,13 @@ class AttemptRecord:
     """The provider reported no usage (e.g. a stream cut before its usage chunk): the
     tokens, and so the cost, are turnout's estimate."""
 
+    @property
+    def called(self) -> bool:
+        """Whether a provider was called. A cache hit is traced as an attempt (cost 0)
+        but called nothing; a model skipped for its open breaker is not traced at all.
+        What the gateway's ``x-turnout-attempts`` and ``error.attempts`` count."""
+        return self.cache is None
+
 
 @dataclass(frozen=True, slots=True)
 class StepRecord:

@@ -381,6 +381,26 @@ async def test_ensemble_vote_normalizes_answers(settings: Settings) -> None:
     assert {a.model for a in out.attempts} == {"nano", "haiku", "sonnet"}
 
 
+async def test_an_ensembles_errors_keep_the_numbers_of_their_attempts(
+    settings: Settings,
+) -> None:
+    """Each member's attempts are renumbered into the decision's; their errors with them."""
+    models = Models(
+        settings,
+        nano=AuthenticationError("no key", status=401),
+        haiku=[ServerError("boom", status=500), ServerError("boom", status=503)],
+    )
+    out = await run(make(settings, models), ensemble("nano", "haiku"))
+    assert isinstance(out.error, AllAttemptsFailed)
+    numbers = {a.attempt: (a.model, a.error_class) for a in out.attempts}
+    assert sorted(numbers) == [1, 2, 3]
+    for e in out.error.errors:
+        assert e.attempt is not None and numbers[e.attempt][1] == e.error_class
+    assert sorted((numbers[e.attempt][0], e.status) for e in out.error.errors if e.attempt) == [
+        ("haiku", 500), ("haiku", 503), ("nano", 401),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("answers", "winner", "text"),
     [

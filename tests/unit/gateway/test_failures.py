@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from support.gateway_double import call
 from turnout.errors import (
     AllAttemptsFailed,
     AuthenticationError,
@@ -59,15 +60,40 @@ def test_failure_statuses(exc: Exception, status: int, code: str) -> None:
     assert set(reply.body["error"]) >= {"message", "type", "param", "code"}
 
 
+def numbered(error: ProviderError, n: int) -> ProviderError:
+    error.attempt = n
+    return error
+
+
 def test_attempts_are_listed() -> None:
-    reply = failures.from_failure(
-        failed(ServerError("boom", model="a", status=500), ProviderTimeout("slow", model="b"))
+    errors = (
+        numbered(ServerError("boom", model="a-1", status=500), 1),
+        numbered(ProviderTimeout("slow", model="b-1"), 2),
     )
+    calls = [call("a", 1, "server_error"), call("b", 2, "timeout")]
+    reply = failures.from_failure(failed(*errors), calls)
     assert reply.body["error"]["attempts"] == [
         {"model": "a", "error": "server_error", "status": 500},
         {"model": "b", "error": "timeout", "status": None},
     ]
+    assert reply.body["error"]["skipped"] == []
     assert "2 attempt(s) failed" in reply.body["error"]["message"]
+
+
+def test_attempts_are_the_calls_made() -> None:
+    """A model skipped for its open breaker was not called: not an attempt, but named."""
+    errors = (
+        numbered(ServerError("boom", model="a-1", status=500), 1),
+        CircuitOpen("open", model="a"),
+    )
+    reply = failures.from_failure(failed(*errors), [call("a", 1, "server_error")])
+    assert reply.body["error"]["attempts"] == [
+        {"model": "a", "error": "server_error", "status": 500}
+    ]
+    assert reply.body["error"]["skipped"] == [{"model": "a", "error": "circuit_open"}]
+    only_open = failures.from_failure(CircuitOpen("open", model="b"), [])
+    assert only_open.status == 503 and only_open.body["error"]["attempts"] == []
+    assert only_open.body["error"]["skipped"] == [{"model": "b", "error": "circuit_open"}]
 
 
 def test_rate_limits_carry_retry_after() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 
-from turnout.gateway.replies import ChunkEncoder, header_value
+from support.gateway_double import FakeAnswer, call
+from turnout.gateway.replies import ChunkEncoder, answer_headers, header_value
 from turnout.pricing.money import usd_exact as money
 from turnout.types import StreamEnd, TextDelta, ToolCallDelta, Usage
 
@@ -79,3 +81,10 @@ def test_a_text_chunk_is_byte_for_byte_the_full_encoding_and_follows_the_model()
             enc.model = model
             want = wire.sse(wire.chunk("chatcmpl-9", model, enc.created, {"content": text}))
             assert enc.delta(TextDelta(text)) == want
+
+
+def test_attempts_are_the_calls_made() -> None:
+    cached = replace(call(), cache="exact")
+    assert answer_headers(FakeAnswer(attempts=[cached]), "r")["x-turnout-attempts"] == "0"
+    two = [call("a", 1, "server_error"), call("b", 2)]
+    assert answer_headers(FakeAnswer(attempts=two), "r")["x-turnout-attempts"] == "2"
