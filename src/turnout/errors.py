@@ -111,7 +111,8 @@ class ProviderError(TurnoutError):
         self.status = status
         self.retry_after = retry_after
         """Seconds the provider asked to be left alone for (``Retry-After`` or
-        ``retry-after-ms`` on any status: a 429, a 503, a 529), None when it did not say."""
+        ``retry-after-ms`` on any status: a 429, a 503, a 529), None when it did not say;
+        for :class:`CircuitOpen`, until the breaker may let a call through again."""
         self.detail = message
         prefix = f"{model}: " if model else ""
         super().__init__(f"{prefix}{message}")

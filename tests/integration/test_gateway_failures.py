@@ -88,6 +88,7 @@ async def test_a_retry_after_past_the_cap_is_not_retried_and_reaches_the_client(
     executor = {"retries": retries(3, max_retry_after_s=1), "breaker": NO_BREAKER}
     models = {"busy": "fault:429:retry-after=120", "sleepy": "fault:503:retry-after=120"}
     policies = {"busy": {"kind": "static", "model": "busy"},
+                "sleepy": {"kind": "static", "model": "sleepy"},
                 "onwards": {"kind": "fallback", "models": ["sleepy", "small"]}}  # fmt: skip
     async with serve(upstream, tmp_path, executor=executor, models=models, policies=policies) as c:
         t0 = time.perf_counter()
@@ -97,6 +98,9 @@ async def test_a_retry_after_past_the_cap_is_not_retried_and_reaches_the_client(
         assert limited.value.response.headers["retry-after"] == "120"
         assert limited.value.response.headers["x-turnout-attempts"] == "1"
         assert [r.model for r in upstream.requests] == ["fault:429:retry-after=120"]
+        with pytest.raises(openai.InternalServerError) as unavailable:
+            await c.chat.completions.create(model="sleepy", messages=USER)
+        assert unavailable.value.response.headers["retry-after"] == "120"
         upstream.reset()
         t0 = time.perf_counter()
         raw = await c.chat.completions.with_raw_response.create(model="onwards", messages=USER)
@@ -212,3 +216,51 @@ async def test_a_cache_hit_is_no_attempt(upstream: FakeOpenAI, tmp_path: Path) -
             )
             said.append(raw.headers["x-turnout-attempts"])
     assert said == ["1", "0"] and len(upstream.requests) == 1
+
+
+# -- an open breaker -------------------------------------------------------------------------
+
+
+def breaker(cooldown_s: float) -> dict[str, Any]:
+    """Opens on the first failure."""
+    return {"enabled": True, "min_requests": 1, "failure_rate": 1.0, "cooldown_s": cooldown_s}
+
+
+async def test_the_sdk_waits_out_a_short_breaker_cooldown(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    """small fails once: its breaker opens for 1 s. The next request's 503 says
+    retry-after 1 and lets the SDK retry: it waits, and the breaker's probe answers."""
+    upstream.script("500")
+    executor = {"retries": retries(1), "breaker": breaker(1.0)}
+    async with serve(upstream, tmp_path, executor=executor) as client:
+        with pytest.raises(openai.InternalServerError):
+            await client.chat.completions.create(model="cheap", messages=USER)
+        t0 = time.perf_counter()
+        answer = await client.chat.completions.create(model="cheap", messages=USER)
+        waited = time.perf_counter() - t0
+    assert answer.choices[0].message.content == FULL
+    assert 0.8 <= waited < 3.0, waited
+    assert [r.model for r in upstream.requests] == ["small-1", "small-1"]
+    with sqlite3.connect(tmp_path / "traces.db") as db:
+        statuses = [s for (s,) in db.execute("select status from runs order by run_id")]
+    assert statuses == ["failed", "failed", "succeeded"]  # the 503 was a run of its own
+
+
+async def test_a_long_breaker_cooldown_is_said_and_not_retried(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    upstream.script("500")
+    executor = {"retries": retries(1), "breaker": breaker(300.0)}
+    async with serve(upstream, tmp_path, executor=executor) as client:
+        with pytest.raises(openai.InternalServerError):
+            await client.chat.completions.create(model="cheap", messages=USER)
+        with pytest.raises(openai.InternalServerError) as opened:
+            await client.chat.completions.create(model="cheap", messages=USER)
+    headers = opened.value.response.headers
+    assert opened.value.status_code == 503 and opened.value.code == "circuit_open"
+    assert 299 <= int(headers["retry-after"]) <= 300
+    assert headers["x-should-retry"] == "false"
+    assert len(upstream.requests) == 1
+    with sqlite3.connect(tmp_path / "traces.db") as db:
+        assert db.execute("select count(*) from runs").fetchone() == (2,)  # not retried

@@ -95,6 +95,18 @@ async def test_transitions(client: redis_asyncio.Redis, prefix: str, clock: Fake
     assert await fail(board, "opus", 4) == "closed"  # the window was reset
 
 
+async def test_a_refused_replica_knows_when_the_breaker_may_let_a_call_through(
+    client: redis_asyncio.Redis, prefix: str, clock: FakeClock
+) -> None:
+    """Replica b learns the cooldown another replica started from the refusal itself."""
+    a, b = make_board(client, prefix, clock), make_board(client, prefix, clock)
+    assert await fail(a, "opus", CFG.min_requests) == "open"
+    clock.advance(10)
+    assert not await b.allow("opus")
+    assert await b.retry_in("opus") == pytest.approx(20, abs=0.01)
+    assert await b.retry_in("haiku") is None
+
+
 async def test_two_replicas_share_state_and_only_one_gets_the_probe(
     client: redis_asyncio.Redis, prefix: str, clock: FakeClock
 ) -> None:

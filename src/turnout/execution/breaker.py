@@ -117,6 +117,8 @@ class BreakerStore(Protocol):
 
     async def unavailable(self, config: BreakerConfig) -> frozenset[str]: ...
 
+    async def retry_in(self, model: str, config: BreakerConfig) -> float | None: ...
+
     async def snapshot(self, config: BreakerConfig) -> Mapping[str, BreakerStatus]: ...
 
     async def reset(self, model: str | None = None) -> None: ...
@@ -156,6 +158,13 @@ class BreakerBoard:
         """Models a policy should avoid now (for :class:`~turnout.policies.PoolHealth`):
         open and cooling down, or half-open with the probe in flight."""
         return await self.store.unavailable(self.config)
+
+    async def retry_in(self, model: str) -> float | None:
+        """Seconds until ``model``'s breaker lets a call through again at the latest: the
+        rest of an open breaker's cooldown, or of the timeout of a half-open breaker's
+        probe in flight (its result may close the breaker sooner); 0 when one would be let
+        through now; None when it is closed."""
+        return await self.store.retry_in(model, self.config)
 
     async def snapshot(self) -> Mapping[str, BreakerStatus]:
         return await self.store.snapshot(self.config)
@@ -293,6 +302,13 @@ class MemoryBreakerStore:
         return frozenset(
             m for m in self._tripped if _blocked(self._breakers[m], now, config.probe_timeout_s)
         )
+
+    async def retry_in(self, model: str, config: BreakerConfig) -> float | None:
+        b = self._breakers.get(model)
+        if b is None or b.state == "closed":
+            return None
+        until = b.open_until if b.state == "open" else b.probe_at + config.probe_timeout_s
+        return max(0.0, until - self._clock())
 
     async def snapshot(self, config: BreakerConfig) -> Mapping[str, BreakerStatus]:
         """Each model's breaker. ``retry_in_s`` is the time left in the cooldown

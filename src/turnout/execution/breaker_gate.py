@@ -22,6 +22,8 @@ class Breakers(Protocol):
 
     async def unavailable(self) -> frozenset[str]: ...
 
+    async def retry_in(self, model: str) -> float | None: ...
+
 
 class BreakerGate:
     __slots__ = ("_board",)
@@ -30,10 +32,11 @@ class BreakerGate:
         self._board = board
 
     async def admit(self, model: str) -> CircuitOpen | None:
-        """None when the model may be called, else why not."""
+        """None when the model may be called, else why not (and for how long, at most)."""
         if self._board is None or await self._board.allow(model):
             return None
-        return CircuitOpen("circuit breaker is open", model=model)
+        wait = await self._board.retry_in(model)
+        return CircuitOpen("circuit breaker is open", model=model, retry_after=wait)
 
     async def succeeded(self, model: str) -> None:
         if self._board is not None:

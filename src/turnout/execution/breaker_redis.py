@@ -388,6 +388,13 @@ class RedisBreakerStore:
         self._ok()
         return frozenset(v.model for v in views if blocked(v))
 
+    async def retry_in(self, model: str, config: BreakerConfig) -> float | None:
+        """From what this process last learned of ``model`` (an ``allow`` that was refused
+        has just learned it), without a round trip; while Redis is away, from the breakers
+        kept in the process."""
+        seen = self._view.retry_in(model)
+        return seen if seen is not None else await self.local.retry_in(model, config)
+
     async def snapshot(self, config: BreakerConfig) -> Mapping[str, BreakerStatus]:
         """Every model's breaker, the queued successes counted; while Redis is away,
         the breakers kept in the process (raises instead with ``fail_open=False``)."""

@@ -116,6 +116,14 @@ class BreakerView:
         now = self._clock()
         return now < s.until and self._fresh(s.at, config, now)
 
+    def retry_in(self, model: str) -> float | None:
+        """Seconds until ``model``'s breaker, as last seen, stops refusing; None when it was
+        seen closed, or not at all."""
+        s = self._seen.get(model)
+        if s is None or s.state == "closed":
+            return None
+        return max(0.0, s.until - self._clock())
+
     def unavailable(self, config: BreakerConfig, *, any_age: bool = False) -> frozenset[str] | None:
         """The models refusing calls now, or None when any of it is too old to say
         (``any_age``: however old, None only when nothing was seen)."""

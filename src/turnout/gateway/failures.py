@@ -19,25 +19,33 @@ every attempt rate-limited                         429     ``rate_limit_exceeded
                                                            + Retry-After (``type``: the
                                                            upstream's, else ``requests``)
 a budget cap                                       429     ``budget_exceeded``
-every model's breaker open                         503     ``circuit_open``
+every model's breaker open                         503     ``circuit_open`` + Retry-After
 any other mix of failed attempts                   502     ``all_attempts_failed``
 =================================================  ======  ==========================
 
 When turnout made the attempts (everything from 429 down), ``x-should-retry: false``
-tells the SDK not to multiply them with its own retries. An attempt is a call made to
-a provider (:attr:`~turnout.tracing.records.AttemptRecord.called`): the body's
-``error.attempts`` lists each one (pool model, error class, HTTP status) and the
-``x-turnout-attempts`` header counts them; ``error.skipped`` names the models not
-called because their breaker was open. Messages are the error
-tree's own, which never carry secrets, without the providers' URLs (those are in the
-traces); no traceback reaches a response.
+tells the SDK not to multiply them with its own retries. ``retry-after`` says how long
+the failures asked for (a provider's Retry-After, an open breaker's time until it may
+let a call through): the shortest; a 429 always has one (1 s when no provider said),
+any other reply only when every failure said. A ``circuit_open`` reply made no call at
+all, so when its wait is one the SDK waits for (:data:`SDK_WAITS_S`) it leaves
+``x-should-retry`` out: the SDK waits the breaker out and asks again, by when the
+breaker may let a probe through. A longer wait keeps ``x-should-retry: false``: an SDK
+that does not wait that long would come back at once into the open breaker.
+
+An attempt is a call made to a provider
+(:attr:`~turnout.tracing.records.AttemptRecord.called`): the body's ``error.attempts``
+lists each one (pool model, error class, HTTP status) and the ``x-turnout-attempts``
+header counts them; ``error.skipped`` names the models not called because their breaker
+was open. Messages are the error tree's own, which never carry secrets, without the
+providers' URLs (those are in the traces); no traceback reaches a response.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from turnout.errors import (
@@ -63,6 +71,11 @@ _CLIENT_FAULTS: Mapping[type[ProviderError], str | None] = {
     ContentFiltered: "content_filter",
     BadRequest: None,  # the upstream's own code, else invalid_request
 }
+
+SDK_WAITS_S = 60
+"""The longest Retry-After every version of the official SDK waits for before retrying
+(openai-python 1.x: 60 s; later ones 120 s). Longer, 1.x retries after its own
+backoff of a second or so instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,15 +148,28 @@ def from_failure(exc: BaseException, attempts: Sequence[AttemptRecord] = ()) -> 
             return _turnout_tried(
                 400, message, said, attempts, errors, "invalid_request_error", param
             )
+    waits = [e.retry_after for e in errors if e.retry_after is not None]
     if all(isinstance(e, RateLimited) for e in errors):
         limit = _agreed(e.provider_type for e in errors) or "requests"  # or "tokens"
         reply = _turnout_tried(429, message, "rate_limit_exceeded", attempts, errors, limit)
-        waits = [e.retry_after for e in errors if isinstance(e, RateLimited) and e.retry_after]
-        retry_after = str(max(1, math.ceil(min(waits)))) if waits else "1"
-        return ErrorReply(reply.status, reply.body, {**reply.headers, "retry-after": retry_after})
+        return _waiting(reply, min(waits) if waits else 1.0)
+    if len(waits) < len(errors):  # some failure did not say how long: no Retry-After
+        waits = []
     if all(isinstance(e, CircuitOpen) for e in errors):
-        return _turnout_tried(503, message, "circuit_open", attempts, errors)
-    return _turnout_tried(502, message, "all_attempts_failed", attempts, errors)
+        reply = _turnout_tried(503, message, "circuit_open", attempts, errors)
+        if not waits:
+            return reply
+        if min(waits) <= SDK_WAITS_S:  # nothing was sent: the SDK may wait the breaker out
+            kept = {k: v for k, v in reply.headers.items() if k != "x-should-retry"}
+            reply = replace(reply, headers=kept)
+        return _waiting(reply, min(waits))
+    reply = _turnout_tried(502, message, "all_attempts_failed", attempts, errors)
+    return _waiting(reply, min(waits)) if waits else reply
+
+
+def _waiting(reply: ErrorReply, seconds: float) -> ErrorReply:
+    """``reply`` with ``retry-after``: whole seconds, at least 1."""
+    return replace(reply, headers={**reply.headers, "retry-after": str(max(1, math.ceil(seconds)))})
 
 
 def public_message(message: str, errors: Iterable[ProviderError]) -> str:

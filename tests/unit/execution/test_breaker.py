@@ -267,3 +267,19 @@ async def test_in_process_calls_are_fast() -> None:
     per_pair = (time.perf_counter() - t0) / n
     assert await board.state("opus") == "closed"
     assert per_pair < 50e-6  # measured ~1-2 µs per allow+record; generous for busy CI
+
+
+async def test_retry_in_says_when_a_call_may_go_through(
+    board: BreakerBoard, clock: FakeClock
+) -> None:
+    assert await board.retry_in("opus") is None  # never seen: closed
+    await open_breaker(board)
+    clock.advance(10)
+    assert await board.retry_in("opus") == pytest.approx(20)  # the rest of the cooldown
+    clock.advance(20)
+    assert await board.retry_in("opus") == 0  # a probe is due
+    assert await board.allow("opus")  # the probe, in flight
+    clock.advance(5)
+    assert await board.retry_in("opus") == pytest.approx(55)  # at the latest: given up
+    await board.record("opus", True)
+    assert await board.retry_in("opus") is None

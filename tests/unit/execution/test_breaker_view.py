@@ -91,3 +91,15 @@ def test_zero_ttl_trusts_nothing() -> None:
     assert view.unavailable(CFG) is None
     with pytest.raises(ValueError, match="view_ttl_s"):
         BreakerView(-1.0, clock)
+
+
+def test_retry_in_from_what_was_seen() -> None:
+    clock = Clock()
+    view = BreakerView(10.0, clock)
+    view.learn("opus", "open", 5030.0, 5000.0, clock.t)
+    view.learn("haiku", "closed", 5000.0, 5000.0, clock.t)
+    clock.t += 12
+    assert view.retry_in("opus") == pytest.approx(18)
+    assert view.retry_in("haiku") is None and view.retry_in("nano") is None
+    clock.t += 60
+    assert view.retry_in("opus") == 0

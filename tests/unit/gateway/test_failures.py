@@ -181,6 +181,35 @@ def test_messages_name_the_provider_not_where_it_is() -> None:
     assert URL in str(answered)  # the operator's message (traces, the CLI) keeps it
 
 
+@pytest.mark.parametrize(
+    ("waits", "retry_after", "should_retry"),
+    [
+        ((20.2, 45), "21", None),  # the SDK may wait it out: nothing was sent
+        ((60,), "60", None),
+        ((90,), "90", "false"),  # longer than every SDK waits: it would come back at once
+        ((None,), None, "false"),  # the breaker could not say
+        ((20, None), None, "false"),
+    ],
+)
+def test_an_open_breaker_says_when_to_come_back(
+    waits: tuple[float | None, ...], retry_after: str | None, should_retry: str | None
+) -> None:
+    errors = [CircuitOpen("open", model=f"m{i}", retry_after=w) for i, w in enumerate(waits)]
+    reply = failures.from_failure(failed(*errors))
+    assert reply.status == 503
+    assert reply.headers.get("retry-after") == retry_after
+    assert reply.headers.get("x-should-retry") == should_retry
+
+
+def test_a_provider_retry_after_reaches_the_client_when_every_failure_said() -> None:
+    unavailable = ServerError("503", model="a", status=503, retry_after=120)
+    reply = failures.from_failure(failed(unavailable))
+    assert (reply.status, reply.headers["retry-after"]) == (502, "120")
+    assert reply.headers["x-should-retry"] == "false"  # turnout already tried
+    mixed = failures.from_failure(failed(unavailable, ServerError("500", model="b", status=500)))
+    assert "retry-after" not in mixed.headers
+
+
 def test_request_errors() -> None:
     reply = failures.bad_request(WireError("temperature must be a number", "temperature"))
     assert (reply.status, reply.body["error"]["param"]) == (400, "temperature")
