@@ -35,7 +35,9 @@ class Restart:
 
     failed: str
     next: str
-    error: ProviderError
+    error: str
+    cause: ProviderError | None = None
+    """The error itself (``error`` is its message)."""
 
 
 def continuation(request: ChatRequest, partial: str) -> ChatRequest:

@@ -118,7 +118,7 @@ def cannot_restart(event: Restart) -> ErrorReply:
     sent cannot be taken back over SSE."""
     message = (
         f"{event.failed}: the stream broke after its first token "
-        f"({public_message(str(event.error), [event.error])}); "
+        f"({public_message(event.error, [event.cause] if event.cause else [])}); "
         "on_stream_cut: restart cannot take back text already sent"
     )
     return _turnout_tried(502, message, "stream_cut", (), ())

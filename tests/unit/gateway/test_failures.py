@@ -171,7 +171,7 @@ def test_messages_name_the_provider_not_where_it_is() -> None:
     replies = [
         failures.from_failure(failed(answered, refused)),
         failures.from_failure(answered),
-        failures.cannot_restart(Restart("m", "n", answered)),
+        failures.cannot_restart(Restart("m", "n", str(answered), answered)),
     ]
     for reply in replies:
         message = reply.body["error"]["message"]

@@ -98,7 +98,7 @@ class Walk:
                     if rule == "fail" or nxt is None:  # never ended as if it had succeeded
                         raise error
                     if rule == "restart":
-                        yield Restart(model, nxt, error)
+                        yield Restart(model, nxt, str(error), error)
                         shown, carried, continuing = "", Usage(), False
                     else:
                         shown += attempt.text
