@@ -27,11 +27,10 @@ When turnout made the attempts (everything from 429 down), ``x-should-retry: fal
 tells the SDK not to multiply them with its own retries. ``retry-after`` says how long
 the failures asked for (a provider's Retry-After, an open breaker's time until it may
 let a call through): the shortest; a 429 always has one (1 s when no provider said),
-any other reply only when every failure said. A ``circuit_open`` reply made no call at
-all, so when its wait is one the SDK waits for (:data:`SDK_WAITS_S`) it leaves
-``x-should-retry`` out: the SDK waits the breaker out and asks again, by when the
-breaker may let a probe through. A longer wait keeps ``x-should-retry: false``: an SDK
-that does not wait that long would come back at once into the open breaker.
+any other reply only when every failure said. A ``circuit_open`` reply keeps
+``x-should-retry: false`` too: the SDK would otherwise sit out the breaker's cooldown
+(up to a minute) twice before the caller heard anything; the caller, told how long by
+``retry-after``, decides.
 
 An attempt is a call made to a provider
 (:attr:`~turnout.tracing.records.AttemptRecord.called`): the body's ``error.attempts``
@@ -71,11 +70,6 @@ _CLIENT_FAULTS: Mapping[type[ProviderError], str | None] = {
     ContentFiltered: "content_filter",
     BadRequest: None,  # the upstream's own code, else invalid_request
 }
-
-SDK_WAITS_S = 60
-"""The longest Retry-After every version of the official SDK waits for before retrying
-(openai-python 1.x: 60 s; later ones 120 s). Longer, 1.x retries after its own
-backoff of a second or so instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +151,7 @@ def from_failure(exc: BaseException, attempts: Sequence[AttemptRecord] = ()) -> 
         waits = []
     if all(isinstance(e, CircuitOpen) for e in errors):
         reply = _turnout_tried(503, message, "circuit_open", attempts, errors)
-        if not waits:
-            return reply
-        if min(waits) <= SDK_WAITS_S:  # nothing was sent: the SDK may wait the breaker out
-            kept = {k: v for k, v in reply.headers.items() if k != "x-should-retry"}
-            reply = replace(reply, headers=kept)
-        return _waiting(reply, min(waits))
+        return _waiting(reply, min(waits)) if waits else reply
     reply = _turnout_tried(502, message, "all_attempts_failed", attempts, errors)
     return _waiting(reply, min(waits)) if waits else reply
 
