@@ -233,8 +233,9 @@ class Turnout:
         a tier), ``run_id``, ``budget``, ``allowed_models`` (the pool models that may
         answer: the policy's other choices are dropped, and :class:`ModelNotAllowed`
         raised if none is left) and the request's own
-        ``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed``, ``tools``,
-        ``tool_choice``, ``response_format``, ``extra``. ``on_abandon``: called with the
+        ``max_tokens`` (sent as ``max_tokens`` unless ``max_tokens_param`` says
+        ``max_completion_tokens``), ``temperature``, ``top_p``, ``stop``, ``seed``,
+        ``tools``, ``tool_choice``, ``response_format``, ``extra``. ``on_abandon``: called with the
         answer so far (what its attempts cost included) when the call is cancelled."""
         on_abandon = options.pop("on_abandon", None)
         call, budget = await self._prepare(messages, options)

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
+MaxTokensParam = Literal["max_tokens", "max_completion_tokens"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -92,7 +93,10 @@ class ChatRequest:
 
     ``model`` is the provider's model id; the executor fills it in from the pool.
     ``tools``, ``tool_choice``, ``response_format`` and ``extra`` are passed
-    through to OpenAI-compatible providers untouched.
+    through to OpenAI-compatible providers untouched. ``max_tokens_param`` is the
+    name the cap goes out under: ``max_tokens`` (what every OpenAI-compatible server
+    knows), or ``max_completion_tokens`` (OpenAI's current name; its reasoning models
+    refuse ``max_tokens``), as the gateway's client sent it.
     """
 
     messages: tuple[Message, ...]
@@ -106,6 +110,7 @@ class ChatRequest:
     tool_choice: Any = None
     response_format: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    max_tokens_param: MaxTokensParam = "max_tokens"
 
 
 @dataclass(frozen=True, slots=True)

@@ -264,6 +264,7 @@ def _options(
         "annotation": ctx.annotation,
         "run_id": run_id,
         "max_tokens": r.max_tokens,
+        "max_tokens_param": r.max_tokens_param,
         "temperature": r.temperature,
         "top_p": r.top_p,
         "stop": r.stop,

@@ -123,11 +123,11 @@ def _verbosity() -> int:
 def chat_body(request: ChatRequest) -> dict[str, Any]:
     """The OpenAI chat body llama.cpp gets for ``request`` (always streamed): the wire
     body of the ``openai`` provider, without a model (a server holds one), with
-    turnout's defaults for ``max_tokens`` and ``seed``, and no extra field that would
-    replace what the engine owns."""
+    turnout's defaults for ``max_tokens`` and ``seed`` (the cap always under that name,
+    the one llama.cpp reads), and no extra field that would replace what the engine
+    owns."""
     extra = {k: v for k, v in request.extra.items() if k not in _RESERVED}
-    if len(extra) != len(request.extra):
-        request = replace(request, extra=extra)
+    request = replace(request, extra=extra, max_tokens_param="max_tokens")
     body = wire_requests.request_body(request, model="", stream=True)
     del body["model"]
     body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)

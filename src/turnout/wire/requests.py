@@ -3,14 +3,16 @@
 Out (a client calling a provider): :func:`request_body` builds the JSON body for a
 :class:`~turnout.types.ChatRequest`. ``tools``, ``tool_choice``, ``response_format``
 and ``extra`` pass through untouched (``extra`` may override any field but
-``stream``/``stream_options``).
+``stream``/``stream_options``); the cap goes out as ``max_tokens`` or
+``max_completion_tokens``, as ``ChatRequest.max_tokens_param`` says.
 
 In (a server receiving one): :func:`decode_request` turns a body into an
 :class:`IncomingRequest` (the ChatRequest and the options the server acts on:
 ``stream``, ``stream_options.include_usage``, ``user``, ``metadata``), or raises
 :class:`WireError` naming the field, the ``param`` of a 400. Fields the server does
 not read itself (``presence_penalty``, ``logit_bias``, ``user``, ...) go on in
-``extra``; ``metadata`` does not (OpenAI refuses it without ``store``).
+``extra``; ``metadata`` does not (OpenAI refuses it without ``store``). The token cap
+keeps the name the client gave it (``max_completion_tokens`` or ``max_tokens``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turnout.pricing.tokens import request_prompt_tokens
-from turnout.types import ChatRequest, Message, ToolCall
+from turnout.types import ChatRequest, MaxTokensParam, Message, ToolCall
 
 # -- out -------------------------------------------------------------------------------
 
@@ -49,7 +51,7 @@ def request_body(request: ChatRequest, *, model: str, stream: bool) -> dict[str,
         "messages": [message_to_wire(m) for m in request.messages],
     }
     if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens
+        body[request.max_tokens_param] = request.max_tokens
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.top_p is not None:
@@ -169,9 +171,11 @@ def decode_request(body: Any) -> IncomingRequest:
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise WireError("user must be a string", "user")
+    max_tokens, max_tokens_param = _max_tokens(body)
     request = ChatRequest(
         messages=_messages(body.get("messages")),
-        max_tokens=_max_tokens(body),
+        max_tokens=max_tokens,
+        max_tokens_param=max_tokens_param,
         temperature=_opt_number(body, "temperature", 0.0, 2.0),
         top_p=_opt_number(body, "top_p", 0.0, 1.0),
         stop=_stop(body.get("stop")),
@@ -234,9 +238,12 @@ def _opt_object(body: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     return value
 
 
-def _max_tokens(body: Mapping[str, Any]) -> int | None:
+def _max_tokens(body: Mapping[str, Any]) -> tuple[int | None, MaxTokensParam]:
+    """The cap and the name it came under (both given: ``max_completion_tokens``)."""
     new = _opt_int(body, "max_completion_tokens", 1)
-    return new if new is not None else _opt_int(body, "max_tokens", 1)
+    if new is not None:
+        return new, "max_completion_tokens"
+    return _opt_int(body, "max_tokens", 1), "max_tokens"
 
 
 def _stop(value: Any) -> tuple[str, ...]:

@@ -61,6 +61,11 @@ def test_chat_body_defaults_are_streamed_capped_and_seeded() -> None:
     }
 
 
+def test_chat_body_caps_with_max_tokens_whatever_name_the_client_used() -> None:
+    body = chat_body(request(max_tokens=9, max_tokens_param="max_completion_tokens"))
+    assert body["max_tokens"] == 9 and "max_completion_tokens" not in body
+
+
 def test_chat_body_maps_every_field() -> None:
     call = ToolCall("call_1", "lookup", '{"q": 1}')
     req = ChatRequest(

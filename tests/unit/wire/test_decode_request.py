@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from turnout.types import Message, ToolCall
+from turnout.types import ChatRequest, Message, ToolCall
 from turnout.wire.requests import WireError, decode_request, request_body
 
 
@@ -50,6 +50,32 @@ def test_every_option_is_kept() -> None:
     assert r.response_format == {"type": "json_object"}
     assert incoming.user == "u-42" and dict(incoming.metadata) == {"team": "docs"}
     assert dict(r.extra) == {"user": "u-42", "presence_penalty": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("fields", "sent"),
+    [
+        ({"max_completion_tokens": 50}, {"max_completion_tokens": 50}),
+        ({"max_tokens": 10}, {"max_tokens": 10}),
+        ({"max_completion_tokens": 50, "max_tokens": 10}, {"max_completion_tokens": 50}),
+        ({}, {}),
+    ],
+)
+def test_the_token_cap_goes_on_under_the_name_it_came_under(
+    fields: dict[str, Any], sent: dict[str, Any]
+) -> None:
+    r = decode_request(body(**fields)).request
+    out = request_body(r, model="m", stream=False)
+    assert {k: v for k, v in out.items() if k.startswith("max_")} == sent
+    assert r.max_tokens == next(iter(sent.values()), None)  # one value, for budgets
+
+
+def test_a_request_made_in_code_caps_with_max_tokens_unless_told() -> None:
+    r = ChatRequest((Message.user("hi"),), max_tokens=5)
+    assert request_body(r, model="m", stream=False)["max_tokens"] == 5
+    r = ChatRequest((Message.user("hi"),), max_tokens=5, max_tokens_param="max_completion_tokens")
+    out = request_body(r, model="m", stream=True)
+    assert out["max_completion_tokens"] == 5 and "max_tokens" not in out
 
 
 def test_roles_parts_and_tool_round_trip() -> None:

@@ -1,0 +1,135 @@
+"""What a provider of kind ``openai`` says reaches the client through `turnout serve` as
+it said it: the official openai SDK against the gateway, the gateway against an upstream
+whose bodies are written out here (tests/support/canned_upstream.py), on real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from support.canned_upstream import CannedUpstream
+from support.gateway_rig import KEY, KEY_ENV, gateway_settings
+from turnout.gateway.server import Gateway
+
+USER: Any = [{"role": "user", "content": "Say hello"}]
+USAGE = {
+    "prompt_tokens": 19,
+    "completion_tokens": 2,
+    "total_tokens": 21,
+    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+    "completion_tokens_details": {
+        "reasoning_tokens": 64,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    },
+}
+HELLO_LOGPROBS = {
+    "content": [
+        {
+            "token": "Hello",
+            "logprob": -0.01,
+            "bytes": [72, 101, 108, 108, 111],
+            "top_logprobs": [
+                {"token": "Hello", "logprob": -0.01, "bytes": [72, 101, 108, 108, 111]},
+                {"token": "Hi", "logprob": -4.6, "bytes": [72, 105]},
+            ],
+        }
+    ],
+    "refusal": None,
+}
+REFUSAL = "I'm sorry, I can't help with that request."
+
+
+def completion(
+    message: dict[str, Any], *, usage: Any = USAGE, logprobs: Any = None, **top: Any
+) -> dict[str, Any]:
+    body = {
+        "id": "chatcmpl-up1",
+        "object": "chat.completion",
+        "created": 1735689600,
+        "model": "small-1",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", **message},
+                "logprobs": logprobs,
+                "finish_reason": "stop",
+            }
+        ],
+        **top,
+    }
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+def chunk(
+    delta: dict[str, Any] | None, *, finish: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    choice_extra = {"logprobs": extra.pop("logprobs", None)}
+    choices = (
+        []
+        if delta is None
+        else [{"index": 0, "delta": delta, **choice_extra, "finish_reason": finish}]
+    )
+    return {
+        "id": "chatcmpl-up2",
+        "object": "chat.completion.chunk",
+        "created": 1735689600,
+        "model": "small-1",
+        "system_fingerprint": "fp_up",
+        "choices": choices,
+        **extra,
+    }
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, KEY)
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[CannedUpstream]:
+    async with CannedUpstream() as up:
+        yield up
+
+
+@pytest.fixture
+async def client(upstream: CannedUpstream, tmp_path: Path) -> AsyncIterator[openai.AsyncOpenAI]:
+    settings = gateway_settings(
+        upstream.base_url,
+        more_policies={"both": {"kind": "ensemble", "models": ["small", "large"]}},
+    )
+    async with (
+        Gateway(settings, port=0, store=str(tmp_path / "traces.db")) as gw,
+        openai.AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0) as c,
+    ):
+        yield c
+
+
+# -- max_completion_tokens -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["max_completion_tokens", "max_tokens"])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_token_cap_goes_upstream_under_the_name_the_client_used(
+    client: openai.AsyncOpenAI, upstream: CannedUpstream, name: str, stream: bool
+) -> None:
+    if stream:
+        upstream.answer([chunk({"content": "Hello"}), chunk({}, finish="stop")])
+    else:
+        upstream.answer(completion({"content": "Hello"}))
+    options: Any = {name: 77}
+    r: Any = await client.chat.completions.create(
+        model="cheap", messages=USER, stream=stream, **options
+    )
+    if stream:
+        [c async for c in r]
+    sent = upstream.bodies[0]
+    other = "max_tokens" if name == "max_completion_tokens" else "max_completion_tokens"
+    assert sent[name] == 77 and other not in sent
