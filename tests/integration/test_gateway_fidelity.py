@@ -133,3 +133,31 @@ async def test_the_token_cap_goes_upstream_under_the_name_the_client_used(
     sent = upstream.bodies[0]
     other = "max_tokens" if name == "max_completion_tokens" else "max_completion_tokens"
     assert sent[name] == 77 and other not in sent
+
+
+# -- estimated usage -------------------------------------------------------------------------
+
+
+async def test_a_null_count_is_estimated_not_free(
+    client: openai.AsyncOpenAI, upstream: CannedUpstream
+) -> None:
+    nulls = {"prompt_tokens": 19, "completion_tokens": None, "total_tokens": None}
+    upstream.answer(completion({"content": "Hello there, how are you?"}, usage=nulls))
+    raw = await client.chat.completions.with_raw_response.create(model="cheap", messages=USER)
+    usage = raw.parse().usage
+    assert usage is not None and usage.prompt_tokens == 19 and usage.completion_tokens > 0
+    assert float(raw.headers["x-turnout-cost-usd"]) > 19 / 1e6
+
+
+async def test_a_streamed_null_count_is_estimated_not_free(
+    client: openai.AsyncOpenAI, upstream: CannedUpstream
+) -> None:
+    nulls = {"prompt_tokens": None, "completion_tokens": 5, "total_tokens": None}
+    upstream.answer(
+        [chunk({"content": "Hello"}), chunk({}, finish="stop"), chunk(None, usage=nulls)]
+    )
+    stream = await client.chat.completions.create(
+        model="cheap", messages=USER, stream=True, stream_options={"include_usage": True}
+    )
+    usage = [c async for c in stream][-1].usage
+    assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens == 5

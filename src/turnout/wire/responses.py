@@ -2,8 +2,9 @@
 
 In (a client reading a provider): :func:`parse_completion` and :class:`StreamState`.
 When a server sends no ``usage`` (some proxies drop it, some ignore
-``stream_options.include_usage``) the tokens are estimated, four characters a
-token, rather than logged as zero: a call that happened is never free.
+``stream_options.include_usage``), or a count in it is null, the tokens are
+estimated, four characters a token, rather than logged as zero: a call that
+happened is never free.
 
 Out (a server answering): :func:`completion`, :func:`chunk` and :func:`usage` build
 the bodies exactly as OpenAI sends them.
@@ -25,19 +26,28 @@ Delta = TextDelta | ToolCallDelta
 # -- in --------------------------------------------------------------------------------
 
 
-def parse_usage(data: Any) -> Usage | None:
-    """``usage`` in OpenAI's shape (``prompt_tokens_details.cached_tokens``), or None."""
+def parse_usage(data: Any, *, prompt_estimate: int, output_estimate: int) -> Usage:
+    """``usage`` in OpenAI's shape (``prompt_tokens_details.cached_tokens``). A count that
+    is missing or null (or no ``usage`` at all) is unknown, not zero: the estimate stands
+    in for it and the usage is marked estimated."""
     if not isinstance(data, dict):
-        return None
+        data = {}
     details = data.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     if cached is None:
         cached = data.get("prompt_cache_hit_tokens")  # DeepSeek's spelling
-    return Usage(_int(data.get("prompt_tokens")), _int(data.get("completion_tokens")), _int(cached))
+    prompt, output = _count(data.get("prompt_tokens")), _count(data.get("completion_tokens"))
+    return Usage(
+        prompt_estimate if prompt is None else prompt,
+        output_estimate if output is None else output,
+        _count(cached) or 0,
+        estimated=prompt is None or output is None,
+    )
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and value >= 0 else 0
+def _count(value: Any) -> int | None:
+    """A token count, or None when there is none (missing, null, not a count)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _arguments(value: Any) -> str:
@@ -82,10 +92,10 @@ def parse_completion(
         raise ValueError("choices[0].message.content is not a string")
     tool_calls = parse_tool_calls(message.get("tool_calls"))
     finish = choice.get("finish_reason")
-    used = parse_usage(data.get("usage"))
-    if used is None:
-        out = (content or "") + "".join(c.arguments for c in tool_calls)
-        used = Usage(prompt_tokens, estimate_tokens(out), estimated=True)
+    out = (content or "") + "".join(c.arguments for c in tool_calls)
+    used = parse_usage(
+        data.get("usage"), prompt_estimate=prompt_tokens, output_estimate=estimate_tokens(out)
+    )
     answered_by = data.get("model") if isinstance(data.get("model"), str) else model
     return ChatResponse(
         content=content,
@@ -106,7 +116,8 @@ class StreamState:
     def __init__(self, model: str) -> None:
         self.model = model
         self.finish_reason: str | None = None
-        self.usage: Usage | None = None
+        self.usage: Any = None
+        """The last ``usage`` the server sent (None: none yet)."""
         self.response_id: str | None = None
         self.output_chars = 0
 
@@ -119,7 +130,7 @@ class StreamState:
             if isinstance(chunk.get("model"), str) and chunk["model"]:
                 self.model = chunk["model"]
         if chunk.get("usage") is not None:
-            self.usage = parse_usage(chunk["usage"])
+            self.usage = chunk["usage"]
         choices = chunk.get("choices")
         if not choices:
             if choices is None and chunk.get("usage") is None:
@@ -170,10 +181,9 @@ class StreamState:
         return out
 
     def final_usage(self, prompt_tokens: int) -> Usage:
-        """The usage the server reported, or an estimate if it sent none."""
-        if self.usage is not None:
-            return self.usage
-        return Usage(prompt_tokens, estimate_tokens("x" * self.output_chars), estimated=True)
+        """The usage the server reported, estimated where it reported none."""
+        output = estimate_tokens("x" * self.output_chars)
+        return parse_usage(self.usage, prompt_estimate=prompt_tokens, output_estimate=output)
 
 
 # -- out -------------------------------------------------------------------------------

@@ -151,7 +151,9 @@ def test_missing_usage_is_estimated_not_zero() -> None:
 
 def test_deepseek_cache_hit_spelling() -> None:
     usage = wire.parse_usage(
-        {"prompt_tokens": 9, "completion_tokens": 1, "prompt_cache_hit_tokens": 8}
+        {"prompt_tokens": 9, "completion_tokens": 1, "prompt_cache_hit_tokens": 8},
+        prompt_estimate=0,
+        output_estimate=0,
     )
     assert usage == Usage(9, 1, 8)
 
