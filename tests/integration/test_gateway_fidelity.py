@@ -147,6 +147,20 @@ async def test_a_null_count_is_estimated_not_free(
     usage = raw.parse().usage
     assert usage is not None and usage.prompt_tokens == 19 and usage.completion_tokens > 0
     assert float(raw.headers["x-turnout-cost-usd"]) > 19 / 1e6
+    assert raw.headers["x-turnout-usage-estimated"] == "true"
+
+
+async def test_estimated_usage_is_marked(
+    client: openai.AsyncOpenAI, upstream: CannedUpstream
+) -> None:
+    upstream.answer(completion({"content": "Hello there"}, usage=None))
+    raw = await client.chat.completions.with_raw_response.create(model="cheap", messages=USER)
+    assert raw.headers["x-turnout-usage-estimated"] == "true"
+    usage = raw.parse().usage
+    assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    upstream.answer(completion({"content": "Hello there"}))
+    raw = await client.chat.completions.with_raw_response.create(model="cheap", messages=USER)
+    assert "x-turnout-usage-estimated" not in raw.headers  # every count the provider's
 
 
 async def test_a_streamed_null_count_is_estimated_not_free(

@@ -4,7 +4,9 @@
 ``model`` in every body is the pool model that answered. Headers on every response:
 ``x-request-id`` (the trace's run id), ``x-turnout-policy``, ``x-turnout-model``,
 ``x-turnout-reason``, ``x-turnout-attempts`` (the calls made to providers: a cache hit
-makes none) and, for JSON, ``x-turnout-cost-usd``.
+makes none) and, for JSON, ``x-turnout-cost-usd`` and ``x-turnout-usage-estimated: true``
+when some of ``usage`` is turnout's estimate (a stream's headers leave before its usage
+is known: its trace marks it).
 A stream's usage chunk (``stream_options.include_usage``) carries ``cost_usd`` next
 to the token counts.
 """
@@ -45,6 +47,8 @@ def answer_headers(answer: Answer | None, run_id: str, *, cost: bool = True) -> 
     headers["x-turnout-attempts"] = str(sum(1 for a in answer.attempts if a.called))
     if cost:
         headers["x-turnout-cost-usd"] = usd_exact(answer.cost)
+    if answer.usage.estimated:
+        headers["x-turnout-usage-estimated"] = "true"
     return headers
 
 

@@ -88,3 +88,9 @@ def test_attempts_are_the_calls_made() -> None:
     assert answer_headers(FakeAnswer(attempts=[cached]), "r")["x-turnout-attempts"] == "0"
     two = [call("a", 1, "server_error"), call("b", 2)]
     assert answer_headers(FakeAnswer(attempts=two), "r")["x-turnout-attempts"] == "2"
+
+
+def test_an_estimated_usage_is_marked_in_the_headers() -> None:
+    assert "x-turnout-usage-estimated" not in answer_headers(FakeAnswer(), "r1")
+    estimated = FakeAnswer(usage=Usage(12, 3, estimated=True))
+    assert answer_headers(estimated, "r1")["x-turnout-usage-estimated"] == "true"
