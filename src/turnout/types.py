@@ -136,9 +136,35 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class WireExtra:
+    """What an upstream answer said that turnout does not read itself, by where it said
+    it, so that the gateway can pass it on as it came (fields without a value left out).
+
+    ``response``: top-level fields (``system_fingerprint``, ``service_tier``);
+    ``choice``: fields of ``choices[0]`` (``logprobs``); ``message``: fields of its
+    ``message``, or of a chunk's ``delta`` (``refusal``, ``annotations``); ``usage``:
+    fields of ``usage`` besides the three counts (``completion_tokens_details``,
+    ``prompt_tokens_details``)."""
+
+    response: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    choice: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    message: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    usage: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    def output_text(self) -> str:
+        """The text of the message's own fields (a refusal, a reasoning): output too,
+        when the output's tokens must be estimated."""
+        return "".join(v for v in self.message.values() if isinstance(v, str))
+
+
+NO_EXTRA = WireExtra()
+
+
+@dataclass(frozen=True, slots=True)
 class ChatResponse:
     """A finished answer. ``latency_s`` is wall time of the call; ``ttft_s`` the
-    time to the first token when streamed (or measured by the provider)."""
+    time to the first token when streamed (or measured by the provider). ``extra``:
+    what the one upstream answer said besides (none for an answer made of several)."""
 
     content: str | None
     usage: Usage
@@ -148,6 +174,7 @@ class ChatResponse:
     latency_s: float = 0.0
     ttft_s: float | None = None
     response_id: str | None = None
+    extra: WireExtra = NO_EXTRA
 
     @property
     def text(self) -> str:

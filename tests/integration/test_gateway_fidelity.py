@@ -175,3 +175,87 @@ async def test_a_streamed_null_count_is_estimated_not_free(
     )
     usage = [c async for c in stream][-1].usage
     assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens == 5
+
+
+# -- what the answer says besides ------------------------------------------------------------
+
+
+async def test_logprobs_reach_the_client(
+    client: openai.AsyncOpenAI, upstream: CannedUpstream
+) -> None:
+    upstream.answer(completion({"content": "Hello"}, logprobs=HELLO_LOGPROBS))
+    r = await client.chat.completions.create(
+        model="cheap", messages=USER, logprobs=True, top_logprobs=2
+    )
+    assert upstream.bodies[0]["logprobs"] is True and upstream.bodies[0]["top_logprobs"] == 2
+    logprobs = r.choices[0].logprobs
+    assert logprobs is not None and logprobs.content is not None
+    assert logprobs.model_dump()["content"] == HELLO_LOGPROBS["content"]
+    assert [t.token for t in logprobs.content[0].top_logprobs] == ["Hello", "Hi"]
+
+
+async def test_refusal_reaches_the_client(
+    client: openai.AsyncOpenAI, upstream: CannedUpstream
+) -> None:
+    upstream.answer(completion({"content": None, "refusal": REFUSAL}))
+    r = await client.chat.completions.create(model="cheap", messages=USER)
+    assert r.choices[0].message.content is None
+    assert r.choices[0].message.refusal == REFUSAL
+
+
+async def test_a_refusal_counts_as_output_when_usage_is_estimated(
+    client: openai.AsyncOpenAI, upstream: CannedUpstream
+) -> None:
+    upstream.answer(completion({"content": None, "refusal": REFUSAL}, usage=None))
+    r = await client.chat.completions.create(model="cheap", messages=USER)
+    assert r.usage is not None and r.usage.completion_tokens >= len(REFUSAL) // 4
+
+
+async def test_fingerprint_tier_usage_details_and_annotations_reach_the_client(
+    client: openai.AsyncOpenAI, upstream: CannedUpstream
+) -> None:
+    annotations = [
+        {
+            "type": "url_citation",
+            "url_citation": {
+                "start_index": 0,
+                "end_index": 5,
+                "title": "Hi",
+                "url": "https://a.example",
+            },
+        }
+    ]
+    upstream.answer(
+        completion(
+            {"content": "Hello", "refusal": None, "annotations": annotations},
+            system_fingerprint="fp_44709d6fcb",
+            service_tier="default",
+        )
+    )
+    raw = await client.chat.completions.with_raw_response.create(model="cheap", messages=USER)
+    r = raw.parse()
+    assert r.system_fingerprint == "fp_44709d6fcb" and r.service_tier == "default"
+    assert r.usage is not None and r.usage.completion_tokens_details is not None
+    assert r.usage.completion_tokens_details.reasoning_tokens == 64
+    assert r.usage.prompt_tokens_details is not None
+    assert r.usage.prompt_tokens_details.audio_tokens == 0
+    assert r.usage.prompt_tokens_details.cached_tokens == 0
+    assert (r.usage.model_extra or {})["cost_usd"] > 0
+    assert [a.model_dump() for a in r.choices[0].message.annotations or []] == annotations
+    assert r.choices[0].message.refusal is None
+    assert "x-turnout-usage-estimated" not in raw.headers
+
+
+async def test_an_ensemble_answer_has_no_single_upstream_to_pass_on(
+    client: openai.AsyncOpenAI, upstream: CannedUpstream
+) -> None:
+    upstream.answer(
+        *(
+            completion({"content": "yes"}, logprobs=HELLO_LOGPROBS, system_fingerprint="fp_x")
+            for _ in range(2)
+        )
+    )
+    r = await client.chat.completions.create(model="both", messages=USER)
+    assert r.choices[0].message.content == "yes"
+    assert r.system_fingerprint is None and r.choices[0].logprobs is None
+    assert r.usage is not None and r.usage.completion_tokens_details is None

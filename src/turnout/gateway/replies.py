@@ -8,7 +8,9 @@ makes none) and, for JSON, ``x-turnout-cost-usd`` and ``x-turnout-usage-estimate
 when some of ``usage`` is turnout's estimate (a stream's headers leave before its usage
 is known: its trace marks it).
 A stream's usage chunk (``stream_options.include_usage``) carries ``cost_usd`` next
-to the token counts.
+to the token counts. What the answering upstream said that turnout does not read itself
+(``logprobs``, a ``refusal``, ``system_fingerprint``, usage details: its
+:class:`~turnout.types.WireExtra`) goes back where it was.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from turnout.gateway.engine import Answer
 from turnout.pricing.money import usd_exact
-from turnout.types import StreamEnd, TextDelta, ToolCallDelta, Usage
+from turnout.types import NO_EXTRA, StreamEnd, TextDelta, ToolCallDelta, Usage, WireExtra
 from turnout.wire import responses as wire
 from turnout.wire.jsonio import encode
 
@@ -52,8 +54,10 @@ def answer_headers(answer: Answer | None, run_id: str, *, cost: bool = True) -> 
     return headers
 
 
-def usage_body(usage: Usage, cost: Decimal) -> dict[str, Any]:
-    body = wire.usage(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+def usage_body(usage: Usage, cost: Decimal, extra: WireExtra = NO_EXTRA) -> dict[str, Any]:
+    """``usage`` with turnout's counts and cost, and the upstream's other usage fields."""
+    u = usage
+    body = wire.usage(u.input_tokens, u.output_tokens, u.cached_input_tokens, extra.usage)
     body["cost_usd"] = float(cost)
     return body
 
@@ -74,7 +78,8 @@ def completion_body(answer: Answer, response_id: str) -> dict[str, Any]:
         response.content,
         finish,
         calls,
-        usage_body(answer.usage, answer.cost),
+        usage_body(answer.usage, answer.cost, response.extra),
+        response.extra,
     )
 
 

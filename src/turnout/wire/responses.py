@@ -6,6 +6,10 @@ When a server sends no ``usage`` (some proxies drop it, some ignore
 estimated, four characters a token, rather than logged as zero: a call that
 happened is never free.
 
+What an answer says that turnout does not read itself (``logprobs``, a ``refusal``,
+``system_fingerprint``, usage details...) is kept in a
+:class:`~turnout.types.WireExtra`, by where it was, and put back there on the way out.
+
 Out (a server answering): :func:`completion`, :func:`chunk` and :func:`usage` build
 the bodies exactly as OpenAI sends them.
 """
@@ -17,10 +21,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from turnout.pricing.tokens import estimate_tokens
-from turnout.types import ChatResponse, TextDelta, ToolCall, ToolCallDelta, Usage
+from turnout.types import (
+    NO_EXTRA,
+    ChatResponse,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    WireExtra,
+)
 from turnout.wire.jsonio import encode
 
 Delta = TextDelta | ToolCallDelta
+
+# the fields turnout reads (or writes) itself, at each level of an answer: the rest is extra
+_RESPONSE_OWN = frozenset({"id", "object", "created", "model", "choices", "usage"})
+_CHOICE_OWN = frozenset({"index", "message", "delta", "finish_reason"})
+_MESSAGE_OWN = frozenset({"role", "content", "tool_calls"})
+_USAGE_OWN = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
 
 
 # -- in --------------------------------------------------------------------------------
@@ -43,6 +61,13 @@ def parse_usage(data: Any, *, prompt_estimate: int, output_estimate: int) -> Usa
         _count(cached) or 0,
         estimated=prompt is None or output is None,
     )
+
+
+def rest(data: Any, own: frozenset[str]) -> dict[str, Any]:
+    """The fields of ``data`` (an object) that are not in ``own`` and have a value."""
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if v is not None and k not in own}
 
 
 def _count(value: Any) -> int | None:
@@ -92,7 +117,13 @@ def parse_completion(
         raise ValueError("choices[0].message.content is not a string")
     tool_calls = parse_tool_calls(message.get("tool_calls"))
     finish = choice.get("finish_reason")
-    out = (content or "") + "".join(c.arguments for c in tool_calls)
+    extra = WireExtra(
+        rest(data, _RESPONSE_OWN),
+        rest(choice, _CHOICE_OWN),
+        rest(message, _MESSAGE_OWN),
+        rest(data.get("usage"), _USAGE_OWN),
+    )
+    out = (content or "") + "".join(c.arguments for c in tool_calls) + extra.output_text()
     used = parse_usage(
         data.get("usage"), prompt_estimate=prompt_tokens, output_estimate=estimate_tokens(out)
     )
@@ -105,6 +136,7 @@ def parse_completion(
         tool_calls=tool_calls,
         latency_s=latency_s,
         response_id=data.get("id") if isinstance(data.get("id"), str) else None,
+        extra=extra,
     )
 
 
@@ -201,12 +233,21 @@ def tool_call_objects(calls: Sequence[tuple[str, str]], prefix: str) -> list[dic
     ]
 
 
-def usage(prompt: int, completion: int, cached: int) -> dict[str, Any]:
+def usage(
+    prompt: int, completion: int, cached: int, extra: Mapping[str, Any] = NO_EXTRA.usage
+) -> dict[str, Any]:
+    """A ``usage`` body; ``extra``: the upstream's other usage fields, put back (its
+    ``prompt_tokens_details`` with ``cached_tokens`` set to ``cached``)."""
+    details = extra.get("prompt_tokens_details")
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
+        **extra,
+        "prompt_tokens_details": {
+            **(details if isinstance(details, dict) else {}),
+            "cached_tokens": cached,
+        },
     }
 
 
@@ -218,18 +259,21 @@ def completion(
     finish_reason: str,
     tool_calls: list[dict[str, Any]],
     usage_body: dict[str, Any],
+    extra: WireExtra = NO_EXTRA,
 ) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": content}
+    """A ``chat.completion`` body; ``extra``: what the upstream said besides, put back
+    where it was (its ``usage`` part goes to :func:`usage`)."""
+    message: dict[str, Any] = {"role": "assistant", "content": content, **extra.message}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    choice = {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
     return {
         "id": response_id,
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
-        ],
+        **extra.response,
+        "choices": [{**choice, **extra.choice}],
         "usage": usage_body,
     }
 

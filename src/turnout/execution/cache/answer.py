@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from turnout.types import ChatResponse, ToolCall, Usage
+from turnout.types import ChatResponse, ToolCall, Usage, WireExtra
 
 CacheKind = Literal["exact", "semantic"]
 FORMAT = 1
 _UNCACHEABLE_FINISH = frozenset({"content_filter", "error"})
+_EXTRA = ("response", "choice", "message", "usage")
+"""The parts of an answer's :class:`~turnout.types.WireExtra`, stored when not empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,25 +49,24 @@ def storable(response: ChatResponse) -> bool:
 
 
 def encode_answer(response: ChatResponse, cost_usd: Decimal, stored_at: float) -> bytes:
-    doc = {
-        "format": FORMAT,
-        "stored_at": stored_at,
-        "cost_usd": str(cost_usd),
-        "response": {
-            "content": response.content,
-            "usage": [
-                response.usage.input_tokens,
-                response.usage.output_tokens,
-                response.usage.cached_input_tokens,
-            ],
-            "model": response.model,
-            "finish_reason": response.finish_reason,
-            "tool_calls": [[c.id, c.name, c.arguments] for c in response.tool_calls],
-            "latency_s": response.latency_s,
-            "ttft_s": response.ttft_s,
-            "response_id": response.response_id,
-        },
+    stored: dict[str, Any] = {
+        "content": response.content,
+        "usage": [
+            response.usage.input_tokens,
+            response.usage.output_tokens,
+            response.usage.cached_input_tokens,
+        ],
+        "model": response.model,
+        "finish_reason": response.finish_reason,
+        "tool_calls": [[c.id, c.name, c.arguments] for c in response.tool_calls],
+        "latency_s": response.latency_s,
+        "ttft_s": response.ttft_s,
+        "response_id": response.response_id,
     }
+    extra = {p: dict(getattr(response.extra, p)) for p in _EXTRA if getattr(response.extra, p)}
+    if extra:  # what the upstream said besides (logprobs, ...), replayed with the answer
+        stored["extra"] = extra
+    doc = {"format": FORMAT, "stored_at": stored_at, "cost_usd": str(cost_usd), "response": stored}
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -80,6 +81,7 @@ def decode_answer(
             return None
         r = doc["response"]
         inp, out, cached = (int(x) for x in r["usage"])
+        extra = r.get("extra") or {}
         usage = Usage(inp, out, cached)
         response = ChatResponse(
             content=r["content"],
@@ -90,6 +92,7 @@ def decode_answer(
             latency_s=float(r["latency_s"]),
             ttft_s=None if r["ttft_s"] is None else float(r["ttft_s"]),
             response_id=r["response_id"],
+            extra=WireExtra(**{p: dict(extra[p]) for p in _EXTRA if p in extra}),
         )
         return CachedAnswer(
             response, Decimal(doc["cost_usd"]), kind, key, float(doc["stored_at"]), similarity

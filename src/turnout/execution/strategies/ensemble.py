@@ -13,6 +13,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import replace
 
 from turnout.errors import TurnoutError
 from turnout.execution.attempt import replay
@@ -22,7 +23,7 @@ from turnout.execution.strategies.cascade import Acceptor
 from turnout.execution.strategies.chain import Event, Walk
 from turnout.execution.strategies.single import SingleRoute
 from turnout.execution.vote import Ballot, classification_like, majority
-from turnout.types import ChatRequest, ChatResponse, Message
+from turnout.types import NO_EXTRA, ChatRequest, ChatResponse, Message
 
 _NUMBER = re.compile(r"(?<![\d.])\d{1,3}(?![\d.]?\d)")
 """A whole number in a judge's reply (not part of a decimal)."""
@@ -111,7 +112,9 @@ class EnsembleWalk:
         self._pick(best, f"ensemble: no answer passed; kept {best.model} (highest tier)")
 
     def _pick(self, ballot: Ballot, note: str) -> None:
-        self.response, self.model, self.note = ballot.response, ballot.model, note
+        # chosen from several: no one upstream speaks for it (no logprobs, fingerprint...)
+        self.response = replace(ballot.response, extra=NO_EXTRA)
+        self.model, self.note = ballot.model, note
         self.current = ballot.model
 
     async def _judge(self, ballots: Sequence[Ballot], judge: str) -> Ballot | None:

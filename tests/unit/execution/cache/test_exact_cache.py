@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from turnout.execution.cache import CachedAnswer, ExactCache, MemoryBackend, stats
 from turnout.execution.cache.answer import decode_answer, encode_answer, storable
-from turnout.types import ChatRequest, ChatResponse, Message, ToolCall, Usage
+from turnout.types import ChatRequest, ChatResponse, Message, ToolCall, Usage, WireExtra
 
 
 class FakeClock:
@@ -107,6 +108,18 @@ def test_answer_round_trip_keeps_every_field() -> None:
     assert answer.cost_usd == Decimal("0.000123")
     assert answer.saved_usd == Decimal("0.000123")
     assert (answer.kind, answer.key, answer.stored_at, answer.similarity) == ("exact", "k", 5.0, 1)
+
+
+def test_answer_round_trip_keeps_what_the_upstream_said_besides() -> None:
+    extra = WireExtra(
+        response={"system_fingerprint": "fp_1"},
+        choice={"logprobs": {"content": [{"token": "yes", "logprob": -0.1}]}},
+        usage={"completion_tokens_details": {"reasoning_tokens": 3}},
+    )
+    with_extra = replace(RESPONSE, extra=extra)
+    answer = decode_answer(encode_answer(with_extra, Decimal(1), 5.0), kind="exact", key="k")
+    assert answer is not None and answer.response == with_extra
+    assert b"extra" not in encode_answer(RESPONSE, Decimal(1), 5.0)  # none: nothing stored
 
 
 @pytest.mark.parametrize("data", [b"not json", b"[]", b'{"format": 99}', b'{"format": 1}'])
