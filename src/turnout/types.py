@@ -186,7 +186,12 @@ class ChatResponse:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """A piece of the answer's text. ``extra``: what the upstream chunk it came in said
+    besides (``logprobs``, ``system_fingerprint``...); a chunk that said only such things
+    (a ``refusal`` delta) comes as a TextDelta with no text."""
+
     text: str
+    extra: WireExtra = NO_EXTRA
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +200,7 @@ class ToolCallDelta:
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    extra: WireExtra = NO_EXTRA
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,13 +208,15 @@ class StreamEnd:
     """The last event of a stream: how it finished and what it consumed.
 
     ``ttft_s`` is the time from sending the request to the first delta, when the
-    provider measured it."""
+    provider measured it. ``extra``: what the whole answer said besides (as
+    :attr:`ChatResponse.extra`)."""
 
     finish_reason: str | None
     usage: Usage
     model: str
     response_id: str | None = None
     ttft_s: float | None = None
+    extra: WireExtra = NO_EXTRA
 
 
 StreamEvent = TextDelta | ToolCallDelta | StreamEnd

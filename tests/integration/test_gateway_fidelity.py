@@ -259,3 +259,82 @@ async def test_an_ensemble_answer_has_no_single_upstream_to_pass_on(
     assert r.choices[0].message.content == "yes"
     assert r.system_fingerprint is None and r.choices[0].logprobs is None
     assert r.usage is not None and r.usage.completion_tokens_details is None
+
+
+# -- streams -----------------------------------------------------------------------------------
+
+
+async def test_streamed_logprobs_ride_on_their_own_chunk(
+    client: openai.AsyncOpenAI, upstream: CannedUpstream
+) -> None:
+    words = ["Hel", "lo"]
+    per_word = [
+        {"content": [{"token": w, "logprob": -0.5, "bytes": list(w.encode()), "top_logprobs": []}],
+         "refusal": None}
+        for w in words
+    ]  # fmt: skip
+    upstream.answer(
+        [
+            chunk({"role": "assistant", "content": "", "refusal": None}),
+            *(chunk({"content": w}, logprobs=lp) for w, lp in zip(words, per_word, strict=True)),
+            chunk({}, finish="stop"),
+            chunk(None, usage=USAGE),
+        ]
+    )
+    stream = await client.chat.completions.create(
+        model="cheap", messages=USER, stream=True, logprobs=True, top_logprobs=0
+    )
+    chunks = [c async for c in stream]
+    with_text = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert [c.choices[0].delta.content for c in with_text] == words
+    sent = [c.choices[0].logprobs.model_dump() for c in with_text]  # type: ignore[union-attr]
+    assert sent == per_word
+    assert all(c.choices[0].logprobs is None for c in chunks if c not in with_text and c.choices)
+    assert {c.system_fingerprint for c in chunks} == {"fp_up"}
+
+
+async def test_streamed_refusal_is_forwarded_and_counted(
+    client: openai.AsyncOpenAI, upstream: CannedUpstream
+) -> None:
+    pieces = ["I'm sorry, ", "I can't help ", "with that request."]
+    upstream.answer(  # no usage from the upstream: turnout estimates it
+        [
+            chunk({"role": "assistant", "content": None, "refusal": ""}),
+            *(chunk({"refusal": p}) for p in pieces),
+            chunk({}, finish="stop"),
+        ]
+    )
+    stream = await client.chat.completions.create(
+        model="cheap", messages=USER, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = [c async for c in stream]
+    refused = [
+        c.choices[0].delta.refusal for c in chunks if c.choices and c.choices[0].delta.refusal
+    ]
+    assert refused == pieces
+    assert not any(c.choices[0].delta.content for c in chunks if c.choices)
+    usage = chunks[-1].usage
+    assert usage is not None and usage.completion_tokens >= len(REFUSAL) // 4
+
+
+async def test_a_judged_stream_carries_what_its_answer_said_added_up(
+    client: openai.AsyncOpenAI, upstream: CannedUpstream
+) -> None:
+    words = ["A long enough answer ", "for the cascade's bar."]
+    per_word = [{"content": [{"token": w, "logprob": -0.5, "top_logprobs": []}]} for w in words]
+    upstream.answer(
+        [chunk({"content": "short"}), chunk({}, finish="stop")],  # below the bar: escalated
+        [
+            *(chunk({"content": w}, logprobs=lp) for w, lp in zip(words, per_word, strict=True)),
+            chunk({}, finish="stop"),
+        ],
+    )
+    ask: Any = [{"role": "user", "content": "escalate this"}]
+    stream = await client.chat.completions.create(
+        model="escalate", messages=ask, stream=True, logprobs=True
+    )
+    chunks = [c async for c in stream]
+    with_text = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert "".join(c.choices[0].delta.content or "" for c in with_text) == "".join(words)
+    logprobs = [t.token for c in with_text for t in (c.choices[0].logprobs.content or [])]  # type: ignore[union-attr]
+    assert logprobs == words

@@ -27,15 +27,15 @@ from turnout.execution.limits import ConcurrencyGate
 from turnout.execution.timeouts import TotalExpired
 from turnout.execution.watchdog import Expired, Watchdog
 from turnout.pricing.tokens import estimated_usage
-from turnout.providers.base import Provider
+from turnout.providers.base import Provider, replay
 from turnout.types import (
+    NO_EXTRA,
     ChatRequest,
     ChatResponse,
     StreamEnd,
     StreamEvent,
     TextDelta,
     ToolCall,
-    ToolCallDelta,
     Usage,
 )
 
@@ -63,27 +63,13 @@ class _Completion:
             yield event
 
 
-def replay(r: ChatResponse, ttft_s: float | None = None) -> list[StreamEvent]:
-    """A finished answer as stream events (a cache hit, a judged answer, a completion)."""
-    events: list[StreamEvent] = []
-    if r.content:
-        events.append(TextDelta(r.content))
-    for i, call in enumerate(r.tool_calls):
-        events.append(ToolCallDelta(i, call.id, call.name, call.arguments))
-    events.append(
-        StreamEnd(
-            r.finish_reason, r.usage, r.model, r.response_id, r.ttft_s if ttft_s is None else ttft_s
-        )
-    )
-    return events
-
-
 class Attempt:
     """Iterate :meth:`events` for the answer's deltas (never the StreamEnd); afterwards
     ``response`` holds the answer, or ``error`` why there is none (also in the ledger)."""
 
     __slots__ = (
-        "_tools", "error", "model", "parts", "request", "response", "run", "started", "ttft",
+        "_said", "_tools", "error", "model", "parts", "request", "response", "run", "started",
+        "ttft",
     )  # fmt: skip
 
     def __init__(self, run: DecisionRun, model: str, request: ChatRequest) -> None:
@@ -95,6 +81,7 @@ class Attempt:
         self.started = False
         self.parts: list[str] = []
         self._tools: dict[int, list[str]] = {}
+        self._said: list[str] = []  # text the answer gave besides its content (a refusal)
         self.ttft: float | None = None
 
     @property
@@ -157,6 +144,8 @@ class Attempt:
                     self.ttft = time.perf_counter() - t0
                 if isinstance(event, TextDelta):
                     self.parts.append(event.text)
+                    if event.extra.message:
+                        self._said.append(event.extra.output_text())
                 else:
                     self._tools.setdefault(event.index, [event.id or "", event.name or ""])
                     self._tools[event.index].append(event.arguments)
@@ -248,7 +237,7 @@ class Attempt:
             self.text or (None if calls else ""), usage, end.model if end else model_id,
             end.finish_reason if end else None, calls, latency_s=latency,
             ttft_s=end.ttft_s if end is not None and end.ttft_s is not None else self.ttft,
-            response_id=end.response_id if end else None,
+            response_id=end.response_id if end else None, extra=end.extra if end else NO_EXTRA,
         )  # fmt: skip
 
     def _record(
@@ -273,4 +262,5 @@ class Attempt:
         return f"(after {len(self.text)} characters)"
 
     def _estimate(self) -> Usage:
-        return estimated_usage(self.request.messages, self.text, self.request.tools)
+        said = self.text + "".join(self._said)
+        return estimated_usage(self.request.messages, said, self.request.tools)

@@ -83,10 +83,17 @@ def completion_body(answer: Answer, response_id: str) -> dict[str, Any]:
     )
 
 
+def _top(extra: WireExtra) -> WireExtra:
+    """Only the top-level fields of ``extra`` (``system_fingerprint``): those every chunk
+    of an upstream's answer carries, the role, finish and usage chunks too."""
+    return WireExtra(extra.response) if extra.response else NO_EXTRA
+
+
 class ChunkEncoder:
     """Stream events to SSE bytes, exactly as OpenAI frames them: a first chunk with the
-    role, content and tool-call deltas, a last chunk with ``finish_reason``, the
-    usage-only chunk when asked for, then ``data: [DONE]``."""
+    role, content and tool-call deltas (one chunk each, with what its upstream chunk said
+    besides), a last chunk with ``finish_reason``, the usage-only chunk when asked for,
+    then ``data: [DONE]``."""
 
     def __init__(self, response_id: str, model: str, *, include_usage: bool) -> None:
         self.response_id = response_id
@@ -94,41 +101,57 @@ class ChunkEncoder:
         self.include_usage = include_usage
         self.created = int(time.time())
         self.started = False
-        self._text: tuple[str, bytes, bytes] | None = None  # model, the text chunk around its text
+        self._text: tuple[str, WireExtra, bytes, bytes] | None = None
+        """The model and top-level fields the text frame was made for, and the frame."""
 
-    def _text_chunk(self, text: str) -> bytes:
-        """A content chunk: the frame around the text is encoded once per model, only the
-        text each time (the same bytes as :meth:`_chunk`, a fraction of the work)."""
-        if self._text is None or self._text[0] != self.model:
-            whole = self._chunk({"content": _MARK})
+    def _text_chunk(self, text: str, extra: WireExtra) -> bytes:
+        """A content chunk with only top-level fields besides: the frame around the text
+        is encoded once per model and such fields, only the text each time (the same
+        bytes as :meth:`_chunk`, a fraction of the work)."""
+        made, top = self._text, extra.response
+        if (
+            made is None
+            or made[0] != self.model
+            or (made[1].response is not top and made[1].response != top)
+        ):
+            whole = self._chunk({"content": _MARK}, extra=extra)
             head, _, tail = whole.partition(_MARK_JSON)
-            self._text = (self.model, head, tail)
-        _, head, tail = self._text
-        return head + encode(text) + tail
+            made = self._text = (self.model, extra, head, tail)
+        return made[2] + encode(text) + made[3]
 
     def _chunk(
-        self, delta: dict[str, Any] | None, finish: str | None = None, **extra: Any
+        self,
+        delta: dict[str, Any] | None,
+        finish: str | None = None,
+        usage: dict[str, Any] | None = None,
+        extra: WireExtra = NO_EXTRA,
     ) -> bytes:
         return wire.sse(
-            wire.chunk(self.response_id, self.model, self.created, delta, finish, **extra)
+            wire.chunk(self.response_id, self.model, self.created, delta, finish, usage, extra)
         )
 
     def delta(self, event: TextDelta | ToolCallDelta) -> bytes:
+        """A delta's chunk, with what its upstream chunk said besides (``logprobs``, a
+        ``refusal``, ``system_fingerprint``), after the role chunk if it is the first."""
+        extra = event.extra
         head = b""
         if not self.started:
             self.started = True
-            head = self._chunk({"role": "assistant", "content": ""})
+            head = self._chunk({"role": "assistant", "content": ""}, extra=_top(extra))
         if isinstance(event, TextDelta):
-            return head + self._text_chunk(event.text)
+            if not (extra.choice or extra.message):
+                return head + self._text_chunk(event.text, extra)
+            return head + self._chunk({"content": event.text} if event.text else {}, extra=extra)
         call = wire.tool_call_delta(event.index, event.id, event.name, event.arguments)
-        return head + self._chunk({"tool_calls": [call]})
+        return head + self._chunk({"tool_calls": [call]}, extra=extra)
 
     def end(self, end: StreamEnd, cost: Decimal) -> bytes:
-        out = b"" if self.started else self._chunk({"role": "assistant", "content": ""})
+        top = _top(end.extra)
+        out = b"" if self.started else self._chunk({"role": "assistant", "content": ""}, extra=top)
         self.started = True
-        out += self._chunk({}, end.finish_reason or "stop")
+        out += self._chunk({}, end.finish_reason or "stop", extra=top)
         if self.include_usage:
-            out += self._chunk(None, usage_body=usage_body(end.usage, cost))
+            out += self._chunk(None, usage=usage_body(end.usage, cost, end.extra), extra=top)
         return out + wire.SSE_DONE
 
     @staticmethod

@@ -320,6 +320,7 @@ class OpenAICompatProvider(Provider):
             state.model,
             state.response_id,
             ttft,
+            state.extra(),
         )
 
     def _deltas(self, state: wire.StreamState, data: str, model: str) -> list[wire.Delta]:

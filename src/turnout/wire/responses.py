@@ -65,9 +65,31 @@ def parse_usage(data: Any, *, prompt_estimate: int, output_estimate: int) -> Usa
 
 def rest(data: Any, own: frozenset[str]) -> dict[str, Any]:
     """The fields of ``data`` (an object) that are not in ``own`` and have a value."""
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or data.keys() <= own:  # the common case, fast
         return {}
     return {k: v for k, v in data.items() if v is not None and k not in own}
+
+
+def _merge(into: dict[str, Any], part: Mapping[str, Any]) -> None:
+    """Add one chunk's fields to the answer's so far, as OpenAI's SDK accumulates a
+    stream: text and lists are appended to, objects merged, anything else replaced
+    (``into`` owns its containers: the chunk's are never changed)."""
+    for key, value in part.items():
+        old = into.get(key)
+        if isinstance(old, str) and isinstance(value, str):
+            into[key] = old + value
+        elif isinstance(old, list) and isinstance(value, list):
+            old.extend(value)
+        elif isinstance(old, dict) and isinstance(value, dict):
+            _merge(old, value)
+        else:
+            into[key] = _own(value)
+
+
+def _own(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _own(v) for k, v in value.items()}
+    return list(value) if isinstance(value, list) else value
 
 
 def _count(value: Any) -> int | None:
@@ -141,9 +163,18 @@ def parse_completion(
 
 
 class StreamState:
-    """What a stream has said so far; :meth:`feed` turns one chunk into deltas."""
+    """What a stream has said so far; :meth:`feed` turns one chunk into deltas.
 
-    __slots__ = ("finish_reason", "model", "output_chars", "response_id", "usage")
+    What a chunk says that turnout does not read itself rides on its first delta
+    (``extra``: the chunk's own fields, its choice's such as ``logprobs``, its delta's
+    such as ``refusal``; a chunk with nothing else becomes an empty :class:`TextDelta`),
+    and every delta carries the chunk's top-level fields (``system_fingerprint``).
+    :meth:`extra` adds them up into the whole answer's."""
+
+    __slots__ = (
+        "_choice", "_message", "_response", "_top", "_top_only", "finish_reason", "model",
+        "output_chars", "response_id", "usage",
+    )  # fmt: skip
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -152,6 +183,11 @@ class StreamState:
         """The last ``usage`` the server sent (None: none yet)."""
         self.response_id: str | None = None
         self.output_chars = 0
+        self._top: Mapping[str, Any] = NO_EXTRA.response
+        self._top_only = NO_EXTRA  # a WireExtra of _top alone
+        self._response: dict[str, Any] = {}
+        self._choice: dict[str, Any] = {}
+        self._message: dict[str, Any] = {}
 
     def feed(self, chunk: Any) -> list[Delta]:
         """Deltas of one ``chat.completion.chunk``; ValueError if it is not one."""
@@ -163,6 +199,10 @@ class StreamState:
                 self.model = chunk["model"]
         if chunk.get("usage") is not None:
             self.usage = chunk["usage"]
+        top = rest(chunk, _RESPONSE_OWN)
+        if top != self._top:  # one object while it stays the same (the gateway keys on it)
+            self._top, self._top_only = top, WireExtra(top) if top else NO_EXTRA
+            self._response.update(top)
         choices = chunk.get("choices")
         if not choices:
             if choices is None and chunk.get("usage") is None:
@@ -174,23 +214,40 @@ class StreamState:
         if choice.get("finish_reason"):
             self.finish_reason = str(choice["finish_reason"])
         delta = choice.get("delta")
-        if delta is None:
-            return []
-        if not isinstance(delta, dict):
+        if delta is not None and not isinstance(delta, dict):
             raise ValueError("stream chunk delta is not an object")
+        said, besides = rest(choice, _CHOICE_OWN), rest(delta, _MESSAGE_OWN)
+        if said or besides:
+            _merge(self._choice, said)
+            _merge(self._message, besides)
+            extra = WireExtra(self._top, said, besides)
+            self.output_chars += len(extra.output_text())
+        else:
+            extra = self._top_only
         out: list[Delta] = []
-        text = delta.get("content")
+        text = delta.get("content") if delta else None
         if text:
             if not isinstance(text, str):
                 raise ValueError("stream chunk delta.content is not a string")
             self.output_chars += len(text)
-            out.append(TextDelta(text))
-        calls = delta.get("tool_calls")
+            out.append(TextDelta(text, extra))
+        calls = delta.get("tool_calls") if delta else None
         if calls:
-            out.extend(self._tool_deltas(calls))
+            later = self._top_only
+            out.extend(self._tool_deltas(calls, later if out else extra, later))
+        if not out and (said or besides):
+            out.append(TextDelta("", extra))
         return out
 
-    def _tool_deltas(self, calls: Any) -> list[Delta]:
+    def extra(self) -> WireExtra:
+        """What the whole answer said besides, so far: its chunks' top-level fields (the
+        last value of each), their choices' and deltas' added up as OpenAI's SDK does, and
+        its ``usage``'s."""
+        usage = rest(self.usage, _USAGE_OWN)
+        said = (_own(self._response), _own(self._choice), _own(self._message))  # frozen from now
+        return WireExtra(*said, usage) if any(said) or usage else NO_EXTRA
+
+    def _tool_deltas(self, calls: Any, first: WireExtra, later: WireExtra) -> list[Delta]:
         if not isinstance(calls, list):
             raise ValueError("stream chunk delta.tool_calls is not a list")
         out: list[Delta] = []
@@ -208,6 +265,7 @@ class StreamState:
                     call.get("id") if isinstance(call.get("id"), str) else None,
                     fn.get("name") if isinstance(fn.get("name"), str) else None,
                     arguments,
+                    later if out else first,
                 )
             )
         return out
@@ -285,16 +343,21 @@ def chunk(
     delta: dict[str, Any] | None,
     finish_reason: str | None = None,
     usage_body: dict[str, Any] | None = None,
+    extra: WireExtra = NO_EXTRA,
 ) -> dict[str, Any]:
-    """A ``chat.completion.chunk``; ``delta=None`` makes the usage-only chunk (no choices)."""
+    """A ``chat.completion.chunk``; ``delta=None`` makes the usage-only chunk (no choices).
+    ``extra``: what the upstream chunk said besides, put back where it was."""
+    choices: list[dict[str, Any]] = []
+    if delta is not None:
+        choice = {"index": 0, "delta": {**delta, **extra.message}, "finish_reason": finish_reason}
+        choices.append({**choice, "logprobs": None, **extra.choice})
     body: dict[str, Any] = {
         "id": response_id,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "choices": []
-        if delta is None
-        else [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+        **extra.response,
+        "choices": choices,
     }
     if usage_body is not None:
         body["usage"] = usage_body

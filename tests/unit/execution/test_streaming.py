@@ -23,11 +23,22 @@ from turnout.execution.retry import RetryPolicy
 from turnout.execution.stream_cut import Restart
 from turnout.execution.timeouts import Timeouts
 from turnout.providers.base import Provider
+from turnout.providers.function import FunctionProvider
 from turnout.providers.pool import ModelPool
-from turnout.types import ChatRequest, ChatResponse, Decision, Message, StreamEnd, TextDelta, Usage
+from turnout.types import (
+    NO_EXTRA,
+    ChatRequest,
+    ChatResponse,
+    Decision,
+    Message,
+    StreamEnd,
+    TextDelta,
+    Usage,
+    WireExtra,
+)
 
 REQ = ChatRequest((Message.user("hello there"),))
-Step = str | float | BaseException
+Step = str | float | BaseException | TextDelta
 """A scripted stream: text is a token, a float a silence (seconds), an exception raised."""
 
 
@@ -52,7 +63,7 @@ class Scripted(Provider):
                 elif isinstance(step, BaseException):
                     raise step
                 else:
-                    yield TextDelta(step)
+                    yield step if isinstance(step, TextDelta) else TextDelta(step)
             yield StreamEnd("stop", Usage(10, 2), request.model)
         finally:
             self.closed += 1
@@ -203,3 +214,54 @@ def _timed_out(error: object) -> bool:
     if isinstance(error, AllAttemptsFailed):
         error = error.errors[-1]
     return isinstance(error, ProviderTimeout) and "total timeout" in str(error)
+
+
+# -- what an upstream said besides its text ------------------------------------------------
+
+SAID = WireExtra(
+    response={"system_fingerprint": "fp_1"},
+    choice={"logprobs": {"content": [{"token": "hi", "logprob": -0.1}]}},
+)
+
+
+def saying(extra: WireExtra) -> FunctionProvider:
+    return FunctionProvider(
+        stream_fn=lambda r: [
+            TextDelta("hi", extra),
+            StreamEnd("stop", Usage(3, 1), r.model, extra=extra),
+        ]
+    )
+
+
+async def test_what_a_stream_said_besides_reaches_the_caller_and_the_answer(
+    settings: Settings,
+) -> None:
+    s = stream(executor(settings, saying(SAID)), "opus")
+    events, error = await consume(s)
+    assert error is None and events[0] == TextDelta("hi", SAID)
+    assert isinstance(events[-1], StreamEnd) and events[-1].extra == SAID
+    assert s.execution is not None and s.execution.response is not None
+    assert s.execution.response.extra == SAID
+
+
+async def test_a_continued_answer_has_no_single_upstream_to_speak_for_it(
+    settings: Settings,
+) -> None:
+    hosted = Scripted(["partial ", ProviderConnectionError("reset")])
+    s = stream(executor(settings, hosted, saying(SAID)), "opus", "nano", on_stream_cut="continue")
+    events, error = await consume(s)
+    assert error is None and TextDelta("hi", SAID) in events  # each chunk as it came
+    assert isinstance(events[-1], StreamEnd) and events[-1].extra == NO_EXTRA
+    assert s.execution is not None and s.execution.response is not None
+    assert s.execution.response.extra == NO_EXTRA
+
+
+async def test_a_refusal_cut_short_is_charged_as_output(settings: Settings) -> None:
+    refusal = TextDelta("", WireExtra(message={"refusal": "x" * 40}))
+    hosted = Scripted([refusal, ProviderConnectionError("reset")])
+    s = stream(executor(settings, hosted), "opus")
+    events, error = await consume(s)
+    assert events == [refusal] and isinstance(error, ProviderConnectionError)
+    assert s.execution is not None
+    attempt = s.execution.attempts[0]
+    assert attempt.output_tokens == 10 and attempt.usage_estimated

@@ -9,7 +9,7 @@ from decimal import Decimal
 from support.gateway_double import FakeAnswer, call
 from turnout.gateway.replies import ChunkEncoder, answer_headers, header_value
 from turnout.pricing.money import usd_exact as money
-from turnout.types import StreamEnd, TextDelta, ToolCallDelta, Usage
+from turnout.types import StreamEnd, TextDelta, ToolCallDelta, Usage, WireExtra
 
 
 def frames(raw: bytes) -> list[str]:
@@ -94,3 +94,40 @@ def test_an_estimated_usage_is_marked_in_the_headers() -> None:
     assert "x-turnout-usage-estimated" not in answer_headers(FakeAnswer(), "r1")
     estimated = FakeAnswer(usage=Usage(12, 3, estimated=True))
     assert answer_headers(estimated, "r1")["x-turnout-usage-estimated"] == "true"
+
+
+def test_what_an_upstream_chunk_said_besides_goes_back_on_its_chunk() -> None:
+    top = {"system_fingerprint": "fp_1"}
+    lp = {"content": [{"token": "Hi", "logprob": -0.1}], "refusal": None}
+    enc = ChunkEncoder("chatcmpl-1", "haiku", include_usage=True)
+    out = enc.delta(TextDelta("Hi", WireExtra(top, {"logprobs": lp})))
+    out += enc.delta(TextDelta("", WireExtra(top, message={"refusal": "No."})))
+    out += enc.delta(TextDelta(" there", WireExtra(top)))
+    details = {"completion_tokens_details": {"reasoning_tokens": 4},
+               "prompt_tokens_details": {"cached_tokens": 9, "audio_tokens": 0}}  # fmt: skip
+    out += enc.end(
+        StreamEnd("stop", Usage(5, 2, 1), "haiku", extra=WireExtra(top, usage=details)), Decimal(0)
+    )
+    bodies = [json.loads(c) for c in frames(out)[:-1]]
+    assert all(b["system_fingerprint"] == "fp_1" for b in bodies)  # role, finish, usage too
+    choices = [b["choices"][0] for b in bodies[:-1]]
+    assert choices[0]["delta"] == {"role": "assistant", "content": ""}
+    assert choices[1]["delta"] == {"content": "Hi"} and choices[1]["logprobs"] == lp
+    assert choices[2]["delta"] == {"refusal": "No."} and choices[2]["logprobs"] is None
+    assert choices[3]["delta"] == {"content": " there"} and choices[3]["logprobs"] is None
+    assert choices[4]["finish_reason"] == "stop"
+    assert bodies[-1]["usage"]["completion_tokens_details"] == {"reasoning_tokens": 4}
+    assert bodies[-1]["usage"]["prompt_tokens_details"] == {"cached_tokens": 1, "audio_tokens": 0}
+
+
+def test_a_text_chunk_with_top_level_fields_is_byte_for_byte_the_full_encoding() -> None:
+    from turnout.wire import responses as wire
+
+    enc = ChunkEncoder("chatcmpl-9", "haiku", include_usage=False)
+    enc.delta(TextDelta(""))
+    for top in [{"system_fingerprint": "a"}, {"system_fingerprint": "a"}, {}, {"obfuscation": "x"}]:
+        extra = WireExtra(top)
+        want = wire.sse(
+            wire.chunk("chatcmpl-9", "haiku", enc.created, {"content": "t"}, extra=extra)
+        )
+        assert enc.delta(TextDelta("t", extra)) == want

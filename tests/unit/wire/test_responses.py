@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from turnout.types import NO_EXTRA, Usage, WireExtra
+from turnout.types import NO_EXTRA, TextDelta, ToolCallDelta, Usage, WireExtra
 from turnout.wire import responses as wire
 
 
@@ -117,3 +117,61 @@ def test_a_refusal_is_output_when_the_tokens_are_estimated() -> None:
     body["choices"][0]["message"] = {"role": "assistant", "content": None, "refusal": "x" * 40}
     answer = wire.parse_completion(body, model="m", latency_s=0, prompt_tokens=1)
     assert answer.usage == Usage(1, 10, estimated=True)
+
+
+# -- what a stream says besides ---------------------------------------------------------------
+
+TOP = {"system_fingerprint": "fp_1", "service_tier": "default"}
+
+
+def chunk(delta: dict[str, Any] | None, **choice: Any) -> dict[str, Any]:
+    choices = [] if delta is None else [{"index": 0, "delta": delta, **choice}]
+    return {"id": "c", "object": "chat.completion.chunk", "model": "m", **TOP, "choices": choices}
+
+
+def test_a_chunks_fields_ride_on_its_first_delta_and_top_level_ones_on_every_delta() -> None:
+    state = wire.StreamState("m")
+    lp = {"content": [{"token": "Hi", "logprob": -0.1}], "refusal": None}
+    call = {"index": 0, "id": "t1", "function": {"name": "f", "arguments": ""}}
+    events = [
+        *state.feed(chunk({"role": "assistant", "content": "", "refusal": None}, logprobs=None)),
+        *state.feed(chunk({"content": "Hi", "tool_calls": [call, call]}, logprobs=lp)),
+        *state.feed(chunk({"refusal": "No."}, logprobs=None)),
+        *state.feed(chunk({}, finish_reason="stop", logprobs=None)),
+    ]
+    top_only = WireExtra(TOP)
+    assert events == [
+        TextDelta("Hi", WireExtra(TOP, {"logprobs": lp})),
+        ToolCallDelta(0, "t1", "f", "", top_only),
+        ToolCallDelta(0, "t1", "f", "", top_only),
+        TextDelta("", WireExtra(TOP, message={"refusal": "No."})),  # a chunk with no text
+    ]
+    assert events[1].extra.response is events[3].extra.response  # one object while the same
+
+
+def test_the_whole_answer_says_what_its_chunks_said_added_up() -> None:
+    state = wire.StreamState("m")
+    first = {"content": [{"token": "I", "logprob": -0.1}]}
+    state.feed(chunk({"refusal": "I can"}, logprobs=first))
+    state.feed(chunk({"refusal": "not."}, logprobs={"content": [{"token": "not", "logprob": -1}]}))
+    state.feed({"id": "c", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2,
+                "completion_tokens_details": {"reasoning_tokens": 1}}})  # fmt: skip
+    assert state.extra() == WireExtra(
+        TOP,
+        {
+            "logprobs": {
+                "content": [{"token": "I", "logprob": -0.1}, {"token": "not", "logprob": -1}]
+            }
+        },
+        {"refusal": "I cannot."},
+        {"completion_tokens_details": {"reasoning_tokens": 1}},
+    )
+    assert first == {"content": [{"token": "I", "logprob": -0.1}]}  # the chunk's own: unchanged
+    assert state.output_chars == len("I cannot.")
+
+
+def test_a_plain_stream_has_nothing_besides() -> None:
+    state = wire.StreamState("m")
+    events = state.feed({"id": "c", "choices": [{"index": 0, "delta": {"content": "Hi"}}]})
+    assert events == [TextDelta("Hi")] and events[0].extra is NO_EXTRA
+    assert state.extra() == NO_EXTRA

@@ -14,11 +14,12 @@ import time
 from collections.abc import AsyncGenerator
 
 from turnout.errors import BadRequest, error_class_of
-from turnout.execution.attempt import Attempt, replay
+from turnout.execution.attempt import Attempt
 from turnout.execution.run import DecisionRun
 from turnout.execution.strategies.base import Route
 from turnout.execution.stream_cut import Restart, continuation
 from turnout.execution.timeouts import TotalExpired
+from turnout.providers.base import replay
 from turnout.types import ChatRequest, ChatResponse, StreamEnd, StreamEvent, Usage
 
 Event = StreamEvent | Restart
@@ -125,7 +126,9 @@ class Walk:
         if run.streamed:
             if forward:
                 r = self.response
-                yield StreamEnd(r.finish_reason, r.usage, r.model, r.response_id, self.ttft_s)
+                yield StreamEnd(
+                    r.finish_reason, r.usage, r.model, r.response_id, self.ttft_s, r.extra
+                )
             else:  # judged whole: now it may be shown
                 self.ttft_s = time.perf_counter() - t0 - ledger.queued_s
                 for event in replay(self.response, self.ttft_s):

@@ -16,13 +16,13 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import replace
 
 from turnout.errors import TurnoutError
-from turnout.execution.attempt import replay
 from turnout.execution.ledger import Ledger
 from turnout.execution.run import DecisionRun
 from turnout.execution.strategies.cascade import Acceptor
 from turnout.execution.strategies.chain import Event, Walk
 from turnout.execution.strategies.single import SingleRoute
 from turnout.execution.vote import Ballot, classification_like, majority
+from turnout.providers.base import replay
 from turnout.types import NO_EXTRA, ChatRequest, ChatResponse, Message
 
 _NUMBER = re.compile(r"(?<![\d.])\d{1,3}(?![\d.]?\d)")
