@@ -94,6 +94,28 @@ def assert_clean(exc: BaseException) -> None:
 # -- success ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_base_url_query_is_kept_after_the_endpoint_path(
+    server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
+    """Azure-style ``?api-version=``: the path goes under base_url's, the query after."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    base = server.base_url + "/?api-version=2024-10-21&tenant=a%20b"
+    p = OpenAICompatProvider(name="azure", base_url=base, api_key_env=KEY_ENV,
+                             timeouts=TIMEOUTS)  # fmt: skip
+    try:
+        await call(p, ask(), streamed=streamed)
+    finally:
+        await p.aclose()
+    (seen,) = server.requests
+    assert seen.path == "/v1/chat/completions"
+    assert seen.query in (
+        "api-version=2024-10-21&tenant=a+b",
+        "api-version=2024-10-21&tenant=a%20b",
+    )
+    assert "api-version" not in repr(p)  # the query may hold a key: never shown
+
+
 async def test_complete_returns_text_usage_and_sends_the_key(
     server: FakeOpenAI, provider: OpenAICompatProvider
 ) -> None:

@@ -75,7 +75,9 @@ class OpenAICompatProvider(Provider):
         self.max_connections = max_connections
         self.models = tuple(models)
         self._headers = dict(headers or {})
-        self._url = URL(self.base_url + "/chat/completions")
+        # the endpoint's path under base_url's, its query (Azure's ?api-version=) kept
+        path = url.path.rstrip("/") + "/chat/completions"
+        self._url = url.with_path(path).with_query(url.query)
         for header, value in self._headers.items():  # they go into the request verbatim
             if any(c in header + value for c in "\r\n"):
                 field = f"providers.{name}.headers.{header.strip()}"

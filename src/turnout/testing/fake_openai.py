@@ -70,6 +70,8 @@ class RecordedRequest:
     headers: Mapping[str, str]
     body: Any
     fault: Fault
+    query: str = ""
+    """The query string, undecoded (``api-version=...``)."""
 
     @property
     def authorization(self) -> str | None:
@@ -242,6 +244,7 @@ class FakeOpenAI:
                     {k.lower(): v for k, v in headers.items()},
                     body,
                     fault,
+                    request.rel_url.raw_query_string,
                 )
             )
         try:
