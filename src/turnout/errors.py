@@ -80,6 +80,10 @@ class ProviderError(TurnoutError):
     """One call to a provider failed."""
 
     retryable: bool = False
+    """Worth asking the same model again (after a pause)."""
+    model_fault: bool = False
+    """A fault of this model's set-up (its provider's key, its endpoint or id), not of
+    the request: not worth asking it again, but a fallback moves on to its next model."""
     error_class: str = "provider_error"
     usage: Usage | None = None
     """What the failed call consumed, when the provider said (e.g. an answer stopped by
@@ -157,11 +161,21 @@ class ContentFiltered(ProviderError):
 
 
 class AuthenticationError(ProviderError):
+    model_fault = True
     error_class = "auth"
 
 
 class BadRequest(ProviderError):
     error_class = "bad_request"
+
+
+class EndpointNotFound(ProviderError):
+    """The provider has no such endpoint or model (HTTP 404): turnout's configuration
+    (its ``base_url`` or a model's ``id``) is wrong, not the caller's request, so the
+    next model is tried and the caller hears 502, not 400."""
+
+    model_fault = True
+    error_class = "not_found"
 
 
 class MalformedResponse(ProviderError):

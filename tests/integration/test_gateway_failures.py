@@ -110,6 +110,27 @@ async def test_a_retry_after_past_the_cap_is_not_retried_and_reaches_the_client(
     assert [r.model for r in upstream.requests] == ["fault:503:retry-after=120", "small-1"]
 
 
+async def test_an_upstream_404_is_the_gateways_configuration_not_the_callers_request(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    """A provider without the endpoint or the model (a wrong base_url or model id) answers
+    404: the caller hears 502 (not a 400 blaming its request), once, and a fallback moves
+    on to its next model."""
+    executor = {"retries": retries(3), "breaker": NO_BREAKER}
+    models = {"gone": "fault:404"}
+    policies = {"gone": {"kind": "static", "model": "gone"},
+                "onwards": {"kind": "fallback", "models": ["gone", "small"]}}  # fmt: skip
+    async with serve(upstream, tmp_path, executor=executor, models=models, policies=policies) as c:
+        with pytest.raises(openai.InternalServerError) as failed:
+            await c.chat.completions.create(model="gone", messages=USER)
+        assert failed.value.status_code == 502 and failed.value.code == "all_attempts_failed"
+        assert [r.model for r in upstream.requests] == ["fault:404"]  # not asked again
+        upstream.reset()
+        answer = await c.chat.completions.create(model="onwards", messages=USER)
+    assert answer.model == "small"
+    assert [r.model for r in upstream.requests] == ["fault:404", "small-1"]
+
+
 # -- what the upstream said -------------------------------------------------------------------
 
 

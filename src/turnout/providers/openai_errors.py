@@ -26,6 +26,7 @@ from turnout.errors import (
     BadRequest,
     ContentFiltered,
     ContextLengthExceeded,
+    EndpointNotFound,
     ProviderError,
     ProviderTimeout,
     RateLimited,
@@ -198,6 +199,8 @@ def _classified(
         return ContentFiltered(message, model=model, status=status)
     if status == 408:
         return ProviderTimeout(message, model=model, status=status)
+    if status in (404, 405):  # no such endpoint or model there: turnout's config, not the request
+        return EndpointNotFound(message, model=model, status=status)
     if client_error or (status is not None and status < 400):
         return BadRequest(message, model=model, status=status)
     return ServerError(message, model=model, status=status)

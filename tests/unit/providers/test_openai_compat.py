@@ -16,6 +16,7 @@ from turnout.errors import (
     ConfigError,
     ContentFiltered,
     ContextLengthExceeded,
+    EndpointNotFound,
     ProviderError,
     ProviderTimeout,
     RateLimited,
@@ -309,7 +310,7 @@ def openai_error(
         ),
         (408, openai_error("request timeout"), ProviderTimeout),
         (400, openai_error("bad field"), BadRequest),
-        (404, openai_error("no such model", "model_not_found"), BadRequest),
+        (404, openai_error("no such model", "model_not_found"), EndpointNotFound),
         (422, {"detail": [{"loc": ["body", "messages"], "msg": "field required"}]}, BadRequest),
         (302, b"", BadRequest),
         # context window: by code, then by the messages of OpenAI, vLLM, llama.cpp, LiteLLM...

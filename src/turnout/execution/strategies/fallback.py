@@ -1,9 +1,11 @@
 """``fallback``: down the chain, each model once.
 
 A retryable failure (429, 5xx, timeout, refused connection, malformed response,
-open breaker) moves to the next model; context length exceeded brings a model
-with a larger window next (from the chain, else the pool); a content-filter
-refusal brings ``Decision.on_content_filter``; any other failure stops the chain.
+open breaker) or a fault of the model's set-up (its provider refused turnout's key, or
+has no such endpoint or model: 401/403/404) moves to the next model; context length
+exceeded brings a model with a larger window next (from the chain, else the pool); a
+content-filter refusal brings ``Decision.on_content_filter``; any other failure stops
+the chain.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class FallbackRoute:
             if alt is None or alt in self.tried:
                 return None
             pick = alt
-        elif not (error.retryable or moving_on):
+        elif not (error.retryable or error.model_fault or moving_on):
             return None
         if pick is not None:
             self.chain = [*chain[: i + 1], pick, *(m for m in chain[i + 1 :] if m != pick)]
