@@ -121,6 +121,14 @@ class ProviderError(TurnoutError):
         prefix = f"{model}: " if model else ""
         super().__init__(f"{prefix}{message}")
 
+    def name_model(self, model: str) -> None:
+        """Say the pool model ``model`` failed (a provider names its own model id: kept in
+        brackets when it differs), in :attr:`model` and the message."""
+        said = self.model
+        self.model = model
+        named = f"{model} ({said})" if said and said != model else model
+        self.args = (f"{named}: {self.detail}",)
+
 
 class RateLimited(ProviderError):
     retryable = True

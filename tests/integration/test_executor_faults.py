@@ -377,9 +377,10 @@ async def test_every_provider_down_gives_one_clear_error(rig: Rig) -> None:
     message = str(out.error)
     assert "\n" not in message
     assert "all 3 attempt(s) failed" in message
-    assert "[1] connection: ghost-1: cannot connect" in message
-    assert "[2] server_error: alpha-small: HTTP 500" in message
-    assert "[3] rate_limited: beta-main: HTTP 429" in message
+    # each names the pool model, and the provider's id for it in brackets
+    assert "[1] connection: ghost (ghost-1): cannot connect" in message
+    assert "[2] server_error: small (alpha-small): HTTP 500" in message
+    assert "[3] rate_limited: backup (beta-main): HTTP 429" in message
     assert "SECRET" not in message
     assert out.note == "fallback: ghost -> small -> backup all failed"
     assert out.cost == 0 and rig.answered() == []
@@ -456,8 +457,8 @@ async def test_runner_records_a_total_outage(rig: Rig, tmp_path: Path) -> None:
     assert steps["summary"].error_class == "all_attempts_failed"
     assert steps["title"].status == "skipped"
     error = steps["summary"].error or ""
-    assert "[1] connection: ghost-1" in error
-    assert "[2] server_error: alpha-small: HTTP 502" in error
+    assert "[1] connection: ghost (ghost-1)" in error
+    assert "[2] server_error: small (alpha-small): HTTP 502" in error
     assert "[3] timeout: backup: no answer within the attempt timeout of 0.2s" in error
     assert [(a.model, a.error_class) for a in trace.attempts] == [
         ("ghost", "connection"), ("small", "server_error"), ("backup", "timeout")

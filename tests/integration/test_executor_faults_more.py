@@ -283,8 +283,8 @@ async def test_stream_with_every_model_down_raises_one_error(rig: Rig) -> None:
     s = stream(ex, "small", "backup", on_stream_cut="restart")
     events, error = await consume(s)
     assert isinstance(error, AllAttemptsFailed) and text(events) == ""
-    assert "[1] server_error: alpha-small" in str(error)
-    assert "[2] connection: beta-main" in str(error)
+    assert "[1] server_error: small (alpha-small)" in str(error)
+    assert "[2] connection: backup (beta-main)" in str(error)
     out = s.execution
     assert out is not None and out.error is error
     assert classes(out) == ["server_error", "connection"] and out.cost == 0

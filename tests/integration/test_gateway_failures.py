@@ -192,7 +192,7 @@ async def test_a_client_hears_which_provider_failed_not_where_it_is(
     for message in messages:
         assert host not in message and "http://" not in message, message
         assert re.search(r"\bup\b", message), message  # the provider, by name
-    assert "fault:500: HTTP 500 from up: " in messages[0]  # the model id, then the provider
+    assert "broken (fault:500): HTTP 500 from up: " in messages[0]  # pool model (its id), provider
     with sqlite3.connect(tmp_path / "traces.db") as db:
         traced = [e for (e,) in db.execute("select error from attempts where error is not null")]
     assert len(traced) == 3 and all(upstream.base_url in e for e in traced), traced

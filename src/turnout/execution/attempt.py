@@ -151,8 +151,8 @@ class Attempt:
                     self._tools[event.index].append(event.arguments)
                 yield event
         except ProviderError as exc:
-            if exc.model is None:
-                exc.model = self.model
+            if exc.model != self.model:  # the pool model, as callers name it
+                exc.name_model(self.model)
             if exc.endpoint is None:
                 exc.endpoint = provider.endpoint
             usage = exc.usage or (self._estimate() if self.started else Usage())
