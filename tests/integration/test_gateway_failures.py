@@ -289,3 +289,20 @@ async def test_a_long_breaker_cooldown_is_said_and_not_retried(
     assert len(upstream.requests) == 1
     with sqlite3.connect(tmp_path / "traces.db") as db:
         assert db.execute("select count(*) from runs").fetchone() == (2,)  # not retried
+
+
+async def test_a_providers_429s_do_not_open_its_breaker(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    """A 429 says the provider is up and when to come back: the caller keeps hearing a
+    429 (RateLimitError, the upstream's type), not a 502 or 503 from a breaker the 429s
+    opened."""
+    executor = {"retries": retries(2), "breaker": breaker(30.0)}
+    models = {"busy": "fault:429:retry-after=0"}
+    policies = {"busy": {"kind": "static", "model": "busy"}}
+    async with serve(upstream, tmp_path, executor=executor, models=models, policies=policies) as c:
+        for _ in range(3):
+            with pytest.raises(openai.RateLimitError) as limited:
+                await c.chat.completions.create(model="busy", messages=USER)
+            assert limited.value.code == "rate_limit_exceeded"
+    assert len(upstream.requests) == 6  # every request asked it, twice: no breaker between

@@ -1,7 +1,10 @@
 """The circuit breaker as seen by one attempt: asked before the call, told after.
 
-A refusal or a bad request is an answer: nothing against the model's health,
-but it is still recorded, or a half-open probe would stay in flight. A stream
+A refusal, a bad request or a rate limit is an answer: nothing against the model's
+health (a 429 says the provider is up and when to come back; its Retry-After paces the
+retries), but it is still recorded, or a half-open probe would stay in flight. Counted
+as failures, a provider's 429s opened the breaker and its caller heard a 502 or 503 for
+what was a rate limit. A stream
 that was answering when it was cut (by the caller or the total timeout) counts
 as healthy.
 """
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from turnout.errors import CircuitOpen, ProviderError
+from turnout.errors import CircuitOpen, ProviderError, RateLimited
 
 
 class Breakers(Protocol):
@@ -44,4 +47,4 @@ class BreakerGate:
 
     async def failed(self, model: str, error: ProviderError) -> None:
         if self._board is not None:
-            await self._board.record(model, not error.retryable)
+            await self._board.record(model, isinstance(error, RateLimited) or not error.retryable)
