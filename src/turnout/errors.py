@@ -148,6 +148,9 @@ class RateLimited(ProviderError):
 class ProviderTimeout(ProviderError):
     retryable = True
     error_class = "timeout"
+    sent: bool = True
+    """The provider had the request when the wait ran out (it bills the prompt); False
+    for a connection that was never made, or a request it never read (408)."""
 
 
 class ProviderConnectionError(ProviderError):

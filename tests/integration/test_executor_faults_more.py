@@ -33,6 +33,7 @@ from support.fault_rig import (
     consume,
     decision,
     merged,
+    prompts_charged,
     run,
     text,
 )
@@ -105,8 +106,13 @@ async def test_stream_failure_before_the_first_token_falls_back_transparently(
     out = s.execution
     assert out is not None and out.ok and out.model == "backup"
     assert classes(out) == [error_class, None]
-    assert out.attempts[0].cost_usd == 0 and out.attempts[0].output_tokens == 0
-    assert attempt_sum(out) == out.cost == budget.spent == rig.served_cost(settings, rig.answered())
+    assert out.attempts[0].output_tokens == 0  # a timed-out call is charged its prompt
+    assert (
+        attempt_sum(out)
+        == out.cost
+        == budget.spent
+        == rig.served_cost(settings, rig.answered()) + prompts_charged(out.attempts)
+    )
     assert out.cost > 0
 
 
@@ -523,7 +529,7 @@ async def test_ensemble_cut_by_the_total_timeout_keeps_every_attempt(rig: Rig) -
         ("backup", "timeout"), ("small", "")
     ]  # fmt: skip
     # small answered and was paid for before the cut: the cost is in the record
-    served = rig.served_cost(settings, rig.answered())
+    served = rig.served_cost(settings, rig.answered()) + prompts_charged(out.attempts)
     assert attempt_sum(out) == out.cost == budget.spent == served > 0
 
 

@@ -18,6 +18,7 @@ from turnout.execution.executor import Execution, Executor
 from turnout.execution.executor import ExecutionStream as StreamExecution
 from turnout.execution.setup import Resources, build_executor
 from turnout.testing import FakeOpenAI, RecordedRequest
+from turnout.tracing.records import AttemptRecord
 from turnout.types import ChatRequest, Decision, Message, TextDelta, Usage
 
 KEY_ENV = "TURNOUT_FAULTS_KEY"
@@ -158,3 +159,15 @@ async def consume(
 
 def text(events: Iterable[Event]) -> str:
     return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def prompts_charged(attempts: Iterable[AttemptRecord]) -> Decimal:
+    """What the attempts timed out (or cut) before their first token were charged: the
+    prompt each sent, estimated (a provider bills a prompt it had). Each is checked to be
+    such a charge: estimated, no output, more than zero."""
+    total = Decimal(0)
+    for a in attempts:
+        if a.error_class == "timeout" and a.output_tokens == 0:
+            assert a.usage_estimated and a.input_tokens > 0 and a.cost_usd > 0, a
+            total += a.cost_usd
+    return total

@@ -155,7 +155,10 @@ class Attempt:
                 exc.name_model(self.model)
             if exc.endpoint is None:
                 exc.endpoint = provider.endpoint
-            usage = exc.usage or (self._estimate() if self.started else Usage())
+            # what it consumed if it said; else what it streamed, and a timed-out call
+            # the prompt it had (the provider bills it); else nothing
+            sent = self.started or (isinstance(exc, ProviderTimeout) and exc.sent)
+            usage = exc.usage or (self._estimate() if sent else Usage())
             budget.settle(self._record(spec, started_at, t0, usage, exc))
             self._fail(exc)
             await ex.breaker_gate.failed(self.model, exc)
@@ -165,7 +168,7 @@ class Attempt:
                 f"cut by the total timeout of {ex.timeouts.total_s:g}s {self._progress()}",
                 model=self.model,
             )
-            usage = self._estimate() if self.started else Usage()
+            usage = self._estimate()  # the prompt reached the provider: it bills it
             budget.settle(self._record(spec, started_at, t0, usage, cut))
             if self.started:
                 await ex.breaker_gate.succeeded(self.model)  # it was answering

@@ -196,7 +196,9 @@ class OpenAICompatProvider(Provider):
     def _transport_error(self, exc: http1.HttpFailure, model: str) -> ProviderError:
         t, where = self.timeouts, self._where()
         if isinstance(exc, http1.ConnectTimeout):
-            return ProviderTimeout(f"connect timeout ({t.connect}s) to {where}", model=model)
+            unsent = ProviderTimeout(f"connect timeout ({t.connect}s) to {where}", model=model)
+            unsent.sent = False
+            return unsent
         if isinstance(exc, http1.ConnectFailed):
             reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
             what = f"cannot connect to {where}: {reason}"

@@ -197,8 +197,10 @@ def _classified(
         return ContextLengthExceeded(message, model=model, status=status)
     if is_content_filter(info, by_message=client_error):
         return ContentFiltered(message, model=model, status=status)
-    if status == 408:
-        return ProviderTimeout(message, model=model, status=status)
+    if status == 408:  # it gave up waiting for the request: never read, never billed
+        unread = ProviderTimeout(message, model=model, status=status)
+        unread.sent = False
+        return unread
     if status in (404, 405):  # no such endpoint or model there: turnout's config, not the request
         return EndpointNotFound(message, model=model, status=status)
     if client_error or (status is not None and status < 400):

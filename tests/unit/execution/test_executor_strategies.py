@@ -918,7 +918,9 @@ async def test_attempt_timeout_is_a_provider_timeout(settings: Settings) -> None
     assert isinstance(out.error, ProviderTimeout) and out.error.model == "opus"
     assert "attempt timeout of 0.05s" in str(out.error)
     (a,) = out.attempts
-    assert (a.status, a.error_class, a.cost_usd) == ("error", "timeout", Decimal(0))
+    assert (a.status, a.error_class) == ("error", "timeout")
+    # the provider had the prompt when the wait ran out: it is charged, as an estimate
+    assert a.cost_usd > 0 and a.usage_estimated and a.output_tokens == 0
     assert 0.04 < a.latency_s < 1
 
 
