@@ -200,7 +200,8 @@ class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
 
     def recount_soon(self, result: GateResult, used: int) -> None:
         if counts_tokens(result):
-            self.limiter.recount_now(result.scope, result.tokens, used)
+            assert result.rate is not None
+            self.limiter.recount_now(result.scope, result.rate.entry, used)
 
 
 def counts_tokens(result: GateResult) -> bool:

@@ -322,8 +322,8 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
             return
         if result.member:
             self.limiter.recount_soon(result.scope, result.member, result.tokens, used)
-        else:  # decided in this process
-            self.limiter.local.recount_now(result.scope, result.tokens, used)
+        elif result.rate is not None:  # decided in this process
+            self.limiter.local.recount_now(result.scope, result.rate.entry, used)
 
     async def aclose(self) -> None:
         await super().aclose()  # the budgets send what they hold first

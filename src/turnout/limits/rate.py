@@ -25,6 +25,7 @@ Lua script, so any number of replicas admit exactly the limit, not N times it.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import OrderedDict, deque
@@ -67,6 +68,9 @@ class RateDecision:
     retry_after_s: float | None = None
     shared: bool = True
     """False when decided by this process alone (no Redis, or Redis unreachable)."""
+    entry: int = 0
+    """Decided in this process: the admission's entry in the token log (to recount it);
+    0 when none was logged."""
 
     @property
     def remaining_requests(self) -> int | None:
@@ -144,7 +148,7 @@ class _Log:
 
     def __init__(self) -> None:
         self.requests: deque[float] = deque()
-        self.tokens: deque[tuple[float, int]] = deque()
+        self.tokens: deque[tuple[float, int, int]] = deque()  # (at, count, entry)
         self.used = 0
 
 
@@ -164,6 +168,7 @@ class MemoryRateLimiter:
         self.max_scopes = max_scopes
         self._clock = clock
         self._logs: OrderedDict[str, _Log] = OrderedDict()
+        self._entries = itertools.count(1)
 
     def __len__(self) -> int:
         return len(self._logs)
@@ -188,17 +193,19 @@ class MemoryRateLimiter:
                 never = True
             else:
                 need, freed = log.used + tokens - limit.tpm, 0
-                for at, count in log.tokens:
+                for at, count, _ in log.tokens:
                     freed += count
                     if freed >= need:
                         wait_t = at + self.window_s - now
                         break
         allowed = not never and wait_r <= 0 and wait_t <= 0
+        entry = 0
         if allowed:
             if limit.rpm is not None:
                 log.requests.append(now)
             if limit.tpm is not None:
-                log.tokens.append((now, tokens))
+                entry = next(self._entries)
+                log.tokens.append((now, tokens, entry))
                 log.used += tokens
         return RateDecision(
             allowed=allowed,
@@ -209,6 +216,7 @@ class MemoryRateLimiter:
             reset_tokens_s=log.tokens[-1][0] + self.window_s - now if log.tokens else 0.0,
             retry_after_s=None if allowed or never else max(wait_r, wait_t),
             shared=False,
+            entry=entry,
         )
 
     def undo_now(self, scope: str, limit: RateLimit, tokens: int = 0) -> None:
@@ -225,17 +233,20 @@ class MemoryRateLimiter:
                     log.used -= tokens
                     break
 
-    def recount_now(self, scope: str, counted: int, used: int) -> None:
-        """Recount the latest admission of ``scope`` that counted ``counted`` tokens as
-        ``used`` (what its calls really used); nothing when it has left the window."""
+    def recount_now(self, scope: str, entry: int, used: int) -> None:
+        """Recount the admission ``entry`` of ``scope`` (its decision's
+        :attr:`RateDecision.entry`) as ``used`` tokens, what its calls really used;
+        nothing when it has left the window."""
         log = self._logs.get(scope)
-        if log is None or counted == used:
+        if log is None or not entry:
             return
         for i in range(len(log.tokens) - 1, -1, -1):
-            at, count = log.tokens[i]
-            if count == counted:
-                log.tokens[i] = (at, max(0, used))
-                log.used += max(0, used) - counted
+            at, count, mine = log.tokens[i]
+            if mine == entry:
+                log.tokens[i] = (at, max(0, used), entry)
+                log.used += max(0, used) - count
+                return
+            if mine < entry:  # entries are in order: it has left the window
                 return
 
     def _log(self, scope: str) -> _Log:

@@ -102,14 +102,26 @@ async def test_an_admission_is_recounted_to_what_it_used() -> None:
     clock = Clock()
     limiter = MemoryRateLimiter(clock=clock)
     limit = RateLimit(tpm=1000)
-    await limiter.admit("k", limit, tokens=300)
+    first = await limiter.admit("k", limit, tokens=300)
     clock.t += 1
-    await limiter.admit("k", limit, tokens=200)
-    limiter.recount_now("k", 300, 40)
-    limiter.recount_now("k", 200, 900)
-    limiter.recount_now("k", 7, 70)  # nothing counted 7: nothing changes
+    second = await limiter.admit("k", limit, tokens=200)
+    limiter.recount_now("k", first.entry, 40)
+    limiter.recount_now("k", second.entry, 900)
+    limiter.recount_now("k", 0, 70)  # no entry (no tpm limit): nothing changes
     refused = await limiter.admit("k", limit, tokens=100)
     assert not refused.allowed and refused.tokens == 940
     assert (await limiter.admit("k", limit, tokens=60)).tokens == 1000
     clock.t += 59.5  # the first (recounted to 40) leaves the window with its 40
     assert (await limiter.admit("k", limit, tokens=40)).tokens == 1000
+
+
+async def test_a_recount_finds_its_own_admission_among_equal_ones() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock=clock)
+    limit = RateLimit(tpm=10_000)
+    old = await limiter.admit("k", limit, tokens=500)  # a long stream: it outlives the window
+    clock.t += 70
+    new = await limiter.admit("k", limit, tokens=500)  # the same prompt and max_tokens
+    limiter.recount_now("k", old.entry, 5000)  # left the window: nothing to recount
+    limiter.recount_now("k", new.entry, 100)
+    assert (await limiter.admit("k", limit, tokens=0)).tokens == 100
