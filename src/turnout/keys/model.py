@@ -225,8 +225,11 @@ def _amount(value: object, field: str) -> Decimal:
 
 
 def _whole(value: object, field: str) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.removeprefix("-").isdigit():
+            return int(text)
+        raise ConfigError("expected a whole number (0 or null: no limit)", field=field)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError("expected a whole number (0 or null: no limit)", field=field)
     return value

@@ -35,7 +35,12 @@ from turnout.wire.jsonio import encode
 Delta = TextDelta | ToolCallDelta
 
 # the fields turnout reads (or writes) itself, at each level of an answer: the rest is extra
-_RESPONSE_OWN = frozenset({"id", "object", "created", "model", "choices", "usage"})
+_RESPONSE_OWN = frozenset(
+    {"id", "object", "created", "model", "choices", "usage", "obfuscation"}
+)
+"""Top-level fields turnout reads (or, ``obfuscation``, OpenAI's random padding of each
+chunk's size, meaningless once re-encoded: passed on, it changed every chunk's extras and
+cost a full re-encoding a chunk) and does not pass through."""
 _CHOICE_OWN = frozenset({"index", "message", "delta", "finish_reason"})
 _MESSAGE_OWN = frozenset({"role", "content", "tool_calls"})
 _USAGE_OWN = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})

@@ -45,6 +45,9 @@ def test_the_cli_and_the_api_spellings_mean_the_same(
     ("raw", "field", "message"),
     [
         ({"rpm": "many"}, "rpm", "expected a whole number"),
+        ({"rpm": "--5"}, "rpm", "expected a whole number"),  # int() would raise: a 500
+        ({"tpm": "\u00b2"}, "tpm", "expected a whole number"),
+        ({"tpm": "\uff11\uff12"}, "tpm", "expected a whole number"),  # full-width 12
         ({"rpm": True}, "rpm", "expected a whole number"),
         ({"tpm": 1.5}, "tpm", "expected a whole number"),
         ({"budget_usd": "lots"}, "budget_usd", "not a number"),
