@@ -23,7 +23,12 @@ REPLY_PRIMING_CHARS = 12
 
 def estimate_tokens(text: str) -> int:
     """About four characters a token; at least one for any non-empty text."""
-    return max(1, (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN) if text else 0
+    return tokens_of_chars(len(text))
+
+
+def tokens_of_chars(chars: int) -> int:
+    """:func:`estimate_tokens` of a text ``chars`` characters long."""
+    return (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN if chars > 0 else 0
 
 
 def estimate_prompt_tokens(

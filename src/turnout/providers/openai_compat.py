@@ -240,7 +240,7 @@ class OpenAICompatProvider(Provider):
                 data,
                 model=model,
                 latency_s=latency,
-                prompt_tokens=wire_requests.prompt_estimate(request),
+                prompt_tokens=lambda: wire_requests.prompt_estimate(request),
             )
         except ValueError as exc:
             raise self._malformed(str(exc), model) from None
@@ -316,11 +316,11 @@ class OpenAICompatProvider(Provider):
             filtered = ContentFiltered(
                 f"the answer from {self._where()} was stopped by its content filter", model=model
             )
-            filtered.usage = state.final_usage(wire_requests.prompt_estimate(request))
+            filtered.usage = state.final_usage(lambda: wire_requests.prompt_estimate(request))
             raise filtered
         yield StreamEnd(
             state.finish_reason,
-            state.final_usage(wire_requests.prompt_estimate(request)),
+            state.final_usage(lambda: wire_requests.prompt_estimate(request)),
             state.model,
             state.response_id,
             ttft,

@@ -17,10 +17,10 @@ the bodies exactly as OpenAI sends them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from turnout.pricing.tokens import estimate_tokens
+from turnout.pricing.tokens import estimate_tokens, tokens_of_chars
 from turnout.types import (
     NO_EXTRA,
     ChatResponse,
@@ -35,9 +35,7 @@ from turnout.wire.jsonio import encode
 Delta = TextDelta | ToolCallDelta
 
 # the fields turnout reads (or writes) itself, at each level of an answer: the rest is extra
-_RESPONSE_OWN = frozenset(
-    {"id", "object", "created", "model", "choices", "usage", "obfuscation"}
-)
+_RESPONSE_OWN = frozenset({"id", "object", "created", "model", "choices", "usage", "obfuscation"})
 """Top-level fields turnout reads (or, ``obfuscation``, OpenAI's random padding of each
 chunk's size, meaningless once re-encoded: passed on, it changed every chunk's extras and
 cost a full re-encoding a chunk) and does not pass through."""
@@ -49,7 +47,16 @@ _USAGE_OWN = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
 # -- in --------------------------------------------------------------------------------
 
 
-def parse_usage(data: Any, *, prompt_estimate: int, output_estimate: int) -> Usage:
+Estimate = int | Callable[[], int]
+"""A token estimate, or how to make it: made only when a count is missing (it walks the
+prompt's messages and tools)."""
+
+
+def _made(estimate: Estimate) -> int:
+    return estimate if isinstance(estimate, int) else estimate()
+
+
+def parse_usage(data: Any, *, prompt_estimate: Estimate, output_estimate: Estimate) -> Usage:
     """``usage`` in OpenAI's shape (``prompt_tokens_details.cached_tokens``). A count that
     is missing or null (or no ``usage`` at all) is unknown, not zero: the estimate stands
     in for it and the usage is marked estimated."""
@@ -61,8 +68,8 @@ def parse_usage(data: Any, *, prompt_estimate: int, output_estimate: int) -> Usa
         cached = data.get("prompt_cache_hit_tokens")  # DeepSeek's spelling
     prompt, output = _count(data.get("prompt_tokens")), _count(data.get("completion_tokens"))
     return Usage(
-        prompt_estimate if prompt is None else prompt,
-        output_estimate if output is None else output,
+        _made(prompt_estimate) if prompt is None else prompt,
+        _made(output_estimate) if output is None else output,
         _count(cached) or 0,
         estimated=prompt is None or output is None,
     )
@@ -127,7 +134,7 @@ def parse_tool_calls(data: Any) -> tuple[ToolCall, ...]:
 
 
 def parse_completion(
-    data: Any, *, model: str, latency_s: float, prompt_tokens: int
+    data: Any, *, model: str, latency_s: float, prompt_tokens: Estimate
 ) -> ChatResponse:
     """A ChatResponse from a ``chat.completion`` body; ValueError if it is not one."""
     if not isinstance(data, dict):
@@ -150,10 +157,12 @@ def parse_completion(
         rest(message, _MESSAGE_OWN),
         rest(data.get("usage"), _USAGE_OWN),
     )
-    out = (content or "") + "".join(c.arguments for c in tool_calls) + extra.output_text()
-    used = parse_usage(
-        data.get("usage"), prompt_estimate=prompt_tokens, output_estimate=estimate_tokens(out)
-    )
+
+    def output() -> int:
+        said = (content or "") + "".join(c.arguments for c in tool_calls) + extra.output_text()
+        return estimate_tokens(said)
+
+    used = parse_usage(data.get("usage"), prompt_estimate=prompt_tokens, output_estimate=output)
     answered_by = data.get("model") if isinstance(data.get("model"), str) else model
     return ChatResponse(
         content=content,
@@ -275,9 +284,9 @@ class StreamState:
             )
         return out
 
-    def final_usage(self, prompt_tokens: int) -> Usage:
+    def final_usage(self, prompt_tokens: Estimate) -> Usage:
         """The usage the server reported, estimated where it reported none."""
-        output = estimate_tokens("x" * self.output_chars)
+        output = tokens_of_chars(self.output_chars)
         return parse_usage(self.usage, prompt_estimate=prompt_tokens, output_estimate=output)
 
 
