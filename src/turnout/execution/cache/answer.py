@@ -55,6 +55,7 @@ def encode_answer(response: ChatResponse, cost_usd: Decimal, stored_at: float) -
             response.usage.input_tokens,
             response.usage.output_tokens,
             response.usage.cached_input_tokens,
+            *((1,) if response.usage.estimated else ()),  # turnout's estimate, not the provider's
         ],
         "model": response.model,
         "finish_reason": response.finish_reason,
@@ -80,9 +81,9 @@ def decode_answer(
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             return None
         r = doc["response"]
-        inp, out, cached = (int(x) for x in r["usage"])
+        inp, out, cached, *estimated = (int(x) for x in r["usage"])
         extra = r.get("extra") or {}
-        usage = Usage(inp, out, cached)
+        usage = Usage(inp, out, cached, estimated=bool(estimated and estimated[0]))
         response = ChatResponse(
             content=r["content"],
             usage=usage,

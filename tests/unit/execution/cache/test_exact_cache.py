@@ -122,6 +122,14 @@ def test_answer_round_trip_keeps_what_the_upstream_said_besides() -> None:
     assert b"extra" not in encode_answer(RESPONSE, Decimal(1), 5.0)  # none: nothing stored
 
 
+def test_answer_round_trip_keeps_an_estimated_usage_marked() -> None:
+    estimated = replace(RESPONSE, usage=replace(RESPONSE.usage, estimated=True))
+    answer = decode_answer(encode_answer(estimated, Decimal(1), 5.0), kind="exact", key="k")
+    assert answer is not None and answer.response.usage.estimated
+    plain = decode_answer(encode_answer(RESPONSE, Decimal(1), 5.0), kind="exact", key="k")
+    assert plain is not None and not plain.response.usage.estimated
+
+
 @pytest.mark.parametrize("data", [b"not json", b"[]", b'{"format": 99}', b'{"format": 1}'])
 def test_foreign_bytes_decode_as_a_miss(data: bytes) -> None:
     assert decode_answer(data, kind="exact", key="k") is None
