@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, get_args
 
 from turnout.config.loader import load_settings
 from turnout.config.settings import Settings
@@ -49,6 +49,7 @@ from turnout.types import (
     ChatRequest,
     ChatResponse,
     Decision,
+    MaxTokensParam,
     Message,
     StreamEvent,
     Usage,
@@ -280,6 +281,11 @@ class Turnout:
         }
         if options:
             raise ConfigError(f"unknown option(s): {', '.join(sorted(options))}")
+        param = request_fields.get("max_tokens_param", "max_tokens")
+        if param not in get_args(MaxTokensParam):  # a typo would go upstream, the cap lost
+            raise ConfigError(
+                f"max_tokens_param must be max_tokens or max_completion_tokens, not {param!r}"
+            )
         request = ChatRequest(msgs, **request_fields)
         if model is not None:
             self.executor.pool.spec(model)  # a ConfigError naming the model if unknown

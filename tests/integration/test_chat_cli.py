@@ -12,7 +12,7 @@ import pytest
 
 from turnout.cli.main import main
 from turnout.config.loader import load_settings
-from turnout.errors import AllAttemptsFailed
+from turnout.errors import AllAttemptsFailed, ConfigError
 from turnout.facade import Turnout
 from turnout.tracing import open_store
 from turnout.types import StreamEnd, TextDelta
@@ -112,6 +112,9 @@ async def test_facade_chat_stream_and_run_share_one_store(project: Any) -> None:
         assert s.answer is not None and s.answer.model == "haiku"
         failed = await t.chat([{"role": "user", "content": "hi"}], policy="broken")
         assert not failed.ok and failed.error is not None
+        with pytest.raises(ConfigError, match="max_tokens_param must be max_tokens or"):
+            await t.chat([{"role": "user", "content": "hi"}], model="haiku", max_tokens=5,
+                         max_tokens_param="max_completion_token")  # fmt: skip
         assert isinstance(failed.error, AllAttemptsFailed) or "ghost" in str(failed.error)
     store = open_store(str(project.store))
     runs = {r.run_id: r for r in store.list_runs()}

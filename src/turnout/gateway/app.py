@@ -36,8 +36,21 @@ EXPOSED = ", ".join(
         "x-turnout-reason",
         "x-turnout-attempts",
         "x-turnout-cost-usd",
+        "x-turnout-usage-estimated",
+        "x-turnout-budget-remaining-usd",
+        "x-turnout-budget-warning",
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+        "retry-after",
+        "retry-after-ms",
+        "x-should-retry",
     ]
 )
+"""The response headers a browser page may read: turnout's, and the limits' OpenAI's."""
 
 
 def create_app(

@@ -29,7 +29,6 @@ from turnout.limits.budget import MemoryBudgets, PaidCall
 from turnout.limits.gate import Gate, LocalGate
 from turnout.limits.rate import MemoryRateLimiter
 from turnout.pricing.cost import Price
-from turnout.tracing.records import AttemptRecord
 from turnout.tracing.store import TraceStore
 from turnout.types import ChatRequest
 
@@ -186,11 +185,7 @@ class Team:
     ) -> None:
         """Settle the hold (off the request path), count the request, make its spans
         (a request that has no answer, abandoned, too: by ``run_id``)."""
-        attempts = tuple(
-            a
-            for a in (answer.attempts if answer is not None else ())
-            if isinstance(a, AttemptRecord)
-        )
+        attempts = tuple(answer.attempts) if answer is not None else ()
         if admission is not None and self.guard is not None:
             used = (  # what the providers were asked for and gave: cache hits are free
                 sum(a.input_tokens + a.output_tokens for a in attempts if a.cache is None)

@@ -89,7 +89,7 @@ class OpenAICompatProvider(Provider):
 
     def __repr__(self) -> str:
         return (
-            f"OpenAICompatProvider(name={self.name!r}, base_url={_safe_url(URL(self.base_url))!r}, "
+            f"OpenAICompatProvider(name={self.name!r}, base_url={self.endpoint!r}, "
             f"api_key_env={self.api_key_env!r})"
         )
 

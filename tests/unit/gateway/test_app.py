@@ -228,6 +228,12 @@ async def test_a_preflight_from_an_origin_not_allowed_is_403_without_cors_header
             body = {"model": "mixed", "messages": MESSAGES}
             async with s.post(url, json=body, headers={"origin": "https://evil.example"}) as r:
                 assert r.status == 200 and "access-control-allow-origin" not in r.headers
+            good = {"origin": "https://app.example.com"}
+            async with s.post(url, json=body, headers=good) as r:  # a page may read them
+                exposed = r.headers["access-control-expose-headers"].split(", ")
+                for name in ("x-turnout-usage-estimated", "x-ratelimit-remaining-tokens",
+                             "x-turnout-budget-remaining-usd", "retry-after"):  # fmt: skip
+                    assert name in exposed
 
 
 async def test_client_hangup_cancels_the_call(gateway: Gateway, engine: FakeEngine) -> None:
