@@ -42,7 +42,6 @@ providers' URLs (those are in the traces); no traceback reaches a response.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -62,7 +61,7 @@ from turnout.errors import (
 )
 from turnout.execution.stream_cut import Restart
 from turnout.tracing.records import AttemptRecord
-from turnout.wire.errors import error_body
+from turnout.wire.errors import error_body, retry_after
 from turnout.wire.requests import WireError
 
 _CLIENT_FAULTS: Mapping[type[ProviderError], str | None] = {
@@ -158,7 +157,7 @@ def from_failure(exc: BaseException, attempts: Sequence[AttemptRecord] = ()) -> 
 
 def _waiting(reply: ErrorReply, seconds: float) -> ErrorReply:
     """``reply`` with ``retry-after``: whole seconds, at least 1."""
-    return replace(reply, headers={**reply.headers, "retry-after": str(max(1, math.ceil(seconds)))})
+    return replace(reply, headers={**reply.headers, "retry-after": retry_after(seconds)})
 
 
 def public_message(message: str, errors: Iterable[ProviderError]) -> str:

@@ -22,7 +22,6 @@ rate-limit headers too, and ``x-turnout-budget-remaining-usd``; past 80% of the 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from turnout.limits.gate import Gate, GateResult
 from turnout.limits.rate import RateDecision, RateLimit, RateLimitExceeded
 from turnout.tracing.rows import cost_to_pico, pico_to_cost
 from turnout.types import ChatRequest
+from turnout.wire.errors import retry_after
 
 if TYPE_CHECKING:
     from turnout.observability.metrics import Metrics
@@ -323,6 +323,6 @@ def _budget_refusal(
     out = dict(headers)
     out["x-should-retry"] = "false"
     if exc.resets_at is not None:
-        out["retry-after"] = str(max(1, math.ceil(exc.resets_at - time.time())))
+        out["retry-after"] = retry_after(exc.resets_at - time.time())
     out["x-turnout-budget-remaining-usd"] = str(exc.state.remaining_usd)
     return Refusal(429, "budget_exceeded", message, "insufficient_quota", out, key.name)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from turnout.errors import TurnoutError
+from turnout.wire.errors import retry_after
 
 WINDOW_S = 60.0
 
@@ -101,7 +102,7 @@ class RateDecision:
             out["x-ratelimit-remaining-tokens"] = str(self.remaining_tokens)
             out["x-ratelimit-reset-tokens"] = duration(self.reset_tokens_s)
         if not self.allowed and self.retry_after_s is not None:
-            out["retry-after"] = str(max(1, math.ceil(self.retry_after_s)))
+            out["retry-after"] = retry_after(self.retry_after_s)
             out["retry-after-ms"] = str(max(1, math.ceil(self.retry_after_s * 1000)))
         elif not self.allowed:  # larger than the limit itself: waiting never admits it
             out["x-should-retry"] = "false"

@@ -125,12 +125,8 @@ class Fault:
         cls, *, retry_after: str | float | None = None, retry_after_ms: int | None = None
     ) -> Fault:
         """429, optionally with ``Retry-After`` (seconds or an HTTP date) / ``retry-after-ms``."""
-        headers: list[tuple[str, str]] = []
-        if retry_after is not None:
-            headers.append(("Retry-After", str(retry_after)))
-        if retry_after_ms is not None:
-            headers.append(("retry-after-ms", str(retry_after_ms)))
-        return cls.error(429, code="rate_limit_exceeded", headers=tuple(headers))
+        headers = _waits(retry_after, retry_after_ms)
+        return cls.error(429, code="rate_limit_exceeded", headers=headers)
 
     @classmethod
     def context_length(cls) -> Fault:
@@ -197,6 +193,18 @@ class Fault:
         return fault
 
 
+def _waits(
+    retry_after: str | float | None, retry_after_ms: int | None
+) -> tuple[tuple[str, str], ...]:
+    """The headers asking a client to wait: ``Retry-After`` and / or ``retry-after-ms``."""
+    headers: list[tuple[str, str]] = []
+    if retry_after is not None:
+        headers.append(("Retry-After", str(retry_after)))
+    if retry_after_ms is not None:
+        headers.append(("retry-after-ms", str(retry_after_ms)))
+    return tuple(headers)
+
+
 def _parse_head(head: str, positional: list[str], named: dict[str, str]) -> Fault:
     if head.isdigit():
         status = int(head)
@@ -205,9 +213,8 @@ def _parse_head(head: str, positional: list[str], named: dict[str, str]) -> Faul
             return Fault.rate_limited(
                 retry_after=named.get("retry-after"), retry_after_ms=int(ms) if ms else None
             )
-        waits = [("Retry-After", named["retry-after"])] if "retry-after" in named else []
-        waits += [("retry-after-ms", str(int(ms)))] if ms else []
-        return Fault.error(status, echo_auth="echo" in positional, headers=tuple(waits))
+        waits = _waits(named.get("retry-after"), int(ms) if ms else None)
+        return Fault.error(status, echo_auth="echo" in positional, headers=waits)
     if head in ("context_length", "content_filter_error", "content_policy"):
         code = _CODE_ERRORS[head][0]
         if head == "context_length":

@@ -8,6 +8,7 @@ client direction, is :mod:`turnout.providers.openai_errors`.)
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 _DEFAULTS: dict[int, tuple[str, str, str | None]] = {
@@ -42,3 +43,9 @@ def error_body(
             "code": code or default_code,
         }
     }
+
+
+def retry_after(seconds: float) -> str:
+    """A ``Retry-After`` header's value: whole seconds, rounded up, at least 1 (a 0 would
+    send a client straight back)."""
+    return str(max(1, math.ceil(seconds)))
