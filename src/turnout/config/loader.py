@@ -17,6 +17,7 @@ from turnout.config.settings import (
     ProviderConfig,
     Settings,
     Timeouts,
+    beside_config,
 )
 from turnout.config.yamlio import first_error, read_yaml
 from turnout.errors import ConfigError
@@ -83,7 +84,7 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
         )
     gateway = schema.gateway.model_dump()
     if gateway.get("spill") not in (None, "none"):
-        gateway["spill"] = str(_beside(source, Path(gateway["spill"]).expanduser()))
+        gateway["spill"] = str(beside_config(source, Path(gateway["spill"]).expanduser()))
     return Settings(
         providers=MappingProxyType(providers),
         models=MappingProxyType(models),
@@ -93,12 +94,6 @@ def settings_from_dict(raw: Mapping[str, Any], *, source: Path | None = None) ->
         gateway=MappingProxyType(gateway),
         executor=MappingProxyType(schema.executor.model_dump(exclude_none=True)),
     )
-
-
-def _beside(source: Path | None, path: Path) -> Path:
-    """A path written in the config file: relative to the file's folder (as a
-    ``learned`` policy's ``router`` is), not to wherever the command runs."""
-    return path if path.is_absolute() or source is None else source.parent / path
 
 
 def _storage(value: str | None, source: Path | None, file: str) -> str | None:
@@ -114,7 +109,7 @@ def _storage(value: str | None, source: Path | None, file: str) -> str | None:
         path = sqlite_path_of(value)
     except StoreError as exc:
         raise ConfigError(str(exc), file=file, field="storage") from None
-    return value if path is None else str(_beside(source, path))
+    return value if path is None else str(beside_config(source, path))
 
 
 def _provider(name: str, p: ProviderEntrySchema, file: str) -> ProviderConfig:

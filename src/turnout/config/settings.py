@@ -57,6 +57,13 @@ class PolicyConfig:
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
 
+def beside_config(config: Path | None, path: Path) -> Path:
+    """A path written in the config file ``config``: relative to the file's folder (for
+    ``storage:``, ``gateway.spill``, a ``learned`` policy's ``router``), not to wherever
+    the command runs; as it is without a file."""
+    return path if path.is_absolute() or config is None else config.parent / path
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     providers: Mapping[str, ProviderConfig]

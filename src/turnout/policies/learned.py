@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from turnout.config.settings import Settings
+from turnout.config.settings import Settings, beside_config
 from turnout.errors import ConfigError
 from turnout.learn.calibrate import choose, threshold_for
 from turnout.learn.features import Featurizer, Item
@@ -79,10 +79,7 @@ class LearnedPolicy:
         cls, name: str, options: Mapping[str, Any], settings: Settings
     ) -> LearnedPolicy:
         field = f"policies.{name}"
-        path = Path(str(options["router"]))
-        if not path.is_absolute() and settings.path is not None:
-            path = settings.path.parent / path
-        router = load_router(path)
+        router = load_router(beside_config(settings.path, Path(str(options["router"]))))
         try:
             return cls(
                 name,
