@@ -28,8 +28,6 @@ spends at most the remaining budget on its own during an outage.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
 import time
 from collections import OrderedDict
@@ -37,6 +35,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from turnout.limits.batch import Batch
 from turnout.limits.budget import (
     HOLD_TTL_S,
     BudgetState,
@@ -58,7 +57,6 @@ if TYPE_CHECKING:
 
     from turnout.limits.pipelined import Pipelined
 
-log = logging.getLogger("turnout.limits")
 
 BUDGET_LUA = r"""
 local function amount_of(entry) return tonumber(string.match(entry, ':(%d+)$')) end
@@ -183,11 +181,9 @@ class RedisBudgets:
         self._pipelined = pipelined
         self._state: AsyncScript = redis.register_script(_STATE)
         self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
-        self.batch_s = batch_s
-        self._pending: list[tuple[Reservation, Decimal, int]] = []  # + the keys' ttl
-        self._batch: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._flushing: set[asyncio.Task[None]] = set()
+        self._finishing: Batch[tuple[Reservation, Decimal, int]] = Batch(  # + the keys' ttl
+            self._flush, what="budgets", batch_s=batch_s
+        )
         self.local = MemoryBudgets(
             hold_ttl_s=hold_ttl_s, clock=clock or time.time, seed=self._last_spent
         )
@@ -265,37 +261,15 @@ class RedisBudgets:
         now = self._now()
         window = window_of(reservation.budget.period, now)
         ends_at = window.ends_at if window.id == reservation.window else now
-        self._pending.append((reservation, cost, self.key_ttl_ms(ends_at, now)))
-        if self._timer is None:  # the first of a batch: flush it in batch_s
-            self._timer = asyncio.get_running_loop().call_later(self.batch_s, self._flush_now)
-
-    def _flush_now(self) -> None:
-        self._timer = None
-        task = asyncio.ensure_future(self._flush())
-        self._flushing.add(task)
-        task.add_done_callback(self._flushed)
-
-    def _flushed(self, task: asyncio.Task[None]) -> None:
-        self._flushing.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("budgets: settling held budgets failed: %s", task.exception())
+        self._finishing.add((reservation, cost, self.key_ttl_ms(ends_at, now)))
 
     async def _finish_shared(self, reservation: Reservation, cost: Decimal) -> None:
         self.finish_soon(reservation, cost)
-        if not reservation.shared:
-            return
-        if self._batch is None:
-            self._batch = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._batch)
+        if reservation.shared:
+            await self._finishing.sent()
 
-    async def _flush(self) -> None:
+    async def _flush(self, pending: list[tuple[Reservation, Decimal, int]]) -> None:
         """Settle every pending hold in one pipelined round trip."""
-        pending, self._pending = self._pending, []
-        batch, self._batch = self._batch, None
-        if not pending:
-            if batch is not None and not batch.done():
-                batch.set_result(None)
-            return
         replies: list[object] = []
         groups = self._grouped(pending)
 
@@ -306,18 +280,14 @@ class RedisBudgets:
             else:
                 replies.extend(await self._finish.many(self.redis, calls))
 
-        try:
-            if await self.degrader.attempt(shared):
-                for ((name, window), _), spent in zip(groups, replies, strict=True):
-                    text = spent.decode() if isinstance(spent, bytes) else str(spent)
-                    self.remember(name, window, int(float(text)))
-            else:
-                for reservation, cost, _ in pending:
-                    if cost:  # holds expire by themselves; spend is kept here meanwhile
-                        self.local.finish_now(reservation, cost)
-        finally:
-            if batch is not None and not batch.done():
-                batch.set_result(None)
+        if await self.degrader.attempt(shared):
+            for ((name, window), _), spent in zip(groups, replies, strict=True):
+                text = spent.decode() if isinstance(spent, bytes) else str(spent)
+                self.remember(name, window, int(float(text)))
+        else:
+            for reservation, cost, _ in pending:
+                if cost:  # holds expire by themselves; spend is kept here meanwhile
+                    self.local.finish_now(reservation, cost)
 
     def _grouped(
         self, pending: list[tuple[Reservation, Decimal, int]]
@@ -371,11 +341,5 @@ class RedisBudgets:
         return await self.degrader.attempt(load)
 
     async def aclose(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._pending:
-            await self._flush()
-        if self._flushing:
-            await asyncio.gather(*self._flushing, return_exceptions=True)
+        await self._finishing.drain()
         await self.local.aclose()

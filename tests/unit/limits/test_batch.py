@@ -37,3 +37,18 @@ async def test_a_failed_send_is_logged_not_raised(caplog: pytest.LogCaptureFixtu
         await asyncio.sleep(0.02)
         await batch.drain()
     assert "rate limits: sending a batch failed: away" in caplog.text
+
+
+async def test_a_caller_can_wait_for_what_it_queued_to_go_out() -> None:
+    sent: list[list[int]] = []
+
+    async def send(items: list[int]) -> None:
+        await asyncio.sleep(0.01)
+        sent.append(items)
+
+    batch: Batch[int] = Batch(send, what="test", batch_s=0.01)
+    await batch.sent()  # nothing queued: at once
+    batch.add(1)
+    batch.add(2)
+    await asyncio.wait_for(batch.sent(), 1)
+    assert sent == [[1, 2]]
