@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from support.fault_rig import KEY, KEY_ENV, Rig, open_rig
-from turnout.testing.fake_openai import FakeOpenAI, ServerThread
+from turnout.testing.fake_openai import FakeOpenAI
+from turnout.testing.server_thread import ServerThread
 
 API_KEY = "sk-test-SECRET-0123456789"
 

@@ -35,7 +35,8 @@ from turnout.cli.main import cli, main
 from turnout.cli.report import report_group
 from turnout.reports import png as png_module
 from turnout.reports.svg import POLICY_COLORS, STEP_COLORS
-from turnout.testing.fake_openai import FakeOpenAI, ServerThread
+from turnout.testing.fake_openai import FakeOpenAI
+from turnout.testing.server_thread import ServerThread
 from turnout.wire.requests import prompt_text
 
 POLICIES = ("all_frontier", "mixed", "all_cheap")

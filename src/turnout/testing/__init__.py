@@ -12,16 +12,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from turnout.testing.fake_openai import FakeOpenAI, RecordedRequest, ServerThread
+    from turnout.testing.fake_openai import FakeOpenAI, RecordedRequest
     from turnout.testing.faults import Fault
     from turnout.testing.replies import echo_last_user
+    from turnout.testing.server_thread import ServerThread
 
 __all__ = ["FakeOpenAI", "Fault", "RecordedRequest", "ServerThread", "echo_last_user"]
 
 _WHERE = {
     "FakeOpenAI": "turnout.testing.fake_openai",
     "RecordedRequest": "turnout.testing.fake_openai",
-    "ServerThread": "turnout.testing.fake_openai",
+    "ServerThread": "turnout.testing.server_thread",
     "Fault": "turnout.testing.faults",
     "echo_last_user": "turnout.testing.replies",
 }

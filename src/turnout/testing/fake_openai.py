@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -45,6 +45,9 @@ from turnout.testing.faults import Fault
 from turnout.wire import errors as wire_errors
 from turnout.wire import requests as wire_requests
 from turnout.wire import responses as wire
+
+if TYPE_CHECKING:
+    from turnout.testing.server_thread import ServerThread
 
 Reply = str | Callable[[Mapping[str, Any]], str]
 
@@ -209,6 +212,8 @@ class FakeOpenAI:
     @classmethod
     def start_in_thread(cls, **kwargs: Any) -> ServerThread:
         """Start a server in a background thread (for sync code); ``.stop()`` ends it."""
+        from turnout.testing.server_thread import ServerThread
+
         handle = ServerThread(cls(**kwargs))
         handle.start()
         return handle
@@ -394,68 +399,6 @@ async def _cut_body(request: web.Request, payload: bytes) -> web.StreamResponse:
     await response.write(payload[: len(payload) // 2])
     _close(request)
     return response
-
-
-class ServerThread:
-    """A :class:`FakeOpenAI` running its own event loop in a daemon thread."""
-
-    def __init__(self, server: FakeOpenAI) -> None:
-        self.server = server
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="fake-openai", daemon=True)
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-
-    @property
-    def base_url(self) -> str:
-        return self.server.base_url
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        return self.server.requests
-
-    def script(self, *faults: Fault | str) -> None:
-        """Queue behaviours for the next requests (see :meth:`FakeOpenAI.script`)."""
-        self.server.script(*faults)
-
-    def start(self) -> None:
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        loop = self._loop
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self.server.start())
-        except BaseException as exc:  # report to the starting thread
-            self._error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self.server.stop())
-            loop.close()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-
-    def __enter__(self) -> ServerThread:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # -- command line ----------------------------------------------------------------------
