@@ -40,6 +40,7 @@ from turnout.errors import (
     ProviderTimeout,
 )
 from turnout.execution.watchdog import Expired, Watchdog
+from turnout.pricing.tokens import request_prompt_tokens
 from turnout.providers import http1, openai_errors
 from turnout.providers.base import Provider
 from turnout.providers.redact import Secret, redact, truncate
@@ -240,7 +241,7 @@ class OpenAICompatProvider(Provider):
                 data,
                 model=model,
                 latency_s=latency,
-                prompt_tokens=lambda: wire_requests.prompt_estimate(request),
+                prompt_tokens=lambda: request_prompt_tokens(request),
             )
         except ValueError as exc:
             raise self._malformed(str(exc), model) from None
@@ -316,11 +317,11 @@ class OpenAICompatProvider(Provider):
             filtered = ContentFiltered(
                 f"the answer from {self._where()} was stopped by its content filter", model=model
             )
-            filtered.usage = state.final_usage(lambda: wire_requests.prompt_estimate(request))
+            filtered.usage = state.final_usage(lambda: request_prompt_tokens(request))
             raise filtered
         yield StreamEnd(
             state.finish_reason,
-            state.final_usage(lambda: wire_requests.prompt_estimate(request)),
+            state.final_usage(lambda: request_prompt_tokens(request)),
             state.model,
             state.response_id,
             ttft,

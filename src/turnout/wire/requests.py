@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from turnout.pricing.tokens import request_prompt_tokens
 from turnout.types import ChatRequest, MaxTokensParam, Message, ToolCall
 
 # -- out -------------------------------------------------------------------------------
@@ -78,10 +77,6 @@ def request_body(request: ChatRequest, *, model: str, stream: bool) -> dict[str,
 
 
 # -- in --------------------------------------------------------------------------------
-
-
-def prompt_estimate(request: ChatRequest) -> int:
-    return request_prompt_tokens(request)
 
 
 def content_text(content: Any) -> str:
