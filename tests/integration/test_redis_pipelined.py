@@ -66,6 +66,33 @@ async def test_commands_of_one_loop_turn_go_out_in_one_write(tmp_path: Path) -> 
         server.stop()
 
 
+async def test_a_command_on_an_idle_connection_goes_out_before_the_caller_waits(
+    prefix: str,
+) -> None:
+    """Sent at once: Redis has it while the caller goes on (here the loop is blocked, as
+    by a request preparing its call); a command behind a reply not read yet waits for
+    the loop's turn, to share its write with the others of that turn."""
+    import redis as redis_sync
+
+    redis = Pipelined("127.0.0.1", 6379)
+    other = redis_sync.Redis.from_url("redis://127.0.0.1:6379/0")
+    first, second = f"{prefix}:first", f"{prefix}:second"
+    try:
+        assert redis.send_now("PING") is None  # not open yet: execute opens it
+        assert await redis.execute("PING") == b"PONG"
+        sent = redis.send_now("SET", first, "1"), redis.send_now("SET", second, "2")
+        deadline = time.monotonic() + 2
+        while other.get(first) is None and time.monotonic() < deadline:
+            time.sleep(0.001)  # noqa: ASYNC251 - the event loop must not turn meanwhile
+        assert other.get(first) == b"1"
+        assert other.get(second) is None  # queued behind the first one's reply
+        assert [await f for f in sent if f is not None] == [b"OK", b"OK"]
+        assert other.get(second) == b"2"
+    finally:
+        await redis.aclose()
+        other.close()
+
+
 async def test_a_script_redis_lost_is_loaded_and_run_once(prefix: str) -> None:
     redis = Pipelined("127.0.0.1", 6379)
     script = Lua(f"-- {uuid.uuid4().hex}\nreturn redis.call('INCR', KEYS[1]) + tonumber(ARGV[1])")

@@ -58,13 +58,16 @@ class _Protocol(asyncio.Protocol):
         return self.send_many((args,))[0]
 
     def send_many(self, commands: Sequence[Sequence[Any]]) -> list[asyncio.Future[Any]]:
-        """Every command queued for the next write; a future per reply.
+        """Every command written; a future per reply.
 
-        The write happens once the event loop has run what is ready (``call_soon``), so
-        the commands of every request that reached Redis in this turn of the loop go out
-        in one ``send``, and Redis reads them with one ``read`` and answers with one
-        ``write``: at concurrency 16 that is a fraction of a system call a request on
-        both sides instead of one each. Alone, a command waits for nothing."""
+        On a connection with replies outstanding, the write happens once the event loop
+        has run what is ready (``call_soon``), so the commands of every request that
+        reached Redis in this turn of the loop go out in one ``send``, and Redis reads
+        them with one ``read`` and answers with one ``write``: at concurrency 16 that is
+        a fraction of a system call a request on both sides instead of one each. On an
+        idle connection nothing is coming to share the write with: the commands go out
+        at once, and Redis works on them while the caller goes on (a request's gate
+        while its call is being prepared; about 20 µs sooner than a turn of the loop)."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
         if self.closed or self._transport is None:
@@ -82,9 +85,12 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(error)
             return futures
         pack = self._pack
-        if not self._out:
-            loop.call_soon(self._write)
-        self._out.extend(pack(tuple(args)) for args in commands)
+        if not self._out and not self._waiting:
+            self._transport.write(b"".join(pack(tuple(args)) for args in commands))
+        else:
+            if not self._out:
+                loop.call_soon(self._write)
+            self._out.extend(pack(tuple(args)) for args in commands)
         self._waiting.extend(futures)
         self._sent_at.extend(now for _ in futures)
         if self._timer is None:  # one timer for the connection, not one a command
@@ -199,6 +205,15 @@ class Pipelined:
             password=kw.get("password"), connect_timeout_s=float(connect),
             reply_timeout_s=float(kw.get("socket_timeout") or 2.0),
         )  # fmt: skip
+
+    def send_now(self, *args: Any) -> asyncio.Future[Any] | None:
+        """Send one command now, without waiting for anything (the future of its reply),
+        on a connection already open; None when there is none (:meth:`execute` opens
+        it)."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed or self._closed:
+            return None
+        return protocol.send(args)
 
     async def execute(self, *args: Any) -> Any:
         """Send one command; its reply (an error reply raised as redis-py's exception)."""
