@@ -233,7 +233,11 @@ class Turnout:
         ``session``, ``annotation``, ``latency`` (``sensitive``: the fastest model inside
         a tier), ``run_id``, ``budget``, ``allowed_models`` (the pool models that may
         answer: the policy's other choices are dropped, and :class:`ModelNotAllowed`
-        raised if none is left) and the request's own
+        raised if none is left; or a function giving them, or None for any, asked once
+        ``admitted`` is done), ``admitted`` (an async function awaited once the policy
+        has decided, before anything is traced, looked up or sent: a caller's go-ahead,
+        such as a key's limits being checked meanwhile; what it raises is the call's)
+        and the request's own
         ``max_tokens`` (sent as ``max_tokens`` unless ``max_tokens_param`` says
         ``max_completion_tokens``), ``temperature``, ``top_p``, ``stop``, ``seed``,
         ``tools``, ``tool_choice``, ``response_format``, ``extra``. ``on_abandon``: called with the
@@ -276,6 +280,7 @@ class Turnout:
         model = options.pop("model", None)
         name = options.pop("policy", None)
         allowed = options.pop("allowed_models", None)
+        admitted = options.pop("admitted", None)
         request_fields = {
             k: options.pop(k) for k in list(options) if k in ChatRequest.__dataclass_fields__
         }
@@ -301,6 +306,10 @@ class Turnout:
             decision = policy.decide(ctx, await self.executor.health())
             for m in decision.models:
                 self.executor.pool.spec(m)
+        if admitted is not None:
+            await admitted()
+        if callable(allowed):
+            allowed = allowed()
         if allowed is not None:
             decision = only_allowed(decision, frozenset(allowed))
         call = _Call(run_id, workflow, step, policy, decision, request, tags, annotation)

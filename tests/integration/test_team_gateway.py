@@ -22,6 +22,7 @@ from support.pg import throwaway_database
 from support.team_rig import ADMIN_KEY, Serve, serving, write_config
 from turnout.keys import KeyStore, Period
 from turnout.testing import FakeOpenAI
+from turnout.testing.server_thread import ServerThread
 from turnout.tracing.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
@@ -32,9 +33,14 @@ HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
+def upstream_server() -> Iterator[ServerThread]:
     with FakeOpenAI.start_in_thread(reply="all good here") as handle:
-        yield handle.base_url
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def upstream(upstream_server: ServerThread) -> str:
+    return upstream_server.base_url
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +104,19 @@ async def post(session: aiohttp.ClientSession, base: str, key: str | None,
         return r.status, CIMultiDict(r.headers), await r.json()
 
 
-async def test_rpm_is_exact_across_two_replicas(replicas: tuple[Serve, Serve], dsn: str) -> None:
+async def test_rpm_is_exact_across_two_replicas(
+    replicas: tuple[Serve, Serve], dsn: str, upstream_server: ServerThread
+) -> None:
     key = new_key(dsn, "rpm-30", rpm=30)
+    called = len(upstream_server.requests)
     async with aiohttp.ClientSession() as session:
         results = await asyncio.gather(
             *(post(session, replicas[i % 2].url, key) for i in range(60))
         )
     statuses = [status for status, _, _ in results]
     assert statuses.count(200) == 30 and statuses.count(429) == 30
+    assert len(upstream_server.requests) - called == 30  # a refused request called nothing
+    assert len(await traced(dsn, "rpm-30", 30)) == 30  # and left no trace
     refused = next(r for r in results if r[0] == 429)
     assert refused[2]["error"]["code"] == "rate_limit_exceeded"
     assert refused[1]["x-ratelimit-limit-requests"] == "30"
@@ -113,6 +124,22 @@ async def test_rpm_is_exact_across_two_replicas(replicas: tuple[Serve, Serve], d
     assert int(refused[1]["retry-after"]) >= 1
     ok = next(r for r in results if r[0] == 200)
     assert "x-ratelimit-reset-requests" in ok[1]
+
+
+async def test_a_stream_over_its_limit_is_refused_before_anything_is_called(
+    replicas: tuple[Serve, Serve], dsn: str, upstream_server: ServerThread
+) -> None:
+    key = new_key(dsn, "rpm-1-stream", rpm=1)
+    base = f"{replicas[1].url}/v1"
+    called = len(upstream_server.requests)
+    async with openai.AsyncOpenAI(base_url=base, api_key=key, max_retries=0) as client:
+        stream = await client.chat.completions.create(model="cheap", messages=HI, stream=True)  # type: ignore[arg-type]
+        assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        with pytest.raises(openai.RateLimitError) as info:  # a plain 429, not a broken stream
+            await _drain(client.chat.completions.create(model="cheap", messages=HI, stream=True))  # type: ignore[arg-type]
+        assert info.value.code == "rate_limit_exceeded"
+        assert info.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+    assert len(upstream_server.requests) - called == 1
 
 
 async def test_budget_never_passed_by_concurrent_requests(

@@ -30,7 +30,7 @@ from turnout.gateway.engine import Answer, AnswerStream, Engine
 from turnout.gateway.failures import ErrorReply
 from turnout.gateway.replies import ChunkEncoder, answer_headers, completion_body, header_value
 from turnout.gateway.team import Team
-from turnout.keys.guard import Refused, bearer_token, missing_key
+from turnout.keys.guard import Admitting, Refused, bearer_token, missing_key
 from turnout.keys.model import VirtualKey
 from turnout.types import StreamEnd
 from turnout.wire.jsonio import encode, load_json
@@ -93,47 +93,83 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         code = str(reply.body["error"].get("code") or reply.body["error"]["type"])
         team.refused(Route(), key.name if key else None, code, started, run_id)
         return error_response(reply, run_id)
-    try:
-        admission = await team.admit(authorization, incoming.request, route)
+    try:  # the key checked now; its limits and budget while the call is prepared
+        admitting = await team.start_admit(authorization, incoming.request, route)
     except Refused as exc:
         team.refused(route, exc.refusal.key, exc.refusal.code, started, run_id)
         return refused_response(exc, run_id)
     options = _options(incoming, route, ctx, run_id)
-    extra = dict(admission.headers) if admission is not None else {}
-    if admission is not None:
-        options["tags"]["key"] = admission.key.name  # the name, never the key
-        if admission.key.models:  # a policy's choices outside them are dropped
-            options["allowed_models"] = admission.key.models
+    if admitting is not None:
+        _admitted_options(options, admitting)
     engine = request.app[ENGINE]
 
     def done(answer: Answer | None, error: str | None) -> None:
         latency_s = time.perf_counter() - started
+        admission = admitting.admission if admitting is not None else None
         asyncio.get_running_loop().call_soon(  # counted once the answer has gone out
             lambda: team.done(route=route, admission=admission, answer=answer,
                               latency_s=latency_s, error_class=error, streamed=incoming.stream,
                               max_tokens=incoming.request.max_tokens, run_id=run_id)
         )  # fmt: skip
 
+    def refuse(exc: Refused) -> web.Response:
+        team.refused(route, exc.refusal.key, exc.refusal.code, started, run_id)
+        return refused_response(exc, run_id)
+
     if incoming.stream:
-        return await _stream(request, engine, incoming, route, options, run_id, extra, done)
+        return await _stream(
+            request, engine, incoming, route, options, run_id, admitting, done, refuse
+        )
     abandoned: list[Answer] = []  # the answer so far of a request the client hung up on
     try:
         answer = await engine.chat(
             incoming.request.messages, **options, on_abandon=abandoned.append
         )
+    except Refused as exc:  # the key's limits or budget: nothing was called
+        return refuse(exc)
     except asyncio.CancelledError:  # the client hung up: the hold settled to what was paid
         done(abandoned[0] if abandoned else None, "abandoned")
         raise
     except ConfigError as exc:  # a policy that cannot decide for this request (or not
-        done(None, error_class_of(exc))  # on the models the key may use)
+        refusal = await _refusal(admitting)  # on the models the key may use): a key
+        if refusal is not None:  # refused hears that first
+            return refuse(refusal)
+        done(None, error_class_of(exc))
         return error_response(failures.unusable(exc), run_id)
     done(answer, None if answer.ok else error_class_of(answer.error or RuntimeError()))
+    admission = admitting.admission if admitting is not None else None
     if not answer.ok:
-        return _failed(answer, run_id, extra)
+        return _failed(answer, run_id, admission.headers if admission is not None else {})
     body = completion_body(answer, f"chatcmpl-{run_id}")
-    if admission is not None:  # the budget left with this answer charged, not held
-        extra = dict(admission.headers_after(answer.cost))
+    extra = admission.headers_after(answer.cost) if admission is not None else {}
     return json_response(200, body, {**answer_headers(answer, run_id), **extra})
+
+
+def _admitted_options(options: dict[str, Any], admitting: Admitting) -> None:
+    """The façade's options for a request through a key: its name a tag (never the key),
+    the models it may use (a policy's choices outside them are dropped), and the go-ahead
+    of its limits and budget, awaited before anything is traced or sent."""
+    options["tags"]["key"] = admitting.key.name
+
+    def allowed() -> tuple[str, ...] | None:
+        return admitting.key.models or None  # the key as decided on (it may be re-read)
+
+    async def admitted() -> None:
+        await admitting
+
+    options["allowed_models"] = allowed
+    options["admitted"] = admitted
+
+
+async def _refusal(admitting: Admitting | None) -> Refused | None:
+    """The key's refusal, once its admission is decided (None: let through)."""
+    if admitting is None:
+        return None
+    try:
+        await admitting
+    except Refused as exc:
+        return exc
+    return None
 
 
 def refused_response(exc: Refused, run_id: str | None = None) -> web.Response:
@@ -151,11 +187,13 @@ async def _stream(
     route: Route,
     options: dict[str, Any],
     run_id: str,
-    extra: Mapping[str, str],
+    admitting: Admitting | None,
     done: Callable[[Answer | None, str | None], None],
+    refuse: Callable[[Refused], web.Response],
 ) -> web.StreamResponse:
     stream = engine.stream(incoming.request.messages, **options)
     error: str | None = None
+    refusal: Refused | None = None
     encoder = ChunkEncoder(f"chatcmpl-{run_id}", route.label, include_usage=incoming.include_usage)
     response: web.StreamResponse | None = None
     end: StreamEnd | None = None
@@ -170,6 +208,7 @@ async def _stream(
                     restarted = True
                     break
                 if response is None:
+                    extra = _admission_headers(admitting)
                     response = await _start_stream(request, route, run_id, stream, extra)
                 if stream.model is not None:  # the pool model answering (it may change on a cut)
                     encoder.model = stream.model
@@ -189,6 +228,8 @@ async def _stream(
                     encoder.model = answer.model or encoder.model
                 cost = answer.cost if answer is not None else Decimal(0)
                 await response.write(encoder.end(end, cost))
+    except Refused as exc:  # the key's limits or budget, before anything was called
+        refusal = exc
     except TurnoutError as exc:
         error = error_class_of(exc)
         tried = stream.answer.attempts if stream.answer is not None else ()
@@ -198,9 +239,13 @@ async def _stream(
             else failures.from_failure(exc, tried)
         )
         if response is None:
-            headers = {**answer_headers(stream.answer, run_id, cost=False), **reply.headers}
-            return json_response(reply.status, reply.body, {**headers, **extra})
-        await response.write(encoder.error(reply.body))
+            refusal = await _refusal(admitting)  # a key refused hears that first
+            if refusal is None:
+                headers = {**answer_headers(stream.answer, run_id, cost=False), **reply.headers}
+                extra = _admission_headers(admitting)
+                return json_response(reply.status, reply.body, {**headers, **extra})
+        else:
+            await response.write(encoder.error(reply.body))
     except asyncio.CancelledError:
         error = "abandoned"
         raise
@@ -209,7 +254,10 @@ async def _stream(
         answer = stream.answer
         if error is None and answer is not None and not answer.ok:
             error = error_class_of(answer.error or RuntimeError())
-        done(answer, error)
+        if refusal is None:
+            done(answer, error)
+    if refusal is not None:
+        return refuse(refusal)
     if response is None:  # an empty stream: nothing came, not even its end
         return error_response(failures.from_failure(RuntimeError()), run_id)
     await response.write_eof()
@@ -240,6 +288,11 @@ async def _start_stream(
     response.content_type = "text/event-stream"
     await response.prepare(request)
     return response
+
+
+def _admission_headers(admitting: Admitting | None) -> Mapping[str, str]:
+    admission = admitting.admission if admitting is not None else None
+    return admission.headers if admission is not None else {}
 
 
 def _failed(answer: Answer, run_id: str, extra: Mapping[str, str]) -> web.Response:

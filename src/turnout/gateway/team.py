@@ -22,7 +22,7 @@ from turnout.config.settings import Settings
 from turnout.gateway.config import GatewayConfig
 from turnout.gateway.context import Route
 from turnout.keys.cache import CachedKeys, LocalKeyEvents
-from turnout.keys.guard import Admission, KeyGuard
+from turnout.keys.guard import Admission, Admitting, KeyGuard
 from turnout.keys.model import VirtualKey, hash_key, same_hash
 from turnout.keys.store import KeyStore
 from turnout.limits.budget import MemoryBudgets, PaidCall
@@ -135,11 +135,12 @@ class Team:
 
     # -- requests ----------------------------------------------------------------------
 
-    async def admit(
+    async def start_admit(
         self, authorization: str | None, request: ChatRequest, route: Route
-    ) -> Admission | None:
-        """None when auth is off; else the admission (raises
-        :class:`~turnout.keys.guard.Refused`)."""
+    ) -> Admitting | None:
+        """None when auth is off; else the key checked (raises
+        :class:`~turnout.keys.guard.Refused`) and its admission started: awaited, the
+        :class:`~turnout.keys.guard.Admission` (or ``Refused``)."""
         if self.guard is None:
             return None
         plans: Sequence[Sequence[PaidCall]]
@@ -154,9 +155,16 @@ class Team:
                 for m, p in self.prices.items()
                 if m in self.reach.get(route.policy or "", self.prices)
             )
-        return await self.guard.admit(
+        return await self.guard.start(
             authorization, request, policy=route.policy, models=models, plans=plans
         )
+
+    async def admit(
+        self, authorization: str | None, request: ChatRequest, route: Route
+    ) -> Admission | None:
+        """:meth:`start_admit`, awaited."""
+        admitting = await self.start_admit(authorization, request, route)
+        return await admitting if admitting is not None else None
 
     def may_answer(self, key: VirtualKey, policy: str) -> bool:
         """Whether ``policy`` may call any model ``key`` may use (else every request

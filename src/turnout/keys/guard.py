@@ -23,7 +23,7 @@ rate-limit headers too, and ``x-turnout-budget-remaining-usd``; past 80% of the 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -148,44 +148,61 @@ class KeyGuard:
         request names (None when it names a pool model); ``models`` the pool models it
         names; ``plans`` the sets of calls one request may pay for together (the dearest
         set, of the models the key may use, prices the budget hold)."""
+        admitting = await self.start(
+            authorization, request, policy=policy, models=models, plans=plans
+        )
+        return await admitting
+
+    async def start(
+        self,
+        authorization: str | None,
+        request: ChatRequest,
+        *,
+        policy: str | None,
+        models: Sequence[str],
+        plans: Sequence[Sequence[PaidCall]],
+    ) -> Admitting:
+        """:meth:`admit` in two halves: the key presented is checked now (raises
+        :class:`Refused`: 401, 403) and its gate started (one Redis script sent at
+        once); awaiting the :class:`Admitting` gives the admission (or raises
+        :class:`Refused`), so the shared state decides while the caller prepares."""
         presented = bearer_token(authorization)
         if presented is None:
             raise Refused(missing_key())
-        for fresh in (False, True):
+        asked = _Asked(presented, request, policy, tuple(models), plans)
+        seen = self.keys.generation
+        try:
+            key = await self._key(presented, policy, models, False)
+        except Refused:
+            # Refused on a cached record (revoked, expired, not allowed): if a key
+            # changed since, the record may be stale (a key loosened or renewed on
+            # another replica), so decide again on the record as it is now.
+            if not self.keys.holds(presented) or not await self._stale(seen):
+                raise
             seen = self.keys.generation
-            try:
-                key = await self._key(presented, policy, models, fresh)
-            except Refused:
-                # Refused on a cached record (revoked, expired, not allowed): if a key
-                # changed since, the record may be stale (a key loosened or renewed on
-                # another replica), so decide again on the record as it is now.
-                if fresh or not self.keys.holds(presented) or not await self._stale(seen):
-                    raise
-                continue
-            limit = RateLimit(rpm=key.rpm, tpm=key.tpm)
-            scope = key.name
-            if self.per_model_limits and policy is None and len(models) == 1:
-                scope = f"{key.name}|{models[0]}"
-            budget = (
-                KeyBudget(key.name, key.budget_usd, key.period)
-                if key.budget_usd is not None
-                else None
+            key = await self._key(presented, policy, models, True)
+            return Admitting(self, asked, key, seen, fresh=True)
+        return Admitting(self, asked, key, seen, fresh=False)
+
+    def _gate(self, key: VirtualKey, asked: _Asked) -> tuple[str, Awaitable[GateResult]]:
+        """The scope ``key``'s limits count in, and its gate started."""
+        limit = RateLimit(rpm=key.rpm, tpm=key.tpm)
+        scope = key.name
+        if self.per_model_limits and asked.policy is None and len(asked.models) == 1:
+            scope = f"{key.name}|{asked.models[0]}"
+        budget = (
+            KeyBudget(key.name, key.budget_usd, key.period) if key.budget_usd is not None else None
+        )
+        request = asked.request
+        tokens = _tokens(request) if key.tpm is not None else 0
+        estimate = (
+            estimate_request(
+                [[c for c in plan if key.allows_model(c.model)] for plan in asked.plans], request
             )
-            tokens = _tokens(request) if key.tpm is not None else 0
-            estimate = (
-                estimate_request(
-                    [[c for c in plan if key.allows_model(c.model)] for plan in plans], request
-                )
-                if budget is not None
-                else Decimal(0)
-            )
-            result = await self.gate.admit(scope, limit, tokens, budget, estimate)
-            if not self.keys.observe(result.generation, seen) or fresh:
-                break
-            # A key changed somewhere since this one was cached: decide again on its
-            # record as it is now (revoked keys are refused here, at once).
-            await self.gate.undo(result)
-        return self._outcome(key, scope, result, request)
+            if budget is not None
+            else Decimal(0)
+        )
+        return scope, self.gate.start_admit(scope, limit, tokens, budget, estimate)
 
     async def identify(self, authorization: str | None) -> VirtualKey:
         """The usable key presented, for requests that call no model (feedback, the
@@ -281,6 +298,65 @@ class KeyGuard:
         """A key was changed through this process (admin API): every replica rereads."""
         self.keys.forget()
         await self.gate.bump()
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    presented: str
+    request: ChatRequest
+    policy: str | None
+    models: tuple[str, ...]
+    plans: Sequence[Sequence[PaidCall]]
+
+
+class Admitting:
+    """A request's admission under way (:meth:`KeyGuard.start`): :attr:`key` is known
+    and may be used, the shared state is deciding the rest. Await it for the
+    :class:`Admission` (or :class:`Refused`); awaited again, the same outcome."""
+
+    def __init__(
+        self, guard: KeyGuard, asked: _Asked, key: VirtualKey, seen: int | None, *, fresh: bool
+    ) -> None:
+        self.key = key
+        """The key presented; after a key changed elsewhere, its record as it is now."""
+        self._guard = guard
+        self._asked = asked
+        self._seen = seen
+        self._fresh = fresh
+        self._scope, self._pending = guard._gate(key, asked)
+        self._outcome: Admission | Refused | None = None
+
+    def __await__(self) -> Generator[Any, None, Admission]:
+        return self._concluded().__await__()
+
+    @property
+    def admission(self) -> Admission | None:
+        """The admission, once awaited and let through (else None)."""
+        return self._outcome if isinstance(self._outcome, Admission) else None
+
+    async def _concluded(self) -> Admission:
+        if self._outcome is None:
+            try:
+                self._outcome = await self._decide()
+            except Refused as exc:
+                self._outcome = exc
+        if isinstance(self._outcome, Refused):
+            raise self._outcome
+        return self._outcome
+
+    async def _decide(self) -> Admission:
+        guard, asked = self._guard, self._asked
+        result = await self._pending
+        if guard.keys.observe(result.generation, self._seen) and not self._fresh:
+            # A key changed somewhere since this one was cached: decide again on its
+            # record as it is now (revoked keys are refused here, at once).
+            await guard.gate.undo(result)
+            seen = guard.keys.generation
+            self.key = await guard._key(asked.presented, asked.policy, asked.models, True)
+            self._scope, pending = guard._gate(self.key, asked)
+            result = await pending
+            guard.keys.observe(result.generation, seen)
+        return guard._outcome(self.key, self._scope, result, asked.request)
 
 
 def _tokens(request: ChatRequest) -> int:

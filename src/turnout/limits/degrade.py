@@ -148,15 +148,27 @@ class Degrader:
         if self.server is not None and unreachable(exc):
             OUTAGES.failed(self.server, time.monotonic() + self.retry_after_s)
 
+    def healthy(self) -> bool:
+        """Whether a shared call would be made now (Redis is not known to be away)."""
+        self._shared_outage()
+        return not self._down
+
     async def run(
-        self, shared: Callable[[], Awaitable[T]], local: Callable[[], T], *, bounded: bool = False
+        self,
+        shared: Callable[[], Awaitable[T]],
+        local: Callable[[], T],
+        *,
+        bounded: bool = False,
+        sent: bool = False,
     ) -> T:
         """``shared``'s answer, or ``local``'s when Redis fails or is away. ``bounded``:
         ``shared`` ends within the timeout by itself (a pipelined connection's reply
-        deadline), so no timer of its own is set."""
+        deadline), so no timer of its own is set. ``sent``: ``shared`` waits for a
+        command already sent (when :meth:`healthy`): its answer is waited for even if
+        Redis was found away meanwhile, so what it did there is known."""
         probe = False
         self._shared_outage()
-        if self._down:
+        if self._down and not sent:
             if self._probing or self._clock() < self._down_until:
                 return self._local(local)
             self._probing = probe = True  # this call tries Redis; the others stay local

@@ -9,9 +9,11 @@ after the answer is sent, off the request path).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from turnout.limits.budget import KeyBudget, KeyBudgetExceeded, MemoryBudgets, Reservation
 from turnout.limits.rate import MemoryRateLimiter, RateDecision, RateLimit
@@ -55,6 +57,18 @@ class Gate(Protocol):
         """Read the generation; count the request if ``limit`` allows it; then hold
         ``estimate`` against ``budget`` if it fits. Nothing is held when refused."""
 
+    def start_admit(
+        self,
+        scope: str,
+        limit: RateLimit,
+        tokens: int,
+        budget: KeyBudget | None,
+        estimate: Decimal,
+    ) -> Awaitable[GateResult]:
+        """:meth:`admit`, started now where that lets the shared state decide while the
+        caller goes on (a Redis script sent at once); awaited for its answer, at most
+        once. Not awaited, nothing more happens (what was sent stands)."""
+
     async def undo(self, result: GateResult) -> None:
         """Take an admission back entirely (it was decided on a key since changed)."""
 
@@ -77,6 +91,22 @@ class Gate(Protocol):
         """The generation of key changes alone (None: unknown, Redis away)."""
 
     async def aclose(self) -> None: ...
+
+
+T = TypeVar("T")
+
+
+class Later(Generic[T]):
+    """An awaitable that makes its coroutine only when awaited: one never awaited
+    leaves no coroutine behind to warn of."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[], Awaitable[T]]) -> None:
+        self._make = make
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._make().__await__()
 
 
 def admit_in_process(
@@ -133,13 +163,34 @@ L = TypeVar("L", bound=_Closing)
 B = TypeVar("B", bound=_Settling)
 
 
-class GateParts(Generic[L, B]):
+class GateParts(ABC, Generic[L, B]):
     """What every gate does through its parts alike: settle and release budget holds, tell
     other processes of a key change, close."""
 
     limiter: L
     budgets: B
     events: KeyEvents
+
+    @abstractmethod
+    def start_admit(
+        self,
+        scope: str,
+        limit: RateLimit,
+        tokens: int,
+        budget: KeyBudget | None,
+        estimate: Decimal,
+    ) -> Awaitable[GateResult]: ...
+
+    async def admit(
+        self,
+        scope: str,
+        limit: RateLimit,
+        tokens: int,
+        budget: KeyBudget | None,
+        estimate: Decimal,
+    ) -> GateResult:
+        """:meth:`start_admit`, awaited."""
+        return await self.start_admit(scope, limit, tokens, budget, estimate)
 
     async def settle(self, reservation: Reservation, cost: Decimal) -> None:
         await self.budgets.settle(reservation, cost)
@@ -177,7 +228,7 @@ class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
         self.ledger = ledger
         """Where a key's spend in a period starts from (none: from $0)."""
 
-    async def admit(
+    async def _admit(
         self,
         scope: str,
         limit: RateLimit,
@@ -191,6 +242,18 @@ class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
         return admit_in_process(
             self.limiter, self.budgets, generation, scope, limit, tokens, budget, estimate
         )
+
+    def start_admit(
+        self,
+        scope: str,
+        limit: RateLimit,
+        tokens: int,
+        budget: KeyBudget | None,
+        estimate: Decimal,
+    ) -> Awaitable[GateResult]:
+        """:meth:`admit` once awaited: in this process nothing is gained by starting
+        sooner."""
+        return Later(lambda: self._admit(scope, limit, tokens, budget, estimate))
 
     async def undo(self, result: GateResult) -> None:
         if result.rate is not None and result.rate.allowed:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ from turnout.limits.degrade import Degrader, server_of
 from turnout.limits.gate import (
     GateParts,
     GateResult,
+    Later,
     admit_in_process,
     counts_tokens,
     start_from_ledger,
@@ -162,35 +163,66 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         loaded = await self.degrader.attempt(load)
         return loaded and await self.budgets.prepare()
 
-    async def admit(
+    def start_admit(
         self,
         scope: str,
         limit: RateLimit,
         tokens: int,
         budget: KeyBudget | None,
         estimate: Decimal,
-    ) -> GateResult:
+    ) -> Awaitable[GateResult]:
+        """:meth:`admit`, its script sent now when the pipelined connection is open and
+        Redis is up (Redis decides while the caller prepares its call); else sent once
+        awaited."""
         seed = self.ledger is not None and self.ledger.available()
+        call = _GateCall(self, scope, limit, tokens, budget, estimate, seed)
+        sent = None
+        if self._pipelined is not None and self.degrader.healthy():
+            keys, args = call.command()
+            sent = self._pipelined.send_now("EVALSHA", self._gate.sha, len(keys), *keys, *args)
+        if sent is not None:
+            sent.add_done_callback(_retrieved)  # a caller that never waits logs nothing
+        return Later(lambda: self._admitted(call, sent))
+
+    async def _admitted(self, call: _GateCall, sent: asyncio.Future[Any] | None) -> GateResult:
+        from redis.exceptions import NoScriptError
+
+        scope, limit, tokens, budget, estimate = call.asked
         twin_unseeded = False
 
         async def shared() -> GateResult:
-            return await self._admit(scope, limit, tokens, budget, estimate, seed=seed)
+            nonlocal sent
+            if sent is not None:
+                first, sent = sent, None
+                try:
+                    return call.result(await first)
+                except NoScriptError:  # Redis lost its scripts (restarted, flushed)
+                    pass
+            return call.result(await self._run(call))
 
         def local() -> GateResult:
             nonlocal twin_unseeded
-            if seed and budget is not None and self._twin_unseeded(budget):
+            if call.seed and budget is not None and self._twin_unseeded(budget):
                 twin_unseeded = True
                 return GateResult(None, None, scope=scope, tokens=tokens, unseeded=True)
             return self._local(scope, limit, tokens, budget, estimate)
 
-        result = await self.degrader.run(shared, local, bounded=self._bounded)
+        result = await self.degrader.run(
+            shared, local, bounded=self._bounded, sent=sent is not None
+        )
         if result.unseeded and budget is not None:
             await self._seed_budget(budget, twin=twin_unseeded)
-            seed = False  # decided now on what Redis (or the twin) holds, seeded or not
             if twin_unseeded:  # Redis was just found away: the twin decides
                 return self._local(scope, limit, tokens, budget, estimate)
+            call = call.again()  # decided now on what Redis holds, seeded or not
             result = await self.degrader.run(shared, local, bounded=self._bounded)
         return result
+
+    async def _run(self, call: _GateCall) -> Any:
+        keys, args = call.command()
+        if self._pipelined is not None:
+            return await self._pipelined.evalsha(self._gate, keys, args)
+        return await self._gate(self.redis, keys, args)
 
     def _twin_unseeded(self, budget: KeyBudget) -> bool:
         """Whether the in-process twin would start ``budget``'s period from nothing: it
@@ -227,57 +259,6 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
                 await self._seed(self.redis, [sk], args)
 
         await self.degrader.attempt(seed)
-
-    async def _admit(
-        self,
-        scope: str,
-        limit: RateLimit,
-        tokens: int,
-        budget: KeyBudget | None,
-        estimate: Decimal,
-        *,
-        seed: bool = False,
-    ) -> GateResult:
-        now = self._clock() if self._clock is not None else time.time()
-        member = entry_id()
-        keys = [self.events.key, *rate_keys(self.limiter.prefix, scope)]
-        budget_args: list[Any] = ["", 0, 0, 0, "0"]
-        window = None
-        amount = cost_to_pico(estimate)
-        if budget is not None:
-            window = window_of(budget.period, now)
-            keys += self.budgets.keys_of(budget.name, window.id)
-            budget_args = [
-                budget.pico, amount, self.budgets.hold_ttl_ms,
-                self.budgets.key_ttl_ms(window.ends_at, now), "1" if seed else "0",
-            ]  # fmt: skip
-        else:
-            keys += ["-", "-"]
-        args: list[Any] = [
-            "" if self._clock is None else str(int(now * 1000)), self.limiter.window_ms,
-            limit.rpm or 0, limit.tpm or 0, max(0, tokens), member, *budget_args,
-        ]  # fmt: skip
-        if self._pipelined is not None:
-            reply = await self._pipelined.evalsha(self._gate, keys, args)
-        else:
-            reply = await self._gate(self.redis, keys, args)
-        generation, rate_reply, budget_reply = reply
-        rate = rate_decision(rate_reply, limit) if limit else None
-        gen, tokens = int(generation), max(0, tokens)
-        if budget is None or window is None or int(budget_reply[0]) == -1:
-            return GateResult(gen, rate, scope=scope, tokens=tokens, member=member)
-        if int(budget_reply[0]) == -2:  # its rate-limit entry was taken back
-            return GateResult(gen, None, scope=scope, tokens=tokens, unseeded=True)
-        spent, held = int(float(budget_reply[1])), int(float(budget_reply[2]))
-        self.budgets.remember(budget.name, window.id, spent)
-        state = BudgetState(budget, window.id, spent, held, window.ends_at)
-        if int(budget_reply[0]) == 0:
-            over = KeyBudgetExceeded(state, estimate)
-            return GateResult(
-                gen, rate, over_budget=over, scope=scope, tokens=tokens, member=member
-            )
-        reservation = Reservation(budget, window.id, f"{member}:{amount}", amount, state)
-        return GateResult(gen, rate, reservation, scope=scope, tokens=tokens, member=member)
 
     def _local(
         self,
@@ -329,3 +310,78 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         await super().aclose()  # the budgets send what they hold first
         if self._pipelined is not None:
             await self._pipelined.aclose()
+
+
+class _GateCall:
+    """One request's gate script: its keys and arguments, and its reply read."""
+
+    __slots__ = ("amount", "asked", "gate", "member", "now", "seed", "window")
+
+    def __init__(
+        self,
+        gate: RedisGate,
+        scope: str,
+        limit: RateLimit,
+        tokens: int,
+        budget: KeyBudget | None,
+        estimate: Decimal,
+        seed: bool,
+    ) -> None:
+        self.gate = gate
+        self.asked = (scope, limit, max(0, tokens), budget, estimate)
+        self.seed = seed
+        clock = gate._clock
+        self.now = clock() if clock is not None else time.time()
+        self.member = entry_id()
+        self.window = window_of(budget.period, self.now) if budget is not None else None
+        self.amount = cost_to_pico(estimate)
+
+    def again(self) -> _GateCall:
+        """The same request asked again, not seeding (its first entry was taken back)."""
+        return _GateCall(self.gate, *self.asked, seed=False)
+
+    def command(self) -> tuple[list[str], list[Any]]:
+        """The script's keys and arguments."""
+        gate = self.gate
+        scope, limit, tokens, budget, _ = self.asked
+        keys = [gate.events.key, *rate_keys(gate.limiter.prefix, scope)]
+        budget_args: list[Any] = ["", 0, 0, 0, "0"]
+        if budget is not None and self.window is not None:
+            budgets = gate.budgets
+            keys += budgets.keys_of(budget.name, self.window.id)
+            budget_args = [
+                budget.pico, self.amount, budgets.hold_ttl_ms,
+                budgets.key_ttl_ms(self.window.ends_at, self.now), "1" if self.seed else "0",
+            ]  # fmt: skip
+        else:
+            keys += ["-", "-"]
+        return keys, [
+            "" if gate._clock is None else str(int(self.now * 1000)), gate.limiter.window_ms,
+            limit.rpm or 0, limit.tpm or 0, tokens, self.member, *budget_args,
+        ]  # fmt: skip
+
+    def result(self, reply: Any) -> GateResult:
+        scope, limit, tokens, budget, estimate = self.asked
+        member, window = self.member, self.window
+        generation, rate_reply, budget_reply = reply
+        rate = rate_decision(rate_reply, limit) if limit else None
+        gen = int(generation)
+        if budget is None or window is None or int(budget_reply[0]) == -1:
+            return GateResult(gen, rate, scope=scope, tokens=tokens, member=member)
+        if int(budget_reply[0]) == -2:  # its rate-limit entry was taken back
+            return GateResult(gen, None, scope=scope, tokens=tokens, unseeded=True)
+        spent, held = int(float(budget_reply[1])), int(float(budget_reply[2]))
+        self.gate.budgets.remember(budget.name, window.id, spent)
+        state = BudgetState(budget, window.id, spent, held, window.ends_at)
+        if int(budget_reply[0]) == 0:
+            over = KeyBudgetExceeded(state, estimate)
+            return GateResult(
+                gen, rate, over_budget=over, scope=scope, tokens=tokens, member=member
+            )
+        reservation = Reservation(budget, window.id, f"{member}:{self.amount}", self.amount, state)
+        return GateResult(gen, rate, reservation, scope=scope, tokens=tokens, member=member)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -88,6 +88,26 @@ async def test_rate_limit_headers(setup) -> None:  # type: ignore[no-untyped-def
     assert int(refusal.headers["retry-after"]) >= 59
 
 
+async def test_started_the_key_is_known_at_once_and_the_outcome_is_kept(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", rpm=1, models=("haiku",))
+    plans = [(PaidCall("haiku", PRICE),)]
+    admitting = await guard.start(f"Bearer {secret}", REQ, policy="rules", models=(), plans=plans)
+    assert admitting.key.name == "team-a" and admitting.key.models == ("haiku",)
+    assert admitting.admission is None  # not decided until awaited
+    admission = await admitting
+    assert await admitting is admission is admitting.admission  # decided once
+    refused = await guard.start(f"Bearer {secret}", REQ, policy="rules", models=(), plans=plans)
+    for _ in range(2):  # the second request of the minute, refused however often awaited
+        with pytest.raises(Refused) as info:
+            await refused
+        assert info.value.refusal.code == "rate_limit_exceeded"
+    assert refused.admission is None
+    with pytest.raises(Refused) as info:  # the key itself is checked when started
+        await guard.start(f"Bearer {secret}", REQ, policy=None, models=("opus",), plans=plans)
+    assert info.value.refusal.code == "model_not_allowed"
+
+
 async def test_budget_reserve_settle_release(setup) -> None:  # type: ignore[no-untyped-def]
     keys, guard = setup
     secret, _ = keys.create("team-a", budget_usd=Decimal("0.01"), period=Period.DAY)
