@@ -603,6 +603,30 @@ async def test_concurrent_first_requests_of_a_key_share_one_store_read(
             await client.aclose()
 
 
+async def test_a_batch_of_recounts_larger_than_one_script_call_counts_each_once(
+    client: redis_asyncio.Redis, prefix: str
+) -> None:
+    from turnout.limits.gate_redis import RedisGate
+
+    gate = RedisGate(client, prefix=prefix, timeout_s=5)
+    limit = RateLimit(tpm=10**9)
+    try:
+        assert await gate.prepare()
+        admitted = await asyncio.gather(
+            *(gate.admit("team-a", limit, 5, None, Decimal(0)) for _ in range(1500))
+        )
+        for result in admitted:
+            gate.recount_soon(result, 7)
+        gate.recount_soon(admitted[0], 7)  # the same admission again: counted once
+        await gate.limiter._recounts.drain()
+        after = await gate.admit("team-a", limit, 1, None, Decimal(0))
+        assert after.rate is not None and after.rate.tokens == 1500 * 7 + 1
+        log = [m.decode() for m in await client.zrange(f"{prefix}:rl:{{team-a}}:log", 0, -1)]
+        assert sorted(int(m.rsplit(":", 1)[1]) for m in log) == [1] + [7] * 1500
+    finally:
+        await gate.aclose()
+
+
 def spent_before(store: SQLiteStore, key: str, pico: int) -> None:
     """A run of ``key`` costing ``pico`` pico-dollars, started now, in the trace store."""
 
