@@ -363,6 +363,72 @@ async def test_one_round_trip_gate(prefix: str, tmp_path: Path) -> None:
                 await c.aclose()
 
 
+async def test_a_gate_sent_to_a_redis_that_lost_its_scripts_runs_once(
+    own_redis: OwnRedis,
+) -> None:
+    from turnout.limits.gate_redis import RedisGate
+
+    client, prefix = replica(own_redis.url), "turnout-test"
+    gate = RedisGate(client, prefix=prefix, timeout_s=5)
+    limit = RateLimit(rpm=10)
+    try:
+        assert await gate.prepare()
+        assert (await gate.admit("team-a", limit, 0, None, Decimal(0))).admitted
+        await client.script_flush()  # a restarted or flushed Redis: NOSCRIPT for the next
+        started = gate.start_admit("team-a", limit, 0, None, Decimal(0))
+        assert started.sent
+        second = await started
+        assert second.admitted and second.rate is not None and second.rate.requests == 2
+        assert await client.zcard(f"{prefix}:rl:{{team-a}}:log") == 2  # run once, not twice
+        assert gate.degrader.degraded == 0
+    finally:
+        await gate.aclose()
+        await client.aclose()
+
+
+async def test_a_request_given_up_before_its_admission_was_read_gives_its_hold_back(
+    prefix: str, tmp_path: Path
+) -> None:
+    from turnout.keys import KeyStore
+    from turnout.keys.cache import CachedKeys
+    from turnout.keys.guard import KeyGuard, Refused
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.pricing.cost import Price
+    from turnout.types import ChatRequest, Message
+
+    request = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
+    plans = [(PaidCall("m", Price.of(5, 25)),)]  # $0.003 a request
+    client = replica()
+    with SQLiteStore(tmp_path / "t.db") as store:
+        keys = KeyStore(store)
+        secret, _ = keys.create("team-a", rpm=2, budget_usd=Decimal("0.004"), period=Period.DAY)
+        gate = RedisGate(client, prefix=prefix, timeout_s=5)
+        guard = KeyGuard(CachedKeys(keys), gate)
+        try:
+            assert await gate.prepare()
+            started = await guard.start(f"Bearer {secret}", request, policy="rules",
+                                        models=(), plans=plans)  # fmt: skip
+            started.abandon()  # its client hung up: the script was sent, never read
+            await asyncio.sleep(0.1)  # answered, and the hold given back in a batch
+            admitted = await guard.admit(f"Bearer {secret}", request, policy="rules",
+                                         models=(), plans=plans)  # fmt: skip
+            # two holds of $0.00302 do not fit $0.004: the first one was given back
+            assert admitted.headers["x-turnout-budget-remaining-usd"] == "0.00098"
+            with pytest.raises(Refused) as info:  # the given-up request still counts a request
+                await guard.admit(f"Bearer {secret}", request, policy="rules", models=(),
+                                  plans=plans)  # fmt: skip
+            assert info.value.refusal.code == "rate_limit_exceeded"
+            assert guard.refused_lately("team-a")
+            waiting = await guard.start(f"Bearer {secret}", request, policy="rules",
+                                        models=(), plans=plans)  # fmt: skip
+            assert waiting.wary  # the next one is decided before any work is done for it
+            waiting.abandon()
+            await asyncio.sleep(0.05)  # refused: nothing held, nothing to give back
+        finally:
+            await gate.aclose()
+            await client.aclose()
+
+
 async def test_a_budget_redis_has_not_counted_starts_from_the_trace_store(
     prefix: str, tmp_path: Path
 ) -> None:

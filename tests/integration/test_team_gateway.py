@@ -142,6 +142,25 @@ async def test_a_stream_over_its_limit_is_refused_before_anything_is_called(
     assert len(upstream_server.requests) - called == 1
 
 
+async def test_a_key_over_its_limit_hears_that_before_what_its_policy_cannot_do(
+    replicas: tuple[Serve, Serve], dsn: str, upstream_server: ServerThread
+) -> None:
+    """``strong`` picks ``large``, which a key for ``small`` may not use (403) — but a key
+    already over its rate limit hears the 429 first, streamed or not, and calls nothing."""
+    async with aiohttp.ClientSession() as session:
+        for first_stream in (True, False):
+            key = new_key(dsn, f"small-rpm-1-{first_stream}", models=("small",), rpm=1)
+            assert (await post(session, replicas[0].url, key))[0] == 200
+            called = len(upstream_server.requests)
+            for stream in (first_stream, not first_stream):  # the second: refused lately
+                status, headers, body = await post(
+                    session, replicas[1].url, key, model="strong", stream=stream
+                )
+                assert (status, body["error"]["code"]) == (429, "rate_limit_exceeded")
+                assert headers["content-type"].startswith("application/json")
+            assert len(upstream_server.requests) == called
+
+
 async def test_budget_never_passed_by_concurrent_requests(
     replicas: tuple[Serve, Serve], dsn: str
 ) -> None:

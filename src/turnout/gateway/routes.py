@@ -106,6 +106,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     def done(answer: Answer | None, error: str | None) -> None:
         latency_s = time.perf_counter() - started
         admission = admitting.admission if admitting is not None else None
+        if admitting is not None and admission is None:
+            admitting.abandon()  # given up before admitted: its hold given back
         asyncio.get_running_loop().call_soon(  # counted once the answer has gone out
             lambda: team.done(route=route, admission=admission, answer=answer,
                               latency_s=latency_s, error_class=error, streamed=incoming.stream,
@@ -116,6 +118,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         team.refused(route, exc.refusal.key, exc.refusal.code, started, run_id)
         return refused_response(exc, run_id)
 
+    if admitting is not None and admitting.wary:  # refused lately: decided before routing
+        refusal = await _refusal(admitting)
+        if refusal is not None:
+            return refuse(refusal)
     if incoming.stream:
         return await _stream(
             request, engine, incoming, route, options, run_id, admitting, done, refuse
@@ -136,6 +142,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             return refuse(refusal)
         done(None, error_class_of(exc))
         return error_response(failures.unusable(exc), run_id)
+    refusal = await _refusal(admitting)  # decided already (the façade waited for it)
+    if refusal is not None:
+        return refuse(refusal)
     done(answer, None if answer.ok else error_class_of(answer.error or RuntimeError()))
     admission = admitting.admission if admitting is not None else None
     if not answer.ok:

@@ -22,7 +22,9 @@ rate-limit headers too, and ``x-turnout-budget-remaining-usd``; past 80% of the 
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -134,6 +136,14 @@ class KeyGuard:
         self.gate = gate
         self.per_model_limits = per_model_limits
         self.metrics = metrics
+        self._refused: OrderedDict[str, float] = OrderedDict()  # key name: when (monotonic)
+        self._abandoned: set[asyncio.Task[None]] = set()
+
+    def refused_lately(self, name: str) -> bool:
+        """Whether key ``name`` was refused by its limits or budget in this process within
+        the last second (its next request is decided before any work is done for it)."""
+        at = self._refused.get(name)
+        return at is not None and time.monotonic() - at < _WARY_S
 
     async def admit(
         self,
@@ -243,11 +253,13 @@ class KeyGuard:
         if result.rate is not None:
             headers.update(result.rate.headers())
             if not result.rate.allowed:
+                self._was_refused(key.name)
                 if self.metrics is not None:
                     limit = result.rate.refused_by or "requests"
                     self.metrics.count_rate_limited(key.name, limit)
                 raise Refused(_rate_refusal(key, scope, result.rate))
         if result.over_budget is not None:
+            self._was_refused(key.name)
             if self.metrics is not None:
                 self.metrics.set_budget_remaining(key.name, result.over_budget.state.remaining_usd)
             raise Refused(_budget_refusal(key, result.over_budget, headers, request))
@@ -262,6 +274,12 @@ class KeyGuard:
                     f"{key.period.value} budget"
                 )
         return Admission(key, reservation, headers, result)
+
+    def _was_refused(self, name: str) -> None:
+        self._refused[name] = time.monotonic()
+        self._refused.move_to_end(name)
+        if len(self._refused) > _WARY_KEYS:
+            self._refused.popitem(last=False)
 
     def finish_soon(
         self, admission: Admission, cost: Decimal | None, tokens: int | None = None
@@ -330,6 +348,30 @@ class Admitting:
         return self._concluded().__await__()
 
     @property
+    def wary(self) -> bool:
+        """The key was refused lately: better decided before any work is done for it (a
+        key past its limits does not make the gateway route every refused request)."""
+        return self._guard.refused_lately(self.key.name)
+
+    def abandon(self) -> None:
+        """The request was given up before it was admitted (its client hung up): once
+        the shared state has answered the script already sent, what it held is given
+        back, off the request path. Nothing sent yet, or decided: nothing to do."""
+        if self._outcome is not None or not getattr(self._pending, "sent", False):
+            return
+        task = asyncio.ensure_future(self._give_back())
+        abandoned = self._guard._abandoned
+        abandoned.add(task)
+        task.add_done_callback(abandoned.discard)
+
+    async def _give_back(self) -> None:
+        try:
+            admission = await self
+        except Exception:  # refused, or Redis away: nothing held
+            return
+        self._guard.finish_soon(admission, None)
+
+    @property
     def admission(self) -> Admission | None:
         """The admission, once awaited and let through (else None)."""
         return self._outcome if isinstance(self._outcome, Admission) else None
@@ -357,6 +399,10 @@ class Admitting:
             result = await pending
             guard.keys.observe(result.generation, seen)
         return guard._outcome(self.key, self._scope, result, asked.request)
+
+
+_WARY_S = 1.0
+_WARY_KEYS = 10_000
 
 
 def _tokens(request: ChatRequest) -> int:

@@ -64,7 +64,7 @@ class Gate(Protocol):
         tokens: int,
         budget: KeyBudget | None,
         estimate: Decimal,
-    ) -> Awaitable[GateResult]:
+    ) -> Later[GateResult]:
         """:meth:`admit`, started now where that lets the shared state decide while the
         caller goes on (a Redis script sent at once); awaited for its answer, at most
         once. Not awaited, nothing more happens (what was sent stands)."""
@@ -98,12 +98,14 @@ T = TypeVar("T")
 
 class Later(Generic[T]):
     """An awaitable that makes its coroutine only when awaited: one never awaited
-    leaves no coroutine behind to warn of."""
+    leaves no coroutine behind to warn of. ``sent``: its work was already sent to the
+    shared state (awaiting it again reads the same answer, sending nothing more)."""
 
-    __slots__ = ("_make",)
+    __slots__ = ("_make", "sent")
 
-    def __init__(self, make: Callable[[], Awaitable[T]]) -> None:
+    def __init__(self, make: Callable[[], Awaitable[T]], *, sent: bool = False) -> None:
         self._make = make
+        self.sent = sent
 
     def __await__(self) -> Generator[Any, None, T]:
         return self._make().__await__()
@@ -179,7 +181,7 @@ class GateParts(ABC, Generic[L, B]):
         tokens: int,
         budget: KeyBudget | None,
         estimate: Decimal,
-    ) -> Awaitable[GateResult]: ...
+    ) -> Later[GateResult]: ...
 
     async def admit(
         self,
@@ -250,7 +252,7 @@ class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
         tokens: int,
         budget: KeyBudget | None,
         estimate: Decimal,
-    ) -> Awaitable[GateResult]:
+    ) -> Later[GateResult]:
         """:meth:`admit` once awaited: in this process nothing is gained by starting
         sooner."""
         return Later(lambda: self._admit(scope, limit, tokens, budget, estimate))

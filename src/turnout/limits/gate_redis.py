@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -170,7 +170,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         tokens: int,
         budget: KeyBudget | None,
         estimate: Decimal,
-    ) -> Awaitable[GateResult]:
+    ) -> Later[GateResult]:
         """:meth:`admit`, its script sent now when the pipelined connection is open and
         Redis is up (Redis decides while the caller prepares its call); else sent once
         awaited."""
@@ -182,7 +182,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
             sent = self._pipelined.send_now("EVALSHA", self._gate.sha, len(keys), *keys, *args)
         if sent is not None:
             sent.add_done_callback(_retrieved)  # a caller that never waits logs nothing
-        return Later(lambda: self._admitted(call, sent))
+        return Later(lambda: self._admitted(call, sent), sent=sent is not None)
 
     async def _admitted(self, call: _GateCall, sent: asyncio.Future[Any] | None) -> GateResult:
         from redis.exceptions import NoScriptError
@@ -194,8 +194,8 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
             nonlocal sent
             if sent is not None:
                 first, sent = sent, None
-                try:
-                    return call.result(await first)
+                try:  # a caller that stops waiting leaves the answer to be read again
+                    return call.result(await asyncio.shield(first))
                 except NoScriptError:  # Redis lost its scripts (restarted, flushed)
                     pass
             return call.result(await self._run(call))

@@ -85,14 +85,15 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(error)
             return futures
         pack = self._pack
-        if not self._out and not self._waiting:
+        idle = not self._out and not self._waiting
+        self._waiting.extend(futures)  # before the write: a reply finds its future
+        self._sent_at.extend(now for _ in futures)
+        if idle:
             self._transport.write(b"".join(pack(tuple(args)) for args in commands))
         else:
             if not self._out:
                 loop.call_soon(self._write)
             self._out.extend(pack(tuple(args)) for args in commands)
-        self._waiting.extend(futures)
-        self._sent_at.extend(now for _ in futures)
         if self._timer is None:  # one timer for the connection, not one a command
             self._timer = loop.call_later(self._reply_timeout_s, self._expire)
         return futures
