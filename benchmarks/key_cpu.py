@@ -64,8 +64,14 @@ async def main() -> None:
         async def evalsha_many(script: Lua, calls: Sequence[Call]) -> list[Any]:
             return [b"1000000" for _ in calls]
 
+        def send_now(*args: Any) -> asyncio.Future[Any]:  # the gate sent at once, answered
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(GATE_REPLY)
+            return future
+
         pipelined.evalsha = evalsha  # type: ignore[method-assign]
         pipelined.evalsha_many = evalsha_many  # type: ignore[method-assign]
+        pipelined.send_now = send_now  # type: ignore[method-assign]
         guard = KeyGuard(CachedKeys(KeyStore(store)), gate, metrics=Metrics())
         auth = f"Bearer {secret}"
 
