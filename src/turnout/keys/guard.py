@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,7 @@ from turnout.limits.budget import (
     Reservation,
     estimate_request,
 )
-from turnout.limits.gate import Gate, GateResult
+from turnout.limits.gate import Gate, GateResult, Later
 from turnout.limits.rate import RateDecision, RateLimit, RateLimitExceeded
 from turnout.tracing.rows import cost_to_pico, pico_to_cost
 from turnout.types import ChatRequest
@@ -194,7 +194,7 @@ class KeyGuard:
             return Admitting(self, asked, key, seen, fresh=True)
         return Admitting(self, asked, key, seen, fresh=False)
 
-    def _gate(self, key: VirtualKey, asked: _Asked) -> tuple[str, Awaitable[GateResult]]:
+    def _gate(self, key: VirtualKey, asked: _Asked) -> tuple[str, Later[GateResult]]:
         """The scope ``key``'s limits count in, and its gate started."""
         limit = RateLimit(rpm=key.rpm, tpm=key.tpm)
         scope = key.name
@@ -357,7 +357,7 @@ class Admitting:
         """The request was given up before it was admitted (its client hung up): once
         the shared state has answered the script already sent, what it held is given
         back, off the request path. Nothing sent yet, or decided: nothing to do."""
-        if self._outcome is not None or not getattr(self._pending, "sent", False):
+        if self._outcome is not None or not self._pending.sent:
             return
         task = asyncio.ensure_future(self._give_back())
         abandoned = self._guard._abandoned
