@@ -37,8 +37,8 @@ async def prefix(client: redis_asyncio.Redis) -> AsyncIterator[str]:
 
 def replica(url: str = "redis://127.0.0.1:6379/0") -> redis_asyncio.Redis:
     """A client as a separate replica would have: its own connections, short timeouts."""
+    from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
     return redis_asyncio.Redis.from_url(
         url, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)

@@ -97,8 +97,8 @@ async def test_flushes_in_the_background_and_on_close(client: Any, prefix: str) 
 
 
 async def test_unreachable_redis_degrades_to_local(caplog: pytest.LogCaptureFixture) -> None:
+    from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
     dead = redis_asyncio.Redis(
         host="127.0.0.1", port=1, socket_timeout=0.2, socket_connect_timeout=0.2,

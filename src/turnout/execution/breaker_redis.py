@@ -62,7 +62,7 @@ Give the client short timeouts and no retries of its own (redis-py's default
 retries with backoff take seconds per call when Redis is down)::
 
     Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
-                   retry=Retry(NoBackoff(), 0))
+                   retry=Retry(NoBackoff(), 0))  # redis.asyncio.retry.Retry
 
 Needs ``pip install redis`` (redis-py >= 5, its asyncio client).
 """

@@ -124,8 +124,8 @@ def redis_client(cfg: Mapping[str, Any]) -> Any:
     """A ``redis.asyncio.Redis`` for the ``executor:`` section's shared state: every call
     bounded by ``redis_timeout_s``, no retries of its own (the caller goes local)."""
     from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
     url, _, timeout = redis_of(cfg)
     return Redis.from_url(
