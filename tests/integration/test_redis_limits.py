@@ -546,8 +546,8 @@ def count_scripts(pipelined: Pipelined) -> list[int]:
     calls = count_calls(pipelined, "evalsha")
     send_now = pipelined.send_now
 
-    def counted(*args: Any) -> object:
-        sent = send_now(*args)
+    def counted(*args: Any, at_once: bool = True) -> object:
+        sent = send_now(*args, at_once=at_once)
         if sent is not None and args[0] == "EVALSHA":
             calls[0] += 1
         return sent

@@ -93,6 +93,33 @@ async def test_a_command_on_an_idle_connection_goes_out_before_the_caller_waits(
         other.close()
 
 
+async def test_commands_not_at_once_wait_for_the_loop_turn_even_on_an_idle_connection(
+    tmp_path: Path,
+) -> None:
+    """Among other requests (``at_once=False``), an idle connection's command waits for
+    the loop's turn too, and goes out in one write with the others of that turn."""
+    import redis as redis_sync
+
+    server = OwnRedis(tmp_path)
+    server.start()
+    redis = Pipelined("127.0.0.1", server.port)
+    other = redis_sync.Redis(port=server.port)
+    try:
+        assert await redis.execute("PING") == b"PONG"
+        reads = other.info("stats")["total_reads_processed"]
+        sent = [redis.send_now("SET", f"k{i}", i, at_once=False) for i in range(5)]
+        time.sleep(0.05)  # noqa: ASYNC251 - the loop must not turn meanwhile
+        assert other.get("k0") is None  # nothing written yet
+        assert [await f for f in sent if f is not None] == [b"OK"] * 5
+        # one read for the five (plus INFO's own read of the first count)
+        assert other.info("stats")["total_reads_processed"] - reads <= 3
+        assert other.get("k4") == b"4"
+    finally:
+        await redis.aclose()
+        other.close()
+        server.stop()
+
+
 async def test_a_script_redis_lost_is_loaded_and_run_once(prefix: str) -> None:
     redis = Pipelined("127.0.0.1", 6379)
     script = Lua(f"-- {uuid.uuid4().hex}\nreturn redis.call('INCR', KEYS[1]) + tonumber(ARGV[1])")

@@ -62,8 +62,16 @@ def error_response(reply: ErrorReply, run_id: str | None = None) -> web.Response
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    settings, config = request.app[SETTINGS], request.app[CONFIG]
     team = request.app[TEAM]
+    team.in_flight += 1
+    try:
+        return await _chat_completions(request, team)
+    finally:
+        team.in_flight -= 1
+
+
+async def _chat_completions(request: web.Request, team: Team) -> web.StreamResponse:
+    settings, config = request.app[SETTINGS], request.app[CONFIG]
     started = time.perf_counter()
     run_id = new_run_id()  # the trace's run id, sortable by time
     authorization = request.headers.get("authorization")

@@ -58,6 +58,9 @@ class Team:
     """Per policy, the sets of calls one request may pay for together
     (:func:`~turnout.workflows.keys.policy_plans`); the dearest prices a budget hold.
     A policy without them: its reach, one model at a time."""
+    in_flight: int = 0
+    """Chat requests under way in this process (counted by the route): alone, a
+    request's gate script is written at once; among others, with theirs."""
     _closers: list[Any] = field(default_factory=list)
 
     @classmethod
@@ -156,8 +159,9 @@ class Team:
                 if m in self.reach.get(route.policy or "", self.prices)
             )
         return await self.guard.start(
-            authorization, request, policy=route.policy, models=models, plans=plans
-        )
+            authorization, request, policy=route.policy, models=models, plans=plans,
+            at_once=self.in_flight <= 1,
+        )  # fmt: skip
 
     async def admit(
         self, authorization: str | None, request: ChatRequest, route: Route

@@ -171,15 +171,18 @@ class KeyGuard:
         policy: str | None,
         models: Sequence[str],
         plans: Sequence[Sequence[PaidCall]],
+        at_once: bool = True,
     ) -> Admitting:
         """:meth:`admit` in two halves: the key presented is checked now (raises
         :class:`Refused`: 401, 403) and its gate started (one Redis script sent at
         once); awaiting the :class:`Admitting` gives the admission (or raises
-        :class:`Refused`), so the shared state decides while the caller prepares."""
+        :class:`Refused`), so the shared state decides while the caller prepares.
+        ``at_once=False`` when other requests are under way: the script is sent with
+        theirs at the end of this turn of the loop (:meth:`Gate.start_admit`)."""
         presented = bearer_token(authorization)
         if presented is None:
             raise Refused(missing_key())
-        asked = _Asked(presented, request, policy, tuple(models), plans)
+        asked = _Asked(presented, request, policy, tuple(models), plans, at_once)
         seen = self.keys.generation
         try:
             key = await self._key(presented, policy, models, False)
@@ -212,7 +215,9 @@ class KeyGuard:
             if budget is not None
             else Decimal(0)
         )
-        return scope, self.gate.start_admit(scope, limit, tokens, budget, estimate)
+        return scope, self.gate.start_admit(
+            scope, limit, tokens, budget, estimate, at_once=asked.at_once
+        )
 
     async def identify(self, authorization: str | None) -> VirtualKey:
         """The usable key presented, for requests that call no model (feedback, the
@@ -325,6 +330,7 @@ class _Asked:
     policy: str | None
     models: tuple[str, ...]
     plans: Sequence[Sequence[PaidCall]]
+    at_once: bool = True
 
 
 class Admitting:

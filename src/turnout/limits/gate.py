@@ -64,10 +64,14 @@ class Gate(Protocol):
         tokens: int,
         budget: KeyBudget | None,
         estimate: Decimal,
+        *,
+        at_once: bool = True,
     ) -> Later[GateResult]:
         """:meth:`admit`, started now where that lets the shared state decide while the
         caller goes on (a Redis script sent at once); awaited for its answer, at most
-        once. Not awaited, nothing more happens (what was sent stands)."""
+        once. Not awaited, nothing more happens (what was sent stands). ``at_once=False``
+        when other requests are under way in this process: the script goes out with
+        theirs at the end of this turn of the loop, in one write, not in one of its own."""
 
     async def undo(self, result: GateResult) -> None:
         """Take an admission back entirely (it was decided on a key since changed)."""
@@ -181,6 +185,8 @@ class GateParts(ABC, Generic[L, B]):
         tokens: int,
         budget: KeyBudget | None,
         estimate: Decimal,
+        *,
+        at_once: bool = True,
     ) -> Later[GateResult]: ...
 
     async def admit(
@@ -252,6 +258,8 @@ class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
         tokens: int,
         budget: KeyBudget | None,
         estimate: Decimal,
+        *,
+        at_once: bool = True,
     ) -> Later[GateResult]:
         """:meth:`admit` once awaited: in this process nothing is gained by starting
         sooner."""

@@ -170,6 +170,8 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         tokens: int,
         budget: KeyBudget | None,
         estimate: Decimal,
+        *,
+        at_once: bool = True,
     ) -> Later[GateResult]:
         """:meth:`admit`, its script sent now when the pipelined connection is open and
         Redis is up (Redis decides while the caller prepares its call); else sent once
@@ -179,7 +181,9 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         sent = None
         if self._pipelined is not None and self.degrader.healthy():
             keys, args = call.command()
-            sent = self._pipelined.send_now("EVALSHA", self._gate.sha, len(keys), *keys, *args)
+            sent = self._pipelined.send_now(
+                "EVALSHA", self._gate.sha, len(keys), *keys, *args, at_once=at_once
+            )
         if sent is not None:
             sent.add_done_callback(_retrieved)  # a caller that never waits logs nothing
         return Later(lambda: self._admitted(call, sent), sent=sent is not None)

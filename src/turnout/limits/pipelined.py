@@ -54,10 +54,12 @@ class _Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
-    def send(self, args: Sequence[Any]) -> asyncio.Future[Any]:
-        return self.send_many((args,))[0]
+    def send(self, args: Sequence[Any], *, at_once: bool = True) -> asyncio.Future[Any]:
+        return self.send_many((args,), at_once=at_once)[0]
 
-    def send_many(self, commands: Sequence[Sequence[Any]]) -> list[asyncio.Future[Any]]:
+    def send_many(
+        self, commands: Sequence[Sequence[Any]], *, at_once: bool = True
+    ) -> list[asyncio.Future[Any]]:
         """Every command written; a future per reply.
 
         On a connection with replies outstanding, the write happens once the event loop
@@ -67,7 +69,10 @@ class _Protocol(asyncio.Protocol):
         a fraction of a system call a request on both sides instead of one each. On an
         idle connection nothing is coming to share the write with: the commands go out
         at once, and Redis works on them while the caller goes on (a request's gate
-        while its call is being prepared; about 20 µs sooner than a turn of the loop)."""
+        while its call is being prepared; about 20 µs sooner than a turn of the loop).
+        ``at_once=False`` says more commands are likely this turn (other requests are
+        under way): they are written together even on an idle connection (one write
+        and one reply read for all of them instead of one each)."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
         if self.closed or self._transport is None:
@@ -85,7 +90,7 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(error)
             return futures
         pack = self._pack
-        idle = not self._out and not self._waiting
+        idle = at_once and not self._out and not self._waiting
         self._waiting.extend(futures)  # before the write: a reply finds its future
         self._sent_at.extend(now for _ in futures)
         if idle:
@@ -207,14 +212,14 @@ class Pipelined:
             reply_timeout_s=float(kw.get("socket_timeout") or 2.0),
         )  # fmt: skip
 
-    def send_now(self, *args: Any) -> asyncio.Future[Any] | None:
+    def send_now(self, *args: Any, at_once: bool = True) -> asyncio.Future[Any] | None:
         """Send one command now, without waiting for anything (the future of its reply),
         on a connection already open; None when there is none (:meth:`execute` opens
-        it)."""
+        it). ``at_once``: as :meth:`_Protocol.send_many`."""
         protocol = self._protocol
         if protocol is None or protocol.closed or self._closed:
             return None
-        return protocol.send(args)
+        return protocol.send(args, at_once=at_once)
 
     async def execute(self, *args: Any) -> Any:
         """Send one command; its reply (an error reply raised as redis-py's exception)."""

@@ -446,3 +446,48 @@ async def test_a_key_counts_tokens_used_and_tells_the_budget_left_after_the_answ
     prompt = 300 - first_left
     # the second request sees the first counted at what it used, plus its own prompt
     assert int(headers["x-ratelimit-remaining-tokens"]) == 300 - used - prompt
+
+
+async def test_a_request_among_others_sends_its_gate_with_theirs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A request alone writes its gate at once; one that starts while others are under
+    way leaves it to be written with theirs. The count of requests under way goes back
+    to zero whatever became of them (answered, refused, hung up on)."""
+    from turnout.gateway.routes import TEAM
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with SQLiteStore(tmp_path / "traces.db") as store:
+        secret, _ = KeyStore(store).create("busy", rpm=3)
+        patient, _ = KeyStore(store).create("patient")
+    async with FakeOpenAI(reply=reply, latency=0.3) as slow:
+        settings = gateway_settings(slow.base_url, auth="keys")
+        async with Gateway(settings, port=0, store=str(tmp_path / "traces.db")) as gw:
+            team = gw.app[TEAM]
+            gate = team.guard.gate  # type: ignore[union-attr]
+            seen: list[bool] = []
+            start = gate.start_admit
+
+            def recorded(*args: Any, at_once: bool = True) -> Any:
+                seen.append(at_once)
+                return start(*args, at_once=at_once)
+
+            monkeypatch.setattr(gate, "start_admit", recorded)
+            body = {"model": "cheap", "messages": HI}
+            async with aiohttp.ClientSession() as s:
+                assert (await call(s, gw, "POST", "/v1/chat/completions", secret, json=body))[
+                    0
+                ] == 200
+                assert seen == [True] and team.in_flight == 0
+                statuses = await asyncio.gather(
+                    *(call(s, gw, "POST", "/v1/chat/completions", secret, json=body)
+                      for _ in range(3))
+                )  # fmt: skip
+                with pytest.raises(TimeoutError):
+                    await call(s, gw, "POST", "/v1/chat/completions", patient, json=body,
+                               timeout=aiohttp.ClientTimeout(total=0.1))  # fmt: skip
+            await asyncio.sleep(0.3)
+            assert sorted(r[0] for r in statuses) == [200, 200, 429]  # rpm 3: one refused
+            assert seen[1:4].count(False) >= 2  # the 2nd and 3rd of the three came among others
+            assert team.in_flight == 0
