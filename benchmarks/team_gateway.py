@@ -104,6 +104,19 @@ def bench_env() -> dict[str, str]:
     return env
 
 
+def stop(procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
+    """Terminate the benchmark's processes (each drains and flushes), killing any that
+    has not exited within ``timeout`` seconds."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def drop_prefix(prefix: str) -> None:
     """Delete the run's keys (``prefix:*``) from the machine's Redis."""
     from redis import Redis
@@ -225,13 +238,7 @@ def main() -> None:
                   f" {wmed['open']:.3f} ms, keys p50 {wmed['keys']:.3f} ms, keys add"
                   f" {wmed['keys'] - wmed['open']:+.3f} ms")  # fmt: skip
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs, timeout=20)
         drop_prefix(prefix)
         shutil.rmtree(tmp, ignore_errors=True)
         if nginx is not None:

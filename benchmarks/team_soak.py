@@ -31,10 +31,11 @@ import uuid
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-from team_gateway import bench_env, drop_prefix
+from team_gateway import bench_env, drop_prefix, stop
 
 WORDS = " ".join(f"w{i}" for i in range(32))
 
@@ -66,7 +67,9 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("not ready")
 
 
-async def load(url: str, key: str, rate: float, seconds: float, window: float, pid: int) -> dict:
+async def load(
+    url: str, key: str, rate: float, seconds: float, window: float, pid: int
+) -> dict[str, Any]:
     headers = {"authorization": f"Bearer {key}"}
     statuses: Counter[int] = Counter()
     windows: list[dict[str, float]] = []
@@ -184,14 +187,7 @@ def main() -> None:
         print(f"trace rows {rows} / requests answered {result['answered']}; statuses "
               f"{result['statuses']} (502 = the injected 1%)")  # fmt: skip
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs, timeout=20)
         drop_prefix(prefix)
         shutil.rmtree(tmp, ignore_errors=True)
 
