@@ -64,7 +64,8 @@ async def main() -> None:
         async def evalsha_many(script: Lua, calls: Sequence[Call]) -> list[Any]:
             return [b"1000000" for _ in calls]
 
-        def send_now(*args: Any) -> asyncio.Future[Any]:  # the gate sent at once, answered
+        def send_now(*args: Any, at_once: bool = True) -> asyncio.Future[Any]:
+            # the gate sent at once (or with the loop's turn), answered
             future = asyncio.get_running_loop().create_future()
             future.set_result(GATE_REPLY)
             return future
