@@ -726,3 +726,113 @@ async def test_an_admission_is_recounted_to_the_tokens_it_used(
         assert refused.rate is not None and refused.rate.refused_by == "tokens"
     finally:
         await gate.aclose()
+
+
+async def test_a_request_given_up_in_a_seeding_pass_leaves_no_hold(
+    client: redis_asyncio.Redis, prefix: str, tmp_path: Path
+) -> None:
+    """A budget period Redis has not seeded: the request is decided again once the
+    trace store is read. The client hangs up after Redis ran that second script: awaited
+    again (to give the hold back), the same answer is read, and no hold is left."""
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.limits.ledger import SpendLedger
+
+    budget = KeyBudget("team-a", Decimal("1"), Period.DAY)
+    with SQLiteStore(tmp_path / "t.db") as store:
+        gate = RedisGate(
+            client, prefix=prefix, timeout_s=5, ledger=SpendLedger(store, offload=False)
+        )
+        go, ran, run = asyncio.Event(), asyncio.Event(), gate._run
+        runs = [0]
+
+        async def answered_then_waits(call: Any) -> Any:
+            reply = await run(call)  # Redis has taken the hold
+            runs[0] += 1
+            ran.set()
+            await go.wait()
+            return reply
+
+        gate._run = answered_then_waits  # type: ignore[method-assign]
+        try:
+            assert await gate.prepare()
+            later = gate.start_admit("team-a", RateLimit(rpm=100), 0, budget, Decimal("0.003"))
+            waiting = asyncio.ensure_future(_awaited(later))
+            await asyncio.wait_for(ran.wait(), 5)
+            waiting.cancel()  # the client hangs up
+            go.set()
+            result = await later  # awaited again: the same answer, no second hold
+            assert result.reservation is not None and runs[0] == 1
+            await gate.undo(result)
+            assert await client.zcard(f"{prefix}:rl:{{team-a}}:log") == 0
+            state = await gate.budgets.state(budget)
+            assert (state.held_pico, state.spent_pico) == (0, 0)
+        finally:
+            await gate.aclose()
+
+
+async def test_a_request_given_up_while_decided_again_gives_that_hold_back(
+    client: redis_asyncio.Redis, prefix: str, tmp_path: Path
+) -> None:
+    """A key changed elsewhere: the request's first admission is taken back and it is
+    decided again. The client hangs up after Redis ran that second script: the hold and
+    the rate entry it took are given back, none left to expire."""
+    from turnout.keys import KeyStore
+    from turnout.keys.cache import CachedKeys
+    from turnout.keys.guard import KeyGuard
+    from turnout.limits.gate import Later
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.pricing.cost import Price
+    from turnout.types import ChatRequest, Message
+
+    request = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
+    plans = [(PaidCall("m", Price.of(5, 25)),)]  # $0.003 a request
+    with SQLiteStore(tmp_path / "t.db") as store:
+        keys = KeyStore(store)
+        secret, _ = keys.create("team-a", rpm=100, budget_usd=Decimal("1"), period=Period.DAY)
+        gate = RedisGate(client, prefix=prefix, timeout_s=5)
+        guard = KeyGuard(CachedKeys(keys), gate)
+        go, ran, starts = asyncio.Event(), asyncio.Event(), [0]
+        start_admit = gate.start_admit
+
+        def second_answered_then_waits(*args: Any, **kwargs: Any) -> Later[Any]:
+            starts[0] += 1
+            later = start_admit(*args, **kwargs)
+            if starts[0] == 1:
+                return later
+
+            async def waits() -> Any:
+                result = await later  # Redis has taken the hold
+                ran.set()
+                await go.wait()
+                return result
+
+            return Later(waits, sent=later.sent)
+
+        try:
+            assert await gate.prepare()
+            auth = f"Bearer {secret}"
+            first = await guard.admit(auth, request, policy="rules", models=(), plans=plans)
+            await guard.finish(first, None)  # the key cached, nothing held
+            await client.delete(f"{prefix}:rl:{{team-a}}:log")
+            keys.update("team-a", rpm=99)  # changed elsewhere...
+            await gate.bump()  # ...and the shared generation bumped
+            gate.start_admit = second_answered_then_waits  # type: ignore[method-assign]
+            admitting = await guard.start(auth, request, policy="rules", models=(), plans=plans)
+            waiting = asyncio.ensure_future(_awaited(admitting))
+            await asyncio.wait_for(ran.wait(), 5)
+            waiting.cancel()  # the client hangs up
+            admitting.abandon()
+            go.set()
+            for _ in range(100):  # given back in a batch
+                await asyncio.sleep(0.01)
+                state = await gate.budgets.state(KeyBudget("team-a", Decimal("1"), Period.DAY))
+                if state.held_pico == 0:
+                    break
+            assert (state.held_pico, state.spent_pico) == (0, 0)
+            assert starts[0] == 2  # one second pass, not one more to give back
+        finally:
+            await gate.aclose()
+
+
+async def _awaited(admitting: Any) -> Any:
+    return await admitting

@@ -39,7 +39,7 @@ from turnout.limits.budget import (
     Reservation,
     estimate_request,
 )
-from turnout.limits.gate import Gate, GateResult, Later
+from turnout.limits.gate import Gate, GateResult, Later, retrieved
 from turnout.limits.rate import RateDecision, RateLimit, RateLimitExceeded
 from turnout.tracing.rows import cost_to_pico, pico_to_cost
 from turnout.types import ChatRequest
@@ -349,6 +349,7 @@ class Admitting:
         self._fresh = fresh
         self._scope, self._pending = guard._gate(key, asked)
         self._outcome: Admission | Refused | None = None
+        self._again: asyncio.Future[GateResult] | None = None
 
     def __await__(self) -> Generator[Any, None, Admission]:
         return self._concluded().__await__()
@@ -362,8 +363,9 @@ class Admitting:
     def abandon(self) -> None:
         """The request was given up before it was admitted (its client hung up): once
         the shared state has answered the script already sent, what it held is given
-        back, off the request path. Nothing sent yet, or decided: nothing to do."""
-        if self._outcome is not None or not self._pending.sent:
+        back, off the request path (so is what a second pass under way, for a key
+        changed elsewhere, will hold). Nothing sent yet, or decided: nothing to do."""
+        if self._outcome is not None or not (self._pending.sent or self._again is not None):
             return
         task = asyncio.ensure_future(self._give_back())
         abandoned = self._guard._abandoned
@@ -393,18 +395,31 @@ class Admitting:
         return self._outcome
 
     async def _decide(self) -> Admission:
+        guard = self._guard
+        again = self._again
+        if again is None:
+            result = await self._pending
+            if guard.keys.observe(result.generation, self._seen) and not self._fresh:
+                # A key changed somewhere since this one was cached: decided again, by
+                # a task of its own, so a caller that stops waiting leaves it to finish
+                # and awaiting the admission again (to give its hold back) reads its answer
+                again = self._again = asyncio.ensure_future(self._decide_again(result))
+                again.add_done_callback(retrieved)
+        if again is not None:
+            result = await asyncio.shield(again)
+        return guard._outcome(self.key, self._scope, result, self._asked.request)
+
+    async def _decide_again(self, first: GateResult) -> GateResult:
+        """``first`` taken back, and the request decided on its key's record as it is
+        now (a revoked key is refused here, at once: raises :class:`Refused`)."""
         guard, asked = self._guard, self._asked
-        result = await self._pending
-        if guard.keys.observe(result.generation, self._seen) and not self._fresh:
-            # A key changed somewhere since this one was cached: decide again on its
-            # record as it is now (revoked keys are refused here, at once).
-            await guard.gate.undo(result)
-            seen = guard.keys.generation
-            self.key = await guard._key(asked.presented, asked.policy, asked.models, True)
-            self._scope, pending = guard._gate(self.key, asked)
-            result = await pending
-            guard.keys.observe(result.generation, seen)
-        return guard._outcome(self.key, self._scope, result, asked.request)
+        await guard.gate.undo(first)
+        seen = guard.keys.generation
+        self.key = await guard._key(asked.presented, asked.policy, asked.models, True)
+        self._scope, pending = guard._gate(self.key, asked)
+        result = await pending
+        guard.keys.observe(result.generation, seen)
+        return result
 
 
 _WARY_S = 1.0

@@ -9,6 +9,7 @@ after the answer is sent, off the request path).
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
@@ -113,6 +114,13 @@ class Later(Generic[T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         return self._make().__await__()
+
+
+def retrieved(future: asyncio.Future[Any]) -> None:
+    """A done callback for work a caller may stop waiting for: its error, if no one
+    reads it, is not logged as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 def admit_in_process(

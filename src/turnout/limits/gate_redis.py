@@ -45,6 +45,7 @@ from turnout.limits.gate import (
     Later,
     admit_in_process,
     counts_tokens,
+    retrieved,
     start_from_ledger,
 )
 from turnout.limits.ids import entry_id
@@ -185,7 +186,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
                 "EVALSHA", self._gate.sha, len(keys), *keys, *args, at_once=at_once
             )
         if sent is not None:
-            sent.add_done_callback(_retrieved)  # a caller that never waits logs nothing
+            sent.add_done_callback(retrieved)  # a caller that never waits logs nothing
         return Later(lambda: self._admitted(call, sent), sent=sent is not None)
 
     async def _admitted(self, call: _GateCall, sent: asyncio.Future[Any] | None) -> GateResult:
@@ -215,12 +216,29 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
             shared, local, bounded=self._bounded, sent=sent is not None
         )
         if result.unseeded and budget is not None:
-            await self._seed_budget(budget, twin=twin_unseeded)
-            if twin_unseeded:  # Redis was just found away: the twin decides
-                return self._local(scope, limit, tokens, budget, estimate)
-            call = call.again()  # decided now on what Redis holds, seeded or not
-            result = await self.degrader.run(shared, local, bounded=self._bounded)
+            if call.second is None:
+                call.second = asyncio.ensure_future(self._seeded(call, budget, twin_unseeded))
+                call.second.add_done_callback(retrieved)
+            # a caller that stops waiting leaves it to finish: awaited again (to give
+            # the hold back), the same answer is read, not a second hold taken
+            return await asyncio.shield(call.second)
         return result
+
+    async def _seeded(self, call: _GateCall, budget: KeyBudget, twin: bool) -> GateResult:
+        """``call`` decided again once its budget's period is seeded from the store."""
+        scope, limit, tokens, _, estimate = call.asked
+        await self._seed_budget(budget, twin=twin)
+        if twin:  # Redis was just found away: the twin decides
+            return self._local(scope, limit, tokens, budget, estimate)
+        again = call.again()  # decided now on what Redis holds, seeded or not
+
+        async def shared() -> GateResult:
+            return again.result(await self._run(again))
+
+        def local() -> GateResult:
+            return self._local(scope, limit, tokens, budget, estimate)
+
+        return await self.degrader.run(shared, local, bounded=self._bounded)
 
     async def _run(self, call: _GateCall) -> Any:
         keys, args = call.command()
@@ -319,7 +337,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
 class _GateCall:
     """One request's gate script: its keys and arguments, and its reply read."""
 
-    __slots__ = ("amount", "asked", "gate", "member", "now", "seed", "window")
+    __slots__ = ("amount", "asked", "gate", "member", "now", "second", "seed", "window")
 
     def __init__(
         self,
@@ -339,6 +357,7 @@ class _GateCall:
         self.member = entry_id()
         self.window = window_of(budget.period, self.now) if budget is not None else None
         self.amount = cost_to_pico(estimate)
+        self.second: asyncio.Future[GateResult] | None = None  # decided again, seeded
 
     def again(self) -> _GateCall:
         """The same request asked again, not seeding (its first entry was taken back)."""
@@ -384,8 +403,3 @@ class _GateCall:
             )
         reservation = Reservation(budget, window.id, f"{member}:{self.amount}", self.amount, state)
         return GateResult(gen, rate, reservation, scope=scope, tokens=tokens, member=member)
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()

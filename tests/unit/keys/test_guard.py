@@ -251,3 +251,54 @@ async def test_a_budget_refusal_without_max_tokens_says_what_it_held(setup) -> N
     message = info.value.refusal.message
     assert "max_tokens is not set, so 1024 output tokens are held" in message
     assert info.value.refusal.headers["x-should-retry"] == "false"
+
+
+async def test_a_request_given_up_while_decided_again_gives_that_hold_back(setup) -> None:  # type: ignore[no-untyped-def]
+    """A key changed elsewhere sends a request through a second pass of the gate; a client
+    that hangs up during it leaves the pass to finish, and what it held is given back."""
+    import asyncio
+
+    from turnout.limits.gate import Later
+
+    keys, guard = setup
+    secret, _ = keys.create("team-a", budget_usd=Decimal("0.006"), period=Period.DAY)
+    await guard.finish(await admit(guard, secret), None)  # the key cached, nothing held
+    local, go, started = guard.gate, asyncio.Event(), [0]
+
+    class SecondPassWaits:  # the in-process gate; the request's second pass waits for go
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(local, name)
+
+        def start_admit(self, *args, **kwargs) -> Later[object]:  # type: ignore[no-untyped-def]
+            started[0] += 1
+            later = local.start_admit(*args, **kwargs)
+            if started[0] == 1:
+                return later  # type: ignore[no-any-return]
+
+            async def waits() -> object:
+                await go.wait()
+                return await later
+
+            return Later(waits)
+
+    keys.update("team-a", budget_usd=Decimal("0.006"))  # changed elsewhere...
+    await local.bump()  # ...and the shared generation bumped
+    guard.gate = SecondPassWaits()  # type: ignore[assignment]
+    admitting = await guard.start(f"Bearer {secret}", REQ, policy="rules", models=(),
+                                  plans=[(PaidCall("haiku", PRICE),)])  # fmt: skip
+    waiting = asyncio.ensure_future(_awaited(admitting))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert started[0] == 2 and not waiting.done()  # in its second pass
+    waiting.cancel()  # the client hung up
+    admitting.abandon()
+    go.set()  # the second pass holds $0.003...
+    for _ in range(20):
+        await asyncio.sleep(0)
+    guard.gate = local
+    held = [await admit(guard, secret) for _ in range(2)]  # ...given back: $0.006 is free
+    assert held[1].headers["x-turnout-budget-remaining-usd"] == "0"
+
+
+async def _awaited(admitting: object) -> object:
+    return await admitting  # type: ignore[misc]
