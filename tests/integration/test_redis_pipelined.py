@@ -93,6 +93,32 @@ async def test_a_command_on_an_idle_connection_goes_out_before_the_caller_waits(
         other.close()
 
 
+async def test_a_command_at_once_goes_out_behind_a_reply_not_read_yet(prefix: str) -> None:
+    """``at_once=True`` (the process's one request under way): written now even while
+    another command's reply is on its way (a batch settled off the request path), with
+    what was queued this turn ahead of it; the replies keep their order."""
+    import redis as redis_sync
+
+    redis = Pipelined("127.0.0.1", 6379)
+    other = redis_sync.Redis.from_url("redis://127.0.0.1:6379/0")
+    keys = [f"{prefix}:{name}" for name in ("batch", "queued", "gate")]
+    try:
+        assert await redis.execute("PING") == b"PONG"
+        sent = [
+            redis.send_now("SET", keys[0], "1"),  # idle: at once; its reply not read yet
+            redis.send_now("SET", keys[1], "2"),  # behind it: queued for the loop's turn
+            redis.send_now("SET", keys[2], "3", at_once=True),  # now, the queued one first
+        ]
+        deadline = time.monotonic() + 2
+        while other.get(keys[2]) is None and time.monotonic() < deadline:
+            time.sleep(0.001)  # noqa: ASYNC251 - the event loop must not turn meanwhile
+        assert other.mget(keys) == [b"1", b"2", b"3"]
+        assert [await f for f in sent if f is not None] == [b"OK", b"OK", b"OK"]
+    finally:
+        await redis.aclose()
+        other.close()
+
+
 async def test_commands_not_at_once_wait_for_the_loop_turn_even_on_an_idle_connection(
     tmp_path: Path,
 ) -> None:

@@ -72,7 +72,9 @@ class Gate(Protocol):
         caller goes on (a Redis script sent at once); awaited for its answer, at most
         once. Not awaited, nothing more happens (what was sent stands). ``at_once=False``
         when other requests are under way in this process: the script goes out with
-        theirs at the end of this turn of the loop, in one write, not in one of its own."""
+        theirs at the end of this turn of the loop, in one write, not in one of its own;
+        ``at_once=True`` when it is the only one: written now, even while the reply to a
+        batch sent off the request path is still on its way."""
 
     async def undo(self, result: GateResult) -> None:
         """Take an admission back entirely (it was decided on a key since changed)."""

@@ -54,11 +54,11 @@ class _Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
-    def send(self, args: Sequence[Any], *, at_once: bool = True) -> asyncio.Future[Any]:
+    def send(self, args: Sequence[Any], *, at_once: bool | None = None) -> asyncio.Future[Any]:
         return self.send_many((args,), at_once=at_once)[0]
 
     def send_many(
-        self, commands: Sequence[Sequence[Any]], *, at_once: bool = True
+        self, commands: Sequence[Sequence[Any]], *, at_once: bool | None = None
     ) -> list[asyncio.Future[Any]]:
         """Every command written; a future per reply.
 
@@ -70,9 +70,13 @@ class _Protocol(asyncio.Protocol):
         idle connection nothing is coming to share the write with: the commands go out
         at once, and Redis works on them while the caller goes on (a request's gate
         while its call is being prepared; about 20 µs sooner than a turn of the loop).
-        ``at_once=False`` says more commands are likely this turn (other requests are
-        under way): they are written together even on an idle connection (one write
-        and one reply read for all of them instead of one each)."""
+
+        A caller that knows better says so. ``at_once=False``: more commands are likely
+        this turn (other requests are under way), so they are written together even on
+        an idle connection. ``at_once=True``: nothing else is coming (the process's one
+        request under way), so the commands are written now even behind a reply not
+        read yet (a batch settled off the request path), with anything queued this turn
+        ahead of them, so replies keep their order."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
         if self.closed or self._transport is None:
@@ -90,11 +94,15 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(error)
             return futures
         pack = self._pack
-        idle = at_once and not self._out and not self._waiting
+        if at_once is None:
+            at_once = not self._out and not self._waiting  # idle: nothing to share with
         self._waiting.extend(futures)  # before the write: a reply finds its future
         self._sent_at.extend(now for _ in futures)
-        if idle:
-            self._transport.write(b"".join(pack(tuple(args)) for args in commands))
+        if at_once:
+            packed = [pack(tuple(args)) for args in commands]
+            if self._out:  # queued earlier this turn: written first, replies in order
+                packed[:0], self._out = self._out, []
+            self._transport.write(b"".join(packed))
         else:
             if not self._out:
                 loop.call_soon(self._write)
@@ -212,7 +220,7 @@ class Pipelined:
             reply_timeout_s=float(kw.get("socket_timeout") or 2.0),
         )  # fmt: skip
 
-    def send_now(self, *args: Any, at_once: bool = True) -> asyncio.Future[Any] | None:
+    def send_now(self, *args: Any, at_once: bool | None = None) -> asyncio.Future[Any] | None:
         """Send one command now, without waiting for anything (the future of its reply),
         on a connection already open; None when there is none (:meth:`execute` opens
         it). ``at_once``: as :meth:`_Protocol.send_many`."""
