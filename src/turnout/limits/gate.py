@@ -145,7 +145,7 @@ def admit_in_process(
         reservation = budgets.reserve_now(budget, estimate)
     except KeyBudgetExceeded as exc:
         if rate is not None:
-            limiter.undo_now(scope, limit, tokens)
+            limiter.undo_now(scope, rate.entry)
         return GateResult(generation, rate, over_budget=exc, scope=scope, tokens=tokens)
     return GateResult(generation, rate, reservation, scope=scope, tokens=tokens)
 
@@ -277,7 +277,7 @@ class LocalGate(GateParts[MemoryRateLimiter, MemoryBudgets]):
 
     async def undo(self, result: GateResult) -> None:
         if result.rate is not None and result.rate.allowed:
-            self.limiter.undo_now(result.scope, result.rate.limit, result.tokens)
+            self.limiter.undo_now(result.scope, result.rate.entry)
         if result.reservation is not None:
             self.budgets.finish_now(result.reservation, Decimal(0))
 

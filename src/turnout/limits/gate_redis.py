@@ -297,7 +297,7 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
     async def undo(self, result: GateResult) -> None:
         if not result.member:  # decided in this process
             if result.rate is not None and result.rate.allowed:
-                self.limiter.local.undo_now(result.scope, result.rate.limit, result.tokens)
+                self.limiter.local.undo_now(result.scope, result.rate.entry)
             if result.reservation is not None:
                 self.budgets.local.finish_now(result.reservation, Decimal(0))
             return

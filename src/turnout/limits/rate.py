@@ -70,8 +70,8 @@ class RateDecision:
     shared: bool = True
     """False when decided by this process alone (no Redis, or Redis unreachable)."""
     entry: int = 0
-    """Decided in this process: the admission's entry in the token log (to recount it);
-    0 when none was logged."""
+    """Decided in this process: the admission's entry in its logs (to recount it, or
+    take it back); 0 when it was not admitted."""
 
     @property
     def remaining_requests(self) -> int | None:
@@ -148,7 +148,7 @@ class _Log:
     __slots__ = ("requests", "tokens", "used")
 
     def __init__(self) -> None:
-        self.requests: deque[float] = deque()
+        self.requests: deque[tuple[float, int]] = deque()  # (at, entry)
         self.tokens: deque[tuple[float, int, int]] = deque()  # (at, count, entry)
         self.used = 0
 
@@ -181,14 +181,14 @@ class MemoryRateLimiter:
         now = self._clock()
         log = self._log(scope)
         edge = now - self.window_s
-        while log.requests and log.requests[0] <= edge:
+        while log.requests and log.requests[0][0] <= edge:
             log.requests.popleft()
         while log.tokens and log.tokens[0][0] <= edge:
             log.used -= log.tokens.popleft()[1]
         wait_r = wait_t = 0.0
         never = False
         if limit.rpm is not None and len(log.requests) >= limit.rpm:
-            wait_r = log.requests[len(log.requests) - limit.rpm] + self.window_s - now
+            wait_r = log.requests[len(log.requests) - limit.rpm][0] + self.window_s - now
         if limit.tpm is not None and log.used + tokens > limit.tpm:
             if tokens > limit.tpm:
                 never = True
@@ -202,10 +202,10 @@ class MemoryRateLimiter:
         allowed = not never and wait_r <= 0 and wait_t <= 0
         entry = 0
         if allowed:
+            entry = next(self._entries)
             if limit.rpm is not None:
-                log.requests.append(now)
+                log.requests.append((now, entry))
             if limit.tpm is not None:
-                entry = next(self._entries)
                 log.tokens.append((now, tokens, entry))
                 log.used += tokens
         return RateDecision(
@@ -213,26 +213,30 @@ class MemoryRateLimiter:
             limit=limit,
             requests=len(log.requests),
             tokens=log.used,
-            reset_requests_s=log.requests[-1] + self.window_s - now if log.requests else 0.0,
+            reset_requests_s=log.requests[-1][0] + self.window_s - now if log.requests else 0.0,
             reset_tokens_s=log.tokens[-1][0] + self.window_s - now if log.tokens else 0.0,
             retry_after_s=None if allowed or never else max(wait_r, wait_t),
             shared=False,
             entry=entry,
         )
 
-    def undo_now(self, scope: str, limit: RateLimit, tokens: int = 0) -> None:
-        """Take the latest admission of ``scope`` back out (it was decided on a stale key)."""
+    def undo_now(self, scope: str, entry: int) -> None:
+        """Take the admission ``entry`` of ``scope`` (its decision's
+        :attr:`RateDecision.entry`) back out, its tokens as last recounted: it was decided
+        on a key since changed, or its budget refused it. Nothing when it has left the
+        window."""
         log = self._logs.get(scope)
-        if log is None:
+        if log is None or not entry:
             return
-        if limit.rpm is not None and log.requests:
-            log.requests.pop()
-        if limit.tpm is not None:
-            for i in range(len(log.tokens) - 1, -1, -1):
-                if log.tokens[i][1] == tokens:
-                    del log.tokens[i]
-                    log.used -= tokens
-                    break
+        for i in range(len(log.requests) - 1, -1, -1):
+            if log.requests[i][1] == entry:
+                del log.requests[i]
+                break
+        for i in range(len(log.tokens) - 1, -1, -1):
+            if log.tokens[i][2] == entry:
+                log.used -= log.tokens[i][1]
+                del log.tokens[i]
+                break
 
     def recount_now(self, scope: str, entry: int, used: int) -> None:
         """Recount the admission ``entry`` of ``scope`` (its decision's

@@ -125,3 +125,29 @@ async def test_a_recount_finds_its_own_admission_among_equal_ones() -> None:
     limiter.recount_now("k", old.entry, 5000)  # left the window: nothing to recount
     limiter.recount_now("k", new.entry, 100)
     assert (await limiter.admit("k", limit, tokens=0)).tokens == 100
+
+
+async def test_an_admission_taken_back_is_its_own_as_recounted() -> None:
+    """Undone by its entry: not the latest admission, nor another with the same tokens;
+    its tokens as last recounted; one that has left the window, or a refusal, is
+    nothing to undo."""
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock=clock)
+    limit = RateLimit(rpm=2, tpm=1000)
+    first = await limiter.admit("k", limit, tokens=300)
+    clock.t += 10
+    second = await limiter.admit("k", limit, tokens=300)  # the same prompt and max_tokens
+    limiter.recount_now("k", first.entry, 40)
+    limiter.undo_now("k", first.entry)  # decided on a key since changed
+    after = await limiter.admit("k", limit, tokens=0)
+    assert (after.requests, after.tokens) == (2, 300)  # the second and its 300 stay
+    refused = await limiter.admit("k", limit, tokens=0)
+    assert not refused.allowed and refused.retry_after_s == 60  # the oldest left: t=10
+    limiter.undo_now("k", refused.entry)  # never admitted: nothing to take back
+    clock.t += 61
+    limiter.undo_now("k", second.entry)  # left the window: nothing more to take back
+    assert (await limiter.admit("k", limit, tokens=1)).tokens == 1
+    rpm_only = MemoryRateLimiter(clock=clock)
+    one = await rpm_only.admit("k", RateLimit(rpm=1))
+    rpm_only.undo_now("k", one.entry)
+    assert (await rpm_only.admit("k", RateLimit(rpm=1))).allowed
