@@ -3,13 +3,17 @@ with a real SQLite trace store: one request traced as a one-step run."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support.canned_upstream import CannedUpstream
 from turnout.cli.main import main
 from turnout.config.loader import load_settings
 from turnout.errors import AllAttemptsFailed, ConfigError
@@ -155,3 +159,67 @@ def test_chat_checks_the_api_key_before_any_call(
     )
     assert code == 2 and "FAKE_API_KEY" in err
     assert project.server.server.requests == []
+
+
+REFUSAL = "I'm sorry, I can't help with that request."
+
+
+@pytest.fixture
+def refusing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CannedUpstream]:
+    """An upstream that refuses (OpenAI's ``message.refusal``, no content), in a thread of
+    its own, and a turnout.yaml pointing at it."""
+    loop = asyncio.new_event_loop()
+    up = CannedUpstream()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(up.__aenter__(), loop).result(10)
+    monkeypatch.setenv("FAKE_API_KEY", "sk-test-refusing")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "turnout.yaml").write_text(
+        f"providers:\n  up: {{kind: openai, base_url: '{up.base_url}', api_key_env: FAKE_API_KEY}}\n"
+        "models:\n  small: {provider: up, id: small-1, tier: efficient,"
+        " price: {input: 1, output: 1}}\n"
+        "policies:\n  only: {kind: static, model: small}\n"
+    )
+    try:
+        yield up
+    finally:
+        asyncio.run_coroutine_threadsafe(up.__aexit__(None, None, None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def _refusal_chunks() -> list[dict[str, Any]]:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "small-1",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+
+    pieces = ["I'm sorry, ", "I can't help ", "with that request."]
+    return [
+        chunk({"role": "assistant", "content": None, "refusal": ""}),
+        *(chunk({"refusal": p}) for p in pieces),
+        chunk({}, finish="stop"),
+    ]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_shows_what_the_model_said_in_refusing(
+    refusing: CannedUpstream, capsys: pytest.CaptureFixture[str], stream: bool
+) -> None:
+    message = {"role": "assistant", "content": None, "refusal": REFUSAL}
+    body = {"id": "c1", "object": "chat.completion", "created": 1, "model": "small-1",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 10, "total_tokens": 19}}  # fmt: skip
+    for as_json in (False, True):
+        refusing.answer(_refusal_chunks() if stream else body)
+        args = ["chat", "-c", "turnout.yaml", "-p", "only", "--no-trace"]
+        args += ["--stream"] if stream else []
+        args += ["--json"] if as_json else []
+        code, out, err = cli(capsys, *args, "How do I pick a lock?")
+        assert code == 0, err
+        if as_json:
+            data = json.loads(out)
+            assert (data["answer"], data["refusal"]) == ("", REFUSAL)
+        else:
+            assert out.strip() == REFUSAL

@@ -1,8 +1,8 @@
 """``turnout chat``: one request through the façade, the quickest way to try a policy.
 
-Prints the answer (as it arrives with ``--stream``) and one line: model, attempts,
-latency, tokens, cost and the policy's reason. Exit 0 on an answer, 1 when every
-attempt failed (one line naming each attempt), 2 on bad input.
+Prints the answer, or what the model said in refusing (as it arrives with ``--stream``),
+and one line: model, attempts, latency, tokens, cost and the policy's reason. Exit 0 on
+an answer, 1 when every attempt failed (one line naming each attempt), 2 on bad input.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def chat_cmd(
         sys.stdout.write(json.dumps(answer_json(answer), indent=2) + "\n")
     else:
         if not stream and answer.ok:
-            click.echo(answer.text)
+            click.echo(answer.text or refusal_of(answer) or "")
         click.echo(summary_line(answer), err=True)
     if not answer.ok:
         if not as_json:
@@ -111,7 +111,8 @@ async def _ask(
         try:
             async for event in s:
                 if isinstance(event, TextDelta) and not as_json:
-                    sys.stdout.write(event.text)
+                    refusal = event.extra.message.get("refusal")  # a refusal comes as it is
+                    sys.stdout.write(event.text + (refusal if isinstance(refusal, str) else ""))
                     sys.stdout.flush()
         except TurnoutError:
             pass  # in the answer
@@ -119,6 +120,13 @@ async def _ask(
             sys.stdout.write("\n")
         assert s.answer is not None
         return s.answer
+
+
+def refusal_of(a: Answer) -> str | None:
+    """What the model said in refusing (OpenAI's ``message.refusal``), if it refused."""
+    r = a.response
+    refusal = r.extra.message.get("refusal") if r is not None else None
+    return refusal if isinstance(refusal, str) else None
 
 
 def summary_line(a: Answer) -> str:
@@ -134,6 +142,7 @@ def answer_json(a: Answer) -> Mapping[str, Any]:
     u = a.usage
     return {
         "answer": a.text if a.ok else None,
+        "refusal": refusal_of(a) if a.ok else None,
         "model": a.model,
         "policy": a.policy,
         "reason": a.reason,
