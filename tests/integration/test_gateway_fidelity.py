@@ -135,6 +135,31 @@ async def test_the_token_cap_goes_upstream_under_the_name_the_client_used(
     assert sent[name] == 77 and other not in sent
 
 
+@pytest.mark.parametrize(("param", "sent_by_client"), [
+    ("max_completion_tokens", "max_tokens"),  # a reasoning model: only the new name
+    ("max_tokens", "max_completion_tokens"),  # a server that knows only the old one
+])  # fmt: skip
+async def test_a_model_s_own_name_for_the_cap_wins(
+    upstream: CannedUpstream, tmp_path: Path, param: str, sent_by_client: str
+) -> None:
+    from dataclasses import replace
+
+    settings = gateway_settings(upstream.base_url)
+    spec = replace(settings.models["small"], name="pinned", max_tokens_param=param)
+    settings = replace(settings, models={**settings.models, "pinned": spec})
+    upstream.answer(completion({"content": "Hello"}), completion({"content": "Hello"}))
+    async with (
+        Gateway(settings, port=0, store=str(tmp_path / "traces.db")) as gw,
+        openai.AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0) as c,
+    ):
+        options: Any = {sent_by_client: 77}
+        await c.chat.completions.create(model="pinned", messages=USER, **options)
+        await c.chat.completions.create(model="small", messages=USER, **options)
+    pinned, small = upstream.bodies
+    assert pinned[param] == 77 and sent_by_client not in pinned
+    assert small[sent_by_client] == 77 and param not in small  # other models: as it came
+
+
 # -- estimated usage -------------------------------------------------------------------------
 
 

@@ -164,6 +164,7 @@ def _model(
         context_window=context_window,
         max_concurrency=m.max_concurrency,
         price_label=m.price_label,
+        max_tokens_param=m.max_tokens_param,
     )
 
 

@@ -114,6 +114,7 @@ class ModelSchema(_Strict):
     price_label: str | None = None
     context_window: PositiveInt | None = None
     max_concurrency: PositiveInt | None = None
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] | None = None
 
 
 # -- executor: retries, timeouts, breaker, cache -------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 from turnout.errors import ConfigError
 from turnout.pricing.cost import Price
-from turnout.types import Tier
+from turnout.types import MaxTokensParam, Tier
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -48,6 +48,10 @@ class ModelSpec:
     context_window: int | None = None
     max_concurrency: int | None = None
     price_label: str | None = None
+    max_tokens_param: MaxTokensParam | None = None
+    """The name the output cap goes out under to this model, whatever the request used
+    (OpenAI's reasoning models take only ``max_completion_tokens``; some compatible
+    servers only ``max_tokens``); None: the request's own."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,10 @@ class Attempt:
         ex = run.executor
         ledger = run.ledger
         spec = ex.pool.spec(self.model)
-        request = replace(self.request, model=spec.id)
+        if spec.max_tokens_param is None:
+            request = replace(self.request, model=spec.id)
+        else:  # the model takes the cap under one name only
+            request = replace(self.request, model=spec.id, max_tokens_param=spec.max_tokens_param)
         hit = await ex.cache.lookup(request)
         if hit is not None:
             self.response = hit.response

@@ -176,3 +176,12 @@ def test_a_bad_storage_names_the_file_and_field_without_the_password(tmp_path: P
     with pytest.raises(ConfigError, match=r"turnout\.yaml: storage: the trace store looks") as info:
         load_settings(f)
     assert "S3CRET" not in str(info.value)
+
+
+def test_a_model_can_name_the_field_its_token_cap_goes_under(pool_dict: dict[str, Any]) -> None:
+    pool_dict["models"]["opus"]["max_tokens_param"] = "max_completion_tokens"
+    s = settings_from_dict(pool_dict)
+    assert s.models["opus"].max_tokens_param == "max_completion_tokens"
+    assert s.models["haiku"].max_tokens_param is None  # the request's own name
+    pool_dict["models"]["opus"]["max_tokens_param"] = "max_output_tokens"
+    assert "models.opus.max_tokens_param" in _err(pool_dict)
