@@ -774,8 +774,9 @@ async def test_a_request_given_up_while_decided_again_gives_that_hold_back(
     client: redis_asyncio.Redis, prefix: str, tmp_path: Path
 ) -> None:
     """A key changed elsewhere: the request's first admission is taken back and it is
-    decided again. The client hangs up after Redis ran that second script: the hold and
-    the rate entry it took are given back, none left to expire."""
+    decided again. The client hangs up after Redis ran that second script: the hold it
+    took is given back, none left to expire (the request still counts once against the
+    rate limit, as any request given up does)."""
     from turnout.keys import KeyStore
     from turnout.keys.cache import CachedKeys
     from turnout.keys.guard import KeyGuard
@@ -836,3 +837,67 @@ async def test_a_request_given_up_while_decided_again_gives_that_hold_back(
 
 async def _awaited(admitting: Any) -> Any:
     return await admitting
+
+
+@pytest.mark.parametrize("redis_away", [False, True])
+async def test_a_request_given_up_while_its_period_is_seeded_gives_its_hold_back(
+    prefix: str, tmp_path: Path, redis_away: bool
+) -> None:
+    """The script sent only once awaited (no pipelined connection: redis-py's), or Redis
+    away (the in-process twin decides): the client hangs up while the budget's period is
+    read from the trace store. What the request then holds is given back, once; awaited
+    again, nothing is decided twice."""
+    from support.own_redis import free_port
+    from turnout.keys import KeyStore
+    from turnout.keys.cache import CachedKeys
+    from turnout.keys.guard import KeyGuard
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.limits.ledger import SpendLedger
+    from turnout.pricing.cost import Price
+    from turnout.types import ChatRequest, Message
+
+    request = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
+    plans = [(PaidCall("m", Price.of(5, 25)),)]  # $0.003 a request
+    budget = KeyBudget("team-a", Decimal("1"), Period.DAY)
+    client = replica(f"redis://127.0.0.1:{free_port()}/0") if redis_away else replica()
+    with SQLiteStore(tmp_path / "t.db") as store:
+        keys = KeyStore(store)
+        secret, _ = keys.create("team-a", rpm=100, budget_usd=Decimal("1"), period=Period.DAY)
+        ledger = SpendLedger(store, offload=False)
+        gate = RedisGate(client, prefix=prefix, timeout_s=0.5, ledger=ledger)
+        pipelined, gate._pipelined = gate._pipelined, None  # the gate's script: redis-py's,
+        # sent once the admission is awaited (the batches keep the pipelined connection)
+        guard = KeyGuard(CachedKeys(keys), gate)
+        reading, go, spent = asyncio.Event(), asyncio.Event(), ledger.spent
+
+        async def slow_spent(*args: Any) -> Any:
+            reading.set()
+            await go.wait()
+            return await spent(*args)
+
+        ledger.spent = slow_spent  # type: ignore[method-assign]
+        try:
+            admitting = await guard.start(f"Bearer {secret}", request, policy="rules",
+                                          models=(), plans=plans)  # fmt: skip
+            waiting = asyncio.ensure_future(_awaited(admitting))
+            await asyncio.wait_for(reading.wait(), 5)
+            waiting.cancel()  # the client hangs up while the store is read
+            admitting.abandon()
+            go.set()
+            for _ in range(100):  # decided, then given back in a batch
+                await asyncio.sleep(0.01)
+                state = (
+                    gate.budgets.local.state_now(budget)
+                    if redis_away
+                    else await gate.budgets.state(budget)
+                )
+                if state.held_pico == 0 and not guard._abandoned:
+                    break
+            assert (state.held_pico, state.spent_pico) == (0, 0)
+            if not redis_away:  # the request counts, once
+                assert await client.zcard(f"{prefix}:rl:{{team-a}}:log") == 1
+        finally:
+            await gate.aclose()
+            if pipelined is not None:
+                await pipelined.aclose()
+            await client.aclose()

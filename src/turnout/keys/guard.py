@@ -362,10 +362,13 @@ class Admitting:
 
     def abandon(self) -> None:
         """The request was given up before it was admitted (its client hung up): once
-        the shared state has answered the script already sent, what it held is given
-        back, off the request path (so is what a second pass under way, for a key
-        changed elsewhere, will hold). Nothing sent yet, or decided: nothing to do."""
-        if self._outcome is not None or not (self._pending.sent or self._again is not None):
+        the work under way has finished (the script already sent, a decision awaited
+        and given up part-way, a second pass for a key changed elsewhere), what it held
+        is given back, off the request path. Nothing sent or awaited yet, or decided
+        already: nothing to do."""
+        pending = self._pending
+        under_way = pending.sent or pending.started or self._again is not None
+        if self._outcome is not None or not under_way:
             return
         task = asyncio.ensure_future(self._give_back())
         abandoned = self._guard._abandoned

@@ -106,16 +106,28 @@ T = TypeVar("T")
 class Later(Generic[T]):
     """An awaitable that makes its coroutine only when awaited: one never awaited
     leaves no coroutine behind to warn of. ``sent``: its work was already sent to the
-    shared state (awaiting it again reads the same answer, sending nothing more)."""
+    shared state before it was awaited; ``started``: it has been awaited (its work may
+    hold something, even if that await was given up). Its answer, once had, is kept:
+    awaited again, the same answer, nothing decided twice. (A gate whose await can be
+    given up part-way makes its own work safe to join again: see
+    :class:`~turnout.limits.gate_redis.RedisGate`.)"""
 
-    __slots__ = ("_make", "sent")
+    __slots__ = ("_answer", "_make", "sent", "started")
 
     def __init__(self, make: Callable[[], Awaitable[T]], *, sent: bool = False) -> None:
         self._make = make
         self.sent = sent
+        self.started = False
+        self._answer: tuple[T] | None = None
 
     def __await__(self) -> Generator[Any, None, T]:
-        return self._make().__await__()
+        return self._awaited().__await__()
+
+    async def _awaited(self) -> T:
+        if self._answer is None:
+            self.started = True
+            self._answer = (await self._make(),)
+        return self._answer[0]
 
 
 def retrieved(future: asyncio.Future[Any]) -> None:

@@ -190,6 +190,11 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
         return Later(lambda: self._admitted(call, sent), sent=sent is not None)
 
     async def _admitted(self, call: _GateCall, sent: asyncio.Future[Any] | None) -> GateResult:
+        """The request decided: awaited again after a caller gave up part-way (to give
+        back what it held), the work already done or under way is joined, not done
+        again: the script's reply is read again, the first decision (in Redis or in the
+        twin) is kept on ``call``, a script sent by the await and a second pass run as
+        tasks of their own."""
         from redis.exceptions import NoScriptError
 
         scope, limit, tokens, budget, estimate = call.asked
@@ -203,7 +208,10 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
                     return call.result(await asyncio.shield(first))
                 except NoScriptError:  # Redis lost its scripts (restarted, flushed)
                     pass
-            return call.result(await self._run(call))
+            if call.running is None:
+                call.running = asyncio.ensure_future(self._run(call))
+                call.running.add_done_callback(retrieved)
+            return call.result(await asyncio.shield(call.running))
 
         def local() -> GateResult:
             nonlocal twin_unseeded
@@ -212,12 +220,15 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
                 return GateResult(None, None, scope=scope, tokens=tokens, unseeded=True)
             return self._local(scope, limit, tokens, budget, estimate)
 
-        result = await self.degrader.run(
-            shared, local, bounded=self._bounded, sent=sent is not None
-        )
+        result = call.first
+        if result is None:
+            result = call.first = await self.degrader.run(
+                shared, local, bounded=self._bounded, sent=sent is not None
+            )
+            call.twin = twin_unseeded
         if result.unseeded and budget is not None:
             if call.second is None:
-                call.second = asyncio.ensure_future(self._seeded(call, budget, twin_unseeded))
+                call.second = asyncio.ensure_future(self._seeded(call, budget, call.twin))
                 call.second.add_done_callback(retrieved)
             # a caller that stops waiting leaves it to finish: awaited again (to give
             # the hold back), the same answer is read, not a second hold taken
@@ -337,7 +348,10 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
 class _GateCall:
     """One request's gate script: its keys and arguments, and its reply read."""
 
-    __slots__ = ("amount", "asked", "gate", "member", "now", "second", "seed", "window")
+    __slots__ = (
+        "amount", "asked", "first", "gate", "member", "now", "running", "second", "seed",
+        "twin", "window",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -357,6 +371,9 @@ class _GateCall:
         self.member = entry_id()
         self.window = window_of(budget.period, self.now) if budget is not None else None
         self.amount = cost_to_pico(estimate)
+        self.first: GateResult | None = None  # the first decision, once made
+        self.running: asyncio.Future[Any] | None = None  # its script, sent when awaited
+        self.twin = False  # the first decision was the twin's, its period unseeded
         self.second: asyncio.Future[GateResult] | None = None  # decided again, seeded
 
     def again(self) -> _GateCall:
