@@ -901,3 +901,96 @@ async def test_a_request_given_up_while_its_period_is_seeded_gives_its_hold_back
             if pipelined is not None:
                 await pipelined.aclose()
             await client.aclose()
+
+
+async def test_a_script_sent_on_await_is_joined_by_the_give_back_even_with_redis_found_away(
+    prefix: str, tmp_path: Path
+) -> None:
+    """The script goes out only once the admission is awaited (redis-py's connection);
+    the client hangs up before Redis answers, and meanwhile another request finds Redis
+    away. The give-back waits for that script's answer and gives its hold back: the
+    in-process twin does not decide the request a second time."""
+    from turnout.keys import KeyStore
+    from turnout.keys.cache import CachedKeys
+    from turnout.keys.guard import KeyGuard
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.pricing.cost import Price
+    from turnout.types import ChatRequest, Message
+
+    request = ChatRequest(messages=(Message("user", "x" * 392),), max_tokens=100)
+    plans = [(PaidCall("m", Price.of(5, 25)),)]  # $0.003 a request
+    budget = KeyBudget("team-a", Decimal("1"), Period.DAY)
+    client = replica()
+    with SQLiteStore(tmp_path / "t.db") as store:
+        keys = KeyStore(store)
+        secret, _ = keys.create("team-a", rpm=100, budget_usd=Decimal("1"), period=Period.DAY)
+        gate = RedisGate(client, prefix=prefix, timeout_s=5)
+        pipelined, gate._pipelined = gate._pipelined, None  # the script: redis-py's, on await
+        guard = KeyGuard(CachedKeys(keys), gate)
+        sending, go, run = asyncio.Event(), asyncio.Event(), gate._run
+
+        async def waits_then_runs(call: Any) -> Any:
+            sending.set()
+            await go.wait()
+            return await run(call)
+
+        gate._run = waits_then_runs  # type: ignore[method-assign]
+        try:
+            assert await gate.prepare()
+            admitting = await guard.start(f"Bearer {secret}", request, policy="rules",
+                                          models=(), plans=plans)  # fmt: skip
+            waiting = asyncio.ensure_future(_awaited(admitting))
+            await asyncio.wait_for(sending.wait(), 5)
+            waiting.cancel()  # the client hangs up
+            gate.degrader._down, gate.degrader._down_until = True, time.monotonic() + 60
+            admitting.abandon()
+            await asyncio.sleep(0.05)
+            go.set()  # the script goes out now
+            await asyncio.wait_for(guard.given_back(), 5)
+            await gate.budgets._finishing.drain()
+            assert gate.budgets.local.state_now(budget).held_pico == 0  # the twin: nothing
+            assert gate.degrader.degraded == 0
+            assert await client.zcard(f"{prefix}:budget:{{team-a}}:{_day()}:h") == 0
+        finally:
+            await gate.aclose()
+            if pipelined is not None:
+                await pipelined.aclose()
+            await client.aclose()
+
+
+async def test_a_script_not_sent_by_its_deadline_is_not_sent_after_the_twin_decided(
+    prefix: str,
+) -> None:
+    """Past the shared state's deadline the in-process twin decides the request; the
+    script that had not gone out yet (redis-py's connection still opening, say) is not
+    sent afterwards, so Redis holds nothing for a request already decided here."""
+    from turnout.limits.gate_redis import RedisGate
+
+    budget = KeyBudget("team-a", Decimal("1"), Period.DAY)
+    client = replica()
+    gate = RedisGate(client, prefix=prefix, timeout_s=0.1)
+    pipelined, gate._pipelined = gate._pipelined, None  # redis-py's, under the deadline
+    run = gate._run
+
+    async def late(call: Any) -> Any:
+        await asyncio.sleep(0.3)  # past the 0.1 s deadline
+        return await run(call)
+
+    gate._run = late  # type: ignore[method-assign]
+    try:
+        result = await gate.admit("team-a", RateLimit(rpm=100), 0, budget, Decimal("0.003"))
+        assert result.admitted and not result.member  # decided in this process
+        await asyncio.sleep(0.5)
+        assert await client.zcard(f"{prefix}:rl:{{team-a}}:log") == 0
+        assert await client.zcard(f"{prefix}:budget:{{team-a}}:{_day()}:h") == 0
+    finally:
+        await gate.aclose()
+        if pipelined is not None:
+            await pipelined.aclose()
+        await client.aclose()
+
+
+def _day() -> str:
+    from turnout.limits.periods import window_of
+
+    return window_of(Period.DAY, time.time()).id

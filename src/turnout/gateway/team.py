@@ -278,6 +278,7 @@ class Team:
 
     async def aclose(self) -> None:
         if self.guard is not None:
+            await self.guard.given_back()  # before the budgets send what they hold
             await self.guard.gate.aclose()
         for closer in self._closers:
             await closer.aclose()

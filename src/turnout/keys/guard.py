@@ -317,6 +317,11 @@ class KeyGuard:
         if self.metrics is not None and left is not None:
             self.metrics.set_budget_remaining(admission.key.name, left / 1e12)
 
+    async def given_back(self) -> None:
+        """Wait for the give-backs of requests given up (:meth:`Admitting.abandon`)."""
+        if self._abandoned:
+            await asyncio.gather(*self._abandoned, return_exceptions=True)
+
     async def key_changed(self) -> None:
         """A key was changed through this process (admin API): every replica rereads."""
         self.keys.forget()

@@ -69,8 +69,9 @@ class Gate(Protocol):
         at_once: bool = True,
     ) -> Later[GateResult]:
         """:meth:`admit`, started now where that lets the shared state decide while the
-        caller goes on (a Redis script sent at once); awaited for its answer, at most
-        once. Not awaited, nothing more happens (what was sent stands). ``at_once=False``
+        caller goes on (a Redis script sent at once); awaited for its answer (awaited
+        again, the same answer, nothing decided twice). Not awaited, nothing more
+        happens (what was sent stands). ``at_once=False``
         when other requests are under way in this process: the script goes out with
         theirs at the end of this turn of the loop, in one write, not in one of its own;
         ``at_once=True`` when it is the only one: written now, even while the reply to a

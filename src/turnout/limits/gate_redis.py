@@ -222,10 +222,14 @@ class RedisGate(GateParts[RedisRateLimiter, RedisBudgets]):
 
         result = call.first
         if result is None:
+            under_way = sent is not None or call.running is not None  # joined, not redone
             result = call.first = await self.degrader.run(
-                shared, local, bounded=self._bounded, sent=sent is not None
+                shared, local, bounded=self._bounded, sent=under_way
             )
             call.twin = twin_unseeded
+            running = call.running
+            if running is not None and not running.done() and not result.member:
+                running.cancel()  # past the deadline, decided in this process: not sent
         if result.unseeded and budget is not None:
             if call.second is None:
                 call.second = asyncio.ensure_future(self._seeded(call, budget, call.twin))
