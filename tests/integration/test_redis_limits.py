@@ -897,10 +897,7 @@ async def test_a_request_given_up_while_its_period_is_seeded_gives_its_hold_back
             if not redis_away:  # the request counts, once
                 assert await client.zcard(f"{prefix}:rl:{{team-a}}:log") == 1
         finally:
-            await gate.aclose()
-            if pipelined is not None:
-                await pipelined.aclose()
-            await client.aclose()
+            await _closed(gate, pipelined, client)
 
 
 async def test_a_script_sent_on_await_is_joined_by_the_give_back_even_with_redis_found_away(
@@ -952,10 +949,7 @@ async def test_a_script_sent_on_await_is_joined_by_the_give_back_even_with_redis
             assert gate.degrader.degraded == 0
             assert await client.zcard(f"{prefix}:budget:{{team-a}}:{_day()}:h") == 0
         finally:
-            await gate.aclose()
-            if pipelined is not None:
-                await pipelined.aclose()
-            await client.aclose()
+            await _closed(gate, pipelined, client)
 
 
 async def test_a_script_not_sent_by_its_deadline_is_not_sent_after_the_twin_decided(
@@ -984,13 +978,19 @@ async def test_a_script_not_sent_by_its_deadline_is_not_sent_after_the_twin_deci
         assert await client.zcard(f"{prefix}:rl:{{team-a}}:log") == 0
         assert await client.zcard(f"{prefix}:budget:{{team-a}}:{_day()}:h") == 0
     finally:
-        await gate.aclose()
-        if pipelined is not None:
-            await pipelined.aclose()
-        await client.aclose()
+        await _closed(gate, pipelined, client)
 
 
 def _day() -> str:
     from turnout.limits.periods import window_of
 
     return window_of(Period.DAY, time.time()).id
+
+
+async def _closed(gate: Any, pipelined: Pipelined | None, client: redis_asyncio.Redis) -> None:
+    """Close a gate whose pipelined connection the test took from it, that connection
+    (its batches still used it), and the client."""
+    await gate.aclose()
+    if pipelined is not None:
+        await pipelined.aclose()
+    await client.aclose()
