@@ -71,11 +71,11 @@ class Gate(Protocol):
         """:meth:`admit`, started now where that lets the shared state decide while the
         caller goes on (a Redis script sent at once); awaited for its answer (awaited
         again, the same answer, nothing decided twice). Not awaited, nothing more
-        happens (what was sent stands). ``at_once=False``
-        when other requests are under way in this process: the script goes out with
-        theirs at the end of this turn of the loop, in one write, not in one of its own;
-        ``at_once=True`` when it is the only one: written now, even while the reply to a
-        batch sent off the request path is still on its way."""
+        happens (what was sent stands). ``at_once=False`` when other requests are under
+        way in this process: the script goes out with theirs at the end of this turn of
+        the loop, in one write, not in one of its own; ``at_once=True`` when it is the
+        only one: written now, even while the reply to a batch sent off the request path
+        is still on its way."""
 
     async def undo(self, result: GateResult) -> None:
         """Take an admission back entirely (it was decided on a key since changed)."""
