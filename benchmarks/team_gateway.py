@@ -10,6 +10,11 @@ and a throwaway SQLite trace store:
              answer, off the request path);
 * ``keys x2`` the same, ``--workers 2``.
 
+With ``--bound``, also the bound the shared state sets: ``memory`` and ``memory x2``, keys
+with ``executor.state: memory`` (no Redis at all: each worker its own limits, budgets
+and breakers, so not a deployment, only what the keyed figures would be without the
+one Redis round trip a request and Redis's CPU on the shared cores), and ``open x2``.
+
 Figures, medians over ``--rounds``: JSON latency p50 at concurrency 1 and the p50 the
 keys add; requests/s at concurrency 16; the ratio of two workers to one. With
 ``--native`` the c=1 latency is also measured by wrk (one connection, ``--seconds``
@@ -21,7 +26,7 @@ With ``--native`` the upstream is nginx and the concurrency-16 load is wrk (see
 the core a second worker needs.
 
     .venv/bin/python benchmarks/team_gateway.py [--requests 500] [--seconds 5] [--rounds 3]
-        [--native]
+        [--native] [--bound]
 """
 
 from __future__ import annotations
@@ -66,7 +71,9 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], limit: float = 60) -> No
     raise SystemExit(f"{url}: not ready in {limit:.0f} s")
 
 
-def config(tmp: Path, name: str, upstream: str, auth: str, prefix: str) -> Path:
+def config(
+    tmp: Path, name: str, upstream: str, auth: str, prefix: str, state: str = "redis"
+) -> Path:
     path = tmp / f"{name}.yaml"
     path.write_text(
         "providers:\n"
@@ -75,7 +82,7 @@ def config(tmp: Path, name: str, upstream: str, auth: str, prefix: str) -> Path:
         "  bench: {provider: mock, id: bench-model, tier: efficient,"
         " price: {input: 0.15, output: 0.6}}\n"
         "policies:\n  fast: {kind: static, model: bench}\n"
-        "executor: {cache: {exact: {enabled: false}}, state: redis,"
+        f"executor: {{cache: {{exact: {{enabled: false}}}}, state: {state},"
         f" redis_prefix: '{prefix}'}}\n"
         f"gateway: {{default_policy: fast, auth: {auth}}}\n"
     )
@@ -167,6 +174,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--native", action="store_true", help="nginx upstream, wrk load")
+    parser.add_argument("--bound", action="store_true", help="also keys in memory, open x2")
     args = parser.parse_args()
     if args.native and not native_available():
         raise SystemExit("--native needs nginx and wrk on the PATH")
@@ -190,9 +198,13 @@ def main() -> None:
         secret = bench_key(store)
         turnout = shutil.which("turnout", path=str(Path(sys.executable).parent)) or "turnout"
         urls: dict[str, str] = {}
-        for name, auth, workers in (("open", "none", 1), ("keys", "keys", 1),
-                                    ("keys x2", "keys", 2)):  # fmt: skip
-            cfg = config(tmp, name.replace(" ", ""), upstream, auth, prefix)
+        setups = [("open", "none", 1, "redis"), ("keys", "keys", 1, "redis"),
+                  ("keys x2", "keys", 2, "redis")]  # fmt: skip
+        if args.bound:
+            setups += [("memory", "keys", 1, "memory"), ("memory x2", "keys", 2, "memory"),
+                       ("open x2", "none", 2, "redis")]  # fmt: skip
+        for name, auth, workers, state in setups:
+            cfg = config(tmp, name.replace(" ", ""), upstream, auth, prefix, state)
             own = tmp / f"traces-{name.replace(' ', '')}.db"  # a store each: no lock contention
             shutil.copy(store, own)
             p = free_port()
@@ -205,12 +217,12 @@ def main() -> None:
             wait_ready(urls[name], procs[-1])
         headers = {"content-type": "application/json", "authorization": f"Bearer {secret}"}
         lat: dict[str, list[float]] = {n: [] for n in urls}
-        wrk_lat: dict[str, list[float]] = {n: [] for n in urls if n != "keys x2"}
+        wrk_lat: dict[str, list[float]] = {n: [] for n in urls if not n.endswith(" x2")}
         rps: dict[str, list[float]] = {n: [] for n in urls}
         for _ in range(args.rounds):
             for name, base in urls.items():
                 url = f"{base}/v1/chat/completions"
-                if name != "keys x2":
+                if not name.endswith(" x2"):
                     lat[name].append(asyncio.run(latency(url, headers, args.requests)))
                     if nginx is not None:
                         wrk_lat[name].append(wrk_latency(url, BODY, headers, args.seconds))
@@ -237,12 +249,24 @@ def main() -> None:
             print(f"  c=1 from wrk (no Python client between requests): open p50"
                   f" {wmed['open']:.3f} ms, keys p50 {wmed['keys']:.3f} ms, keys add"
                   f" {wmed['keys'] - wmed['open']:+.3f} ms")  # fmt: skip
+        if args.bound:
+            print(f"  bound, keys in memory: add {med['memory'] - med['open']:+.3f} ms p50"
+                  f"{_wrk_added(wrk_lat, 'memory')}; two workers ="
+                  f" {rate['memory x2'] / rate['memory']:.2f}x one; open two workers ="
+                  f" {rate['open x2'] / rate['open']:.2f}x one")  # fmt: skip
     finally:
         stop(procs, timeout=20)
         drop_prefix(prefix)
         shutil.rmtree(tmp, ignore_errors=True)
         if nginx is not None:
             nginx.__exit__(None, None, None)
+
+
+def _wrk_added(wrk_lat: dict[str, list[float]], name: str) -> str:
+    if not wrk_lat.get(name) or not wrk_lat.get("open"):
+        return ""
+    added = statistics.median(wrk_lat[name]) - statistics.median(wrk_lat["open"])
+    return f" (wrk: {added:+.3f} ms)"
 
 
 if __name__ == "__main__":
