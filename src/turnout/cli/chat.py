@@ -22,7 +22,7 @@ from turnout.config.loader import load_settings
 from turnout.errors import ConfigError, TurnoutError
 from turnout.facade import Answer, Turnout
 from turnout.reports.fmt import usd
-from turnout.types import Message, TextDelta
+from turnout.types import Message, TextDelta, WireExtra
 from turnout.workflows.keys import policy_reach, require_keys
 
 
@@ -111,8 +111,7 @@ async def _ask(
         try:
             async for event in s:
                 if isinstance(event, TextDelta) and not as_json:
-                    refusal = event.extra.message.get("refusal")  # a refusal comes as it is
-                    sys.stdout.write(event.text + (refusal if isinstance(refusal, str) else ""))
+                    sys.stdout.write(event.text + (_refusal(event.extra) or ""))
                     sys.stdout.flush()
         except TurnoutError:
             pass  # in the answer
@@ -124,8 +123,12 @@ async def _ask(
 
 def refusal_of(a: Answer) -> str | None:
     """What the model said in refusing (OpenAI's ``message.refusal``), if it refused."""
-    r = a.response
-    refusal = r.extra.message.get("refusal") if r is not None else None
+    return _refusal(a.response.extra) if a.response is not None else None
+
+
+def _refusal(extra: WireExtra) -> str | None:
+    """The ``refusal`` an answer or a streamed chunk carried, if any."""
+    refusal = extra.message.get("refusal")
     return refusal if isinstance(refusal, str) else None
 
 
