@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -317,6 +317,41 @@ def test_a_replay_whose_commit_answer_was_lost_is_not_written_twice(tmp_path: Pa
             assert spill.replay(store.write_batch, committed=store.committed) == 4
         assert spill.found_written == 2 and not spill.pending
         assert _counts(dsn) == (2, 2)
+
+
+class _Dies(BaseException):
+    """The process dies (not an error the replay handles)."""
+
+
+def test_a_replay_that_dies_after_a_commit_writes_that_batch_once(tmp_path: Path) -> None:
+    """The replay records each batch's transaction before it commits: a process that
+    dies after a batch's commit, before recording it replayed, leaves the next replay to
+    ask the server, find it committed, and go on; attempt rows are written once."""
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    for i in range(3):
+        spill.append(*_batch(i))
+    with throwaway_database() as dsn, PostgresStore(dsn) as store:
+
+        class DiesAfterSecond:
+            def write_named(
+                self,
+                runs: Sequence[RunRecord],
+                steps: Sequence[StepRecord],
+                attempts: Sequence[AttemptRecord],
+                *,
+                on_named: Callable[[str], None] | None = None,
+            ) -> None:
+                store.write_named(runs, steps, attempts, on_named=on_named)
+                if runs[0].run_id == _batch(1)[0][0].run_id:
+                    raise _Dies
+
+        with pytest.raises(_Dies):
+            spill.replay(store.write_batch, committed=store.committed, named=DiesAfterSecond())
+        assert spill.pending and _counts(dsn) == (2, 2)
+        again = SpillFile(tmp_path / "spill.jsonl")
+        assert again.replay(store.write_batch, committed=store.committed, named=store) == 4
+        assert again.found_written == 2 and not again.pending
+        assert _counts(dsn) == (3, 3)
 
 
 @contextmanager

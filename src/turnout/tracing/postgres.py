@@ -395,6 +395,20 @@ class PostgresStore(SQLStore):
         attempts: Sequence[AttemptRecord],
     ) -> None:
         """Upsert runs and steps, insert attempts: one transaction, all or nothing."""
+        self.write_named(runs, steps, attempts)
+
+    def write_named(
+        self,
+        runs: Sequence[RunRecord],
+        steps: Sequence[StepRecord],
+        attempts: Sequence[AttemptRecord],
+        *,
+        on_named: Callable[[str], None] | None = None,
+    ) -> None:
+        """:meth:`write_batch`; ``on_named`` hears the transaction's name (as
+        :meth:`committed` takes it) once it has one, before anything is written (a spill
+        file's replay records it, to ask after a crash whether the batch was written)
+        (:class:`~turnout.tracing.store.NamesWrites`)."""
         if not (runs or steps or attempts):
             return
         run_rows, step_rows, attempt_rows = rows.batch_rows(runs, steps, attempts)
@@ -421,6 +435,8 @@ class PostgresStore(SQLStore):
                     row = cur.fetchone()
                     assert row is not None
                     commit.transaction = f"{server}/{row[1]}"
+                    if on_named is not None:
+                        on_named(commit.transaction)
                 for one_by_one, all_at_once, table_rows, payload in batches:
                     if payload is None:
                         cur.executemany(one_by_one, table_rows)

@@ -18,7 +18,11 @@ the store (``committed``, :class:`~turnout.tracing.store.CommitStatus`): committ
 batch is not written again but counts as replayed; not committed, it is written. When a
 replay's own write of a batch leaves its outcome unknown, its transaction is recorded
 beside the file (``.doubt``: the batch's offset and the names), for the next replay to
-ask about as well.
+ask about as well. A store that names its writes' transactions before committing
+(:class:`~turnout.tracing.store.NamesWrites`, the PostgreSQL store) has every replayed
+batch's transaction recorded there before it commits: a process that dies after a
+batch's commit and before its offset is recorded leaves the next replay to ask, not to
+write the batch twice.
 
 Counters (for metrics): ``spilled`` / ``dropped`` / ``replayed`` records, and of the
 replayed, ``found_written``: those of in-doubt batches the store turned out to have.
@@ -49,11 +53,14 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from turnout.errors import CommitUnknown, StoreError
 from turnout.tracing import rows
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord
+
+if TYPE_CHECKING:
+    from turnout.tracing.store import NamesWrites
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 _VERSION = 1
@@ -230,18 +237,25 @@ class SpillFile:
         *,
         stop: Callable[[], bool] | None = None,
         committed: Committed | None = None,
+        named: NamesWrites | None = None,
     ) -> int:
         """Write every pending batch with ``write``, in order; returns the records
         written. A failing ``write`` stops the replay (its exception propagates) with
         the batches before it recorded as done; so does ``stop()`` answering True after
         a batch (the rest stays pending). A batch in doubt is first looked up with
         ``committed`` (None: written all the same): one found committed counts as
-        written; a failing ``committed`` stops the replay as a failing ``write`` does."""
+        written; a failing ``committed`` stops the replay as a failing ``write`` does.
+
+        ``named``: a store that names its writes' transactions, written to instead when
+        ``committed`` is given: each batch's transaction is recorded as a doubt before
+        it commits, so a process that dies between the commit and recording the offset
+        reached leaves the next replay to find the batch written, not to write it
+        twice."""
         written = 0
         while self.adopted:  # the oldest first
             other = self.adopted[0]
             before = other.found_written
-            written += other.replay(write, stop=stop, committed=committed)
+            written += other.replay(write, stop=stop, committed=committed, named=named)
             self.found_written += other.found_written - before
             if other.pending:
                 self.replayed += written
@@ -257,10 +271,14 @@ class SpillFile:
                     self.found_written += len(batch)
                 else:
                     try:
-                        write(batch.runs, batch.steps, batch.attempts)
+                        if named is not None and committed is not None:
+                            self._write_named(named, start, batch)
+                        else:
+                            write(batch.runs, batch.steps, batch.attempts)
                     except CommitUnknown as exc:
-                        if exc.transaction is not None:
-                            self._set_doubts(start, (*self._doubts_at(start), exc.transaction))
+                        known, transaction = self._doubts_at(start), exc.transaction
+                        if transaction is not None and transaction not in known:
+                            self._set_doubts(start, (*known, transaction))
                         raise
                 self._set_offset(end)
                 written += len(batch)
@@ -269,6 +287,14 @@ class SpillFile:
                     return written
             self._remove()
         return written
+
+    def _write_named(self, store: NamesWrites, start: int, batch: Batch) -> None:
+        def record(transaction: str) -> None:
+            known = self._doubts_at(start)
+            if transaction not in known:
+                self._set_doubts(start, (*known, transaction))
+
+        store.write_named(batch.runs, batch.steps, batch.attempts, on_named=record)
 
     def skip_one(self) -> int:
         """Give up on the next pending batch (it fails however often it is tried);

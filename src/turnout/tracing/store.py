@@ -9,13 +9,16 @@ So a batch must not be written twice: a store whose write can fail with its outc
 unknown (the PostgreSQL store, when the connection is lost after COMMIT was sent) raises
 :class:`~turnout.errors.CommitUnknown` naming the write's transaction, and answers
 :class:`CommitStatus` so that the spill file's replay can ask before writing the batch
-again. The SQLite store commits in the process, with no answer to lose on the way: it
+again. Such a store also tells a write's transaction before it commits
+(:class:`NamesWrites`): the replay records it first, so a process that dies between a
+batch's commit and recording it replayed leaves the next replay to ask, not to write it
+twice. The SQLite store commits in the process, with no answer to lose on the way: it
 needs neither.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -66,3 +69,18 @@ class CommitStatus(Protocol):
         the store cannot know any more (write the batch). Raises
         :class:`~turnout.errors.StoreError` while that cannot be told yet (the
         transaction still in progress, the store unreachable)."""
+
+
+@runtime_checkable
+class NamesWrites(Protocol):
+    """A store whose write tells its transaction's name (as ``committed`` takes it)
+    once it has one, before it commits."""
+
+    def write_named(
+        self,
+        runs: Sequence[RunRecord],
+        steps: Sequence[StepRecord],
+        attempts: Sequence[AttemptRecord],
+        *,
+        on_named: Callable[[str], None] | None = None,
+    ) -> None: ...

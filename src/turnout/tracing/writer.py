@@ -60,7 +60,7 @@ from types import TracebackType
 from turnout.errors import CommitUnknown, StoreError
 from turnout.tracing.records import AttemptRecord, RunRecord, StepRecord, TraceRecord
 from turnout.tracing.spill import SpillFile
-from turnout.tracing.store import CommitStatus, TraceStore
+from turnout.tracing.store import CommitStatus, NamesWrites, TraceStore
 
 log = logging.getLogger("turnout.tracing")
 
@@ -335,8 +335,9 @@ class TraceWriter:
         stop = self._backlogged if give_way and not force else None
         try:
             written = self.spill.replay(
-                self.store.write_batch, stop=stop, committed=self._committed
-            )
+                self.store.write_batch, stop=stop, committed=self._committed,
+                named=self.store if isinstance(self.store, NamesWrites) else None,
+            )  # fmt: skip
         except Exception:
             self._store_failed_at = time.monotonic()
             return False

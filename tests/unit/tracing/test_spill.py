@@ -4,7 +4,7 @@ fail: batches spill, are replayed in order when the store is back, nothing twice
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -510,3 +510,88 @@ def test_a_filesystem_without_locks_is_one_clear_error(
     with pytest.raises(StoreError, match=r"cannot lock .*spill-0\.jsonl\.lock \(No locks"):
         claim_spill(tmp_path / "spill.jsonl")
     assert [p.name for p in tmp_path.iterdir()] == ["spill-0.jsonl.lock"]  # no loop of them
+
+
+class _Dies(BaseException):
+    """The process dies (not an error the replay handles)."""
+
+
+class _NamingStore:
+    """A store that names its writes' transactions: ``die_after_commit`` of them
+    commits, then the process dies before the replay records the batch as done."""
+
+    def __init__(self) -> None:
+        self.commits: set[str] = set()
+        self.written: list[str] = []
+        self.die_after_commit = False
+
+    def write_named(
+        self,
+        runs: Sequence[RunRecord],
+        steps: Sequence[StepRecord],
+        attempts: Sequence[AttemptRecord],
+        *,
+        on_named: Callable[[str], None] | None = None,
+    ) -> None:
+        transaction = f"tx-{len(self.written)}"
+        if on_named is not None:
+            on_named(transaction)
+        self.written.append(runs[0].run_id)
+        self.commits.add(transaction)
+        if self.die_after_commit:
+            raise _Dies
+
+    def write_batch(
+        self,
+        runs: Sequence[RunRecord],
+        steps: Sequence[StepRecord],
+        attempts: Sequence[AttemptRecord],
+    ) -> None:
+        self.write_named(runs, steps, attempts)
+
+    def committed(self, transaction: str) -> bool:
+        return transaction in self.commits
+
+
+def test_a_replay_that_dies_after_a_commit_does_not_write_the_batch_again(tmp_path: Path) -> None:
+    """The batch's transaction is recorded before it commits: a process that dies
+    between the commit and recording the offset leaves the next replay (a new process)
+    to find the batch written, and to go on with the next one."""
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    for i in range(3):
+        spill.append([_run(i)], [], [_attempt(i)])
+    store = _NamingStore()
+
+    def write(runs: Sequence[RunRecord], steps: object, attempts: object) -> None:
+        raise AssertionError("a store that names its writes is written to by name")
+
+    class Dying:
+        """The store, in a process that dies after its second commit."""
+
+        def write_named(
+            self,
+            runs: Sequence[RunRecord],
+            steps: Sequence[StepRecord],
+            attempts: Sequence[AttemptRecord],
+            *,
+            on_named: Callable[[str], None] | None = None,
+        ) -> None:
+            store.die_after_commit = len(store.written) == 1
+            store.write_named(runs, steps, attempts, on_named=on_named)
+
+    with pytest.raises(_Dies):
+        spill.replay(write, committed=store.committed, named=Dying())
+    assert store.written == ["run-0000", "run-0001"] and spill.pending
+    store.die_after_commit = False
+    again = SpillFile(tmp_path / "spill.jsonl")
+    assert again.replay(write, committed=store.committed, named=store) == 4
+    assert store.written == ["run-0000", "run-0001", "run-0002"]  # the second, once
+    assert again.found_written == 2 and not again.pending
+
+
+def test_without_a_commit_status_a_naming_store_is_written_to_as_before(tmp_path: Path) -> None:
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    spill.append([_run(0)], [], [_attempt(0)])
+    store = _NamingStore()
+    assert spill.replay(store.write_batch, named=store) == 2
+    assert store.written == ["run-0000"] and not spill.doubt_path.exists()
