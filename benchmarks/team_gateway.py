@@ -16,7 +16,11 @@ and breakers, so not a deployment, only what the keyed figures would be without 
 one Redis round trip a request and Redis's CPU on the shared cores), and ``open x2``.
 
 Figures, medians over ``--rounds``: JSON latency p50 at concurrency 1 and the p50 the
-keys add; requests/s at concurrency 16; the ratio of two workers to one. With
+keys add; requests/s at concurrency 16; the ratio of two workers to one. Then the same
+two figures round by round, each against the same round's open gateway or one worker
+(median, low and high: a slow spell of the host moves both sides of a pair), and the
+share of CPU time the hypervisor gave to other guests during each round (``steal`` in
+``/proc/stat``): on a busy host every figure is slower than the code. With
 ``--native`` the c=1 latency is also measured by wrk (one connection, ``--seconds``
 long): the aiohttp client spends about 0.3 ms of Python between two requests, and the
 gateway and Redis go idle meanwhile, so its figure holds their wake-ups too.
@@ -219,7 +223,9 @@ def main() -> None:
         lat: dict[str, list[float]] = {n: [] for n in urls}
         wrk_lat: dict[str, list[float]] = {n: [] for n in urls if not n.endswith(" x2")}
         rps: dict[str, list[float]] = {n: [] for n in urls}
+        steal: list[float] = []
         for _ in range(args.rounds):
+            before = cpu_times()
             for name, base in urls.items():
                 url = f"{base}/v1/chat/completions"
                 if not name.endswith(" x2"):
@@ -230,6 +236,7 @@ def main() -> None:
                     rps[name].append(wrk_rate(url, BODY, headers, args.seconds)[0])
                 else:
                     rps[name].append(asyncio.run(throughput(url, headers, args.seconds)))
+            steal.append(stolen(before, cpu_times()))
         med = {n: statistics.median(v) for n, v in lat.items() if v}
         rate = {n: statistics.median(v) for n, v in rps.items()}
         load = "nginx upstream, wrk" if nginx is not None else "fake upstream, aiohttp client"
@@ -244,6 +251,10 @@ def main() -> None:
         ratio = rate["keys x2"] / rate["keys"]
         print(f"  keys add {added:+.3f} ms p50 (target <= 0.3 ms);"
               f" two workers = {ratio:.2f}x one (target >= 1.6x)")  # fmt: skip
+        print(f"  round by round (each against the same round's):"
+              f" keys add {_spread(lat, 'keys', 'open', '{:+.3f} ms', minus=True)};"
+              f" two workers {_spread(rps, 'keys x2', 'keys', '{:.2f}x')};"
+              f" CPU stolen by the host {', '.join(f'{s:.0%}' for s in steal)}")  # fmt: skip
         if nginx is not None:
             wmed = {n: statistics.median(v) for n, v in wrk_lat.items()}
             print(f"  c=1 from wrk (no Python client between requests): open p50"
@@ -260,6 +271,36 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         if nginx is not None:
             nginx.__exit__(None, None, None)
+
+
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far, in ticks by kind (``/proc/stat``'s first line)."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(x) for x in stat.readline().split()[1:]]
+    except OSError:
+        return []
+
+
+def stolen(before: list[int], after: list[int]) -> float:
+    """The share of CPU time the hypervisor gave to others between two readings (a
+    noisy host: figures taken meanwhile are slower than the code)."""
+    if len(before) < 8 or len(after) < 8:
+        return 0.0
+    spent = [b - a for a, b in zip(before, after, strict=False)]
+    return spent[7] / max(1, sum(spent[:8]))
+
+
+def _spread(
+    values: dict[str, list[float]], name: str, base: str, shape: str, *, minus: bool = False
+) -> str:
+    """The median, low and high of ``name`` against ``base`` round by round."""
+    pairs = zip(values[name], values[base], strict=False)
+    each = sorted((a - b) if minus else (a / b) for a, b in pairs)
+    if not each:
+        return "-"
+    low, mid, high = (shape.format(v) for v in (each[0], statistics.median(each), each[-1]))
+    return f"{mid} ({low} to {high})"
 
 
 def _wrk_added(wrk_lat: dict[str, list[float]], name: str) -> str:
