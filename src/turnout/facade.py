@@ -259,7 +259,10 @@ class Turnout:
 
     def stream(self, messages: Iterable[MessageLike], **options: Any) -> ChatStream:
         """The same as :meth:`chat`, streamed: iterate the result for events; afterwards
-        ``answer`` holds the outcome. ``on_stream_cut`` overrides the config's rule."""
+        ``answer`` holds the outcome. ``on_stream_cut`` overrides the config's rule;
+        ``on_cut_spend`` is asked before an answer cut mid-way is continued or restarted
+        whether the request may go on paying
+        (:data:`~turnout.execution.run.CutSpend`)."""
         return ChatStream(self, messages, options)
 
     async def _prepare(
@@ -448,11 +451,12 @@ class ChatStream:
     async def _run(self) -> AsyncGenerator[StreamEvent | Restart, None]:
         t = self._t
         rule = self._options.pop("on_stream_cut", None)
+        on_cut_spend = self._options.pop("on_cut_spend", None)
         call, budget = await t._prepare(self._messages, self._options)
         self.decision = call.decision
         stream = self._stream = t.executor.stream(
             call.decision, call.request, run_id=call.run_id, step_id=call.step, budget=budget,
-            sink=t._sink, on_stream_cut=rule,
+            sink=t._sink, on_stream_cut=rule, on_cut_spend=on_cut_spend,
         )  # fmt: skip
         assert stream is not None
         events = aiter(stream)

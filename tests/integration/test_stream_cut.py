@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from support.fault_rig import PROMPT, Rig, decision
-from turnout.errors import TurnoutError
+from turnout.errors import BudgetExceeded, TurnoutError
 from turnout.execution.executor import ExecutionStream
 from turnout.execution.stream_cut import CONTINUE_PROMPT, Restart
 from turnout.types import StreamEnd, TextDelta
@@ -139,3 +139,39 @@ async def test_a_rejected_continuation_moves_on_and_is_never_hidden(storyteller_
     assert [(a.model, a.error_class) for a in out.attempts] == [
         ("small", "connection"), ("backup", "bad_request"), ("big", None)
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("rule", ["continue", "restart"])
+@pytest.mark.parametrize("may", [True, False])
+async def test_going_on_after_a_cut_asks_whether_the_request_may_pay(
+    storyteller_rig: Rig, rule: str, may: bool
+) -> None:
+    """``on_cut_spend`` hears what the cut part cost, the next model and the request it
+    will be sent; refused, the stream ends with a budget error and nothing more is
+    called."""
+    rig = storyteller_rig
+    ex = rig.executor(rig.settings({"retries": {"jitter": 0}}))
+    rig.alpha.script(FAULTS["cut"])
+    asked: list[tuple[Any, str, Any]] = []
+
+    async def spend(spent: Any, model: str, following: Any) -> bool:
+        asked.append((spent, model, following))
+        return may
+
+    s = ex.stream(
+        decision("small", "backup"), PROMPT, run_id="run-1", step_id="step-1",
+        on_stream_cut=rule, on_cut_spend=spend,  # type: ignore[arg-type]
+    )  # fmt: skip
+    events, error = await read(s)
+    out = s.execution
+    assert out is not None and len(asked) == 1
+    spent, model, following = asked[0]
+    assert spent == out.attempts[0].cost_usd > 0 and model == "backup"
+    last = content_text(following.messages[-1].content)
+    assert (last == CONTINUE_PROMPT) == (rule == "continue")
+    if may:
+        assert error is None and len(out.attempts) == 2
+    else:
+        assert isinstance(error, BudgetExceeded) and "budget" in str(error)
+        assert len(out.attempts) == 1 and len(rig.alpha.requests + rig.beta.requests) == 1
+        assert not any(isinstance(e, StreamEnd) for e in events)  # never a clean end

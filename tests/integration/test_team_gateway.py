@@ -183,6 +183,77 @@ async def test_budget_never_passed_by_concurrent_requests(
     assert all(json.loads(t)["key"] == "budget-1c" for (t,) in rows)
 
 
+@pytest.fixture(scope="module")
+def cutting(
+    upstream: str, dsn: str, prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Serve]:
+    """A replica whose ``continued`` policy streams from a model that is cut after three
+    chunks, then continues the answer on another."""
+    root = tmp_path_factory.mktemp("cut")
+    config = write_config(root / "turnout.yaml", upstream, redis_url="redis://127.0.0.1:6379/0",
+                          prefix=prefix)  # fmt: skip
+    text = config.read_text().replace(
+        "policies:\n",
+        "  cutter: {provider: up, id: 'fault:cut:after=3', tier: efficient,"
+        " price: {input: 1.0, output: 2.0}}\n"
+        "policies:\n  continued: {kind: fallback, models: [cutter, large]}\n",
+    )
+    config.write_text(text)
+    with serving(Serve(config, dsn, root / "cut.log")) as (serve,):
+        yield serve
+
+
+async def _stream_text(serve: Serve, key: str) -> tuple[str, openai.APIError | None]:
+    client = openai.AsyncOpenAI(base_url=f"{serve.url}/v1", api_key=key, max_retries=0)
+    text, error = "", None
+    try:
+        stream = await client.chat.completions.create(
+            model="continued",
+            messages=HI,
+            stream=True,
+            max_tokens=1000,  # type: ignore[arg-type]
+        )
+        async for chunk in stream:
+            text += "".join(c.delta.content or "" for c in chunk.choices)
+    except openai.APIError as exc:
+        error = exc
+    finally:
+        await client.close()
+    return text, error
+
+
+async def test_a_cut_stream_goes_on_only_if_the_budget_holds_what_comes_next(
+    cutting: Serve, dsn: str, upstream_server: ServerThread
+) -> None:
+    """The cut part is paid for: the continuation goes on only if the key's budget holds
+    it beside what the request has cost, its hold grown atomically; else the stream ends
+    with ``budget_exceeded`` and nothing more is called. The key never ends over."""
+    # the request holds (prompt + 1000 output tokens) at $1 / $2 a million: about $0.002;
+    # going on needs about $0.00004 more (the cut part and a longer prompt)
+    tight = new_key(dsn, "cut-tight", budget_usd=Decimal("0.002012"), period=Period.TOTAL)
+    called = len(upstream_server.requests)
+    text, error = await _stream_text(cutting, tight)
+    assert text and error is not None and "budget" in str(error)
+    assert len(upstream_server.requests) - called == 1  # not continued
+    roomy = new_key(dsn, "cut-roomy", budget_usd=Decimal("0.01"), period=Period.TOTAL)
+    called = len(upstream_server.requests)
+    text, error = await _stream_text(cutting, roomy)
+    assert error is None and text.endswith("all good here")
+    assert len(upstream_server.requests) - called == 2  # cut, then continued
+    for name, budget in (("cut-tight", Decimal("0.002012")), ("cut-roomy", Decimal("0.01"))):
+        await traced(dsn, name, 1)
+        for _ in range(50):  # the run's cost is written once the stream is settled
+            with PostgresStore(dsn) as store:
+                rows = store.query(
+                    "SELECT cost_picousd, status FROM runs WHERE tags LIKE ?", (f'%"{name}"%',)
+                )
+            if rows and rows[0][1] != "running":
+                break
+            await asyncio.sleep(0.1)
+        ((cost, _),) = rows
+        assert 0 < Decimal(cost) / 10**12 <= budget
+
+
 async def spend_all(session: aiohttp.ClientSession, base: str, key: str) -> list[int]:
     """Requests until the key's budget refuses one (each holds about $0.000012), each
     once the one before is settled (a hold still waiting for its batch would make the

@@ -30,7 +30,7 @@ from turnout.execution.budget import Budget
 from turnout.execution.cache_gate import CacheGate, ResponseCache
 from turnout.execution.ledger import Execution, Ledger
 from turnout.execution.retry import Backoff, RetryPolicy, Sleep
-from turnout.execution.run import DecisionRun, StreamCutRule
+from turnout.execution.run import CutSpend, DecisionRun, StreamCutRule
 from turnout.execution.speed import SpeedBoard
 from turnout.execution.strategies import CascadeRoute, FallbackRoute, Route, SingleRoute
 from turnout.execution.strategies.cascade import Acceptor
@@ -135,13 +135,15 @@ class Executor:
         budget: Budget | None = None,
         sink: AttemptSink | None = None,
         on_stream_cut: StreamCutRule | None = None,
+        on_cut_spend: CutSpend | None = None,
     ) -> ExecutionStream:
         """Stream ``decision``'s answer: its events as they come (for an ensemble, or a
-        cascade with checks to pass, once it has been judged)."""
+        cascade with checks to pass, once it has been judged). ``on_cut_spend``: asked
+        before an answer cut mid-way is continued or restarted (:data:`CutSpend`)."""
         return ExecutionStream(
             self, decision, request, run_id=run_id, step_id=step_id, accept=accept,
             budget=budget, sink=sink, streamed=True,
-            on_stream_cut=on_stream_cut or self.on_stream_cut,
+            on_stream_cut=on_stream_cut or self.on_stream_cut, on_cut_spend=on_cut_spend,
         )  # fmt: skip
 
     def route(self, decision: Decision, accept: Acceptor | None) -> Route:
@@ -173,6 +175,7 @@ class ExecutionStream:
         sink: AttemptSink | None,
         streamed: bool,
         on_stream_cut: StreamCutRule,
+        on_cut_spend: CutSpend | None = None,
     ) -> None:
         self.executor = executor
         self.decision = decision
@@ -182,6 +185,7 @@ class ExecutionStream:
         self.sink = sink if sink is not None else executor.on_attempt
         self.streamed = streamed
         self.on_stream_cut = on_stream_cut
+        self.on_cut_spend = on_cut_spend
         self.execution: Execution | None = None
         self._walk: Walk | EnsembleWalk | None = None
 
@@ -197,8 +201,9 @@ class ExecutionStream:
         ex = self.executor
         start = time.perf_counter()
         run = DecisionRun(
-            ex, self.ledger, Deadline(ex.timeouts.total_s), self.streamed, self.on_stream_cut
-        )
+            ex, self.ledger, Deadline(ex.timeouts.total_s), self.streamed, self.on_stream_cut,
+            self.on_cut_spend,
+        )  # fmt: skip
         walk: Walk | EnsembleWalk = (
             EnsembleWalk(run, self.request, self.accept)
             if self.decision.strategy == "ensemble"

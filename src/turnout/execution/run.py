@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 from turnout.execution.ledger import Ledger
@@ -10,8 +12,15 @@ from turnout.execution.timeouts import Deadline
 
 if TYPE_CHECKING:
     from turnout.execution.executor import Executor
+    from turnout.types import ChatRequest
 
 StreamCutRule = Literal["continue", "restart", "fail"]
+
+CutSpend = Callable[[Decimal, str, "ChatRequest"], Awaitable[bool]]
+"""Asked before a streamed answer cut mid-way is continued or restarted, with what the
+request has cost so far, the next model and the request it will be sent: whether the
+request may go on paying (a key's budget grown to hold it); False, the stream ends with
+the error that cut it."""
 
 
 @dataclass(slots=True)
@@ -24,6 +33,7 @@ class DecisionRun:
     deadline: Deadline
     streamed: bool
     on_stream_cut: StreamCutRule = "continue"
+    on_cut_spend: CutSpend | None = None
 
     def sub(self, ledger: Ledger) -> DecisionRun:
         """The same decision, recorded in another ledger and never streamed (an ensemble

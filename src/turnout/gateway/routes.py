@@ -109,6 +109,8 @@ async def _chat_completions(request: web.Request, team: Team) -> web.StreamRespo
     options = _options(incoming, route, ctx, run_id)
     if admitting is not None:
         _admitted_options(options, admitting)
+        if incoming.stream:
+            options["on_cut_spend"] = team.cut_spend(admitting)
     engine = request.app[ENGINE]
 
     def done(answer: Answer | None, error: str | None) -> None:

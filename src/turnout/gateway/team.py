@@ -16,9 +16,11 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from turnout.config.settings import Settings
+from turnout.execution.budget import estimate_cost
 from turnout.gateway.config import GatewayConfig
 from turnout.gateway.context import Route
 from turnout.keys.cache import CachedKeys, LocalKeyEvents
@@ -33,6 +35,7 @@ from turnout.tracing.store import TraceStore
 from turnout.types import ChatRequest
 
 if TYPE_CHECKING:
+    from turnout.execution.run import CutSpend
     from turnout.gateway.engine import Answer
     from turnout.limits.ledger import SpendLedger
     from turnout.observability.metrics import Metrics
@@ -182,6 +185,20 @@ class Team:
         if self.guard is None:
             return None
         return await self.guard.identify(authorization)
+
+    def cut_spend(self, admitting: Admitting) -> CutSpend:
+        """For a streamed request through a key: before an answer cut mid-way is
+        continued or restarted, the key's budget is asked to hold what the request has
+        cost so far and the next call's estimate (its holds grown by what they lack)."""
+
+        async def may_go_on(spent: Decimal, model: str, following: ChatRequest) -> bool:
+            admission = admitting.admission
+            price = self.prices.get(model)
+            if admission is None or self.guard is None or price is None:
+                return True
+            return await self.guard.grow(admission, spent + estimate_cost(price, following))
+
+        return may_go_on
 
     def done(
         self,

@@ -82,6 +82,15 @@ class Admission:
     headers: Mapping[str, str]
     counted: GateResult | None = None
     """What the gate counted (its tokens are recounted once the request is answered)."""
+    grown: list[Reservation] = field(default_factory=list)
+    """Holds taken since, for a streamed answer cut mid-way and continued
+    (:meth:`KeyGuard.grow`): released when the request is settled."""
+
+    @property
+    def held_pico(self) -> int:
+        """All the request holds against its key's budget, in pico-dollars."""
+        first = self.reservation.estimate_pico if self.reservation is not None else 0
+        return first + sum(r.estimate_pico for r in self.grown)
 
     def left_after(self, cost: Decimal | None) -> int | None:
         """The budget left, in pico-dollars, as this request saw it once it cost
@@ -299,6 +308,8 @@ class KeyGuard:
         if reservation is None:
             return
         self.gate.finish_soon(reservation, cost if cost is not None and cost > 0 else Decimal(0))
+        for grown in admission.grown:  # the cost is settled on the first hold
+            self.gate.finish_soon(grown, Decimal(0))
         self._count_remaining(admission, cost)
 
     async def finish(self, admission: Admission, cost: Decimal | None) -> None:
@@ -310,7 +321,32 @@ class KeyGuard:
             await self.gate.release(reservation)
         else:
             await self.gate.settle(reservation, cost)
+        for grown in admission.grown:
+            await self.gate.release(grown)
         self._count_remaining(admission, cost)
+
+    async def grow(self, admission: Admission, total: Decimal) -> bool:
+        """Whether the request may pay ``total`` in all (a streamed answer cut mid-way,
+        about to be continued: what it has cost so far and the next call's estimate).
+        What its holds lack is held against the key's budget, atomically as any hold
+        (no rate limit counted); False, and nothing held, when the budget cannot hold it.
+        So an answer cut and continued, however often, keeps within what it holds."""
+        reservation = admission.reservation
+        if reservation is None:
+            return True
+        lacking = cost_to_pico(total) - admission.held_pico
+        if lacking <= 0:
+            return True
+        result = await self.gate.admit(
+            admission.key.name, RateLimit(), 0, reservation.budget, pico_to_cost(lacking)
+        )
+        if result.reservation is None:
+            if result.over_budget is not None and self.metrics is not None:
+                remaining = result.over_budget.state.remaining_usd
+                self.metrics.set_budget_remaining(admission.key.name, remaining)
+            return False
+        admission.grown.append(result.reservation)
+        return True
 
     def _count_remaining(self, admission: Admission, cost: Decimal | None) -> None:
         left = admission.left_after(cost)

@@ -124,6 +124,26 @@ async def test_budget_reserve_settle_release(setup) -> None:  # type: ignore[no-
     assert after.headers["x-turnout-budget-remaining-usd"] == "0.003"  # 0.01 - 0.001 - 2 x 0.003
 
 
+async def test_a_cut_answer_goes_on_only_within_holds_grown_on_the_budget(setup) -> None:  # type: ignore[no-untyped-def]
+    """A streamed answer cut mid-way and continued: its holds grow by what they lack for
+    what it has cost plus the next call; past the budget, nothing more is held and it
+    may not go on; settled, the grown holds are given back and the cost counts once."""
+    keys, guard = setup
+    secret, _ = keys.create("team-a", budget_usd=Decimal("0.01"), period=Period.DAY)
+    first = await admit(guard, secret)  # $0.003 held
+    assert await guard.grow(first, Decimal("0.002"))  # within its hold: nothing more
+    assert first.grown == [] and first.held_pico == 3 * 10**9
+    assert await guard.grow(first, Decimal("0.005"))  # $0.002 more held
+    assert first.held_pico == 5 * 10**9
+    other = await admit(guard, secret)  # $0.003: $0.008 held in all
+    assert not await guard.grow(other, Decimal("0.006"))  # $0.003 more would pass $0.01
+    assert other.grown == []
+    guard.finish_soon(first, Decimal("0.0045"))
+    guard.finish_soon(other, None)
+    after = await admit(guard, secret)
+    assert after.headers["x-turnout-budget-remaining-usd"] == "0.0025"  # 0.01 - 0.0045 - 0.003
+
+
 async def test_a_change_elsewhere_is_seen_through_the_generation(setup) -> None:  # type: ignore[no-untyped-def]
     keys, guard = setup
     secret, _ = keys.create("team-a", budget_usd=Decimal("1"))

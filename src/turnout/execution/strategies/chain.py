@@ -5,7 +5,8 @@ Which model comes next, and whether to pause first, depends only on the route an
 the failure, never on the mode: the upstream calls, the pauses, the trace rows
 and the cost are the same streamed and unstreamed. The one difference is a
 failure after tokens reached a streaming caller, which follows ``on_stream_cut``
-(:mod:`turnout.execution.stream_cut`).
+(:mod:`turnout.execution.stream_cut`), once the run's ``on_cut_spend`` (a key's budget,
+in the gateway) has agreed to pay for what comes next on top of the part that was cut.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator
 
-from turnout.errors import BadRequest, error_class_of
+from turnout.errors import BadRequest, BudgetExceeded, error_class_of
 from turnout.execution.attempt import Attempt
 from turnout.execution.run import DecisionRun
 from turnout.execution.strategies.base import Route
@@ -98,6 +99,18 @@ class Walk:
                         rule = "fail"
                     if rule == "fail" or nxt is None:  # never ended as if it had succeeded
                         raise error
+                    if run.on_cut_spend is not None:  # the cut part is paid: may it go on?
+                        following = (
+                            continuation(self.request, shown + attempt.text)
+                            if rule == "continue"
+                            else self.request
+                        )
+                        if not await run.on_cut_spend(ledger.cost, nxt, following):
+                            raise BudgetExceeded(
+                                f"the answer from {model} was cut ({error}); going on with "
+                                f"{nxt} would pass the key's budget",
+                                scope="key",
+                            ) from error
                     if rule == "restart":
                         yield Restart(model, nxt, str(error), error)
                         shown, carried, continuing = "", Usage(), False
