@@ -382,6 +382,29 @@ async def test_feedback_and_the_model_list_need_a_key_and_see_only_its_own(
     await everything.close()
 
 
+async def test_a_request_refused_after_routing_counts_against_nothing(
+    replicas: tuple[Serve, Serve], dsn: str
+) -> None:
+    """A policy whose model the key may not use: 403 after routing, nothing called; it
+    takes no request or token of the key's limits and holds nothing of its budget."""
+    key = new_key(dsn, "small-only", rpm=2, tpm=3000, models=("small",),
+                  budget_usd=Decimal("0.01"), period=Period.TOTAL)  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        for i in range(3):
+            status, _, body = await post(
+                session, replicas[i % 2].url, key, model="strong", max_tokens=1000
+            )
+            assert (status, body["error"]["code"]) == (403, "model_not_allowed")
+        await asyncio.sleep(0.3)  # taken back off the request path
+        first = await post(session, replicas[0].url, key, max_tokens=1000)
+        second = await post(session, replicas[1].url, key, max_tokens=1000)
+        third = await post(session, replicas[0].url, key, max_tokens=1000)
+    assert (first[0], second[0], third[0]) == (200, 200, 429)
+    assert int(first[1]["x-ratelimit-remaining-requests"]) == 1
+    assert int(first[1]["x-ratelimit-remaining-tokens"]) > 3000 - 1100
+    assert Decimal(first[1]["x-turnout-budget-remaining-usd"]) > Decimal("0.0099")
+
+
 async def _drain(reply: Any) -> None:
     """Await an SDK call, and read a stream to its end."""
     answer = await reply

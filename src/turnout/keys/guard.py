@@ -312,6 +312,20 @@ class KeyGuard:
             self.gate.finish_soon(grown, Decimal(0))
         self._count_remaining(admission, cost)
 
+    def take_back_soon(self, admission: Admission) -> None:
+        """The request called no model (refused after routing: a model the key may not
+        use, every breaker open, a cap): it does not count against the key's rate
+        limits and its holds are given back, without waiting (awaited on close)."""
+        counted = admission.counted
+        if counted is None or (counted.rate is None and counted.reservation is None):
+            return
+        for grown in admission.grown:
+            self.gate.finish_soon(grown, Decimal(0))
+        task = asyncio.ensure_future(self.gate.undo(counted))
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
+        self._count_remaining(admission, None)
+
     async def finish(self, admission: Admission, cost: Decimal | None) -> None:
         """:meth:`finish_soon`, then wait until the shared state has it."""
         reservation = admission.reservation

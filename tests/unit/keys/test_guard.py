@@ -144,6 +144,19 @@ async def test_a_cut_answer_goes_on_only_within_holds_grown_on_the_budget(setup)
     assert after.headers["x-turnout-budget-remaining-usd"] == "0.0025"  # 0.01 - 0.0045 - 0.003
 
 
+async def test_a_request_taken_back_counts_nothing_and_holds_nothing(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("team-a", rpm=1, tpm=10_000, budget_usd=Decimal("0.003"))
+    first = await admit(guard, secret)  # the one request a minute, $0.003: all the budget
+    guard.take_back_soon(first)  # it called nothing
+    await guard.given_back()
+    again = await admit(guard, secret)
+    assert again.headers["x-ratelimit-remaining-requests"] == "0"
+    assert again.headers["x-turnout-budget-remaining-usd"] == "0"
+    with pytest.raises(Refused):
+        await admit(guard, secret)
+
+
 async def test_a_change_elsewhere_is_seen_through_the_generation(setup) -> None:  # type: ignore[no-untyped-def]
     keys, guard = setup
     secret, _ = keys.create("team-a", budget_usd=Decimal("1"))
