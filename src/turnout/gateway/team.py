@@ -215,8 +215,11 @@ class Team:
         """Settle the hold (off the request path), count the request, make its spans
         (a request that has no answer, abandoned, too: by ``run_id``)."""
         attempts = tuple(answer.attempts) if answer is not None else ()
-        if admission is not None and self.guard is not None and not attempts and (
-            error_class not in (None, "abandoned")
+        if (
+            admission is not None
+            and self.guard is not None
+            and not attempts
+            and error_class not in (None, "abandoned")
         ):  # refused after routing, nothing called: not counted, nothing held
             self.guard.take_back_soon(admission)
         elif admission is not None and self.guard is not None:
