@@ -26,6 +26,7 @@ from turnout.errors import ConfigError
 from turnout.gateway.app import create_app
 from turnout.gateway.config import GatewayConfig
 from turnout.gateway.engine import Engine
+from turnout.gateway.protocol import protocol_logger, quieten
 
 _GC_YOUNG_THRESHOLD = 10_000
 """Allocations between collections of the youngest generation (Python's default: 700)."""
@@ -66,6 +67,7 @@ class Gateway:
             access_log=None,
             handler_cancellation=True,  # a client that hangs up cancels the upstream call
             shutdown_timeout=self.config.shutdown_timeout_s,
+            logger=protocol_logger(),  # what an unreadable request sent is not logged
         )
 
     @property
@@ -97,6 +99,8 @@ class Gateway:
 
     async def start(self) -> None:
         await self._runner.setup()
+        if self._runner.server is not None:
+            quieten(self._runner.server)  # nor quoted back in the reply
         try:
             site = web.TCPSite(
                 self._runner, self.host, self.port, backlog=1024, reuse_port=self.reuse_port
