@@ -253,6 +253,14 @@ async def test_models_list(client: openai.AsyncOpenAI) -> None:
     models = {m.id: m.model_extra for m in (await client.models.list()).data}
     assert models["rules"] == {"policy_kind": "rules"}
     assert models["small"] == {"tier": "efficient"}
+    rules = await client.models.retrieve("rules")
+    assert (rules.id, rules.owned_by, rules.model_extra) == ("rules", "turnout", models["rules"])
+    assert (await client.models.retrieve("turnout/rules")).id == "rules"
+    assert (await client.models.retrieve("small")).model_extra == {"tier": "efficient"}
+    for unknown in ("gpt-17", "turnout/small"):  # turnout/ names policies, not pool models
+        with pytest.raises(openai.NotFoundError) as missing:
+            await client.models.retrieve(unknown)
+        assert missing.value.code == "model_not_found" and "rules" in missing.value.message
 
 
 # -- the client hangs up ------------------------------------------------------------------------

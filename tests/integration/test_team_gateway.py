@@ -376,6 +376,12 @@ async def test_feedback_and_the_model_list_need_a_key_and_see_only_its_own(
             assert r.status == 401
     listed = openai.AsyncOpenAI(base_url=f"{b.url}/v1", api_key=mine)
     assert [m.id async for m in listed.models.list()] == ["cheap"]
+    assert (await listed.models.retrieve("cheap")).id == "cheap"
+    with pytest.raises(openai.NotFoundError):  # not to this key: as if unknown
+        await listed.models.retrieve("strong")
+    async with openai.AsyncOpenAI(base_url=f"{b.url}/v1", api_key="tk-wrong") as wrong:
+        with pytest.raises(openai.AuthenticationError):
+            await wrong.models.retrieve("cheap")
     everything = openai.AsyncOpenAI(base_url=f"{b.url}/v1", api_key=theirs)
     assert {"cheap"} < {m.id async for m in everything.models.list()}
     await listed.close()

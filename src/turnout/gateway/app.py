@@ -78,6 +78,7 @@ def create_app(
     app.router.add_post("/v1/chat/completions", routes.chat_completions)
     app.router.add_post("/chat/completions", routes.chat_completions)
     app.router.add_get("/v1/models", routes.list_models)
+    app.router.add_get("/v1/models/{model:.+}", routes.retrieve_model)
     app.router.add_get("/health/live", routes.live)
     app.router.add_get("/health/ready", routes.ready)
     app.router.add_post("/turnout/v1/feedback", post_feedback)

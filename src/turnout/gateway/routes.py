@@ -25,7 +25,14 @@ from turnout.execution.stream_cut import Restart
 from turnout.gateway import failures
 from turnout.gateway.bursts import bursts
 from turnout.gateway.config import GatewayConfig
-from turnout.gateway.context import CallContext, ModelNotFound, Route, call_context, resolve
+from turnout.gateway.context import (
+    PREFIX,
+    CallContext,
+    ModelNotFound,
+    Route,
+    call_context,
+    resolve,
+)
 from turnout.gateway.engine import Answer, AnswerStream, Engine
 from turnout.gateway.failures import ErrorReply
 from turnout.gateway.replies import ChunkEncoder, answer_headers, completion_body, header_value
@@ -372,6 +379,25 @@ async def list_models(request: web.Request) -> web.Response:
     except Refused as exc:
         return refused_response(exc)
     return json_response(200, {"object": "list", "data": nameable(settings, team, key)})
+
+
+async def retrieve_model(request: web.Request) -> web.Response:
+    """One entry of :func:`list_models` (``turnout/NAME`` names a policy too); a model
+    the key may not name is as unknown as one that does not exist."""
+    settings, team = request.app[SETTINGS], request.app[TEAM]
+    try:
+        key = await team.identify(request.headers.get("authorization"))
+    except Refused as exc:
+        return refused_response(exc)
+    asked = request.match_info["model"]
+    known = nameable(settings, team, key)
+    name = asked.removeprefix(PREFIX)
+    found = next(
+        (m for m in known if m["id"] == name and ("policy_kind" in m or name == asked)), None
+    )
+    if found is None:
+        return error_response(failures.model_not_found(asked, [m["id"] for m in known]))
+    return json_response(200, found)
 
 
 def nameable(settings: Settings, team: Team, key: VirtualKey | None) -> list[dict[str, Any]]:
