@@ -181,6 +181,9 @@ async def test_a_client_hears_which_provider_failed_not_where_it_is(
         with pytest.raises(openai.InternalServerError) as streamed:
             await client.chat.completions.create(model="doomed", messages=USER, stream=True)
         messages.append(streamed.value.message)
+        for failed in (answered.value, streamed.value):  # before any token: as unstreamed
+            assert failed.response.headers["x-turnout-cost-usd"] == "0"
+            assert failed.response.headers["x-turnout-attempts"] == "1"
         stream = await client.chat.completions.create(
             model="cut", messages=USER, stream=True, max_tokens=50
         )

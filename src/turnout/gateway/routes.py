@@ -267,7 +267,7 @@ async def _stream(
         if response is None:
             refusal = await _refusal(admitting)  # a key refused hears that first
             if refusal is None:
-                headers = {**answer_headers(stream.answer, run_id, cost=False), **reply.headers}
+                headers = {**answer_headers(stream.answer, run_id), **reply.headers}
                 extra = _admission_headers(admitting)
                 return json_response(reply.status, reply.body, {**headers, **extra})
         else:
