@@ -125,10 +125,14 @@ class KeyBudgetExceeded(BudgetExceeded):
 
     def __init__(self, state: BudgetState, estimate: Decimal) -> None:
         self.state = state
-        self.resets_at = state.resets_at
+        b = state.budget
+        self.never = cost_to_pico(estimate) > b.pico
+        """The request alone is more than the whole budget: no reset will let it pass."""
+        self.resets_at = None if self.never else state.resets_at
         when = format_time(state.resets_at)
         resets = f"; it resets at {when}" if when else " (a total budget never resets)"
-        b = state.budget
+        if self.never:
+            resets = "; it alone is more than the whole budget, however much is left"
         per = "in total" if b.period.value == "total" else f"a {b.period.value}"
         super().__init__(
             f"key {b.name!r}: this request (up to ${estimate:.6f}) would pass the budget of "

@@ -157,6 +157,17 @@ async def test_a_request_taken_back_counts_nothing_and_holds_nothing(setup) -> N
         await admit(guard, secret)
 
 
+async def test_a_request_larger_than_the_whole_budget_is_not_told_to_wait(setup) -> None:  # type: ignore[no-untyped-def]
+    keys, guard = setup
+    secret, _ = keys.create("tiny", budget_usd=Decimal("0.001"), period=Period.WEEK)
+    with pytest.raises(Refused) as info:
+        await admit(guard, secret)  # $0.003 held: more than the week's $0.001, ever
+    refusal = info.value.refusal
+    assert (refusal.status, refusal.code) == (429, "budget_exceeded")
+    assert "retry-after" not in refusal.headers and refusal.headers["x-should-retry"] == "false"
+    assert "alone is more than the whole budget" in refusal.message
+
+
 async def test_a_change_elsewhere_is_seen_through_the_generation(setup) -> None:  # type: ignore[no-untyped-def]
     keys, guard = setup
     secret, _ = keys.create("team-a", budget_usd=Decimal("1"))
