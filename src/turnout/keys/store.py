@@ -149,7 +149,7 @@ class KeyStore:
         if self.get(name) is not None:
             raise ConfigError(f"a key named {name!r} exists already", field="name")
         self.store.execute(_INSERT, _row(record))
-        return secret, record
+        return secret, _key(_row(record))  # as stored (and shown): 1e3 dollars is 1000
 
     def get(self, name: str) -> VirtualKey | None:
         rows = self.store.query(f"{_SELECT} WHERE name = ?", (name,))
@@ -231,7 +231,7 @@ class KeyStore:
             f"UPDATE virtual_keys SET {sets} WHERE name = ?",
             (*(row[c] for c in columns), name),
         )
-        return updated
+        return _key(_row(updated))
 
     def revoke(self, name: str) -> VirtualKey:
         """Revoke ``name`` (at once, for good); revoking twice keeps the first time."""

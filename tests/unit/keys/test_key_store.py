@@ -48,6 +48,16 @@ def test_create_stores_only_the_hash(db: Path) -> None:
     assert db.read_bytes().find(secret.encode()) == -1
 
 
+def test_a_record_created_or_changed_reads_as_stored(db: Path) -> None:
+    """An amount given in exponent form comes back as ``keys show`` reads it."""
+    with SQLiteStore(db) as store:
+        keys = KeyStore(store)
+        _, key = keys.create("team-a", budget_usd=Decimal("1e3"))
+        assert str(key.budget_usd) == "1000" and key == keys.require("team-a")
+        changed = keys.update("team-a", budget_usd=Decimal("2.5E+3"))
+        assert str(changed.budget_usd) == "2500" and changed == keys.require("team-a")
+
+
 def test_keys_are_random() -> None:
     assert len({generate_key() for _ in range(100)}) == 100
 
