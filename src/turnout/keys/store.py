@@ -84,6 +84,8 @@ def check_name(name: str) -> str:
             f"key name {name!r}: use 1-{MAX_NAME} letters, digits, '-', '_' or '.'",
             field="name",
         )
+    if not any(c.isalnum() for c in name):  # '.' and '..' are no path for the admin API
+        raise ConfigError(f"key name {name!r}: give it a letter or a digit", field="name")
     return name
 
 

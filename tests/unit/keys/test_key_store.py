@@ -58,6 +58,12 @@ def test_a_record_created_or_changed_reads_as_stored(db: Path) -> None:
         assert str(changed.budget_usd) == "2500" and changed == keys.require("team-a")
 
 
+@pytest.mark.parametrize("name", [".", "..", "-", "_.-"])
+def test_a_name_needs_a_letter_or_a_digit(db: Path, name: str) -> None:
+    with SQLiteStore(db) as store, pytest.raises(ConfigError, match="a letter or a digit"):
+        KeyStore(store).create(name)
+
+
 def test_keys_are_random() -> None:
     assert len({generate_key() for _ in range(100)}) == 100
 
