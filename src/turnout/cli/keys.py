@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from turnout.cli.output import make_console
 from turnout.cli.traces import opened_store
 from turnout.config.settings import Settings
 from turnout.errors import ConfigError
@@ -159,6 +159,11 @@ keys_store_option = click.option(
 def _announce(redis_url: str | None, prefix: str) -> None:
     """Bump the key-change generation the gateways read before each request."""
     if not redis_url:
+        click.echo(
+            "note: no Redis given (--redis, or a turnout.yaml with executor.state: redis): "
+            "gateways see the change within 30 s",
+            err=True,
+        )
         return
     import asyncio
 
@@ -304,7 +309,7 @@ def list_cmd(store_url: str | None, config_path: Path | None, active: bool, as_j
             str(s["tpm"] or "—"), ", ".join(s["policies"]) or "(any)",
             ", ".join(s["models"]) or "(any)", _short_time(s["expires_at"]),
         )  # fmt: skip
-    Console(soft_wrap=True).print(table)
+    make_console().print(table)  # piped, wide enough that no value is cut
 
 
 @keys_group.command("show")

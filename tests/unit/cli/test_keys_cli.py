@@ -41,10 +41,12 @@ def test_create_list_show_update_revoke(tmp_path: Path, capsys: pytest.CaptureFi
                        "--store", db, "--json")  # fmt: skip
     shown = json.loads(out)
     assert code == 0 and shown["rpm"] is None and shown["models"] == ["haiku"]
-    code, out, _ = run(capsys, "keys", "revoke", "team-a", "--store", db)
+    code, out, err = run(capsys, "keys", "revoke", "team-a", "--store", db)
     assert code == 0 and "revoked" in out
+    assert "no Redis given" in err and "within 30 s" in err  # no gateway told at once
     code, out, _ = run(capsys, "keys", "list", "--store", db)
     assert "revoked" in out and secret not in out
+    assert "$50/day" in out and "2099-01-01" in out  # piped: nothing cut
     assert secret.encode() not in Path(db).read_bytes()
 
 
