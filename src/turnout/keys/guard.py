@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from turnout.keys.cache import CachedKeys
 from turnout.keys.model import KeyRefused, VirtualKey
 from turnout.limits.budget import (
+    SOFT_LIMIT,
     KeyBudget,
     KeyBudgetExceeded,
     PaidCall,
@@ -105,9 +106,28 @@ class Admission:
         """:attr:`headers`, the budget left counting this request at what it cost (a
         JSON answer's; a stream's headers go out before, counting its hold)."""
         left = self.left_after(cost)
-        if left is None:
+        reservation = self.reservation
+        if left is None or reservation is None:
             return self.headers
-        return {**self.headers, "x-turnout-budget-remaining-usd": str(pico_to_cost(left))}
+        headers = {**self.headers, "x-turnout-budget-remaining-usd": str(pico_to_cost(left))}
+        headers.pop(WARNING, None)
+        warning = budget_warning(self.key, reservation.budget, reservation.budget.pico - left)
+        if warning is not None:
+            headers[WARNING] = warning
+        return headers
+
+
+WARNING = "x-turnout-budget-warning"
+
+
+def budget_warning(key: VirtualKey, budget: KeyBudget, used_pico: int) -> str | None:
+    """The warning past the soft limit (80%) of ``budget``, ``used_pico`` of it spent or
+    held; None below it."""
+    cap = budget.pico
+    if cap <= 0 or used_pico < SOFT_LIMIT * cap:
+        return None
+    used = f"{100 * used_pico / cap:.0f}%"
+    return f"key {key.name!r} has used {used} of its ${key.budget_usd} {key.period.value} budget"
 
 
 _KINDS: dict[int, tuple[str, Mapping[str, str]]] = {
@@ -281,12 +301,9 @@ class KeyGuard:
         if reservation is not None:
             state = reservation.state
             headers["x-turnout-budget-remaining-usd"] = str(state.remaining_usd)
-            if state.soft_limit_reached:
-                used = _share(state.spent_pico + state.held_pico, state.budget)
-                headers["x-turnout-budget-warning"] = (
-                    f"key {key.name!r} has used {used} of its ${key.budget_usd} "
-                    f"{key.period.value} budget"
-                )
+            warning = budget_warning(key, state.budget, state.spent_pico + state.held_pico)
+            if warning is not None:
+                headers[WARNING] = warning
         return Admission(key, reservation, headers, result)
 
     def _was_refused(self, name: str) -> None:
@@ -491,11 +508,6 @@ def _tokens(request: ChatRequest) -> int:
     from turnout.pricing.tokens import request_prompt_tokens
 
     return request_prompt_tokens(request) + (request.max_tokens or 0)
-
-
-def _share(pico: int, budget: KeyBudget) -> str:
-    cap = budget.pico
-    return f"{100 * pico / cap:.0f}%" if cap else "100%"
 
 
 def _rate_refusal(key: VirtualKey, scope: str, decision: RateDecision) -> Refusal:

@@ -168,6 +168,21 @@ async def test_a_request_larger_than_the_whole_budget_is_not_told_to_wait(setup)
     assert "alone is more than the whole budget" in refusal.message
 
 
+async def test_an_answer_warns_of_the_budget_as_its_remaining_header_counts(setup) -> None:  # type: ignore[no-untyped-def]
+    """Admitted, the warning counts the hold; answered, it counts what the request cost,
+    as the remaining-budget header beside it does."""
+    keys, guard = setup
+    secret, _ = keys.create("team-a", budget_usd=Decimal("0.01"), period=Period.DAY)
+    third = [await admit(guard, secret) for _ in range(3)][-1]  # $0.009 held
+    assert "90%" in third.headers["x-turnout-budget-warning"]
+    cheap = third.headers_after(Decimal("0.001"))  # $0.007 used: below 80%
+    assert cheap["x-turnout-budget-remaining-usd"] == "0.003"
+    assert "x-turnout-budget-warning" not in cheap
+    dear = third.headers_after(Decimal("0.0025"))  # $0.0085 used
+    assert dear["x-turnout-budget-remaining-usd"] == "0.0015"
+    assert "85%" in dear["x-turnout-budget-warning"]
+
+
 async def test_a_change_elsewhere_is_seen_through_the_generation(setup) -> None:  # type: ignore[no-untyped-def]
     keys, guard = setup
     secret, _ = keys.create("team-a", budget_usd=Decimal("1"))
