@@ -69,7 +69,9 @@ def _changes(body: Any) -> dict[str, Any]:
     ``"none"`` clears a budget, ``"never"`` an expiry, ...)."""
     if not isinstance(body, dict):
         raise ConfigError("expected a JSON object", field="body")
-    return key_changes({field: value for field, value in body.items() if field != "name"})
+    return key_changes(
+        {field: value for field, value in body.items() if field != "name"}, also=("name",)
+    )
 
 
 def _known(request: web.Request, changes: dict[str, Any]) -> dict[str, Any]:

@@ -171,7 +171,7 @@ def _cleared(value: object, *words: str) -> bool:
     return value is None or (isinstance(value, str) and value.strip().lower() in (*_CLEAR, *words))
 
 
-def key_changes(raw: Mapping[str, object]) -> dict[str, Any]:
+def key_changes(raw: Mapping[str, object], *, also: Sequence[str] = ()) -> dict[str, Any]:
     """What ``raw`` (fields of :data:`KEY_FIELDS` and their values, as the admin API's
     JSON body or ``turnout keys``' options give them) asks of a key, in the arguments of
     :meth:`~turnout.keys.store.KeyStore.create` and ``update``. One set of rules for both:
@@ -183,12 +183,14 @@ def key_changes(raw: Mapping[str, object]) -> dict[str, Any]:
     - ``expires``: a date (00:00 UTC of that day) or an ISO 8601 time; ``null`` / ``never``
       / ``none``: never.
 
-    Raises :class:`~turnout.errors.ConfigError` naming the field. What a value may be
-    (a budget's range, an expiry in the future) is the store's to check."""
+    Raises :class:`~turnout.errors.ConfigError` naming the field (an unknown one named
+    with the known ones, and ``also``: the caller's own). What a value may be (a
+    budget's range, an expiry in the future) is the store's to check."""
     out: dict[str, Any] = {}
     for field, value in raw.items():
         if field not in KEY_FIELDS:
-            raise ConfigError(f"unknown field (known: {', '.join(KEY_FIELDS)})", field=field)
+            known = ", ".join((*also, *KEY_FIELDS))
+            raise ConfigError(f"unknown field (known: {known})", field=field)
         if field == "budget_usd":
             out[field] = None if _cleared(value) else _amount(value, field)
         elif field == "period":

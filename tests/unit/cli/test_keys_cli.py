@@ -41,6 +41,10 @@ def test_create_list_show_update_revoke(tmp_path: Path, capsys: pytest.CaptureFi
                        "--store", db, "--json")  # fmt: skip
     shown = json.loads(out)
     assert code == 0 and shown["rpm"] is None and shown["models"] == ["haiku"]
+    code, out, _ = run(capsys, "keys", "update", "team-a", "--tpm", "none", "--rpm", "5",
+                       "--store", db, "--json")  # fmt: skip
+    shown = json.loads(out)
+    assert code == 0 and (shown["rpm"], shown["tpm"]) == (5, None)
     code, out, err = run(capsys, "keys", "revoke", "team-a", "--store", db)
     assert code == 0 and "revoked" in out
     assert "no Redis given" in err and "within 30 s" in err  # no gateway told at once
@@ -56,6 +60,7 @@ def test_create_list_show_update_revoke(tmp_path: Path, capsys: pytest.CaptureFi
         (["keys", "create", "--name", "x", "--budget-usd", "lots"], "--budget-usd: not a number"),
         (["keys", "create", "--name", "x", "--expires", "soon"], "--expires: not a date"),
         (["keys", "create", "--name", "x y"], "--name: key name"),
+        (["keys", "create", "--name", "x", "--rpm", "lots"], "--rpm: expected a whole number"),
         (["keys", "revoke", "ghost"], "no key named 'ghost'"),
         (["keys", "update", "ghost"], "nothing to change"),
     ],

@@ -77,6 +77,10 @@ async def test_admin_api(gateway: Gateway) -> None:
         status, _, bad = await call(s, gateway, "POST", "/admin/keys", ADMIN,
                                     json={"name": "b", "rpm": "many"})  # fmt: skip
         assert status == 400 and bad["error"]["param"] == "rpm"
+        status, _, bad = await call(s, gateway, "POST", "/admin/keys", ADMIN,
+                                    json={"name": "b", "rmp": 5})  # fmt: skip
+        assert (status, bad["error"]["param"]) == (400, "rmp")
+        assert "known: name, budget_usd" in bad["error"]["message"]
         for body, param in (
             ({"name": "c", "budget_usd": "1e7"}, "budget_usd"),
             ({"name": "c", "policies": ["nosuch"]}, "policies"),  # not this gateway's
