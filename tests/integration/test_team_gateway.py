@@ -393,7 +393,7 @@ async def test_a_request_refused_after_routing_counts_against_nothing(
 ) -> None:
     """A policy whose model the key may not use: 403 after routing, nothing called; it
     takes no request or token of the key's limits and holds nothing of its budget."""
-    key = new_key(dsn, "small-only", rpm=2, tpm=3000, models=("small",),
+    key = new_key(dsn, "small-only-403", rpm=2, tpm=3000, models=("small",),
                   budget_usd=Decimal("0.01"), period=Period.TOTAL)  # fmt: skip
     async with aiohttp.ClientSession() as session:
         for i in range(3):
