@@ -484,6 +484,35 @@ async def test_metrics_and_no_key_anywhere(replicas: tuple[Serve, Serve], dsn: s
     assert key not in dump and "tk-" not in dump
 
 
+async def test_the_budget_gauge_after_concurrent_requests_is_the_budget_less_the_spend(
+    replicas: tuple[Serve, Serve], dsn: str
+) -> None:
+    """Concurrent requests finish in any order: the gauge is what the shared state says
+    once their holds are settled, not what one request saw beside the others' holds."""
+    key = new_key(dsn, "gauged", budget_usd=Decimal("1"), period=Period.MONTH)
+    base = replicas[0].url
+    async with aiohttp.ClientSession() as session:
+        results = await asyncio.gather(
+            *(post(session, base, key, max_tokens=500) for _ in range(20))
+        )
+        assert [r[0] for r in results] == [200] * 20
+        spent = sum(Decimal(r[1]["x-turnout-cost-usd"]) for r in results)
+        gauge = None
+        for _ in range(50):  # settled in a batch within 5 ms, off the request path
+            async with session.get(f"{base}/metrics") as r:
+                text = await r.text()
+            gauge = next(
+                s.value
+                for family in parser.text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name == "turnout_budget_remaining_usd" and s.labels == {"key": "gauged"}
+            )
+            if abs(Decimal(str(gauge)) - (1 - spent)) < Decimal("1e-9"):
+                break
+            await asyncio.sleep(0.1)
+    assert gauge is not None and abs(Decimal(str(gauge)) - (1 - spent)) < Decimal("1e-9")
+
+
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server = OwnRedis(tmp_path)

@@ -166,6 +166,8 @@ class KeyGuard:
         self.per_model_limits = per_model_limits
         self.metrics = metrics
         self._refused: OrderedDict[str, float] = OrderedDict()  # key name: when (monotonic)
+        if metrics is not None:
+            gate.watch_spent(self._spent)
         self._abandoned: set[asyncio.Task[None]] = set()
 
     def refused_lately(self, name: str) -> bool:
@@ -295,7 +297,7 @@ class KeyGuard:
         if result.over_budget is not None:
             self._was_refused(key.name)
             if self.metrics is not None:
-                self.metrics.set_budget_remaining(key.name, result.over_budget.state.remaining_usd)
+                self._spent(result.over_budget.state.budget, result.over_budget.state.spent_pico)
             raise Refused(_budget_refusal(key, result.over_budget, headers, request))
         reservation = result.reservation
         if reservation is not None:
@@ -327,7 +329,6 @@ class KeyGuard:
         self.gate.finish_soon(reservation, cost if cost is not None and cost > 0 else Decimal(0))
         for grown in admission.grown:  # the cost is settled on the first hold
             self.gate.finish_soon(grown, Decimal(0))
-        self._count_remaining(admission, cost)
 
     def take_back_soon(self, admission: Admission) -> None:
         """The request called no model (refused after routing: a model the key may not
@@ -341,7 +342,6 @@ class KeyGuard:
         task = asyncio.ensure_future(self.gate.undo(counted))
         self._abandoned.add(task)
         task.add_done_callback(self._abandoned.discard)
-        self._count_remaining(admission, None)
 
     async def finish(self, admission: Admission, cost: Decimal | None) -> None:
         """:meth:`finish_soon`, then wait until the shared state has it."""
@@ -354,7 +354,6 @@ class KeyGuard:
             await self.gate.settle(reservation, cost)
         for grown in admission.grown:
             await self.gate.release(grown)
-        self._count_remaining(admission, cost)
 
     async def grow(self, admission: Admission, total: Decimal) -> bool:
         """Whether the request may pay ``total`` in all (a streamed answer cut mid-way,
@@ -372,17 +371,17 @@ class KeyGuard:
             admission.key.name, RateLimit(), 0, reservation.budget, pico_to_cost(lacking)
         )
         if result.reservation is None:
-            if result.over_budget is not None and self.metrics is not None:
-                remaining = result.over_budget.state.remaining_usd
-                self.metrics.set_budget_remaining(admission.key.name, remaining)
+            if result.over_budget is not None:
+                self._spent(reservation.budget, result.over_budget.state.spent_pico)
             return False
         admission.grown.append(result.reservation)
         return True
 
-    def _count_remaining(self, admission: Admission, cost: Decimal | None) -> None:
-        left = admission.left_after(cost)
-        if self.metrics is not None and left is not None:
-            self.metrics.set_budget_remaining(admission.key.name, left / 1e12)
+    def _spent(self, budget: KeyBudget, spent_pico: int) -> None:
+        """The budget-remaining gauge: what the key has not spent of ``budget`` in its
+        period, as the shared state last said (holds in flight are not spent)."""
+        if self.metrics is not None:
+            self.metrics.set_budget_remaining(budget.name, max(0, budget.pico - spent_pico) / 1e12)
 
     async def given_back(self) -> None:
         """Wait for the give-backs of requests given up (:meth:`Admitting.abandon`)."""

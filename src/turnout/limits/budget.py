@@ -175,6 +175,11 @@ class _Account:
         return sum(amount for amount, _ in self.holds.values())
 
 
+SpentWatcher = Callable[[KeyBudget, int], None]
+"""Told a budget and what its key has spent in the current period (pico-dollars), as
+the state holding it says once holds are settled."""
+
+
 class MemoryBudgets:
     """Key budgets in this process (at most ``max_keys`` accounts, least recently used
     dropped). ``seed`` is asked for a key's spend when its account is first made (the
@@ -194,6 +199,8 @@ class MemoryBudgets:
         self._seed = seed
         self._accounts: OrderedDict[str, _Account] = OrderedDict()
         self._ids = itertools.count(1)
+        self.on_spent: SpentWatcher | None = None
+        """Hears a budget's spend in its period each time holds are settled."""
 
     def _account(self, name: str, window: str) -> _Account:
         account = self._accounts.get(name)
@@ -261,6 +268,8 @@ class MemoryBudgets:
         account = self._account(reservation.budget.name, current)
         account.holds.pop(reservation.hold_id, None)
         account.spent += cost_to_pico(cost)
+        if self.on_spent is not None:
+            self.on_spent(reservation.budget, account.spent)
 
     async def reserve(self, budget: KeyBudget, estimate: Decimal) -> Reservation:
         return self.reserve_now(budget, estimate)

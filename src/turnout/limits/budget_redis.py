@@ -43,6 +43,7 @@ from turnout.limits.budget import (
     KeyBudgetExceeded,
     MemoryBudgets,
     Reservation,
+    SpentWatcher,
 )
 from turnout.limits.degrade import Degrader, server_of
 from turnout.limits.ids import entry_id
@@ -192,6 +193,16 @@ class RedisBudgets:
             server=server_of(redis),
         )  # fmt: skip
 
+    @property
+    def on_spent(self) -> SpentWatcher | None:
+        """Hears a budget's spend in its period as Redis says it once holds are settled
+        (or as the in-process twin says it, while Redis is away)."""
+        return self.local.on_spent
+
+    @on_spent.setter
+    def on_spent(self, watcher: SpentWatcher | None) -> None:
+        self.local.on_spent = watcher
+
     # -- plumbing ----------------------------------------------------------------------
 
     def _now(self) -> float:
@@ -281,9 +292,12 @@ class RedisBudgets:
                 replies.extend(await self._finish.many(self.redis, calls))
 
         if await self.degrader.attempt(shared):
+            budgets = {(r.budget.name, r.window): r.budget for r, _, _ in pending}
             for ((name, window), _), spent in zip(groups, replies, strict=True):
                 text = spent.decode() if isinstance(spent, bytes) else str(spent)
                 self.remember(name, window, int(float(text)))
+                if self.on_spent is not None:
+                    self.on_spent(budgets[(name, window)], int(float(text)))
         else:
             for reservation, cost, _ in pending:
                 if cost:  # holds expire by themselves; spend is kept here meanwhile

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from turnout.limits.budget import KeyBudget, KeyBudgetExceeded, MemoryBudgets, Reservation
+from turnout.limits.budget import (
+    KeyBudget,
+    KeyBudgetExceeded,
+    MemoryBudgets,
+    Reservation,
+    SpentWatcher,
+)
 from turnout.limits.rate import MemoryRateLimiter, RateDecision, RateLimit
 
 if TYPE_CHECKING:
@@ -87,6 +93,10 @@ class Gate(Protocol):
     def finish_soon(self, reservation: Reservation, cost: Decimal) -> None:
         """Settle (``cost`` > 0) or release the hold without waiting (off the request
         path: batched to the shared state)."""
+
+    def watch_spent(self, watcher: SpentWatcher) -> None:
+        """Tell ``watcher`` each key's spend as the state says it once holds are settled
+        (the budget-remaining gauge)."""
 
     def recount_soon(self, result: GateResult, used: int) -> None:
         """Recount an admission's tokens to the ``used`` its calls really used, without
@@ -179,6 +189,8 @@ class _Closing(Protocol):
 
 
 class _Settling(Protocol):
+    on_spent: SpentWatcher | None
+
     async def settle(self, reservation: Reservation, cost: Decimal) -> None: ...
 
     async def release(self, reservation: Reservation) -> None: ...
@@ -231,6 +243,9 @@ class GateParts(ABC, Generic[L, B]):
 
     def finish_soon(self, reservation: Reservation, cost: Decimal) -> None:
         self.budgets.finish_soon(reservation, cost)
+
+    def watch_spent(self, watcher: SpentWatcher) -> None:
+        self.budgets.on_spent = watcher
 
     async def bump(self) -> None:
         await self.events.bump()

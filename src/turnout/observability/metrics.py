@@ -19,7 +19,7 @@ their ``multiprocess_mode`` says). Call :func:`mark_process_dead` when a worker 
 ``turnout_cache_hits_total``           kind (exact, semantic)
 ``turnout_cache_saved_usd_total``      kind
 ``turnout_breaker_state``              model: 0 closed, 1 half open, 2 open
-``turnout_budget_remaining_usd``       key
+``turnout_budget_remaining_usd``       key (the budget less what the key spent, once settled)
 ``turnout_rate_limited_total``         key, limit (requests, tokens)
 ``turnout_redis_degraded_total``       what: calls served per process (Redis away)
 ``turnout_traces_spilled_total``       records spilled to the local file
