@@ -58,6 +58,7 @@ from turnout.errors import (
     ProviderError,
     RateLimited,
     TurnoutError,
+    error_class_of,
 )
 from turnout.execution.stream_cut import Restart
 from turnout.tracing.records import AttemptRecord
@@ -119,6 +120,18 @@ def cannot_restart(event: Restart) -> ErrorReply:
 
 def internal() -> ErrorReply:
     return ErrorReply(500, error_body(500, "The gateway failed unexpectedly (see its log)."))
+
+
+def failure_class(exc: BaseException) -> str:
+    """The class a failed request is counted under (metrics, spans): its error's, as
+    traced, except that a request whose attempts all failed the same way is counted as
+    that failure, however many attempts it made (as its reply says it); failures of
+    mixed kinds stay ``all_attempts_failed``."""
+    if isinstance(exc, AllAttemptsFailed):
+        kinds = {e.error_class for e in exc.errors}
+        if len(kinds) == 1:
+            return kinds.pop()
+    return error_class_of(exc)
 
 
 def from_failure(exc: BaseException, attempts: Sequence[AttemptRecord] = ()) -> ErrorReply:

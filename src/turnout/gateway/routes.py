@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from turnout.config.settings import Settings
-from turnout.errors import ConfigError, TurnoutError, error_class_of
+from turnout.errors import ConfigError, TurnoutError
 from turnout.execution.stream_cut import Restart
 from turnout.gateway import failures
 from turnout.gateway.bursts import bursts
@@ -157,12 +157,12 @@ async def _chat_completions(request: web.Request, team: Team) -> web.StreamRespo
         refusal = await _refusal(admitting)  # on the models the key may use): a key
         if refusal is not None:  # refused hears that first
             return refuse(refusal)
-        done(None, error_class_of(exc))
+        done(None, failures.failure_class(exc))
         return error_response(failures.unusable(exc), run_id)
     refusal = await _refusal(admitting)  # decided already (the façade waited for it)
     if refusal is not None:
         return refuse(refusal)
-    done(answer, None if answer.ok else error_class_of(answer.error or RuntimeError()))
+    done(answer, None if answer.ok else failures.failure_class(answer.error or RuntimeError()))
     admission = admitting.admission if admitting is not None else None
     if not answer.ok:
         return _failed(answer, run_id, admission.headers if admission is not None else {})
@@ -257,7 +257,7 @@ async def _stream(
     except Refused as exc:  # the key's limits or budget, before anything was called
         refusal = exc
     except TurnoutError as exc:
-        error = error_class_of(exc)
+        error = failures.failure_class(exc)
         tried = stream.answer.attempts if stream.answer is not None else ()
         reply = (
             failures.unusable(exc)
@@ -279,7 +279,7 @@ async def _stream(
         await events.aclose()  # a hang-up or an abandoned stream: stop the upstream call now
         answer = stream.answer
         if error is None and answer is not None and not answer.ok:
-            error = error_class_of(answer.error or RuntimeError())
+            error = failures.failure_class(answer.error or RuntimeError())
         if refusal is None:
             done(answer, error)
     if refusal is not None:

@@ -223,3 +223,14 @@ def test_request_errors() -> None:
         failures.from_failure(RuntimeError("secret sk-123")).body["error"]["message"]
         == "The request failed."
     )
+
+
+def test_a_request_is_counted_under_its_failure_however_many_attempts_it_made() -> None:
+    limited = RateLimited("slow down", model="a", retry_after=2.2)
+    assert failures.failure_class(limited) == "rate_limited"
+    assert failures.failure_class(failed(limited, RateLimited("again", model="b"))) == (
+        "rate_limited"
+    )
+    mixed = failed(limited, ServerError("503", model="b", status=503))
+    assert failures.failure_class(mixed) == "all_attempts_failed"
+    assert failures.failure_class(BudgetExceeded("over", scope="key")) == "budget"
