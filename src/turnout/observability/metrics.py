@@ -14,6 +14,9 @@ their ``multiprocess_mode`` says). Call :func:`mark_process_dead` when a worker 
 ``turnout_added_seconds``              policy: turnout's own time, total minus the
                                        provider calls (histogram)
 ``turnout_ttft_seconds``               model: time to first token (histogram)
+``turnout_attempts_total``             model, status (``ok`` or the attempt's error
+                                       class): provider calls, those a fallback
+                                       recovered from too
 ``turnout_tokens_total``               model, key, type (input, output, cached_input)
 ``turnout_cost_usd_total``             model, key
 ``turnout_cache_hits_total``           kind (exact, semantic)
@@ -116,8 +119,15 @@ class Metrics:
             "turnout_ttft_seconds", "Time to first token.", ["model"],
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.attempts = Counter(
+            "turnout_attempts", "Provider calls, by model and outcome.", ["model", "status"],
+            registry=r,
+        )  # fmt: skip
         self.tokens = Counter(
-            "turnout_tokens", "Tokens, by type.", ["model", "key", "type"], registry=r
+            "turnout_tokens",
+            "Tokens, by type (cached_input is a part of input).",
+            ["model", "key", "type"],
+            registry=r,
         )
         self.cost = Counter("turnout_cost_usd", "Spend in USD.", ["model", "key"], registry=r)
         self.cache_hits = Counter("turnout_cache_hits", "Cache hits.", ["kind"], registry=r)
@@ -188,6 +198,8 @@ class Metrics:
             if attempt.cost_usd:
                 self._child(self.cost, attempt.model, key_label).inc(float(attempt.cost_usd))
             return
+        status = "ok" if attempt.status == "ok" else attempt.error_class or attempt.status
+        self._child(self.attempts, attempt.model, status).inc()
         for kind, count in (
             ("input", attempt.input_tokens),
             ("output", attempt.output_tokens),

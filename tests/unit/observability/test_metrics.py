@@ -41,6 +41,17 @@ def test_exposition_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     m.observe_request(policy="rules", model=None, key="team-a", error_class="budget_exceeded",
                       latency_s=0.001)  # fmt: skip
     m.observe_attempt(attempt(), "team-a")
+    m.observe_attempt(
+        attempt(
+            model="opus",
+            status="error",
+            error_class="server_error",
+            input_tokens=0,
+            output_tokens=0,
+            cost_usd=Decimal(0),
+        ),
+        "team-a",
+    )
     m.observe_attempt(attempt(cache="exact", cost_usd=Decimal(0), saved_usd=Decimal("0.01")),
                       "team-a")  # fmt: skip
     m.set_breaker("opus", "open")
@@ -73,6 +84,9 @@ def test_exposition_parses(monkeypatch: pytest.MonkeyPatch) -> None:
         ("turnout_cost_usd_total", (("key", "team-a"), ("model", "haiku")))
     ] == pytest.approx(0.00015)
     assert got[("turnout_cache_hits_total", (("kind", "exact"),))] == 1
+    assert got[("turnout_attempts_total", (("model", "haiku"), ("status", "ok")))] == 1
+    assert got[("turnout_attempts_total", (("model", "opus"), ("status", "server_error")))] == 1
+    assert ("turnout_attempts_total", (("model", "haiku"), ("status", "exact"))) not in got
     assert got[("turnout_cache_saved_usd_total", (("kind", "exact"),))] == pytest.approx(0.01)
     assert got[("turnout_breaker_state", (("model", "opus"),))] == 2
     assert got[("turnout_budget_remaining_usd", (("key", "team-a"),))] == 49.5
