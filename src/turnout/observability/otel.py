@@ -105,7 +105,9 @@ class RequestSpan:
 
 
 def tracer_provider_from_env(service_name: str = "turnout") -> TracerProvider | None:
-    """A provider exporting by OTLP/HTTP when an OTLP endpoint is configured, else None."""
+    """A provider exporting by OTLP/HTTP when an OTLP endpoint is configured, else None.
+    Its resource is the SDK's from the environment (``OTEL_SERVICE_NAME``,
+    ``OTEL_RESOURCE_ATTRIBUTES``), named ``service_name`` when they name no service."""
     if not (
         os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -120,7 +122,10 @@ def tracer_provider_from_env(service_name: str = "turnout") -> TracerProvider | 
         from turnout.errors import ConfigError
 
         raise ConfigError(INSTALL_HINT) from None
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": service_name}))
+    provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider
 

@@ -281,10 +281,24 @@ def test_otlp_provider_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
     assert tracer_provider_from_env() is None
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
-    provider = tracer_provider_from_env()
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=test")
+    provider = tracer_provider_from_env("turnout-gateway")
     assert provider is not None
+    attributes = provider.resource.attributes
+    assert attributes["service.name"] == "turnout-gateway"  # named by no one else
+    assert attributes["deployment.environment.name"] == "test"
     provider.shutdown()
     assert os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    for variable, value in (
+        ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attributes"),
+        ("OTEL_SERVICE_NAME", "from-env"),  # it wins over the attributes, as the SDK says
+    ):
+        monkeypatch.setenv(variable, value)
+        provider = tracer_provider_from_env("turnout-gateway")
+        assert provider is not None
+        assert provider.resource.attributes["service.name"] == value.rpartition("=")[2]
+        provider.shutdown()
 
 
 async def test_startup_notes_name_the_store_and_the_admin_api(
