@@ -81,9 +81,10 @@ async def _chat_completions(request: web.Request, team: Team) -> web.StreamRespo
     settings, config = request.app[SETTINGS], request.app[CONFIG]
     started = time.perf_counter()
     run_id = new_run_id()  # the trace's run id, sortable by time
+    parent = trace_parent(request.headers)
     authorization = request.headers.get("authorization")
     if team.guard is not None and bearer_token(authorization) is None:  # before the body
-        team.refused(Route(), None, "invalid_api_key", started, run_id)
+        team.refused(Route(), None, "invalid_api_key", started, run_id, parent)
         return refused_response(Refused(missing_key()), run_id)
     try:
         raw = await _read_body(request, config.max_body_bytes)
@@ -96,7 +97,9 @@ async def _chat_completions(request: web.Request, team: Team) -> web.StreamRespo
         try:
             key = await team.identify(authorization)
         except Refused as refused:
-            team.refused(Route(), refused.refusal.key, refused.refusal.code, started, run_id)
+            team.refused(
+                Route(), refused.refusal.key, refused.refusal.code, started, run_id, parent
+            )
             return refused_response(refused, run_id)
         if isinstance(exc, WireError):
             reply = failures.bad_request(exc)
@@ -106,12 +109,12 @@ async def _chat_completions(request: web.Request, team: Team) -> web.StreamRespo
         else:
             reply = failures.too_large(config.max_body_bytes)
         code = str(reply.body["error"].get("code") or reply.body["error"]["type"])
-        team.refused(Route(), key.name if key else None, code, started, run_id)
+        team.refused(Route(), key.name if key else None, code, started, run_id, parent)
         return error_response(reply, run_id)
     try:  # the key checked now; its limits and budget while the call is prepared
         admitting = await team.start_admit(authorization, incoming.request, route)
     except Refused as exc:
-        team.refused(route, exc.refusal.key, exc.refusal.code, started, run_id)
+        team.refused(route, exc.refusal.key, exc.refusal.code, started, run_id, parent)
         return refused_response(exc, run_id)
     options = _options(incoming, route, ctx, run_id)
     if admitting is not None:
@@ -122,17 +125,19 @@ async def _chat_completions(request: web.Request, team: Team) -> web.StreamRespo
 
     def done(answer: Answer | None, error: str | None) -> None:
         latency_s = time.perf_counter() - started
+        started_at = time.time() - latency_s  # when it came, however late it is counted
         admission = admitting.admission if admitting is not None else None
         if admitting is not None and admission is None:
             admitting.abandon()  # given up before admitted: its hold given back
         asyncio.get_running_loop().call_soon(  # counted once the answer has gone out
             lambda: team.done(route=route, admission=admission, answer=answer,
                               latency_s=latency_s, error_class=error, streamed=incoming.stream,
-                              max_tokens=incoming.request.max_tokens, run_id=run_id)
+                              max_tokens=incoming.request.max_tokens, run_id=run_id,
+                              started_at=started_at, parent=parent)
         )  # fmt: skip
 
     def refuse(exc: Refused) -> web.Response:
-        team.refused(route, exc.refusal.key, exc.refusal.code, started, run_id)
+        team.refused(route, exc.refusal.key, exc.refusal.code, started, run_id, parent)
         return refused_response(exc, run_id)
 
     if admitting is not None and admitting.wary:  # refused lately: decided before routing
@@ -196,6 +201,16 @@ async def _refusal(admitting: Admitting | None) -> Refused | None:
     except Refused as exc:
         return exc
     return None
+
+
+def trace_parent(headers: Mapping[str, str]) -> dict[str, str] | None:
+    """The caller's W3C trace context (``traceparent``, ``tracestate``), to make the
+    request's span a child of the caller's; None without one."""
+    traceparent = headers.get("traceparent")
+    if not traceparent:
+        return None
+    tracestate = headers.get("tracestate")
+    return {"traceparent": traceparent, **({"tracestate": tracestate} if tracestate else {})}
 
 
 def refused_response(exc: Refused, run_id: str | None = None) -> web.Response:

@@ -211,9 +211,13 @@ class Team:
         streamed: bool = False,
         max_tokens: int | None = None,
         run_id: str | None = None,
+        started_at: float | None = None,
+        parent: Mapping[str, str] | None = None,
     ) -> None:
         """Settle the hold (off the request path), count the request, make its spans
-        (a request that has no answer, abandoned, too: by ``run_id``)."""
+        (a request that has no answer, abandoned, too: by ``run_id``), from
+        ``started_at`` (when it came; else ``latency_s`` ago), a child of the caller's
+        trace context ``parent`` (``traceparent``, ``tracestate``) when it sent one."""
         attempts = tuple(answer.attempts) if answer is not None else ()
         if (
             admission is not None
@@ -245,8 +249,9 @@ class Team:
             span = RequestSpan(
                 run_id=answer.run_id if answer is not None else run_id or "",
                 policy=policy, request_model=route.label, response_model=model,
-                started_at=time.time() - latency_s, latency_s=latency_s, key=key,
-                error_type=error_class, max_tokens=max_tokens, streamed=streamed,
+                started_at=time.time() - latency_s if started_at is None else started_at,
+                latency_s=latency_s, key=key, error_type=error_class, max_tokens=max_tokens,
+                streamed=streamed, parent=parent,
             )  # fmt: skip
             if answer is not None:
                 usage = answer.usage
@@ -259,7 +264,13 @@ class Team:
             self.spans.record(span, attempts)
 
     def refused(
-        self, route: Route, key: str | None, code: str, started: float, run_id: str
+        self,
+        route: Route,
+        key: str | None,
+        code: str,
+        started: float,
+        run_id: str,
+        parent: Mapping[str, str] | None = None,
     ) -> None:
         """Count a request answered without any model call (refused, or one that could
         not be read or routed), and make its span."""
@@ -276,7 +287,7 @@ class Team:
                 RequestSpan(
                     run_id=run_id, policy=policy, request_model=route.label or "-",
                     response_model=None, started_at=time.time() - latency_s,
-                    latency_s=latency_s, key=key, error_type=code,
+                    latency_s=latency_s, key=key, error_type=code, parent=parent,
                 )
             )  # fmt: skip
 

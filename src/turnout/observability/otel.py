@@ -102,6 +102,9 @@ class RequestSpan:
     error_type: str | None = None
     max_tokens: int | None = None
     streamed: bool = False
+    parent: Mapping[str, str] | None = None
+    """The caller's W3C trace context (``traceparent``, ``tracestate``): the span is a
+    child of the caller's."""
 
 
 def tracer_provider_from_env(service_name: str = "turnout") -> TracerProvider | None:
@@ -177,6 +180,7 @@ class GenAISpans:
             attributes["error.type"] = request.error_type
         span = self._tracer.start_span(
             f"{OPERATION} {request.request_model}",
+            context=_extracted(request.parent) if request.parent else None,
             kind=SpanKind.SERVER,
             start_time=start,
             attributes=attributes,
@@ -217,6 +221,10 @@ class GenAISpans:
             attributes["gen_ai.response.model"] = upstream.model
         if attempt.error_class:
             attributes["error.type"] = attempt.error_class
+        if attempt.cached_input_tokens and not hit:
+            attributes["gen_ai.usage.cache_read.input_tokens"] = attempt.cached_input_tokens
+        if request.max_tokens is not None:
+            attributes["gen_ai.request.max_tokens"] = request.max_tokens
         if attempt.cache:
             attributes["turnout.cache"] = attempt.cache
         if request.key:
@@ -234,3 +242,10 @@ class GenAISpans:
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+
+
+def _extracted(carrier: Mapping[str, str]) -> Any:
+    """The context of a caller's W3C trace headers (an empty one when they do not parse)."""
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    return TraceContextTextMapPropagator().extract(carrier=dict(carrier))

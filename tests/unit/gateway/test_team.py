@@ -214,8 +214,10 @@ async def test_spans_per_request_and_attempt(upstream: FakeOpenAI, tmp_path: Pat
     settings = gateway_settings(upstream.base_url)
     async with Gateway(settings, port=0, store=str(tmp_path / "t.db")) as gw, \
             aiohttp.ClientSession() as s:  # fmt: skip
-        body = {"model": "resilient", "messages": HI}  # a 503, then the fallback answers
-        assert (await call(s, gw, "POST", "/v1/chat/completions", json=body))[0] == 200
+        body = {"model": "resilient", "messages": HI, "max_tokens": 40}  # a 503, then small
+        caller = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+        async with s.post(gw.base_url + "/chat/completions", json=body, headers=caller) as r:
+            assert r.status == 200
         async with s.get(gw.base_url.removesuffix("/v1") + "/metrics") as r:
             scraped = await r.text()
     assert 'turnout_breaker_state{model="down"} 2.0' in scraped  # opened by the 503
@@ -229,6 +231,13 @@ async def test_spans_per_request_and_attempt(upstream: FakeOpenAI, tmp_path: Pat
     request = spans["chat resilient"].attributes
     assert request is not None and request["gen_ai.response.model"] == "small"
     assert request["gen_ai.provider.name"] == "openai"
+    assert answered["gen_ai.request.max_tokens"] == 40
+    server = spans["chat resilient"]
+    assert server.parent is not None and server.parent.span_id == 0xB7AD6B7169203331
+    assert server.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C  # the caller's trace
+    for attempt in (spans["chat fault:503"], spans["chat small-1"]):
+        assert attempt.context.trace_id == server.context.trace_id
+        assert server.start_time <= attempt.start_time  # never before its request
 
 
 async def test_requests_answered_without_a_model_have_a_span_and_a_count(

@@ -28,7 +28,7 @@ def test_request_and_attempt_spans() -> None:
                            0.1, "error", error_class="server_error")  # fmt: skip
     ok = AttemptRecord("r1", "chat", 2, "haiku", "hosted", "efficient", "rules", "fallback",
                        t0 + 0.1, 0.3, "ok", input_tokens=50, output_tokens=7,
-                       cost_usd=Decimal("0.0001"))  # fmt: skip
+                       cached_input_tokens=32, cost_usd=Decimal("0.0001"))  # fmt: skip
     spans.record(
         RequestSpan(run_id="r1", policy="rules", request_model="rules", response_model="haiku",
                     started_at=t0, latency_s=0.45, input_tokens=50, output_tokens=7,
@@ -55,6 +55,9 @@ def test_request_and_attempt_spans() -> None:
     assert bad.attributes is not None and bad.attributes["error.type"] == "server_error"
     assert bad.status.status_code is StatusCode.ERROR
     assert good.attributes is not None and good.attributes["gen_ai.usage.output_tokens"] == 7
+    assert good.attributes["gen_ai.usage.cache_read.input_tokens"] == 32
+    assert "gen_ai.usage.cache_read.input_tokens" not in bad.attributes
+    assert good.attributes["gen_ai.request.max_tokens"] == 64
     assert "error.type" not in good.attributes
 
 
