@@ -169,10 +169,10 @@ async def _chat_completions(request: web.Request, team: Team) -> web.StreamRespo
         return refuse(refusal)
     done(answer, None if answer.ok else failures.failure_class(answer.error or RuntimeError()))
     admission = admitting.admission if admitting is not None else None
-    if not answer.ok:
-        return _failed(answer, run_id, admission.headers if admission is not None else {})
-    body = completion_body(answer, f"chatcmpl-{run_id}")
     extra = admission.headers_after(answer.cost) if admission is not None else {}
+    if not answer.ok:  # counting what it cost (often nothing), as an answer does
+        return _failed(answer, run_id, extra)
+    body = completion_body(answer, f"chatcmpl-{run_id}")
     return json_response(200, body, {**answer_headers(answer, run_id), **extra})
 
 

@@ -461,6 +461,10 @@ async def test_a_key_counts_tokens_used_and_tells_the_budget_left_after_the_answ
         assert cost > 0
         # the budget left once this answer is charged, not while its estimate was held
         assert Decimal(headers["x-turnout-budget-remaining-usd"]) == Decimal(1) - cost
+        status, failed, _ = await call(s, gateway, "POST", "/v1/chat/completions", secret,
+                                       json={**body, "model": "doomed"})  # fmt: skip
+        assert status == 502 and failed["x-turnout-cost-usd"] == "0"  # a 500 costs nothing
+        assert Decimal(failed["x-turnout-budget-remaining-usd"]) == Decimal(1) - cost
         first_left = int(headers["x-ratelimit-remaining-tokens"])
         await asyncio.sleep(0.05)  # the recount is off the request path
         status, headers, _ = await call(s, gateway, "POST", "/v1/chat/completions", secret,
