@@ -107,11 +107,19 @@ class CachedKeys:
         clock: Callable[[], float] = time.monotonic,
         offload: bool = False,
         retry_s: float = 1.0,
+        read_timeout_s: float = 1.0,
     ) -> None:
         self.store = store
         self.ttl_s = ttl_s
         self.max_keys = max_keys
         self.retry_s = retry_s
+        self.read_timeout_s = read_timeout_s
+        """How long a request waits for a read of the database (offloaded reads): past
+        it, the read counts as failed (the request is decided on the cached record, or
+        503), and goes on by itself."""
+        self._reading: dict[str, tuple[asyncio.Future[VirtualKey | None], float]] = {}
+        """The read under way of each key (and when it began), joined by its other
+        requests."""
         self._clock = clock
         self._offload = offload
         self._cache: OrderedDict[str, tuple[VirtualKey | None, float]] = OrderedDict()
@@ -177,11 +185,11 @@ class CachedKeys:
         at once while it failed less than ``retry_s`` ago."""
         if self._down_until is not None and now < self._down_until:
             raise StoreError("the key store failed less than a second ago")
-        self.reads += 1
         try:
             if self._offload:  # a network database: keep the event loop free
-                key = await asyncio.to_thread(self.store.find, presented)
+                key = await self._offloaded(presented)
             else:
+                self.reads += 1
                 key = self.store.find(presented)
         except StoreError as exc:
             self.store_failures += 1
@@ -197,6 +205,39 @@ class CachedKeys:
             log.info("keys: the key store answers again")
             self._down_until = None
         return key
+
+    async def _offloaded(self, presented: str) -> VirtualKey | None:
+        """The read in a thread, one at a time for each key (its other requests join it),
+        waited for at most ``read_timeout_s``: a database that stops answering (frozen,
+        blackholed) fails a request within that, not within the driver's own timeouts."""
+        digest = hash_key(presented)
+        now = self._clock()
+        under_way = self._reading.get(digest)
+        reading: asyncio.Future[VirtualKey | None]
+        if under_way is None:
+            self.reads += 1
+            reading = asyncio.ensure_future(asyncio.to_thread(self.store.find, presented))
+            self._reading[digest] = (reading, now)
+            reading.add_done_callback(lambda done: self._read_done(digest, done))
+            wait = self.read_timeout_s
+        else:  # joined: it has the rest of its time (none left: the database is stuck)
+            reading, began = under_way
+            wait = began + self.read_timeout_s - now
+        try:
+            if wait <= 0:
+                raise TimeoutError
+            return await asyncio.wait_for(asyncio.shield(reading), wait)
+        except TimeoutError:
+            raise StoreError(
+                f"the key store did not answer within {self.read_timeout_s:g} s"
+            ) from None
+
+    def _read_done(self, digest: str, done: asyncio.Future[VirtualKey | None]) -> None:
+        under_way = self._reading.get(digest)
+        if under_way is not None and under_way[0] is done:
+            del self._reading[digest]
+        if not done.cancelled():
+            done.exception()  # read by its callers, or by no one once they gave up
 
     def _last_known(self, hit: tuple[VirtualKey | None, float] | None) -> VirtualKey | None:
         """The record to decide on while the database fails (raises 503 without one)."""
