@@ -11,7 +11,7 @@ its own, and a change is announced on its Redis (``executor.state: redis``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,8 +195,8 @@ def _short_time(iso: str | None) -> str:
     return date if time in ("", "00:00:00") else f"{date} {time[:5]}"
 
 
-def _show(key: VirtualKey, as_json: bool) -> None:
-    summary = key_summary(key)
+def _show(key: VirtualKey, as_json: bool, spend: Mapping[str, Any] | None = None) -> None:
+    summary = {**key_summary(key), **(spend or {})}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -324,8 +324,10 @@ def show_cmd(name: str, store_url: str | None, config_path: Path | None, as_json
     setup = _Setup.of(config_path, store_url)
     setup.existing(f"no key named {name!r}: ")
     with opened_store(setup.store_url) as store:
-        key = KeyStore(store).require(name)
-    _show(key, as_json)
+        keys = KeyStore(store)
+        key = keys.require(name)
+        spend = keys.spend(key)
+    _show(key, as_json, spend)
 
 
 @keys_group.command("update")

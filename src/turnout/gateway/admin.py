@@ -10,7 +10,7 @@ It is sent as ``Authorization: Bearer ...`` and compared in constant time.
 ``POST /admin/keys``                    create: ``{"name", "budget_usd", "period",
                                         "rpm", "tpm", "policies", "models",
                                         "expires"}``; the answer holds ``key``, once
-``GET /admin/keys/{name}``              one key
+``GET /admin/keys/{name}``              one key, with what it spent in its period
 ``PATCH /admin/keys/{name}``            change any of the fields above (at least
                                         one; a revoked key: 409)
 ``POST /admin/keys/{name}/revoke``      revoke (``DELETE /admin/keys/{name}`` too)
@@ -148,7 +148,12 @@ async def show_key(request: web.Request) -> web.Response:
     if isinstance(keys, web.Response):
         return keys
     name = request.match_info["name"]
-    return await _run(request, lambda: (200, key_summary(keys.require(name)), False))
+
+    def show() -> tuple[int, dict[str, Any], bool]:
+        key = keys.require(name)
+        return 200, {**key_summary(key), **keys.spend(key)}, False
+
+    return await _run(request, show)
 
 
 async def update_key(request: web.Request) -> web.Response:

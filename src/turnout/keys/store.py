@@ -235,6 +235,22 @@ class KeyStore:
         )
         return _key(_row(updated))
 
+    def spend(self, key: VirtualKey) -> dict[str, Any]:
+        """What ``key`` spent in its budget's current period (in all, without a budget)
+        as the trace store holds it (its writer is well under a second behind), and
+        what is left of the budget: ``spent_usd``, ``remaining_usd``."""
+        from turnout.limits.ledger import spend_query
+        from turnout.limits.periods import window_of
+
+        period = key.period if key.budget_usd is not None else Period.TOTAL
+        rows = self.store.query(*spend_query(key.name, window_of(period, self._clock())))
+        spent = int(rows[0][0] or 0) if rows else 0
+        out: dict[str, Any] = {"spent_usd": str(pico_to_cost(spent))}
+        if key.budget_usd is not None:
+            left = max(0, cost_to_pico(key.budget_usd) - spent)
+            out["remaining_usd"] = str(pico_to_cost(left))
+        return out
+
     def revoke(self, name: str) -> VirtualKey:
         """Revoke ``name`` (at once, for good); revoking twice keeps the first time."""
         current = self.require(name)

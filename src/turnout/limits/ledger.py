@@ -33,6 +33,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("turnout.limits")
 
 
+def spend_query(name: str, window: Window) -> tuple[str, list[object]]:
+    """The SQL (the stores' shared dialect) and parameters of what key ``name`` spent
+    in ``window``, in pico-dollars: the sum of its runs' cost."""
+    sql = "SELECT COALESCE(SUM(cost_picousd), 0) FROM runs WHERE key_name = ?"
+    params: list[object] = [name]
+    if window.starts_at is not None:
+        sql += " AND started_at >= ?"
+        params.append(window.starts_at)
+    if window.ends_at is not None:
+        sql += " AND started_at < ?"
+        params.append(window.ends_at)
+    return sql, params
+
+
 class SpendLedger:
     """A key's spend in a period (pico-dollars) from the trace store."""
 
@@ -90,14 +104,7 @@ class SpendLedger:
             return True
 
     async def _read(self, name: str, window: Window) -> int | None:
-        sql = "SELECT COALESCE(SUM(cost_picousd), 0) FROM runs WHERE key_name = ?"
-        params: list[object] = [name]
-        if window.starts_at is not None:
-            sql += " AND started_at >= ?"
-            params.append(window.starts_at)
-        if window.ends_at is not None:
-            sql += " AND started_at < ?"
-            params.append(window.ends_at)
+        sql, params = spend_query(name, window)
         self.reads += 1
         try:
             if self.offload:

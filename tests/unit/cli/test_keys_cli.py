@@ -4,6 +4,8 @@ is printed once and never again (list, show, JSON), bad input is a one-line exit
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -35,8 +37,18 @@ def test_create_list_show_update_revoke(tmp_path: Path, capsys: pytest.CaptureFi
     (listed,) = json.loads(out)
     assert listed["policies"] == ["rules", "cheap_first"] and listed["rpm"] == 60
     assert listed["budget_usd"] == "50" and listed["period"] == "day"
+    with SQLiteStore(db) as store:  # $0.25 spent today (what the gateway traced)
+        store.execute(
+            "INSERT INTO runs (run_id, workflow, policy, status, started_at, key_name, "
+            "cost_picousd) VALUES ('r1', 'gateway', 'p', 'succeeded', ?, 'team-a', ?)",
+            (time.time(), 250_000_000_000),
+        )
     code, out, _ = run(capsys, "keys", "show", "team-a", "--store", db)
     assert code == 0 and "team-a" in out and secret not in out
+    assert re.search(r"spent_usd\s+0\.25\b", out) and re.search(r"remaining_usd\s+49\.75", out)
+    code, out, _ = run(capsys, "keys", "show", "team-a", "--store", db, "--json")
+    shown = json.loads(out)
+    assert (shown["spent_usd"], shown["remaining_usd"]) == ("0.25", "49.75")
     code, out, _ = run(capsys, "keys", "update", "team-a", "--rpm", "0", "--models", "haiku",
                        "--store", db, "--json")  # fmt: skip
     shown = json.loads(out)

@@ -116,6 +116,16 @@ async def test_admin_api(gateway: Gateway) -> None:
         body = {"model": "cheap", "messages": HI}
         status, headers, _ = await call(s, gateway, "POST", "/v1/chat/completions", key, json=body)
         assert status == 200 and "x-turnout-budget-remaining-usd" in headers
+        cost = Decimal(headers["x-turnout-cost-usd"])
+        for _ in range(50):  # traced by the writer, in a batch
+            status, _, shown = await call(s, gateway, "GET", "/admin/keys/team-a", ADMIN)
+            if Decimal(shown["spent_usd"]):
+                break
+            await asyncio.sleep(0.05)
+        assert (Decimal(shown["spent_usd"]), Decimal(shown["remaining_usd"])) == (
+            cost,
+            Decimal("0.5") - cost,
+        )
         status, _, _ = await call(s, gateway, "DELETE", "/admin/keys/team-a", ADMIN)
         status, _, refused = await call(s, gateway, "POST", "/v1/chat/completions", key, json=body)
         assert (status, refused["error"]["code"]) == (401, "key_revoked")
