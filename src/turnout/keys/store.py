@@ -108,7 +108,7 @@ def _check_limits(key: VirtualKey, *, period_given: bool, expiry_given: bool, no
         raise ConfigError("a period is for a budget: give budget_usd too", field="period")
     for field, value, most in (("rpm", key.rpm, MAX_RPM), ("tpm", key.tpm, MAX_TPM)):
         if value is not None and not 1 <= value <= most:
-            raise ConfigError(f"must be from 1 to {most:,}", field=field)
+            raise ConfigError(f"must be from 1 to {most:,} (0 or none: no limit)", field=field)
     if expiry_given and key.expires_at is not None and key.expires_at <= now:
         raise ConfigError("is in the past (to stop a key now, revoke it)", field="expires")
 
