@@ -14,6 +14,7 @@ from aiohttp import web
 from turnout.config.settings import Settings
 from turnout.gateway import admin, routes
 from turnout.gateway.config import CorsConfig, GatewayConfig
+from turnout.gateway.drain import DRAIN, Drain, counted
 from turnout.gateway.engine import Engine
 from turnout.gateway.feedback import post_feedback
 from turnout.gateway.team import Team
@@ -66,10 +67,11 @@ def create_app(
     the interface served (``gateway.auth`` defaults to keys off loopback)."""
     config = config or GatewayConfig.from_settings(settings)
     config.auth_for(host or config.host)  # `auth: none` off loopback: refused before serving
-    middlewares: list[Any] = [_request_id, routes.openai_errors]
+    middlewares: list[Any] = [counted, _request_id, routes.openai_errors]
     if config.cors is not None:
-        middlewares.insert(1, _cors(config.cors))
+        middlewares.insert(2, _cors(config.cors))
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
+    app[DRAIN] = Drain()
     app[routes.SETTINGS] = settings
     app[routes.CONFIG] = config
     app[routes.READY] = asyncio.Event()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import signal
 from collections.abc import Callable
 from types import TracebackType
@@ -25,8 +26,11 @@ from turnout.config.settings import Settings
 from turnout.errors import ConfigError
 from turnout.gateway.app import create_app
 from turnout.gateway.config import GatewayConfig
+from turnout.gateway.drain import CLOSE_S, DRAIN
 from turnout.gateway.engine import Engine
 from turnout.gateway.protocol import protocol_logger, quieten
+
+log = logging.getLogger("turnout.gateway")
 
 _GC_YOUNG_THRESHOLD = 10_000
 """Allocations between collections of the youngest generation (Python's default: 700)."""
@@ -66,7 +70,7 @@ class Gateway:
             handle_signals=False,
             access_log=None,
             handler_cancellation=True,  # a client that hangs up cancels the upstream call
-            shutdown_timeout=self.config.shutdown_timeout_s,
+            shutdown_timeout=CLOSE_S,  # once the requests under way are done (stop)
             logger=protocol_logger(),  # what an unreadable request sent is not logged
         )
 
@@ -115,7 +119,16 @@ class Gateway:
             raise
 
     async def stop(self) -> None:
-        """Stop listening, drain in-flight requests, close the façade (flush traces)."""
+        """Stop listening, drain in-flight requests (up to ``shutdown_timeout_s``), close
+        what connections are left, close the façade (flush traces)."""
+        for site in list(self._runner.sites):
+            await site.stop()
+        if not await self.app[DRAIN].idle(self.config.shutdown_timeout_s):
+            log.warning(
+                "gateway: %d request(s) still under way after %g s: cut off",
+                self.app[DRAIN].under_way,
+                self.config.shutdown_timeout_s,
+            )
         await self._runner.cleanup()
 
     async def __aenter__(self) -> Gateway:
