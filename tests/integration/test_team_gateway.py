@@ -234,6 +234,7 @@ async def test_a_cut_stream_goes_on_only_if_the_budget_holds_what_comes_next(
     called = len(upstream_server.requests)
     text, error = await _stream_text(cutting, tight)
     assert text and error is not None and "budget" in str(error)
+    assert "http://" not in str(error)  # the cut's error class, never where the upstream is
     assert len(upstream_server.requests) - called == 1  # not continued
     roomy = new_key(dsn, "cut-roomy", budget_usd=Decimal("0.01"), period=Period.TOTAL)
     called = len(upstream_server.requests)

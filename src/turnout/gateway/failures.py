@@ -139,9 +139,8 @@ def from_failure(exc: BaseException, attempts: Sequence[AttemptRecord] = ()) -> 
     ``attempts``: what the request's trace holds; ``error.attempts`` lists its calls."""
     errors = _attempt_errors(exc)
     if isinstance(exc, BudgetExceeded):
-        return _turnout_tried(
-            429, str(exc), "budget_exceeded", attempts, errors, "insufficient_quota"
-        )
+        said = public_message(str(exc), errors)  # never where a provider is
+        return _turnout_tried(429, said, "budget_exceeded", attempts, errors, "insufficient_quota")
     message = (
         public_message(str(exc), errors) if isinstance(exc, TurnoutError) else "The request failed."
     )

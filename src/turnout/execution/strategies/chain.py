@@ -99,22 +99,13 @@ class Walk:
                         rule = "fail"
                     if rule == "fail" or nxt is None:  # never ended as if it had succeeded
                         raise error
-                    if run.on_cut_spend is not None:  # the cut part is paid: may it go on?
-                        following = (
-                            continuation(self.request, shown + attempt.text)
-                            if rule == "continue"
-                            else self.request
-                        )
-                        if not await run.on_cut_spend(ledger.cost, nxt, following):
-                            raise BudgetExceeded(
-                                f"the answer from {model} was cut ({error}); going on with "
-                                f"{nxt} would pass the key's budget",
-                                scope="key",
-                            ) from error
-                    if rule == "restart":
+                    if rule == "restart":  # a caller that cannot restart stops reading here
                         yield Restart(model, nxt, str(error), error)
+                        await self._may_go_on(model, nxt, error, self.request)
                         shown, carried, continuing = "", Usage(), False
                     else:
+                        following = continuation(self.request, shown + attempt.text)
+                        await self._may_go_on(model, nxt, error, following)
                         shown += attempt.text
                         a = ledger.attempts[-1]
                         carried = carried + Usage(
@@ -146,6 +137,22 @@ class Walk:
                 self.ttft_s = time.perf_counter() - t0 - ledger.queued_s
                 for event in replay(self.response, self.ttft_s):
                     yield event
+
+    async def _may_go_on(
+        self, model: str, nxt: str, error: BaseException, following: ChatRequest
+    ) -> None:
+        """The cut part is paid: may the request pay for ``nxt`` too (the run's
+        ``on_cut_spend``)? Raises :class:`BudgetExceeded` if not (naming the models and the
+        error's class only: its text may say where the provider is)."""
+        run = self.run
+        if run.on_cut_spend is None:
+            return
+        if not await run.on_cut_spend(run.ledger.cost, nxt, following):
+            raise BudgetExceeded(
+                f"the answer from {model} was cut ({error_class_of(error)}); going on with "
+                f"{nxt} would pass the key's budget",
+                scope="key",
+            ) from error
 
     def _answer(
         self,
