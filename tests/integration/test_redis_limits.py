@@ -429,6 +429,51 @@ async def test_a_request_given_up_before_its_admission_was_read_gives_its_hold_b
             await client.aclose()
 
 
+async def test_a_hold_grown_for_a_cut_stream_whose_client_hung_up_is_given_back(
+    prefix: str, tmp_path: Path
+) -> None:
+    """``KeyGuard.grow`` cancelled once its script is on its way to Redis (the client
+    hung up mid-stream): the hold Redis takes for it is given back, not kept for its 15
+    minutes beside a request that has settled."""
+    from turnout.keys import KeyStore
+    from turnout.keys.cache import CachedKeys
+    from turnout.keys.guard import KeyGuard
+    from turnout.limits.gate_redis import RedisGate
+    from turnout.pricing.cost import Price
+    from turnout.types import ChatRequest, Message
+
+    request = ChatRequest(messages=(Message("user", "x" * 376),), max_tokens=100)
+    plans = [(PaidCall("m", Price.of(5, 25)),)]
+    client = replica()
+    with SQLiteStore(tmp_path / "t.db") as store:
+        keys = KeyStore(store)
+        secret, _ = keys.create("team-a", budget_usd=Decimal("1"), period=Period.DAY)
+        gate = RedisGate(client, prefix=prefix, timeout_s=5)
+        guard = KeyGuard(CachedKeys(keys), gate)
+        try:
+            assert await gate.prepare()
+            admission = await guard.admit(f"Bearer {secret}", request, policy=None,
+                                          models=("m",), plans=plans)  # fmt: skip
+            assert admission.reservation is not None
+            budget = admission.reservation.budget
+            growing = asyncio.ensure_future(guard.grow(admission, Decimal("0.5")))
+            for _ in range(3):  # the script goes out, then the client hangs up
+                await asyncio.sleep(0)
+            growing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await growing
+            guard.finish_soon(admission, Decimal("0.001"))  # the request settles
+            for _ in range(50):
+                await asyncio.sleep(0.05)
+                state = await gate.budgets.state(budget)
+                if state.held_pico == 0:
+                    break
+            assert (state.spent_pico, state.held_pico) == (10**9, 0)
+        finally:
+            await gate.aclose()
+            await client.aclose()
+
+
 async def test_a_budget_redis_has_not_counted_starts_from_the_trace_store(
     prefix: str, tmp_path: Path
 ) -> None:

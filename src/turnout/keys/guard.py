@@ -367,15 +367,29 @@ class KeyGuard:
         lacking = cost_to_pico(total) - admission.held_pico
         if lacking <= 0:
             return True
-        result = await self.gate.admit(
-            admission.key.name, RateLimit(), 0, reservation.budget, pico_to_cost(lacking)
+        growing = asyncio.ensure_future(
+            self.gate.admit(
+                admission.key.name, RateLimit(), 0, reservation.budget, pico_to_cost(lacking)
+            )
         )
+        try:
+            result = await asyncio.shield(growing)
+        except asyncio.CancelledError:  # the caller gave up: what it took is given back
+            growing.add_done_callback(self._give_back_grown)
+            raise
         if result.reservation is None:
             if result.over_budget is not None:
                 self._spent(reservation.budget, result.over_budget.state.spent_pico)
             return False
         admission.grown.append(result.reservation)
         return True
+
+    def _give_back_grown(self, growing: asyncio.Future[GateResult]) -> None:
+        if growing.cancelled() or growing.exception() is not None:
+            return
+        held = growing.result().reservation
+        if held is not None:
+            self.gate.finish_soon(held, Decimal(0))
 
     def _spent(self, budget: KeyBudget, spent_pico: int) -> None:
         """The budget-remaining gauge: what the key has not spent of ``budget`` in its
