@@ -117,9 +117,9 @@ class CachedKeys:
         """How long a request waits for a read of the database (offloaded reads): past
         it, the read counts as failed (the request is decided on the cached record, or
         503), and goes on by itself."""
-        self._reading: dict[str, tuple[asyncio.Future[VirtualKey | None], float]] = {}
-        """The read under way of each key (and when it began), joined by its other
-        requests."""
+        self._reading: dict[str, tuple[asyncio.Future[VirtualKey | None], float, int]] = {}
+        """The read under way of each key (when it began, in which epoch), joined by its
+        other requests."""
         self._clock = clock
         self._offload = offload
         self._cache: OrderedDict[str, tuple[VirtualKey | None, float]] = OrderedDict()
@@ -131,6 +131,9 @@ class CachedKeys:
         """While the database is failing: when it may be asked again."""
         self.reads = 0
         self.store_failures = 0
+        self._epoch = 0
+        """Bumped when cached records may be stale (a key changed): a read begun before
+        is not joined, and its record not cached."""
 
     @property
     def generation(self) -> int | None:
@@ -148,7 +151,7 @@ class CachedKeys:
             return False
         if generation != self._generation:
             self._generation = generation
-            self._cache.clear()
+            self._stale()
         return True
 
     async def authenticate(self, presented: str, *, fresh: bool = False) -> VirtualKey:
@@ -160,14 +163,16 @@ class CachedKeys:
         if hit is not None and hit[1] > now and not fresh:
             key = hit[0]
         else:
+            epoch = self._epoch
             try:
-                key = await self._read(presented, now)
+                key = await self._read(presented, now, fresh=fresh)
             except StoreError:
                 key = self._last_known(hit)
             else:
-                self._cache[digest] = (key, now + self.ttl_s)
-                if len(self._cache) > self.max_keys:
-                    self._cache.popitem(last=False)
+                if epoch == self._epoch:  # no key changed while it was read
+                    self._cache[digest] = (key, now + self.ttl_s)
+                    if len(self._cache) > self.max_keys:
+                        self._cache.popitem(last=False)
         if key is None:
             raise KeyRefused("invalid API key", status=401, code="invalid_api_key")
         refusal = key.refusal(time.time())
@@ -180,14 +185,14 @@ class CachedKeys:
         hit = self._cache.get(hash_key(presented))
         return hit is not None and hit[0] is not None
 
-    async def _read(self, presented: str, now: float) -> VirtualKey | None:
+    async def _read(self, presented: str, now: float, *, fresh: bool = False) -> VirtualKey | None:
         """The key's record from the database; :class:`StoreError` when it fails, or
         at once while it failed less than ``retry_s`` ago."""
         if self._down_until is not None and now < self._down_until:
             raise StoreError("the key store failed less than a second ago")
         try:
             if self._offload:  # a network database: keep the event loop free
-                key = await self._offloaded(presented)
+                key = await self._offloaded(presented, fresh)
             else:
                 self.reads += 1
                 key = self.store.find(presented)
@@ -206,27 +211,30 @@ class CachedKeys:
             self._down_until = None
         return key
 
-    async def _offloaded(self, presented: str) -> VirtualKey | None:
-        """The read in a thread, one at a time for each key (its other requests join it),
-        waited for at most ``read_timeout_s``: a database that stops answering (frozen,
-        blackholed) fails a request within that, not within the driver's own timeouts."""
+    async def _offloaded(self, presented: str, fresh: bool) -> VirtualKey | None:
+        """The read in a thread, one at a time for each key (its other requests join it;
+        not a ``fresh`` one, nor one after a key changed: the read under way may have
+        read the record before), waited for at most ``read_timeout_s``: a database that
+        stops answering (frozen, blackholed) fails a request within that, not within the
+        driver's own timeouts."""
         digest = hash_key(presented)
         now = self._clock()
         under_way = self._reading.get(digest)
         reading: asyncio.Future[VirtualKey | None]
-        if under_way is None:
+        if under_way is None or fresh or under_way[2] != self._epoch:
             self.reads += 1
             reading = asyncio.ensure_future(asyncio.to_thread(self.store.find, presented))
-            self._reading[digest] = (reading, now)
+            self._reading[digest] = (reading, now, self._epoch)
             reading.add_done_callback(lambda done: self._read_done(digest, done))
             wait = self.read_timeout_s
         else:  # joined: it has the rest of its time (none left: the database is stuck)
-            reading, began = under_way
+            reading, began, _ = under_way
             wait = began + self.read_timeout_s - now
         try:
             if wait <= 0:
                 raise TimeoutError
-            return await asyncio.wait_for(asyncio.shield(reading), wait)
+            async with asyncio.timeout(wait):  # a caller's cancel is never swallowed
+                return await asyncio.shield(reading)
         except TimeoutError:
             raise StoreError(
                 f"the key store did not answer within {self.read_timeout_s:g} s"
@@ -262,4 +270,9 @@ class CachedKeys:
 
     def forget(self) -> None:
         """A key was changed in this process: read keys afresh."""
+        self._stale()
+
+    def _stale(self) -> None:
+        """Cached records, and reads under way, may be older than a key change."""
         self._cache.clear()
+        self._epoch += 1

@@ -5,7 +5,9 @@ every ``retry_s``."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,40 @@ async def test_without_shared_key_changes_an_old_record_only_refuses(
         with pytest.raises(KeyRefused) as info:
             await cache.authenticate(ok)
         assert (info.value.status, info.value.code) == (503, "key_store_unavailable")
+
+
+class _SlowAnswer:
+    """A key store whose read finds the row, then takes a while to bring it back (a
+    network round trip), until ``answer`` is set."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self.keys = keys
+        self.answer = threading.Event()
+
+    def find(self, presented: str) -> object:
+        row = self.keys.find(presented)
+        self.answer.wait(5)
+        return row
+
+
+async def test_a_key_changed_while_it_is_read_is_read_again_not_joined(tmp_path: Path) -> None:
+    """A read under way when a key is revoked may hold the record from before: a fresh
+    read does not join it, and what it brings back is not cached."""
+    with SQLiteStore(tmp_path / "t.db") as store:
+        keys = KeyStore(store)
+        secret, _ = keys.create("team-a")
+        slow = _SlowAnswer(keys)
+        cache = CachedKeys(slow, offload=True, read_timeout_s=2.0)  # type: ignore[arg-type]
+        before = asyncio.ensure_future(cache.authenticate(secret))  # a read begins
+        await asyncio.sleep(0.1)  # it has found the row
+        keys.revoke("team-a")
+        cache.forget()  # revoked through this process
+        fresh = asyncio.ensure_future(cache.authenticate(secret, fresh=True))
+        await asyncio.sleep(0.05)
+        slow.answer.set()
+        assert (await before).name == "team-a"  # it was let in before the revocation
+        with pytest.raises(KeyRefused, match="revoked"):
+            await fresh
+        with pytest.raises(KeyRefused, match="revoked"):  # the fresh record is the one cached
+            await cache.authenticate(secret)
+        assert cache.reads == 2
