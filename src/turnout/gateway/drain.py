@@ -45,12 +45,17 @@ class Drain:
         """From now on, draining; True once no request is under way, False when
         ``timeout_s`` passed first."""
         self.draining = True
-        if self.under_way == 0:
-            return True
-        self._idle = asyncio.Event()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
-        return self.under_way == 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.under_way:  # a request may come on a kept-alive connection meanwhile
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            self._idle = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._idle.wait()
+        return True
 
 
 DRAIN: web.AppKey[Drain] = web.AppKey("drain", Drain)
