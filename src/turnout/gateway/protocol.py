@@ -33,7 +33,8 @@ class QuietParserErrors(logging.Filter):
             record.msg, record.args = "%s: %s (%s)", (said, type(exc).__name__, _what(exc))
             record.exc_info = None
             record.exc_text = None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            if record.levelno > logging.WARNING:  # a client's fault, not the gateway's
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 

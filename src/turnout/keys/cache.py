@@ -107,7 +107,7 @@ class CachedKeys:
         clock: Callable[[], float] = time.monotonic,
         offload: bool = False,
         retry_s: float = 1.0,
-        read_timeout_s: float = 1.0,
+        read_timeout_s: float = 2.0,
     ) -> None:
         self.store = store
         self.ttl_s = ttl_s
