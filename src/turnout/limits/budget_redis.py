@@ -293,11 +293,13 @@ class RedisBudgets:
 
         if await self.degrader.attempt(shared):
             budgets = {(r.budget.name, r.window): r.budget for r, _, _ in pending}
+            now = self._now()
             for ((name, window), _), spent in zip(groups, replies, strict=True):
                 text = spent.decode() if isinstance(spent, bytes) else str(spent)
                 self.remember(name, window, int(float(text)))
-                if self.on_spent is not None:
-                    self.on_spent(budgets[(name, window)], int(float(text)))
+                budget = budgets[(name, window)]
+                if self.on_spent is not None and window_of(budget.period, now).id == window:
+                    self.on_spent(budget, int(float(text)))  # a period ended is not told
         else:
             for reservation, cost, _ in pending:
                 if cost:  # holds expire by themselves; spend is kept here meanwhile
