@@ -317,7 +317,8 @@ async def test_redis_outage_degrades_to_process_state(
 async def test_one_round_trip_gate(prefix: str, tmp_path: Path) -> None:
     from turnout.keys import KeyStore
     from turnout.keys.cache import CachedKeys
-    from turnout.keys.guard import KeyGuard, Refused
+    from turnout.keys.guard import KeyGuard
+    from turnout.keys.refusals import Refused
     from turnout.limits.gate_redis import RedisGate
     from turnout.pricing.cost import Price
     from turnout.types import ChatRequest, Message
@@ -391,7 +392,8 @@ async def test_a_request_given_up_before_its_admission_was_read_gives_its_hold_b
 ) -> None:
     from turnout.keys import KeyStore
     from turnout.keys.cache import CachedKeys
-    from turnout.keys.guard import KeyGuard, Refused
+    from turnout.keys.guard import KeyGuard
+    from turnout.keys.refusals import Refused
     from turnout.limits.gate_redis import RedisGate
     from turnout.pricing.cost import Price
     from turnout.types import ChatRequest, Message

@@ -23,7 +23,7 @@ from turnout.gateway.routes import (
     json_response,
     refused_response,
 )
-from turnout.keys.guard import Refused
+from turnout.keys.refusals import Refused
 from turnout.wire.errors import error_body
 from turnout.wire.jsonio import load_json
 from turnout.wire.requests import WireError

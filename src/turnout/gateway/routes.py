@@ -37,8 +37,9 @@ from turnout.gateway.engine import Answer, AnswerStream, Engine
 from turnout.gateway.failures import ErrorReply
 from turnout.gateway.replies import ChunkEncoder, answer_headers, completion_body, header_value
 from turnout.gateway.team import Team
-from turnout.keys.guard import Admitting, Refused, bearer_token, missing_key
+from turnout.keys.guard import Admitting
 from turnout.keys.model import VirtualKey
+from turnout.keys.refusals import Refused, bearer_token, missing_key
 from turnout.types import StreamEnd
 from turnout.wire.jsonio import encode, load_json
 from turnout.wire.requests import IncomingRequest, WireError, decode_request

@@ -300,7 +300,7 @@ class Team:
     # -- admin -------------------------------------------------------------------------
 
     def is_admin(self, authorization: str | None) -> bool:
-        from turnout.keys.guard import bearer_token
+        from turnout.keys.refusals import bearer_token
 
         token = bearer_token(authorization)
         if self.admin_hash is None or token is None:

@@ -32,46 +32,30 @@ from typing import TYPE_CHECKING, Any
 
 from turnout.keys.cache import CachedKeys
 from turnout.keys.model import KeyRefused, VirtualKey
+from turnout.keys.refusals import (
+    KINDS,
+    WARNING,
+    Refusal,
+    Refused,
+    bearer_token,
+    budget_refusal,
+    budget_warning,
+    missing_key,
+    rate_refusal,
+)
 from turnout.limits.budget import (
-    SOFT_LIMIT,
     KeyBudget,
-    KeyBudgetExceeded,
     PaidCall,
     Reservation,
     estimate_request,
 )
 from turnout.limits.gate import Gate, GateResult, Later, retrieved
-from turnout.limits.rate import RateDecision, RateLimit, RateLimitExceeded
+from turnout.limits.rate import RateLimit
 from turnout.tracing.rows import cost_to_pico, pico_to_cost
 from turnout.types import ChatRequest
-from turnout.wire.errors import retry_after
 
 if TYPE_CHECKING:
     from turnout.observability.metrics import Metrics
-
-BEARER = "bearer "
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A request turned away before any model was called, as OpenAI would say it."""
-
-    status: int
-    code: str
-    message: str
-    type: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-    key: str | None = None
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": None,
-                          "code": self.code}}  # fmt: skip
-
-
-class Refused(Exception):
-    def __init__(self, refusal: Refusal) -> None:
-        self.refusal = refusal
-        super().__init__(refusal.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,38 +99,6 @@ class Admission:
         if warning is not None:
             headers[WARNING] = warning
         return headers
-
-
-WARNING = "x-turnout-budget-warning"
-
-
-def budget_warning(key: VirtualKey, budget: KeyBudget, used_pico: int) -> str | None:
-    """The warning past the soft limit (80%) of ``budget``, ``used_pico`` of it spent or
-    held; None below it."""
-    cap = budget.pico
-    if cap <= 0 or used_pico < SOFT_LIMIT * cap:
-        return None
-    used = f"{100 * used_pico / cap:.0f}%"
-    return f"key {key.name!r} has used {used} of its ${key.budget_usd} {key.period.value} budget"
-
-
-_KINDS: dict[int, tuple[str, Mapping[str, str]]] = {
-    401: ("invalid_request_error", {}),
-    403: ("permission_error", {}),
-    503: ("server_error", {"retry-after": "1"}),  # the key store is away: try again
-}
-"""OpenAI's error type (and headers) of a key refused with each status."""
-
-
-def missing_key() -> Refusal:
-    message = "missing API key: send 'Authorization: Bearer tk-...'"
-    return Refusal(401, "invalid_api_key", message, "invalid_request_error")
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization or authorization[:7].lower() != BEARER:
-        return None
-    return authorization[7:].strip() or None
 
 
 class KeyGuard:
@@ -276,7 +228,7 @@ class KeyGuard:
             for model in models:
                 key.check_route(model=model)
         except KeyRefused as exc:
-            kind, headers = _KINDS.get(exc.status, ("permission_error", {}))
+            kind, headers = KINDS.get(exc.status, ("permission_error", {}))
             raise Refused(
                 Refusal(exc.status, exc.code, str(exc), kind, headers, key=exc.name)
             ) from None
@@ -293,12 +245,12 @@ class KeyGuard:
                 if self.metrics is not None:
                     limit = result.rate.refused_by or "requests"
                     self.metrics.count_rate_limited(key.name, limit)
-                raise Refused(_rate_refusal(key, scope, result.rate))
+                raise Refused(rate_refusal(key, scope, result.rate))
         if result.over_budget is not None:
             self._was_refused(key.name)
             if self.metrics is not None:
                 self._spent(result.over_budget.state.budget, result.over_budget.state.spent_pico)
-            raise Refused(_budget_refusal(key, result.over_budget, headers, request))
+            raise Refused(budget_refusal(key, result.over_budget, headers, request))
         reservation = result.reservation
         if reservation is not None:
             state = reservation.state
@@ -521,34 +473,3 @@ def _tokens(request: ChatRequest) -> int:
     from turnout.pricing.tokens import request_prompt_tokens
 
     return request_prompt_tokens(request) + (request.max_tokens or 0)
-
-
-def _rate_refusal(key: VirtualKey, scope: str, decision: RateDecision) -> Refusal:
-    what = decision.refused_by or "requests"
-    return Refusal(
-        429,
-        "rate_limit_exceeded",
-        str(RateLimitExceeded(f"key {scope!r}", decision)),
-        what,
-        decision.headers(),
-        key.name,
-    )
-
-
-def _budget_refusal(
-    key: VirtualKey, exc: KeyBudgetExceeded, headers: Mapping[str, str], request: ChatRequest
-) -> Refusal:
-    from turnout.execution.budget import DEFAULT_OUTPUT_ESTIMATE
-
-    message = str(exc)
-    if request.max_tokens is None and exc.state.remaining_pico > 0:
-        message += (
-            f"; max_tokens is not set, so {DEFAULT_OUTPUT_ESTIMATE} output tokens are held: "
-            "a lower max_tokens holds less"
-        )
-    out = dict(headers)
-    out["x-should-retry"] = "false"
-    if exc.resets_at is not None:
-        out["retry-after"] = retry_after(exc.resets_at - time.time())
-    out["x-turnout-budget-remaining-usd"] = str(exc.state.remaining_usd)
-    return Refusal(429, "budget_exceeded", message, "insufficient_quota", out, key.name)

@@ -11,7 +11,8 @@ import pytest
 
 from turnout.keys import KeyStore, Period
 from turnout.keys.cache import CachedKeys, LocalKeyEvents
-from turnout.keys.guard import KeyGuard, Refused
+from turnout.keys.guard import KeyGuard
+from turnout.keys.refusals import Refused
 from turnout.limits import MemoryBudgets, MemoryRateLimiter
 from turnout.limits.budget import PaidCall
 from turnout.limits.gate import LocalGate
