@@ -938,7 +938,7 @@ async def test_a_request_given_up_while_its_period_is_seeded_gives_its_hold_back
                     if redis_away
                     else await gate.budgets.state(budget)
                 )
-                if state.held_pico == 0 and not guard._abandoned:
+                if state.held_pico == 0 and not guard._giving_back:
                     break
             assert (state.held_pico, state.spent_pico) == (0, 0)
             if not redis_away:  # the request counts, once

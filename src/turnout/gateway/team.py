@@ -219,20 +219,17 @@ class Team:
         ``started_at`` (when it came; else ``latency_s`` ago), a child of the caller's
         trace context ``parent`` (``traceparent``, ``tracestate``) when it sent one."""
         attempts = tuple(answer.attempts) if answer is not None else ()
-        if (
-            admission is not None
-            and self.guard is not None
-            and not attempts
-            and error_class not in (None, "abandoned")
-        ):  # refused after routing, nothing called: not counted, nothing held
-            self.guard.take_back_soon(admission)
-        elif admission is not None and self.guard is not None:
-            used = (  # what the providers were asked for and gave: cache hits are free
-                sum(a.input_tokens + a.output_tokens for a in attempts if a.cache is None)
-                if answer is not None
-                else None
-            )
-            self.guard.finish_soon(admission, answer.cost if answer is not None else None, used)
+        if admission is not None and self.guard is not None:
+            if not attempts and error_class not in (None, "abandoned"):
+                self.guard.take_back_soon(admission)  # refused after routing, nothing called
+            else:
+                used = (  # what the providers were asked for and gave: cache hits are free
+                    sum(a.input_tokens + a.output_tokens for a in attempts if a.cache is None)
+                    if answer is not None
+                    else None
+                )
+                cost = answer.cost if answer is not None else None
+                self.guard.finish_soon(admission, cost, used)
         key = admission.key.name if admission is not None else None
         model = answer.model if answer is not None else None
         policy = route.policy or route.label

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Coroutine, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -120,7 +120,7 @@ class KeyGuard:
         self._refused: OrderedDict[str, float] = OrderedDict()  # key name: when (monotonic)
         if metrics is not None:
             gate.watch_spent(self._spent)
-        self._abandoned: set[asyncio.Task[None]] = set()
+        self._giving_back: set[asyncio.Future[None]] = set()
 
     def refused_lately(self, name: str) -> bool:
         """Whether key ``name`` was refused by its limits or budget in this process within
@@ -291,9 +291,7 @@ class KeyGuard:
             return
         for grown in admission.grown:
             self.gate.finish_soon(grown, Decimal(0))
-        task = asyncio.ensure_future(self.gate.undo(counted))
-        self._abandoned.add(task)
-        task.add_done_callback(self._abandoned.discard)
+        self.give_back_soon(self.gate.undo(counted))
 
     async def finish(self, admission: Admission, cost: Decimal | None) -> None:
         """:meth:`finish_soon`, then wait until the shared state has it."""
@@ -349,10 +347,16 @@ class KeyGuard:
         if self.metrics is not None:
             self.metrics.set_budget_remaining(budget.name, max(0, budget.pico - spent_pico) / 1e12)
 
+    def give_back_soon(self, giving_back: Coroutine[Any, Any, None]) -> None:
+        """Run a give-back off the request path, kept until done (:meth:`given_back`)."""
+        task = asyncio.ensure_future(giving_back)
+        self._giving_back.add(task)
+        task.add_done_callback(self._giving_back.discard)
+
     async def given_back(self) -> None:
-        """Wait for the give-backs of requests given up (:meth:`Admitting.abandon`)."""
-        if self._abandoned:
-            await asyncio.gather(*self._abandoned, return_exceptions=True)
+        """Wait for the give-backs under way (requests given up, or taken back)."""
+        if self._giving_back:
+            await asyncio.gather(*self._giving_back, return_exceptions=True)
 
     async def key_changed(self) -> None:
         """A key was changed through this process (admin API): every replica rereads."""
@@ -407,10 +411,7 @@ class Admitting:
         under_way = pending.sent or pending.started or self._again is not None
         if self._outcome is not None or not under_way:
             return
-        task = asyncio.ensure_future(self._give_back())
-        abandoned = self._guard._abandoned
-        abandoned.add(task)
-        task.add_done_callback(abandoned.discard)
+        self._guard.give_back_soon(self._give_back())
 
     async def _give_back(self) -> None:
         try:

@@ -102,11 +102,6 @@ class BudgetState:
     def spent_usd(self) -> Decimal:
         return pico_to_cost(self.spent_pico)
 
-    @property
-    def soft_limit_reached(self) -> bool:
-        cap = self.budget.pico
-        return cap > 0 and self.spent_pico + self.held_pico >= SOFT_LIMIT * cap
-
 
 @dataclass(frozen=True, slots=True)
 class Reservation:

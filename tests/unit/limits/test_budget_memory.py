@@ -41,7 +41,7 @@ async def test_reserve_settle_release() -> None:
     state = await budgets.state(b)
     assert (state.spent_usd, state.remaining_usd) == (Decimal("0.2"), Decimal("0.8"))
     r2 = await budgets.reserve(b, Decimal("0.7"))
-    assert r2.state.soft_limit_reached  # 0.2 + 0.7 >= 80%
+    assert r2.state.spent_pico + r2.state.held_pico == 900_000_000_000  # 0.2 + 0.7 held
     await budgets.release(r2)
     assert (await budgets.state(b)).remaining_usd == Decimal("0.8")
 
